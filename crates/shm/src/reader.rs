@@ -1,0 +1,444 @@
+//! A reader of a ring: its own row, its own cursor, leases that pin buffers.
+
+use crate::arena::{self, Regions};
+use crate::error::{OpenError, ReadError};
+use crate::layout::{row_state, state, READER_LOCK_BASE, WRITER_LOCK_BYTE};
+use crate::os;
+use crate::sync::{fence, futex_wait, futex_wake, AtomicU32, Ordering};
+use crate::writer::ReaderInfo;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a new reader starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StartAt {
+    /// The oldest batch still in the ring.
+    Oldest,
+    /// The newest batch in the ring (or the first one, if none yet).
+    #[default]
+    Latest,
+    /// Only batches published after the open.
+    Next,
+}
+
+/// Options for [`RingReader::open_with`].
+#[derive(Clone, Debug, Default)]
+pub struct ReaderOptions {
+    /// Where to start.
+    pub start: StartAt,
+    /// Busy-poll this long before sleeping on the futex. Zero (the default)
+    /// sleeps at once: on small machines spinning steals the writer's core.
+    pub spin: Duration,
+    /// Attach even if the arena belongs to another user.
+    pub allow_foreign_owner: bool,
+}
+
+/// How often a sleeping reader wakes to check that the writer still lives.
+const LIVENESS_SLICE: Duration = Duration::from_millis(100);
+
+pub(crate) struct ReaderShared {
+    pub(crate) regions: Regions,
+    file: File,
+    row: u32,
+    leases: AtomicU32,
+    block_mode: bool,
+    name: String,
+}
+
+impl Drop for ReaderShared {
+    fn drop(&mut self) {
+        // The last lease is gone: no pins remain. Free the row, then the lock.
+        let row = self.regions.row(self.row);
+        row.state.store(row_state::FREE, Ordering::Release);
+        let _ = os::unlock_byte(&self.file, READER_LOCK_BASE + self.row as u64);
+    }
+}
+
+impl ReaderShared {
+    fn ring_writer_bell(&self) {
+        if !self.block_mode {
+            return;
+        }
+        // SYNC POINT: writer-bell. Pairs with the writer's fence after it sets
+        // writer_waiting.
+        fence(Ordering::SeqCst);
+        let bell = &self.regions.control().writer_bell.0;
+        if bell.writer_waiting.load(Ordering::Relaxed) != 0 {
+            bell.bell.fetch_add(1, Ordering::Release);
+            futex_wake(&bell.bell, 1);
+        }
+    }
+}
+
+/// One batch's bytes, pinned: the writer will not rewrite the buffer until
+/// every clone of the `Arc<Lease>` that wraps it is dropped.
+pub struct Lease {
+    shared: Arc<ReaderShared>,
+    buf: u32,
+    ptr: *const u8,
+    len: usize,
+    seq: u64,
+    rows: u64,
+    ts_ns: u64,
+    user: u64,
+}
+
+// SAFETY: the bytes behind `ptr` are immutable while the lease lives (pin
+// protocol) and `shared` keeps the mapping alive; the pin is released with an
+// atomic, from any thread.
+unsafe impl Send for Lease {}
+// SAFETY: see `Send`; `&Lease` only reads.
+unsafe impl Sync for Lease {}
+
+impl Lease {
+    /// The payload.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: ptr..ptr+len lies inside the read-only pool mapping (len <=
+        // buffer_bytes was checked), which `shared` keeps mapped; the pin keeps
+        // the writer from rewriting it.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+    /// Sequence number (1-based).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// Rows recorded by the writer.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+    /// Publish time, ns since the Unix epoch.
+    pub fn ts_ns(&self) -> u64 {
+        self.ts_ns
+    }
+    /// The writer's `user` word.
+    pub fn user(&self) -> u64 {
+        self.user
+    }
+    /// Buffer index (diagnostics).
+    pub fn buffer(&self) -> u32 {
+        self.buf
+    }
+    /// Address range of the whole arena pool mapping, for zero-copy checks.
+    pub fn pool_range(&self) -> std::ops::Range<usize> {
+        self.shared.regions.pool_range()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let s = &self.shared;
+        // SYNC POINT: unpin. Release pairs with the writer's Acquire load of
+        // the pin: our reads of the buffer happen-before it is rewritten.
+        s.regions.pins(s.row)[self.buf as usize].fetch_sub(1, Ordering::Release);
+        s.regions.row(s.row).leases.fetch_sub(1, Ordering::Relaxed);
+        s.leases.fetch_sub(1, Ordering::Relaxed);
+        s.ring_writer_bell();
+    }
+}
+
+/// The reader end of a ring.
+pub struct RingReader {
+    shared: Arc<ReaderShared>,
+    cursor: u64,
+    spin: Duration,
+    last_liveness: Option<Instant>,
+}
+
+impl RingReader {
+    /// Attaches to the arena `name`, starting where `start` says.
+    pub fn open(name: &str, start: StartAt) -> Result<Self, OpenError> {
+        Self::open_with(
+            name,
+            ReaderOptions {
+                start,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Attaches with full options.
+    pub fn open_with(name: &str, opts: ReaderOptions) -> Result<Self, OpenError> {
+        let v = arena::open_validated(name, opts.allow_foreign_owner)?;
+        let regions = arena::map_reader(&v).map_err(|e| OpenError::Io {
+            path: v.path.clone(),
+            source: e,
+        })?;
+        let ctl = regions.control();
+        // SYNC POINT: ready. Pairs with the creator's Release store of READY.
+        let st = ctl.state.0.state.load(Ordering::Acquire);
+        if st != state::READY && st != state::CLOSED {
+            return Err(OpenError::CorruptHeader {
+                path: v.path,
+                what: "arena is not READY (a foreign or half-built file)",
+            });
+        }
+        if regions.meta_bytes().is_none() {
+            return Err(OpenError::CorruptHeader {
+                path: v.path,
+                what: "meta block length or CRC",
+            });
+        }
+        let geo = regions.geo;
+        let row = (0..geo.max_readers)
+            .find(|&i| matches!(os::try_lock_byte(&v.file, READER_LOCK_BASE + i as u64), Ok(true)))
+            .ok_or_else(|| OpenError::ReaderTableFull {
+                name: name.to_string(),
+                max_readers: geo.max_readers,
+            })?;
+        // We hold the row's lock: whoever owned it is dead, so the row is ours.
+        let r = regions.row(row);
+        for p in regions.pins(row) {
+            p.store(0, Ordering::Relaxed);
+        }
+        r.leases.store(0, Ordering::Relaxed);
+        r.missed.store(0, Ordering::Relaxed);
+        r.gen.fetch_add(1, Ordering::Relaxed);
+        r.pid.store(std::process::id(), Ordering::Relaxed);
+        r.start_time
+            .store(os::process_start_time(std::process::id()), Ordering::Relaxed);
+        r.heartbeat_ns.store(os::monotonic_ns(), Ordering::Relaxed);
+        let w = ctl.write_seq.0.load(Ordering::Acquire);
+        let d = geo.slots as u64;
+        let cursor = match opts.start {
+            StartAt::Oldest => (w + 1).saturating_sub(d).max(1),
+            StartAt::Latest => w.max(1),
+            StartAt::Next => w + 1,
+        };
+        r.cursor.store(cursor, Ordering::Relaxed);
+        // SYNC POINT: row-active. Pairs with the writer's Acquire load of the
+        // row state: it sees our cursor and zeroed pins.
+        r.state.store(row_state::ACTIVE, Ordering::Release);
+        let block_mode = regions.header.on_full == 1;
+        Ok(Self {
+            shared: Arc::new(ReaderShared {
+                regions,
+                file: v.file,
+                row,
+                leases: AtomicU32::new(0),
+                block_mode,
+                name: name.to_string(),
+            }),
+            cursor,
+            spin: opts.spin,
+            last_liveness: None,
+        })
+    }
+
+    /// The meta payload (the Arrow schema message, for the layer above).
+    pub fn meta(&self) -> Vec<u8> {
+        self.shared.regions.meta_bytes().unwrap_or_default()
+    }
+
+    /// Arena name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Next seq this reader will read.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Highest seq the writer has published.
+    pub fn write_seq(&self) -> u64 {
+        self.shared.regions.control().write_seq.0.load(Ordering::Acquire)
+    }
+
+    /// Random id of the arena instance (differs if it was re-created).
+    pub fn instance_id(&self) -> u64 {
+        self.shared.regions.header.instance_id
+    }
+
+    /// Address range of the pool mapping, for zero-copy checks.
+    pub fn pool_range(&self) -> std::ops::Range<usize> {
+        self.shared.regions.pool_range()
+    }
+
+    /// Leases this reader holds right now.
+    pub fn leases(&self) -> u32 {
+        self.shared.leases.load(Ordering::Relaxed)
+    }
+
+    /// Readers attached to the arena (including this one).
+    pub fn readers(&self) -> Vec<ReaderInfo> {
+        crate::writer::read_rows(&self.shared.regions)
+    }
+
+    /// Whether a live process holds the writer lock. One syscall.
+    pub fn writer_alive(&self) -> bool {
+        os::byte_is_locked(&self.shared.file, WRITER_LOCK_BYTE).unwrap_or(true)
+    }
+
+    fn lag(&mut self, at: u64) -> ReadError {
+        let s = &self.shared;
+        let w = s.regions.control().write_seq.0.load(Ordering::Acquire);
+        let oldest = (w + 1).saturating_sub(s.regions.geo.slots as u64).max(1);
+        let next = oldest.max(at + 1);
+        let missed = next - at;
+        self.cursor = next;
+        let row = s.regions.row(s.row);
+        row.missed.fetch_add(missed, Ordering::Relaxed);
+        // SYNC POINT: consumed (see `try_read`).
+        row.cursor.store(next, Ordering::Release);
+        s.ring_writer_bell();
+        ReadError::Lagged { missed }
+    }
+
+    fn corrupt(&self, what: &'static str) -> ReadError {
+        ReadError::Corrupt {
+            name: self.shared.name.clone(),
+            what,
+        }
+    }
+
+    /// Returns the next batch if one is there; never blocks, never makes a syscall
+    /// (except a futex wake of a writer blocked on this reader).
+    pub fn try_read(&mut self) -> Result<Option<Lease>, ReadError> {
+        let s = &self.shared;
+        let r = &s.regions;
+        let c = self.cursor;
+        // SYNC POINT: publish. Pairs with the writer's Release store of write_seq.
+        let w = r.control().write_seq.0.load(Ordering::Acquire);
+        if c > w {
+            return Ok(None);
+        }
+        let d = r.desc(c);
+        // SYNC POINT: desc-seqlock-end. Pairs with the writer's Release store of seq.
+        let s1 = d.seq.load(Ordering::Acquire);
+        if s1 != c {
+            if s1 < c {
+                return Err(self.corrupt("descriptor seq behind write_seq"));
+            }
+            return Err(self.lag(c)); // overwritten, or being overwritten (BUSY)
+        }
+        let buf = d.buf_idx.load(Ordering::Relaxed);
+        let gen = d.buf_gen.load(Ordering::Relaxed);
+        let len = d.len.load(Ordering::Relaxed);
+        let rows = d.rows.load(Ordering::Relaxed);
+        let ts_ns = d.ts_ns.load(Ordering::Relaxed);
+        let user = d.user.load(Ordering::Relaxed);
+        // SYNC POINT: desc-seqlock-begin. Pairs with the writer's Release fence
+        // after it marks the entry BUSY.
+        fence(Ordering::Acquire);
+        if d.seq.load(Ordering::Relaxed) != c {
+            return Err(self.lag(c));
+        }
+        if buf >= r.geo.buffers {
+            return Err(self.corrupt("buffer index out of range"));
+        }
+        if len > r.geo.buffer_bytes {
+            return Err(self.corrupt("payload longer than a buffer"));
+        }
+        if gen % 2 == 1 {
+            return Err(self.corrupt("published buffer generation is odd"));
+        }
+        let held = s.leases.load(Ordering::Relaxed);
+        let max = r.geo.leases_per_reader;
+        if held >= max {
+            return Err(ReadError::TooManyLeases { held, max });
+        }
+        let pins = r.pins(s.row);
+        pins[buf as usize].fetch_add(1, Ordering::Relaxed);
+        // SYNC POINT: recycle. Pairs with the writer's fence after it marks a
+        // buffer odd: either it sees our pin, or we see its odd gen / new seq.
+        fence(Ordering::SeqCst);
+        if r.gen(buf).load(Ordering::Relaxed) != gen || d.seq.load(Ordering::Relaxed) != c {
+            pins[buf as usize].fetch_sub(1, Ordering::Release);
+            return Err(self.lag(c));
+        }
+        s.leases.fetch_add(1, Ordering::Relaxed);
+        let row = r.row(s.row);
+        row.leases.fetch_add(1, Ordering::Relaxed);
+        self.cursor = c + 1;
+        // SYNC POINT: consumed. Pairs with a Block writer's Acquire load of our
+        // cursor: our descriptor reads happen-before it rewrites the entry.
+        row.cursor.store(c + 1, Ordering::Release);
+        s.ring_writer_bell();
+        Ok(Some(Lease {
+            shared: s.clone(),
+            buf,
+            ptr: r.buffer_ptr(buf),
+            len: len as usize,
+            seq: c,
+            rows,
+            ts_ns,
+            user,
+        }))
+    }
+
+    /// Waits up to `timeout` for the next batch. `Ok(None)` on timeout.
+    /// Ends with `Err(Closed)` after the writer closed and everything was read,
+    /// or `Err(WriterGone)` if the writer died.
+    pub fn read(&mut self, timeout: Duration) -> Result<Option<Lease>, ReadError> {
+        let start = Instant::now();
+        let shared = self.shared.clone();
+        let ctl = shared.regions.control();
+        loop {
+            if let Some(l) = self.try_read()? {
+                return Ok(Some(l));
+            }
+            let ctl_state = ctl.state.0.state.load(Ordering::Acquire);
+            if ctl_state == state::CLOSED {
+                // SYNC POINT: closed. write_seq was final before CLOSED was stored.
+                if ctl.write_seq.0.load(Ordering::Acquire) < self.cursor {
+                    return Err(ReadError::Closed {
+                        name: self.shared.name.clone(),
+                    });
+                }
+                continue;
+            }
+            if !self.spin.is_zero() {
+                let spin_end = Instant::now() + self.spin;
+                while ctl.write_seq.0.load(Ordering::Acquire) < self.cursor && Instant::now() < spin_end {
+                    std::hint::spin_loop();
+                }
+                if ctl.write_seq.0.load(Ordering::Acquire) >= self.cursor {
+                    continue;
+                }
+            }
+            if self.last_liveness.is_none_or(|t| t.elapsed() >= LIVENESS_SLICE) {
+                self.last_liveness = Some(Instant::now());
+                let row = shared.regions.row(shared.row);
+                row.heartbeat_ns.store(os::monotonic_ns(), Ordering::Relaxed);
+                if !self.writer_alive() {
+                    if ctl.write_seq.0.load(Ordering::Acquire) >= self.cursor
+                        || ctl.state.0.state.load(Ordering::Acquire) == state::CLOSED
+                    {
+                        continue;
+                    }
+                    return Err(ReadError::WriterGone {
+                        name: self.shared.name.clone(),
+                    });
+                }
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= timeout {
+                return Ok(None);
+            }
+            ctl.waiters.0.fetch_add(1, Ordering::Relaxed);
+            // SYNC POINT: wake. Pairs with the writer's fence after its store of
+            // write_seq: either it sees our waiter count, or we see its seq.
+            fence(Ordering::SeqCst);
+            let v = ctl.notify.0.load(Ordering::Acquire);
+            if ctl.write_seq.0.load(Ordering::Relaxed) < self.cursor
+                && ctl.state.0.state.load(Ordering::Relaxed) != state::CLOSED
+            {
+                futex_wait(&ctl.notify.0, v, (timeout - elapsed).min(LIVENESS_SLICE));
+            }
+            ctl.waiters.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Detaches. Leases still out stay valid; the row is freed when the last
+    /// one is dropped, and until then a `Block` writer no longer waits for us.
+    pub fn close(self) {}
+}
+
+impl Drop for RingReader {
+    fn drop(&mut self) {
+        let row = self.shared.regions.row(self.shared.row);
+        row.state.store(row_state::DRAINING, Ordering::Release);
+        self.shared.ring_writer_bell();
+    }
+}
