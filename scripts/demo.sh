@@ -9,7 +9,7 @@ need_rust
 need_base
 
 say "building (release)"
-cargo build --release --locked -p ringfeed-cli -p ringfeed-arrow --examples 2>&1 | grep -E "^(error|warning: unused)|Finished" || true
+cargo build --release -p ringfeed-cli -p ringfeed-arrow --examples 2>&1 | grep -E "^(error|warning: unused)|Finished" || true
 bin=target/release
 name="demo.bars.$$"
 
