@@ -29,16 +29,22 @@ const CONTINUATION: u32 = 0xFFFF_FFFF;
 
 /// IPC write options used everywhere: 64-byte alignment, metadata V5.
 pub fn write_options() -> IpcWriteOptions {
-    IpcWriteOptions::try_new(SLOT_ALIGN, false, MetadataVersion::V5).expect("64 is a valid IPC alignment")
+    IpcWriteOptions::try_new(SLOT_ALIGN, false, MetadataVersion::V5)
+        .expect("64 is a valid IPC alignment")
 }
 
 /// Encodes `schema` as an encapsulated IPC schema message (for the meta block).
 pub fn encode_schema(schema: &Schema) -> Vec<u8> {
     let opts = write_options();
     let mut tracker = DictionaryTracker::new(false);
-    let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(schema, &mut tracker, &opts);
+    let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
+        schema,
+        &mut tracker,
+        &opts,
+    );
     let mut out = Vec::with_capacity(encoded.ipc_message.len() + 8);
-    arrow_ipc::writer::write_message(&mut out, encoded, &opts).expect("writing to a Vec cannot fail");
+    arrow_ipc::writer::write_message(&mut out, encoded, &opts)
+        .expect("writing to a Vec cannot fail");
     out
 }
 
@@ -50,9 +56,10 @@ pub fn decode_schema(bytes: &[u8]) -> Result<Schema, ArrowError> {
 fn has_dictionary(dt: &DataType) -> bool {
     match dt {
         DataType::Dictionary(_, _) => true,
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::Map(f, _) => {
-            has_dictionary(f.data_type())
-        }
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => has_dictionary(f.data_type()),
         DataType::ListView(f) | DataType::LargeListView(f) => has_dictionary(f.data_type()),
         DataType::Struct(fs) => fs.iter().any(|f| has_dictionary(f.data_type())),
         DataType::Union(fs, _) => fs.iter().any(|(_, f)| has_dictionary(f.data_type())),
@@ -73,7 +80,11 @@ pub struct SlotEncoder {
 impl SlotEncoder {
     /// An encoder for batches of `schema`.
     pub fn new(schema: &Schema) -> Result<Self, ArrowError> {
-        let persistent = if schema.fields().iter().any(|f| has_dictionary(f.data_type())) {
+        let persistent = if schema
+            .fields()
+            .iter()
+            .any(|f| has_dictionary(f.data_type()))
+        {
             None
         } else {
             let mut enc = StreamEncoder::try_new_with_options(schema, write_options())?;
@@ -95,7 +106,9 @@ impl SlotEncoder {
             Some(enc) => enc.encode(batch),
             // Dictionaries must travel with every slot: a fresh encoder sends
             // them (and the schema message, which the reader skips).
-            None => StreamEncoder::try_new_with_options(&self.schema, write_options())?.encode(batch),
+            None => {
+                StreamEncoder::try_new_with_options(&self.schema, write_options())?.encode(batch)
+            }
         }
     }
 }
@@ -149,8 +162,10 @@ pub fn frames(slot: &[u8]) -> Result<Vec<Frame>, SlotError> {
     let mut out = Vec::with_capacity(2);
     let mut pos = 0usize;
     while pos < slot.len() {
-        if pos % SLOT_ALIGN != 0 {
-            return Err(bad(format!("message at offset {pos} is not 64-byte aligned")));
+        if !pos.is_multiple_of(SLOT_ALIGN) {
+            return Err(bad(format!(
+                "message at offset {pos} is not 64-byte aligned"
+            )));
         }
         let head = slot
             .get(pos..pos + 8)
@@ -166,7 +181,11 @@ pub fn frames(slot: &[u8]) -> Result<Vec<Frame>, SlotError> {
         let meta_end = pos
             .checked_add(8 + len as usize)
             .filter(|&e| e <= slot.len())
-            .ok_or_else(|| bad(format!("message metadata at offset {pos} runs past the slot")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "message metadata at offset {pos} runs past the slot"
+                ))
+            })?;
         let msg = arrow_ipc::root_as_message(&slot[pos + 8..meta_end])
             .map_err(|e| bad(format!("invalid message flatbuffer at offset {pos}: {e}")))?;
         let body_len = usize::try_from(msg.bodyLength())
@@ -174,9 +193,15 @@ pub fn frames(slot: &[u8]) -> Result<Vec<Frame>, SlotError> {
         let body_end = meta_end
             .checked_add(body_len)
             .filter(|&e| e <= slot.len())
-            .ok_or_else(|| bad(format!("message body at offset {pos} runs past the slot ({body_len} bytes)")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "message body at offset {pos} runs past the slot ({body_len} bytes)"
+                ))
+            })?;
         if meta_end % SLOT_ALIGN != 0 {
-            return Err(bad(format!("message body at offset {meta_end} is not 64-byte aligned")));
+            return Err(bad(format!(
+                "message body at offset {meta_end} is not 64-byte aligned"
+            )));
         }
         let header = msg.header_type();
         let rb = match header {
@@ -189,7 +214,10 @@ pub fn frames(slot: &[u8]) -> Result<Vec<Frame>, SlotError> {
                 if d.isDelta() {
                     return Err(bad("delta dictionaries are not used in slots"));
                 }
-                Some(d.data().ok_or_else(|| bad("dictionary batch without data"))?)
+                Some(
+                    d.data()
+                        .ok_or_else(|| bad("dictionary batch without data"))?,
+                )
             }
             other => return Err(bad(format!("unexpected message type {other:?} in a slot"))),
         };
@@ -207,10 +235,14 @@ pub fn frames(slot: &[u8]) -> Result<Vec<Frame>, SlotError> {
                 }
                 let (o, l) = (o as u64, l as u64);
                 if o.checked_add(l).is_none_or(|e| e > body_len as u64) {
-                    return Err(bad(format!("buffer [{o}, +{l}) runs past the {body_len}-byte body")));
+                    return Err(bad(format!(
+                        "buffer [{o}, +{l}) runs past the {body_len}-byte body"
+                    )));
                 }
                 if o % SLOT_ALIGN as u64 != 0 {
-                    return Err(bad(format!("buffer at body offset {o} is not 64-byte aligned")));
+                    return Err(bad(format!(
+                        "buffer at body offset {o} is not 64-byte aligned"
+                    )));
                 }
             }
             for n in rb.nodes().into_iter().flatten() {
@@ -244,36 +276,43 @@ fn validate_tree(data: &ArrayData) -> Result<(), ArrowError> {
 /// result points into `slot`.
 pub fn decode(schema: &SchemaRef, slot: &Buffer) -> Result<RecordBatch, SlotError> {
     let frames = frames(slot.as_slice())?;
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<Option<RecordBatch>, ArrowError> {
-        let decoder = FileDecoder::new(schema.clone(), MetadataVersion::V5).with_require_alignment(true);
-        // SAFETY: `frames` checked message framing, flatbuffers, alignment and
-        // buffer bounds; node/buffer sizes are checked by `validate_tree`
-        // below. Value-level validity (UTF-8, offsets, dictionary keys) is the
-        // documented trust model: the arena is 0600 and owned by this user.
-        let mut decoder = unsafe { decoder.with_skip_validation(true) };
-        let mut batch = None;
-        for f in &frames {
-            let block = Block::new(f.offset as i64, f.meta_len as i32, f.body_len as i64);
-            let data = slot.slice_with_length(f.offset, f.meta_len + f.body_len);
-            match f.header {
-                MessageHeader::Schema => {}
-                MessageHeader::DictionaryBatch => decoder.read_dictionary(&block, &data)?,
-                MessageHeader::RecordBatch => {
-                    if batch.is_some() {
-                        return Err(ArrowError::IpcError("two record batches in one slot".into()));
+    let result = catch_unwind(AssertUnwindSafe(
+        || -> Result<Option<RecordBatch>, ArrowError> {
+            let decoder =
+                FileDecoder::new(schema.clone(), MetadataVersion::V5).with_require_alignment(true);
+            // SAFETY: `frames` checked message framing, flatbuffers, alignment and
+            // buffer bounds; node/buffer sizes are checked by `validate_tree`
+            // below. Value-level validity (UTF-8, offsets, dictionary keys) is the
+            // documented trust model: the arena is 0600 and owned by this user.
+            let mut decoder = unsafe { decoder.with_skip_validation(true) };
+            let mut batch = None;
+            for f in &frames {
+                let block = Block::new(f.offset as i64, f.meta_len as i32, f.body_len as i64);
+                let data = slot.slice_with_length(f.offset, f.meta_len + f.body_len);
+                match f.header {
+                    MessageHeader::Schema => {}
+                    MessageHeader::DictionaryBatch => decoder.read_dictionary(&block, &data)?,
+                    MessageHeader::RecordBatch => {
+                        if batch.is_some() {
+                            return Err(ArrowError::IpcError(
+                                "two record batches in one slot".into(),
+                            ));
+                        }
+                        batch = decoder.read_record_batch(&block, &data)?;
                     }
-                    batch = decoder.read_record_batch(&block, &data)?;
+                    _ => unreachable!(
+                        "frames() admits only schema, dictionary and record batch messages"
+                    ),
                 }
-                _ => unreachable!("frames() admits only schema, dictionary and record batch messages"),
             }
-        }
-        if let Some(b) = &batch {
-            for c in b.columns() {
-                validate_tree(&c.to_data())?;
+            if let Some(b) = &batch {
+                for c in b.columns() {
+                    validate_tree(&c.to_data())?;
+                }
             }
-        }
-        Ok(batch)
-    }));
+            Ok(batch)
+        },
+    ));
     match result {
         Ok(Ok(Some(b))) => Ok(b),
         Ok(Ok(None)) => Err(bad("slot holds no record batch")),

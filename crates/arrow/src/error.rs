@@ -22,7 +22,9 @@ pub enum OpenError {
     #[error(transparent)]
     Ring(#[from] ringfeed_shm::OpenError),
     /// The arena's schema block does not hold a valid Arrow schema.
-    #[error("arena's schema block is not a valid Arrow IPC schema: {0}; remove it with `ringfeed rm`")]
+    #[error(
+        "arena's schema block is not a valid Arrow IPC schema: {0}; remove it with `ringfeed rm`"
+    )]
     BadSchema(String),
 }
 
@@ -58,7 +60,9 @@ pub enum WriteError {
 impl From<ringfeed_shm::ClaimError> for WriteError {
     fn from(e: ringfeed_shm::ClaimError) -> Self {
         match e {
-            ringfeed_shm::ClaimError::TooLarge { size, slot_bytes } => Self::BatchTooLarge { size, slot_bytes },
+            ringfeed_shm::ClaimError::TooLarge { size, slot_bytes } => {
+                Self::BatchTooLarge { size, slot_bytes }
+            }
             ringfeed_shm::ClaimError::Closed => Self::Closed,
             other => Self::Full(other),
         }

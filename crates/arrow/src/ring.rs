@@ -53,7 +53,8 @@ impl Writer {
     /// Takes over arena `name` after its writer died. Its stored schema is kept.
     pub fn open_existing(name: &str) -> Result<Self, OpenError> {
         let ring = RingWriter::open_existing(name)?;
-        let schema = codec::decode_schema(&ring.meta()).map_err(|e| OpenError::BadSchema(e.to_string()))?;
+        let schema =
+            codec::decode_schema(&ring.meta()).map_err(|e| OpenError::BadSchema(e.to_string()))?;
         let encoder = SlotEncoder::new(&schema).map_err(|e| OpenError::BadSchema(e.to_string()))?;
         Ok(Self {
             ring,
@@ -108,7 +109,11 @@ fn check_schema(expected: &Schema, found: &Schema) -> Result<(), WriteError> {
         return Ok(());
     }
     let detail = if expected.fields().len() != found.fields().len() {
-        format!("{} columns expected, batch has {}", expected.fields().len(), found.fields().len())
+        format!(
+            "{} columns expected, batch has {}",
+            expected.fields().len(),
+            found.fields().len()
+        )
     } else {
         expected
             .fields()
@@ -163,7 +168,8 @@ impl Batch {
         let mut all = true;
         codec::for_each_buffer(self.batch.columns(), |b| {
             let p = b.as_ptr() as usize;
-            if b.len() > 0 && !(self.pool.contains(&p) && p + b.len() <= self.pool.end) {
+            let inside = self.pool.contains(&p) && p + b.len() <= self.pool.end;
+            if !b.is_empty() && !inside {
                 all = false;
             }
         });
@@ -210,7 +216,8 @@ impl Reader {
     /// Attaches with full options (start position, spin budget).
     pub fn open_with(name: &str, opts: ReaderOptions) -> Result<Self, OpenError> {
         let ring = RingReader::open_with(name, opts)?;
-        let schema = codec::decode_schema(&ring.meta()).map_err(|e| OpenError::BadSchema(e.to_string()))?;
+        let schema =
+            codec::decode_schema(&ring.meta()).map_err(|e| OpenError::BadSchema(e.to_string()))?;
         Ok(Self {
             ring,
             schema: Arc::new(schema),
@@ -263,10 +270,21 @@ impl Reader {
             // for as long as any Buffer (or slice of it) exists, and the pin
             // protocol guarantees the bytes do not change meanwhile.
             Some(p) => unsafe { Buffer::from_custom_allocation(p, len, owner) },
-            None => return Err(ReadError::Corrupt { seq, what: "null payload".into() }),
+            None => {
+                return Err(ReadError::Corrupt {
+                    seq,
+                    what: "null payload".into(),
+                })
+            }
         };
-        let batch = codec::decode(&self.schema, &buffer).map_err(|e| ReadError::Corrupt { seq, what: e.0 })?;
-        Ok(Batch { batch, seq, ts_ns, pool })
+        let batch = codec::decode(&self.schema, &buffer)
+            .map_err(|e| ReadError::Corrupt { seq, what: e.0 })?;
+        Ok(Batch {
+            batch,
+            seq,
+            ts_ns,
+            pool,
+        })
     }
 
     /// Detaches; batches already read stay valid.

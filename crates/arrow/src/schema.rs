@@ -12,7 +12,11 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 /// `ts` is the bar open, `timestamp[ns, UTC]`, left-labelled.
 pub fn bar_schema() -> Schema {
     Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("symbol", DataType::Utf8View, false),
         Field::new("open", DataType::Float64, false),
         Field::new("high", DataType::Float64, false),

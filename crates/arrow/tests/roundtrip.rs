@@ -1,26 +1,38 @@
 //! Arrow batches through the ring: every type we care about, zero-copy,
 //! lifetimes, schema checks, oversize batches, corrupt slots.
 
-use arrow_array::builder::{ListBuilder, StringDictionaryBuilder, Int64Builder};
+use arrow_array::builder::{Int64Builder, ListBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
 use arrow_array::*;
 use arrow_buffer::Buffer;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use proptest::prelude::*;
-use ringfeed_arrow::{bar_schema, codec, OnFull, ReadError, Reader, RingOptions, StartAt, WriteError, Writer};
+use ringfeed_arrow::{
+    bar_schema, codec, OnFull, ReadError, Reader, RingOptions, StartAt, WriteError, Writer,
+};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 fn unique(p: &str) -> String {
-    format!("{p}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{p}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn bars(n: usize, base: f64) -> RecordBatch {
-    let ts: Vec<i64> = (0..n as i64).map(|i| 1_600_000_000_000_000_000 + i * 60_000_000_000).collect();
+    let ts: Vec<i64> = (0..n as i64)
+        .map(|i| 1_600_000_000_000_000_000 + i * 60_000_000_000)
+        .collect();
     let sym: Vec<String> = (0..n).map(|i| format!("SYM{}", i % 3)).collect();
-    let f = |k: f64| Arc::new(Float64Array::from_iter_values((0..n).map(|i| base + i as f64 + k))) as ArrayRef;
+    let f = |k: f64| {
+        Arc::new(Float64Array::from_iter_values(
+            (0..n).map(|i| base + i as f64 + k),
+        )) as ArrayRef
+    };
     RecordBatch::try_new(
         Arc::new(bar_schema()),
         vec![
@@ -53,22 +65,94 @@ fn all_types() -> RecordBatch {
         ),
         (
             Arc::new(Field::new("b", DataType::Utf8, true)),
-            Arc::new(StringArray::from(vec![Some("x"), Some("y"), None, Some("a long string beyond twelve bytes")])) as ArrayRef,
+            Arc::new(StringArray::from(vec![
+                Some("x"),
+                Some("y"),
+                None,
+                Some("a long string beyond twelve bytes"),
+            ])) as ArrayRef,
         ),
     ]);
     let cols: Vec<(&str, ArrayRef)> = vec![
-        ("ts", Arc::new(TimestampNanosecondArray::from(vec![1, 2, 3, 4]).with_timezone("UTC"))),
-        ("ts_ms", Arc::new(TimestampMillisecondArray::from(vec![Some(1), None, Some(3), Some(4)]))),
-        ("f64", Arc::new(Float64Array::from(vec![Some(1.5), None, Some(f64::NAN), Some(-0.0)]))),
-        ("f32", Arc::new(Float32Array::from(vec![1.0, 2.0, 3.0, 4.0]))),
-        ("i64", Arc::new(Int64Array::from(vec![i64::MIN, 0, 1, i64::MAX]))),
+        (
+            "ts",
+            Arc::new(TimestampNanosecondArray::from(vec![1, 2, 3, 4]).with_timezone("UTC")),
+        ),
+        (
+            "ts_ms",
+            Arc::new(TimestampMillisecondArray::from(vec![
+                Some(1),
+                None,
+                Some(3),
+                Some(4),
+            ])),
+        ),
+        (
+            "f64",
+            Arc::new(Float64Array::from(vec![
+                Some(1.5),
+                None,
+                Some(f64::NAN),
+                Some(-0.0),
+            ])),
+        ),
+        (
+            "f32",
+            Arc::new(Float32Array::from(vec![1.0, 2.0, 3.0, 4.0])),
+        ),
+        (
+            "i64",
+            Arc::new(Int64Array::from(vec![i64::MIN, 0, 1, i64::MAX])),
+        ),
         ("u8", Arc::new(UInt8Array::from(vec![0, 1, 254, 255]))),
-        ("bool", Arc::new(BooleanArray::from(vec![Some(true), None, Some(false), Some(true)]))),
-        ("utf8", Arc::new(StringArray::from(vec![Some("a"), None, Some(""), Some("ünïcode")]))),
-        ("large_utf8", Arc::new(LargeStringArray::from(vec!["a", "bb", "ccc", "dddd"]))),
-        ("utf8_view", Arc::new(StringViewArray::from(vec![Some("short"), None, Some("a string longer than twelve bytes"), Some("")]))),
-        ("binary", Arc::new(BinaryArray::from(vec![&b"\x00\x01"[..], b"", b"xyz", b"\xff"]))),
-        ("decimal", Arc::new(Decimal128Array::from(vec![1, -2, 3, 4]).with_precision_and_scale(20, 4).unwrap())),
+        (
+            "bool",
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                None,
+                Some(false),
+                Some(true),
+            ])),
+        ),
+        (
+            "utf8",
+            Arc::new(StringArray::from(vec![
+                Some("a"),
+                None,
+                Some(""),
+                Some("ünïcode"),
+            ])),
+        ),
+        (
+            "large_utf8",
+            Arc::new(LargeStringArray::from(vec!["a", "bb", "ccc", "dddd"])),
+        ),
+        (
+            "utf8_view",
+            Arc::new(StringViewArray::from(vec![
+                Some("short"),
+                None,
+                Some("a string longer than twelve bytes"),
+                Some(""),
+            ])),
+        ),
+        (
+            "binary",
+            Arc::new(BinaryArray::from(vec![
+                &b"\x00\x01"[..],
+                b"",
+                b"xyz",
+                b"\xff",
+            ])),
+        ),
+        (
+            "decimal",
+            Arc::new(
+                Decimal128Array::from(vec![1, -2, 3, 4])
+                    .with_precision_and_scale(20, 4)
+                    .unwrap(),
+            ),
+        ),
         ("date", Arc::new(Date32Array::from(vec![0, 1, 19000, -1]))),
         ("dict", Arc::new(dict.finish())),
         ("list", Arc::new(list.finish())),
@@ -94,7 +178,11 @@ fn bars_round_trip_zero_copy() {
     let b = bars(1000, 10.0);
     let got = roundtrip(&b);
     assert!(got.is_zero_copy(), "every buffer must point into the arena");
-    let close = got.column(5).as_any().downcast_ref::<Float64Array>().unwrap();
+    let close = got
+        .column(5)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
     let p = close.values().inner().as_ptr() as usize;
     assert!(got.arena_range().contains(&p));
 }
@@ -155,19 +243,30 @@ fn batch_outlives_reader_and_writer_and_is_never_rewritten() {
 fn wrong_schema_is_refused_with_the_difference() {
     let name = unique("schema");
     let mut w = Writer::create(&name, &bar_schema(), RingOptions::default()).unwrap();
-    let other = RecordBatch::try_from_iter([("close", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef)]).unwrap();
+    let other = RecordBatch::try_from_iter([(
+        "close",
+        Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+    )])
+    .unwrap();
     let err = w.write(&other).unwrap_err();
     assert!(matches!(err, WriteError::SchemaMismatch { .. }), "{err}");
     assert!(err.to_string().contains("7 columns expected"), "{err}");
     // Same names, different type.
-    let mut fields: Vec<Field> = bar_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = bar_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields[1] = Field::new("symbol", DataType::Utf8, false);
     let b = bars(3, 0.0);
     let mut cols = b.columns().to_vec();
     cols[1] = Arc::new(StringArray::from(vec!["a", "b", "c"]));
     let wrong = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
     let err = w.write(&wrong).unwrap_err().to_string();
-    assert!(err.contains("\"symbol\"") && err.contains("Utf8View"), "{err}");
+    assert!(
+        err.contains("\"symbol\"") && err.contains("Utf8View"),
+        "{err}"
+    );
     assert_eq!(w.ring().next_seq(), 1, "nothing published");
 }
 
@@ -236,9 +335,18 @@ fn lagging_reader_is_told_and_continues() {
 
 #[test]
 fn missing_arena_and_bad_name_give_clear_errors() {
-    let err = Reader::open(&unique("nope"), StartAt::Latest).err().unwrap().to_string();
-    assert!(err.contains("no arena named") && err.contains("ringfeed inspect"), "{err}");
-    let err = Reader::open("../etc/passwd", StartAt::Latest).err().unwrap().to_string();
+    let err = Reader::open(&unique("nope"), StartAt::Latest)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("no arena named") && err.contains("ringfeed inspect"),
+        "{err}"
+    );
+    let err = Reader::open("../etc/passwd", StartAt::Latest)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("invalid arena name"), "{err}");
 }
 
@@ -247,10 +355,16 @@ fn foreign_file_is_rejected_not_mapped() {
     let name = unique("foreign");
     let path = ringfeed_shm::arena_path(&name);
     std::fs::write(&path, vec![0x41u8; 8192]).unwrap();
-    let err = Reader::open(&name, StartAt::Latest).err().unwrap().to_string();
+    let err = Reader::open(&name, StartAt::Latest)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("not a ringfeed arena"), "{err}");
     std::fs::write(&path, b"short").unwrap();
-    let err = Reader::open(&name, StartAt::Latest).err().unwrap().to_string();
+    let err = Reader::open(&name, StartAt::Latest)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("truncated"), "{err}");
     std::fs::remove_file(path).unwrap();
 }
@@ -261,7 +375,11 @@ fn tampered_header_fields_are_rejected() {
     let name = unique("tamper");
     let _w = Writer::create(&name, &bar_schema(), RingOptions::default()).unwrap();
     let path = ringfeed_shm::arena_path(&name);
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
     let mut orig = [0u8; 168];
     f.read_exact_at(&mut orig, 0).unwrap();
     // (offset, new bytes, expected message fragment)
@@ -273,7 +391,10 @@ fn tampered_header_fields_are_rejected() {
     ];
     for (off, bytes, want) in cases {
         f.write_all_at(bytes, *off).unwrap();
-        let err = Reader::open(&name, StartAt::Latest).err().unwrap().to_string();
+        let err = Reader::open(&name, StartAt::Latest)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains(want), "patch at {off}: {err}");
         f.write_all_at(&orig, 0).unwrap();
     }

@@ -53,7 +53,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Inspect { name: None } => list(),
         Cmd::Inspect { name: Some(n) } => show(&n),
-        Cmd::Rm { names, force, stale } => rm(names, force, stale),
+        Cmd::Rm {
+            names,
+            force,
+            stale,
+        } => rm(names, force, stale),
     }
 }
 
@@ -74,7 +78,8 @@ fn human(bytes: u64) -> String {
 
 fn list() -> Result<()> {
     let dir = ringfeed_shm::shm_dir();
-    let names = ringfeed_shm::list_arenas().with_context(|| format!("cannot list {}", dir.display()))?;
+    let names =
+        ringfeed_shm::list_arenas().with_context(|| format!("cannot list {}", dir.display()))?;
     if names.is_empty() {
         println!("no arenas in {}", dir.display());
         return Ok(());
@@ -125,7 +130,10 @@ fn show(name: &str) -> Result<()> {
         i.writer_epoch
     );
     let policy = if h.on_full == 1 {
-        format!("block (timeout {:?})", std::time::Duration::from_nanos(h.block_timeout_ns))
+        format!(
+            "block (timeout {:?})",
+            std::time::Duration::from_nanos(h.block_timeout_ns)
+        )
     } else {
         "overwrite oldest".to_string()
     };
@@ -141,9 +149,15 @@ fn show(name: &str) -> Result<()> {
     println!(
         "batches    write_seq {}  oldest present {}",
         i.write_seq,
-        (i.write_seq + 1).saturating_sub(h.slots as u64).max(1).min(i.write_seq.max(1))
+        (i.write_seq + 1)
+            .saturating_sub(h.slots as u64)
+            .max(1)
+            .min(i.write_seq.max(1))
     );
-    println!("leases     {} of {} buffers pinned", i.leased_buffers, h.buffers);
+    println!(
+        "leases     {} of {} buffers pinned",
+        i.leased_buffers, h.buffers
+    );
     match i.meta.as_deref().map(ringfeed_arrow::codec::decode_schema) {
         Some(Ok(schema)) => {
             println!("schema     {} columns", schema.fields().len());
@@ -162,7 +176,10 @@ fn show(name: &str) -> Result<()> {
     if i.readers.is_empty() {
         println!("readers    none");
     } else {
-        println!("readers    {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}", "ROW", "PID", "STATE", "CURSOR", "LAG", "LEASES", "MISSED");
+        println!(
+            "readers    {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}",
+            "ROW", "PID", "STATE", "CURSOR", "LAG", "LEASES", "MISSED"
+        );
         for r in &i.readers {
             let st = match r.state {
                 row_state::ACTIVE => "active",
@@ -188,7 +205,11 @@ fn rm(names: Vec<String>, force: bool, stale: bool) -> Result<()> {
     let names = if stale {
         ringfeed_shm::list_arenas()?
             .into_iter()
-            .filter(|n| ringfeed_shm::inspect(n).map(|i| !i.writer_alive).unwrap_or(true))
+            .filter(|n| {
+                ringfeed_shm::inspect(n)
+                    .map(|i| !i.writer_alive)
+                    .unwrap_or(true)
+            })
             .collect()
     } else {
         if names.is_empty() {

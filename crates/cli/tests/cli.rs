@@ -28,7 +28,8 @@ fn inspect_lists_and_details_and_rm_removes() {
     assert!(ok);
     assert!(out.contains("no arenas"), "{out}");
 
-    let mut w = ringfeed_arrow::Writer::create("cli.bars", &bar_schema(), RingOptions::default()).unwrap();
+    let mut w =
+        ringfeed_arrow::Writer::create("cli.bars", &bar_schema(), RingOptions::default()).unwrap();
     let mut r = ringfeed_arrow::Reader::open("cli.bars", StartAt::Oldest).unwrap();
     let batch = arrow_array::RecordBatch::new_empty(std::sync::Arc::new(bar_schema()));
     w.write(&batch).unwrap();
@@ -41,13 +42,23 @@ fn inspect_lists_and_details_and_rm_removes() {
 
     let (ok, out, err) = ringfeed(&dir, &["inspect", "cli.bars"]);
     assert!(ok, "{err}");
-    for want in ["write_seq 2", "symbol", "Utf8View", "1 of 25 buffers pinned", "active", "overwrite oldest"] {
+    for want in [
+        "write_seq 2",
+        "symbol",
+        "Utf8View",
+        "1 of 25 buffers pinned",
+        "active",
+        "overwrite oldest",
+    ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
 
     let (ok, _, err) = ringfeed(&dir, &["rm", "cli.bars"]);
     assert!(!ok);
-    assert!(err.contains("writer") && err.contains("alive") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("writer") && err.contains("alive") && err.contains("--force"),
+        "{err}"
+    );
 
     let (ok, _, err) = ringfeed(&dir, &["inspect", "nope"]);
     assert!(!ok);
@@ -56,14 +67,23 @@ fn inspect_lists_and_details_and_rm_removes() {
     // A writer that dies leaves a leftover; --stale removes it.
     drop(held);
     drop(r);
-    let ring = ringfeed_shm::RingWriter::create("cli.dead", &ringfeed_shm::RingOptions::default(), b"").unwrap();
+    let ring =
+        ringfeed_shm::RingWriter::create("cli.dead", &ringfeed_shm::RingOptions::default(), b"")
+            .unwrap();
     ring.simulate_death();
     let (ok, out, _) = ringfeed(&dir, &["inspect"]);
     assert!(ok);
-    assert!(out.lines().any(|l| l.contains("cli.dead") && l.contains("gone")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("cli.dead") && l.contains("gone")),
+        "{out}"
+    );
     let (ok, out, err) = ringfeed(&dir, &["rm", "--stale"]);
     assert!(ok, "{err}");
-    assert!(out.contains("removed cli.dead") && !out.contains("cli.bars"), "{out}");
+    assert!(
+        out.contains("removed cli.dead") && !out.contains("cli.bars"),
+        "{out}"
+    );
     let (ok, out, _) = ringfeed(&dir, &["rm", "--force", "cli.bars"]);
     assert!(ok);
     assert!(out.contains("removed cli.bars"));

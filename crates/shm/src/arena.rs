@@ -51,7 +51,9 @@ impl Regions {
         // SAFETY: meta_off + 8 is inside the head mapping (layout checked);
         // MetaHead is plain data, valid for any bits; read_volatile because
         // another process wrote it (it is immutable after READY).
-        unsafe { std::ptr::read_volatile(self.head.add(self.off.meta_off as usize) as *const MetaHead) }
+        unsafe {
+            std::ptr::read_volatile(self.head.add(self.off.meta_off as usize) as *const MetaHead)
+        }
     }
 
     /// The meta payload, if its length and CRC check out.
@@ -65,7 +67,8 @@ impl Regions {
         // mapping (layout), and len <= meta_cap was checked above.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                self.head.add((self.off.meta_off + META_PAYLOAD_OFF) as usize),
+                self.head
+                    .add((self.off.meta_off + META_PAYLOAD_OFF) as usize),
                 v.as_mut_ptr(),
                 v.len(),
             )
@@ -77,7 +80,9 @@ impl Regions {
         assert!(buf < self.geo.buffers);
         // SAFETY: buf < M, and gens_off + 8*M <= descs_off lies inside the head
         // mapping; 128-aligned base + 8*buf is 8-aligned.
-        unsafe { &*(self.head.add(self.off.gens_off as usize + 8 * buf as usize) as *const AtomicU64) }
+        unsafe {
+            &*(self.head.add(self.off.gens_off as usize + 8 * buf as usize) as *const AtomicU64)
+        }
     }
 
     pub(crate) fn desc(&self, seq: u64) -> &Descriptor {
@@ -92,7 +97,9 @@ impl Regions {
         // SAFETY: i < R and rows occupy [readers_off, readers_off + stride*R)
         // inside the head mapping; stride is a multiple of 128.
         unsafe {
-            &*(self.head.add(self.off.readers_off as usize + self.off.reader_stride as usize * i as usize)
+            &*(self
+                .head
+                .add(self.off.readers_off as usize + self.off.reader_stride as usize * i as usize)
                 as *const ReaderRow)
         }
     }
@@ -101,7 +108,12 @@ impl Regions {
         let row = self.row(i) as *const ReaderRow as *const u8;
         // SAFETY: the pin array of row i holds M u32 right after the 128-byte
         // row head and fits in the stride (layout: stride >= 128 + 4*M).
-        unsafe { std::slice::from_raw_parts(row.add(size_of::<ReaderRow>()) as *const AtomicU32, self.geo.buffers as usize) }
+        unsafe {
+            std::slice::from_raw_parts(
+                row.add(size_of::<ReaderRow>()) as *const AtomicU32,
+                self.geo.buffers as usize,
+            )
+        }
     }
 
     /// Start of buffer `buf` in the pool.
@@ -250,7 +262,11 @@ pub(crate) fn map_reader(v: &Validated) -> io::Result<Regions> {
     // SAFETY: the file is a regular tmpfs file of total_len bytes (checked);
     // other processes modify it only through atomics and the pin protocol,
     // which is what every access through `Regions` assumes.
-    let mut head = unsafe { MmapOptions::new().len(off.pool_off as usize).map_mut(&v.file)? };
+    let mut head = unsafe {
+        MmapOptions::new()
+            .len(off.pool_off as usize)
+            .map_mut(&v.file)?
+    };
     // SAFETY: as above; this mapping is read-only.
     let pool = unsafe {
         MmapOptions::new()
@@ -330,7 +346,9 @@ pub(crate) fn create(
     }
     let path = os::arena_path(name);
     let io_err = |p: &Path, e: io::Error| match e.kind() {
-        io::ErrorKind::PermissionDenied => CreateError::PermissionDenied { path: p.to_path_buf() },
+        io::ErrorKind::PermissionDenied => CreateError::PermissionDenied {
+            path: p.to_path_buf(),
+        },
         _ => CreateError::Io {
             path: p.to_path_buf(),
             source: e,
@@ -370,7 +388,10 @@ pub(crate) fn create(
         .map_err(|e| io_err(&tmp, e))?;
     let mut guard = TmpGuard(Some(tmp.clone()));
     if !os::try_lock_byte(&file, WRITER_LOCK_BYTE).map_err(|e| io_err(&tmp, e))? {
-        return Err(io_err(&tmp, io::Error::other("fresh arena file is locked by someone else")));
+        return Err(io_err(
+            &tmp,
+            io::Error::other("fresh arena file is locked by someone else"),
+        ));
     }
     file.set_len(off.total_len).map_err(|e| io_err(&tmp, e))?;
     os::fallocate(&file, off.total_len).map_err(|e| {
@@ -421,7 +442,11 @@ pub(crate) fn create(
     // SAFETY: the header page [0, 4096) is inside the writable mapping and no
     // other process can see the file yet (temporary, exclusive name).
     unsafe {
-        std::ptr::copy_nonoverlapping(header.as_bytes().as_ptr(), regions.head, size_of::<Header>());
+        std::ptr::copy_nonoverlapping(
+            header.as_bytes().as_ptr(),
+            regions.head,
+            size_of::<Header>(),
+        );
         let mh = MetaHead {
             len: meta.len() as u32,
             crc: crc32c::crc32c(meta),
@@ -435,12 +460,17 @@ pub(crate) fn create(
     }
     let ctl = regions.control();
     ctl.state.0.writer_epoch.store(1, Ordering::Relaxed);
-    ctl.state.0.writer_pid.store(std::process::id(), Ordering::Relaxed);
     ctl.state
         .0
-        .writer_start
-        .store(os::process_start_time(std::process::id()), Ordering::Relaxed);
-    ctl.heartbeat_ns.0.store(os::monotonic_ns(), Ordering::Relaxed);
+        .writer_pid
+        .store(std::process::id(), Ordering::Relaxed);
+    ctl.state.0.writer_start.store(
+        os::process_start_time(std::process::id()),
+        Ordering::Relaxed,
+    );
+    ctl.heartbeat_ns
+        .0
+        .store(os::monotonic_ns(), Ordering::Relaxed);
     // SYNC POINT: ready. Everything above happens-before a reader's Acquire
     // load of READY (map_reader → check_ready).
     ctl.state.0.state.store(state::READY, Ordering::Release);

@@ -81,7 +81,9 @@ pub enum OpenError {
         path: PathBuf,
     },
     /// The OS refused access.
-    #[error("permission denied opening {path:?}: arenas are mode 0600 and readable only by their owner")]
+    #[error(
+        "permission denied opening {path:?}: arenas are mode 0600 and readable only by their owner"
+    )]
     PermissionDenied {
         /// The path.
         path: PathBuf,
@@ -129,7 +131,9 @@ pub enum OpenError {
         path: PathBuf,
     },
     /// The arena needs features this build does not have.
-    #[error("arena {path:?} requires features {bits:#x} this build does not know: upgrade ringfeed")]
+    #[error(
+        "arena {path:?} requires features {bits:#x} this build does not know: upgrade ringfeed"
+    )]
     UnknownFeatures {
         /// The path.
         path: PathBuf,

@@ -59,7 +59,8 @@ pub fn inspect(name: &str) -> Result<ArenaInfo, OpenError> {
     let readers = read_rows(&regions);
     let leased_buffers = (0..regions.geo.buffers)
         .filter(|&b| {
-            (0..regions.geo.max_readers).any(|i| regions.pins(i)[b as usize].load(Ordering::Relaxed) != 0)
+            (0..regions.geo.max_readers)
+                .any(|i| regions.pins(i)[b as usize].load(Ordering::Relaxed) != 0)
         })
         .count() as u32;
     Ok(ArenaInfo {

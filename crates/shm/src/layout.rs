@@ -351,7 +351,7 @@ impl Geometry {
         }
         if self.buffer_bytes == 0
             || self.buffer_bytes > MAX_BUFFER_BYTES
-            || self.buffer_bytes % PAGE != 0
+            || !self.buffer_bytes.is_multiple_of(PAGE)
         {
             return Err("buffer_bytes must be a non-zero multiple of 4096, at most 64 GiB");
         }
@@ -373,10 +373,7 @@ impl Geometry {
             descs_off + size_of::<Descriptor>() as u64 * self.slots as u64,
             128,
         );
-        let reader_stride = round_up(
-            size_of::<ReaderRow>() as u64 + 4 * self.buffers as u64,
-            128,
-        );
+        let reader_stride = round_up(size_of::<ReaderRow>() as u64 + 4 * self.buffers as u64, 128);
         let pool_off = round_up(readers_off + reader_stride * self.max_readers as u64, PAGE);
         let total_len = pool_off + self.buffer_bytes * self.buffers as u64;
         Offsets {

@@ -51,7 +51,9 @@ pub fn list_arenas() -> io::Result<Vec<String>> {
     for entry in std::fs::read_dir(shm_dir())? {
         let entry = entry?;
         let file_name = entry.file_name();
-        let Some(s) = file_name.to_str() else { continue };
+        let Some(s) = file_name.to_str() else {
+            continue;
+        };
         if let Some(name) = s.strip_prefix(FILE_PREFIX) {
             if !name.contains(TMP_MARKER) && check_name(name).is_ok() {
                 names.push(name.to_string());
@@ -99,7 +101,12 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-fn ofd_lock(file: &File, cmd: libc::c_int, kind: libc::c_short, byte: u64) -> io::Result<libc::flock> {
+fn ofd_lock(
+    file: &File,
+    cmd: libc::c_int,
+    kind: libc::c_short,
+    byte: u64,
+) -> io::Result<libc::flock> {
     // SAFETY: flock is a plain C struct; all-zero is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind;
@@ -107,7 +114,7 @@ fn ofd_lock(file: &File, cmd: libc::c_int, kind: libc::c_short, byte: u64) -> io
     fl.l_start = byte as libc::off_t;
     fl.l_len = 1;
     fl.l_pid = 0; // required for OFD locks
-    // SAFETY: valid fd and a valid, exclusively borrowed flock for the call.
+                  // SAFETY: valid fd and a valid, exclusively borrowed flock for the call.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl as *mut libc::flock) };
     if rc == 0 {
         Ok(fl)
@@ -121,7 +128,12 @@ fn ofd_lock(file: &File, cmd: libc::c_int, kind: libc::c_short, byte: u64) -> io
 /// are released by the kernel when the process dies, and, unlike classic
 /// `fcntl` locks, are not dropped when some other fd of the file is closed.
 pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
-    match ofd_lock(file, libc::F_OFD_SETLK, libc::F_WRLCK as libc::c_short, byte) {
+    match ofd_lock(
+        file,
+        libc::F_OFD_SETLK,
+        libc::F_WRLCK as libc::c_short,
+        byte,
+    ) {
         Ok(_) => Ok(true),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
         Err(e) => Err(e),
@@ -130,12 +142,23 @@ pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
 
 /// Releases a lock taken with [`try_lock_byte`].
 pub fn unlock_byte(file: &File, byte: u64) -> io::Result<()> {
-    ofd_lock(file, libc::F_OFD_SETLK, libc::F_UNLCK as libc::c_short, byte).map(|_| ())
+    ofd_lock(
+        file,
+        libc::F_OFD_SETLK,
+        libc::F_UNLCK as libc::c_short,
+        byte,
+    )
+    .map(|_| ())
 }
 
 /// Whether some *other* open file description holds a lock on `byte`.
 pub fn byte_is_locked(file: &File, byte: u64) -> io::Result<bool> {
-    let fl = ofd_lock(file, libc::F_OFD_GETLK, libc::F_WRLCK as libc::c_short, byte)?;
+    let fl = ofd_lock(
+        file,
+        libc::F_OFD_GETLK,
+        libc::F_WRLCK as libc::c_short,
+        byte,
+    )?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
@@ -156,7 +179,9 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     };
     // SAFETY: valid clock id and a valid out-pointer.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// 64 random bits from the kernel.
@@ -201,7 +226,16 @@ mod tests {
     #[test]
     fn names_are_validated() {
         assert!(check_name("bars.btcusdt-1m_v2").is_ok());
-        for bad in ["", ".hidden", "-x", "a/b", "a b", "x.tmp-1", "é", &"x".repeat(201)] {
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a b",
+            "x.tmp-1",
+            "é",
+            &"x".repeat(201),
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -181,7 +181,12 @@ impl RingReader {
         }
         let geo = regions.geo;
         let row = (0..geo.max_readers)
-            .find(|&i| matches!(os::try_lock_byte(&v.file, READER_LOCK_BASE + i as u64), Ok(true)))
+            .find(|&i| {
+                matches!(
+                    os::try_lock_byte(&v.file, READER_LOCK_BASE + i as u64),
+                    Ok(true)
+                )
+            })
             .ok_or_else(|| OpenError::ReaderTableFull {
                 name: name.to_string(),
                 max_readers: geo.max_readers,
@@ -195,8 +200,10 @@ impl RingReader {
         r.missed.store(0, Ordering::Relaxed);
         r.gen.fetch_add(1, Ordering::Relaxed);
         r.pid.store(std::process::id(), Ordering::Relaxed);
-        r.start_time
-            .store(os::process_start_time(std::process::id()), Ordering::Relaxed);
+        r.start_time.store(
+            os::process_start_time(std::process::id()),
+            Ordering::Relaxed,
+        );
         r.heartbeat_ns.store(os::monotonic_ns(), Ordering::Relaxed);
         let w = ctl.write_seq.0.load(Ordering::Acquire);
         let d = geo.slots as u64;
@@ -242,7 +249,12 @@ impl RingReader {
 
     /// Highest seq the writer has published.
     pub fn write_seq(&self) -> u64 {
-        self.shared.regions.control().write_seq.0.load(Ordering::Acquire)
+        self.shared
+            .regions
+            .control()
+            .write_seq
+            .0
+            .load(Ordering::Acquire)
     }
 
     /// Random id of the arena instance (differs if it was re-created).
@@ -390,17 +402,23 @@ impl RingReader {
             }
             if !self.spin.is_zero() {
                 let spin_end = Instant::now() + self.spin;
-                while ctl.write_seq.0.load(Ordering::Acquire) < self.cursor && Instant::now() < spin_end {
+                while ctl.write_seq.0.load(Ordering::Acquire) < self.cursor
+                    && Instant::now() < spin_end
+                {
                     std::hint::spin_loop();
                 }
                 if ctl.write_seq.0.load(Ordering::Acquire) >= self.cursor {
                     continue;
                 }
             }
-            if self.last_liveness.is_none_or(|t| t.elapsed() >= LIVENESS_SLICE) {
+            if self
+                .last_liveness
+                .is_none_or(|t| t.elapsed() >= LIVENESS_SLICE)
+            {
                 self.last_liveness = Some(Instant::now());
                 let row = shared.regions.row(shared.row);
-                row.heartbeat_ns.store(os::monotonic_ns(), Ordering::Relaxed);
+                row.heartbeat_ns
+                    .store(os::monotonic_ns(), Ordering::Relaxed);
                 if !self.writer_alive() {
                     if ctl.write_seq.0.load(Ordering::Acquire) >= self.cursor
                         || ctl.state.0.state.load(Ordering::Acquire) == state::CLOSED

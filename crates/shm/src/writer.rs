@@ -2,7 +2,9 @@
 
 use crate::arena::{self, Regions};
 use crate::error::{ClaimError, CreateError, OpenError};
-use crate::layout::{row_state, state, Geometry, PAGE, READER_LOCK_BASE, SEQ_BUSY, WRITER_LOCK_BYTE};
+use crate::layout::{
+    row_state, state, Geometry, PAGE, READER_LOCK_BASE, SEQ_BUSY, WRITER_LOCK_BYTE,
+};
 use crate::os;
 use crate::sync::{fence, futex_wait, futex_wake, Ordering};
 use std::collections::VecDeque;
@@ -63,17 +65,22 @@ impl Default for RingOptions {
 impl RingOptions {
     /// The geometry these options produce.
     pub fn geometry(&self) -> Result<Geometry, CreateError> {
-        let slot_bytes = self.slot_bytes.max(1).checked_add(PAGE - 1).ok_or(CreateError::InvalidOptions("slot_bytes too large"))? & !(PAGE - 1);
-        let default_m = self.slots as u64
-            + self.max_readers as u64 * self.leases_per_reader as u64
-            + 1;
+        let slot_bytes = self
+            .slot_bytes
+            .max(1)
+            .checked_add(PAGE - 1)
+            .ok_or(CreateError::InvalidOptions("slot_bytes too large"))?
+            & !(PAGE - 1);
+        let default_m =
+            self.slots as u64 + self.max_readers as u64 * self.leases_per_reader as u64 + 1;
         let buffers = match self.buffers {
             Some(m) => m as u64,
             None => default_m,
         };
         let g = Geometry {
             slots: self.slots,
-            buffers: u32::try_from(buffers).map_err(|_| CreateError::InvalidOptions("too many buffers"))?,
+            buffers: u32::try_from(buffers)
+                .map_err(|_| CreateError::InvalidOptions("too many buffers"))?,
             buffer_bytes: slot_bytes,
             max_readers: self.max_readers,
             leases_per_reader: self.leases_per_reader,
@@ -141,7 +148,8 @@ impl RingWriter {
             OnFull::OverwriteOldest => (0, 0),
             OnFull::Block(t) => (1, t.as_nanos().min(u64::MAX as u128) as u64),
         };
-        let (file, path, regions) = arena::create(name, geo, on_full, timeout_ns, meta, opts.force)?;
+        let (file, path, regions) =
+            arena::create(name, geo, on_full, timeout_ns, meta, opts.force)?;
         Ok(Self {
             desc_buf: vec![NONE; geo.slots as usize],
             free: (0..geo.buffers).collect(),
@@ -178,11 +186,14 @@ impl RingWriter {
         let geo = regions.geo;
         let ctl = regions.control();
         ctl.state.0.writer_epoch.fetch_add(1, Ordering::Relaxed);
-        ctl.state.0.writer_pid.store(std::process::id(), Ordering::Relaxed);
         ctl.state
             .0
-            .writer_start
-            .store(os::process_start_time(std::process::id()), Ordering::Relaxed);
+            .writer_pid
+            .store(std::process::id(), Ordering::Relaxed);
+        ctl.state.0.writer_start.store(
+            os::process_start_time(std::process::id()),
+            Ordering::Relaxed,
+        );
         ctl.writer_bell.0.writer_waiting.store(0, Ordering::Relaxed);
         let w = ctl.write_seq.0.load(Ordering::Acquire);
         let mut desc_buf = vec![NONE; geo.slots as usize];
@@ -278,16 +289,18 @@ impl RingWriter {
         if let OnFull::Block(timeout) = self.on_full {
             if seq > geo.slots as u64 {
                 let evicted = seq - geo.slots as u64;
-                self.wait_until(start, timeout, |w| w.slowest_reader_at_or_below(evicted).is_none())
-                    .map_err(|()| {
-                        let (pid, cursor) = self.slowest_reader_at_or_below(evicted).unwrap_or((0, 0));
-                        ClaimError::Timeout {
-                            waited: start.elapsed(),
-                            pid,
-                            cursor,
-                            needed: evicted,
-                        }
-                    })?;
+                self.wait_until(start, timeout, |w| {
+                    w.slowest_reader_at_or_below(evicted).is_none()
+                })
+                .map_err(|()| {
+                    let (pid, cursor) = self.slowest_reader_at_or_below(evicted).unwrap_or((0, 0));
+                    ClaimError::Timeout {
+                        waited: start.elapsed(),
+                        pid,
+                        cursor,
+                        needed: evicted,
+                    }
+                })?;
             }
         }
         let mut found = self.pick(slot);
@@ -307,7 +320,9 @@ impl RingWriter {
                 }
             }
         }
-        let (buf, gen) = found.ok_or(ClaimError::AllLeased { buffers: geo.buffers })?;
+        let (buf, gen) = found.ok_or(ClaimError::AllLeased {
+            buffers: geo.buffers,
+        })?;
         Ok(Claim {
             w: self,
             buf,
@@ -349,7 +364,7 @@ impl RingWriter {
             }
             let gen_cell = self.regions.gen(b);
             let g = gen_cell.load(Ordering::Relaxed);
-            debug_assert!(g % 2 == 0);
+            debug_assert!(g.is_multiple_of(2));
             gen_cell.store(g + 1, Ordering::Relaxed);
             // SYNC POINT: recycle. Pairs with the reader's fence after it bumps
             // its pin: either we see its pin now, or it sees the odd gen (and a
@@ -542,7 +557,9 @@ impl RingWriter {
             ctl.notify.0.fetch_add(1, Ordering::Release);
             futex_wake(&ctl.notify.0, i32::MAX);
         }
-        ctl.heartbeat_ns.0.store(os::monotonic_ns(), Ordering::Relaxed);
+        ctl.heartbeat_ns
+            .0
+            .store(os::monotonic_ns(), Ordering::Relaxed);
         self.next_seq = seq + 1;
     }
 }
@@ -561,7 +578,9 @@ impl Claim<'_> {
         // is odd and no reader holds a pin (checked after the SeqCst fence in
         // `pick`), so no reader reads it until it is published again, and
         // `&mut self` makes this the only slice into it in this process.
-        unsafe { std::slice::from_raw_parts_mut(r.buffer_ptr(self.buf), r.geo.buffer_bytes as usize) }
+        unsafe {
+            std::slice::from_raw_parts_mut(r.buffer_ptr(self.buf), r.geo.buffer_bytes as usize)
+        }
     }
 
     /// The seq this batch will get.
@@ -571,9 +590,13 @@ impl Claim<'_> {
 
     /// Publishes the first `len` bytes of the buffer. Returns the seq.
     pub fn commit(mut self, len: u64, rows: u64, user: u64) -> u64 {
-        assert!(len <= self.w.regions.geo.buffer_bytes, "commit longer than the slot");
+        assert!(
+            len <= self.w.regions.geo.buffer_bytes,
+            "commit longer than the slot"
+        );
         self.done = true;
-        self.w.publish_desc(self.buf, self.gen + 1, self.seq, len, rows, user);
+        self.w
+            .publish_desc(self.buf, self.gen + 1, self.seq, len, rows, user);
         self.seq
     }
 }
@@ -582,7 +605,10 @@ impl Drop for Claim<'_> {
     fn drop(&mut self) {
         if !self.done {
             // Abandoned: nothing references it; make it even again and reuse it first.
-            self.w.regions.gen(self.buf).store(self.gen + 1, Ordering::Relaxed);
+            self.w
+                .regions
+                .gen(self.buf)
+                .store(self.gen + 1, Ordering::Relaxed);
             self.w.free.push_front(self.buf);
         }
     }

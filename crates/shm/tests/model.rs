@@ -130,7 +130,17 @@ fn block_mode_times_out_on_a_slow_reader_and_names_it() {
     w.publish(b"b", 1, 0).unwrap();
     let err = w.publish(b"c", 1, 0).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, ringfeed_shm::ClaimError::Timeout { cursor: 1, needed: 1, .. }), "{msg}");
+    assert!(
+        matches!(
+            err,
+            ringfeed_shm::ClaimError::Timeout {
+                cursor: 1,
+                needed: 1,
+                ..
+            }
+        ),
+        "{msg}"
+    );
     assert!(msg.contains(&std::process::id().to_string()), "{msg}");
 }
 
@@ -167,7 +177,10 @@ fn closed_ring_drains_then_reports_closed() {
     let mut r = RingReader::open(&name, StartAt::Oldest).unwrap();
     w.publish(b"x", 1, 0).unwrap();
     w.close();
-    assert!(!ringfeed_shm::arena_path(&name).exists(), "close removes the name");
+    assert!(
+        !ringfeed_shm::arena_path(&name).exists(),
+        "close removes the name"
+    );
     let l = r.read(std::time::Duration::from_secs(5)).unwrap().unwrap();
     assert_eq!(l.bytes(), b"x");
     assert!(matches!(
@@ -256,8 +269,15 @@ fn lease_outlives_reader_and_blocks_reuse_of_its_buffer() {
     assert_eq!(l.bytes(), b"keep me");
     let info = ringfeed_shm::inspect(&name).unwrap();
     assert_eq!(info.leased_buffers, 1);
-    assert_eq!(info.readers.len(), 1, "row stays until the last lease drops");
-    assert_eq!(info.readers[0].state, ringfeed_shm::layout::row_state::DRAINING);
+    assert_eq!(
+        info.readers.len(),
+        1,
+        "row stays until the last lease drops"
+    );
+    assert_eq!(
+        info.readers[0].state,
+        ringfeed_shm::layout::row_state::DRAINING
+    );
     drop(l);
     let info = ringfeed_shm::inspect(&name).unwrap();
     assert_eq!(info.leased_buffers, 0);
@@ -271,7 +291,10 @@ fn oversize_payload_is_refused_with_both_sizes() {
     let mut w = RingWriter::create(&name, &RingOptions::default(), b"").unwrap();
     let err = w.publish(&vec![0u8; (1 << 20) + 1], 1, 0).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("1048577") && msg.contains("1048576") && msg.contains("slot_bytes"), "{msg}");
+    assert!(
+        msg.contains("1048577") && msg.contains("1048576") && msg.contains("slot_bytes"),
+        "{msg}"
+    );
     assert_eq!(w.next_seq(), 1, "nothing was published");
 }
 
