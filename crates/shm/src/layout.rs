@@ -234,6 +234,9 @@ pub struct ReaderRow {
     pub heartbeat_ns: AtomicU64,
     /// Batches this reader lost to lag, in total.
     pub missed: AtomicU64,
+    /// 1 while the owner counts itself in `Control::waiters`, so a sweep of a
+    /// reader killed in its sleep can take its count back.
+    pub sleeping: AtomicU32,
 }
 
 // SAFETY: repr(C), plain integers, byte arrays and atomics; no pointers.
@@ -292,6 +295,7 @@ const _: () = {
     assert!(size_of::<ReaderRow>() == 128);
     assert!(offset_of!(ReaderRow, cursor) == 24);
     assert!(offset_of!(ReaderRow, missed) == 40);
+    assert!(offset_of!(ReaderRow, sleeping) == 48);
 };
 
 /// The numbers an arena is built from. Every offset derives from these by

@@ -212,11 +212,26 @@ impl RingReader {
             StartAt::Latest => w.max(1),
             StartAt::Next => w + 1,
         };
+        r.sleeping.store(0, Ordering::Relaxed);
         r.cursor.store(cursor, Ordering::Relaxed);
         // SYNC POINT: row-active. Pairs with the writer's Acquire load of the
         // row state: it sees our cursor and zeroed pins.
         r.state.store(row_state::ACTIVE, Ordering::Release);
         let block_mode = regions.header.on_full == 1;
+        let mut cursor = cursor;
+        if block_mode {
+            // SYNC POINT: join. Pairs with the fence after the writer's store
+            // of write_seq: a claim that checked the readers before our
+            // ACTIVE store can only evict seqs up to w2 + 1 - D, where w2 is
+            // what we load here, so start past them (else the first read laps).
+            fence(Ordering::SeqCst);
+            let w2 = ctl.write_seq.0.load(Ordering::Relaxed);
+            let safe = (w2 + 2).saturating_sub(d).max(1);
+            if cursor < safe {
+                cursor = safe;
+                r.cursor.store(cursor, Ordering::Release);
+            }
+        }
         Ok(Self {
             shared: Arc::new(ReaderShared {
                 regions,
@@ -434,7 +449,9 @@ impl RingReader {
             if elapsed >= timeout {
                 return Ok(None);
             }
+            let row = shared.regions.row(shared.row);
             ctl.waiters.0.fetch_add(1, Ordering::Relaxed);
+            row.sleeping.store(1, Ordering::Relaxed);
             // SYNC POINT: wake. Pairs with the writer's fence after its store of
             // write_seq: either it sees our waiter count, or we see its seq.
             fence(Ordering::SeqCst);
@@ -444,6 +461,7 @@ impl RingReader {
             {
                 futex_wait(&ctl.notify.0, v, (timeout - elapsed).min(LIVENESS_SLICE));
             }
+            row.sleeping.store(0, Ordering::Relaxed);
             ctl.waiters.0.fetch_sub(1, Ordering::Relaxed);
         }
     }

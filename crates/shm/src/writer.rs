@@ -92,7 +92,7 @@ impl RingOptions {
 }
 
 const NONE: u32 = u32::MAX;
-const SWEEP_EVERY: Duration = Duration::from_millis(20);
+const SWEEP_EVERY: Duration = Duration::from_millis(50);
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// A live reader as the writer sees it.
@@ -286,6 +286,9 @@ impl RingWriter {
         let seq = self.next_seq;
         let slot = (seq % geo.slots as u64) as usize;
         let start = Instant::now();
+        // Dead readers' pins and cursors must not linger (rate-limited: one
+        // lock probe per attached row every SWEEP_EVERY).
+        self.sweep_dead_readers(false);
         if let OnFull::Block(timeout) = self.on_full {
             if seq > geo.slots as u64 {
                 let evicted = seq - geo.slots as u64;
@@ -463,6 +466,12 @@ impl RingWriter {
                 p.store(0, Ordering::Release);
             }
             row.leases.store(0, Ordering::Relaxed);
+            if row.sleeping.swap(0, Ordering::Relaxed) != 0 {
+                // It died asleep: take back its count so publishes stop waking nobody.
+                let waiters = &self.regions.control().waiters.0;
+                let _ = waiters
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+            }
             row.state.store(row_state::FREE, Ordering::Release);
             let _ = os::unlock_byte(&self.file, byte);
             freed += 1;
@@ -479,6 +488,7 @@ impl RingWriter {
     pub fn wait_for_readers(&mut self, n: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
+            self.sweep_dead_readers(true);
             let active = self
                 .readers()
                 .iter()
