@@ -472,3 +472,32 @@ fn timestamps_keep_their_unit_and_zone() {
         &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
     );
 }
+
+#[test]
+fn another_users_arena_or_no_permission_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let name = unique("perm");
+    let _w = Writer::create(&name, &bar_schema(), RingOptions::default()).unwrap();
+    let path = ringfeed_shm::arena_path(&name);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "arenas are private to their owner");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } == 0 {
+        // root: hand the file to `nobody` and check the ownership guard.
+        let c = std::process::Command::new("chown").arg("65534").arg(&path).status().unwrap();
+        assert!(c.success());
+        let err = Reader::open(&name, StartAt::Latest).err().unwrap().to_string();
+        assert!(err.contains("belongs to uid 65534"), "{err}");
+        let opts = ringfeed_arrow::ReaderOptions { allow_foreign_owner: true, ..Default::default() };
+        Reader::open_with(&name, opts).unwrap();
+    } else {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let err = Reader::open(&name, StartAt::Latest).err().unwrap().to_string();
+        assert!(err.contains("permission denied"), "{err}");
+    }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
