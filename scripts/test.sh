@@ -37,6 +37,14 @@ if [ -f scripts/test_cpp.sh ]; then
   add "$p" "$f" 0
 fi
 
+if [ -x .venv/bin/python ]; then
+  say "Cross-language matrix: tests/xlang/matrix.py"
+  cargo build -p ringfeed-xtest 2>&1 | tail -1
+  if .venv/bin/python tests/xlang/matrix.py 2>&1 | tee "$logdir/xlang.log"; then :; else status=1; fi
+  read -r p f s < <(grep -E '^xlang: ' "$logdir/xlang.log" | tail -1 | awk '{print $2, $4, $6}')
+  add "${p:-0}" "${f:-1}" "${s:-0}"
+fi
+
 say "summary"
 [ "$total_fail" -gt 0 ] && status=1
 echo "all suites: $total_pass passed, $total_fail failed, $total_skip skipped"

@@ -46,7 +46,7 @@ fn inspect_lists_and_details_and_rm_removes() {
         "write_seq 2",
         "symbol",
         "Utf8View",
-        "1 of 25 buffers pinned",
+        "1 of 41 buffers pinned",
         "active",
         "overwrite oldest",
     ] {

@@ -33,7 +33,9 @@ pub struct RingOptions {
     pub slot_bytes: u64,
     /// R: readers that may attach at once. Default 8.
     pub max_readers: u32,
-    /// P: batches one reader may hold (lease) at once. Default 2.
+    /// P: batches one reader may hold (lease) at once. Default 4: a reader
+    /// that keeps its first batch, the previous one and the new one (a common
+    /// Python loop) needs 3.
     pub leases_per_reader: u32,
     /// M: buffers in the pool. Default D + R·P + 1, which guarantees the
     /// writer always finds a free buffer; fewer save memory but can make the
@@ -53,7 +55,7 @@ impl Default for RingOptions {
             slots: 8,
             slot_bytes: 1 << 20,
             max_readers: 8,
-            leases_per_reader: 2,
+            leases_per_reader: 4,
             buffers: None,
             on_full: OnFull::OverwriteOldest,
             meta_cap: 64 << 10,
