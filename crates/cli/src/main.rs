@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 use ringfeed_shm::layout::row_state;
 use std::process::ExitCode;
 
+mod store_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "ringfeed",
@@ -37,6 +39,58 @@ enum Cmd {
         #[arg(long, conflicts_with = "names")]
         stale: bool,
     },
+    /// Load bars or trades into the store (Binance kline CSV, CSV, Parquet, Feather).
+    Ingest(store_cmd::Ingest),
+    /// Read bars from the store: stored or resampled timeframes, any output format.
+    Query(store_cmd::QueryArgs),
+    /// Move closed days from the hot WAL into Parquet.
+    WriteDown(store_cmd::WriteDown),
+    /// Delete a time range of a symbol (rollups follow).
+    Delete(store_cmd::Delete),
+    /// Run the sidecar daemon (same as `ringfeedd`): queries and live topics over shared memory.
+    Serve(ServeArgs),
+    /// Print the daemon's metrics (Prometheus text): topics, readers, lag, leases, cache, ingest, queries.
+    Stat {
+        /// Daemon socket (default: $RINGFEED_SOCKET, else the daemon's default path).
+        #[arg(long)]
+        socket: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config (datasets, rollups, ring sizes, memory budget, fsync policy).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Store root (default ./ringfeed-data).
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// Control socket (default $XDG_RUNTIME_DIR/ringfeed.sock or /tmp/ringfeed-$UID.sock).
+    #[arg(long)]
+    socket: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics at this address, e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    ringfeed_daemon::init_logging();
+    let mut cfg = match &a.config {
+        Some(p) => ringfeed_daemon::Config::load(p)?,
+        None => ringfeed_daemon::Config::default(),
+    };
+    if let Some(d) = a.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(s) = a.socket {
+        cfg.socket = s;
+    }
+    if a.metrics.is_some() {
+        cfg.metrics = a.metrics;
+    }
+    let stop = ringfeed_daemon::stop_on_signals()?;
+    ringfeed_daemon::serve(cfg, stop)?;
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -58,6 +112,16 @@ fn run(cli: Cli) -> Result<()> {
             force,
             stale,
         } => rm(names, force, stale),
+        Cmd::Ingest(a) => store_cmd::ingest(a),
+        Cmd::Query(a) => store_cmd::query(a),
+        Cmd::WriteDown(a) => store_cmd::write_down(a),
+        Cmd::Delete(a) => store_cmd::delete(a),
+        Cmd::Serve(a) => serve(a),
+        Cmd::Stat { socket } => {
+            let mut c = ringfeed_daemon::Client::connect(socket.as_deref())?;
+            print!("{}", c.stat()?);
+            Ok(())
+        }
     }
 }
 

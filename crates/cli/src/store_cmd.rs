@@ -1,0 +1,506 @@
+//! `ringfeed ingest | query | write-down | delete`: the bar store from the command line.
+
+use anyhow::{bail, Context, Result};
+use arrow_array::{Array, RecordBatch};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use clap::Args;
+use ringfeed_store::ingest::{self, Format, IngestOptions, IngestReport, InvalidPolicy, TsFormat};
+use ringfeed_store::schema::Kind;
+use ringfeed_store::{
+    BarStore, DatasetConfig, DeleteRange, FsyncPolicy, Query, Session, Symbols, Timeframe,
+};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Where the store lives.
+#[derive(Args, Debug, Clone)]
+pub struct Store {
+    /// Data directory of the store.
+    #[arg(long, default_value = "ringfeed-data")]
+    pub data_dir: PathBuf,
+}
+
+/// `ringfeed ingest`.
+#[derive(Args, Debug)]
+pub struct Ingest {
+    #[command(flatten)]
+    store: Store,
+    /// Dataset to write (created on first ingest).
+    #[arg(long)]
+    dataset: String,
+    /// Resolution of the input: a bar timeframe like 1m, or `tick` for trades.
+    #[arg(long, default_value = "1m")]
+    timeframe: Timeframe,
+    /// Symbol for inputs without a symbol column.
+    #[arg(long)]
+    symbol: Option<String>,
+    /// binance-kline, csv, trades-csv, parquet or feather (default: from the extension).
+    #[arg(long)]
+    format: Option<Format>,
+    /// CSV separator (default: detected).
+    #[arg(long)]
+    sep: Option<char>,
+    /// The CSV has a header line (default: detected).
+    #[arg(long, conflicts_with = "no_header")]
+    header: bool,
+    /// The CSV has no header line.
+    #[arg(long)]
+    no_header: bool,
+    /// Column mapping, `field=name|index,...` (fields: ts, symbol, open, high, low, close,
+    /// volume, quote_volume, trades, price, size, side, trade_id).
+    #[arg(long, value_delimiter = ',')]
+    columns: Vec<String>,
+    /// Timestamp format: auto, s, ms, us, ns, or a strftime pattern like "%Y%m%d %H%M%S".
+    #[arg(long, default_value = "auto")]
+    ts_format: TsFormat,
+    /// Time zone of naive timestamps (IANA name), default UTC.
+    #[arg(long)]
+    tz: Option<String>,
+    /// Abort on the first bad row instead of rejecting it.
+    #[arg(long)]
+    strict: bool,
+    /// Keep rows with impossible values (NaN or negative prices, high < low) and flag them.
+    #[arg(long)]
+    keep_invalid: bool,
+    /// Rollup targets for a new dataset, e.g. 5m,15m,1h,1d, or `none`
+    /// (default: the ladder 1m,5m,15m,1h,1d above the timeframe).
+    #[arg(long, value_delimiter = ',')]
+    rollups: Option<Vec<String>>,
+    /// Trading session of a new dataset, e.g. "09:30-16:00 America/New_York".
+    #[arg(long)]
+    session: Option<Session>,
+    /// WAL fsync policy of a new dataset: always, never or <N>ms.
+    #[arg(long, default_value = "always")]
+    fsync: FsyncPolicy,
+    /// Input files; `-` reads stdin.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// `ringfeed query`.
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    store: Store,
+    /// Dataset to read.
+    #[arg(long)]
+    dataset: String,
+    /// Symbols, comma-separated, or `*` for all.
+    #[arg(long, default_value = "*")]
+    symbol: String,
+    /// Timeframe: stored or resampled on read (any N{s,m,h,d,w}).
+    #[arg(long, default_value = "1m")]
+    timeframe: Timeframe,
+    /// Bucket offset for resampling, e.g. 15m or -1h.
+    #[arg(long)]
+    offset: Option<String>,
+    /// First timestamp included (ISO-8601, date, or Unix s/ms/us/ns).
+    #[arg(long)]
+    start: Option<String>,
+    /// First timestamp excluded.
+    #[arg(long)]
+    end: Option<String>,
+    /// Columns besides ts and symbol, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    fields: Option<Vec<String>>,
+    /// At most N rows per symbol.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Take the limit from the end.
+    #[arg(long)]
+    from_end: bool,
+    /// Output: table, csv, json (one object per line), arrow (IPC stream) or parquet.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+/// `ringfeed write-down`.
+#[derive(Args, Debug)]
+pub struct WriteDown {
+    #[command(flatten)]
+    store: Store,
+    /// Only this dataset (default: all).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Write down days before this UTC date (default: before today).
+    #[arg(long, conflicts_with = "all")]
+    before: Option<String>,
+    /// Write down every day, today included.
+    #[arg(long)]
+    all: bool,
+}
+
+/// `ringfeed delete`.
+#[derive(Args, Debug)]
+pub struct Delete {
+    #[command(flatten)]
+    store: Store,
+    /// Dataset.
+    #[arg(long)]
+    dataset: String,
+    /// Symbol to delete from (`*` = all symbols).
+    #[arg(long)]
+    symbol: String,
+    /// First timestamp deleted.
+    #[arg(long)]
+    start: String,
+    /// First timestamp kept after the range.
+    #[arg(long)]
+    end: String,
+}
+
+fn parse_time(s: &str) -> Result<i64> {
+    ingest::parse_ts(s.as_bytes(), &TsFormat::Auto, None).map_err(|e| {
+        anyhow::anyhow!("{e}: use ISO-8601 (2024-01-31T12:00:00Z), a date, or Unix time")
+    })
+}
+
+fn iso(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let sub = ns.rem_euclid(1_000_000_000) as u32;
+    match chrono_like(secs, sub) {
+        Some(s) => s,
+        None => ns.to_string(),
+    }
+}
+
+fn chrono_like(secs: i64, sub: u32) -> Option<String> {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let date = ringfeed_store::store::day_string(days);
+    let t = format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    Some(if sub == 0 {
+        format!("{date}T{t}Z")
+    } else {
+        format!("{date}T{t}.{sub:09}Z")
+    })
+}
+
+fn span(r: &IngestReport) -> String {
+    match (r.min_ts, r.max_ts) {
+        (Some(a), Some(b)) => format!("{} .. {}", iso(a), iso(b)),
+        _ => "(empty)".into(),
+    }
+}
+
+/// Run `ringfeed ingest`.
+pub fn ingest(a: Ingest) -> Result<()> {
+    let mut store = BarStore::open(&a.store.data_dir)
+        .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
+    for (p, rep) in &store.recovered {
+        eprintln!(
+            "ringfeed: recovered {}: cut {} torn bytes after {} valid frames ({})",
+            p.display(),
+            rep.cut_bytes(),
+            rep.frames,
+            rep.torn.as_deref().unwrap_or("")
+        );
+    }
+    if store.dataset(&a.dataset).is_none() {
+        let mut cfg = DatasetConfig::new(a.timeframe);
+        if let Some(r) = &a.rollups {
+            cfg.rollups = if r.len() == 1 && r[0] == "none" {
+                Vec::new()
+            } else {
+                r.iter().map(|s| s.parse()).collect::<Result<_, _>>()?
+            };
+        }
+        cfg.session = a.session.clone();
+        cfg.fsync = a.fsync;
+        store.create_dataset(&a.dataset, cfg)?;
+    } else {
+        let base = store.dataset(&a.dataset).unwrap().config.base;
+        if base != a.timeframe {
+            bail!(
+                "dataset {} stores {base} data; ingest --timeframe {base} (coarser timeframes are rollups)",
+                a.dataset
+            );
+        }
+    }
+    let kind = if a.timeframe.is_tick() {
+        Kind::Ticks
+    } else {
+        Kind::Bars
+    };
+    let opts = IngestOptions {
+        format: a.format,
+        symbol: a.symbol.clone(),
+        separator: a.sep.map(|c| c as u8),
+        header: if a.header {
+            Some(true)
+        } else if a.no_header {
+            Some(false)
+        } else {
+            None
+        },
+        columns: a
+            .columns
+            .iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .with_context(|| format!("--columns entry {kv:?} is not field=name"))
+            })
+            .collect::<Result<_>>()?,
+        ts_format: a.ts_format.clone(),
+        tz: a
+            .tz
+            .as_deref()
+            .map(ringfeed_store::session::parse_tz)
+            .transpose()?,
+        strict: a.strict,
+        invalid: if a.keep_invalid {
+            InvalidPolicy::Keep
+        } else {
+            InvalidPolicy::Reject
+        },
+        progress: true,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let mut report = IngestReport::default();
+    let mut written = 0usize;
+    for f in &a.files {
+        let path = (f.as_os_str() != "-").then_some(f.as_path());
+        let mut sink = |b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            written += store.upsert(&a.dataset, &b)?.rows;
+            Ok(())
+        };
+        ingest::load(path, kind, &opts, &mut report, &mut sink)?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "ingested {} rows ({} unique keys) into {}/{} in {:.2}s ({:.0} rows/s): {} symbols [{}], span {}, {} rejected, {} flagged",
+        report.rows_ok,
+        written,
+        a.dataset,
+        a.timeframe,
+        secs,
+        report.rows_ok as f64 / secs.max(1e-9),
+        report.symbols.len(),
+        report.symbols.iter().take(10).cloned().collect::<Vec<_>>().join(","),
+        span(&report),
+        report.rejected,
+        report.flagged
+    );
+    for r in &report.rejects {
+        eprintln!("  rejected {r}");
+    }
+    if report.rejected > report.rejects.len() as u64 {
+        eprintln!(
+            "  … and {} more rejected rows",
+            report.rejected - report.rejects.len() as u64
+        );
+    }
+    for r in &report.flags {
+        eprintln!("  flagged {r}");
+    }
+    Ok(())
+}
+
+/// Run `ringfeed query`.
+pub fn query(a: QueryArgs) -> Result<()> {
+    let store = BarStore::open_read_only(&a.store.data_dir)
+        .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
+    let mut q = Query::new(&a.dataset, a.timeframe);
+    q.symbols = if a.symbol == "*" {
+        Symbols::All
+    } else {
+        Symbols::List(a.symbol.split(',').map(|s| s.trim().to_string()).collect())
+    };
+    q.offset = a
+        .offset
+        .as_deref()
+        .map(ringfeed_store::timeframe::parse_duration)
+        .transpose()?;
+    q.start = a.start.as_deref().map(parse_time).transpose()?;
+    q.end = a.end.as_deref().map(parse_time).transpose()?;
+    q.fields = a.fields.clone();
+    q.limit = a.limit;
+    q.from_end = a.from_end;
+    let batch = store.query(&q)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match a.format.as_str() {
+        "table" => write_table(&mut out, &display_batch(&batch)?)?,
+        "csv" => write_text(&mut out, &display_batch(&batch)?, false)?,
+        "json" => write_text(&mut out, &display_batch(&batch)?, true)?,
+        "arrow" => {
+            let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())?;
+            w.write(&batch)?;
+            w.finish()?;
+        }
+        "parquet" => {
+            let mut buf = Vec::new();
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
+            w.write(&batch)?;
+            w.close()?;
+            out.write_all(&buf)?;
+        }
+        f => bail!("unknown output format {f:?}: use table, csv, json, arrow or parquet"),
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Timestamps as ISO-8601 strings (arrow's formatter needs chrono-tz for named zones).
+fn display_batch(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampNanosecondType;
+    let mut fields = Vec::new();
+    let mut cols: Vec<arrow_array::ArrayRef> = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if let arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, _) =
+            f.data_type()
+        {
+            let ts = c.as_primitive::<TimestampNanosecondType>();
+            let s: arrow_array::StringArray = ts.iter().map(|v| v.map(iso)).collect();
+            fields.push(arrow_schema::Field::new(
+                f.name(),
+                arrow_schema::DataType::Utf8,
+                true,
+            ));
+            cols.push(std::sync::Arc::new(s));
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+        cols,
+    )?)
+}
+
+fn formatters(batch: &RecordBatch) -> Result<Vec<ArrayFormatter<'_>>> {
+    let opts = FormatOptions::default().with_null("");
+    batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).map_err(Into::into))
+        .collect()
+}
+
+fn write_table(out: &mut impl Write, batch: &RecordBatch) -> Result<()> {
+    let fmts = formatters(batch)?;
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let cells: Vec<Vec<String>> = (0..batch.num_rows())
+        .map(|i| fmts.iter().map(|f| f.value(i).to_string()).collect())
+        .collect();
+    let widths: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .map(|(j, n)| {
+            cells
+                .iter()
+                .map(|r| r[j].len())
+                .max()
+                .unwrap_or(0)
+                .max(n.len())
+        })
+        .collect();
+    let line = |out: &mut dyn Write, row: &[String]| -> std::io::Result<()> {
+        let s: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect();
+        writeln!(out, "{}", s.join("  ").trim_end())
+    };
+    line(out, &names)?;
+    for r in &cells {
+        line(out, r)?;
+    }
+    writeln!(out, "({} rows)", batch.num_rows())?;
+    Ok(())
+}
+
+fn write_text(out: &mut impl Write, batch: &RecordBatch, json: bool) -> Result<()> {
+    let schema = batch.schema();
+    let fmts = formatters(batch)?;
+    if !json {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        writeln!(out, "{}", names.join(","))?;
+    }
+    for i in 0..batch.num_rows() {
+        if json {
+            let mut m = serde_json::Map::new();
+            for (j, f) in schema.fields().iter().enumerate() {
+                let col = batch.column(j);
+                let v = if col.is_null(i) {
+                    serde_json::Value::Null
+                } else {
+                    use arrow_array::cast::AsArray;
+                    use arrow_array::types::{Float64Type, Int64Type};
+                    match col.data_type() {
+                        arrow_schema::DataType::Float64 => {
+                            serde_json::json!(col.as_primitive::<Float64Type>().value(i))
+                        }
+                        arrow_schema::DataType::Int64 => {
+                            serde_json::json!(col.as_primitive::<Int64Type>().value(i))
+                        }
+                        arrow_schema::DataType::Boolean => {
+                            serde_json::json!(col.as_boolean().value(i))
+                        }
+                        _ => serde_json::Value::String(fmts[j].value(i).to_string()),
+                    }
+                };
+                m.insert(f.name().clone(), v);
+            }
+            writeln!(out, "{}", serde_json::Value::Object(m))?;
+        } else {
+            let row: Vec<String> = fmts.iter().map(|f| f.value(i).to_string()).collect();
+            writeln!(out, "{}", row.join(","))?;
+        }
+    }
+    Ok(())
+}
+
+/// Run `ringfeed write-down`.
+pub fn write_down(a: WriteDown) -> Result<()> {
+    let mut store = BarStore::open(&a.store.data_dir)
+        .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
+    let before = if a.all {
+        i64::MAX
+    } else if let Some(d) = &a.before {
+        ringfeed_store::store::parse_day(d)
+            .with_context(|| format!("--before {d:?} is not a YYYY-MM-DD date"))?
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        now.div_euclid(86_400)
+    };
+    let t0 = Instant::now();
+    let s = store.write_down(a.dataset.as_deref(), before)?;
+    eprintln!(
+        "wrote down {} partitions: {} rows, {} bytes of Parquet ({:.1} bytes/row) in {:.2}s; catalog v{}",
+        s.partitions,
+        s.rows,
+        s.bytes,
+        s.bytes as f64 / (s.rows.max(1)) as f64,
+        t0.elapsed().as_secs_f64(),
+        store.catalog().version
+    );
+    Ok(())
+}
+
+/// Run `ringfeed delete`.
+pub fn delete(a: Delete) -> Result<()> {
+    let mut store = BarStore::open(&a.store.data_dir)
+        .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
+    let range = DeleteRange {
+        symbol: (a.symbol != "*").then(|| a.symbol.clone()),
+        start: parse_time(&a.start)?,
+        end: parse_time(&a.end)?,
+    };
+    let days = store.delete(&a.dataset, range)?;
+    eprintln!("deleted from {days} days of {}", a.dataset);
+    Ok(())
+}

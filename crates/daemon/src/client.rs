@@ -1,0 +1,205 @@
+//! The Rust client of `ringfeedd`: queries land as Arrow batches that point
+//! into the daemon's shared memory; subscriptions are ring readers.
+
+use crate::protocol::{read_frame, write_frame, QuerySpec, Request, Response};
+use arrow_array::RecordBatch;
+use ringfeed_arrow::{Batch, Reader, StartAt};
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No daemon listens on the socket.
+    #[error("cannot connect to ringfeedd at {path:?}: {source}; start it with `ringfeed serve` (or set RINGFEED_SOCKET)")]
+    Connect {
+        /// Socket path.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The connection broke.
+    #[error("connection to ringfeedd failed: {0}")]
+    Io(String),
+    /// The daemon refused the request.
+    #[error("ringfeedd: {message}")]
+    Server {
+        /// Machine-readable kind (see `protocol::WireError`).
+        kind: String,
+        /// What it said.
+        message: String,
+    },
+    /// The answer's arena could not be mapped or read.
+    #[error("reading the daemon's arena {arena:?} failed: {message}")]
+    Arena {
+        /// Arena name.
+        arena: String,
+        /// Ring error.
+        message: String,
+    },
+}
+
+/// A query answer: the batches (zero-copy, in the daemon's arena).
+#[derive(Debug)]
+pub struct Bars {
+    /// Arena that holds them.
+    pub arena: String,
+    /// The result, in order; each batch keeps its slot leased.
+    pub batches: Vec<Batch>,
+    /// Total rows.
+    pub rows: u64,
+    /// Whether the daemon answered from its cache.
+    pub cached: bool,
+}
+
+impl Bars {
+    /// The record batches (cheap clones sharing the leased buffers).
+    pub fn record_batches(&self) -> Vec<RecordBatch> {
+        self.batches
+            .iter()
+            .map(|b| b.record_batch().clone())
+            .collect()
+    }
+}
+
+/// A connection to `ringfeedd`.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+/// Socket path: `$RINGFEED_SOCKET`, else the daemon's default.
+pub fn socket_path() -> PathBuf {
+    std::env::var_os("RINGFEED_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(crate::config::default_socket)
+}
+
+impl Client {
+    /// Connects to the daemon at `path` (default: [`socket_path`]).
+    pub fn connect(path: Option<&Path>) -> Result<Self, ClientError> {
+        let path = path.map(Path::to_path_buf).unwrap_or_else(socket_path);
+        let s =
+            UnixStream::connect(&path).map_err(|source| ClientError::Connect { path, source })?;
+        let r = s.try_clone().map_err(|e| ClientError::Io(e.to_string()))?;
+        Ok(Self {
+            reader: BufReader::new(r),
+            writer: s,
+        })
+    }
+
+    /// Sends one request and waits for its answer.
+    pub fn call(&mut self, req: &Request, payload: &[u8]) -> Result<Response, ClientError> {
+        write_frame(&mut self.writer, req, payload).map_err(|e| ClientError::Io(e.to_string()))?;
+        let (resp, _): (Response, _) =
+            read_frame(&mut self.reader, 0).map_err(|e| ClientError::Io(e.to_string()))?;
+        if resp.ok {
+            Ok(resp)
+        } else {
+            let e = resp.error.unwrap_or(crate::protocol::WireError {
+                kind: "internal".into(),
+                message: "error without details".into(),
+            });
+            Err(ClientError::Server {
+                kind: e.kind,
+                message: e.message,
+            })
+        }
+    }
+
+    /// Round trip.
+    pub fn ping(&mut self) -> Result<(), ClientError> {
+        self.call(&Request::Ping, &[]).map(|_| ())
+    }
+
+    /// Metrics text (Prometheus format).
+    pub fn stat(&mut self) -> Result<String, ClientError> {
+        Ok(self.call(&Request::Stat, &[])?.text.unwrap_or_default())
+    }
+
+    /// Datasets with their timeframes and symbols.
+    pub fn datasets(&mut self) -> Result<serde_json::Value, ClientError> {
+        Ok(self.call(&Request::Datasets, &[])?.data.unwrap_or_default())
+    }
+
+    /// Runs a query; the result is mapped from the daemon's arena, not copied.
+    pub fn bars(&mut self, q: &QuerySpec) -> Result<Bars, ClientError> {
+        let resp = self.call(&Request::Query(q.clone()), &[])?;
+        let arena = resp
+            .arena
+            .ok_or_else(|| ClientError::Io("query answer without an arena".into()))?;
+        let n = resp.batches.unwrap_or(0);
+        let arena_err = |message: String| ClientError::Arena {
+            arena: arena.clone(),
+            message,
+        };
+        let read = (|| {
+            let mut r =
+                Reader::open(&arena, StartAt::Oldest).map_err(|e| arena_err(e.to_string()))?;
+            let mut batches = Vec::with_capacity(n as usize);
+            while (batches.len() as u64) < n {
+                match r.read(Duration::from_secs(10)) {
+                    Ok(Some(b)) => batches.push(b),
+                    Ok(None) => return Err(arena_err("timed out reading the result".into())),
+                    Err(e) => return Err(arena_err(e.to_string())),
+                }
+            }
+            Ok(batches)
+        })();
+        // Mapped (or failed): either way the daemon may now account for it by its leases.
+        let _ = self.call(
+            &Request::Release {
+                arena: arena.clone(),
+            },
+            &[],
+        );
+        Ok(Bars {
+            batches: read?,
+            arena,
+            rows: resp.rows.unwrap_or(0),
+            cached: resp.cached.unwrap_or(false),
+        })
+    }
+
+    /// A reader of the live topic ring of (dataset, timeframe).
+    pub fn subscribe(
+        &mut self,
+        dataset: &str,
+        timeframe: &str,
+        start: StartAt,
+    ) -> Result<Reader, ClientError> {
+        let resp = self.call(
+            &Request::Subscribe {
+                dataset: dataset.into(),
+                timeframe: timeframe.into(),
+            },
+            &[],
+        )?;
+        let arena = resp.arena.unwrap_or_default();
+        Reader::open(&arena, start).map_err(|e| ClientError::Arena {
+            arena,
+            message: e.to_string(),
+        })
+    }
+
+    /// Appends rows at the dataset's base timeframe; returns once durable.
+    pub fn append(&mut self, dataset: &str, batch: &RecordBatch) -> Result<u64, ClientError> {
+        let mut payload = Vec::new();
+        {
+            let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut payload, batch.schema_ref())
+                .map_err(|e| ClientError::Io(e.to_string()))?;
+            w.write(batch).map_err(|e| ClientError::Io(e.to_string()))?;
+            w.finish().map_err(|e| ClientError::Io(e.to_string()))?;
+        }
+        let resp = self.call(
+            &Request::Append {
+                dataset: dataset.into(),
+            },
+            &payload,
+        )?;
+        Ok(resp.rows.unwrap_or(0))
+    }
+}

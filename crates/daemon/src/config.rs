@@ -1,0 +1,291 @@
+//! Daemon configuration: sane defaults, or one TOML file.
+//!
+//! ```toml
+//! data_dir = "./ringfeed-data"
+//! socket = "/run/user/1000/ringfeed.sock"
+//! metrics = "127.0.0.1:9464"
+//! memory_budget = "2GiB"
+//!
+//! [topics]
+//! slots = 32
+//! slot_bytes = "256KiB"
+//!
+//! [datasets.binance-spot]
+//! base = "1m"
+//! rollups = ["5m", "15m", "1h", "1d"]
+//! fsync = "always"
+//! ```
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path:?}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys.
+    #[error("invalid config {path:?}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said (with line and column).
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config value for {key}: {message}")]
+    Value {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Topic ring sizing (one ring per dataset and timeframe).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicConfig {
+    /// Batches each topic ring keeps.
+    pub slots: u32,
+    /// Largest encoded batch per slot; larger appends are split.
+    #[serde(deserialize_with = "de_bytes")]
+    pub slot_bytes: u64,
+    /// Subscribers per topic.
+    pub max_readers: u32,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        Self {
+            slots: 32,
+            slot_bytes: 256 << 10,
+            max_readers: 16,
+        }
+    }
+}
+
+/// A dataset the daemon creates at start-up if the store lacks it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetToml {
+    /// Finest stored timeframe, e.g. "1m" (or "tick").
+    pub base: String,
+    /// Rollup targets maintained on write.
+    #[serde(default)]
+    pub rollups: Option<Vec<String>>,
+    /// "always", "never" or "every:<ms>".
+    #[serde(default)]
+    pub fsync: Option<String>,
+}
+
+/// Everything the daemon needs. `Config::default()` is the no-config start.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Store root. Default `./ringfeed-data`.
+    pub data_dir: PathBuf,
+    /// Control socket. Default `$XDG_RUNTIME_DIR/ringfeed.sock`, else `/tmp/ringfeed-$UID.sock`.
+    pub socket: PathBuf,
+    /// Prometheus text endpoint (`GET /metrics`), off by default.
+    pub metrics: Option<SocketAddr>,
+    /// Bytes of query results kept in shared memory before LRU eviction.
+    #[serde(deserialize_with = "de_bytes")]
+    pub memory_budget: u64,
+    /// Largest query result one request may materialise.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_result_bytes: u64,
+    /// Query results one client may hold unreleased at once.
+    pub max_pending_per_client: u32,
+    /// Simultaneous client connections.
+    pub max_connections: u32,
+    /// Largest append payload.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_append_bytes: u64,
+    /// Rows per batch of a materialised query result.
+    pub chunk_rows: usize,
+    /// Readers that may attach to one query result at once.
+    pub result_readers: u32,
+    /// Prefix of every arena this daemon creates.
+    pub arena_prefix: String,
+    /// Topic ring sizing.
+    pub topics: TopicConfig,
+    /// Datasets to create when missing.
+    pub datasets: BTreeMap<String, DatasetToml>,
+}
+
+/// Default socket path: `$XDG_RUNTIME_DIR/ringfeed.sock` or `/tmp/ringfeed-$UID.sock`.
+pub fn default_socket() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => Path::new(&d).join("ringfeed.sock"),
+        _ => PathBuf::from(format!("/tmp/ringfeed-{}.sock", uid())),
+    }
+}
+
+fn uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of /proc/self is our real uid; no libc call needed.
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("ringfeed-data"),
+            socket: default_socket(),
+            metrics: None,
+            memory_budget: 2 << 30,
+            max_result_bytes: 1 << 30,
+            max_pending_per_client: 16,
+            max_connections: 256,
+            max_append_bytes: 256 << 20,
+            chunk_rows: 262_144,
+            result_readers: 64,
+            arena_prefix: format!("rfd{}", uid()),
+            topics: TopicConfig::default(),
+            datasets: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads a TOML file; missing keys take their defaults, unknown keys are errors.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text (`path` is for messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Range checks.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| ConfigError::Value {
+            key: key.into(),
+            message: message.into(),
+        };
+        if self.chunk_rows == 0 {
+            return Err(bad("chunk_rows", "must be at least 1"));
+        }
+        if self.topics.slots == 0 || self.topics.max_readers == 0 {
+            return Err(bad("topics", "slots and max_readers must be at least 1"));
+        }
+        if ringfeed_shm::check_name(&format!("{}.x", self.arena_prefix)).is_err() {
+            return Err(bad(
+                "arena_prefix",
+                "letters, digits, '.', '_' and '-' only",
+            ));
+        }
+        for (name, d) in &self.datasets {
+            d.base
+                .parse::<ringfeed_store::Timeframe>()
+                .map_err(|e| bad(&format!("datasets.{name}.base"), &e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses sizes like `262144`, `"256KiB"`, `"2GiB"`, `"1.5MB"`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        u => return Err(format!("unknown size unit {u:?} in {s:?}")),
+    };
+    Ok((v * mult as f64) as u64)
+}
+
+fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Int(u64),
+        Str(String),
+    }
+    match N::deserialize(d)? {
+        N::Int(v) => Ok(v),
+        N::Str(s) => parse_bytes(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_sane() {
+        let c = Config::default();
+        c.check().unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("ringfeed-data"));
+        assert!(c.socket.to_string_lossy().ends_with(".sock"));
+    }
+
+    #[test]
+    fn toml_overrides_and_sizes() {
+        let c = Config::parse(
+            r#"
+            data_dir = "/tmp/x"
+            memory_budget = "512MiB"
+            metrics = "127.0.0.1:9464"
+            [topics]
+            slot_bytes = "64KiB"
+            [datasets.binance-spot]
+            base = "1m"
+            rollups = ["5m", "1h"]
+            "#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.memory_budget, 512 << 20);
+        assert_eq!(c.topics.slot_bytes, 64 << 10);
+        assert_eq!(c.topics.slots, 32, "unset keys keep defaults");
+        assert_eq!(
+            c.datasets["binance-spot"].rollups.as_ref().unwrap().len(),
+            2
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let e = Config::parse("data_dri = 'x'", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("data_dri"), "{e}");
+        let e = Config::parse("memory_budget = '12 parsecs'", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("parsecs"), "{e}");
+        let e = Config::parse("[datasets.x]\nbase = '7q'", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("datasets.x.base"), "{e}");
+    }
+}

@@ -1,0 +1,210 @@
+//! Counters for `ringfeed stat` and the Prometheus text endpoint.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Daemon-wide counters. All Relaxed: they are statistics, not synchronisation.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    /// Queries answered.
+    pub queries: AtomicU64,
+    /// Queries that failed.
+    pub query_errors: AtomicU64,
+    /// Queries answered from the cache.
+    pub cache_hits: AtomicU64,
+    /// Sum of query latencies, ns.
+    pub query_ns: AtomicU64,
+    /// Slowest query, ns.
+    pub query_ns_max: AtomicU64,
+    /// Cached results.
+    pub cache_entries: AtomicU64,
+    /// Bytes of cached results.
+    pub cache_bytes: AtomicU64,
+    /// Results evicted.
+    pub evictions: AtomicU64,
+    /// Rows appended.
+    pub ingest_rows: AtomicU64,
+    /// Time spent appending, ns.
+    pub ingest_ns: AtomicU64,
+    /// Batches published to topic rings.
+    pub published: AtomicU64,
+    /// Malformed or refused frames.
+    pub bad_requests: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one query.
+    pub fn observe_query(&self, took: Duration, ok: bool, hit: bool) {
+        let ns = took.as_nanos() as u64;
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.query_ns.fetch_add(ns, Ordering::Relaxed);
+        self.query_ns_max.fetch_max(ns, Ordering::Relaxed);
+        if !ok {
+            self.query_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if hit {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records one append.
+    pub fn observe_ingest(&self, rows: u64, took: Duration) {
+        self.ingest_rows.fetch_add(rows, Ordering::Relaxed);
+        self.ingest_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Updates the cache gauges.
+    pub fn set_cache(&self, entries: u64, bytes: u64) {
+        self.cache_entries.store(entries, Ordering::Relaxed);
+        self.cache_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition. `topics`: (name, write_seq, readers, max lag, leases).
+    pub fn render(&self, topics: &[(String, u64, usize, u64, u32)], connections: u32) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut s = String::new();
+        let mut line = |name: &str, help: &str, kind: &str, v: u64| {
+            s.push_str(&format!("# HELP ringfeed_{name} {help}\n# TYPE ringfeed_{name} {kind}\nringfeed_{name} {v}\n"));
+        };
+        line(
+            "queries_total",
+            "Queries answered.",
+            "counter",
+            g(&self.queries),
+        );
+        line(
+            "query_errors_total",
+            "Queries that failed.",
+            "counter",
+            g(&self.query_errors),
+        );
+        line(
+            "cache_hits_total",
+            "Queries answered from the cache.",
+            "counter",
+            g(&self.cache_hits),
+        );
+        line(
+            "query_seconds_sum",
+            "Total query latency in ns (divide by 1e9).",
+            "counter",
+            g(&self.query_ns),
+        );
+        line(
+            "query_seconds_max_ns",
+            "Slowest query, ns.",
+            "gauge",
+            g(&self.query_ns_max),
+        );
+        line(
+            "cache_entries",
+            "Query results held in shared memory.",
+            "gauge",
+            g(&self.cache_entries),
+        );
+        line(
+            "cache_bytes",
+            "Bytes of query results held in shared memory.",
+            "gauge",
+            g(&self.cache_bytes),
+        );
+        line(
+            "cache_evictions_total",
+            "Query results evicted.",
+            "counter",
+            g(&self.evictions),
+        );
+        line(
+            "ingest_rows_total",
+            "Rows appended.",
+            "counter",
+            g(&self.ingest_rows),
+        );
+        line(
+            "ingest_ns_total",
+            "Time spent appending, ns.",
+            "counter",
+            g(&self.ingest_ns),
+        );
+        line(
+            "published_batches_total",
+            "Batches published to topic rings.",
+            "counter",
+            g(&self.published),
+        );
+        line(
+            "bad_requests_total",
+            "Malformed or refused frames.",
+            "counter",
+            g(&self.bad_requests),
+        );
+        line(
+            "connections",
+            "Open client connections.",
+            "gauge",
+            connections as u64,
+        );
+        s.push_str("# HELP ringfeed_topic_write_seq Last published seq per topic.\n# TYPE ringfeed_topic_write_seq gauge\n");
+        for (t, seq, ..) in topics {
+            s.push_str(&format!(
+                "ringfeed_topic_write_seq{{topic=\"{t}\"}} {seq}\n"
+            ));
+        }
+        s.push_str("# HELP ringfeed_topic_readers Attached readers per topic.\n# TYPE ringfeed_topic_readers gauge\n");
+        for (t, _, r, ..) in topics {
+            s.push_str(&format!("ringfeed_topic_readers{{topic=\"{t}\"}} {r}\n"));
+        }
+        s.push_str("# HELP ringfeed_topic_lag Batches the slowest reader is behind.\n# TYPE ringfeed_topic_lag gauge\n");
+        for (t, _, _, lag, _) in topics {
+            s.push_str(&format!("ringfeed_topic_lag{{topic=\"{t}\"}} {lag}\n"));
+        }
+        s.push_str("# HELP ringfeed_topic_leases Batches leased by readers.\n# TYPE ringfeed_topic_leases gauge\n");
+        for (t, _, _, _, l) in topics {
+            s.push_str(&format!("ringfeed_topic_leases{{topic=\"{t}\"}} {l}\n"));
+        }
+        s
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text) on `addr` in a background thread.
+pub fn serve_http(
+    addr: SocketAddr,
+    daemon: Arc<crate::Daemon>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let l = TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut line = String::new();
+                    let mut r = BufReader::new(&s);
+                    if r.read_line(&mut line).is_err() {
+                        continue;
+                    }
+                    let mut w = &s;
+                    let (status, body) =
+                        if line.starts_with("GET /metrics") || line.starts_with("GET / ") {
+                            ("200 OK", daemon.stat_text_pub())
+                        } else {
+                            ("404 Not Found", "try GET /metrics\n".to_string())
+                        };
+                    let _ = write!(
+                        w,
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    Ok(())
+}

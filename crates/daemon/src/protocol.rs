@@ -1,0 +1,318 @@
+//! The control-socket protocol. One frame per message, both directions:
+//!
+//! ```text
+//! u32 LE  header length (≤ 1 MiB)
+//! ...     header: one JSON object (`Request` or `Response`)
+//! u64 LE  payload length (0 when none; an Arrow IPC stream for `append`)
+//! ...     payload
+//! ```
+//!
+//! Every request gets exactly one response: `{"ok": true, ...}` or
+//! `{"ok": false, "error": {"kind": "...", "message": "..."}}`. Bulk data never
+//! travels over the socket to readers: a query answer names a shared-memory
+//! arena that the client maps.
+
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+/// Largest JSON header accepted.
+pub const MAX_HEADER: u32 = 1 << 20;
+
+/// What a client asks.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Liveness.
+    Ping,
+    /// Metrics, as Prometheus text.
+    Stat,
+    /// Datasets, their timeframes and symbols.
+    Datasets,
+    /// Bars into a shared-memory arena.
+    Query(QuerySpec),
+    /// The client is done with a query arena (it has mapped what it needs).
+    Release {
+        /// Arena name from the query answer.
+        arena: String,
+    },
+    /// The live topic ring of a dataset and timeframe.
+    Subscribe {
+        /// Dataset.
+        dataset: String,
+        /// Timeframe, e.g. "1m" or "5m".
+        timeframe: String,
+    },
+    /// Rows for a dataset's base timeframe; the payload is an Arrow IPC stream.
+    Append {
+        /// Dataset.
+        dataset: String,
+    },
+}
+
+/// A bars query.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySpec {
+    /// Dataset.
+    pub dataset: String,
+    /// Symbols; empty or `["*"]` means all.
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    /// Timeframe: stored, or resampled on read (e.g. "1m", "7m", "1h").
+    pub timeframe: String,
+    /// Bucket offset for resampling, e.g. "15m".
+    #[serde(default)]
+    pub offset: Option<String>,
+    /// First bar included: ns since the epoch, "YYYY-MM-DD" or RFC 3339.
+    #[serde(default)]
+    pub start: Option<TimeSpec>,
+    /// First bar excluded.
+    #[serde(default)]
+    pub end: Option<TimeSpec>,
+    /// Columns besides ts and symbol.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// At most this many bars per symbol.
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Take the limit from the end.
+    #[serde(default)]
+    pub from_end: bool,
+}
+
+/// A point in time, as ns or as text.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum TimeSpec {
+    /// ns since the Unix epoch.
+    Nanos(i64),
+    /// "YYYY-MM-DD" (UTC midnight) or RFC 3339.
+    Text(String),
+}
+
+impl TimeSpec {
+    /// ns since the Unix epoch.
+    pub fn to_nanos(&self) -> Result<i64, String> {
+        match self {
+            TimeSpec::Nanos(n) => Ok(*n),
+            TimeSpec::Text(s) => parse_time(s),
+        }
+    }
+}
+
+/// Parses "YYYY-MM-DD", "YYYY-MM-DD HH:MM[:SS]" (UTC) or RFC 3339 into ns.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let s = s.trim();
+    let dt = if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        d.naive_utc()
+    } else if let Ok(d) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
+        d
+    } else if let Ok(d) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M") {
+        d
+    } else if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        d.and_hms_opt(0, 0, 0).expect("midnight exists")
+    } else {
+        return Err(format!(
+            "cannot parse time {s:?}: use YYYY-MM-DD, RFC 3339, or ns since the epoch"
+        ));
+    };
+    dt.and_utc()
+        .timestamp_nanos_opt()
+        .ok_or_else(|| format!("time {s:?} is out of the ns range"))
+}
+
+/// Error kinds a client can match on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireError {
+    /// Machine-readable kind: `bad_request`, `unknown_dataset`, `bad_timeframe`,
+    /// `too_large`, `too_many_pending`, `store`, `ring`, `internal`.
+    pub kind: String,
+    /// Human message that says what to do.
+    pub message: String,
+}
+
+/// A response header.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct Response {
+    /// Success?
+    pub ok: bool,
+    /// Set when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+    /// Arena to map (query, subscribe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arena: Option<String>,
+    /// Batches in the arena (query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batches: Option<u64>,
+    /// Rows (query, append).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Bytes of the result (query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Whether the answer came from the cache (query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+    /// Free-form payload (stat text, dataset listing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Structured payload (datasets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+impl Response {
+    /// `{"ok": true}`.
+    pub fn ok() -> Self {
+        Self {
+            ok: true,
+            ..Default::default()
+        }
+    }
+    /// An error response.
+    pub fn err(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(WireError {
+                kind: kind.into(),
+                message: message.into(),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Writes one frame.
+pub fn write_frame<W: Write>(w: &mut W, header: &impl Serialize, payload: &[u8]) -> io::Result<()> {
+    let h = serde_json::to_vec(header).map_err(io::Error::other)?;
+    let mut buf = Vec::with_capacity(12 + h.len());
+    buf.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&h);
+    buf.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    w.write_all(&buf)?;
+    w.write_all(payload)?;
+    w.flush()
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The peer closed the connection between frames.
+    #[error("connection closed")]
+    Eof,
+    /// Socket error or a connection cut mid-frame.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+    /// A length field exceeds its limit.
+    #[error("{what} of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Header or payload.
+        what: &'static str,
+        /// Length announced.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The header is not the JSON expected.
+    #[error("malformed request header: {0}")]
+    Json(String),
+}
+
+/// Reads one frame: the parsed header and the payload.
+pub fn read_frame<R: Read, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+    max_payload: u64,
+) -> Result<(T, Vec<u8>), FrameError> {
+    let mut len4 = [0u8; 4];
+    match r.read_exact(&mut len4) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(FrameError::Eof),
+        Err(e) => return Err(e.into()),
+    }
+    let hlen = u32::from_le_bytes(len4);
+    if hlen > MAX_HEADER {
+        return Err(FrameError::TooLarge {
+            what: "header",
+            len: hlen as u64,
+            max: MAX_HEADER as u64,
+        });
+    }
+    let mut h = vec![0u8; hlen as usize];
+    r.read_exact(&mut h)?;
+    let mut len8 = [0u8; 8];
+    r.read_exact(&mut len8)?;
+    let plen = u64::from_le_bytes(len8);
+    if plen > max_payload {
+        return Err(FrameError::TooLarge {
+            what: "payload",
+            len: plen,
+            max: max_payload,
+        });
+    }
+    let mut payload = vec![0u8; plen as usize];
+    r.read_exact(&mut payload)?;
+    let header = serde_json::from_slice(&h).map_err(|e| FrameError::Json(e.to_string()))?;
+    Ok((header, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let req = Request::Query(QuerySpec {
+            dataset: "d".into(),
+            timeframe: "5m".into(),
+            start: Some(TimeSpec::Text("2021-01-01".into())),
+            end: Some(TimeSpec::Nanos(5)),
+            ..Default::default()
+        });
+        let mut buf = vec![];
+        write_frame(&mut buf, &req, b"xyz").unwrap();
+        let (back, payload): (Request, _) = read_frame(&mut &buf[..], 10).unwrap();
+        assert_eq!(back, req);
+        assert_eq!(payload, b"xyz");
+    }
+
+    #[test]
+    fn oversize_and_malformed_frames_are_errors() {
+        let mut buf = vec![];
+        write_frame(&mut buf, &Request::Ping, &[0u8; 100]).unwrap();
+        assert!(matches!(
+            read_frame::<_, Request>(&mut &buf[..], 10),
+            Err(FrameError::TooLarge {
+                what: "payload",
+                ..
+            })
+        ));
+        let mut bad = vec![];
+        bad.extend_from_slice(&5u32.to_le_bytes());
+        bad.extend_from_slice(b"{nope");
+        bad.extend_from_slice(&0u64.to_le_bytes());
+        assert!(matches!(
+            read_frame::<_, Request>(&mut &bad[..], 10),
+            Err(FrameError::Json(_))
+        ));
+        let huge = (MAX_HEADER + 1).to_le_bytes();
+        assert!(matches!(
+            read_frame::<_, Request>(&mut &huge[..], 10),
+            Err(FrameError::TooLarge { what: "header", .. })
+        ));
+        assert!(matches!(
+            read_frame::<_, Request>(&mut &b""[..], 10),
+            Err(FrameError::Eof)
+        ));
+    }
+
+    #[test]
+    fn times_parse() {
+        assert_eq!(parse_time("1970-01-02").unwrap(), 86_400_000_000_000);
+        assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1_000_000_000);
+        assert_eq!(parse_time("1970-01-01 00:01").unwrap(), 60_000_000_000);
+        assert!(parse_time("yesterday").unwrap_err().contains("YYYY-MM-DD"));
+    }
+}

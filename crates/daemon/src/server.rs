@@ -1,0 +1,799 @@
+//! The daemon: a Unix-socket control channel in front of the bar store, query
+//! results materialised into shared-memory arenas, and live topic rings.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::protocol::{read_frame, write_frame, FrameError, QuerySpec, Request, Response};
+use arrow_array::RecordBatch;
+use ringfeed_arrow::{codec, OnFull, RingOptions, Writer};
+use ringfeed_store::{BarStore, DatasetConfig, Query, Symbols, Timeframe};
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Another daemon answers on the socket.
+    #[error("another ringfeedd is already serving on {0:?}: stop it, or pass a different socket")]
+    AlreadyRunning(std::path::PathBuf),
+    /// The socket could not be bound.
+    #[error("cannot listen on {path:?}: {source}")]
+    Bind {
+        /// Socket path.
+        path: std::path::PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the store at {path:?}: {message}")]
+    Store {
+        /// Data dir.
+        path: std::path::PathBuf,
+        /// Store error.
+        message: String,
+    },
+    /// The metrics endpoint could not be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A materialised query result.
+struct CachedResult {
+    writer: Writer,
+    batches: u64,
+    rows: u64,
+    bytes: u64,
+    last_used: Instant,
+    /// Answers handed out and not yet released (or whose client is still connected).
+    pending: u32,
+}
+
+#[derive(Default)]
+struct Cache {
+    by_key: HashMap<String, String>,
+    entries: HashMap<String, CachedResult>,
+    bytes: u64,
+}
+
+/// State shared by every connection.
+pub struct Daemon {
+    cfg: Config,
+    store: Mutex<BarStore>,
+    cache: Mutex<Cache>,
+    topics: Mutex<HashMap<(String, String), Writer>>,
+    metrics: Arc<Metrics>,
+    connections: AtomicU32,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// An error on its way to becoming an error response (small, unlike `Response`).
+pub(crate) struct Fail {
+    kind: &'static str,
+    message: String,
+}
+
+fn fail(kind: &'static str, message: impl Into<String>) -> Fail {
+    Fail {
+        kind,
+        message: message.into(),
+    }
+}
+
+impl From<Fail> for Response {
+    fn from(f: Fail) -> Self {
+        Response::err(f.kind, f.message)
+    }
+}
+
+fn wire_err<E: std::fmt::Display>(kind: &'static str) -> impl Fn(E) -> Fail {
+    move |e| fail(kind, e.to_string())
+}
+
+impl Daemon {
+    /// Opens the store (creating configured datasets) and reclaims arenas a
+    /// previous run of this daemon left behind.
+    pub fn open(cfg: Config) -> Result<Arc<Self>, ServeError> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| ServeError::Store {
+            path: cfg.data_dir.clone(),
+            message: e.to_string(),
+        })?;
+        let store_err = |m: String| ServeError::Store {
+            path: cfg.data_dir.clone(),
+            message: m,
+        };
+        let mut store = BarStore::open(&cfg.data_dir).map_err(|e| store_err(e.to_string()))?;
+        for (name, d) in &cfg.datasets {
+            let base: Timeframe = d
+                .base
+                .parse()
+                .map_err(|e: ringfeed_store::timeframe::TimeframeError| store_err(e.to_string()))?;
+            let mut dc = DatasetConfig::new(base);
+            if let Some(r) = &d.rollups {
+                dc.rollups = r
+                    .iter()
+                    .map(|s| s.parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e: ringfeed_store::timeframe::TimeframeError| {
+                        store_err(e.to_string())
+                    })?;
+            }
+            if let Some(f) = &d.fsync {
+                dc.fsync = f
+                    .parse()
+                    .map_err(|e| store_err(format!("datasets.{name}.fsync: {e}")))?;
+            }
+            if store.dataset(name).is_none() {
+                store
+                    .create_dataset(name, dc)
+                    .map_err(|e| store_err(e.to_string()))?;
+            }
+        }
+        let prefix = format!("{}.", cfg.arena_prefix);
+        for n in ringfeed_shm::list_arenas().unwrap_or_default() {
+            if n.starts_with(&prefix)
+                && ringfeed_shm::inspect(&n)
+                    .map(|i| !i.writer_alive)
+                    .unwrap_or(true)
+            {
+                tracing::info!(arena = %n, "removing arena left by a previous run");
+                let _ = ringfeed_shm::remove(&n);
+            }
+        }
+        Ok(Arc::new(Self {
+            cfg,
+            store: Mutex::new(store),
+            cache: Mutex::new(Cache::default()),
+            topics: Mutex::new(HashMap::new()),
+            metrics: Arc::new(Metrics::default()),
+            connections: AtomicU32::new(0),
+            next_id: Default::default(),
+        }))
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    fn arena_name(&self, kind: &str, rest: &str) -> String {
+        format!("{}.{kind}.{rest}", self.cfg.arena_prefix)
+    }
+
+    /// Handles one request. `held` tracks this connection's unreleased query arenas.
+    pub fn handle(&self, req: Request, payload: &[u8], held: &mut Vec<String>) -> Response {
+        match req {
+            Request::Ping => Response::ok(),
+            Request::Stat => Response {
+                text: Some(self.stat_text()),
+                ..Response::ok()
+            },
+            Request::Datasets => self.datasets(),
+            Request::Query(q) => {
+                let t = Instant::now();
+                let r = self.query(&q, held);
+                self.metrics
+                    .observe_query(t.elapsed(), r.ok, r.cached == Some(true));
+                r
+            }
+            Request::Release { arena } => {
+                if let Some(i) = held.iter().position(|a| *a == arena) {
+                    held.swap_remove(i);
+                    self.release(&arena);
+                    Response::ok()
+                } else {
+                    Response::err(
+                        "bad_request",
+                        format!("this connection holds no query arena {arena:?}"),
+                    )
+                }
+            }
+            Request::Subscribe { dataset, timeframe } => self.subscribe(&dataset, &timeframe),
+            Request::Append { dataset } => self.append(&dataset, payload),
+        }
+    }
+
+    fn datasets(&self) -> Response {
+        let store = self.store.lock().expect("store lock");
+        let mut out = serde_json::Map::new();
+        for (name, e) in &store.catalog().datasets {
+            let tfs: Vec<String> = store
+                .stored_timeframes(name)
+                .iter()
+                .map(|t| t.to_string())
+                .collect();
+            out.insert(
+                name.clone(),
+                serde_json::json!({"base": e.config.base.to_string(), "timeframes": tfs, "symbols": e.symbols}),
+            );
+        }
+        Response {
+            data: Some(serde_json::Value::Object(out)),
+            ..Response::ok()
+        }
+    }
+
+    fn to_store_query(&self, q: &QuerySpec) -> Result<Query, Fail> {
+        let tf: Timeframe = q
+            .timeframe
+            .parse()
+            .map_err(|e| fail("bad_timeframe", format!("timeframe {:?}: {e}", q.timeframe)))?;
+        let mut sq = Query::new(&q.dataset, tf);
+        if !(q.symbols.is_empty() || q.symbols.iter().any(|s| s == "*")) {
+            sq.symbols = Symbols::List(q.symbols.clone());
+        }
+        if let Some(o) = &q.offset {
+            sq.offset = Some(
+                ringfeed_store::timeframe::parse_duration(o)
+                    .map_err(|e| fail("bad_request", format!("offset {o:?}: {e}")))?,
+            );
+        }
+        let t = |s: &Option<crate::protocol::TimeSpec>, what| {
+            s.as_ref()
+                .map(|t| {
+                    t.to_nanos()
+                        .map_err(|e| fail("bad_request", format!("{what}: {e}")))
+                })
+                .transpose()
+        };
+        sq.start = t(&q.start, "start")?;
+        sq.end = t(&q.end, "end")?;
+        if let (Some(a), Some(b)) = (sq.start, sq.end) {
+            if a >= b {
+                return Err(fail(
+                    "bad_request",
+                    "start must be before end (the range is [start, end))",
+                ));
+            }
+        }
+        sq.fields = q.fields.clone();
+        sq.limit = q.limit;
+        sq.from_end = q.from_end;
+        Ok(sq)
+    }
+
+    fn query(&self, q: &QuerySpec, held: &mut Vec<String>) -> Response {
+        if held.len() as u32 >= self.cfg.max_pending_per_client {
+            return Response::err(
+                "too_many_pending",
+                format!(
+                    "this client holds {} unreleased query results (limit {}): release some first",
+                    held.len(),
+                    self.cfg.max_pending_per_client
+                ),
+            );
+        }
+        let sq = match self.to_store_query(q) {
+            Ok(s) => s,
+            Err(f) => return f.into(),
+        };
+        let key = serde_json::to_string(q).expect("serialisable");
+        let mut cache = self.cache.lock().expect("cache lock");
+        if let Some(name) = cache.by_key.get(&key).cloned() {
+            if let Some(e) = cache.entries.get_mut(&name) {
+                e.pending += 1;
+                e.last_used = Instant::now();
+                held.push(name.clone());
+                return Response {
+                    arena: Some(name),
+                    batches: Some(e.batches),
+                    rows: Some(e.rows),
+                    bytes: Some(e.bytes),
+                    cached: Some(true),
+                    ..Response::ok()
+                };
+            }
+        }
+        let batch = {
+            let store = self.store.lock().expect("store lock");
+            match store.query(&sq) {
+                Ok(b) => b,
+                Err(e) => {
+                    let kind = match e {
+                        ringfeed_store::store::QueryError::UnknownDataset { .. } => {
+                            "unknown_dataset"
+                        }
+                        _ => "store",
+                    };
+                    return Response::err(kind, e.to_string());
+                }
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let name = self.arena_name("q", &format!("{}-{id}", std::process::id()));
+        let made = match self.materialise(&name, &batch) {
+            Ok(m) => m,
+            Err(f) => return f.into(),
+        };
+        let (batches, bytes) = (made.1, made.2);
+        cache.bytes += bytes;
+        cache.by_key.insert(key, name.clone());
+        cache.entries.insert(
+            name.clone(),
+            CachedResult {
+                writer: made.0,
+                batches,
+                rows: batch.num_rows() as u64,
+                bytes,
+                last_used: Instant::now(),
+                pending: 1,
+            },
+        );
+        held.push(name.clone());
+        self.evict(&mut cache);
+        self.metrics
+            .set_cache(cache.entries.len() as u64, cache.bytes);
+        Response {
+            arena: Some(name),
+            batches: Some(batches),
+            rows: Some(batch.num_rows() as u64),
+            bytes: Some(bytes),
+            cached: Some(false),
+            ..Response::ok()
+        }
+    }
+
+    /// Writes `batch` as chunks into a new arena sized exactly for them.
+    fn materialise(&self, name: &str, batch: &RecordBatch) -> Result<(Writer, u64, u64), Fail> {
+        let chunk = self.cfg.chunk_rows;
+        let n = batch.num_rows().div_ceil(chunk).max(1);
+        let chunks: Vec<RecordBatch> = (0..n)
+            .map(|i| {
+                let off = i * chunk;
+                batch.slice(off, chunk.min(batch.num_rows().saturating_sub(off)))
+            })
+            .collect();
+        let mut enc = codec::SlotEncoder::new(batch.schema_ref()).map_err(wire_err("internal"))?;
+        let mut max = 0u64;
+        let mut total = 0u64;
+        for c in &chunks {
+            let len = codec::encoded_len(&enc.encode(c).map_err(wire_err("internal"))?) as u64;
+            max = max.max(len);
+            total += len;
+        }
+        if total > self.cfg.max_result_bytes {
+            return Err(fail(
+                "too_large",
+                format!(
+                    "result is {total} bytes, over this daemon's max_result_bytes ({}): narrow the time range, symbols or fields, or use limit",
+                    self.cfg.max_result_bytes
+                ),
+            ));
+        }
+        let opts = RingOptions {
+            slots: n as u32,
+            slot_bytes: max.max(1),
+            max_readers: self.cfg.result_readers,
+            // A client maps every chunk at once and keeps them as one table.
+            leases_per_reader: n as u32,
+            // Written once, never overwritten: no spare buffers needed.
+            buffers: Some(n as u32),
+            on_full: OnFull::OverwriteOldest,
+            force: true,
+            ..Default::default()
+        };
+        let mut w = Writer::create(name, batch.schema_ref(), opts).map_err(wire_err("ring"))?;
+        for c in &chunks {
+            w.write(c).map_err(wire_err("ring"))?;
+        }
+        Ok((w, n as u64, total))
+    }
+
+    fn release(&self, arena: &str) {
+        let mut cache = self.cache.lock().expect("cache lock");
+        if let Some(e) = cache.entries.get_mut(arena) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+        self.evict(&mut cache);
+    }
+
+    /// LRU eviction under the memory budget. Never evicts a result that is
+    /// pending or still mapped by a reader (its leases are live memory).
+    fn evict(&self, cache: &mut Cache) {
+        while cache.bytes > self.cfg.memory_budget {
+            let victim = cache
+                .entries
+                .iter()
+                .filter(|(_, e)| e.pending == 0 && e.writer.ring().readers().is_empty())
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            let Some(name) = victim else { break };
+            let e = cache.entries.remove(&name).expect("present");
+            cache.bytes -= e.bytes;
+            cache.by_key.retain(|_, v| *v != name);
+            e.writer.close();
+            self.metrics.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(arena = %name, "evicted query result");
+        }
+    }
+
+    fn topic_schema(&self, dataset: &str, tf: Timeframe) -> Result<arrow_schema::SchemaRef, Fail> {
+        let store = self.store.lock().expect("store lock");
+        let e = store.dataset(dataset).ok_or_else(|| {
+            let known: Vec<&String> = store.catalog().datasets.keys().collect();
+            fail(
+                "unknown_dataset",
+                format!("unknown dataset {dataset:?}; known: {known:?}"),
+            )
+        })?;
+        let cfg = &e.config;
+        if tf == cfg.base {
+            Ok(if tf.is_tick() {
+                ringfeed_store::schema::tick_schema()
+            } else {
+                ringfeed_store::schema::bar_schema()
+            })
+        } else if cfg.rollups.contains(&tf) {
+            Ok(ringfeed_store::schema::rollup_schema())
+        } else {
+            let stored: Vec<String> = store
+                .stored_timeframes(dataset)
+                .iter()
+                .map(|t| t.to_string())
+                .collect();
+            Err(fail(
+                "bad_timeframe",
+                format!("dataset {dataset:?} has no live topic for {tf}; topics: {stored:?} (other timeframes: query with resampling)"),
+            ))
+        }
+    }
+
+    /// Name of the topic ring for (dataset, tf), creating it on first use.
+    fn topic(&self, dataset: &str, tf: Timeframe) -> Result<String, Fail> {
+        let key = (dataset.to_string(), tf.to_string());
+        let name = self.arena_name("t", &format!("{dataset}.{tf}"));
+        if self.topics.lock().expect("topics").contains_key(&key) {
+            return Ok(name);
+        }
+        let schema = self.topic_schema(dataset, tf)?;
+        let t = &self.cfg.topics;
+        let opts = RingOptions {
+            slots: t.slots,
+            slot_bytes: t.slot_bytes,
+            max_readers: t.max_readers,
+            force: true,
+            ..Default::default()
+        };
+        let w = Writer::create(&name, &schema, opts).map_err(wire_err("ring"))?;
+        self.topics.lock().expect("topics").entry(key).or_insert(w);
+        Ok(name)
+    }
+
+    fn subscribe(&self, dataset: &str, timeframe: &str) -> Response {
+        let tf: Timeframe = match timeframe.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                return Response::err("bad_timeframe", format!("timeframe {timeframe:?}: {e}"))
+            }
+        };
+        match self.topic(dataset, tf) {
+            Ok(name) => Response {
+                arena: Some(name),
+                ..Response::ok()
+            },
+            Err(f) => f.into(),
+        }
+    }
+
+    fn publish(&self, dataset: &str, tf: Timeframe, batch: &RecordBatch) -> Result<(), Fail> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.topic(dataset, tf)?;
+        let key = (dataset.to_string(), tf.to_string());
+        let mut topics = self.topics.lock().expect("topics");
+        let w = topics.get_mut(&key).expect("created above");
+        let batch =
+            ringfeed_store::schema::conform(batch, w.schema()).map_err(wire_err("internal"))?;
+        // Split what does not fit one slot; halve until it does.
+        let mut pending = vec![batch];
+        while let Some(b) = pending.pop() {
+            match w.write(&b) {
+                Ok(_) => self.metrics.published.fetch_add(1, Ordering::Relaxed),
+                Err(ringfeed_arrow::WriteError::BatchTooLarge { .. }) if b.num_rows() > 1 => {
+                    let h = b.num_rows() / 2;
+                    pending.push(b.slice(h, b.num_rows() - h));
+                    pending.push(b.slice(0, h));
+                    continue;
+                }
+                Err(e) => return Err(fail("ring", e.to_string())),
+            };
+        }
+        Ok(())
+    }
+
+    fn append(&self, dataset: &str, payload: &[u8]) -> Response {
+        let t = Instant::now();
+        let batches = match decode_ipc_stream(payload) {
+            Ok(b) => b,
+            Err(e) => {
+                return Response::err(
+                    "bad_request",
+                    format!("append payload is not an Arrow IPC stream: {e}"),
+                )
+            }
+        };
+        let mut rows = 0u64;
+        for batch in &batches {
+            let (base, rollups, summary, batch) = {
+                let mut store = self.store.lock().expect("store lock");
+                let Some(e) = store.dataset(dataset) else {
+                    let known: Vec<&String> = store.catalog().datasets.keys().collect();
+                    return Response::err(
+                        "unknown_dataset",
+                        format!("unknown dataset {dataset:?}; known: {known:?}"),
+                    );
+                };
+                let (base, rollups) = (e.config.base, e.config.rollups.clone());
+                let schema = if base.is_tick() {
+                    ringfeed_store::schema::tick_schema()
+                } else {
+                    ringfeed_store::schema::bar_schema()
+                };
+                let batch = match ringfeed_store::schema::conform(batch, &schema) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return Response::err(
+                            "bad_request",
+                            format!("rows do not fit dataset {dataset:?}: {e}"),
+                        )
+                    }
+                };
+                match store.upsert(dataset, &batch) {
+                    Ok(s) => (base, rollups, s, batch),
+                    Err(e) => return Response::err("store", e.to_string()),
+                }
+            };
+            let batch = &batch;
+            rows += summary.rows as u64;
+            if let Err(f) = self.publish(dataset, base, batch) {
+                return f.into();
+            }
+            // Publish every rollup bar this batch touched (with its complete flag).
+            for tf in rollups {
+                let updated = match self.rollup_window(dataset, tf, batch) {
+                    Ok(b) => b,
+                    Err(f) => return f.into(),
+                };
+                if let Err(f) = self.publish(dataset, tf, &updated) {
+                    return f.into();
+                }
+            }
+        }
+        self.metrics.observe_ingest(rows, t.elapsed());
+        Response {
+            rows: Some(rows),
+            ..Response::ok()
+        }
+    }
+
+    /// The rollup bars of `tf` that cover the rows of `batch`.
+    fn rollup_window(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        batch: &RecordBatch,
+    ) -> Result<RecordBatch, Fail> {
+        let (ts, sym) = ts_and_symbols(batch)?;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        let mut syms = std::collections::BTreeSet::new();
+        for i in 0..batch.num_rows() {
+            lo = lo.min(ts.value(i));
+            hi = hi.max(ts.value(i));
+            syms.insert(sym.value(i).to_string());
+        }
+        let span = tf.nanos().unwrap_or(86_400_000_000_000).max(1);
+        let mut q = Query::new(dataset, tf);
+        q.symbols = Symbols::List(syms.into_iter().collect());
+        // Widen to whole buckets (a week covers calendar-aligned days and weeks).
+        q.start = Some(lo - span.max(7 * 86_400_000_000_000));
+        q.end = Some(hi + 1);
+        let store = self.store.lock().expect("store lock");
+        let all = store.query(&q).map_err(wire_err("store"))?;
+        // Keep the buckets that contain a row of the batch: ts <= hi and ts + span > lo.
+        let (ats, _) = ts_and_symbols(&all)?;
+        let keep: arrow_array::BooleanArray = (0..all.num_rows())
+            .map(|i| Some(ats.value(i) <= hi && ats.value(i) + span > lo))
+            .collect();
+        arrow_select::filter::filter_record_batch(&all, &keep).map_err(wire_err("internal"))
+    }
+
+    /// The metrics as Prometheus text (what `ringfeed stat` prints).
+    pub fn stat_text_pub(&self) -> String {
+        self.stat_text()
+    }
+
+    fn stat_text(&self) -> String {
+        let mut topics = vec![];
+        for ((d, tf), w) in self.topics.lock().expect("topics").iter() {
+            let readers = w.ring().readers();
+            let seq = w.ring().next_seq() - 1;
+            let lag = readers
+                .iter()
+                .map(|r| (seq + 1).saturating_sub(r.cursor))
+                .max()
+                .unwrap_or(0);
+            let leases: u32 = readers.iter().map(|r| r.leases).sum();
+            topics.push((format!("{d}/{tf}"), seq, readers.len(), lag, leases));
+        }
+        self.metrics
+            .render(&topics, self.connections.load(Ordering::Relaxed))
+    }
+
+    /// Serves one connection until it closes or sends garbage it cannot recover from.
+    pub fn serve_connection(self: &Arc<Self>, stream: UnixStream) {
+        let mut held: Vec<String> = Vec::new();
+        let mut reader = BufReader::new(match stream.try_clone() {
+            Ok(s) => s,
+            Err(_) => return,
+        });
+        let mut writer = stream;
+        loop {
+            let (req, payload) =
+                match read_frame::<_, Request>(&mut reader, self.cfg.max_append_bytes) {
+                    Ok(x) => x,
+                    Err(FrameError::Eof) => break,
+                    Err(FrameError::Json(m)) => {
+                        self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+                        // The frame was read whole, so the stream is still in sync.
+                        if write_frame(&mut writer, &Response::err("bad_request", m), &[]).is_err()
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+                        // Framing is lost (oversize or cut): answer once and hang up.
+                        let _ = write_frame(
+                            &mut writer,
+                            &Response::err("bad_request", e.to_string()),
+                            &[],
+                        );
+                        break;
+                    }
+                };
+            let resp = self.handle(req, &payload, &mut held);
+            if write_frame(&mut writer, &resp, &[]).is_err() {
+                break;
+            }
+        }
+        for a in held {
+            self.release(&a);
+        }
+    }
+
+    /// Closes every arena this daemon owns (topics and cached results).
+    pub fn shutdown(&self) {
+        for (_, w) in self.topics.lock().expect("topics").drain() {
+            w.close();
+        }
+        let mut cache = self.cache.lock().expect("cache");
+        for (_, e) in cache.entries.drain() {
+            e.writer.close();
+        }
+        cache.by_key.clear();
+        cache.bytes = 0;
+    }
+}
+
+/// The `ts` and `symbol` columns of a batch in the store's canonical types.
+fn ts_and_symbols(
+    b: &RecordBatch,
+) -> Result<
+    (
+        &arrow_array::TimestampNanosecondArray,
+        &arrow_array::StringViewArray,
+    ),
+    Fail,
+> {
+    use arrow_array::cast::AsArray;
+    let ts = b
+        .column_by_name("ts")
+        .and_then(|c| c.as_primitive_opt::<arrow_array::types::TimestampNanosecondType>())
+        .ok_or_else(|| fail("internal", "batch lacks a timestamp[ns] ts column"))?;
+    let sym = b
+        .column_by_name("symbol")
+        .and_then(|c| c.as_string_view_opt())
+        .ok_or_else(|| fail("internal", "batch lacks a Utf8View symbol column"))?;
+    Ok((ts, sym))
+}
+
+fn decode_ipc_stream(payload: &[u8]) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
+    let r = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(payload), None)?;
+    r.collect()
+}
+
+/// Binds the socket (0600), refusing to steal it from a live daemon and
+/// removing a stale one.
+pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(ServeError::AlreadyRunning(path.to_path_buf()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let l = UnixListener::bind(path).map_err(|source| ServeError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        ServeError::Bind {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(l)
+}
+
+/// Runs the daemon until `stop` is set (SIGTERM/SIGINT in `ringfeedd`).
+/// Returns after closing every arena and removing the socket.
+pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
+    let listener = bind(&cfg.socket)?;
+    let socket = cfg.socket.clone();
+    let metrics_addr = cfg.metrics;
+    let daemon = Daemon::open(cfg)?;
+    if let Some(addr) = metrics_addr {
+        crate::metrics::serve_http(addr, daemon.clone(), stop.clone())
+            .map_err(|source| ServeError::Metrics { addr, source })?;
+    }
+    tracing::info!(socket = %socket.display(), data_dir = %daemon.cfg.data_dir.display(), "ringfeedd serving");
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Bind {
+            path: socket.clone(),
+            source,
+        })?;
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let _ = stream.set_nonblocking(false);
+                if daemon.connections.load(Ordering::Relaxed) >= daemon.cfg.max_connections {
+                    let mut s = stream;
+                    let _ = write_frame(
+                        &mut s,
+                        &Response::err("busy", "too many connections: retry later"),
+                        &[],
+                    );
+                    continue;
+                }
+                daemon.connections.fetch_add(1, Ordering::Relaxed);
+                let d = daemon.clone();
+                std::thread::spawn(move || {
+                    d.serve_connection(stream);
+                    d.connections.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    tracing::info!("shutting down: closing arenas");
+    daemon.shutdown();
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}

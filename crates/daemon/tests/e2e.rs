@@ -1,0 +1,396 @@
+//! The real `ringfeedd` binary in a temporary directory, driven by the Rust client.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringViewArray, TimestampNanosecondArray};
+use ringfeed_arrow::StartAt;
+use ringfeed_daemon::protocol::{QuerySpec, TimeSpec};
+use ringfeed_daemon::{Client, ClientError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One arena directory for the whole test binary: the client library reads
+/// RINGFEED_SHM_DIR from the (process-global) environment, and tests run in
+/// parallel threads. Daemons tell their arenas apart by prefix.
+fn shm_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("rf-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::env::set_var("RINGFEED_SHM_DIR", &d);
+        d
+    })
+    .clone()
+}
+
+/// A daemon's arena prefix, derived from its (unique) temp dir.
+fn prefix_for(dir: &Path) -> String {
+    let n = dir.file_name().unwrap().to_string_lossy();
+    format!(
+        "e2e{}",
+        n.trim_start_matches('.')
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    )
+}
+
+const MIN: i64 = 60_000_000_000;
+const T0: i64 = 1_609_459_200_000_000_000; // 2021-01-01T00:00:00Z
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    shm: PathBuf,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir)
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> Self {
+        let socket = dir.path().join("rf.sock");
+        let shm = shm_dir();
+        let cfg = dir.path().join("ringfeed.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "data_dir = {:?}\nsocket = {:?}\narena_prefix = \"{prefix}\"\nmemory_budget = \"64MiB\"\n\
+                 [datasets.test]\nbase = \"1m\"\nrollups = [\"5m\", \"1h\"]\n",
+                dir.path().join("data"),
+                socket,
+                prefix = prefix_for(dir.path()),
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
+            .arg("--config")
+            .arg(&cfg)
+            .env("RINGFEED_SHM_DIR", &shm)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn ringfeedd");
+        let d = Daemon {
+            child,
+            dir,
+            socket,
+            shm,
+        };
+        let _ = &d.shm;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Client::connect(Some(&d.socket)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "ringfeedd did not come up within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(Some(&self.socket)).unwrap()
+    }
+
+    /// Arenas of this daemon (by its prefix).
+    fn arenas(&self) -> Vec<String> {
+        let prefix = format!("ringfeed.{}.", prefix_for(self.dir.path()));
+        let mut v: Vec<String> = std::fs::read_dir(&self.shm)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn wait_exit(&mut self, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ringfeedd did not exit after {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` one-minute bars per symbol starting at minute `from`; close = minute index.
+fn bars(symbols: &[&str], from: i64, n: i64) -> RecordBatch {
+    let (mut ts, mut sym, mut px) = (vec![], vec![], vec![]);
+    for m in from..from + n {
+        for s in symbols {
+            ts.push(T0 + m * MIN);
+            sym.push(*s);
+            px.push(m as f64);
+        }
+    }
+    let f = |v: &Vec<f64>, d: f64| {
+        Arc::new(Float64Array::from_iter_values(v.iter().map(|x| x + d))) as ArrayRef
+    };
+    RecordBatch::try_from_iter([
+        (
+            "ts",
+            Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC")) as ArrayRef,
+        ),
+        ("symbol", Arc::new(StringViewArray::from(sym)) as ArrayRef),
+        ("open", f(&px, 0.0)),
+        ("high", f(&px, 1.0)),
+        ("low", f(&px, -1.0)),
+        ("close", f(&px, 0.5)),
+        ("volume", f(&px, 0.0).slice(0, px.len())),
+    ])
+    .unwrap()
+}
+
+fn q(tf: &str) -> QuerySpec {
+    QuerySpec {
+        dataset: "test".into(),
+        timeframe: tf.into(),
+        ..Default::default()
+    }
+}
+
+fn closes(b: &ringfeed_daemon::Bars) -> Vec<f64> {
+    b.batches
+        .iter()
+        .flat_map(|x| {
+            x.column_by_name("close")
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn append_query_subscribe_rollups_cache_and_clean_shutdown() {
+    let mut d = Daemon::start();
+    let mut c = d.client();
+    c.ping().unwrap();
+
+    // Subscribe before appending: 1m and 5m topics.
+    let mut sub1 = c.subscribe("test", "1m", StartAt::Next).unwrap();
+    let mut sub5 = c.subscribe("test", "5m", StartAt::Next).unwrap();
+
+    assert_eq!(
+        c.append("test", &bars(&["AAA", "BBB"], 0, 60)).unwrap(),
+        120
+    );
+
+    let got = sub1
+        .read(Duration::from_secs(10))
+        .unwrap()
+        .expect("1m batch");
+    assert_eq!(got.num_rows(), 120);
+    assert!(got.is_zero_copy());
+    let r5 = sub5
+        .read(Duration::from_secs(10))
+        .unwrap()
+        .expect("5m rollup batch");
+    assert_eq!(r5.num_rows(), 2 * 12, "twelve 5m bars per symbol");
+    let complete = r5.column_by_name("complete").unwrap().as_boolean();
+    assert!(complete.value(0), "a closed 5m bucket is complete");
+
+    // Query 1m for one symbol, with a range.
+    let mut one = q("1m");
+    one.symbols = vec!["AAA".into()];
+    one.start = Some(TimeSpec::Text("2021-01-01 00:10".into()));
+    one.end = Some(TimeSpec::Nanos(T0 + 20 * MIN));
+    let b = c.bars(&one).unwrap();
+    assert_eq!(b.rows, 10);
+    assert_eq!(
+        closes(&b),
+        (10..20).map(|m| m as f64 + 0.5).collect::<Vec<_>>()
+    );
+    assert!(b.batches.iter().all(|x| x.is_zero_copy()));
+    assert!(!b.cached);
+
+    // The same query again maps the same arena.
+    let b2 = c.bars(&one).unwrap();
+    assert!(b2.cached);
+    assert_eq!(b2.arena, b.arena);
+
+    // A second client, too.
+    let mut c2 = d.client();
+    let b3 = c2.bars(&one).unwrap();
+    assert_eq!(b3.arena, b.arena);
+
+    // Resample on read: 15m from 1m; 1h from the stored rollup.
+    let b15 = c
+        .bars(&{
+            let mut x = q("15m");
+            x.symbols = vec!["BBB".into()];
+            x
+        })
+        .unwrap();
+    assert_eq!(b15.rows, 4);
+    assert_eq!(
+        closes(&b15),
+        vec![14.5, 29.5, 44.5, 59.5],
+        "close = last close of the bucket"
+    );
+    let h = c.bars(&q("1h")).unwrap();
+    assert_eq!(h.rows, 2);
+
+    // Live append extends the open hour: the 1h subscriber sees the updated bar.
+    let mut sub60 = c.subscribe("test", "1h", StartAt::Next).unwrap();
+    c.append("test", &bars(&["AAA"], 60, 5)).unwrap();
+    let u = sub60
+        .read(Duration::from_secs(10))
+        .unwrap()
+        .expect("1h update");
+    assert_eq!(u.num_rows(), 1);
+    let close = u
+        .column_by_name("close")
+        .unwrap()
+        .as_primitive::<Float64Type>()
+        .value(0);
+    assert_eq!(close, 64.5);
+    assert!(
+        !u.column_by_name("complete").unwrap().as_boolean().value(0),
+        "the 01:00 hour is still open"
+    );
+
+    // Errors are clear and the daemon keeps serving.
+    let err = c
+        .bars(&QuerySpec {
+            dataset: "nope".into(),
+            timeframe: "1m".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Server { kind, message } if kind == "unknown_dataset" && message.contains("test")),
+        "{err}"
+    );
+    let mut inverted = q("1m");
+    inverted.start = Some(TimeSpec::Nanos(T0 + 10));
+    inverted.end = Some(TimeSpec::Nanos(T0));
+    let err = c.bars(&inverted).unwrap_err().to_string();
+    assert!(err.contains("start must be before end"), "{err}");
+    let err = c.bars(&q("7 parsecs")).unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Server { kind, .. } if kind == "bad_timeframe"),
+        "{err}"
+    );
+    let err = c
+        .subscribe("test", "3m", StartAt::Next)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no live topic"), "{err}");
+
+    let stat = c.stat().unwrap();
+    for want in [
+        "ringfeed_queries_total",
+        "ringfeed_cache_hits_total 2",
+        "topic=\"test/1m\"",
+    ] {
+        assert!(stat.contains(want), "missing {want:?} in:\n{stat}");
+    }
+    assert!(
+        d.arenas().iter().any(|a| a.ends_with(".t.test.1m")),
+        "{:?}",
+        d.arenas()
+    );
+
+    // SIGTERM: clean shutdown removes its arenas and the socket.
+    drop((sub1, sub5, sub60, got, r5, u));
+    // SAFETY-free: kill(1) from the shell sends SIGTERM.
+    assert!(Command::new("kill")
+        .arg(d.child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let st = d.wait_exit("SIGTERM");
+    assert!(st.success(), "{st:?}");
+    assert!(!d.socket.exists());
+    assert!(d.arenas().is_empty(), "{:?}", d.arenas());
+    // Batches mapped before the shutdown stay readable.
+    assert_eq!(
+        closes(&b),
+        (10..20).map(|m| m as f64 + 0.5).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn malformed_messages_do_not_wedge_the_daemon() {
+    let d = Daemon::start();
+    for i in 0..1000u32 {
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        let junk: Vec<u8> = match i % 4 {
+            0 => b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            1 => {
+                let mut v = 7u32.to_le_bytes().to_vec();
+                v.extend_from_slice(b"{\"op\":1");
+                v.extend_from_slice(&0u64.to_le_bytes());
+                v
+            }
+            2 => u32::MAX.to_le_bytes().to_vec(),
+            _ => (0..(i % 97)).map(|k| (k * 31 + i) as u8).collect(),
+        };
+        let _ = s.write_all(&junk);
+        // Half the time hang up at once (a client that disconnects mid-request).
+        if i % 2 == 0 {
+            drop(s);
+        } else {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+    }
+    let mut c = d.client();
+    c.ping().unwrap();
+    assert_eq!(c.append("test", &bars(&["X"], 0, 3)).unwrap(), 3);
+    assert!(c.stat().unwrap().contains("ringfeed_bad_requests_total"));
+}
+
+#[test]
+fn kill_9_then_restart_keeps_acknowledged_rows() {
+    let mut d = Daemon::start();
+    let mut c = d.client();
+    c.append("test", &bars(&["K"], 0, 30)).unwrap();
+    let _sub = c.subscribe("test", "1m", StartAt::Next).unwrap();
+    d.child.kill().unwrap();
+    d.wait_exit("SIGKILL");
+    drop(c);
+    // Restart over the same data dir and socket: stale socket and arenas are reclaimed.
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d2 = Daemon::start_in(dir);
+    let mut c = d2.client();
+    let b = c.bars(&q("1m")).unwrap();
+    assert_eq!(b.rows, 30, "every acknowledged row survived the kill");
+    c.subscribe("test", "1m", StartAt::Next).unwrap();
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_is_refused() {
+    let d = Daemon::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
+        .args(["--socket"])
+        .arg(&d.socket)
+        .arg("--data-dir")
+        .arg(d.dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already serving"), "{err}");
+    assert!(Path::new(&d.socket).exists());
+}

@@ -1,0 +1,246 @@
+//! The catalog: datasets, their configuration and symbols, and the cold tier's Parquet
+//! files with min/max ts, symbols and rows. Each commit writes a new immutable version
+//! file `_catalog/v<N>.json` (write to a temp name, fsync, rename) and then flips
+//! `_catalog/CURRENT` to it the same way, so a crash leaves the old or the new version.
+
+use crate::session::Session;
+use crate::timeframe::Timeframe;
+use crate::wal::FsyncPolicy;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Version of the catalog and cold-file schema layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Per-dataset settings, fixed when the dataset is created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetConfig {
+    /// The finest stored resolution: what ingest writes.
+    #[serde(with = "tf_str")]
+    pub base: Timeframe,
+    /// Rollup targets maintained on write.
+    #[serde(with = "tf_vec")]
+    pub rollups: Vec<Timeframe>,
+    /// Trading session for daily and weekly bars; `None` = the UTC day.
+    #[serde(default)]
+    pub session: Option<Session>,
+    /// When WAL appends are synced.
+    #[serde(with = "fsync_str", default)]
+    pub fsync: FsyncPolicy,
+}
+
+impl DatasetConfig {
+    /// A config with the default rollup ladder (5m, 15m, 1h, 1d, 1m for ticks) above `base`.
+    pub fn new(base: Timeframe) -> Self {
+        let ladder = ["1m", "5m", "15m", "1h", "1d"];
+        let rollups = ladder
+            .iter()
+            .map(|s| s.parse::<Timeframe>().unwrap())
+            .filter(|t| match (base.nanos(), t.nanos()) {
+                (None, Some(_)) => true,
+                (Some(b), Some(n)) => n > b && n % b == 0,
+                _ => false,
+            })
+            .collect();
+        DatasetConfig {
+            base,
+            rollups,
+            session: None,
+            fsync: FsyncPolicy::Always,
+        }
+    }
+}
+
+/// One immutable Parquet file of the cold tier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartFile {
+    /// Path relative to the store root.
+    pub path: String,
+    /// UTC day number (days since 1970-01-01).
+    pub day: i64,
+    /// Part number within the day's directory.
+    pub part: u32,
+    /// Rows in the file.
+    pub rows: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Smallest ts, ns.
+    pub min_ts: i64,
+    /// Largest ts, ns.
+    pub max_ts: i64,
+    /// Symbols present, sorted.
+    pub symbols: Vec<String>,
+}
+
+/// A dataset in the catalog.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetEntry {
+    /// Its settings.
+    pub config: DatasetConfig,
+    /// Every symbol ever written.
+    pub symbols: BTreeSet<String>,
+    /// Cold files per timeframe (key: `Timeframe` display form).
+    pub cold: BTreeMap<String, Vec<PartFile>>,
+}
+
+/// One version of the catalog.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Layout version of the store.
+    pub schema_version: u32,
+    /// Monotonic commit number (0 = empty store, never committed).
+    pub version: u64,
+    /// Datasets by name.
+    pub datasets: BTreeMap<String, DatasetEntry>,
+}
+
+/// Failure to load or commit the catalog.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// A catalog file could not be read or written.
+    #[error("catalog {path}: {source}; check the data directory's permissions and free space")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A catalog file is not valid JSON of the expected shape.
+    #[error("catalog {path} is corrupt ({detail}); restore it from the previous version file v<N>.json in the same directory")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What failed to parse.
+        detail: String,
+    },
+    /// The store was written by a newer ringfeed.
+    #[error("the store at {path} has layout version {found}, this ringfeed reads up to {SCHEMA_VERSION}; upgrade ringfeed")]
+    TooNew {
+        /// The store root.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogError + '_ {
+    move |source| CatalogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The catalog directory under a store root.
+pub fn dir(root: &Path) -> PathBuf {
+    root.join("_catalog")
+}
+
+impl Catalog {
+    /// Load the current version, or an empty catalog if the store is new.
+    pub fn load(root: &Path) -> Result<Catalog, CatalogError> {
+        let cur = dir(root).join("CURRENT");
+        let name = match std::fs::read_to_string(&cur) {
+            Ok(s) => s.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Catalog {
+                    schema_version: SCHEMA_VERSION,
+                    ..Default::default()
+                })
+            }
+            Err(e) => return Err(io(&cur)(e)),
+        };
+        let path = dir(root).join(&name);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let cat: Catalog = serde_json::from_slice(&bytes).map_err(|e| CatalogError::Corrupt {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        if cat.schema_version > SCHEMA_VERSION {
+            return Err(CatalogError::TooNew {
+                path: root.to_path_buf(),
+                found: cat.schema_version,
+            });
+        }
+        Ok(cat)
+    }
+
+    /// Commit this catalog as the next version: write `v<N>.json`, fsync, then flip
+    /// `CURRENT`. Old versions are kept (the last 20) as snapshots.
+    pub fn commit(&mut self, root: &Path) -> Result<(), CatalogError> {
+        let d = dir(root);
+        std::fs::create_dir_all(&d).map_err(io(&d))?;
+        self.version += 1;
+        self.schema_version = SCHEMA_VERSION;
+        let name = format!("v{:010}.json", self.version);
+        let body = serde_json::to_vec_pretty(self).expect("catalog serialises");
+        write_atomic(&d.join(&name), &body)?;
+        crate::failpoint("catalog:before_current");
+        write_atomic(&d.join("CURRENT"), name.as_bytes())?;
+        crate::failpoint("catalog:after_current");
+        // Snapshots older than 20 versions are dropped; failures here are harmless.
+        if self.version > 20 {
+            let _ = std::fs::remove_file(d.join(format!("v{:010}.json", self.version - 20)));
+        }
+        Ok(())
+    }
+}
+
+/// Write `path` atomically: temp file, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, body: &[u8]) -> Result<(), CatalogError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(body).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(io(path))
+}
+
+/// fsync a directory so renames and creations in it are durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+mod tf_str {
+    use crate::Timeframe;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(t: &Timeframe, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timeframe, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+mod tf_vec {
+    use crate::Timeframe;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(t: &[Timeframe], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(t.iter().map(|t| t.to_string()))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Timeframe>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+mod fsync_str {
+    use crate::FsyncPolicy;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(t: &FsyncPolicy, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FsyncPolicy, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}

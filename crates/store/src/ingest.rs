@@ -1,0 +1,1341 @@
+//! Loaders: Binance kline CSV, generic OHLCV CSV, trades CSV, Parquet and Arrow/Feather
+//! files, into canonical bar or tick batches. Bad rows are rejected with file:line and a
+//! reason (or, for invalid-but-parseable values under [`InvalidPolicy::Keep`], kept and
+//! flagged); `strict` turns the first bad row into an error.
+
+use crate::schema::{BarColumns, Kind, TickColumns};
+use arrow_array::{Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, TimeUnit};
+use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Input file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Binance kline CSV: 12 columns, no header, open time in ms or µs.
+    BinanceKline,
+    /// Generic OHLCV CSV.
+    Csv,
+    /// Trades CSV (ts, price, size[, side][, trade_id]).
+    TradesCsv,
+    /// Parquet file (bars or trades by column names).
+    Parquet,
+    /// Arrow IPC file (Feather v2).
+    Feather,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "binance-kline" | "binance" => Format::BinanceKline,
+            "csv" => Format::Csv,
+            "trades-csv" => Format::TradesCsv,
+            "parquet" => Format::Parquet,
+            "feather" | "arrow" | "ipc" => Format::Feather,
+            _ => {
+                return Err(format!(
+                    "unknown format {s:?}: use binance-kline, csv, trades-csv, parquet or feather"
+                ))
+            }
+        })
+    }
+}
+
+impl Format {
+    /// Guess from a file name (`.parquet`, `.feather`/`.arrow`/`.ipc`, else CSV).
+    pub fn guess(path: &Path, kind: Kind) -> Format {
+        match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+            "parquet" | "pq" => Format::Parquet,
+            "feather" | "arrow" | "ipc" => Format::Feather,
+            _ if kind == Kind::Ticks => Format::TradesCsv,
+            _ => Format::Csv,
+        }
+    }
+}
+
+/// How CSV timestamps are written.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum TsFormat {
+    /// Integers by magnitude (s < 1e11 ≤ ms < 1e14 ≤ µs < 1e17 ≤ ns, per value), ISO-8601,
+    /// or `YYYYMMDD HHMMSS`.
+    #[default]
+    Auto,
+    /// Unix seconds (fractions allowed).
+    UnixS,
+    /// Unix milliseconds.
+    UnixMs,
+    /// Unix microseconds.
+    UnixUs,
+    /// Unix nanoseconds.
+    UnixNs,
+    /// A chrono `strftime` pattern, e.g. `%Y%m%d %H%M%S`.
+    Pattern(String),
+}
+
+impl std::str::FromStr for TsFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "auto" | "iso" => TsFormat::Auto,
+            "s" | "unix" | "unix-s" => TsFormat::UnixS,
+            "ms" | "unix-ms" => TsFormat::UnixMs,
+            "us" | "unix-us" => TsFormat::UnixUs,
+            "ns" | "unix-ns" => TsFormat::UnixNs,
+            p if p.contains('%') => TsFormat::Pattern(p.into()),
+            _ => return Err(format!("unknown timestamp format {s:?}: use auto, s, ms, us, ns or a strftime pattern like \"%Y%m%d %H%M%S\"")),
+        })
+    }
+}
+
+/// What to do with rows that parse but hold impossible values (NaN or negative prices,
+/// high < low, open/close outside [low, high], negative volume).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InvalidPolicy {
+    /// Reject them (reported like unparseable rows).
+    #[default]
+    Reject,
+    /// Keep them and count them as flagged.
+    Keep,
+}
+
+/// Options for a load.
+#[derive(Clone, Debug)]
+pub struct IngestOptions {
+    /// The file format; `None` guesses from the extension.
+    pub format: Option<Format>,
+    /// Symbol for files without a symbol column.
+    pub symbol: Option<String>,
+    /// CSV separator; `None` detects `,`, `;`, tab or `|` from the first line.
+    pub separator: Option<u8>,
+    /// Whether the CSV has a header; `None` detects it.
+    pub header: Option<bool>,
+    /// Column mapping overrides: canonical field → header name or 0-based index.
+    pub columns: Vec<(String, String)>,
+    /// Timestamp format for CSV text and integer columns.
+    pub ts_format: TsFormat,
+    /// Time zone of naive timestamps (default UTC).
+    pub tz: Option<Tz>,
+    /// Abort on the first bad row.
+    pub strict: bool,
+    /// Invalid-value policy.
+    pub invalid: InvalidPolicy,
+    /// Rows per emitted batch.
+    pub batch_rows: usize,
+    /// Show a progress bar on stderr (hidden when stderr is not a terminal).
+    pub progress: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            format: None,
+            symbol: None,
+            separator: None,
+            header: None,
+            columns: Vec::new(),
+            ts_format: TsFormat::Auto,
+            tz: None,
+            strict: false,
+            invalid: InvalidPolicy::Reject,
+            batch_rows: 1 << 20,
+            progress: false,
+        }
+    }
+}
+
+/// One rejected or flagged row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRow {
+    /// File name (`-` for stdin).
+    pub file: String,
+    /// 1-based line (CSV) or row (columnar files) number.
+    pub line: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for BadRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+    }
+}
+
+/// Totals of a load, across files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Data rows seen.
+    pub rows_read: u64,
+    /// Rows passed on to the store.
+    pub rows_ok: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+    /// Invalid rows kept under [`InvalidPolicy::Keep`].
+    pub flagged: u64,
+    /// The first rejected rows (at most 10).
+    pub rejects: Vec<BadRow>,
+    /// The first flagged rows (at most 10).
+    pub flags: Vec<BadRow>,
+    /// Symbols seen.
+    pub symbols: BTreeSet<String>,
+    /// Smallest ts accepted, ns.
+    pub min_ts: Option<i64>,
+    /// Largest ts accepted, ns.
+    pub max_ts: Option<i64>,
+}
+
+const MAX_LISTED: usize = 10;
+
+impl IngestReport {
+    fn reject(&mut self, r: BadRow) {
+        self.rejected += 1;
+        if self.rejects.len() < MAX_LISTED {
+            self.rejects.push(r);
+        }
+    }
+    fn flag(&mut self, r: BadRow) {
+        self.flagged += 1;
+        if self.flags.len() < MAX_LISTED {
+            self.flags.push(r);
+        }
+    }
+    fn accept(&mut self, ts: i64) {
+        self.rows_ok += 1;
+        self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+    }
+}
+
+/// Failure of a load.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The input could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `strict` was set and a row was bad.
+    #[error("{row} (strict mode: nothing from this batch was written; fix the row or drop --strict to skip bad rows)")]
+    Strict {
+        /// The first bad row.
+        row: BadRow,
+    },
+    /// The file has no symbol column and no symbol was given.
+    #[error("{path}: no symbol column; pass --symbol")]
+    NoSymbol {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A required column is missing or has an unusable type.
+    #[error("{path}: {detail}; map columns with --columns field=name|index (fields: ts, symbol, open, high, low, close, volume, price, size, side, trade_id)")]
+    Columns {
+        /// The file.
+        path: PathBuf,
+        /// What is missing.
+        detail: String,
+    },
+    /// The file is not valid Parquet/Arrow.
+    #[error("{path}: not a readable {format} file: {detail}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The expected format.
+        format: &'static str,
+        /// The decoder's error.
+        detail: String,
+    },
+    /// The store refused a batch.
+    #[error("writing to the store failed: {0}")]
+    Sink(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Callback receiving each parsed batch.
+pub type Sink<'a> =
+    dyn FnMut(RecordBatch) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a;
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    lexical_core::parse::<u32>(b).ok()
+}
+
+/// Parse a timestamp into UTC ns. Naive date-times are in `tz` (UTC when `None`).
+pub fn parse_ts(field: &[u8], fmt: &TsFormat, tz: Option<&Tz>) -> Result<i64, String> {
+    let f = trim(field);
+    let bad = || format!("cannot parse timestamp {:?}", String::from_utf8_lossy(f));
+    let int = |mul: i64| -> Result<i64, String> {
+        if let Ok(v) = lexical_core::parse::<i64>(f) {
+            return v.checked_mul(mul).ok_or_else(bad);
+        }
+        let x = lexical_core::parse::<f64>(f).map_err(|_| bad())?;
+        Ok((x * mul as f64).round() as i64)
+    };
+    match fmt {
+        TsFormat::UnixS => int(1_000_000_000),
+        TsFormat::UnixMs => int(1_000_000),
+        TsFormat::UnixUs => int(1_000),
+        TsFormat::UnixNs => int(1),
+        TsFormat::Pattern(p) => {
+            let s = std::str::from_utf8(f).map_err(|_| bad())?;
+            let naive = NaiveDateTime::parse_from_str(s, p)
+                .or_else(|_| {
+                    NaiveDate::parse_from_str(s, p).map(|d| d.and_hms_opt(0, 0, 0).unwrap())
+                })
+                .map_err(|e| format!("cannot parse timestamp {s:?} with {p:?}: {e}"))?;
+            naive_to_ns(naive, tz).ok_or_else(bad)
+        }
+        TsFormat::Auto => {
+            if !f.is_empty()
+                && f.iter()
+                    .all(|c| c.is_ascii_digit() || *c == b'-' || *c == b'.')
+                && !f[1..].contains(&b'-')
+            {
+                let mag = lexical_core::parse::<f64>(f).map_err(|_| bad())?.abs();
+                let mul = if mag < 1e11 {
+                    1_000_000_000
+                } else if mag < 1e14 {
+                    1_000_000
+                } else if mag < 1e17 {
+                    1_000
+                } else {
+                    1
+                };
+                return int(mul);
+            }
+            parse_iso(f, tz).ok_or_else(bad)
+        }
+    }
+}
+
+fn naive_to_ns(n: NaiveDateTime, tz: Option<&Tz>) -> Option<i64> {
+    match tz {
+        None => n.and_utc().timestamp_nanos_opt(),
+        Some(tz) => tz
+            .from_local_datetime(&n)
+            .earliest()
+            .and_then(|d| d.timestamp_nanos_opt()),
+    }
+}
+
+/// `YYYY-MM-DD[( |T)HH:MM[:SS[.f+]]][Z|±HH[:]MM]` or `YYYYMMDD[ HHMMSS]`.
+fn parse_iso(f: &[u8], tz: Option<&Tz>) -> Option<i64> {
+    let (y, mo, d, mut rest) = if f.len() >= 10 && f[4] == b'-' && f[7] == b'-' {
+        (
+            digits(&f[0..4])?,
+            digits(&f[5..7])?,
+            digits(&f[8..10])?,
+            &f[10..],
+        )
+    } else if f.len() >= 8 && f[..8].iter().all(u8::is_ascii_digit) {
+        (
+            digits(&f[0..4])?,
+            digits(&f[4..6])?,
+            digits(&f[6..8])?,
+            &f[8..],
+        )
+    } else {
+        return None;
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let (mut h, mut mi, mut s, mut frac) = (0u32, 0u32, 0u32, 0i64);
+    if !rest.is_empty() && (rest[0] == b' ' || rest[0] == b'T') {
+        rest = &rest[1..];
+        if rest.len() >= 6 && rest[..6].iter().all(u8::is_ascii_digit) {
+            h = digits(&rest[0..2])?;
+            mi = digits(&rest[2..4])?;
+            s = digits(&rest[4..6])?;
+            rest = &rest[6..];
+        } else {
+            h = digits(rest.get(0..2)?)?;
+            if rest.get(2) != Some(&b':') {
+                return None;
+            }
+            mi = digits(rest.get(3..5)?)?;
+            rest = &rest[5..];
+            if rest.first() == Some(&b':') {
+                s = digits(rest.get(1..3)?)?;
+                rest = &rest[3..];
+            }
+        }
+        if rest.first() == Some(&b'.') || rest.first() == Some(&b',') {
+            let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let mut v = 0i64;
+            for (k, c) in rest[1..1 + n].iter().enumerate() {
+                if k < 9 {
+                    v = v * 10 + (c - b'0') as i64;
+                }
+            }
+            for _ in n..9 {
+                v *= 10;
+            }
+            frac = v;
+            rest = &rest[1 + n..];
+        }
+    }
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let secs = |days: i64| days * 86_400 + (h * 3600 + mi * 60 + s) as i64;
+    match rest {
+        b"" => {
+            if tz.is_none() {
+                Some(secs(days_from_civil(y as i64, mo, d)) * 1_000_000_000 + frac)
+            } else {
+                let n = NaiveDate::from_ymd_opt(y as i32, mo, d)?.and_hms_nano_opt(
+                    h,
+                    mi,
+                    s,
+                    frac as u32,
+                )?;
+                naive_to_ns(n, tz)
+            }
+        }
+        b"Z" | b"z" | b"+00:00" | b" UTC" => {
+            Some(secs(days_from_civil(y as i64, mo, d)) * 1_000_000_000 + frac)
+        }
+        [sign @ (b'+' | b'-'), r @ ..] => {
+            let r: Vec<u8> = r.iter().copied().filter(|c| *c != b':').collect();
+            if r.len() != 4 {
+                return None;
+            }
+            let off = (digits(&r[0..2])? * 3600 + digits(&r[2..4])? * 60) as i64;
+            let off = if *sign == b'+' { off } else { -off };
+            Some((secs(days_from_civil(y as i64, mo, d)) - off) * 1_000_000_000 + frac)
+        }
+        _ => None,
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let mut s = b;
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() || *first == b'"' {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if last.is_ascii_whitespace() || *last == b'"' {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+fn num(b: &[u8], what: &str) -> Result<f64, String> {
+    let t = trim(b);
+    lexical_core::parse::<f64>(t)
+        .map_err(|_| format!("{what}: not a number: {:?}", String::from_utf8_lossy(t)))
+}
+
+/// Check a bar's values; `Err` holds the reason it is invalid.
+pub fn check_bar(o: f64, h: f64, l: f64, c: f64, v: f64) -> Result<(), String> {
+    for (name, x) in [("open", o), ("high", h), ("low", l), ("close", c)] {
+        if !x.is_finite() {
+            return Err(format!("{name} is {x}"));
+        }
+        if x < 0.0 {
+            return Err(format!("{name} is negative ({x})"));
+        }
+    }
+    if h < l {
+        return Err(format!("high {h} < low {l}"));
+    }
+    if o < l || o > h || c < l || c > h {
+        return Err(format!("open {o} or close {c} outside [low {l}, high {h}]"));
+    }
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("volume is {v}"));
+    }
+    Ok(())
+}
+
+fn check_tick(p: f64, s: f64) -> Result<(), String> {
+    if !p.is_finite() || p < 0.0 {
+        return Err(format!("price is {p}"));
+    }
+    if !s.is_finite() || s < 0.0 {
+        return Err(format!("size is {s}"));
+    }
+    Ok(())
+}
+
+fn parse_side(b: &[u8]) -> Option<i8> {
+    match trim(b).to_ascii_lowercase().as_slice() {
+        b"buy" | b"b" | b"1" | b"bid" => Some(1),
+        b"sell" | b"s" | b"-1" | b"ask" => Some(-1),
+        _ => None,
+    }
+}
+
+const ALIASES: &[(&str, &[&str])] = &[
+    (
+        "ts",
+        &[
+            "ts",
+            "timestamp",
+            "time",
+            "date",
+            "datetime",
+            "date_time",
+            "open_time",
+            "t",
+        ],
+    ),
+    ("symbol", &["symbol", "ticker", "pair", "instrument"]),
+    ("open", &["open", "o"]),
+    ("high", &["high", "h"]),
+    ("low", &["low", "l"]),
+    ("close", &["close", "c"]),
+    ("volume", &["volume", "vol", "v", "base_volume"]),
+    ("quote_volume", &["quote_volume", "quote_asset_volume"]),
+    ("trades", &["trades", "count", "number_of_trades"]),
+    (
+        "taker_buy_base",
+        &["taker_buy_base", "taker_buy_base_asset_volume"],
+    ),
+    (
+        "taker_buy_quote",
+        &["taker_buy_quote", "taker_buy_quote_asset_volume"],
+    ),
+    ("price", &["price", "p"]),
+    ("size", &["size", "amount", "quantity", "qty", "volume"]),
+    ("side", &["side", "taker_side"]),
+    ("buyer_maker", &["buyer_maker", "is_buyer_maker"]),
+    ("trade_id", &["trade_id", "id", "tid"]),
+];
+
+/// Resolve canonical fields to column indices, given header names (or `None`).
+fn resolve(
+    fields: &[&str],
+    names: Option<&[String]>,
+    overrides: &[(String, String)],
+    positional: &[&str],
+) -> Result<Vec<Option<usize>>, String> {
+    let mut out = Vec::new();
+    for f in fields {
+        let by_override = overrides.iter().find(|(k, _)| k == f).map(|(_, v)| v);
+        let idx = match by_override {
+            Some(v) => match v.parse::<usize>() {
+                Ok(i) => Some(i),
+                Err(_) => Some(
+                    names
+                        .and_then(|n| n.iter().position(|h| h.eq_ignore_ascii_case(v)))
+                        .ok_or_else(|| format!("column {v:?} (for {f}) not found"))?,
+                ),
+            },
+            None => match names {
+                Some(n) => ALIASES.iter().find(|(k, _)| k == f).and_then(|(_, al)| {
+                    al.iter()
+                        .find_map(|a| n.iter().position(|h| h.trim().eq_ignore_ascii_case(a)))
+                }),
+                None => positional.iter().position(|p| p == f),
+            },
+        };
+        out.push(idx);
+    }
+    Ok(out)
+}
+
+/// Load one input (`None` = stdin) into `kind` batches, passing each to `sink`.
+pub fn load(
+    path: Option<&Path>,
+    kind: Kind,
+    opts: &IngestOptions,
+    report: &mut IngestReport,
+    sink: &mut Sink<'_>,
+) -> Result<(), IngestError> {
+    let shown = path
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("-"));
+    let format = opts.format.unwrap_or_else(|| match path {
+        Some(p) => Format::guess(p, kind),
+        None if kind == Kind::Ticks => Format::TradesCsv,
+        None => Format::Csv,
+    });
+    match format {
+        Format::Parquet | Format::Feather => {
+            let p = path.ok_or_else(|| IngestError::Columns {
+                path: shown.clone(),
+                detail: "Parquet and Feather input must be a file, not stdin".into(),
+            })?;
+            load_columnar(p, format, kind, opts, report, sink)
+        }
+        _ => load_csv(path, &shown, format, kind, opts, report, sink),
+    }
+}
+
+fn load_csv(
+    path: Option<&Path>,
+    shown: &Path,
+    format: Format,
+    kind: Kind,
+    opts: &IngestOptions,
+    report: &mut IngestReport,
+    sink: &mut Sink<'_>,
+) -> Result<(), IngestError> {
+    let ioerr = |source| IngestError::Io {
+        path: shown.to_path_buf(),
+        source,
+    };
+    let mut input: Box<dyn Read> = match path {
+        Some(p) => Box::new(std::fs::File::open(p).map_err(ioerr)?),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let total = path
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len());
+    let bar = progress(opts.progress, total, shown);
+    let file = shown.display().to_string();
+    let mut parser: Option<LineParser> = None;
+    let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
+    let mut line_no = 0u64;
+    let mut eof = false;
+    let mut bars = BarColumns::default();
+    let mut ticks = TickColumns::default();
+    while !eof {
+        let old = buf.len();
+        buf.resize(old + (8 << 20), 0);
+        let n = input.read(&mut buf[old..]).map_err(ioerr)?;
+        buf.truncate(old + n);
+        if n == 0 {
+            eof = true;
+        }
+        bar.inc(n as u64);
+        let end = if eof {
+            buf.len()
+        } else {
+            match buf.iter().rposition(|c| *c == b'\n') {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let mut start = 0;
+        while start < end {
+            let stop = buf[start..end]
+                .iter()
+                .position(|c| *c == b'\n')
+                .map_or(end, |i| start + i);
+            let mut line = &buf[start..stop];
+            start = stop + 1;
+            line_no += 1;
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let p = match &mut parser {
+                Some(p) => p,
+                None => {
+                    let (p, was_header) = LineParser::new(line, format, kind, opts, shown)?;
+                    parser = Some(p);
+                    if was_header {
+                        continue;
+                    }
+                    parser.as_mut().unwrap()
+                }
+            };
+            report.rows_read += 1;
+            let res = if kind == Kind::Ticks {
+                p.tick(line, &mut ticks)
+            } else {
+                p.bar(line, &mut bars)
+            };
+            match res {
+                Ok(None) => {}
+                Ok(Some(flag)) => {
+                    let row = BadRow {
+                        file: file.clone(),
+                        line: line_no,
+                        reason: flag,
+                    };
+                    report.flag(row);
+                }
+                Err(reason) => {
+                    let row = BadRow {
+                        file: file.clone(),
+                        line: line_no,
+                        reason,
+                    };
+                    if opts.strict {
+                        bar.finish_and_clear();
+                        return Err(IngestError::Strict { row });
+                    }
+                    report.reject(row);
+                }
+            }
+            if bars.len() + ticks.len() >= opts.batch_rows {
+                flush(kind, &mut bars, &mut ticks, report, sink)?;
+            }
+        }
+        buf.drain(..end);
+    }
+    flush(kind, &mut bars, &mut ticks, report, sink)?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn flush(
+    kind: Kind,
+    bars: &mut BarColumns,
+    ticks: &mut TickColumns,
+    report: &mut IngestReport,
+    sink: &mut Sink<'_>,
+) -> Result<(), IngestError> {
+    let batch = if kind == Kind::Ticks {
+        if ticks.is_empty() {
+            return Ok(());
+        }
+        for (t, s) in ticks.ts.iter().zip(&ticks.symbol) {
+            report.accept(*t);
+            if !report.symbols.contains(s) {
+                report.symbols.insert(s.clone());
+            }
+        }
+        std::mem::take(ticks).into_batch()
+    } else {
+        if bars.is_empty() {
+            return Ok(());
+        }
+        for (t, s) in bars.ts.iter().zip(&bars.symbol) {
+            report.accept(*t);
+            if !report.symbols.contains(s) {
+                report.symbols.insert(s.clone());
+            }
+        }
+        std::mem::take(bars).into_batch()
+    };
+    let batch = batch.map_err(|e| IngestError::Sink(Box::new(e)))?;
+    sink(batch).map_err(IngestError::Sink)
+}
+
+fn progress(on: bool, total: Option<u64>, path: &Path) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !on || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    b.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    b.set_message(path.display().to_string());
+    b
+}
+
+/// Parses the lines of one CSV file.
+struct LineParser {
+    sep: u8,
+    binance: bool,
+    /// Column of each canonical field, for generic CSV.
+    cols: Vec<Option<usize>>,
+    symbol: Option<String>,
+    ts_format: TsFormat,
+    tz: Option<Tz>,
+    keep_invalid: bool,
+    ncols: usize,
+}
+
+const BAR_FIELDS: [&str; 11] = [
+    "ts",
+    "symbol",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_base",
+    "taker_buy_quote",
+];
+const TICK_FIELDS: [&str; 7] = [
+    "ts",
+    "symbol",
+    "price",
+    "size",
+    "side",
+    "trade_id",
+    "buyer_maker",
+];
+
+impl LineParser {
+    fn new(
+        first: &[u8],
+        format: Format,
+        kind: Kind,
+        opts: &IngestOptions,
+        path: &Path,
+    ) -> Result<(Self, bool), IngestError> {
+        let sep = opts.separator.unwrap_or_else(|| {
+            [b',', b';', b'\t', b'|']
+                .into_iter()
+                .max_by_key(|s| first.iter().filter(|c| *c == s).count())
+                .unwrap_or(b',')
+        });
+        let fields: Vec<&[u8]> = first.split(|c| *c == sep).collect();
+        let binance = format == Format::BinanceKline;
+        let looks_header = parse_ts(fields[0], &opts.ts_format, opts.tz.as_ref()).is_err()
+            && fields[0].iter().any(u8::is_ascii_alphabetic);
+        let header = opts.header.unwrap_or(looks_header);
+        let names: Option<Vec<String>> = header.then(|| {
+            fields
+                .iter()
+                .map(|f| String::from_utf8_lossy(trim(f)).into_owned())
+                .collect()
+        });
+        let cols_err = |detail: String| IngestError::Columns {
+            path: path.into(),
+            detail,
+        };
+        let (wanted, positional): (&[&str], &[&str]) = if kind == Kind::Ticks {
+            (&TICK_FIELDS, &["ts", "price", "size", "side", "trade_id"])
+        } else {
+            (
+                &BAR_FIELDS,
+                &["ts", "open", "high", "low", "close", "volume"],
+            )
+        };
+        let cols = if binance {
+            Vec::new()
+        } else {
+            resolve(wanted, names.as_deref(), &opts.columns, positional).map_err(cols_err)?
+        };
+        if !binance {
+            let required: &[&str] = if kind == Kind::Ticks {
+                &["ts", "price", "size"]
+            } else {
+                &["ts", "open", "high", "low", "close", "volume"]
+            };
+            for r in required {
+                let i = wanted.iter().position(|w| w == r).unwrap();
+                if cols[i].is_none() {
+                    return Err(cols_err(format!(
+                        "no column for {r} (header: {})",
+                        names
+                            .as_ref()
+                            .map(|n| n.join(","))
+                            .unwrap_or_else(|| "none".into())
+                    )));
+                }
+            }
+            if cols[1].is_none() && opts.symbol.is_none() {
+                return Err(IngestError::NoSymbol { path: path.into() });
+            }
+        } else if opts.symbol.is_none() {
+            return Err(IngestError::NoSymbol { path: path.into() });
+        }
+        Ok((
+            LineParser {
+                sep,
+                binance,
+                cols,
+                symbol: opts.symbol.clone(),
+                ts_format: opts.ts_format.clone(),
+                tz: opts.tz,
+                keep_invalid: opts.invalid == InvalidPolicy::Keep,
+                ncols: fields.len(),
+            },
+            header,
+        ))
+    }
+
+    fn split<'a>(&self, line: &'a [u8], out: &mut [&'a [u8]; 16]) -> usize {
+        let mut n = 0;
+        for f in line.split(|c| *c == self.sep) {
+            if n < out.len() {
+                out[n] = f;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    fn invalid(&self, reason: String) -> Result<Option<String>, String> {
+        if self.keep_invalid {
+            Ok(Some(reason))
+        } else {
+            Err(reason)
+        }
+    }
+
+    /// Parse one bar line. `Ok(Some(reason))` = kept but flagged.
+    fn bar(&mut self, line: &[u8], out: &mut BarColumns) -> Result<Option<String>, String> {
+        let mut f: [&[u8]; 16] = [b""; 16];
+        let n = self.split(line, &mut f);
+        let (ts, o, h, l, c, v, sym, extra);
+        if self.binance {
+            if !(11..=12).contains(&n) {
+                return Err(format!("expected 12 columns (Binance kline), found {n}"));
+            }
+            ts = parse_ts(f[0], &TsFormat::Auto, None)?;
+            (o, h, l, c, v) = (
+                num(f[1], "open")?,
+                num(f[2], "high")?,
+                num(f[3], "low")?,
+                num(f[4], "close")?,
+                num(f[5], "volume")?,
+            );
+            let t = trim(f[8]);
+            extra = (
+                Some(num(f[7], "quote_volume")?),
+                Some(lexical_core::parse::<i64>(t).map_err(|_| {
+                    format!("trades: not an integer: {:?}", String::from_utf8_lossy(t))
+                })?),
+                Some(num(f[9], "taker_buy_base")?),
+                Some(num(f[10], "taker_buy_quote")?),
+            );
+            sym = self.symbol.clone().expect("checked in new");
+        } else {
+            if n != self.ncols {
+                return Err(format!("expected {} columns, found {n}", self.ncols));
+            }
+            let get = |k: usize| self.cols[k].map(|i| f.get(i).copied().unwrap_or(b""));
+            ts = parse_ts(get(0).unwrap(), &self.ts_format, self.tz.as_ref())?;
+            (o, h, l, c, v) = (
+                num(get(2).unwrap(), "open")?,
+                num(get(3).unwrap(), "high")?,
+                num(get(4).unwrap(), "low")?,
+                num(get(5).unwrap(), "close")?,
+                num(get(6).unwrap(), "volume")?,
+            );
+            let opt = |k: usize, name: &str| -> Result<Option<f64>, String> {
+                match get(k) {
+                    Some(b) if !trim(b).is_empty() => num(b, name).map(Some),
+                    _ => Ok(None),
+                }
+            };
+            extra = (
+                opt(7, "quote_volume")?,
+                opt(8, "trades")?.map(|x| x as i64),
+                opt(9, "taker_buy_base")?,
+                opt(10, "taker_buy_quote")?,
+            );
+            sym = match get(1) {
+                Some(s) => String::from_utf8_lossy(trim(s)).into_owned(),
+                None => self.symbol.clone().expect("checked in new"),
+            };
+        }
+        let verdict = match check_bar(o, h, l, c, v) {
+            Ok(()) => None,
+            Err(r) => self.invalid(r)?,
+        };
+        out.ts.push(ts);
+        out.symbol.push(sym);
+        out.open.push(o);
+        out.high.push(h);
+        out.low.push(l);
+        out.close.push(c);
+        out.volume.push(v);
+        out.quote_volume.push(extra.0);
+        out.trades.push(extra.1);
+        out.taker_buy_base.push(extra.2);
+        out.taker_buy_quote.push(extra.3);
+        Ok(verdict)
+    }
+
+    fn tick(&mut self, line: &[u8], out: &mut TickColumns) -> Result<Option<String>, String> {
+        let mut f: [&[u8]; 16] = [b""; 16];
+        let n = self.split(line, &mut f);
+        if n != self.ncols {
+            return Err(format!("expected {} columns, found {n}", self.ncols));
+        }
+        let get = |k: usize| self.cols[k].map(|i| f.get(i).copied().unwrap_or(b""));
+        let ts = parse_ts(get(0).unwrap(), &self.ts_format, self.tz.as_ref())?;
+        let p = num(get(2).unwrap(), "price")?;
+        let s = num(get(3).unwrap(), "size")?;
+        let side = match (get(4), get(6)) {
+            (Some(b), _) => parse_side(b),
+            (None, Some(bm)) => match trim(bm).to_ascii_lowercase().as_slice() {
+                b"true" | b"1" => Some(-1),
+                b"false" | b"0" => Some(1),
+                _ => None,
+            },
+            _ => None,
+        };
+        let id = match get(5) {
+            Some(b) if !trim(b).is_empty() => {
+                Some(lexical_core::parse::<i64>(trim(b)).map_err(|_| {
+                    format!("trade_id: not an integer: {:?}", String::from_utf8_lossy(b))
+                })?)
+            }
+            _ => None,
+        };
+        let verdict = match check_tick(p, s) {
+            Ok(()) => None,
+            Err(r) => self.invalid(r)?,
+        };
+        out.ts.push(ts);
+        out.symbol.push(match get(1) {
+            Some(b) => String::from_utf8_lossy(trim(b)).into_owned(),
+            None => self.symbol.clone().expect("checked in new"),
+        });
+        out.price.push(p);
+        out.size.push(s);
+        out.side.push(side);
+        out.trade_id.push(id);
+        Ok(verdict)
+    }
+}
+
+#[allow(clippy::needless_range_loop)] // rows index several parallel columns
+fn load_columnar(
+    path: &Path,
+    format: Format,
+    kind: Kind,
+    opts: &IngestOptions,
+    report: &mut IngestReport,
+    sink: &mut Sink<'_>,
+) -> Result<(), IngestError> {
+    let name = if format == Format::Parquet {
+        "Parquet"
+    } else {
+        "Arrow IPC"
+    };
+    let dec = |detail: String| IngestError::Decode {
+        path: path.into(),
+        format: name,
+        detail,
+    };
+    let f = std::fs::File::open(path).map_err(|source| IngestError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let batches: Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>> = if format
+        == Format::Parquet
+    {
+        Box::new(
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                .map_err(|e| dec(e.to_string()))?
+                .with_batch_size(opts.batch_rows.min(1 << 20))
+                .build()
+                .map_err(|e| dec(e.to_string()))?,
+        )
+    } else {
+        Box::new(arrow_ipc::reader::FileReader::try_new(f, None).map_err(|e| dec(e.to_string()))?)
+    };
+    let file = path.display().to_string();
+    let mut row0 = 0u64;
+    for b in batches {
+        let b = b.map_err(|e| dec(e.to_string()))?;
+        let names: Vec<String> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let wanted: &[&str] = if kind == Kind::Ticks {
+            &TICK_FIELDS
+        } else {
+            &BAR_FIELDS
+        };
+        let cols = resolve(wanted, Some(&names), &opts.columns, &[]).map_err(|detail| {
+            IngestError::Columns {
+                path: path.into(),
+                detail,
+            }
+        })?;
+        let col = |k: usize| cols[k].map(|i| b.column(i).clone());
+        let cerr = |detail: String| IngestError::Columns {
+            path: path.into(),
+            detail,
+        };
+        let ts_arr = col(0).ok_or_else(|| {
+            cerr(format!(
+                "no timestamp column (columns: {})",
+                names.join(",")
+            ))
+        })?;
+        let ts = ts_column(&ts_arr, &opts.ts_format, opts.tz.as_ref()).map_err(cerr)?;
+        let f64s = |k: usize,
+                    name: &str,
+                    required: bool|
+         -> Result<Option<arrow_array::Float64Array>, IngestError> {
+            match col(k) {
+                Some(a) => {
+                    let c = arrow_cast::cast(&a, &DataType::Float64)
+                        .map_err(|e| cerr(format!("{name}: {e}")))?;
+                    Ok(Some(
+                        c.as_any()
+                            .downcast_ref::<arrow_array::Float64Array>()
+                            .unwrap()
+                            .clone(),
+                    ))
+                }
+                None if required => Err(cerr(format!(
+                    "no {name} column (columns: {})",
+                    names.join(",")
+                ))),
+                None => Ok(None),
+            }
+        };
+        let strs = |k: usize| -> Option<StringArray> {
+            col(k)
+                .and_then(|a| arrow_cast::cast(&a, &DataType::Utf8).ok())
+                .map(|a| a.as_any().downcast_ref::<StringArray>().unwrap().clone())
+        };
+        let sym = strs(1);
+        if sym.is_none() && opts.symbol.is_none() {
+            return Err(IngestError::NoSymbol { path: path.into() });
+        }
+        let symbol_at = |i: usize| match &sym {
+            Some(s) if s.is_valid(i) => s.value(i).to_string(),
+            _ => opts.symbol.clone().unwrap_or_default(),
+        };
+        let n = b.num_rows();
+        let handle = |i: usize,
+                      verdict: Result<(), String>,
+                      report: &mut IngestReport|
+         -> Result<bool, IngestError> {
+            let line = row0 + i as u64 + 1;
+            match verdict {
+                Ok(()) => Ok(true),
+                Err(reason)
+                    if opts.invalid == InvalidPolicy::Keep && !reason.starts_with("missing") =>
+                {
+                    report.flag(BadRow {
+                        file: file.clone(),
+                        line,
+                        reason,
+                    });
+                    Ok(true)
+                }
+                Err(reason) => {
+                    let row = BadRow {
+                        file: file.clone(),
+                        line,
+                        reason,
+                    };
+                    if opts.strict {
+                        return Err(IngestError::Strict { row });
+                    }
+                    report.reject(row);
+                    Ok(false)
+                }
+            }
+        };
+        let val = |a: &Option<arrow_array::Float64Array>, i: usize| {
+            a.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i))
+        };
+        if kind == Kind::Ticks {
+            let price = f64s(2, "price", true)?.unwrap();
+            let size = f64s(3, "size", true)?.unwrap();
+            let side = strs(4);
+            let bm = strs(6);
+            let ids = col(5)
+                .map(|a| arrow_cast::cast(&a, &DataType::Int64))
+                .transpose()
+                .map_err(|e| cerr(format!("trade_id: {e}")))?;
+            let ids = ids.map(|a| {
+                a.as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .unwrap()
+                    .clone()
+            });
+            let mut out = TickColumns::default();
+            for i in 0..n {
+                report.rows_read += 1;
+                let v = match (ts[i], price.is_valid(i) && size.is_valid(i)) {
+                    (None, _) => Err("missing or unparseable timestamp".to_string()),
+                    (_, false) => Err("missing price or size".to_string()),
+                    _ => check_tick(price.value(i), size.value(i)),
+                };
+                if !handle(i, v, report)? {
+                    continue;
+                }
+                out.ts.push(ts[i].unwrap());
+                out.symbol.push(symbol_at(i));
+                out.price.push(price.value(i));
+                out.size.push(size.value(i));
+                out.side.push(match (&side, &bm) {
+                    (Some(s), _) if s.is_valid(i) => parse_side(s.value(i).as_bytes()),
+                    (_, Some(b)) if b.is_valid(i) => match b.value(i).to_ascii_lowercase().as_str()
+                    {
+                        "true" | "1" => Some(-1),
+                        "false" | "0" => Some(1),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                out.trade_id
+                    .push(ids.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i)));
+            }
+            let mut none = BarColumns::default();
+            let mut t = out;
+            flush(kind, &mut none, &mut t, report, sink)?;
+        } else {
+            let o = f64s(2, "open", true)?.unwrap();
+            let h = f64s(3, "high", true)?.unwrap();
+            let l = f64s(4, "low", true)?.unwrap();
+            let c = f64s(5, "close", true)?.unwrap();
+            let vol = f64s(6, "volume", true)?.unwrap();
+            let qv = f64s(7, "quote_volume", false)?;
+            let tr = f64s(8, "trades", false)?;
+            let tb = f64s(9, "taker_buy_base", false)?;
+            let tq = f64s(10, "taker_buy_quote", false)?;
+            let mut out = BarColumns::default();
+            for i in 0..n {
+                report.rows_read += 1;
+                let all = [&o, &h, &l, &c, &vol].iter().all(|a| a.is_valid(i));
+                let v = match (ts[i], all) {
+                    (None, _) => Err("missing or unparseable timestamp".to_string()),
+                    (_, false) => Err("missing open/high/low/close/volume".to_string()),
+                    _ => check_bar(o.value(i), h.value(i), l.value(i), c.value(i), vol.value(i)),
+                };
+                if !handle(i, v, report)? {
+                    continue;
+                }
+                out.ts.push(ts[i].unwrap());
+                out.symbol.push(symbol_at(i));
+                out.open.push(o.value(i));
+                out.high.push(h.value(i));
+                out.low.push(l.value(i));
+                out.close.push(c.value(i));
+                out.volume.push(vol.value(i));
+                out.quote_volume.push(val(&qv, i));
+                out.trades.push(val(&tr, i).map(|x| x as i64));
+                out.taker_buy_base.push(val(&tb, i));
+                out.taker_buy_quote.push(val(&tq, i));
+            }
+            let mut none = TickColumns::default();
+            let mut bo = out;
+            flush(kind, &mut bo, &mut none, report, sink)?;
+        }
+        row0 += n as u64;
+    }
+    Ok(())
+}
+
+/// Convert a timestamp column of any common type to UTC ns per row (`None` = unusable).
+fn ts_column(a: &dyn Array, fmt: &TsFormat, tz: Option<&Tz>) -> Result<Vec<Option<i64>>, String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    let n = a.len();
+    Ok(match a.data_type() {
+        DataType::Timestamp(unit, zone) => {
+            let mul = match unit {
+                TimeUnit::Second => 1_000_000_000,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Nanosecond => 1,
+            };
+            let raw = arrow_cast::cast(a, &DataType::Int64).map_err(|e| e.to_string())?;
+            let raw = raw.as_primitive::<Int64Type>();
+            (0..n)
+                .map(|i| {
+                    raw.is_valid(i).then(|| raw.value(i) * mul).and_then(|v| {
+                        // A zone-less timestamp is a local wall clock in `tz`.
+                        match (zone, tz) {
+                            (None, Some(tz)) => {
+                                let naive = chrono::DateTime::from_timestamp_nanos(v).naive_utc();
+                                naive_to_ns(naive, Some(tz))
+                            }
+                            _ => Some(v),
+                        }
+                    })
+                })
+                .collect()
+        }
+        DataType::Int64
+        | DataType::Int32
+        | DataType::UInt64
+        | DataType::UInt32
+        | DataType::Float64 => {
+            let s = arrow_cast::cast(a, &DataType::Utf8).map_err(|e| e.to_string())?;
+            let s = s.as_string::<i32>();
+            (0..n)
+                .map(|i| {
+                    s.is_valid(i)
+                        .then(|| parse_ts(s.value(i).as_bytes(), fmt, tz).ok())
+                        .flatten()
+                })
+                .collect()
+        }
+        DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View
+        | DataType::Date32
+        | DataType::Date64 => {
+            let s = arrow_cast::cast(a, &DataType::Utf8).map_err(|e| e.to_string())?;
+            let s = s.as_string::<i32>();
+            (0..n)
+                .map(|i| {
+                    s.is_valid(i)
+                        .then(|| parse_ts(s.value(i).as_bytes(), fmt, tz).ok())
+                        .flatten()
+                })
+                .collect()
+        }
+        t => return Err(format!("timestamp column has unsupported type {t}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_in_every_format() {
+        let a = TsFormat::Auto;
+        let want = 1_637_971_200_000_000_000i64; // 2021-11-27T00:00:00Z
+        assert_eq!(parse_ts(b"1637971200000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"1637971200000000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"1637971200", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"1637971200000000000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"2021-11-27 00:00:00.000000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"2021-11-27T01:00:00+01:00", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"2021-11-27T00:00Z", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"20211127 000000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"2021-11-27", &a, None), Ok(want));
+        let ny: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(parse_ts(b"20211126 190000", &a, Some(&ny)), Ok(want));
+        let p = TsFormat::Pattern("%Y%m%d %H%M%S".into());
+        assert_eq!(parse_ts(b"20211127 000000", &p, None), Ok(want));
+        assert!(parse_ts(b"yesterday", &a, None).is_err());
+        assert!(parse_ts(b"2021-13-01", &a, None).is_err());
+    }
+
+    #[test]
+    fn bad_bars_are_named() {
+        assert!(check_bar(1.0, 2.0, 0.5, 1.5, 3.0).is_ok());
+        assert!(check_bar(f64::NAN, 2.0, 0.5, 1.5, 3.0)
+            .unwrap_err()
+            .contains("open"));
+        assert!(check_bar(1.0, 0.4, 0.5, 0.45, 3.0)
+            .unwrap_err()
+            .contains("high"));
+        assert!(check_bar(-1.0, 2.0, -2.0, 1.5, 3.0)
+            .unwrap_err()
+            .contains("negative"));
+        assert!(check_bar(1.0, 2.0, 0.5, 1.5, -3.0)
+            .unwrap_err()
+            .contains("volume"));
+    }
+}

@@ -1,0 +1,1130 @@
+//! [`BarStore`]: the embedded store over a data directory.
+//!
+//! ```text
+//! <root>/_catalog/CURRENT, v<N>.json                      catalog versions
+//! <root>/_hot/<dataset>/<tf>/<YYYY-MM-DD>.wal               hot tier (WAL), per UTC day
+//! <root>/dataset=<D>/tf=<tf>/date=<YYYY-MM-DD>/part-<N>.parquet   cold tier (Hive layout)
+//! ```
+
+use crate::catalog::{self, Catalog, CatalogError, DatasetConfig, DatasetEntry, PartFile};
+use crate::merge::{self, DeleteRange, Op};
+use crate::resample::{self, BucketError, Bucketing};
+use crate::schema::{self, Kind};
+use crate::timeframe::{Timeframe, NANOS_PER_DAY};
+use crate::wal::{self, ReplayReport, WalError, WalWriter};
+use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
+use arrow_schema::ArrowError;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Failure to read stored data (shared by the operations that read).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A cold-tier Parquet file could not be decoded.
+    #[error("cannot decode {path}: {source}; the file may be damaged, restore it or delete its day and re-ingest")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        source: parquet::errors::ParquetError,
+    },
+    /// A WAL could not be read.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// Stored batches did not combine.
+    #[error("stored data does not combine: {0}")]
+    Arrow(#[from] ArrowError),
+}
+
+/// Failure to open a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The data directory could not be created or listed.
+    #[error("cannot use data directory {path}: {source}; check that it exists and is writable, or pass another --data-dir")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The catalog could not be loaded.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// A WAL could not be recovered.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+}
+
+/// Failure to create a dataset.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateDatasetError {
+    /// The name is not usable as a directory and partition value.
+    #[error("invalid dataset name {0:?}: use letters, digits, `-`, `_` and `.`, not starting with `_` or `.`")]
+    Name(String),
+    /// A dataset of that name exists with another configuration.
+    #[error("dataset {0:?} already exists with a different configuration; pick another name or drop the options")]
+    Exists(String),
+    /// A rollup target is not a whole multiple of the base timeframe, or spans days.
+    #[error("rollup {rollup} is not usable with base {base}: a rollup must be a multiple of the base timeframe and at most 1d")]
+    Rollup {
+        /// The rollup target.
+        rollup: Timeframe,
+        /// The base timeframe.
+        base: Timeframe,
+    },
+    /// The session crosses a UTC midnight.
+    #[error("session {0} crosses a UTC midnight, which rollups on write do not support yet; resample on read instead")]
+    Session(String),
+    /// The store was opened read-only.
+    #[error("the store is open read-only")]
+    ReadOnly,
+    /// The catalog commit failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Failure to write (upsert or delete).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The dataset does not exist.
+    #[error("unknown dataset {name:?}; datasets: {known}. Create it first (ingest creates it with --timeframe)")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The datasets that exist.
+        known: String,
+    },
+    /// The batch does not fit the dataset's schema.
+    #[error("the batch does not fit dataset {dataset} ({base}): {source}")]
+    Schema {
+        /// The dataset.
+        dataset: String,
+        /// Its base timeframe.
+        base: Timeframe,
+        /// The conversion error.
+        source: ArrowError,
+    },
+    /// The store was opened read-only.
+    #[error("the store is open read-only")]
+    ReadOnly,
+    /// A WAL append failed; the write is not acknowledged.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// Reading back data for rollups failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The catalog commit failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Failure to answer a query.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The dataset does not exist.
+    #[error("unknown dataset {name:?}; datasets: {known}")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The datasets that exist.
+        known: String,
+    },
+    /// A symbol was never written to the dataset.
+    #[error("unknown symbol {symbol:?} in dataset {dataset}; symbols: {known}")]
+    UnknownSymbol {
+        /// The dataset.
+        dataset: String,
+        /// The symbol asked for.
+        symbol: String,
+        /// Symbols that exist (the first 50).
+        known: String,
+    },
+    /// A requested field is not a column of the result.
+    #[error("unknown field {field:?}; fields: {known}")]
+    UnknownField {
+        /// The field asked for.
+        field: String,
+        /// The result's columns.
+        known: String,
+    },
+    /// The timeframe cannot be produced from what is stored.
+    #[error("cannot produce {asked} bars for dataset {dataset}: stored timeframes are {stored}; ask for a multiple of one of them")]
+    Timeframe {
+        /// The dataset.
+        dataset: String,
+        /// The timeframe asked for.
+        asked: Timeframe,
+        /// Stored timeframes.
+        stored: String,
+    },
+    /// The interval/session combination is not supported.
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
+    /// Reading failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+/// Failure of a write-down.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteDownError {
+    /// The dataset does not exist.
+    #[error("unknown dataset {name:?}; datasets: {known}")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The datasets that exist.
+        known: String,
+    },
+    /// The store was opened read-only.
+    #[error("the store is open read-only")]
+    ReadOnly,
+    /// Reading the day failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Writing a Parquet file failed; nothing was committed.
+    #[error("cannot write {path}: {detail}; nothing was committed, check free space and retry")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+    /// The catalog commit failed; the old state stands.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// What an upsert wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// Rows written at the base timeframe (after in-batch dedup).
+    pub rows: usize,
+    /// UTC days touched.
+    pub days: usize,
+    /// Rollup bars rewritten.
+    pub rollup_rows: usize,
+}
+
+/// What a write-down moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteDownSummary {
+    /// (dataset, timeframe, day) partitions written.
+    pub partitions: usize,
+    /// Rows written to Parquet.
+    pub rows: u64,
+    /// Bytes of Parquet written.
+    pub bytes: u64,
+}
+
+/// Which symbols a query asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Symbols {
+    /// Every symbol.
+    #[default]
+    All,
+    /// These symbols.
+    List(Vec<String>),
+}
+
+/// A query: symbols × timeframe × time range, with projection and limit.
+///
+/// ```no_run
+/// # use ringfeed_store::{BarStore, Query, Symbols};
+/// let store = BarStore::open_read_only("ringfeed-data".as_ref()).unwrap();
+/// let mut q = Query::new("binance-spot", "1h".parse().unwrap());
+/// q.symbols = Symbols::List(vec!["BTCUSDT".into()]);
+/// q.limit = Some(24);
+/// q.from_end = true;
+/// let bars = store.query(&q).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// Dataset name.
+    pub dataset: String,
+    /// Symbols.
+    pub symbols: Symbols,
+    /// Timeframe: stored, or resampled on read.
+    pub timeframe: Timeframe,
+    /// Bucket offset in ns for resampling (buckets start at `offset + k * interval`).
+    pub offset: Option<i64>,
+    /// First ts included (ns).
+    pub start: Option<i64>,
+    /// First ts excluded (ns).
+    pub end: Option<i64>,
+    /// Columns besides `ts` and `symbol`; `None` = all.
+    pub fields: Option<Vec<String>>,
+    /// At most this many rows per symbol.
+    pub limit: Option<usize>,
+    /// Take the limit from the end instead of the start.
+    pub from_end: bool,
+}
+
+impl Query {
+    /// A query for every symbol and all time.
+    pub fn new(dataset: &str, timeframe: Timeframe) -> Self {
+        Query {
+            dataset: dataset.into(),
+            symbols: Symbols::All,
+            timeframe,
+            offset: None,
+            start: None,
+            end: None,
+            fields: None,
+            limit: None,
+            from_end: false,
+        }
+    }
+}
+
+/// Format a UTC day number as `YYYY-MM-DD`.
+pub fn day_string(day: i64) -> String {
+    let d = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(day);
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// Parse `YYYY-MM-DD` into a UTC day number.
+pub fn parse_day(s: &str) -> Option<i64> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    Some((d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days())
+}
+
+fn list(v: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let v: Vec<String> = v.into_iter().map(|s| s.as_ref().to_string()).collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else if v.len() > 50 {
+        format!("{} … ({} in all)", v[..50].join(", "), v.len())
+    } else {
+        v.join(", ")
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 128
+        && !n.starts_with(['_', '.'])
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The embedded bar store over one data directory. One writer process at a time; any
+/// number of read-only openers.
+pub struct BarStore {
+    root: PathBuf,
+    catalog: Catalog,
+    writable: bool,
+    /// WAL files whose torn tails were cut when the store was opened for writing.
+    pub recovered: Vec<(PathBuf, ReplayReport)>,
+}
+
+impl BarStore {
+    /// Open (creating if needed) a store for reading and writing. Recovers every hot WAL
+    /// (cutting torn tails, listed in `recovered`) and removes cold files the catalog does
+    /// not reference (leftovers of an interrupted write-down).
+    pub fn open(root: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(root).map_err(|source| OpenError::Io {
+            path: root.into(),
+            source,
+        })?;
+        let catalog = Catalog::load(root)?;
+        let mut s = BarStore {
+            root: root.into(),
+            catalog,
+            writable: true,
+            recovered: Vec::new(),
+        };
+        for p in s.all_wal_files() {
+            let rep = wal::recover(&p)?;
+            if rep.torn.is_some() {
+                s.recovered.push((p, rep));
+            }
+        }
+        s.collect_garbage();
+        Ok(s)
+    }
+
+    /// Open an existing store for queries only. Never modifies files; a torn WAL tail is
+    /// skipped, not served.
+    pub fn open_read_only(root: &Path) -> Result<Self, OpenError> {
+        if !root.is_dir() {
+            return Err(OpenError::Io {
+                path: root.into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no store here (ingest something first)",
+                ),
+            });
+        }
+        Ok(BarStore {
+            root: root.into(),
+            catalog: Catalog::load(root)?,
+            writable: false,
+            recovered: Vec::new(),
+        })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The current catalog version.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// A dataset's catalog entry.
+    pub fn dataset(&self, name: &str) -> Option<&DatasetEntry> {
+        self.catalog.datasets.get(name)
+    }
+
+    fn known(&self) -> String {
+        list(self.catalog.datasets.keys())
+    }
+
+    /// Create a dataset; creating one that exists with the same config is a no-op.
+    pub fn create_dataset(
+        &mut self,
+        name: &str,
+        config: DatasetConfig,
+    ) -> Result<(), CreateDatasetError> {
+        if !self.writable {
+            return Err(CreateDatasetError::ReadOnly);
+        }
+        if !valid_name(name) {
+            return Err(CreateDatasetError::Name(name.into()));
+        }
+        if let Some(e) = self.catalog.datasets.get(name) {
+            return if e.config == config {
+                Ok(())
+            } else {
+                Err(CreateDatasetError::Exists(name.into()))
+            };
+        }
+        for r in &config.rollups {
+            let ok = match (config.base.nanos(), r.nanos()) {
+                (_, None) => false,
+                (None, Some(n)) => n <= NANOS_PER_DAY,
+                (Some(b), Some(n)) => n > b && n % b == 0 && n <= NANOS_PER_DAY,
+            };
+            if !ok {
+                return Err(CreateDatasetError::Rollup {
+                    rollup: *r,
+                    base: config.base,
+                });
+            }
+        }
+        if let Some(s) = &config.session {
+            let cal = s
+                .calendar()
+                .map_err(|_| CreateDatasetError::Session(s.to_string()))?;
+            let d = chrono::NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+            let (o, c) = cal.session_of_date(d);
+            if o.div_euclid(NANOS_PER_DAY) != (c - 1).div_euclid(NANOS_PER_DAY) {
+                return Err(CreateDatasetError::Session(s.to_string()));
+            }
+        }
+        self.catalog.datasets.insert(
+            name.into(),
+            DatasetEntry {
+                config,
+                symbols: BTreeSet::new(),
+                cold: BTreeMap::new(),
+            },
+        );
+        self.catalog.commit(&self.root)?;
+        Ok(())
+    }
+
+    fn kind_of(cfg: &DatasetConfig, tf: Timeframe) -> Kind {
+        if tf == cfg.base {
+            if tf.is_tick() {
+                Kind::Ticks
+            } else {
+                Kind::Bars
+            }
+        } else {
+            Kind::Rollup
+        }
+    }
+
+    /// Hot WAL path of a (dataset, timeframe, day).
+    pub fn wal_path(&self, dataset: &str, tf: Timeframe, day: i64) -> PathBuf {
+        self.root
+            .join("_hot")
+            .join(dataset)
+            .join(tf.to_string())
+            .join(format!("{}.wal", day_string(day)))
+    }
+
+    fn all_wal_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let hot = self.root.join("_hot");
+        for d in read_dirs(&hot) {
+            for t in read_dirs(&d) {
+                for f in read_dirs(&t) {
+                    if f.extension().is_some_and(|e| e == "wal") {
+                        out.push(f);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// UTC days with a hot WAL for (dataset, tf).
+    pub fn hot_days(&self, dataset: &str, tf: Timeframe) -> Vec<i64> {
+        let dir = self.root.join("_hot").join(dataset).join(tf.to_string());
+        let mut days: Vec<i64> = read_dirs(&dir)
+            .iter()
+            .filter_map(|p| parse_day(p.file_stem()?.to_str()?))
+            .collect();
+        days.sort();
+        days
+    }
+
+    fn collect_garbage(&self) {
+        let mut referenced = BTreeSet::new();
+        for e in self.catalog.datasets.values() {
+            for parts in e.cold.values() {
+                for p in parts {
+                    referenced.insert(self.root.join(&p.path));
+                }
+            }
+        }
+        for d in read_dirs(&self.root) {
+            if !d
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("dataset="))
+            {
+                continue;
+            }
+            for t in read_dirs(&d) {
+                for day in read_dirs(&t) {
+                    for f in read_dirs(&day) {
+                        let name = f.to_string_lossy();
+                        let orphan = name.ends_with(".tmp")
+                            || (name.ends_with(".parquet") && !referenced.contains(&f));
+                        if orphan {
+                            let _ = std::fs::remove_file(&f);
+                        }
+                    }
+                    let _ = std::fs::remove_dir(&day); // only succeeds when empty
+                }
+            }
+        }
+    }
+
+    fn entry(&self, dataset: &str) -> Result<&DatasetEntry, WriteError> {
+        self.catalog
+            .datasets
+            .get(dataset)
+            .ok_or_else(|| WriteError::UnknownDataset {
+                name: dataset.into(),
+                known: self.known(),
+            })
+    }
+
+    /// Insert or replace rows at the dataset's base timeframe (bars keyed by
+    /// `(symbol, ts)`, ticks by `(symbol, ts, trade_id)`), then rewrite the rollups of the
+    /// days touched. Returns once the WAL frames are written (and synced, per policy).
+    pub fn upsert(
+        &mut self,
+        dataset: &str,
+        batch: &RecordBatch,
+    ) -> Result<WriteSummary, WriteError> {
+        if !self.writable {
+            return Err(WriteError::ReadOnly);
+        }
+        let cfg = self.entry(dataset)?.config.clone();
+        let kind = Self::kind_of(&cfg, cfg.base);
+        let schema_err = |source| WriteError::Schema {
+            dataset: dataset.into(),
+            base: cfg.base,
+            source,
+        };
+        if batch.num_rows() == 0 {
+            return Ok(WriteSummary::default());
+        }
+        let batch = schema::conform(batch, &kind.schema()).map_err(schema_err)?;
+        let batch = merge::sort_dedup(kind, batch).map_err(schema_err)?;
+        let pieces = split_days(&batch).map_err(schema_err)?;
+        let mut summary = WriteSummary {
+            rows: batch.num_rows(),
+            days: pieces.len(),
+            rollup_rows: 0,
+        };
+        // Record new symbols first, so a crash never leaves data under an unlisted symbol.
+        let syms = merge::symbols_of(&batch);
+        let entry = self
+            .catalog
+            .datasets
+            .get_mut(dataset)
+            .expect("checked above");
+        let before = entry.symbols.len();
+        entry.symbols.extend(syms.iter().cloned());
+        if entry.symbols.len() != before {
+            self.catalog.commit(&self.root)?;
+        }
+        let mut fresh = BTreeMap::new();
+        for (day, piece) in &pieces {
+            let path = self.wal_path(dataset, cfg.base, *day);
+            let is_fresh = !path.exists() && self.cold_parts(dataset, cfg.base, *day).is_empty();
+            let mut w = WalWriter::open(&path, cfg.fsync)?;
+            w.append(&[Op::Upsert(piece.clone())])?;
+            w.close()?;
+            fresh.insert(*day, is_fresh.then(|| piece.clone()));
+        }
+        if !cfg.rollups.is_empty() {
+            let mut wm = HashMap::new();
+            let v = schema::view(&batch);
+            let len = cfg.base.nanos().unwrap_or(0);
+            for i in 0..batch.num_rows() {
+                let e = wm.entry(v.symbol.value(i).to_string()).or_insert(i64::MIN);
+                *e = (*e).max(v.ts[i] + len);
+            }
+            let mut days: BTreeMap<i64, BTreeSet<String>> = pieces
+                .iter()
+                .map(|(d, p)| (*d, merge::symbols_of(p).into_iter().collect()))
+                .collect();
+            // The day before may hold bars flagged incomplete that this batch closes.
+            if let Some((&first, syms)) = days.iter().next() {
+                let syms = syms.clone();
+                if self.wal_path(dataset, cfg.base, first - 1).exists() {
+                    days.insert(first - 1, syms);
+                }
+            }
+            summary.rollup_rows = self.refresh_rollups(dataset, &cfg, days, wm, fresh)?;
+        }
+        Ok(summary)
+    }
+
+    /// Delete rows of a symbol (or all symbols) in `[start, end)` at the base timeframe,
+    /// then rewrite the rollups of the days touched. Returns the number of days touched.
+    pub fn delete(&mut self, dataset: &str, range: DeleteRange) -> Result<usize, WriteError> {
+        if !self.writable {
+            return Err(WriteError::ReadOnly);
+        }
+        let entry = self.entry(dataset)?;
+        let cfg = entry.config.clone();
+        let all_syms: BTreeSet<String> = match &range.symbol {
+            Some(s) => [s.clone()].into(),
+            None => entry.symbols.clone(),
+        };
+        if range.end <= range.start {
+            return Ok(0);
+        }
+        let first = range.start.div_euclid(NANOS_PER_DAY);
+        let last = (range.end - 1).div_euclid(NANOS_PER_DAY);
+        let mut days = BTreeMap::new();
+        let mut hot: BTreeSet<i64> = self.hot_days(dataset, cfg.base).into_iter().collect();
+        if let Some(parts) = entry.cold.get(&cfg.base.to_string()) {
+            hot.extend(parts.iter().map(|p| p.day));
+        }
+        for day in hot.range(first..=last) {
+            let mut w = WalWriter::open(&self.wal_path(dataset, cfg.base, *day), cfg.fsync)?;
+            w.append(&[Op::Delete(range.clone())])?;
+            w.close()?;
+            days.insert(*day, all_syms.clone());
+        }
+        let n = days.len();
+        if !cfg.rollups.is_empty() {
+            self.refresh_rollups(dataset, &cfg, days, HashMap::new(), BTreeMap::new())?;
+        }
+        Ok(n)
+    }
+
+    /// Recompute every rollup of the given (day → symbols) from the base timeframe and
+    /// replace them (delete the day's range for each symbol, then upsert).
+    fn refresh_rollups(
+        &mut self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        days: BTreeMap<i64, BTreeSet<String>>,
+        mut wm: HashMap<String, i64>,
+        fresh: BTreeMap<i64, Option<RecordBatch>>,
+    ) -> Result<usize, WriteError> {
+        let kind = Self::kind_of(cfg, cfg.base);
+        let len = cfg.base.nanos().unwrap_or(0);
+        let mut rows = 0;
+        for (day, syms) in days {
+            let src = match fresh.get(&day) {
+                Some(Some(piece)) => Some(piece.clone()),
+                _ => self.read_day(dataset, cfg.base, kind, day, Some(&syms))?,
+            };
+            if let Some(src) = &src {
+                let v = schema::view(src);
+                for i in 0..src.num_rows() {
+                    let e = wm.entry(v.symbol.value(i).to_string()).or_insert(i64::MIN);
+                    *e = (*e).max(v.ts[i] + len);
+                }
+            }
+            for tf in &cfg.rollups {
+                let mut ops: Vec<Op> = syms
+                    .iter()
+                    .map(|s| {
+                        Op::Delete(DeleteRange {
+                            symbol: Some(s.clone()),
+                            start: day * NANOS_PER_DAY,
+                            end: (day + 1) * NANOS_PER_DAY,
+                        })
+                    })
+                    .collect();
+                if let Some(src) = &src {
+                    let cal = match &cfg.session {
+                        Some(s) if tf.nanos() >= Some(NANOS_PER_DAY) => Some(
+                            s.calendar()
+                                .expect("sessions are validated at dataset creation"),
+                        ),
+                        _ => None,
+                    };
+                    let mut b = Bucketing::new(*tf, tf.default_offset(), cal)
+                        .expect("rollups are validated at dataset creation");
+                    let out = resample::resample(src, kind, cfg.base, &mut b, Some(&wm))
+                        .map_err(ReadError::from)?;
+                    rows += out.num_rows();
+                    if out.num_rows() > 0 {
+                        ops.push(Op::Upsert(out));
+                    }
+                }
+                let path = self.wal_path(dataset, *tf, day);
+                if !path.exists()
+                    && ops.iter().all(|o| matches!(o, Op::Delete(_)))
+                    && self.cold_parts(dataset, *tf, day).is_empty()
+                {
+                    continue; // nothing to delete, nothing to write
+                }
+                let mut w = WalWriter::open(&path, cfg.fsync)?;
+                w.append(&ops)?;
+                w.close()?;
+            }
+        }
+        Ok(rows)
+    }
+
+    fn cold_parts(&self, dataset: &str, tf: Timeframe, day: i64) -> Vec<PartFile> {
+        self.catalog
+            .datasets
+            .get(dataset)
+            .and_then(|e| e.cold.get(&tf.to_string()))
+            .map(|v| v.iter().filter(|p| p.day == day).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The merged content of one (dataset, timeframe, day): cold parts overlaid with the
+    /// hot WAL, restricted to `symbols` when given, sorted by key.
+    pub fn read_day(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        kind: Kind,
+        day: i64,
+        symbols: Option<&BTreeSet<String>>,
+    ) -> Result<Option<RecordBatch>, ReadError> {
+        let mut base = Vec::new();
+        for p in self.cold_parts(dataset, tf, day) {
+            if let Some(s) = symbols {
+                if !p.symbols.iter().any(|x| s.contains(x)) {
+                    continue;
+                }
+            }
+            base.extend(read_parquet(&self.root.join(&p.path))?);
+        }
+        let (ops, _) = wal::replay(&self.wal_path(dataset, tf, day))?;
+        let merged = merge::apply(kind, base, ops)?;
+        match (merged, symbols) {
+            (Some(b), Some(s)) => {
+                let v = schema::view(&b);
+                let keep: BooleanArray = (0..b.num_rows())
+                    .map(|i| Some(s.contains(v.symbol.value(i))))
+                    .collect();
+                let b = arrow_select::filter::filter_record_batch(&b, &keep)?;
+                Ok((b.num_rows() > 0).then_some(b))
+            }
+            (m, _) => Ok(m),
+        }
+    }
+
+    /// Timeframes stored for a dataset, finest first.
+    pub fn stored_timeframes(&self, dataset: &str) -> Vec<Timeframe> {
+        self.catalog
+            .datasets
+            .get(dataset)
+            .map(|e| {
+                let mut v = vec![e.config.base];
+                v.extend(e.config.rollups.iter().copied());
+                v
+            })
+            .unwrap_or_default()
+    }
+
+    /// Answer a query: stored timeframes are read as stored (hot merged over cold); other
+    /// timeframes are resampled on read from the coarsest stored one that divides them.
+    /// Rows are sorted by (symbol, ts); `limit` applies per symbol.
+    pub fn query(&self, q: &Query) -> Result<RecordBatch, QueryError> {
+        let entry =
+            self.catalog
+                .datasets
+                .get(&q.dataset)
+                .ok_or_else(|| QueryError::UnknownDataset {
+                    name: q.dataset.clone(),
+                    known: self.known(),
+                })?;
+        let cfg = &entry.config;
+        let symbols: Option<BTreeSet<String>> = match &q.symbols {
+            Symbols::All => None,
+            Symbols::List(v) => {
+                for s in v {
+                    if !entry.symbols.contains(s) {
+                        return Err(QueryError::UnknownSymbol {
+                            dataset: q.dataset.clone(),
+                            symbol: s.clone(),
+                            known: list(&entry.symbols),
+                        });
+                    }
+                }
+                Some(v.iter().cloned().collect())
+            }
+        };
+        let stored = self.stored_timeframes(&q.dataset);
+        let offset = q.offset.unwrap_or_else(|| q.timeframe.default_offset());
+        let (start, end) = (q.start.unwrap_or(i64::MIN), q.end.unwrap_or(i64::MAX));
+        let direct = stored.contains(&q.timeframe) && offset == q.timeframe.default_offset();
+        let session_cal = match &cfg.session {
+            Some(s) if q.timeframe.nanos() >= Some(NANOS_PER_DAY) => {
+                Some(s.calendar().expect("validated at creation"))
+            }
+            _ => None,
+        };
+        let mut out = if direct {
+            let kind = Self::kind_of(cfg, q.timeframe);
+            self.read_range(&q.dataset, q.timeframe, kind, start, end, symbols.as_ref())?
+        } else {
+            let asked = q.timeframe.nanos().ok_or_else(|| QueryError::Timeframe {
+                dataset: q.dataset.clone(),
+                asked: q.timeframe,
+                stored: list(stored.iter().map(|t| t.to_string())),
+            })?;
+            // Coarsest stored timeframe whose bars nest inside the asked buckets.
+            let src = stored
+                .iter()
+                .copied()
+                .filter(|t| match t.nanos() {
+                    None => true,
+                    Some(n) => {
+                        asked % n == 0
+                            && offset.rem_euclid(n) == t.default_offset().rem_euclid(n)
+                            // With a session, the source bars must nest in its
+                            // half-hour-aligned opening and closing times.
+                            && (session_cal.is_none() || (30 * 60 * 1_000_000_000) % n == 0)
+                    }
+                })
+                .max_by_key(|t| t.nanos().unwrap_or(0))
+                .ok_or_else(|| QueryError::Timeframe {
+                    dataset: q.dataset.clone(),
+                    asked: q.timeframe,
+                    stored: list(stored.iter().map(|t| t.to_string())),
+                })?;
+            let mut b = Bucketing::new(q.timeframe, offset, session_cal)?;
+            let (ws, we) = b.widen(start, end);
+            let kind = Self::kind_of(cfg, src);
+            let raw = self.read_range(&q.dataset, src, kind, ws, we, symbols.as_ref())?;
+            let res = resample::resample(&raw, kind, src, &mut b, None).map_err(ReadError::from)?;
+            filter_ts(&res, start, end).map_err(ReadError::from)?
+        };
+        if let Some(n) = q.limit {
+            out = limit_per_symbol(&out, n, q.from_end).map_err(ReadError::from)?;
+        }
+        if let Some(fields) = &q.fields {
+            let schema = out.schema();
+            let mut idx = vec![0, 1];
+            for f in fields {
+                if f == schema::TS || f == schema::SYMBOL {
+                    continue;
+                }
+                match schema.index_of(f) {
+                    Ok(i) => idx.push(i),
+                    Err(_) => {
+                        return Err(QueryError::UnknownField {
+                            field: f.clone(),
+                            known: list(schema.fields().iter().map(|f| f.name())),
+                        })
+                    }
+                }
+            }
+            out = out.project(&idx).map_err(ReadError::from)?;
+        }
+        Ok(out)
+    }
+
+    fn read_range(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        kind: Kind,
+        start: i64,
+        end: i64,
+        symbols: Option<&BTreeSet<String>>,
+    ) -> Result<RecordBatch, ReadError> {
+        let first = start.div_euclid(NANOS_PER_DAY);
+        let last = if end == i64::MAX {
+            i64::MAX
+        } else {
+            (end - 1).div_euclid(NANOS_PER_DAY)
+        };
+        let mut days: BTreeSet<i64> = self
+            .hot_days(dataset, tf)
+            .into_iter()
+            .filter(|d| (first..=last).contains(d))
+            .collect();
+        if let Some(parts) = self
+            .catalog
+            .datasets
+            .get(dataset)
+            .and_then(|e| e.cold.get(&tf.to_string()))
+        {
+            for p in parts {
+                let sym_ok = symbols.is_none_or(|s| p.symbols.iter().any(|x| s.contains(x)));
+                if (first..=last).contains(&p.day) && sym_ok && p.max_ts >= start && p.min_ts < end
+                {
+                    days.insert(p.day);
+                }
+            }
+        }
+        let schema = kind.schema();
+        let mut pieces = Vec::new();
+        for day in days {
+            if let Some(b) = self.read_day(dataset, tf, kind, day, symbols)? {
+                pieces.push(schema::conform(&b, &schema)?);
+            }
+        }
+        let all = arrow_select::concat::concat_batches(&schema, &pieces)?;
+        let all = filter_ts(&all, start, end)?;
+        Ok(merge::sort_dedup(kind, all)?)
+    }
+
+    /// Move closed days of the hot tier into Parquet: for every (dataset, timeframe, day)
+    /// with `day < before_day` that has a WAL, write the merged day as a new part, commit
+    /// the catalog once, then delete the replaced parts and the WALs.
+    pub fn write_down(
+        &mut self,
+        dataset: Option<&str>,
+        before_day: i64,
+    ) -> Result<WriteDownSummary, WriteDownError> {
+        if !self.writable {
+            return Err(WriteDownError::ReadOnly);
+        }
+        let names: Vec<String> = match dataset {
+            Some(d) if self.catalog.datasets.contains_key(d) => vec![d.into()],
+            Some(d) => {
+                return Err(WriteDownError::UnknownDataset {
+                    name: d.into(),
+                    known: self.known(),
+                })
+            }
+            None => self.catalog.datasets.keys().cloned().collect(),
+        };
+        let mut summary = WriteDownSummary::default();
+        let mut next = self.catalog.clone();
+        let mut garbage: Vec<PathBuf> = Vec::new();
+        for name in &names {
+            for tf in self.stored_timeframes(name) {
+                let cfg = &self.catalog.datasets[name].config;
+                let kind = Self::kind_of(cfg, tf);
+                for day in self
+                    .hot_days(name, tf)
+                    .into_iter()
+                    .filter(|d| *d < before_day)
+                {
+                    let old = self.cold_parts(name, tf, day);
+                    let merged = self.read_day(name, tf, kind, day, None)?;
+                    let key = tf.to_string();
+                    let parts = next
+                        .datasets
+                        .get_mut(name)
+                        .expect("dataset exists")
+                        .cold
+                        .entry(key.clone())
+                        .or_default();
+                    parts.retain(|p| p.day != day);
+                    if let Some(b) = merged {
+                        let part = old.iter().map(|p| p.part + 1).max().unwrap_or(0);
+                        let rel = format!(
+                            "dataset={name}/tf={key}/date={}/part-{part}.parquet",
+                            day_string(day)
+                        );
+                        let bytes = write_parquet(&self.root.join(&rel), &b)?;
+                        let v = schema::view(&b);
+                        summary.rows += b.num_rows() as u64;
+                        summary.bytes += bytes;
+                        parts.push(PartFile {
+                            path: rel,
+                            day,
+                            part,
+                            rows: b.num_rows() as u64,
+                            bytes,
+                            min_ts: v.ts.iter().copied().min().unwrap_or(0),
+                            max_ts: v.ts.iter().copied().max().unwrap_or(0),
+                            symbols: merge::symbols_of(&b),
+                        });
+                        parts.sort_by_key(|p| p.day);
+                    }
+                    summary.partitions += 1;
+                    garbage.extend(old.iter().map(|p| self.root.join(&p.path)));
+                    garbage.push(self.wal_path(name, tf, day));
+                }
+            }
+        }
+        if summary.partitions == 0 {
+            return Ok(summary);
+        }
+        crate::failpoint("writedown:before_commit");
+        next.commit(&self.root)?;
+        self.catalog = next;
+        crate::failpoint("writedown:after_commit");
+        for g in garbage {
+            let _ = std::fs::remove_file(&g);
+        }
+        self.collect_garbage();
+        Ok(summary)
+    }
+}
+
+fn read_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Split a sorted batch into one piece per UTC day.
+fn split_days(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>, ArrowError> {
+    let ts = schema::f_ts(batch);
+    let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for (i, t) in ts.iter().enumerate() {
+        groups
+            .entry(t.div_euclid(NANOS_PER_DAY))
+            .or_default()
+            .push(i as u32);
+    }
+    groups
+        .into_iter()
+        .map(|(day, idx)| {
+            let contiguous = idx.windows(2).all(|w| w[1] == w[0] + 1);
+            let piece = if contiguous {
+                batch.slice(idx[0] as usize, idx.len())
+            } else {
+                arrow_select::take::take_record_batch(batch, &UInt32Array::from(idx))?
+            };
+            Ok((day, piece))
+        })
+        .collect()
+}
+
+fn filter_ts(b: &RecordBatch, start: i64, end: i64) -> Result<RecordBatch, ArrowError> {
+    let ts = schema::f_ts(b);
+    if ts.iter().all(|t| *t >= start && *t < end) {
+        return Ok(b.clone());
+    }
+    let keep: BooleanArray = ts.iter().map(|t| Some(*t >= start && *t < end)).collect();
+    arrow_select::filter::filter_record_batch(b, &keep)
+}
+
+fn limit_per_symbol(b: &RecordBatch, n: usize, from_end: bool) -> Result<RecordBatch, ArrowError> {
+    let v = schema::view(b);
+    let mut idx = Vec::new();
+    let mut i = 0;
+    while i < b.num_rows() {
+        let mut j = i;
+        while j < b.num_rows() && v.symbol.value(j) == v.symbol.value(i) {
+            j += 1;
+        }
+        let (lo, hi) = if from_end {
+            (j.saturating_sub(n).max(i), j)
+        } else {
+            (i, (i + n).min(j))
+        };
+        idx.extend((lo..hi).map(|k| k as u32));
+        i = j;
+    }
+    arrow_select::take::take_record_batch(b, &UInt32Array::from(idx))
+}
+
+fn parquet_props() -> WriterProperties {
+    let mut p = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(9).expect("valid level"),
+        ))
+        .set_max_row_group_row_count(Some(1 << 20));
+    for c in ["open", "high", "low", "close", "volume", "price", "size"] {
+        p = p
+            .set_column_dictionary_enabled(ColumnPath::from(c), false)
+            .set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
+    }
+    p.set_column_dictionary_enabled(ColumnPath::from("ts"), false)
+        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
+        .build()
+}
+
+/// Write `batch` to `path` atomically (temp name, fsync, rename, fsync dir). Returns bytes.
+pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64, WriteDownError> {
+    let err = |detail: String| WriteDownError::Write {
+        path: path.into(),
+        detail,
+    };
+    let dir = path.parent().expect("part files live in a directory");
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let tmp = path.with_extension("parquet.tmp");
+    let f = File::create(&tmp).map_err(|e| err(e.to_string()))?;
+    let mut w = ArrowWriter::try_new(f, batch.schema(), Some(parquet_props()))
+        .map_err(|e| err(e.to_string()))?;
+    w.write(batch).map_err(|e| err(e.to_string()))?;
+    let f = w.into_inner().map_err(|e| err(e.to_string()))?;
+    f.sync_all().map_err(|e| err(e.to_string()))?;
+    let bytes = f.metadata().map_err(|e| err(e.to_string()))?.len();
+    drop(f);
+    crate::failpoint("writedown:before_rename");
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))?;
+    catalog::sync_dir(dir).map_err(|e| err(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// Read every batch of a Parquet file.
+pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, ReadError> {
+    let perr = |source| ReadError::Parquet {
+        path: path.into(),
+        source,
+    };
+    let f = File::open(path).map_err(|source| ReadError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let r = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(perr)?
+        .with_batch_size(1 << 20)
+        .build()
+        .map_err(perr)?;
+    r.map(|b| b.map_err(ReadError::Arrow)).collect()
+}

@@ -1,0 +1,447 @@
+//! The hot tier's write-ahead log: one append-only file per (dataset, timeframe, UTC day).
+//!
+//! A file is a sequence of frames, each starting on a 64-byte boundary:
+//!
+//! ```text
+//! 0   magic  u32 LE  0x314C5752 ("RWL1")
+//! 4   kind   u8      1 = upsert (payload: Arrow IPC stream), 2 = delete (payload: JSON)
+//! 5   zero   [u8; 3]
+//! 8   len    u32 LE  payload length in bytes
+//! 12  crc    u32 LE  crc32c of bytes 0..12 followed by the payload
+//! 16  payload, then zero padding to the next multiple of 64
+//! ```
+//!
+//! Replay stops at the first frame that is short, has a bad magic or CRC, or does not
+//! decode; everything from there on is a torn tail, which a writer truncates on open.
+
+use crate::merge::{DeleteRange, Op};
+use arrow_array::RecordBatch;
+use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const MAGIC: u32 = 0x314C_5752;
+const HEADER: usize = 16;
+const ALIGN: usize = 64;
+/// Largest payload accepted (a frame claiming more is treated as torn).
+pub const MAX_FRAME: usize = 1 << 30;
+const KIND_UPSERT: u8 = 1;
+const KIND_DELETE: u8 = 2;
+
+/// When appended frames are forced to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// `fsync` after every append call, before it returns: an acknowledged write survives
+    /// power loss.
+    #[default]
+    Always,
+    /// `fsync` when the last one is older than this many milliseconds (and on close).
+    EveryMillis(u64),
+    /// Leave it to the OS: survives a process crash, not power loss.
+    Never,
+}
+
+impl std::fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FsyncPolicy::Always => f.write_str("always"),
+            FsyncPolicy::EveryMillis(ms) => write!(f, "{ms}ms"),
+            FsyncPolicy::Never => f.write_str("never"),
+        }
+    }
+}
+
+impl std::str::FromStr for FsyncPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            _ => s
+                .strip_suffix("ms")
+                .and_then(|n| n.parse().ok())
+                .map(FsyncPolicy::EveryMillis)
+                .ok_or_else(|| {
+                    format!("invalid fsync policy {s:?}: use `always`, `never` or `<N>ms`")
+                }),
+        }
+    }
+}
+
+/// Failure to read or append a WAL file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalError {
+    /// The file could not be opened, read, written or synced.
+    #[error("WAL {path}: {source}; check the data directory's permissions and free space")]
+    Io {
+        /// The WAL file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A batch could not be encoded as Arrow IPC.
+    #[error("WAL {path}: cannot encode the batch: {source}")]
+    Encode {
+        /// The WAL file.
+        path: PathBuf,
+        /// The Arrow error.
+        source: arrow_schema::ArrowError,
+    },
+    /// A frame would exceed the maximum frame size.
+    #[error("WAL {path}: a frame of {len} bytes exceeds the {MAX_FRAME}-byte limit; append smaller batches")]
+    TooLarge {
+        /// The WAL file.
+        path: PathBuf,
+        /// Payload size.
+        len: usize,
+    },
+}
+
+/// What replaying one WAL file found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Valid frames.
+    pub frames: usize,
+    /// Bytes up to the end of the last valid frame (and its padding).
+    pub valid_len: u64,
+    /// File length when read.
+    pub file_len: u64,
+    /// Why replay stopped early, if it did.
+    pub torn: Option<String>,
+}
+
+impl ReplayReport {
+    /// Bytes after the last valid frame.
+    pub fn cut_bytes(&self) -> u64 {
+        self.file_len.saturating_sub(self.valid_len)
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
+    move |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn pad(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// Walk the frames of `bytes`, checking magic, bounds and CRC, and decoding payloads when
+/// `decode` is true. Returns the operations (empty unless decoding) and the report.
+pub fn scan(bytes: &[u8], decode: bool) -> (Vec<Op>, ReplayReport) {
+    let mut ops = Vec::new();
+    let mut rep = ReplayReport {
+        file_len: bytes.len() as u64,
+        ..Default::default()
+    };
+    let mut off = 0usize;
+    while off < bytes.len() {
+        let rest = &bytes[off..];
+        if rest.len() < HEADER {
+            rep.torn = Some(format!(
+                "{} bytes of a frame header at offset {off}",
+                rest.len()
+            ));
+            break;
+        }
+        let word = |i: usize| u32::from_le_bytes(rest[i..i + 4].try_into().unwrap());
+        let (magic, kind, len, crc) = (word(0), rest[4], word(8) as usize, word(12));
+        if magic != MAGIC {
+            rep.torn = Some(format!("bad frame magic {magic:#010x} at offset {off}"));
+            break;
+        }
+        if len > MAX_FRAME || HEADER + len > rest.len() {
+            rep.torn = Some(format!(
+                "frame at offset {off} claims {len} payload bytes, {} present",
+                rest.len() - HEADER.min(rest.len())
+            ));
+            break;
+        }
+        let payload = &rest[HEADER..HEADER + len];
+        let want = crc32c::crc32c_append(crc32c::crc32c(&rest[..12]), payload);
+        if want != crc {
+            rep.torn = Some(format!("CRC mismatch in the frame at offset {off}"));
+            break;
+        }
+        if decode {
+            match decode_op(kind, payload) {
+                Ok(mut o) => ops.append(&mut o),
+                Err(e) => {
+                    rep.torn = Some(format!("frame at offset {off} does not decode: {e}"));
+                    break;
+                }
+            }
+        } else if kind != KIND_UPSERT && kind != KIND_DELETE {
+            rep.torn = Some(format!("unknown frame kind {kind} at offset {off}"));
+            break;
+        }
+        rep.frames += 1;
+        // A frame whose padding is cut short is whole; a writer restores the padding.
+        off += pad(HEADER + len);
+        rep.valid_len = off as u64;
+    }
+    (ops, rep)
+}
+
+fn decode_op(kind: u8, payload: &[u8]) -> Result<Vec<Op>, String> {
+    match kind {
+        KIND_UPSERT => {
+            let r = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(payload), None)
+                .map_err(|e| e.to_string())?;
+            r.map(|b| b.map(Op::Upsert).map_err(|e| e.to_string()))
+                .collect()
+        }
+        KIND_DELETE => serde_json::from_slice::<DeleteRange>(payload)
+            .map(|d| vec![Op::Delete(d)])
+            .map_err(|e| e.to_string()),
+        k => Err(format!("unknown frame kind {k}")),
+    }
+}
+
+/// Read and decode a WAL file without changing it. A missing file is empty.
+pub fn replay(path: &Path) -> Result<(Vec<Op>, ReplayReport), WalError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(path)(e)),
+    };
+    Ok(scan(&bytes, true))
+}
+
+/// Cut a torn tail off a WAL file. Returns the report (with `torn` set if it cut).
+pub fn recover(path: &Path) -> Result<ReplayReport, WalError> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(io(path))?;
+    let (_, rep) = scan(&bytes, true);
+    if rep.valid_len != rep.file_len {
+        f.set_len(rep.valid_len).map_err(io(path))?;
+        f.sync_all().map_err(io(path))?;
+    }
+    Ok(rep)
+}
+
+/// Encode an operation as one frame.
+pub fn encode(op: &Op) -> Result<Vec<u8>, arrow_schema::ArrowError> {
+    let (kind, payload) = match op {
+        Op::Upsert(b) => (KIND_UPSERT, encode_batch(b)?),
+        Op::Delete(d) => (
+            KIND_DELETE,
+            serde_json::to_vec(d).map_err(|e| arrow_schema::ArrowError::ExternalError(e.into()))?,
+        ),
+    };
+    let mut out = Vec::with_capacity(pad(HEADER + payload.len()));
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[..12]), &payload);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&payload);
+    out.resize(pad(out.len()), 0);
+    Ok(out)
+}
+
+fn encode_batch(b: &RecordBatch) -> Result<Vec<u8>, arrow_schema::ArrowError> {
+    let opts = IpcWriteOptions::try_new(64, false, arrow_ipc::MetadataVersion::V5)?;
+    let mut w = StreamWriter::try_new_with_options(Vec::new(), &b.schema(), opts)?;
+    w.write(b)?;
+    w.finish()?;
+    w.into_inner()
+}
+
+/// An open WAL file, positioned after its last valid frame.
+pub struct WalWriter {
+    path: PathBuf,
+    file: File,
+    policy: FsyncPolicy,
+    last_sync: Instant,
+    dirty: bool,
+    /// What opening found and cut.
+    pub recovered: ReplayReport,
+}
+
+impl WalWriter {
+    /// Open (creating if needed) a WAL file for appending, truncating any torn tail first.
+    pub fn open(path: &Path, policy: FsyncPolicy) -> Result<Self, WalError> {
+        let existed = path.exists();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(path))?;
+        }
+        let recovered = if existed {
+            recover(path)?
+        } else {
+            ReplayReport::default()
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(false)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io(path))?;
+        file.seek(SeekFrom::End(0)).map_err(io(path))?;
+        if !existed && policy == FsyncPolicy::Always {
+            // Make the new directory entry durable too.
+            if let Some(dir) = path.parent() {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io(path))?;
+            }
+        }
+        Ok(WalWriter {
+            path: path.to_path_buf(),
+            file,
+            policy,
+            last_sync: Instant::now(),
+            dirty: false,
+            recovered,
+        })
+    }
+
+    /// Append operations as frames, then sync per policy. When this returns `Ok` under
+    /// `FsyncPolicy::Always`, the frames are durable.
+    pub fn append(&mut self, ops: &[Op]) -> Result<(), WalError> {
+        let mut buf = Vec::new();
+        for op in ops {
+            let frame = encode(op).map_err(|source| WalError::Encode {
+                path: self.path.clone(),
+                source,
+            })?;
+            if frame.len() > MAX_FRAME {
+                return Err(WalError::TooLarge {
+                    path: self.path.clone(),
+                    len: frame.len(),
+                });
+            }
+            buf.extend_from_slice(&frame);
+        }
+        crate::failpoint("wal:before_write");
+        if crate::failpoint_active("wal:torn_write") {
+            // Simulate a crash halfway through the write.
+            let _ = self.file.write_all(&buf[..buf.len() / 2]);
+            std::process::abort();
+        }
+        self.file.write_all(&buf).map_err(io(&self.path))?;
+        self.dirty = true;
+        match self.policy {
+            FsyncPolicy::Always => self.sync()?,
+            FsyncPolicy::EveryMillis(ms) => {
+                if self.last_sync.elapsed() >= Duration::from_millis(ms) {
+                    self.sync()?
+                }
+            }
+            FsyncPolicy::Never => {}
+        }
+        Ok(())
+    }
+
+    /// Force written frames to disk.
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        if self.dirty {
+            self.file.sync_data().map_err(io(&self.path))?;
+            self.dirty = false;
+            self.last_sync = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Sync (unless the policy is `Never`) and close.
+    pub fn close(mut self) -> Result<(), WalError> {
+        if self.policy != FsyncPolicy::Never {
+            self.sync()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::BarColumns;
+
+    fn batch(n: usize) -> RecordBatch {
+        let mut c = BarColumns::default();
+        for i in 0..n {
+            c.ts.push(i as i64 * 60_000_000_000);
+            c.symbol.push("X".into());
+            for v in [
+                &mut c.open,
+                &mut c.high,
+                &mut c.low,
+                &mut c.close,
+                &mut c.volume,
+            ] {
+                v.push(1.0 + i as f64);
+            }
+        }
+        c.into_batch().unwrap()
+    }
+
+    #[test]
+    fn torn_tails_are_cut_at_every_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.wal");
+        let mut w = WalWriter::open(&p, FsyncPolicy::Never).unwrap();
+        w.append(&[Op::Upsert(batch(3))]).unwrap();
+        w.append(&[Op::Delete(DeleteRange {
+            symbol: Some("X".into()),
+            start: 0,
+            end: 1,
+        })])
+        .unwrap();
+        w.close().unwrap();
+        let full = std::fs::read(&p).unwrap();
+        let (ops, rep) = scan(&full, true);
+        assert_eq!((ops.len(), rep.frames, rep.torn.clone()), (2, 2, None));
+        let unpadded = HEADER + u32::from_le_bytes(full[8..12].try_into().unwrap()) as usize;
+        let first_end = pad(unpadded);
+        for cut in 0..full.len() {
+            let (ops, rep) = scan(&full[..cut], true);
+            let second = first_end
+                + HEADER
+                + u32::from_le_bytes(full[first_end + 8..first_end + 12].try_into().unwrap())
+                    as usize;
+            let want = usize::from(cut >= unpadded) + usize::from(cut >= second);
+            assert_eq!(ops.len(), want, "cut at {cut}");
+            assert!(
+                rep.torn.is_some()
+                    || cut == 0
+                    || cut >= second
+                    || (unpadded..=first_end).contains(&cut)
+            );
+        }
+        // Flip one payload byte: the CRC catches it.
+        let mut bad = full.clone();
+        bad[first_end + 20] ^= 0xff;
+        let (ops, rep) = scan(&bad, true);
+        assert_eq!(ops.len(), 1);
+        assert!(rep.torn.unwrap().contains("CRC"));
+        // A writer reopening a torn file truncates and appends after the last good frame.
+        let second = first_end
+            + HEADER
+            + u32::from_le_bytes(full[first_end + 8..first_end + 12].try_into().unwrap()) as usize;
+        std::fs::write(&p, &full[..second - 1]).unwrap();
+        let mut w = WalWriter::open(&p, FsyncPolicy::Always).unwrap();
+        assert_eq!(w.recovered.valid_len as usize, first_end);
+        w.append(&[Op::Upsert(batch(1))]).unwrap();
+        w.close().unwrap();
+        let (ops, rep) = replay(&p).unwrap();
+        assert_eq!((ops.len(), rep.torn), (2, None));
+    }
+
+    #[test]
+    fn fsync_policy_parses() {
+        assert_eq!("always".parse(), Ok(FsyncPolicy::Always));
+        assert_eq!("50ms".parse(), Ok(FsyncPolicy::EveryMillis(50)));
+        assert!("sometimes".parse::<FsyncPolicy>().is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! Crash tests with real killed child processes. The test binary re-runs itself as the
+//! child (`RINGFEED_CRASH_CHILD` selects the role), so no extra binary is needed.
+
+use ringfeed_store::schema::BarColumns;
+use ringfeed_store::{BarStore, DatasetConfig, FsyncPolicy, Query};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MIN: i64 = 60_000_000_000;
+const PER_BATCH: i64 = 500;
+
+fn batch(k: i64) -> arrow_array::RecordBatch {
+    let mut c = BarColumns::default();
+    for i in 0..PER_BATCH {
+        let t = (k * PER_BATCH + i) * MIN;
+        c.ts.push(t);
+        c.symbol.push("X".into());
+        for v in [&mut c.open, &mut c.high, &mut c.low, &mut c.close] {
+            v.push(1.0 + k as f64);
+        }
+        c.volume.push(1.0);
+    }
+    c.into_batch().unwrap()
+}
+
+/// Child role: ingest batches forever, printing `ack k` after each acknowledged one.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var("RINGFEED_CRASH_CHILD") else {
+        return; // Not the child: nothing to do.
+    };
+    let mut st = BarStore::open(Path::new(&dir)).unwrap();
+    let mut cfg = DatasetConfig::new("1m".parse().unwrap());
+    cfg.rollups = vec!["1h".parse().unwrap()];
+    cfg.fsync = FsyncPolicy::Always;
+    st.create_dataset("d", cfg).unwrap();
+    let limit: i64 = std::env::var("RINGFEED_CRASH_BATCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(i64::MAX);
+    for k in 0..limit {
+        st.upsert("d", &batch(k)).unwrap();
+        println!("ack {k}");
+    }
+    if std::env::var("RINGFEED_CRASH_WRITEDOWN").is_ok() {
+        st.write_down(None, i64::MAX).unwrap();
+        println!("written down");
+    }
+}
+
+fn child(dir: &Path, envs: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env("RINGFEED_CRASH_CHILD", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c
+}
+
+fn check_store(dir: &Path, acked: i64) -> usize {
+    let st = BarStore::open(dir).unwrap();
+    let got = st.query(&Query::new("d", "1m".parse().unwrap())).unwrap();
+    let n = got.num_rows();
+    // Everything acknowledged is there; at most the batch in flight beyond it.
+    assert!(
+        n as i64 >= acked * PER_BATCH,
+        "lost acknowledged rows: {n} < {}",
+        acked * PER_BATCH
+    );
+    assert!(n as i64 <= (acked + 1) * PER_BATCH);
+    assert_eq!(n as i64 % PER_BATCH, 0, "a torn batch was served");
+    let h = st.query(&Query::new("d", "1h".parse().unwrap())).unwrap();
+    assert!(h.num_rows() > 0 || n == 0);
+    n
+}
+
+#[test]
+fn kill_9_mid_ingest_loses_nothing_acknowledged() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = child(dir.path(), &[]).spawn().unwrap();
+        let mut out = BufReader::new(c.stdout.take().unwrap());
+        let mut acked = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut line = String::new();
+        while acked < 5 + round * 7 {
+            line.clear();
+            assert!(
+                Instant::now() < deadline,
+                "watchdog: the child made no progress"
+            );
+            if out.read_line(&mut line).unwrap() == 0 {
+                panic!("child exited early");
+            }
+            if let Some(k) = line.trim().strip_prefix("ack ") {
+                acked = k.parse::<i64>().unwrap() + 1;
+            }
+        }
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+        // Count acks that raced with the kill.
+        for l in out.lines().map_while(Result::ok) {
+            if let Some(k) = l.trim().strip_prefix("ack ") {
+                acked = k.parse::<i64>().unwrap() + 1;
+            }
+        }
+        check_store(dir.path(), acked);
+    }
+}
+
+#[test]
+fn a_torn_wal_write_is_cut_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = child(dir.path(), &[("RINGFEED_CRASH_BATCHES", "3")])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    // Now a child that tears its first write in half and aborts.
+    let torn = child(
+        dir.path(),
+        &[
+            ("RINGFEED_CRASH_BATCHES", "5"),
+            ("RINGFEED_STORE_FAILPOINT", "wal:torn_write"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!torn.status.success());
+    let st = BarStore::open(dir.path()).unwrap();
+    assert!(!st.recovered.is_empty(), "the torn tail was reported");
+    assert!(st.recovered.iter().all(|(_, r)| r.cut_bytes() > 0));
+    drop(st);
+    assert_eq!(check_store(dir.path(), 3), 3 * PER_BATCH as usize);
+}
+
+#[test]
+fn a_crash_at_any_write_down_step_leaves_old_or_new_state() {
+    for fp in [
+        "writedown:before_rename",
+        "writedown:before_commit",
+        "catalog:before_current",
+        "catalog:after_current",
+        "writedown:after_commit",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = child(dir.path(), &[("RINGFEED_CRASH_BATCHES", "4")])
+            .output()
+            .unwrap();
+        assert!(ok.status.success());
+        let out = child(
+            dir.path(),
+            &[
+                ("RINGFEED_CRASH_BATCHES", "0"),
+                ("RINGFEED_CRASH_WRITEDOWN", "1"),
+                ("RINGFEED_STORE_FAILPOINT", fp),
+            ],
+        )
+        .output()
+        .unwrap();
+        assert!(!out.status.success(), "{fp}: the failpoint fired");
+        let n = check_store(dir.path(), 4);
+        assert_eq!(n, 4 * PER_BATCH as usize, "{fp}");
+        // Whatever state it is in, a second write-down completes and no orphan remains.
+        let mut st = BarStore::open(dir.path()).unwrap();
+        st.write_down(None, i64::MAX).unwrap();
+        assert_eq!(
+            st.query(&Query::new("d", "1m".parse().unwrap()))
+                .unwrap()
+                .num_rows(),
+            n
+        );
+        let referenced: usize = st.catalog().datasets["d"]
+            .cold
+            .values()
+            .map(|v| v.len())
+            .sum();
+        let on_disk = walk(dir.path())
+            .iter()
+            .filter(|p| p.ends_with(".parquet"))
+            .count();
+        assert_eq!(referenced, on_disk, "{fp}: orphan Parquet files");
+    }
+}
+
+fn walk(p: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,361 @@
+//! Store behaviour: upsert idempotence, deletes, write-down, errors, and rollups on write
+//! == resample on read == a naive group-by (property test).
+
+use arrow_array::{Array, RecordBatch};
+use proptest::prelude::*;
+use ringfeed_store::schema::{self, BarColumns};
+use ringfeed_store::{BarStore, DatasetConfig, DeleteRange, Query, Symbols, Timeframe};
+use std::collections::BTreeMap;
+
+const MIN: i64 = 60_000_000_000;
+
+type Row = (String, i64, [f64; 5]);
+
+fn batch(rows: &[Row]) -> RecordBatch {
+    let mut c = BarColumns::default();
+    for (s, t, v) in rows {
+        c.ts.push(*t);
+        c.symbol.push(s.clone());
+        c.open.push(v[0]);
+        c.high.push(v[1]);
+        c.low.push(v[2]);
+        c.close.push(v[3]);
+        c.volume.push(v[4]);
+    }
+    c.into_batch().unwrap()
+}
+
+fn rows(b: &RecordBatch) -> Vec<Row> {
+    let ts = b
+        .column_by_name("ts")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::TimestampNanosecondArray>()
+        .unwrap();
+    let sym = b
+        .column_by_name("symbol")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::StringViewArray>()
+        .unwrap();
+    let f = |n: &str| {
+        b.column_by_name(n)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .unwrap()
+            .clone()
+    };
+    let (o, h, l, c, v) = (f("open"), f("high"), f("low"), f("close"), f("volume"));
+    (0..b.num_rows())
+        .map(|i| {
+            (
+                sym.value(i).to_string(),
+                ts.value(i),
+                [o.value(i), h.value(i), l.value(i), c.value(i), v.value(i)],
+            )
+        })
+        .collect()
+}
+
+/// The naive reference: group by (symbol, floor(ts / interval)) with a BTreeMap.
+fn naive(input: &[Row], interval: i64, offset: i64) -> Vec<Row> {
+    let mut sorted: Vec<Row> = input.to_vec();
+    sorted.sort_by_key(|a| (a.0.clone(), a.1));
+    let mut g: BTreeMap<(String, i64), [f64; 5]> = BTreeMap::new();
+    for (s, t, v) in sorted {
+        let label = (t - offset).div_euclid(interval) * interval + offset;
+        g.entry((s, label))
+            .and_modify(|a| {
+                a[1] = a[1].max(v[1]);
+                a[2] = a[2].min(v[2]);
+                a[3] = v[3];
+                a[4] += v[4];
+            })
+            .or_insert(v);
+    }
+    g.into_iter().map(|((s, t), v)| (s, t, v)).collect()
+}
+
+fn bar(s: &str, t: i64, p: f64) -> Row {
+    (s.into(), t, [p, p + 1.0, p - 1.0, p + 0.5, 10.0])
+}
+
+fn open_with(dir: &std::path::Path, rollups: &[&str]) -> BarStore {
+    let mut st = BarStore::open(dir).unwrap();
+    let mut cfg = DatasetConfig::new("1m".parse().unwrap());
+    cfg.rollups = rollups.iter().map(|r| r.parse().unwrap()).collect();
+    cfg.fsync = ringfeed_store::FsyncPolicy::Never;
+    st.create_dataset("d", cfg).unwrap();
+    st
+}
+
+fn q(tf: &str) -> Query {
+    Query::new("d", tf.parse().unwrap())
+}
+
+#[test]
+fn upsert_is_idempotent_and_later_values_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_with(dir.path(), &["5m"]);
+    let a: Vec<Row> = (0..10)
+        .map(|i| bar("A", i * MIN, 100.0 + i as f64))
+        .collect();
+    st.upsert("d", &batch(&a)).unwrap();
+    st.upsert("d", &batch(&a)).unwrap();
+    assert_eq!(rows(&st.query(&q("1m")).unwrap()), a);
+    // Correct one bar: the 1m series and the 5m rollup both follow.
+    let fix = vec![bar("A", 3 * MIN, 500.0)];
+    st.upsert("d", &batch(&fix)).unwrap();
+    let mut want = a.clone();
+    want[3] = fix[0].clone();
+    assert_eq!(rows(&st.query(&q("1m")).unwrap()), want);
+    assert_eq!(rows(&st.query(&q("5m")).unwrap()), naive(&want, 5 * MIN, 0));
+}
+
+#[test]
+fn delete_keeps_rollups_consistent_and_gaps_stay_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_with(dir.path(), &["5m", "1h"]);
+    let a: Vec<Row> = (0..30)
+        .flat_map(|i| [bar("A", i * MIN, 10.0 + i as f64), bar("B", i * MIN, 50.0)])
+        .collect();
+    st.upsert("d", &batch(&a)).unwrap();
+    st.delete(
+        "d",
+        DeleteRange {
+            symbol: Some("A".into()),
+            start: 5 * MIN,
+            end: 10 * MIN,
+        },
+    )
+    .unwrap();
+    let kept: Vec<Row> = a
+        .iter()
+        .filter(|r| !(r.0 == "A" && (5 * MIN..10 * MIN).contains(&r.1)))
+        .cloned()
+        .collect();
+    let stored5 = rows(&st.query(&q("5m")).unwrap());
+    assert_eq!(stored5, naive(&kept, 5 * MIN, 0));
+    // The deleted 5-minute window has no bar at all: nothing is invented.
+    assert!(!stored5.iter().any(|r| r.0 == "A" && r.1 == 5 * MIN));
+    assert_eq!(
+        rows(&st.query(&q("1h")).unwrap()),
+        naive(&kept, 60 * MIN, 0)
+    );
+}
+
+#[test]
+fn write_down_moves_days_to_parquet_and_queries_do_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_with(dir.path(), &["1h"]);
+    let day = 1440 * MIN;
+    let a: Vec<Row> = (0..3 * 1440)
+        .step_by(7)
+        .map(|i| bar("A", i * MIN, 1.0 + i as f64))
+        .collect();
+    st.upsert("d", &batch(&a)).unwrap();
+    let before_1m = rows(&st.query(&q("1m")).unwrap());
+    let before_1h = rows(&st.query(&q("1h")).unwrap());
+    let s = st.write_down(None, 2).unwrap(); // days 0 and 1, for 1m and 1h
+    assert_eq!(s.partitions, 4);
+    assert!(dir
+        .path()
+        .join("dataset=d/tf=1m/date=1970-01-01/part-0.parquet")
+        .exists());
+    assert_eq!(st.hot_days("d", "1m".parse().unwrap()), vec![2]);
+    assert_eq!(rows(&st.query(&q("1m")).unwrap()), before_1m);
+    assert_eq!(rows(&st.query(&q("1h")).unwrap()), before_1h);
+    // A correction after write-down lands in the hot tier and overrides the cold part.
+    st.upsert("d", &batch(&[bar("A", 7 * MIN, 999.0)])).unwrap();
+    st.write_down(None, 3).unwrap();
+    let after = rows(&st.query(&q("1m")).unwrap());
+    assert_eq!(after.iter().find(|r| r.1 == 7 * MIN).unwrap().2[0], 999.0);
+    assert_eq!(after.len(), before_1m.len());
+    assert!(dir
+        .path()
+        .join("dataset=d/tf=1m/date=1970-01-01/part-1.parquet")
+        .exists());
+    assert!(!dir
+        .path()
+        .join("dataset=d/tf=1m/date=1970-01-01/part-0.parquet")
+        .exists());
+    // Reopen read-only: same answers from the catalog alone.
+    let ro = BarStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(rows(&ro.query(&q("1m")).unwrap()), after);
+    let mut one = q("1m");
+    one.start = Some(day);
+    one.end = Some(day + 60 * MIN);
+    assert!(rows(&ro.query(&one).unwrap())
+        .iter()
+        .all(|r| r.1 >= day && r.1 < day + 60 * MIN));
+}
+
+#[test]
+fn query_errors_list_what_exists_and_limits_apply_per_symbol() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_with(dir.path(), &[]);
+    let a: Vec<Row> = (0..5)
+        .flat_map(|i| [bar("A", i * MIN, 1.0), bar("B", i * MIN, 2.0)])
+        .collect();
+    st.upsert("d", &batch(&a)).unwrap();
+    let e = st
+        .query(&Query::new("x", Timeframe::minutes(1)))
+        .unwrap_err();
+    assert!(e.to_string().contains("datasets: d"), "{e}");
+    let mut bad = q("1m");
+    bad.symbols = Symbols::List(vec!["C".into()]);
+    let e = st.query(&bad).unwrap_err().to_string();
+    assert!(e.contains("symbols: A, B"), "{e}");
+    let mut f = q("1m");
+    f.fields = Some(vec!["nope".into()]);
+    assert!(st
+        .query(&f)
+        .unwrap_err()
+        .to_string()
+        .contains("fields: ts, symbol"));
+    let e = st.query(&q("90s")).unwrap_err().to_string();
+    assert!(e.contains("stored timeframes are 1m"), "{e}");
+    let mut l = q("1m");
+    l.limit = Some(2);
+    l.from_end = true;
+    let got = rows(&st.query(&l).unwrap());
+    assert_eq!(
+        got.iter()
+            .map(|r| (r.0.as_str(), r.1 / MIN))
+            .collect::<Vec<_>>(),
+        vec![("A", 3), ("A", 4), ("B", 3), ("B", 4)]
+    );
+    let mut p = q("1m");
+    p.fields = Some(vec!["close".into()]);
+    assert_eq!(st.query(&p).unwrap().num_columns(), 3);
+}
+
+#[test]
+fn sessions_shape_daily_bars() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = BarStore::open(dir.path()).unwrap();
+    let mut cfg = DatasetConfig::new("1m".parse().unwrap());
+    cfg.rollups = vec!["1d".parse().unwrap()];
+    cfg.session = Some("09:30-16:00 America/New_York".parse().unwrap());
+    st.create_dataset("eq", cfg).unwrap();
+    // 2024-01-02 (EST, UTC-5): session 14:30..21:00 UTC. Minutes from 13:00 to 22:00 UTC.
+    let day = 19_724 * 1440 * MIN;
+    let a: Vec<Row> = (13 * 60..22 * 60)
+        .map(|m| bar("SPY", day + m * MIN, 100.0 + m as f64))
+        .collect();
+    st.upsert("eq", &batch(&a)).unwrap();
+    let d = rows(&st.query(&Query::new("eq", "1d".parse().unwrap())).unwrap());
+    let inside: Vec<Row> = a
+        .iter()
+        .filter(|r| r.1 >= day + 870 * MIN && r.1 < day + 1260 * MIN)
+        .cloned()
+        .collect();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].1, day + 870 * MIN, "labelled at the session open");
+    assert_eq!(d[0].2[0], inside[0].2[0]);
+    assert_eq!(d[0].2[3], inside.last().unwrap().2[3]);
+    assert_eq!(d[0].2[4], 10.0 * inside.len() as f64);
+}
+
+fn stream() -> impl Strategy<Value = Vec<Row>> {
+    // Random minutes over ~3 days for 2 symbols, with gaps and random OHLCV.
+    proptest::collection::vec(
+        (
+            0usize..2,
+            0i64..3 * 1440,
+            1.0f64..100.0,
+            0.0f64..5.0,
+            0.0f64..5.0,
+            0.0f64..50.0,
+        ),
+        0..400,
+    )
+    .prop_map(|v| {
+        let mut m: BTreeMap<(String, i64), [f64; 5]> = BTreeMap::new();
+        for (s, t, o, up, dn, vol) in v {
+            let sym = ["A", "B"][s].to_string();
+            m.insert(
+                (sym, t * MIN),
+                [o, o + up, o - dn, o + (up - dn) / 2.0, vol],
+            );
+        }
+        m.into_iter().map(|((s, t), v)| (s, t, v)).collect()
+    })
+}
+
+fn approx(a: &[Row], b: &[Row]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.0 == y.0
+                && x.1 == y.1
+                && x.2
+                    .iter()
+                    .zip(&y.2)
+                    .all(|(p, q)| (p - q).abs() <= 1e-9 * p.abs().max(1.0))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn rollup_on_write_equals_resample_on_read_equals_naive(
+        input in stream(),
+        chunks in 1usize..4,
+        offset_min in 0i64..15,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = open_with(dir.path(), &["5m", "15m", "1h", "1d"]);
+        // Ingest in a few chunks, in shuffled-ish order (reverse), to exercise merging.
+        let n = input.len();
+        let mut parts: Vec<Vec<Row>> = input.chunks(n.div_ceil(chunks).max(1)).map(|c| c.to_vec()).collect();
+        parts.reverse();
+        for p in &parts {
+            st.upsert("d", &batch(p)).unwrap();
+        }
+        for (tf, len) in [("5m", 5), ("15m", 15), ("1h", 60), ("1d", 1440)] {
+            let stored = rows(&st.query(&q(tf)).unwrap());
+            let want = naive(&input, len * MIN, 0);
+            prop_assert!(approx(&stored, &want), "rollup {tf}: {stored:?} != {want:?}");
+            // Resample on read from 1m (offset 0 equals the stored one; others are fresh).
+            let off = (offset_min % len) * MIN;
+            let mut rq = q(&format!("{}m", len));
+            rq.offset = Some(off);
+            let got = rows(&st.query(&rq).unwrap());
+            let want = naive(&input, len * MIN, off);
+            prop_assert!(approx(&got, &want), "resample {tf}+{off}: {got:?} != {want:?}");
+        }
+        // Write-down changes nothing visible.
+        let before = rows(&st.query(&q("15m")).unwrap());
+        st.write_down(None, i64::MAX).unwrap();
+        prop_assert!(approx(&rows(&st.query(&q("15m")).unwrap()), &before));
+    }
+}
+
+#[test]
+fn complete_flag_marks_only_the_open_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_with(dir.path(), &["5m"]);
+    let a: Vec<Row> = (0..12).map(|i| bar("A", i * MIN, 1.0)).collect();
+    st.upsert("d", &batch(&a)).unwrap();
+    let b = st.query(&q("5m")).unwrap();
+    let c = b
+        .column_by_name(schema::COMPLETE)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::BooleanArray>()
+        .unwrap();
+    assert_eq!(
+        (0..c.len()).map(|i| c.value(i)).collect::<Vec<_>>(),
+        vec![true, true, false]
+    );
+    st.upsert("d", &batch(&[bar("A", 14 * MIN, 1.0)])).unwrap();
+    let b = st.query(&q("5m")).unwrap();
+    let c = b
+        .column_by_name(schema::COMPLETE)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::BooleanArray>()
+        .unwrap();
+    assert!(c.value(2));
+}
