@@ -10,7 +10,7 @@ Usage: python tests/xlang/matrix.py [--batches 100] [--rows 64]
 Drivers (same CLI and JSON, see crates/xtest/README.md):
   rust   target/{debug,release}/rf-xtest
   python tests/xlang/py_xtest.py (run with this interpreter; needs ringfeed + pyarrow)
-  c++    build/cpp/xtest_cpp  (override with $RINGFEED_CPP_XTEST)
+  c++    build/cpp/rf-xtest-cpp  (override with $RINGFEED_CPP_XTEST)
 """
 import argparse
 import json
@@ -39,8 +39,8 @@ def drivers() -> "dict[str, list[str] | str]":
     except ImportError as e:
         d["python"] = f"python package not importable: {e}"
     cpp = os.environ.get("RINGFEED_CPP_XTEST")
-    cpp_path = Path(cpp) if cpp else first_existing(ROOT / "build/cpp/xtest_cpp", ROOT / "build/cpp/tests/xtest_cpp")
-    d["c++"] = [str(cpp_path)] if cpp_path and cpp_path.exists() else "C++ driver not built (scripts/test_cpp.sh builds build/cpp/xtest_cpp)"
+    cpp_path = Path(cpp) if cpp else first_existing(ROOT / "build/cpp/rf-xtest-cpp", ROOT / "build/cpp-release/rf-xtest-cpp")
+    d["c++"] = [str(cpp_path)] if cpp_path and cpp_path.exists() else "C++ driver not built (scripts/test_cpp.sh builds build/cpp/rf-xtest-cpp)"
     return d
 
 

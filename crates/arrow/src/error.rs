@@ -39,7 +39,7 @@ pub enum WriteError {
         detail: String,
     },
     /// The encoded batch does not fit a slot.
-    #[error("encoded batch is {size} bytes but a slot holds {slot_bytes}: raise RingOptions::slot_bytes (slot_bytes=) or split the batch")]
+    #[error("encoded batch is {size} bytes but a slot holds {slot_bytes}: raise the ring's slot_bytes (RingOptions::slot_bytes; slot_bytes= in Python) or split the batch")]
     BatchTooLarge {
         /// Bytes needed.
         size: u64,

@@ -1,0 +1,779 @@
+// ringfeed for C++: a zero-copy shared-memory ring of Arrow record batches.
+//
+//   #include <ringfeed/ringfeed.hpp>
+//
+//   auto w = ringfeed::Writer::create_bars("btc-1m");            // bar schema
+//   w.write_bars(ts, symbols, open, high, low, close, volume);
+//
+//   ringfeed::Reader r("btc-1m", ringfeed::StartAt::Oldest);      // another process
+//   if (auto batch = r.read(std::chrono::milliseconds(100))) {
+//     auto close = batch->column<double>("close");                // points into the arena
+//     std::printf("%f\n", close.back());
+//     ArrowArray array; ArrowSchema schema;                      // or hand it to Arrow C++,
+//     batch->export_to(&array, &schema);                         // nanoarrow, DuckDB...
+//   }
+//
+// Language level: C++17. Column views are span-like (data(), size(),
+// begin()/end()); with C++20, `std::span<const double>(col.data(), col.size())`.
+//
+// Ownership. `Writer`, `Reader` and `Batch` are move-only RAII handles; a
+// moved-from handle throws `ringfeed::Error` if used. A `Batch` leases its
+// slot: the writer will not rewrite that memory until the `Batch`, and every
+// `ArrowArray` exported from it, are gone (an exported array keeps the lease
+// until its release callback runs, even after the `Reader` is destroyed). A
+// reader may hold `leases_per_reader` batches at once (default 4); reading
+// more throws `TooManyLeases`. Column views (`Column`, `StringColumn`) do not
+// own anything: use them while their `Batch` lives.
+//
+// Errors are exceptions deriving from `ringfeed::Error` (itself a
+// `std::runtime_error`), carrying the Rust message and an `ErrorKind`; the
+// common kinds have their own classes (`NotFound`, `Lagged`, `Closed`, ...).
+// No Rust panic crosses into C++: the bridge catches it and throws an `Error`
+// of kind `Panic`.
+//
+// Threads. Each handle is single-threaded (like a file descriptor): use one
+// object from one thread at a time. Different objects may be used on
+// different threads.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ringfeed/arrow_c.h"
+#include "rust/cxx.h"  // rust::Error and the other cxx types, generated next to the bridge header
+#include "ringfeed-cpp/src/lib.rs.h"
+
+namespace ringfeed {
+
+/// What went wrong; the values mirror the Rust bridge's `ErrorKind`.
+using ErrorKind = ffi::ErrorKind;
+
+/// A short name for `kind` ("NotFound", ...).
+inline const char* to_string(ErrorKind kind) noexcept {
+  switch (kind) {
+    case ErrorKind::Other: return "Other";
+    case ErrorKind::InvalidArgument: return "InvalidArgument";
+    case ErrorKind::NotFound: return "NotFound";
+    case ErrorKind::AlreadyExists: return "AlreadyExists";
+    case ErrorKind::PermissionDenied: return "PermissionDenied";
+    case ErrorKind::SchemaMismatch: return "SchemaMismatch";
+    case ErrorKind::TooLarge: return "TooLarge";
+    case ErrorKind::Timeout: return "Timeout";
+    case ErrorKind::Full: return "Full";
+    case ErrorKind::Lagged: return "Lagged";
+    case ErrorKind::WriterGone: return "WriterGone";
+    case ErrorKind::Closed: return "Closed";
+    case ErrorKind::TooManyLeases: return "TooManyLeases";
+    case ErrorKind::Corrupt: return "Corrupt";
+    case ErrorKind::Panic: return "Panic";
+  }
+  return "Unknown";
+}
+
+/// Every ringfeed failure. `what()` is the Rust message: what happened and what to do.
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  ErrorKind kind() const noexcept { return kind_; }
+
+ private:
+  ErrorKind kind_;
+};
+
+/// No ring with that name (start its writer first).
+class NotFound : public Error { using Error::Error; };
+/// A ring with that name exists already (pass `RingOptions::force`, or `ringfeed rm` it).
+class AlreadyExists : public Error { using Error::Error; };
+/// A batch or column does not have the type the ring or the caller expects.
+class SchemaMismatch : public Error { using Error::Error; };
+/// A batch is larger than a slot: raise `RingOptions::slot_bytes` or split it.
+class TooLarge : public Error { using Error::Error; };
+/// A blocking ring stayed full for the whole timeout.
+class Timeout : public Error { using Error::Error; };
+/// The writer's process died; batches already read stay valid.
+class WriterGone : public Error { using Error::Error; };
+/// The writer closed the ring and every batch was read (or the Writer is closed).
+class Closed : public Error { using Error::Error; };
+/// This reader holds as many batches as the ring allows: drop some first.
+class TooManyLeases : public Error { using Error::Error; };
+/// The reader fell behind the writer; it continues with the oldest batch still present.
+class Lagged : public Error {
+ public:
+  Lagged(ErrorKind kind, const std::string& what, std::uint64_t missed)
+      : Error(kind, what), missed_(missed) {}
+  /// Batches this reader lost.
+  std::uint64_t missed() const noexcept { return missed_; }
+
+ private:
+  std::uint64_t missed_;
+};
+
+namespace detail {
+
+[[noreturn]] inline void throw_error(ErrorKind kind, std::uint64_t detail, const std::string& what) {
+  switch (kind) {
+    case ErrorKind::NotFound: throw NotFound(kind, what);
+    case ErrorKind::AlreadyExists: throw AlreadyExists(kind, what);
+    case ErrorKind::SchemaMismatch: throw SchemaMismatch(kind, what);
+    case ErrorKind::TooLarge: throw TooLarge(kind, what);
+    case ErrorKind::Timeout: throw Timeout(kind, what);
+    case ErrorKind::WriterGone: throw WriterGone(kind, what);
+    case ErrorKind::Closed: throw Closed(kind, what);
+    case ErrorKind::TooManyLeases: throw TooManyLeases(kind, what);
+    case ErrorKind::Lagged: throw Lagged(kind, what, detail);
+    default: throw Error(kind, what);
+  }
+}
+
+/// Calls into the bridge, turning `rust::Error` into the typed exceptions above.
+template <class F>
+decltype(auto) call(F&& f) {
+  try {
+    return std::forward<F>(f)();
+  } catch (const rust::Error& e) {
+    // The bridge records the kind in a thread-local just before cxx throws.
+    throw_error(ffi::last_error_kind(), ffi::last_error_detail(), e.what());
+  } catch (const std::invalid_argument& e) {
+    // rust::Str refuses strings that are not UTF-8.
+    throw Error(ErrorKind::InvalidArgument, std::string("invalid argument: ") + e.what());
+  }
+}
+
+inline rust::Str str(std::string_view s) { return rust::Str(s.data(), s.size()); }
+
+inline std::uint64_t millis(std::chrono::milliseconds d) {
+  return d.count() < 0 ? 0 : static_cast<std::uint64_t>(d.count());
+}
+
+/// A rust::Box that knows when it was moved from.
+template <class T>
+class Handle {
+ public:
+  explicit Handle(rust::Box<T> b) : box_(std::move(b)) {}
+  Handle(Handle&& o) noexcept : box_(std::move(o.box_)) { o.box_.reset(); }
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      box_ = std::move(o.box_);
+      o.box_.reset();
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+
+  T& get(const char* what) {
+    if (!box_) throw Error(ErrorKind::InvalidArgument, std::string("use of a moved-from ringfeed::") + what);
+    return **box_;
+  }
+  const T& get(const char* what) const {
+    if (!box_) throw Error(ErrorKind::InvalidArgument, std::string("use of a moved-from ringfeed::") + what);
+    return **box_;
+  }
+  explicit operator bool() const noexcept { return box_.has_value(); }
+  void reset() noexcept { box_.reset(); }
+
+ private:
+  std::optional<rust::Box<T>> box_;
+};
+
+template <class T> struct physical;
+template <> struct physical<std::int8_t> { static constexpr ffi::Physical value = ffi::Physical::I8; };
+template <> struct physical<std::int16_t> { static constexpr ffi::Physical value = ffi::Physical::I16; };
+template <> struct physical<std::int32_t> { static constexpr ffi::Physical value = ffi::Physical::I32; };
+template <> struct physical<std::int64_t> { static constexpr ffi::Physical value = ffi::Physical::I64; };
+template <> struct physical<std::uint8_t> { static constexpr ffi::Physical value = ffi::Physical::U8; };
+template <> struct physical<std::uint16_t> { static constexpr ffi::Physical value = ffi::Physical::U16; };
+template <> struct physical<std::uint32_t> { static constexpr ffi::Physical value = ffi::Physical::U32; };
+template <> struct physical<std::uint64_t> { static constexpr ffi::Physical value = ffi::Physical::U64; };
+template <> struct physical<float> { static constexpr ffi::Physical value = ffi::Physical::F32; };
+template <> struct physical<double> { static constexpr ffi::Physical value = ffi::Physical::F64; };
+
+inline bool bit(const std::uint8_t* bitmap, std::size_t offset, std::size_t i) noexcept {
+  if (bitmap == nullptr) return true;
+  const std::size_t k = offset + i;
+  return (bitmap[k >> 3] >> (k & 7)) & 1;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
+// Owning wrappers for the C Data Interface structs.
+
+/// Owns an `ArrowArray`: calls its release callback on destruction. Move-only.
+class UniqueArray {
+ public:
+  UniqueArray() noexcept { raw_.release = nullptr; }
+  UniqueArray(UniqueArray&& o) noexcept : raw_(o.raw_) { o.raw_.release = nullptr; }
+  UniqueArray& operator=(UniqueArray&& o) noexcept {
+    if (this != &o) {
+      reset();
+      raw_ = o.raw_;
+      o.raw_.release = nullptr;
+    }
+    return *this;
+  }
+  UniqueArray(const UniqueArray&) = delete;
+  UniqueArray& operator=(const UniqueArray&) = delete;
+  ~UniqueArray() { reset(); }
+
+  ArrowArray* get() noexcept { return &raw_; }
+  const ArrowArray* get() const noexcept { return &raw_; }
+  ArrowArray* operator->() noexcept { return &raw_; }
+  const ArrowArray* operator->() const noexcept { return &raw_; }
+  /// Whether it holds an unreleased array.
+  explicit operator bool() const noexcept { return raw_.release != nullptr; }
+  /// Releases the array now (drops the lease it holds).
+  void reset() noexcept {
+    if (raw_.release != nullptr) raw_.release(&raw_);
+    raw_.release = nullptr;
+  }
+
+ private:
+  ArrowArray raw_;
+};
+
+/// Owns an `ArrowSchema`: calls its release callback on destruction. Move-only.
+class UniqueSchema {
+ public:
+  UniqueSchema() noexcept { raw_.release = nullptr; }
+  UniqueSchema(UniqueSchema&& o) noexcept : raw_(o.raw_) { o.raw_.release = nullptr; }
+  UniqueSchema& operator=(UniqueSchema&& o) noexcept {
+    if (this != &o) {
+      reset();
+      raw_ = o.raw_;
+      o.raw_.release = nullptr;
+    }
+    return *this;
+  }
+  UniqueSchema(const UniqueSchema&) = delete;
+  UniqueSchema& operator=(const UniqueSchema&) = delete;
+  ~UniqueSchema() { reset(); }
+
+  ArrowSchema* get() noexcept { return &raw_; }
+  const ArrowSchema* get() const noexcept { return &raw_; }
+  ArrowSchema* operator->() noexcept { return &raw_; }
+  const ArrowSchema* operator->() const noexcept { return &raw_; }
+  explicit operator bool() const noexcept { return raw_.release != nullptr; }
+  void reset() noexcept {
+    if (raw_.release != nullptr) raw_.release(&raw_);
+    raw_.release = nullptr;
+  }
+
+ private:
+  ArrowSchema raw_;
+};
+
+/// Owns an `ArrowArrayStream`: calls its release callback on destruction. Move-only.
+class UniqueStream {
+ public:
+  UniqueStream() noexcept { raw_.release = nullptr; }
+  UniqueStream(UniqueStream&& o) noexcept : raw_(o.raw_) { o.raw_.release = nullptr; }
+  UniqueStream& operator=(UniqueStream&& o) noexcept {
+    if (this != &o) {
+      reset();
+      raw_ = o.raw_;
+      o.raw_.release = nullptr;
+    }
+    return *this;
+  }
+  UniqueStream(const UniqueStream&) = delete;
+  UniqueStream& operator=(const UniqueStream&) = delete;
+  ~UniqueStream() { reset(); }
+
+  ArrowArrayStream* get() noexcept { return &raw_; }
+  ArrowArrayStream* operator->() noexcept { return &raw_; }
+  explicit operator bool() const noexcept { return raw_.release != nullptr; }
+  void reset() noexcept {
+    if (raw_.release != nullptr) raw_.release(&raw_);
+    raw_.release = nullptr;
+  }
+
+ private:
+  ArrowArrayStream raw_;
+};
+
+/// The canonical bar schema (ts timestamp[ns, UTC], symbol utf8_view, open,
+/// high, low, close, volume float64; none nullable), exported into `out`.
+inline void bar_schema(ArrowSchema* out) {
+  detail::call([&] { ffi::export_bar_schema(out); });
+}
+
+/// The bar schema as an owning wrapper.
+inline UniqueSchema bar_schema() {
+  UniqueSchema s;
+  bar_schema(s.get());
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Column views.
+
+/// A fixed-width column of a `Batch`, read in place: `data()` points into the
+/// shared-memory arena. Valid while the `Batch` (or an export of it) lives.
+template <class T>
+class Column {
+ public:
+  using value_type = T;
+  using const_iterator = const T*;
+  using iterator = const T*;
+
+  Column() = default;
+
+  const T* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  const T* begin() const noexcept { return data_; }
+  const T* end() const noexcept { return data_ + size_; }
+  /// The value of row `i`, unchecked (like std::span). Null rows hold unspecified values.
+  const T& operator[](std::size_t i) const noexcept { return data_[i]; }
+  /// The value of row `i`; throws std::out_of_range.
+  const T& at(std::size_t i) const {
+    if (i >= size_) throw std::out_of_range("ringfeed::Column::at: row out of range");
+    return data_[i];
+  }
+  const T& front() const { return at(0); }
+  const T& back() const { return at(size_ - 1); }
+  std::size_t null_count() const noexcept { return null_count_; }
+  /// Whether row `i` is not null.
+  bool is_valid(std::size_t i) const noexcept { return detail::bit(validity_, validity_offset_, i); }
+
+ private:
+  friend class Batch;
+  explicit Column(const ffi::FixedView& v)
+      : data_(reinterpret_cast<const T*>(v.values)),
+        size_(v.len),
+        validity_(reinterpret_cast<const std::uint8_t*>(v.validity)),
+        validity_offset_(v.validity_offset),
+        null_count_(v.null_count) {}
+
+  const T* data_ = nullptr;
+  std::size_t size_ = 0;
+  const std::uint8_t* validity_ = nullptr;
+  std::size_t validity_offset_ = 0;
+  std::size_t null_count_ = 0;
+};
+
+/// A string column (Utf8, LargeUtf8 or Utf8View) read in place. Values are
+/// `std::string_view`s into the arena. Valid while the `Batch` lives.
+class StringColumn {
+ public:
+  StringColumn() = default;
+
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  std::size_t null_count() const noexcept { return null_count_; }
+  bool is_valid(std::size_t i) const noexcept { return detail::bit(validity_, validity_offset_, i); }
+
+  /// The value of row `i` (unchecked row index). Null rows read as "".
+  std::string_view operator[](std::size_t i) const {
+    switch (layout_) {
+      case ffi::StringLayout::Utf8: {
+        std::int32_t b, e;
+        std::memcpy(&b, base_ + 4 * i, 4);
+        std::memcpy(&e, base_ + 4 * (i + 1), 4);
+        return {data_.empty() ? "" : data_[0] + b, static_cast<std::size_t>(e - b)};
+      }
+      case ffi::StringLayout::LargeUtf8: {
+        std::int64_t b, e;
+        std::memcpy(&b, base_ + 8 * i, 8);
+        std::memcpy(&e, base_ + 8 * (i + 1), 8);
+        return {data_.empty() ? "" : data_[0] + b, static_cast<std::size_t>(e - b)};
+      }
+      case ffi::StringLayout::Utf8View: {
+        // 16-byte view: i32 length, then either the inline bytes (length <=
+        // 12) or a 4-byte prefix, i32 buffer index and i32 offset.
+        const std::uint8_t* v = base_ + 16 * i;
+        std::int32_t len;
+        std::memcpy(&len, v, 4);
+        if (len <= 12) return {reinterpret_cast<const char*>(v + 4), static_cast<std::size_t>(len)};
+        std::int32_t buf, off;
+        std::memcpy(&buf, v + 8, 4);
+        std::memcpy(&off, v + 12, 4);
+        if (buf < 0 || static_cast<std::size_t>(buf) >= data_.size())
+          throw Error(ErrorKind::Corrupt, "string view points to a data buffer that does not exist");
+        return {data_[static_cast<std::size_t>(buf)] + off, static_cast<std::size_t>(len)};
+      }
+    }
+    return {};
+  }
+  /// The value of row `i`; throws std::out_of_range.
+  std::string_view at(std::size_t i) const {
+    if (i >= size_) throw std::out_of_range("ringfeed::StringColumn::at: row out of range");
+    return (*this)[i];
+  }
+
+ private:
+  friend class Batch;
+  explicit StringColumn(const ffi::StringsView& v)
+      : layout_(v.layout),
+        size_(v.len),
+        base_(reinterpret_cast<const std::uint8_t*>(v.offsets_or_views)),
+        validity_(reinterpret_cast<const std::uint8_t*>(v.validity)),
+        validity_offset_(v.validity_offset),
+        null_count_(v.null_count) {
+    data_.reserve(v.data.size());
+    for (std::size_t p : v.data) data_.push_back(reinterpret_cast<const char*>(p));
+  }
+
+  ffi::StringLayout layout_ = ffi::StringLayout::Utf8;
+  std::size_t size_ = 0;
+  const std::uint8_t* base_ = nullptr;
+  std::vector<const char*> data_;
+  const std::uint8_t* validity_ = nullptr;
+  std::size_t validity_offset_ = 0;
+  std::size_t null_count_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Batch.
+
+/// One record batch read from a ring. Its buffers live in the shared-memory
+/// arena and it holds the slot's lease until it (and every export) is gone.
+class Batch {
+ public:
+  Batch(Batch&&) noexcept = default;
+  Batch& operator=(Batch&&) noexcept = default;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  /// Sequence number, 1-based, gap-free per ring.
+  std::uint64_t seq() const { return h_.get("Batch").seq(); }
+  /// Publish time, ns since the Unix epoch (CLOCK_REALTIME).
+  std::uint64_t ts_ns() const { return h_.get("Batch").ts_ns(); }
+  std::size_t num_rows() const { return h_.get("Batch").num_rows(); }
+  std::size_t num_columns() const { return h_.get("Batch").num_columns(); }
+  std::string column_name(std::size_t i) const {
+    return std::string(detail::call([&] { return h_.get("Batch").column_name(i); }));
+  }
+  /// The Arrow type of column `i`, e.g. "Timestamp(ns, \"UTC\")".
+  std::string column_type(std::size_t i) const {
+    return std::string(detail::call([&] { return h_.get("Batch").column_type(i); }));
+  }
+  /// Index of the column called `name`; throws `Error` (InvalidArgument) if there is none.
+  std::size_t column_index(std::string_view name) const {
+    return detail::call([&] { return h_.get("Batch").column_index(detail::str(name)); });
+  }
+
+  /// A fixed-width column read in place as `T`: double (float64), float,
+  /// int64_t (int64, timestamp, date64, time64, duration), int32_t (int32,
+  /// date32, time32), int8/16_t, uint8/16/32/64_t. Throws `SchemaMismatch`
+  /// if the column has another type.
+  template <class T>
+  Column<T> column(std::size_t i) const {
+    static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>,
+                  "ringfeed::Batch::column<T>: T must be a fixed-width integer, float or double");
+    return Column<T>(detail::call([&] { return h_.get("Batch").fixed(i, detail::physical<T>::value); }));
+  }
+  template <class T>
+  Column<T> column(std::string_view name) const {
+    return column<T>(column_index(name));
+  }
+
+  /// A string column (Utf8, LargeUtf8, Utf8View) read in place.
+  StringColumn strings(std::size_t i) const {
+    return StringColumn(detail::call([&] { return h_.get("Batch").strings(i); }));
+  }
+  StringColumn strings(std::string_view name) const { return strings(column_index(name)); }
+
+  /// Exports the batch as a struct array (C Data Interface). The array holds
+  /// the lease until `out_array->release` is called; release the schema too.
+  void export_to(ArrowArray* out_array, ArrowSchema* out_schema) const {
+    detail::call([&] { h_.get("Batch").export_array(out_array, out_schema); });
+  }
+  /// The same, into owning wrappers.
+  std::pair<UniqueArray, UniqueSchema> export_arrow() const {
+    std::pair<UniqueArray, UniqueSchema> out;
+    export_to(out.first.get(), out.second.get());
+    return out;
+  }
+  /// Exports a one-batch `ArrowArrayStream` (C Stream Interface).
+  void export_stream(ArrowArrayStream* out) const {
+    detail::call([&] { h_.get("Batch").export_stream(out); });
+  }
+
+  /// The address range of the arena's buffer pool, for zero-copy checks.
+  std::pair<std::uintptr_t, std::uintptr_t> arena_range() const {
+    auto r = h_.get("Batch").arena_range();
+    return {r.begin, r.end};
+  }
+  /// Whether `p` points into the arena.
+  bool in_arena(const void* p) const {
+    auto r = arena_range();
+    auto a = reinterpret_cast<std::uintptr_t>(p);
+    return a >= r.first && a < r.second;
+  }
+  /// Whether every buffer of every column lies inside the arena (no copy was made).
+  bool is_zero_copy() const { return h_.get("Batch").is_zero_copy(); }
+
+  /// Another handle to the same batch (and the same lease; no copy, no new pin).
+  Batch clone() const { return Batch(h_.get("Batch").duplicate()); }
+
+ private:
+  friend class Reader;
+  explicit Batch(rust::Box<ffi::RustBatch> b) : h_(std::move(b)) {}
+  detail::Handle<ffi::RustBatch> h_;
+};
+
+// ---------------------------------------------------------------------------
+// Reader.
+
+/// Where a new reader starts.
+enum class StartAt {
+  /// The oldest batch still in the ring.
+  Oldest,
+  /// The newest batch in the ring (or the first one, if none yet).
+  Latest,
+  /// Only batches published after the open.
+  Next,
+};
+
+struct ReaderOptions {
+  StartAt start = StartAt::Latest;
+  /// Busy-poll this long before sleeping on the futex (0: sleep at once).
+  std::chrono::microseconds spin{0};
+  /// Attach even if the arena belongs to another user.
+  bool allow_foreign_owner = false;
+};
+
+/// Reads the batches of one ring, at its own pace. Move-only; detaches on destruction
+/// (batches and exports already taken stay valid).
+class Reader {
+ public:
+  /// Attaches to ring `name`. Throws `NotFound` if it does not exist.
+  explicit Reader(std::string_view name, StartAt start = StartAt::Latest)
+      : Reader(name, ReaderOptions{start, std::chrono::microseconds(0), false}) {}
+  Reader(std::string_view name, const ReaderOptions& opts) : h_(open_box(name, opts)) {}
+  static Reader open(std::string_view name, StartAt start = StartAt::Latest) { return Reader(name, start); }
+  static Reader open(std::string_view name, const ReaderOptions& opts) { return Reader(name, opts); }
+
+  Reader(Reader&&) noexcept = default;
+  Reader& operator=(Reader&&) noexcept = default;
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  /// Waits up to `timeout` for the next batch; `std::nullopt` on timeout.
+  /// Throws `Lagged` (then goes on from the oldest batch), `Closed` once the
+  /// writer closed the ring and everything was read, `WriterGone`, `TooManyLeases`.
+  std::optional<Batch> read(std::chrono::milliseconds timeout) {
+    auto b = detail::call([&] { return h_.get("Reader").read(detail::millis(timeout)); });
+    if (!b->present()) return std::nullopt;
+    return Batch(std::move(b));
+  }
+  /// The next batch if one is ready; never blocks.
+  std::optional<Batch> try_read() {
+    auto b = detail::call([&] { return h_.get("Reader").try_read(); });
+    if (!b->present()) return std::nullopt;
+    return Batch(std::move(b));
+  }
+
+  /// The seq the next read returns.
+  std::uint64_t cursor() const { return h_.get("Reader").cursor(); }
+  /// The newest seq the writer published.
+  std::uint64_t write_seq() const { return h_.get("Reader").write_seq(); }
+  /// Batches (and exports of them) this reader holds right now.
+  std::uint32_t leases() const { return h_.get("Reader").leases(); }
+  bool writer_alive() const { return h_.get("Reader").writer_alive(); }
+  std::string name() const { return std::string(h_.get("Reader").name()); }
+  /// The ring's schema (C Data Interface).
+  void export_schema(ArrowSchema* out) const {
+    detail::call([&] { h_.get("Reader").export_schema(out); });
+  }
+
+ private:
+  static rust::Box<ffi::RustReader> open_box(std::string_view name, const ReaderOptions& o) {
+    ffi::ReaderConfig cfg;
+    cfg.start = o.start == StartAt::Oldest ? ffi::Start::Oldest
+                : o.start == StartAt::Next ? ffi::Start::Next
+                                           : ffi::Start::Latest;
+    cfg.spin_us = o.spin.count() < 0 ? 0 : static_cast<std::uint64_t>(o.spin.count());
+    cfg.allow_foreign_owner = o.allow_foreign_owner;
+    return detail::call([&] { return ffi::reader_open(detail::str(name), cfg); });
+  }
+  detail::Handle<ffi::RustReader> h_;
+};
+
+// ---------------------------------------------------------------------------
+// Writer.
+
+/// Sizing and policy of a new ring.
+struct RingOptions {
+  /// Batches the ring keeps.
+  std::uint32_t slots = 8;
+  /// Largest encoded batch a slot holds, bytes (rounded up to 4 KiB).
+  std::uint64_t slot_bytes = 1 << 20;
+  /// Readers that may attach at once.
+  std::uint32_t max_readers = 8;
+  /// Batches one reader may hold at once.
+  std::uint32_t leases_per_reader = 4;
+  /// Buffers in the pool; 0 = slots + max_readers * leases_per_reader + 1.
+  std::uint32_t buffers = 0;
+  /// Unset: overwrite the oldest batch when full (readers that fall behind
+  /// get `Lagged`). Set: block up to this long for the slowest reader (lossless).
+  std::optional<std::chrono::milliseconds> block;
+  /// Capacity of the schema block, bytes.
+  std::uint32_t meta_cap = 64 << 10;
+  /// Replace an existing arena of the same name.
+  bool force = false;
+};
+
+/// Publishes record batches of one schema into a new ring. Move-only; the
+/// destructor closes the ring (readers drain it, then see `Closed`).
+class Writer {
+ public:
+  /// Creates ring `name` for batches of `schema` (a struct schema; borrowed, not released).
+  static Writer create(std::string_view name, const ArrowSchema& schema, const RingOptions& opts = {}) {
+    auto cfg = config(opts);
+    return Writer(detail::call([&] { return ffi::writer_create(detail::str(name), &schema, cfg); }));
+  }
+  /// Creates ring `name` with the bar schema (see `bar_schema`).
+  static Writer create_bars(std::string_view name, const RingOptions& opts = {}) {
+    auto cfg = config(opts);
+    return Writer(detail::call([&] { return ffi::writer_create_bars(detail::str(name), cfg); }));
+  }
+
+  Writer(Writer&&) noexcept = default;
+  Writer& operator=(Writer&&) noexcept = default;
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  /// Publishes a struct array (one child per column, in the ring's column
+  /// order, names and types equal). `*array` is moved in: it is released
+  /// when this returns, whether it succeeds or throws. `schema` describes
+  /// it (borrowed); nullptr means "the ring's schema". The data are fully
+  /// validated, then copied once into a slot. Returns the batch's seq.
+  std::uint64_t write(ArrowArray* array, const ArrowSchema* schema = nullptr) {
+    return detail::call([&] { return h_.get("Writer").write_arrow(array, schema); });
+  }
+  /// Same, from owning wrappers.
+  std::uint64_t write(UniqueArray array, const UniqueSchema& schema) {
+    return write(array.get(), schema.get());
+  }
+
+  /// Publishes one bar batch from plain columns (a ring made by `create_bars`).
+  /// All columns must have the same length. Returns the batch's seq.
+  std::uint64_t write_bars(const std::vector<std::int64_t>& ts, const std::vector<std::string>& symbols,
+                           const std::vector<double>& open, const std::vector<double>& high,
+                           const std::vector<double>& low, const std::vector<double>& close,
+                           const std::vector<double>& volume) {
+    return write_bars<std::vector<std::string>>(ts, symbols, open, high, low, close, volume);
+  }
+  /// The same with any container of string-likes (e.g. std::vector<std::string_view>).
+  template <class Strings>
+  std::uint64_t write_bars(const std::vector<std::int64_t>& ts, const Strings& symbols,
+                           const std::vector<double>& open, const std::vector<double>& high,
+                           const std::vector<double>& low, const std::vector<double>& close,
+                           const std::vector<double>& volume) {
+    // Flatten the symbols into one buffer + offsets (reused across calls):
+    // one bridge call and one UTF-8 check instead of one per row.
+    sym_data_.clear();
+    sym_offsets_.clear();
+    sym_offsets_.reserve(symbols.size() + 1);
+    sym_offsets_.push_back(0);
+    for (const auto& s : symbols) {
+      std::string_view v(s);
+      sym_data_.insert(sym_data_.end(), v.begin(), v.end());
+      if (sym_data_.size() > std::numeric_limits<std::uint32_t>::max()) throw TooLarge(ErrorKind::TooLarge, "write_bars: symbols exceed 4 GiB");
+      sym_offsets_.push_back(static_cast<std::uint32_t>(sym_data_.size()));
+    }
+    using S = rust::Slice<const double>;
+    return detail::call([&] {
+      return h_.get("Writer").write_bars(
+          rust::Slice<const std::int64_t>(ts.data(), ts.size()),
+          rust::Slice<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(sym_data_.data()), sym_data_.size()),
+          rust::Slice<const std::uint32_t>(sym_offsets_.data(), sym_offsets_.size()), S(open.data(), open.size()),
+          S(high.data(), high.size()), S(low.data(), low.size()), S(close.data(), close.size()),
+          S(volume.data(), volume.size()));
+    });
+  }
+
+  /// Waits until `n` readers are attached; false on timeout.
+  bool wait_for_readers(std::size_t n, std::chrono::milliseconds timeout) {
+    return detail::call([&] { return h_.get("Writer").wait_for_readers(n, detail::millis(timeout)); });
+  }
+  /// Frees the rows and pins of readers whose process died (normally done
+  /// lazily, when the writer runs short of buffers). Returns how many.
+  std::uint32_t sweep_dead_readers() {
+    return detail::call([&] { return h_.get("Writer").sweep_dead_readers(); });
+  }
+  /// The seq the next write gets.
+  std::uint64_t next_seq() const { return h_.get("Writer").next_seq(); }
+  /// Largest encoded batch one slot holds.
+  std::uint64_t slot_bytes() const { return h_.get("Writer").slot_bytes(); }
+  std::string name() const { return std::string(h_.get("Writer").name()); }
+  /// The ring's schema (C Data Interface).
+  void export_schema(ArrowSchema* out) const {
+    detail::call([&] { h_.get("Writer").export_schema(out); });
+  }
+  /// Closes the ring now and removes its name; readers drain what is left, then
+  /// see `Closed`. Later writes throw `Closed`.
+  void close() {
+    detail::call([&] { h_.get("Writer").close(); });
+  }
+
+ private:
+  explicit Writer(rust::Box<ffi::RustWriter> b) : h_(std::move(b)) {}
+  static ffi::RingConfig config(const RingOptions& o) {
+    ffi::RingConfig c;
+    c.slots = o.slots;
+    c.slot_bytes = o.slot_bytes;
+    c.max_readers = o.max_readers;
+    c.leases_per_reader = o.leases_per_reader;
+    c.buffers = o.buffers;
+    c.block_ms = o.block ? static_cast<std::int64_t>(detail::millis(*o.block)) : -1;
+    c.meta_cap = o.meta_cap;
+    c.force = o.force;
+    return c;
+  }
+  detail::Handle<ffi::RustWriter> h_;
+  std::vector<char> sym_data_;
+  std::vector<std::uint32_t> sym_offsets_;
+};
+
+// ---------------------------------------------------------------------------
+// Arenas.
+
+/// A snapshot of an arena (what `ringfeed inspect NAME` shows).
+struct ArenaStatus {
+  std::string state;  // "ready", "closed" or "init"
+  std::uint64_t write_seq = 0;
+  bool writer_alive = false;
+  std::uint32_t readers = 0;
+  /// Leases held by all attached readers (batches and exports not yet released).
+  std::uint32_t leases = 0;
+  /// Buffers pinned by at least one reader.
+  std::uint32_t leased_buffers = 0;
+  std::uint32_t slots = 0;
+  std::uint32_t buffers = 0;
+  std::uint64_t slot_bytes = 0;
+};
+
+/// Inspects arena `name` without joining it. Throws `NotFound`.
+inline ArenaStatus inspect(std::string_view name) {
+  auto s = detail::call([&] { return ffi::arena_status(detail::str(name)); });
+  return ArenaStatus{std::string(s.state), s.write_seq,      s.writer_alive, s.readers,   s.leases,
+                     s.leased_buffers,     s.slots,          s.buffers,      s.slot_bytes};
+}
+
+/// Removes arena `name` (a leftover of a dead writer). Throws `NotFound`.
+inline void remove(std::string_view name) {
+  detail::call([&] { ffi::arena_remove(detail::str(name)); });
+}
+
+namespace detail {
+/// Test hook: panics inside Rust; the bridge must turn it into `Error` (kind Panic).
+inline void panic_for_test(std::string_view message) {
+  call([&] { ffi::panic_for_test(str(message)); });
+}
+}  // namespace detail
+
+}  // namespace ringfeed

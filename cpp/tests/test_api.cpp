@@ -1,0 +1,334 @@
+// In-process tests of the C++ API: write and read bars, the generic Arrow
+// C Data Interface paths, typed column views, exports, and every error path.
+#include "common.hpp"
+
+using namespace std::chrono_literals;
+using rftest::make_struct;
+
+namespace {
+
+ringfeed::RingOptions small(std::uint32_t slots = 4) {
+  ringfeed::RingOptions o;
+  o.slots = slots;
+  o.slot_bytes = 1 << 16;
+  o.max_readers = 4;
+  return o;
+}
+
+void bars_round_trip() {
+  auto name = rftest::unique_name("bars");
+  auto w = ringfeed::Writer::create_bars(name, small());
+  ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+  RF_CHECK(w.name() == name && r.name() == name);
+  RF_CHECK(w.next_seq() == 1);
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) RF_CHECK(rftest::write_bars(w, rftest::bars(seq, 10 + seq)) == seq);
+  RF_CHECK(r.write_seq() == 3);
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+    auto b = r.read(2s);
+    RF_CHECK(b.has_value());
+    if (!b) return;
+    RF_CHECK(b->seq() == seq);
+    RF_CHECK(b->num_rows() == 10 + seq);
+    RF_CHECK(b->num_columns() == 7);
+    RF_CHECK(b->ts_ns() > 1'600'000'000'000'000'000ull);
+    RF_CHECK_MSG(rftest::verify_bars(*b, seq).empty(), "%s", rftest::verify_bars(*b, seq).c_str());
+    RF_CHECK(b->is_zero_copy());
+    RF_CHECK(rftest::columns_in_arena(*b));
+    RF_CHECK(b->column_name(5) == "close");
+    RF_CHECK_MSG(b->column_type(0) == "Timestamp(ns, \"UTC\")", "%s", b->column_type(0).c_str());
+    RF_CHECK(b->column_type(1) == "Utf8View");
+    auto close = b->column<double>("close");
+    RF_CHECK(close.back() == rftest::bar_open(seq, b->num_rows() - 1) + 0.25);
+    double sum = 0;
+    for (double c : close) sum += c;
+    RF_CHECK(sum > 0);
+    RF_CHECK(b->in_arena(close.data()));
+    RF_CHECK(close.is_valid(0) && close.null_count() == 0);
+    auto ts = b->column<std::int64_t>(0);
+    RF_CHECK(ts.front() == rftest::bar_ts(seq, 0));
+    RF_CHECK(b->strings("symbol").at(2) == "S2");
+  }
+  RF_CHECK(!r.try_read().has_value());
+  auto t0 = rftest::monotonic_ns();
+  RF_CHECK(!r.read(30ms).has_value());
+  RF_CHECK(rftest::monotonic_ns() - t0 >= 25'000'000ull);
+  RF_CHECK(r.leases() == 0);
+  RF_CHECK(r.writer_alive());
+}
+
+void write_bars_symbols() {
+  auto name = rftest::unique_name("symbols");
+  auto w = ringfeed::Writer::create_bars(name, small());
+  ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+  const std::vector<std::string_view> sym = {"BTCUSDT", "", "a symbol longer than twelve bytes", "\xc3\xa9t\xc3\xa9"};
+  const std::vector<std::int64_t> ts = {1, 2, 3, 4};
+  const std::vector<double> x = {1, 2, 3, 4};
+  RF_CHECK(w.write_bars(ts, sym, x, x, x, x, x) == 1);
+  auto b = r.read(2s);
+  RF_CHECK(b.has_value());
+  if (!b) return;
+  auto s = b->strings("symbol");
+  for (std::size_t i = 0; i < sym.size(); ++i) RF_CHECK(s[i] == sym[i]);
+  RF_CHECK(b->is_zero_copy() && b->in_arena(s[2].data()));
+  const std::vector<std::string> bad = {"ok", "\xff\xfe", "ok", "ok"};
+  RF_EXPECT_THROW(ringfeed::Error, "not UTF-8", w.write_bars(ts, bad, x, x, x, x, x));
+}
+
+void generic_writer_round_trip() {
+  // The ring's schema comes in as an ArrowSchema, the batches as ArrowArrays
+  // built by a C++ producer (no Rust, no libarrow on this side).
+  auto name = rftest::unique_name("generic");
+  auto schema = ringfeed::bar_schema();
+  auto w = ringfeed::Writer::create(name, *schema.get(), small());
+  RF_CHECK(schema);  // borrowed, not released
+  ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+  {
+    auto arr = rftest::bars_arrow(1, 100);
+    RF_CHECK(w.write(arr.first.get(), arr.second.get()) == 1);
+    RF_CHECK(!arr.first);  // moved in: released by the writer
+  }
+  {
+    auto arr = rftest::bars_arrow(2, 5);
+    RF_CHECK(w.write(arr.first.get()) == 2);  // nullptr schema = the ring's
+  }
+  for (std::uint64_t seq = 1; seq <= 2; ++seq) {
+    auto b = r.read(2s);
+    RF_CHECK(b && b->seq() == seq);
+    if (b) RF_CHECK_MSG(rftest::verify_bars(*b, seq).empty(), "%s", rftest::verify_bars(*b, seq).c_str());
+  }
+}
+
+void other_schemas_and_string_layouts() {
+  auto name = rftest::unique_name("schema");
+  std::vector<std::string> names = {"a", "", "a string longer than twelve bytes", "twelve bytes"};
+  auto make = [&] {
+    return make_struct({rftest::i64_col("id", {1, 2, 3, 4}), rftest::f64_col("px", {1.5, 2.5, 3.5, 4.5}),
+                        rftest::utf8_col("name", names), rftest::utf8view_col("view", names),
+                        rftest::i32_col("qty", {-1, 0, 1, 2})});
+  };
+  auto first = make();
+  auto w = ringfeed::Writer::create(name, *first.second.get(), small());
+  ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+  RF_CHECK(w.write(first.first.get(), first.second.get()) == 1);
+  auto b = r.read(2s);
+  RF_CHECK(b.has_value());
+  if (!b) return;
+  auto id = b->column<std::int64_t>("id");
+  RF_CHECK(id.size() == 4 && id[3] == 4);
+  RF_CHECK(b->column<double>("px")[1] == 2.5);
+  RF_CHECK(b->column<std::int32_t>("qty")[0] == -1);
+  RF_CHECK(b->column_type(2) == "Utf8");
+  for (const char* col : {"name", "view"}) {
+    auto s = b->strings(col);
+    RF_CHECK(s.size() == 4);
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      RF_CHECK_MSG(s[i] == names[i], "%s row %zu: \"%.*s\"", col, i, int(s[i].size()), s[i].data());
+      RF_CHECK(s[i].empty() || b->in_arena(s[i].data()));
+    }
+  }
+  RF_CHECK(b->is_zero_copy());
+}
+
+void c_data_interface_export() {
+  auto name = rftest::unique_name("export");
+  auto w = ringfeed::Writer::create_bars(name, small());
+  ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+  rftest::write_bars(w, rftest::bars(1, 64));
+  auto b = r.read(2s);
+  RF_CHECK(b.has_value());
+  if (!b) return;
+  auto [array, schema] = b->export_arrow();
+  RF_CHECK(std::strcmp(schema->format, "+s") == 0);
+  RF_CHECK(schema->n_children == 7 && array->n_children == 7);
+  RF_CHECK(array->length == 64 && array->null_count == 0);
+  const char* formats[] = {"tsn:UTC", "vu", "g", "g", "g", "g", "g"};
+  const char* names[] = {"ts", "symbol", "open", "high", "low", "close", "volume"};
+  for (int i = 0; i < 7; ++i) {
+    RF_CHECK_MSG(std::strcmp(schema->children[i]->format, formats[i]) == 0, "%s", schema->children[i]->format);
+    RF_CHECK(std::strcmp(schema->children[i]->name, names[i]) == 0);
+    RF_CHECK((schema->children[i]->flags & ARROW_FLAG_NULLABLE) == 0);
+    RF_CHECK(array->children[i]->length == 64);
+    // Value buffers (views for symbol) point into the shared-memory arena.
+    RF_CHECK_MSG(b->in_arena(array->children[i]->buffers[1]), "column %d is not in the arena", i);
+  }
+  const double* close = static_cast<const double*>(array->children[5]->buffers[1]);
+  RF_CHECK(close[63] == rftest::bar_open(1, 63) + 0.25);
+  RF_CHECK(close == b->column<double>("close").data());
+
+  ringfeed::UniqueStream stream;
+  b->export_stream(stream.get());
+  ringfeed::UniqueSchema s2;
+  RF_CHECK(stream->get_schema(stream.get(), s2.get()) == 0);
+  RF_CHECK(s2->n_children == 7);
+  ringfeed::UniqueArray a1, a2;
+  RF_CHECK(stream->get_next(stream.get(), a1.get()) == 0);
+  RF_CHECK(a1 && a1->length == 64);
+  RF_CHECK(stream->get_next(stream.get(), a2.get()) == 0);
+  RF_CHECK(!a2);  // end of stream
+}
+
+void reader_and_writer_schemas() {
+  auto name = rftest::unique_name("schemas");
+  auto w = ringfeed::Writer::create_bars(name, small());
+  ringfeed::Reader r(name);
+  ringfeed::UniqueSchema ws, rs;
+  w.export_schema(ws.get());
+  r.export_schema(rs.get());
+  RF_CHECK(ws->n_children == 7 && rs->n_children == 7);
+  RF_CHECK(std::strcmp(rs->children[1]->format, "vu") == 0);
+}
+
+void errors() {
+  auto name = rftest::unique_name("errors");
+  RF_EXPECT_THROW(ringfeed::NotFound, "no arena named", ringfeed::Reader r(name));
+  RF_EXPECT_THROW(ringfeed::NotFound, "no arena named", ringfeed::inspect(name));
+  RF_EXPECT_THROW(ringfeed::Error, "invalid arena name", ringfeed::Writer::create_bars("../etc/passwd"));
+  try {
+    ringfeed::Writer::create_bars("bad/name");
+  } catch (const ringfeed::Error& e) {
+    RF_CHECK(e.kind() == ringfeed::ErrorKind::InvalidArgument);
+  }
+
+  auto w = ringfeed::Writer::create_bars(name, small());
+  RF_EXPECT_THROW(ringfeed::AlreadyExists, "already exists", ringfeed::Writer::create_bars(name, small()));
+  ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+
+  // Schema mismatch: one column instead of seven, then the right names with a wrong type.
+  {
+    auto arr = make_struct({rftest::f64_col("close", {1.0})});
+    RF_EXPECT_THROW(ringfeed::SchemaMismatch, "7 columns expected", w.write(arr.first.get(), arr.second.get()));
+    RF_CHECK(!arr.first);  // released even though the write failed
+  }
+  {
+    auto b = rftest::bars(1, 2);
+    auto arr = make_struct({rftest::ts_utc_col("ts", b.ts), rftest::utf8view_col("symbol", b.symbol),
+                            rftest::f64_col("open", b.open), rftest::f64_col("high", b.high),
+                            rftest::f64_col("low", b.low), rftest::i64_col("close", {1, 2}),
+                            rftest::f64_col("volume", b.volume)});
+    RF_EXPECT_THROW(ringfeed::SchemaMismatch, "column \"close\"", w.write(arr.first.get(), arr.second.get()));
+  }
+  {
+    auto arr = rftest::bars_arrow(1, 3);
+    arr.first.reset();  // released: must be refused, not read
+    RF_EXPECT_THROW(ringfeed::Error, "released", w.write(arr.first.get(), arr.second.get()));
+  }
+  {
+    auto b = rftest::bars(1, 3);
+    b.close.pop_back();
+    RF_EXPECT_THROW(ringfeed::Error, "different lengths", rftest::write_bars(w, b));
+  }
+  // write_bars on a ring of another schema.
+  {
+    auto other = rftest::unique_name("other");
+    auto arr = make_struct({rftest::f64_col("close", {1.0})});
+    auto w2 = ringfeed::Writer::create(other, *arr.second.get(), small());
+    RF_EXPECT_THROW(ringfeed::SchemaMismatch, "bar_schema", rftest::write_bars(w2, rftest::bars(1, 1)));
+    // A non-struct schema is not a record batch schema.
+    RF_EXPECT_THROW(ringfeed::Error, "not a record batch schema",
+                    ringfeed::Writer::create(rftest::unique_name("ns"), *arr.second->children[0], small()));
+  }
+  // Oversize: 4 KiB slots, a 10 000-row batch.
+  {
+    auto tiny = rftest::unique_name("tiny");
+    ringfeed::RingOptions o = small();
+    o.slot_bytes = 4096;
+    auto wt = ringfeed::Writer::create_bars(tiny, o);
+    RF_EXPECT_THROW(ringfeed::TooLarge, "a slot holds 4096", rftest::write_bars(wt, rftest::bars(1, 10000)));
+    RF_CHECK(wt.next_seq() == 1);  // nothing was published
+  }
+  // Column access with the wrong type or name.
+  rftest::write_bars(w, rftest::bars(1, 4));
+  {
+    auto b = r.read(2s);
+    RF_CHECK(b.has_value());
+    if (b) {
+      RF_EXPECT_THROW(ringfeed::SchemaMismatch, "cannot be read as double", b->column<double>("symbol"));
+      RF_EXPECT_THROW(ringfeed::SchemaMismatch, "cannot be read as int32_t", b->column<std::int32_t>("ts"));
+      RF_EXPECT_THROW(ringfeed::SchemaMismatch, "not a string column", b->strings("close"));
+      RF_EXPECT_THROW(ringfeed::Error, "no column named \"nope\"", b->column<double>("nope"));
+      RF_EXPECT_THROW(ringfeed::Error, "out of range", b->column<double>(std::size_t(99)));
+      RF_EXPECT_THROW(std::out_of_range, "row out of range", b->column<double>("close").at(4));
+    }
+  }
+  // A panic inside Rust becomes an exception.
+  try {
+    ringfeed::detail::panic_for_test("boom");
+    RF_CHECK(false);
+  } catch (const ringfeed::Error& e) {
+    RF_CHECK(e.kind() == ringfeed::ErrorKind::Panic);
+    RF_CHECK(std::strstr(e.what(), "boom") != nullptr);
+    std::printf("  ok: panic -> \"%s\"\n", e.what());
+  }
+  // Close: later writes throw Closed; the reader drains, then sees Closed.
+  rftest::write_bars(w, rftest::bars(2, 4));
+  w.close();
+  RF_EXPECT_THROW(ringfeed::Closed, "closed", rftest::write_bars(w, rftest::bars(3, 4)));
+  {
+    auto b = r.read(2s);
+    RF_CHECK(b && b->seq() == 2);
+  }
+  RF_EXPECT_THROW(ringfeed::Closed, "closed", r.read(2s));
+  // Moved-from handles throw instead of crashing.
+  ringfeed::Reader moved = std::move(r);
+  RF_EXPECT_THROW(ringfeed::Error, "moved-from ringfeed::Reader", r.cursor());
+}
+
+void lagged_and_leases() {
+  auto name = rftest::unique_name("lag");
+  auto opts = small(4);
+  opts.leases_per_reader = 2;
+  auto w = ringfeed::Writer::create_bars(name, opts);
+  ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+  for (std::uint64_t seq = 1; seq <= 10; ++seq) rftest::write_bars(w, rftest::bars(seq, 3));
+  try {
+    r.read(1s);
+    RF_CHECK_MSG(false, "no Lagged");
+  } catch (const ringfeed::Lagged& e) {
+    RF_CHECK_MSG(e.missed() == 6, "missed %llu", static_cast<unsigned long long>(e.missed()));
+    RF_CHECK(e.kind() == ringfeed::ErrorKind::Lagged);
+    std::printf("  ok: threw \"%s\"\n", e.what());
+  }
+  auto b7 = r.read(1s);
+  auto b8 = r.read(1s);
+  RF_CHECK(b7 && b7->seq() == 7 && b8 && b8->seq() == 8);
+  RF_CHECK(r.leases() == 2);
+  // A third lease exceeds leases_per_reader = 2.
+  RF_EXPECT_THROW(ringfeed::TooManyLeases, "holds 2 batches", r.read(1s));
+  auto copy = b7->clone();  // same lease, no new pin
+  b7.reset();
+  RF_CHECK(r.leases() == 2);
+  copy = b8->clone();  // drops the last handle of batch 7
+  RF_CHECK(r.leases() == 1);
+  auto b9 = r.read(1s);
+  RF_CHECK(b9 && b9->seq() == 9);
+}
+
+void blocking_ring_times_out() {
+  auto name = rftest::unique_name("block");
+  ringfeed::RingOptions o = small(2);
+  o.block = 50ms;
+  auto w = ringfeed::Writer::create_bars(name, o);
+  ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+  rftest::write_bars(w, rftest::bars(1, 1));
+  rftest::write_bars(w, rftest::bars(2, 1));
+  RF_EXPECT_THROW(ringfeed::Timeout, "ring full", rftest::write_bars(w, rftest::bars(3, 1)));
+  auto b = r.read(1s);
+  RF_CHECK(b && b->seq() == 1);
+  RF_CHECK(rftest::write_bars(w, rftest::bars(3, 1)) == 3);
+}
+
+}  // namespace
+
+int main() {
+  rftest::watchdog(std::getenv("RF_UNDER_VALGRIND") ? 240 : 60);
+  rftest::run("bars_round_trip", bars_round_trip);
+  rftest::run("write_bars_symbols", write_bars_symbols);
+  rftest::run("generic_writer_round_trip", generic_writer_round_trip);
+  rftest::run("other_schemas_and_string_layouts", other_schemas_and_string_layouts);
+  rftest::run("c_data_interface_export", c_data_interface_export);
+  rftest::run("reader_and_writer_schemas", reader_and_writer_schemas);
+  rftest::run("errors", errors);
+  rftest::run("lagged_and_leases", lagged_and_leases);
+  rftest::run("blocking_ring_times_out", blocking_ring_times_out);
+  return rftest::finish();
+}
