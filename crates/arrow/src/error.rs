@@ -55,6 +55,9 @@ pub enum WriteError {
     /// The writer is closed.
     #[error("the writer is closed")]
     Closed,
+    /// The writer was created before `fork()`; the parent owns it.
+    #[error("this writer was created before fork(): the parent process owns it; create a new one in the child")]
+    Forked,
 }
 
 impl From<ringfeed_shm::ClaimError> for WriteError {
@@ -64,6 +67,7 @@ impl From<ringfeed_shm::ClaimError> for WriteError {
                 Self::BatchTooLarge { size, slot_bytes }
             }
             ringfeed_shm::ClaimError::Closed => Self::Closed,
+            ringfeed_shm::ClaimError::Forked => Self::Forked,
             other => Self::Full(other),
         }
     }
@@ -99,6 +103,9 @@ pub enum ReadError {
         /// Cap.
         max: u32,
     },
+    /// The reader was opened before `fork()`; the parent owns it.
+    #[error("this reader was opened before fork(): the parent process owns it; open a new reader in the child")]
+    Forked,
     /// A slot failed its structural checks; it was skipped.
     #[error("batch {seq} is corrupt and was skipped: {what}")]
     Corrupt {
@@ -117,6 +124,7 @@ impl From<ringfeed_shm::ReadError> for ReadError {
             R::WriterGone { name } => Self::WriterGone { name },
             R::Closed { name } => Self::Closed { name },
             R::TooManyLeases { held, max } => Self::TooManyLeases { held, max },
+            R::Forked => Self::Forked,
             R::Corrupt { what, .. } => Self::Corrupt {
                 seq: 0,
                 what: what.to_string(),

@@ -207,6 +207,9 @@ pub enum ClaimError {
     /// The writer was closed.
     #[error("the writer is closed")]
     Closed,
+    /// This handle was inherited across `fork()`; the parent owns it.
+    #[error("this writer was created before fork(): the parent process owns it; create a new one in the child")]
+    Forked,
 }
 
 /// Why a read failed. The reader stays usable after `Lagged` and `TooManyLeases`.
@@ -239,6 +242,9 @@ pub enum ReadError {
         /// The cap.
         max: u32,
     },
+    /// This reader was inherited across `fork()`; the parent owns it.
+    #[error("this reader was opened before fork(): the parent process owns it; open a new reader in the child")]
+    Forked,
     /// A descriptor read from shared memory is out of bounds.
     #[error("corrupt descriptor in arena {name:?}: {what}")]
     Corrupt {

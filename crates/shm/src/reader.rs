@@ -44,10 +44,15 @@ pub(crate) struct ReaderShared {
     leases: AtomicU32,
     block_mode: bool,
     name: String,
+    fork_gen: u64,
 }
 
 impl Drop for ReaderShared {
     fn drop(&mut self) {
+        if self.fork_gen != crate::sync::fork_generation() {
+            // Inherited across fork(): the row and its lock are the parent's.
+            return;
+        }
         // The last lease is gone: no pins remain. Free the row, then the lock.
         let row = self.regions.row(self.row);
         row.state.store(row_state::FREE, Ordering::Release);
@@ -128,6 +133,9 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         let s = &self.shared;
+        if s.fork_gen != crate::sync::fork_generation() {
+            return; // the parent's copy of this lease releases the pin
+        }
         // SYNC POINT: unpin. Release pairs with the writer's Acquire load of
         // the pin: our reads of the buffer happen-before it is rewritten.
         s.regions.pins(s.row)[self.buf as usize].fetch_sub(1, Ordering::Release);
@@ -240,6 +248,7 @@ impl RingReader {
                 leases: AtomicU32::new(0),
                 block_mode,
                 name: name.to_string(),
+                fork_gen: crate::sync::fork_generation(),
             }),
             cursor,
             spin: opts.spin,
@@ -323,6 +332,9 @@ impl RingReader {
     /// (except a futex wake of a writer blocked on this reader).
     pub fn try_read(&mut self) -> Result<Option<Lease>, ReadError> {
         let s = &self.shared;
+        if s.fork_gen != crate::sync::fork_generation() {
+            return Err(ReadError::Forked);
+        }
         let r = &s.regions;
         let c = self.cursor;
         // SYNC POINT: publish. Pairs with the writer's Release store of write_seq.
@@ -473,6 +485,9 @@ impl RingReader {
 
 impl Drop for RingReader {
     fn drop(&mut self) {
+        if self.shared.fork_gen != crate::sync::fork_generation() {
+            return;
+        }
         let row = self.shared.regions.row(self.shared.row);
         row.state.store(row_state::DRAINING, Ordering::Release);
         self.shared.ring_writer_bell();

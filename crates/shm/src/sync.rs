@@ -9,6 +9,28 @@ pub use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use std::time::Duration;
 
+/// Bumped in the child after every `fork()`. Handles record the value at
+/// creation; a handle whose value differs was inherited across a fork and must
+/// neither use nor release the parent's shared state (pins, rows, locks: the
+/// child shares the parent's open file descriptions, so an unlock in the child
+/// would drop the parent's lock).
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_GEN.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The current fork generation, registering the `pthread_atfork` hook on first use.
+pub fn fork_generation() -> u64 {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: registers a plain extern "C" fn with no captured state; the
+        // handler only bumps an atomic, which is async-signal-safe.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    FORK_GEN.load(Ordering::Relaxed)
+}
+
 /// Outcome of [`futex_wait`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {

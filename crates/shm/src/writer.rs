@@ -128,6 +128,7 @@ pub struct RingWriter {
     on_full: OnFull,
     last_sweep: Option<Instant>,
     closed: bool,
+    fork_gen: u64,
 }
 
 /// A buffer claimed for the next batch. Fill [`Claim::buf`], then
@@ -163,6 +164,7 @@ impl RingWriter {
             on_full: opts.on_full,
             last_sweep: None,
             closed: false,
+            fork_gen: crate::sync::fork_generation(),
         })
     }
 
@@ -237,6 +239,7 @@ impl RingWriter {
             on_full,
             last_sweep: None,
             closed: false,
+            fork_gen: crate::sync::fork_generation(),
         };
         me.sweep_dead_readers(true);
         Ok(me)
@@ -277,6 +280,9 @@ impl RingWriter {
     pub fn claim(&mut self, len: u64) -> Result<Claim<'_>, ClaimError> {
         if self.closed {
             return Err(ClaimError::Closed);
+        }
+        if self.fork_gen != crate::sync::fork_generation() {
+            return Err(ClaimError::Forked);
         }
         let geo = self.regions.geo;
         if len > geo.buffer_bytes {
@@ -513,7 +519,8 @@ impl RingWriter {
     }
 
     fn close_inner(&mut self) {
-        if self.closed {
+        if self.closed || self.fork_gen != crate::sync::fork_generation() {
+            // Closed already, or inherited across fork(): the parent closes it.
             return;
         }
         self.closed = true;

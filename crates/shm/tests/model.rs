@@ -318,3 +318,47 @@ fn start_positions() {
     w.publish(&[10], 1, 0).unwrap();
     assert_eq!(next.try_read().unwrap().unwrap().seq(), 11);
 }
+
+#[test]
+fn handles_inherited_across_fork_leave_the_parents_state_alone() {
+    let name = unique("fork");
+    let mut w = RingWriter::create(&name, &RingOptions::default(), b"").unwrap();
+    let mut r = RingReader::open(&name, StartAt::Oldest).unwrap();
+    w.publish(b"parent", 1, 0).unwrap();
+    let lease = r.try_read().unwrap().unwrap();
+    // SAFETY: the child only calls async-signal-safe-enough code paths of
+    // ours (atomics, no locks held by other threads of this test binary are
+    // needed: the ring API takes no process-wide locks) and exits with _exit.
+    let pid = unsafe { libc_fork() };
+    if pid == 0 {
+        // Child: the inherited handles refuse to work and release nothing.
+        let ok = matches!(r.try_read(), Err(ReadError::Forked))
+            && matches!(w.publish(b"x", 1, 0), Err(ringfeed_shm::ClaimError::Forked));
+        drop(lease);
+        drop(r);
+        drop(w);
+        // SAFETY: terminate the child without running the parent's destructors again.
+        unsafe { libc_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc_waitpid(pid, &mut status, 0) };
+    assert_eq!(status, 0, "child saw inherited handles misbehave");
+    // Parent: its lease, row, lock and arena are untouched by the child's drops.
+    assert_eq!(lease.bytes(), b"parent");
+    let info = ringfeed_shm::inspect(&name).unwrap();
+    assert_eq!(info.leased_buffers, 1);
+    assert_eq!(info.readers.len(), 1);
+    assert!(info.writer_alive && info.state == "ready");
+    w.publish(b"more", 1, 0).unwrap();
+    assert_eq!(r.try_read().unwrap().unwrap().bytes(), b"more");
+}
+
+extern "C" {
+    #[link_name = "fork"]
+    fn libc_fork() -> i32;
+    #[link_name = "_exit"]
+    fn libc_exit(code: i32) -> !;
+    #[link_name = "waitpid"]
+    fn libc_waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+}

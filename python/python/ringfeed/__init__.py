@@ -1,0 +1,69 @@
+"""ringfeed: a zero-copy shared-memory ring of Apache Arrow record batches.
+
+One process publishes frames (polars DataFrames, pyarrow Tables/RecordBatches,
+or anything with ``__arrow_c_stream__`` / ``__arrow_c_array__``); any number of
+processes on the same host read them as Arrow data that points straight into
+shared memory::
+
+    import ringfeed as rf
+    w = rf.Writer.create("bars.demo", schema, on_full="block")
+    w.write(df)
+
+    r = rf.Reader.open("bars.demo", start="oldest")
+    for batch in r:              # blocks; Ctrl-C interrupts; stops when the writer closes
+        df = batch.to_polars()   # zero-copy
+
+After ``os.fork()`` a child must open its own readers and writers: objects
+inherited from the parent raise ``RingfeedError`` in the child, and are leaked
+(never closed) there, so that the child cannot disturb the parent's ring state.
+"""
+
+import os as _os
+
+from ._ringfeed import (
+    ArenaExistsError,
+    ArenaNotFoundError,
+    Batch,
+    BatchTooLargeError,
+    ClosedError,
+    CorruptBatchError,
+    LaggedError,
+    Reader,
+    RingFullError,
+    RingfeedError,
+    SchemaMismatchError,
+    TooManyLeasesError,
+    Writer,
+    WriterGoneError,
+    __version__,
+    _after_fork_in_child,
+    bar_schema,
+    list_arenas,
+    remove,
+    shm_dir,
+)
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
+
+__all__ = [
+    "ArenaExistsError",
+    "ArenaNotFoundError",
+    "Batch",
+    "BatchTooLargeError",
+    "ClosedError",
+    "CorruptBatchError",
+    "LaggedError",
+    "Reader",
+    "RingFullError",
+    "RingfeedError",
+    "SchemaMismatchError",
+    "TooManyLeasesError",
+    "Writer",
+    "WriterGoneError",
+    "__version__",
+    "bar_schema",
+    "list_arenas",
+    "remove",
+    "shm_dir",
+]

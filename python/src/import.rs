@@ -1,0 +1,142 @@
+//! Arrow data in from Python through the PyCapsule interface
+//! (`__arrow_c_schema__`, `__arrow_c_array__`, `__arrow_c_stream__`).
+//! No copy: the imported arrays point at the producer's memory and keep it
+//! alive through its release callback.
+
+use arrow_array::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
+use arrow_array::{Array, RecordBatch, RecordBatchOptions, RecordBatchReader, StructArray};
+use arrow_schema::{DataType, Schema, SchemaRef};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyTuple};
+use std::ffi::CStr;
+use std::sync::Arc;
+
+/// A frame imported from Python: its schema and its record batches (one per chunk).
+pub(crate) struct Frame {
+    pub(crate) schema: SchemaRef,
+    pub(crate) batches: Vec<RecordBatch>,
+}
+
+fn capsule<'py>(obj: Bound<'py, PyAny>, method: &str) -> PyResult<Bound<'py, PyCapsule>> {
+    obj.cast_into::<PyCapsule>()
+        .map_err(|_| PyTypeError::new_err(format!("{method}() did not return a PyCapsule")))
+}
+
+fn arrow_err(what: &str, e: arrow_schema::ArrowError) -> PyErr {
+    PyValueError::new_err(format!("{what}: {e}"))
+}
+
+/// Moves the `ArrowSchema` out of a capsule named "arrow_schema".
+fn take_schema(cap: &Bound<'_, PyCapsule>) -> PyResult<FFI_ArrowSchema> {
+    let ptr = cap.pointer_checked(Some(c"arrow_schema"))?;
+    // SAFETY: a capsule named "arrow_schema" holds a valid, initialised
+    // ArrowSchema (PyCapsule interface). `from_raw` moves it out and leaves a
+    // released one behind, so the capsule's destructor does not release it again.
+    Ok(unsafe { FFI_ArrowSchema::from_raw(ptr.as_ptr().cast()) })
+}
+
+fn take_array(cap: &Bound<'_, PyCapsule>) -> PyResult<FFI_ArrowArray> {
+    let ptr = cap.pointer_checked(Some(c"arrow_array"))?;
+    // SAFETY: as in `take_schema`, for a capsule named "arrow_array".
+    Ok(unsafe { FFI_ArrowArray::from_raw(ptr.as_ptr().cast()) })
+}
+
+fn take_stream(cap: &Bound<'_, PyCapsule>) -> PyResult<FFI_ArrowArrayStream> {
+    let ptr = cap.pointer_checked(Some(c"arrow_array_stream"))?;
+    // SAFETY: as in `take_schema`, for a capsule named "arrow_array_stream".
+    Ok(unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr().cast()) })
+}
+
+fn has(obj: &Bound<'_, PyAny>, name: &CStr) -> PyResult<bool> {
+    obj.hasattr(name.to_str().expect("ASCII name"))
+}
+
+/// A schema from a `pyarrow.Schema` or anything with `__arrow_c_schema__`; a
+/// frame (anything with `__arrow_c_stream__` / `__arrow_c_array__`) lends its schema.
+pub(crate) fn schema(obj: &Bound<'_, PyAny>) -> PyResult<Schema> {
+    if has(obj, c"__arrow_c_schema__")? {
+        let cap = capsule(
+            obj.call_method0("__arrow_c_schema__")?,
+            "__arrow_c_schema__",
+        )?;
+        let ffi = take_schema(&cap)?;
+        return Schema::try_from(&ffi).map_err(|e| arrow_err("unsupported schema", e));
+    }
+    if has(obj, c"__arrow_c_stream__")? || has(obj, c"__arrow_c_array__")? {
+        return Ok(frame(obj)?.schema.as_ref().clone());
+    }
+    Err(PyTypeError::new_err(format!(
+        "schema must be a pyarrow.Schema or have __arrow_c_schema__ (got {})",
+        obj.get_type().name()?
+    )))
+}
+
+/// Imports a frame: pyarrow RecordBatch (`__arrow_c_array__`, preferred since it
+/// is one batch), Table / polars DataFrame / any stream (`__arrow_c_stream__`).
+pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
+    if has(obj, c"__arrow_c_array__")? {
+        let t = obj.call_method0("__arrow_c_array__")?;
+        let t = t.cast_into::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err("__arrow_c_array__() must return a (schema, array) tuple")
+        })?;
+        if t.len() != 2 {
+            return Err(PyTypeError::new_err(
+                "__arrow_c_array__() must return a (schema, array) tuple",
+            ));
+        }
+        let s = take_schema(&capsule(t.get_item(0)?, "__arrow_c_array__")?)?;
+        let a = take_array(&capsule(t.get_item(1)?, "__arrow_c_array__")?)?;
+        // One parse of the schema: the array's type is the struct of its fields.
+        if s.format() != "+s" {
+            return Err(PyTypeError::new_err(format!(
+                "__arrow_c_array__ gave an array of format {:?}; a frame must be a struct array (a record batch)",
+                s.format()
+            )));
+        }
+        let schema =
+            Arc::new(Schema::try_from(&s).map_err(|e| arrow_err("unsupported schema", e))?);
+        let dt = DataType::Struct(schema.fields().clone());
+        // SAFETY: `a` and `s` came from one __arrow_c_array__ call, so `a` is an
+        // array of the type `s` describes (PyCapsule interface contract).
+        let data = unsafe { from_ffi_and_data_type(a, dt) }
+            .map_err(|e| arrow_err("cannot import array", e))?;
+        let sa = StructArray::from(data);
+        if sa.null_count() > 0 {
+            return Err(PyValueError::new_err(
+                "a struct array with top-level nulls is not a frame",
+            ));
+        }
+        let rows = sa.len();
+        let (_, columns, _) = sa.into_parts();
+        let batch = RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|e| arrow_err("invalid record batch", e))?;
+        return Ok(Frame {
+            schema,
+            batches: vec![batch],
+        });
+    }
+    if has(obj, c"__arrow_c_stream__")? {
+        let cap = capsule(
+            obj.call_method0("__arrow_c_stream__")?,
+            "__arrow_c_stream__",
+        )?;
+        let stream = take_stream(&cap)?;
+        let reader = RecordBatchStreamReader::try_new(stream)
+            .map_err(|e| arrow_err("cannot import stream", e))?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| arrow_err("cannot read stream", e))?;
+        return Ok(Frame { schema, batches });
+    }
+    Err(PyTypeError::new_err(format!(
+        "cannot write a {}: pass a polars.DataFrame, a pyarrow.Table or RecordBatch, or an object with __arrow_c_stream__ / __arrow_c_array__",
+        obj.get_type().name()?
+    )))
+}

@@ -1,0 +1,74 @@
+//! `ringfeed._ringfeed`: the pyo3 extension behind the `ringfeed` Python package.
+//!
+//! A thin layer in the style of arro3: the ring logic lives in
+//! `ringfeed-arrow` / `ringfeed-shm`; this crate only moves Arrow data across
+//! the C Data Interface (PyCapsules, no pyarrow needed), maps errors to Python
+//! exceptions, releases the GIL while waiting or copying, and keeps fork
+//! children from touching their parent's ring state ([`fork`]).
+
+mod batch;
+mod conform;
+mod errors;
+mod export;
+mod fork;
+mod import;
+mod reader;
+mod writer;
+
+use pyo3::prelude::*;
+use std::time::Duration;
+
+/// Longest time the extension waits without the GIL before it checks for
+/// signals (Ctrl-C) and, for reads, the caller's deadline.
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// Seconds (a Python float) as a `Duration`; negative and NaN become zero,
+/// and +inf or huge values saturate.
+pub(crate) fn secs(s: f64) -> Duration {
+    if s.is_nan() || s <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+    }
+}
+
+/// The canonical 7-column bar schema (`ts, symbol, open, high, low, close, volume`) as a `pyarrow.Schema`.
+#[pyfunction]
+fn bar_schema(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    export::pyarrow_schema(py, &ringfeed_arrow::bar_schema())
+}
+
+/// Removes arena `name` from the shm directory. Mapped pages stay valid for
+/// processes that still have them; raises `ArenaNotFoundError` if absent.
+#[pyfunction]
+fn remove(name: &str) -> PyResult<()> {
+    ringfeed_shm::remove(name).map_err(|e| errors::open_error(ringfeed_arrow::OpenError::Ring(e)))
+}
+
+/// Names of the arenas in the shm directory (`$RINGFEED_SHM_DIR`, default `/dev/shm`).
+#[pyfunction]
+fn list_arenas() -> PyResult<Vec<String>> {
+    ringfeed_shm::list_arenas()
+        .map_err(|e| errors::RingfeedError::new_err(format!("cannot list arenas: {e}")))
+}
+
+/// The directory arenas live in.
+#[pyfunction]
+fn shm_dir() -> String {
+    ringfeed_shm::shm_dir().to_string_lossy().into_owned()
+}
+
+#[pymodule]
+fn _ringfeed(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<writer::Writer>()?;
+    m.add_class::<reader::Reader>()?;
+    m.add_class::<batch::Batch>()?;
+    m.add_function(wrap_pyfunction!(bar_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(remove, m)?)?;
+    m.add_function(wrap_pyfunction!(list_arenas, m)?)?;
+    m.add_function(wrap_pyfunction!(shm_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(fork::_after_fork_in_child, m)?)?;
+    errors::register(m)?;
+    Ok(())
+}

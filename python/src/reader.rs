@@ -1,0 +1,205 @@
+//! `ringfeed.Reader`.
+
+use crate::batch::Batch;
+use crate::errors::{self, ClosedError};
+use crate::fork::{forked_error, Guarded};
+use crate::{export, secs, WAIT_SLICE};
+use arrow_schema::SchemaRef;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use ringfeed_arrow::{ReadError, ReaderOptions, StartAt};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Reads record batches from a ring. Each reader has its own cursor and sees
+/// every batch in order, unless it falls behind an `on_full="overwrite"` ring
+/// (then `read` raises `LaggedError` and goes on with the oldest batch left).
+#[pyclass(frozen, module = "ringfeed._ringfeed")]
+pub struct Reader {
+    inner: Guarded<Mutex<Option<ringfeed_arrow::Reader>>>,
+    name: String,
+    schema: SchemaRef,
+}
+
+fn parse_start(s: &str) -> PyResult<StartAt> {
+    match s {
+        "oldest" => Ok(StartAt::Oldest),
+        "latest" => Ok(StartAt::Latest),
+        "next" => Ok(StartAt::Next),
+        _ => Err(PyValueError::new_err(format!(
+            "start must be \"oldest\", \"latest\" or \"next\", not {s:?}"
+        ))),
+    }
+}
+
+impl Reader {
+    fn lock(&self) -> MutexGuard<'_, Option<ringfeed_arrow::Reader>> {
+        // A panic while holding the lock cannot leave the reader half-updated
+        // in a way that matters more than the panic itself.
+        self.inner.get().lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check_fork(&self) -> PyResult<()> {
+        if self.inner.is_current() {
+            Ok(())
+        } else {
+            Err(forked_error("Reader"))
+        }
+    }
+
+    fn closed_error(&self) -> PyErr {
+        ClosedError::new_err(format!("reader of {:?} is closed", self.name))
+    }
+
+    /// One wait of at most `slice` without the GIL.
+    fn read_slice(
+        &self,
+        py: Python<'_>,
+        slice: Duration,
+    ) -> PyResult<Result<Option<ringfeed_arrow::Batch>, ReadError>> {
+        py.detach(|| {
+            let mut g = self.lock();
+            g.as_mut().map(|r| r.read(slice))
+        })
+        .ok_or_else(|| self.closed_error())
+    }
+}
+
+#[pymethods]
+impl Reader {
+    /// Attaches to ring `name`.
+    ///
+    /// `start`: "oldest" (the oldest batch still in the ring), "latest" (the
+    /// newest one) or "next" (only batches published after the open).
+    /// `spin_us`: busy-poll this long before sleeping (lower latency, burns a core).
+    /// `wait`: seconds to wait for the arena to appear (0: fail at once with
+    /// `ArenaNotFoundError`).
+    #[staticmethod]
+    #[pyo3(signature = (name, start="oldest", spin_us=0, wait=0.0))]
+    fn open(py: Python<'_>, name: &str, start: &str, spin_us: u64, wait: f64) -> PyResult<Self> {
+        let opts = ReaderOptions {
+            start: parse_start(start)?,
+            spin: Duration::from_micros(spin_us),
+            ..Default::default()
+        };
+        let deadline = Instant::now() + secs(wait);
+        let reader = loop {
+            let res = py.detach(|| ringfeed_arrow::Reader::open_with(name, opts.clone()));
+            match res {
+                Ok(r) => break r,
+                Err(ringfeed_arrow::OpenError::Ring(ringfeed_shm::OpenError::NotFound {
+                    ..
+                })) if Instant::now() < deadline => {
+                    let pause = deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(10));
+                    py.detach(|| std::thread::sleep(pause));
+                    py.check_signals()?;
+                }
+                Err(e) => return Err(errors::open_error(e)),
+            }
+        };
+        Ok(Self {
+            schema: reader.schema().clone(),
+            inner: Guarded::new(Mutex::new(Some(reader))),
+            name: name.to_string(),
+        })
+    }
+
+    /// The next batch; waits up to `timeout` seconds (`None`: forever, `0`:
+    /// do not wait). Returns `None` on timeout. Raises `LaggedError` (then
+    /// goes on), `ClosedError` once the writer closed the ring and every batch
+    /// was read, `WriterGoneError` if the writer died. The GIL is released
+    /// while waiting, and Ctrl-C interrupts the wait.
+    #[pyo3(signature = (timeout=None))]
+    fn read(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Batch>> {
+        self.check_fork()?;
+        let deadline = timeout.map(|t| Instant::now() + secs(t));
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+                None => WAIT_SLICE,
+            };
+            match self.read_slice(py, slice)? {
+                Ok(Some(b)) => return Ok(Some(Batch::new(b))),
+                Ok(None) => {}
+                Err(e) => return Err(errors::read_error(e)),
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// Blocks for the next batch. Stops when the writer closed the ring and
+    /// every batch was read; raises `LaggedError` (iterate again to go on) and
+    /// `WriterGoneError`.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Batch>> {
+        match self.read(py, None) {
+            Ok(b) => Ok(b),
+            Err(e) if e.is_instance_of::<ClosedError>(py) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Detaches from the ring. Batches (and frames made from them) stay valid.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_fork()?;
+        let r = py.detach(|| self.lock().take());
+        drop(r);
+        Ok(())
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        if self.inner.is_current() {
+            self.close(py)?;
+        }
+        Ok(false)
+    }
+
+    #[getter]
+    fn closed(&self, py: Python<'_>) -> bool {
+        !self.inner.is_current() || py.detach(|| self.lock().is_none())
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The ring's schema as a `pyarrow.Schema` (needs pyarrow).
+    #[getter]
+    fn schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        export::pyarrow_schema(py, &self.schema)
+    }
+
+    /// Batches this reader holds right now (alive Batch objects and frames made from them).
+    #[getter]
+    fn leases(&self, py: Python<'_>) -> PyResult<u32> {
+        self.check_fork()?;
+        py.detach(|| self.lock().as_ref().map(|r| r.ring().leases()))
+            .ok_or_else(|| self.closed_error())
+    }
+
+    /// Whether the ring's writer process is alive.
+    #[getter]
+    fn writer_alive(&self, py: Python<'_>) -> PyResult<bool> {
+        self.check_fork()?;
+        py.detach(|| self.lock().as_ref().map(|r| r.ring().writer_alive()))
+            .ok_or_else(|| self.closed_error())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ringfeed.Reader({:?})", self.name)
+    }
+}
