@@ -484,15 +484,28 @@ fn another_users_arena_or_no_permission_is_refused() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc_geteuid() } == 0 {
         // root: hand the file to `nobody` and check the ownership guard.
-        let c = std::process::Command::new("chown").arg("65534").arg(&path).status().unwrap();
+        let c = std::process::Command::new("chown")
+            .arg("65534")
+            .arg(&path)
+            .status()
+            .unwrap();
         assert!(c.success());
-        let err = Reader::open(&name, StartAt::Latest).err().unwrap().to_string();
+        let err = Reader::open(&name, StartAt::Latest)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("belongs to uid 65534"), "{err}");
-        let opts = ringfeed_arrow::ReaderOptions { allow_foreign_owner: true, ..Default::default() };
+        let opts = ringfeed_arrow::ReaderOptions {
+            allow_foreign_owner: true,
+            ..Default::default()
+        };
         Reader::open_with(&name, opts).unwrap();
     } else {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
-        let err = Reader::open(&name, StartAt::Latest).err().unwrap().to_string();
+        let err = Reader::open(&name, StartAt::Latest)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("permission denied"), "{err}");
     }
 }
