@@ -26,8 +26,8 @@ PY=$VENV/bin/python
 echo "== pip install (python/requirements-dev.txt)"
 "$PY" -m pip install -q --disable-pip-version-check -r python/requirements-dev.txt
 
-echo "== cargo build -p ringfeed-xtest (the Rust writer the tests spawn)"
-cargo build -q -p ringfeed-xtest
+echo "== cargo build -p ringfeed-xtest -p ringfeed-daemon -p ringfeed-cli (binaries the tests spawn)"
+cargo build -q -p ringfeed-xtest -p ringfeed-daemon -p ringfeed-cli
 
 echo "== maturin build --release (abi3 wheel)"
 WHEELS=$(mktemp -d)

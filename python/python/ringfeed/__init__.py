@@ -43,6 +43,8 @@ from ._ringfeed import (
     shm_dir,
 )
 
+from .client import Client, DaemonError, connect, default_socket
+
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_after_fork_in_child)
 
@@ -51,8 +53,10 @@ __all__ = [
     "ArenaNotFoundError",
     "Batch",
     "BatchTooLargeError",
+    "Client",
     "ClosedError",
     "CorruptBatchError",
+    "DaemonError",
     "LaggedError",
     "Reader",
     "RingFullError",
@@ -63,6 +67,8 @@ __all__ = [
     "WriterGoneError",
     "__version__",
     "bar_schema",
+    "connect",
+    "default_socket",
     "list_arenas",
     "remove",
     "shm_dir",

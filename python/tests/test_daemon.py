@@ -1,0 +1,153 @@
+"""The ringfeedd daemon from Python: append, bars (zero-copy from the daemon's
+arena), live subscriptions with rollups, errors. Spawns the real binary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import ringfeed as rf
+
+REPO = Path(__file__).resolve().parents[2]
+MIN = 60_000_000_000
+T0 = 1_609_459_200_000_000_000  # 2021-01-01T00:00:00Z
+
+
+def daemon_binary() -> Path | None:
+    for profile in ("release", "debug"):
+        p = REPO / "target" / profile / "ringfeedd"
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+@pytest.fixture
+def daemon(tmp_path: Path):
+    exe = daemon_binary()
+    if exe is None:
+        pytest.skip("ringfeedd is not built (cargo build -p ringfeed-daemon)")
+    sock = tmp_path / "rf.sock"
+    cfg = tmp_path / "ringfeed.toml"
+    cfg.write_text(
+        f'data_dir = "{tmp_path / "data"}"\nsocket = "{sock}"\narena_prefix = "py{os.getpid()}"\n'
+        '[datasets.demo]\nbase = "1m"\nrollups = ["5m", "1h"]\n'
+    )
+    p = subprocess.Popen([str(exe), "--config", str(cfg)], env={**os.environ, "RUST_LOG": "warn"})
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            rf.connect(str(sock)).close()
+            break
+        except rf.RingfeedError:
+            assert time.monotonic() < deadline, "ringfeedd did not come up"
+            assert p.poll() is None, "ringfeedd exited"
+            time.sleep(0.02)
+    yield str(sock)
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    assert p.returncode == 0
+
+
+def minutes(symbols: list[str], start: int, n: int) -> pl.DataFrame:
+    rows = [(T0 + m * MIN, s, float(m)) for m in range(start, start + n) for s in symbols]
+    ts, sym, px = zip(*rows)
+    return pl.DataFrame(
+        {
+            "ts": pl.Series(ts, dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")),
+            "symbol": list(sym),
+            "open": list(px),
+            "high": [x + 1 for x in px],
+            "low": [x - 1 for x in px],
+            "close": [x + 0.5 for x in px],
+            "volume": [1.0] * len(px),
+        }
+    )
+
+
+def test_append_bars_and_zero_copy(daemon: str) -> None:
+    with rf.connect(daemon) as c:
+        assert c.append("demo", minutes(["AAA", "BBB"], 0, 120)) == 240
+        df = c.bars("demo", "AAA", "1m", start="2021-01-01 00:30", end=T0 + 40 * MIN)
+        assert isinstance(df, pl.DataFrame)
+        assert df.height == 10
+        assert df["close"].to_list() == [m + 0.5 for m in range(30, 40)]
+        # The numeric column points into the daemon's arena.
+        t = c.bars_arrow("demo", "AAA", "1m")
+        assert t.num_rows == 120
+        arenas = [a for a in rf.list_arenas() if a.startswith(f"py{os.getpid()}.q.")]
+        assert arenas, rf.list_arenas()
+        # Resampled on read and stored rollups agree.
+        h = c.bars("demo", ["AAA"], "1h")
+        r = c.bars("demo", ["AAA"], "30m")
+        assert h["close"].to_list() == [59.5, 119.5]
+        assert r.height == 4
+        info = c.datasets()
+        assert set(info["demo"]["symbols"]) == {"AAA", "BBB"}
+        assert "ringfeed_queries_total" in c.stat()
+
+
+def test_repeated_query_shares_one_arena(daemon: str) -> None:
+    with rf.connect(daemon) as c1, rf.connect(daemon) as c2:
+        c1.append("demo", minutes(["X"], 0, 30))
+        r1 = c1.call({"op": "query", "dataset": "demo", "symbols": ["X"], "timeframe": "1m"})
+        r2 = c2.call({"op": "query", "dataset": "demo", "symbols": ["X"], "timeframe": "1m"})
+        assert r1["arena"] == r2["arena"] and r2["cached"] is True
+        c1.call({"op": "release", "arena": r1["arena"]})
+        c2.call({"op": "release", "arena": r2["arena"]})
+
+
+def test_subscribe_sees_appends_and_rollups(daemon: str) -> None:
+    with rf.connect(daemon) as c:
+        s1 = c.subscribe("demo", "1m")
+        s5 = c.subscribe("demo", "5m")
+        c.append("demo", minutes(["Z"], 0, 12))
+        b = s1.read(timeout=10)
+        assert b is not None and len(b) == 12
+        lo, hi = b.arena_range
+        col = b.to_arrow().column("close")
+        assert lo <= col.buffers()[1].address < hi
+        r = s5.read(timeout=10)
+        assert r is not None
+        bars5 = r.to_polars()
+        assert bars5["close"].to_list() == [4.5, 9.5, 11.5]
+        # The bucket whose last minute arrived is final; the 00:10 bucket is still open.
+        assert bars5["complete"].to_list() == [True, True, False]
+
+
+def test_errors_are_typed(daemon: str) -> None:
+    with rf.connect(daemon) as c:
+        with pytest.raises(rf.DaemonError) as e:
+            c.bars("nope", None, "1m")
+        assert e.value.kind == "unknown_dataset" and "demo" in str(e.value)
+        with pytest.raises(rf.DaemonError) as e:
+            c.bars("demo", None, "1m", start="2021-02-01", end="2021-01-01")
+        assert "start must be before end" in str(e.value)
+        with pytest.raises(rf.DaemonError) as e:
+            c.subscribe("demo", "3m")
+        assert e.value.kind == "bad_timeframe"
+        with pytest.raises(TypeError):
+            c.bars("demo", None, "1m", start=1.5)  # type: ignore[arg-type]
+        c.ping()
+
+
+def test_missing_daemon_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(rf.RingfeedError, match="ringfeed serve"):
+        rf.connect(str(tmp_path / "none.sock"))
+
+
+def test_append_rejects_bad_rows(daemon: str) -> None:
+    with rf.connect(daemon) as c:
+        with pytest.raises(rf.DaemonError):
+            c.append("demo", pa.table({"nothing": [1, 2]}))
+        c.ping()
