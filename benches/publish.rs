@@ -1,0 +1,102 @@
+//! Writer throughput for large batches, against plain memcpy in the same run.
+//!
+//! - `publish/memcpy/*`: `copy_from_slice` into a pre-faulted buffer of the
+//!   same size: the bandwidth one copy can reach.
+//! - `publish/ring/*`: `RingWriter::publish` of that many bytes (claim, one
+//!   copy into the slot, commit).
+//! - `publish/arrow_f64/*`: `Writer::write` of a one-column `f64` batch of that
+//!   size (IPC encode without copying, one copy into the slot, commit).
+//! - `publish/arrow_bars/*`: the same with the 7-column bar schema (size/64 rows).
+//!
+//! Every ring is reader-less with `OverwriteOldest`, so the writer never
+//! blocks; it is mapped with `MAP_POPULATE`, so its buffers are pre-faulted
+//! like the memcpy destination. `publish_small/*` gives the per-call cost of
+//! a tiny publish with nobody waiting (no syscall).
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ringfeed_arrow::{bar_schema, OnFull, RingOptions, Writer};
+use ringfeed_benches::{arena_name, bar_batch, bytes_label, f64_batch, f64_schema, quick, times};
+use ringfeed_shm::RingWriter;
+
+const SIZES: [usize; 3] = [64 << 10, 4 << 20, 64 << 20];
+
+/// A small reader-less ring: D = 2, M = D + R·P + 1 = 4 buffers.
+fn ring_opts(slot_bytes: usize) -> RingOptions {
+    RingOptions {
+        slots: 2,
+        slot_bytes: slot_bytes as u64 + (64 << 10),
+        max_readers: 1,
+        leases_per_reader: 1,
+        buffers: None,
+        on_full: OnFull::OverwriteOldest,
+        force: true,
+        ..RingOptions::default()
+    }
+}
+
+fn bench_publish(c: &mut Criterion) {
+    let (warm_up, measure) = times();
+    let mut group = c.benchmark_group("publish");
+    group.warm_up_time(warm_up).measurement_time(measure);
+    for size in SIZES {
+        let label = bytes_label(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.sample_size(if size >= 64 << 20 || quick() { 20 } else { 50 });
+
+        let src = vec![0x5au8; size];
+        let mut dst = vec![0u8; size];
+        dst.fill(1); // pre-fault every page
+        group.bench_function(BenchmarkId::new("memcpy", &label), |b| {
+            b.iter(|| {
+                dst.copy_from_slice(black_box(&src));
+                black_box(dst.as_ptr());
+            })
+        });
+        drop(dst);
+
+        let name = arena_name(&format!("publish-ring-{size}"));
+        let mut ring = RingWriter::create(&name, &ring_opts(size), b"bench").expect("create ring");
+        group.bench_function(BenchmarkId::new("ring", &label), |b| {
+            b.iter(|| ring.publish(black_box(&src), 0, 0).expect("publish"))
+        });
+        drop(ring);
+        drop(src);
+
+        let batch = f64_batch(size / 8);
+        let name = arena_name(&format!("publish-f64-{size}"));
+        let mut w = Writer::create(&name, &f64_schema(), ring_opts(size)).expect("create ring");
+        group.bench_function(BenchmarkId::new("arrow_f64", &label), |b| {
+            b.iter(|| w.write(black_box(&batch)).expect("write"))
+        });
+        drop(w);
+        drop(batch);
+
+        let batch = bar_batch(size / 64);
+        let name = arena_name(&format!("publish-bars-{size}"));
+        let mut w = Writer::create(&name, &bar_schema(), ring_opts(size)).expect("create ring");
+        group.bench_function(BenchmarkId::new("arrow_bars", &label), |b| {
+            b.iter(|| w.write(black_box(&batch)).expect("write"))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("publish_small");
+    group.warm_up_time(warm_up).measurement_time(measure);
+    let payload = [7u8; 64];
+    let name = arena_name("publish-small-ring");
+    let mut ring = RingWriter::create(&name, &ring_opts(4096), b"bench").expect("create ring");
+    group.bench_function(BenchmarkId::new("ring", "64B"), |b| {
+        b.iter(|| ring.publish(black_box(&payload), 1, 0).expect("publish"))
+    });
+    drop(ring);
+    let batch = bar_batch(1);
+    let name = arena_name("publish-small-bars");
+    let mut w = Writer::create(&name, &bar_schema(), ring_opts(4096)).expect("create ring");
+    group.bench_function(BenchmarkId::new("arrow_bars", "1_row"), |b| {
+        b.iter(|| w.write(black_box(&batch)).expect("write"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_publish);
+criterion_main!(benches);
