@@ -429,10 +429,17 @@ impl RingReader {
             }
             if !self.spin.is_zero() {
                 let spin_end = Instant::now() + self.spin;
+                let mut i = 0u32;
                 while ctl.write_seq.0.load(Ordering::Acquire) < self.cursor
                     && Instant::now() < spin_end
                 {
                     std::hint::spin_loop();
+                    i = i.wrapping_add(1);
+                    if i % 256 == 0 {
+                        // On small machines the writer may need this core: a spin
+                        // that never yields made every publish wait out our budget.
+                        std::thread::yield_now();
+                    }
                 }
                 if ctl.write_seq.0.load(Ordering::Acquire) >= self.cursor {
                     continue;
