@@ -435,7 +435,7 @@ impl RingReader {
                 {
                     std::hint::spin_loop();
                     i = i.wrapping_add(1);
-                    if i % 256 == 0 {
+                    if i.is_multiple_of(256) {
                         // On small machines the writer may need this core: a spin
                         // that never yields made every publish wait out our budget.
                         std::thread::yield_now();
