@@ -13,7 +13,11 @@ use ringfeed_arrow::{bar_schema, codec, Reader, RingOptions, StartAt, Writer};
 use std::{sync::Arc, time::Instant};
 
 fn bars(schema: &SchemaRef, rows: usize) -> RecordBatch {
-    let f = |k: f64| Arc::new(Float64Array::from_iter_values((0..rows).map(|i| i as f64 + k))) as ArrayRef;
+    let f = |k: f64| {
+        Arc::new(Float64Array::from_iter_values(
+            (0..rows).map(|i| i as f64 + k),
+        )) as ArrayRef
+    };
     let syms = ["BTCUSDT", "ETHUSDT", "a symbol longer than twelve"];
     RecordBatch::try_new(
         schema.clone(),
@@ -122,6 +126,7 @@ fn main() {
         let rounds = n.clamp(1, 20);
         let (mut cold, mut write, mut faults) = (Vec::new(), Vec::new(), Vec::new());
         let mut control = Vec::new();
+        let mut sums = Vec::new();
         for i in 0..rounds * 2 {
             let t = Instant::now();
             w.write(&big).unwrap();
@@ -140,21 +145,49 @@ fn main() {
             let got = r.try_read().unwrap().unwrap();
             cold.push(per(t, 1));
             faults.push((minflt() - f0) as f64);
-            std::hint::black_box(got);
+            // What a consumer pays to read one 8 MB column: the first time
+            // this reader sees a pool buffer its pages fault in (the pool is
+            // mapped without MAP_POPULATE), later only the reads.
+            let close = got
+                .column(5)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap();
+            let f0 = minflt();
+            let t = Instant::now();
+            std::hint::black_box(close.values().iter().sum::<f64>());
+            sums.push((per(t, 1), (minflt() - f0) as f64));
         }
         let med = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        println!("big write     {:>8.2} us (median of {})", med(&mut write), rounds * 2);
         println!(
-            "big read      {:>8.2} us (right after its write; {} page faults)",
+            "big write     {:>8.2} us (median of {})",
+            med(&mut write),
+            rounds * 2
+        );
+        let first = faults[0];
+        // Reads 0..3 (rounds 0, 2, 4) each hit a buffer this reader never
+        // mapped before; the last ones reuse buffers.
+        let (t0, f0) = sums[0];
+        let (tn, fn_) = sums[sums.len() - 1];
+        println!(
+            "big sum(close) {:>7.0} us first touch of a buffer ({f0} faults), {tn:.0} us once mapped ({fn_} faults)",
+            t0
+        );
+        println!(
+            "big read      {:>8.2} us (right after its write; page faults: {} median, {} on the first read)",
             med(&mut cold),
-            med(&mut faults)
+            med(&mut faults),
+            first
         );
         w.close();
         // The same slot decoded again and again (hot).
-        let bufs = codec::SlotEncoder::new(&schema).unwrap().encode(&big).unwrap();
+        let bufs = codec::SlotEncoder::new(&schema)
+            .unwrap()
+            .encode(&big)
+            .unwrap();
         let mut slot = vec![0u8; codec::encoded_len(&bufs)];
         codec::copy_into(&bufs, &mut slot);
         let buf = arrow_buffer::Buffer::from(slot);
@@ -166,7 +199,8 @@ fn main() {
         // The writer's copy vs a plain memcpy of as many bytes, both into
         // the same (already faulted-in) private buffer.
         let mut enc = codec::SlotEncoder::new(&schema).unwrap();
-        let mut dst = vec![1u8; slot.len()];
+        let src = buf.as_slice();
+        let mut dst = vec![1u8; src.len()];
         let (mut enc_t, mut cpy_t) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             let t = Instant::now();
@@ -175,7 +209,7 @@ fn main() {
             drop(p);
             enc_t.push(per(t, 1));
             let t = Instant::now();
-            dst.copy_from_slice(&slot);
+            dst.copy_from_slice(src);
             std::hint::black_box(&dst);
             cpy_t.push(per(t, 1));
         }
@@ -183,10 +217,10 @@ fn main() {
         println!(
             "big encode    {:>8.2} us into private memory ({:.1} GB/s; memcpy of the same {:.1} MB: {:.2} us, {:.1} GB/s)",
             e,
-            slot.len() as f64 / e / 1e3,
-            slot.len() as f64 / 1e6,
+            src.len() as f64 / e / 1e3,
+            src.len() as f64 / 1e6,
             c,
-            slot.len() as f64 / c / 1e3
+            src.len() as f64 / c / 1e3
         );
         println!(
             "1-row decode  {:>8.2} us (right after a big write: cold caches)",

@@ -35,6 +35,9 @@ pub struct Writer {
     ring: RingWriter,
     schema: SchemaRef,
     encoder: SlotEncoder,
+    /// The last batch schema (a different `Arc` than ours, e.g. the caller's
+    /// own) found equal to the ring's: batches sharing it skip the comparison.
+    verified: Option<SchemaRef>,
 }
 
 impl Writer {
@@ -47,6 +50,7 @@ impl Writer {
             ring,
             schema: Arc::new(schema.clone()),
             encoder,
+            verified: None,
         })
     }
 
@@ -60,6 +64,7 @@ impl Writer {
             ring,
             schema: Arc::new(schema),
             encoder,
+            verified: None,
         })
     }
 
@@ -87,13 +92,23 @@ impl Writer {
     /// A batch whose schema differs from the ring's is refused; so is one
     /// larger than a slot (nothing is truncated or half-written).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<u64, WriteError> {
-        if !Arc::ptr_eq(batch.schema_ref(), &self.schema) {
-            check_schema(&self.schema, batch.schema_ref())?;
+        let theirs = batch.schema_ref();
+        // Holding the verified `Arc` keeps its address from being reused by
+        // another schema, so pointer equality means "this very schema".
+        if !Arc::ptr_eq(theirs, &self.schema)
+            && !self
+                .verified
+                .as_ref()
+                .is_some_and(|v| Arc::ptr_eq(theirs, v))
+        {
+            check_schema(&self.schema, theirs)?;
+            self.verified = Some(theirs.clone());
         }
-        let buffers = self.encoder.encode(batch).map_err(WriteError::Encode)?;
-        let len = codec::encoded_len(&buffers) as u64;
+        // Size the slot first (no copy), then write it in one pass.
+        let prepared = self.encoder.prepare(batch).map_err(WriteError::Encode)?;
+        let len = prepared.len() as u64;
         let mut claim = self.ring.claim(len)?;
-        let n = codec::copy_into(&buffers, claim.buf());
+        let n = prepared.write_to(claim.buf());
         debug_assert_eq!(n as u64, len);
         Ok(claim.commit(len, batch.num_rows() as u64, FORMAT_ARROW_IPC_V1))
     }
