@@ -22,7 +22,7 @@ add "$p" "$f" "$i"
 if [ -f scripts/test_python.sh ]; then
   say "Python: scripts/test_python.sh"
   if bash scripts/test_python.sh 2>&1 | tee "$logdir/py.log"; then :; else status=1; fi
-  read -r p f s < <(grep -E '^=+ .*(passed|failed).* in ' "$logdir/py.log" | tail -1 |
+  read -r p f s < <(grep -E '(passed|failed).* in [0-9.]+s' "$logdir/py.log" | tail -1 | tr -d '=,' |
     awk '{for (k=1;k<=NF;k++) { if ($(k+1) ~ /^passed/) p+=$k; if ($(k+1) ~ /^failed/) f+=$k; if ($(k+1) ~ /^error/) f+=$k; if ($(k+1) ~ /^skipped/) s+=$k } } END {print p+0, f+0, s+0}')
   echo "python: $p passed, $f failed, $s skipped"
   add "$p" "$f" "$s"
