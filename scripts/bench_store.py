@@ -1,21 +1,42 @@
 #!/usr/bin/env python3
 """Bar-store benchmarks beside DuckDB, in the same run, on a synthetic symbol-year of 1m bars.
 
-Usage: python3 scripts/bench_store.py [--rows 525600] [--bin target/release/ringfeed]
-Needs: a release `ringfeed` (cargo build --release -p ringfeed-cli) and `duckdb` in the
-Python environment (pip install duckdb; the project's .venv is used by the wrapper below).
-Prints a markdown table (medians of --repeat runs).
+Usage:
+    CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-cli
+    CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-store --features bench-bin --bin store_bench
+    .venv/bin/python scripts/bench_store.py [--rows 525600] [--repeat 5] [--json out.json]
+
+Needs `duckdb` and `pyarrow` in the Python environment (`.venv/bin/pip install duckdb pyarrow`).
+Prints `uptime` before and after and a markdown table (medians of --repeat runs).
+
+Every ringfeed figure is paired with DuckDB doing the same work on the same bytes:
+- ingest: the Binance kline CSV (and a Parquet copy of it) → ringfeed store (CLI wall clock:
+  process start, store open, parse, WAL write; fsync never) vs DuckDB `read_csv`/`read_parquet`
+  into an in-memory table (explicit column types, no sniffing);
+- query one symbol-month of 1m bars, in process, the result as Arrow: ringfeed
+  `open_read_only` + `query` from the hot WAL vs DuckDB opening its own database file and
+  selecting the month; ringfeed from cold Parquet vs DuckDB `read_parquet` over the *same*
+  Parquet files (hive partitions, with the date predicate so that it prunes files too);
+- rollup of the symbol-year 1m → 1h: the in-memory kernel (ringfeed `resample::resample` on a
+  loaded RecordBatch vs DuckDB `time_bucket` group-by on an in-memory table, same aggregates:
+  first/max/min/last and five sums) and from disk (ringfeed resample on read from cold Parquet
+  vs DuckDB `read_parquet` + group-by over the same files);
+- bytes per bar on disk: the cold tier's 1m Parquet vs the raw CSV and DuckDB's zstd Parquet of
+  the same columns (one file, and partitioned per day like the store).
 """
-import argparse, os, random, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, random, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+T0_MS = 1672531200000  # 2023-01-01T00:00:00Z
+MONTH = ("2023-03-01", "2023-04-01")
+MONTH_NS = (1677628800 * 10**9, 1680307200 * 10**9)
+SYMBOL = "BTCUSDT"
 
 
 def gen_kline(path: Path, rows: int) -> None:
     """Binance kline CSV (12 columns, ms timestamps) with a random walk at 0.01 ticks."""
     rnd = random.Random(7)
-    t0 = 1672531200000  # 2023-01-01
     p = 20000.0
     with open(path, "w") as f:
         for i in range(rows):
@@ -24,14 +45,14 @@ def gen_kline(path: Path, rows: int) -> None:
             h = round(max(o, c) + abs(rnd.gauss(0, 4)), 2)
             l = round(min(o, c) - abs(rnd.gauss(0, 4)), 2)
             v = round(abs(rnd.gauss(50, 20)), 5)
-            t = t0 + i * 60000
+            t = T0_MS + i * 60000
             f.write(f"{t},{o:.2f},{h:.2f},{l:.2f},{c:.2f},{v},{t+59999},{v*o:.4f},{rnd.randint(10,900)},{v/2:.5f},{v*o/2:.4f},0\n")
             p = c
 
 
-def timed(cmd, **kw):
+def timed(cmd):
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t
 
 
@@ -43,85 +64,291 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def create_files(d: Path) -> float:
+    """What the layout costs the file system: 5 directories x 365 new 4 KiB files, the WAL
+    files a symbol-year with four rollups creates."""
+    t = time.perf_counter()
+    for k in range(5):
+        (d / str(k)).mkdir(parents=True)
+        for day in range(365):
+            with open(d / str(k) / f"{day}.wal", "wb") as f:
+                f.write(b"\0" * 4096)
+    return time.perf_counter() - t
+
+
+def find(candidates):
+    return next((str(p) for p in candidates if p.exists()), None)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=525_600)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--bin", default=None)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--bin", default=None, help="ringfeed CLI (default: target/store/release/ringfeed)")
+    ap.add_argument("--bench-bin", default=None, help="store_bench example binary")
+    ap.add_argument("--json", default=None, help="also write the raw figures here")
+    ap.add_argument("--fsync-always", action="store_true", help="also time ingest with fsync=always (slow)")
     a = ap.parse_args()
-    rf = a.bin or next((str(p) for p in [ROOT / "target/release/ringfeed", ROOT / "target/store/release/ringfeed"] if p.exists()), None)
-    if not rf:
-        sys.exit("no release ringfeed binary: cargo build --release -p ringfeed-cli")
+    # The store's own target dir first: target/release may hold another session's older build.
+    rf = a.bin or find([ROOT / "target/store/release/ringfeed", ROOT / "target/release/ringfeed"])
+    sb = a.bench_bin or find([ROOT / "target/store/release/store_bench", ROOT / "target/release/store_bench"])
+    if not rf or not sb:
+        sys.exit("build first: CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-cli && "
+                 "CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-store --features bench-bin --bin store_bench")
     try:
         import duckdb
+        import pyarrow  # noqa: F401  (DuckDB's Arrow output)
     except ImportError:
-        sys.exit("duckdb is not installed: pip install duckdb")
+        sys.exit("duckdb and pyarrow are needed: .venv/bin/pip install duckdb pyarrow")
+    up0 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"before: {up0}", file=sys.stderr)
     tmp = Path(tempfile.mkdtemp(prefix="rf-bench-"))
+    R = a.repeat
+    fig = {}
     try:
         csv = tmp / "BTCUSDT-1m-2023.csv"
         gen_kline(csv, a.rows)
         n = a.rows
-        res = []
 
-        def ingest(extra, src, fmt):
-            d = tmp / "store"
-            shutil.rmtree(d, ignore_errors=True)
+        # Every ingest writes a new directory; they are deleted only at the end. This VM's ext4
+        # has no journal, and without one ext4 skips inodes freed in the last ~30 s when it
+        # allocates new ones (`recently_deleted`), which made file creation 3-5x slower
+        # right after an `rm -rf` of the previous run's 2,000 files.
+        seq = iter(range(10**6))
+        fresh = lambda: tmp / f"run{next(seq)}"
+
+        def cli_ingest(d, src, fmt, rollups, fsync="never"):
+            extra = ["--rollups", "none"] if rollups == "none" else []
             return timed([rf, "ingest", "--data-dir", str(d), "--dataset", "b", "--timeframe", "1m",
-                          "--symbol", "BTCUSDT", "--format", fmt, "--fsync", "never", *extra, str(src)])
+                          "--symbol", SYMBOL, "--format", fmt, "--fsync", fsync, *extra, str(src)])
 
-        t_csv_none = median(lambda: ingest(["--rollups", "none"], csv, "binance-kline"), a.repeat)
-        t_csv_roll = median(lambda: ingest([], csv, "binance-kline"), a.repeat)
-        con = duckdb.connect()
-        cols = "{'open_time':'BIGINT','open':'DOUBLE','high':'DOUBLE','low':'DOUBLE','close':'DOUBLE','volume':'DOUBLE','close_time':'BIGINT','quote_volume':'DOUBLE','trades':'BIGINT','taker_buy_base':'DOUBLE','taker_buy_quote':'DOUBLE','ignore':'BIGINT'}"
+        def sb_json(*args):
+            out = subprocess.run([sb, *map(str, args)], check=True, capture_output=True, text=True).stdout
+            return json.loads(out)
+
+        mem = duckdb.connect()
+        mem.execute("SET TimeZone='UTC'")
+        cols = ("{'open_time':'BIGINT','open':'DOUBLE','high':'DOUBLE','low':'DOUBLE','close':'DOUBLE',"
+                "'volume':'DOUBLE','close_time':'BIGINT','quote_volume':'DOUBLE','trades':'BIGINT',"
+                "'taker_buy_base':'DOUBLE','taker_buy_quote':'DOUBLE','ignore':'BIGINT'}")
         rc = f"read_csv('{csv}', header=false, columns={cols})"
 
-        def duck(sql):
+        def duck(con, sql):
             t = time.perf_counter()
-            con.execute(sql).fetchall()
+            con.execute(sql)
             return time.perf_counter() - t
 
-        d_csv = median(lambda: duck(f"CREATE OR REPLACE TABLE k AS SELECT * FROM {rc}"), a.repeat)
+        def duck_arrow(con, sql):
+            t = time.perf_counter()
+            tbl = con.sql(sql).to_arrow_table()
+            return time.perf_counter() - t, tbl.num_rows
+
+        # --- ingest: CSV. ringfeed and DuckDB take turns, so both see the same load.
+        runs = {"none": [], "roll": [], "duck": [], "files": []}
+        for _ in range(R):
+            runs["files"].append(create_files(fresh()))
+            runs["none"].append(cli_ingest(fresh(), csv, "binance-kline", "none"))
+            runs["roll"].append(cli_ingest(fresh(), csv, "binance-kline", "default"))
+            runs["duck"].append(duck(mem, f"CREATE OR REPLACE TABLE k AS SELECT * FROM {rc}"))
+        fig["ingest_csv_none"] = statistics.median(runs["none"])
+        fig["ingest_csv_roll"] = statistics.median(runs["roll"])
+        fig["duck_csv"] = statistics.median(runs["duck"])
+        fig["create_files"] = statistics.median(runs["files"])
+        fig["ingest_runs"] = runs
+        if a.fsync_always:
+            fig["ingest_csv_roll_fsync"] = median(lambda: cli_ingest(fresh(), csv, "binance-kline", "default", "always"), 1)
+        try:  # (a store_bench older than the `parse` subcommand skips this)
+            parse = [sb_json("parse", csv, "binance-kline", SYMBOL) for _ in range(R)]
+            fig["parse_csv"] = statistics.median(x["secs"] for x in parse)
+            fig["parse_csv_cpu"] = statistics.median(x["cpu_secs"] for x in parse)
+        except subprocess.CalledProcessError:
+            pass
+        inproc = [sb_json("ingest", fresh(), csv, "binance-kline", "none", SYMBOL) for _ in range(R)]
+        fig["ingest_csv_none_inproc"] = statistics.median(x["secs"] for x in inproc)
+        fig["ingest_csv_none_upsert"] = statistics.median(x["upsert_secs"] for x in inproc)
+        inproc = [sb_json("ingest", fresh(), csv, "binance-kline", "default", SYMBOL) for _ in range(R)]
+        fig["ingest_csv_roll_inproc"] = statistics.median(x["secs"] for x in inproc)
+        fig["ingest_csv_roll_upsert"] = statistics.median(x["upsert_secs"] for x in inproc)
+        if Path("/dev/shm").is_dir():
+            # The same on tmpfs: what is left once file creation costs ~nothing.
+            shm = Path(tempfile.mkdtemp(prefix="rf-bench-", dir="/dev/shm"))
+            try:
+                k = iter(range(10**6))
+                inproc = [sb_json("ingest", shm / f"r{next(k)}", csv, "binance-kline", "none", SYMBOL) for _ in range(R)]
+                fig["ingest_csv_none_shm"] = statistics.median(x["secs"] for x in inproc)
+                inproc = [sb_json("ingest", shm / f"r{next(k)}", csv, "binance-kline", "default", SYMBOL) for _ in range(R)]
+                fig["ingest_csv_roll_shm"] = statistics.median(x["secs"] for x in inproc)
+            finally:
+                shutil.rmtree(shm, ignore_errors=True)
+
+        # The canonical bar columns, as the store holds them.
+        sel = ("to_timestamp(open_time / 1000) AS ts, 'BTCUSDT' AS symbol, open, high, low, close, volume, "
+               "quote_volume, trades, taker_buy_base, taker_buy_quote")
+        mem.execute(f"CREATE OR REPLACE TABLE bars AS SELECT {sel} FROM k ORDER BY ts")
         pq = tmp / "bars.parquet"
-        con.execute(f"COPY (SELECT make_timestamp(open_time*1000) AS ts, 'BTCUSDT' AS symbol, open, high, low, close, volume FROM k) TO '{pq}' (FORMAT parquet)")
-        t_pq = median(lambda: ingest(["--rollups", "none"], pq, "parquet"), a.repeat)
-        d_pq = median(lambda: duck(f"CREATE OR REPLACE TABLE p AS SELECT * FROM read_parquet('{pq}')"), a.repeat)
+        mem.execute(f"COPY bars TO '{pq}' (FORMAT parquet)")
+        # --- ingest: Parquet
+        runs = {"rf": [], "duck": []}
+        for _ in range(R):
+            runs["rf"].append(cli_ingest(fresh(), pq, "parquet", "none"))
+            runs["duck"].append(duck(mem, f"CREATE OR REPLACE TABLE p AS SELECT * FROM read_parquet('{pq}')"))
+        fig["ingest_pq_none"] = statistics.median(runs["rf"])
+        fig["duck_pq"] = statistics.median(runs["duck"])
 
-        # Store with rollups for queries.
-        ingest(["--rollups", "none"], csv, "binance-kline")
-        store = tmp / "store"
-        month = ["--start", "2023-03-01", "--end", "2023-04-01"]
-        q = lambda tf, extra=(): timed([rf, "query", "--data-dir", str(store), "--dataset", "b", "--symbol", "BTCUSDT", "--timeframe", tf, "--format", "arrow", *extra])
-        t_q_hot = median(lambda: q("1m", month), a.repeat)
-        t_roll_hot = median(lambda: q("1h"), a.repeat)
-        hot_bytes = du(store / "_hot")
-        subprocess.run([rf, "write-down", "--data-dir", str(store), "--all"], check=True, stderr=subprocess.DEVNULL)
-        t_q_cold = median(lambda: q("1m", month), a.repeat)
-        t_roll_cold = median(lambda: q("1h"), a.repeat)
-        cold_bytes = du(store / "dataset=b")
-        d_month = median(lambda: duck("SELECT * FROM k WHERE open_time >= 1677628800000 AND open_time < 1680307200000"), a.repeat)
-        d_roll = median(lambda: duck("SELECT time_bucket(INTERVAL 1 hour, make_timestamp(open_time*1000)) b, first(open ORDER BY open_time), max(high), min(low), last(close ORDER BY open_time), sum(volume) FROM k GROUP BY b"), a.repeat)
+        # --- stores for the queries: S1 with the default rollups, S0 without; S5 holds only
+        # ts, symbol and OHLCV (the optional Binance columns null), for bytes per bar.
+        s1, s0, s5 = tmp / "s1", tmp / "s0", tmp / "s5"
+        cli_ingest(s1, csv, "binance-kline", "default")
+        cli_ingest(s0, csv, "binance-kline", "none")
+        pq5 = tmp / "ohlcv.parquet"
+        mem.execute(f"COPY (SELECT ts, symbol, open, high, low, close, volume FROM bars) TO '{pq5}' (FORMAT parquet)")
+        cli_ingest(s5, pq5, "parquet", "none")
+        fig["hot_wal_1m_bytes"] = du(s1 / "_hot" / "b" / "1m")
+        m0, m1 = MONTH_NS
+        qm = ["b", SYMBOL, "1m", m0, m1, R]
+        fig["q_month_hot"] = sb_json("query", s1, *qm)["secs"]
+        cli_q = lambda d, tf, extra=(): timed([rf, "query", "--data-dir", str(d), "--dataset", "b", "--symbol", SYMBOL,
+                                                "--timeframe", tf, "--format", "arrow", *extra])
+        month = ["--start", MONTH[0], "--end", MONTH[1]]
+        fig["q_month_hot_cli"] = median(lambda: cli_q(s1, "1m", month), R)
+        fig["q_year_1h_hot_rollup"] = sb_json("query", s1, "b", SYMBOL, "1h", -2**62, 2**62, R)["secs"]
+        fig["q_year_1h_hot_resample"] = sb_json("query", s0, "b", SYMBOL, "1h", -2**62, 2**62, R)["secs"]
+        for s in (s1, s0, s5):
+            subprocess.run([rf, "write-down", "--data-dir", str(s), "--all"], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        fig["q_month_cold"] = sb_json("query", s1, *qm)["secs"]
+        fig["q_month_cold_cli"] = median(lambda: cli_q(s1, "1m", month), R)
+        fig["q_year_1h_cold_rollup"] = sb_json("query", s1, "b", SYMBOL, "1h", -2**62, 2**62, R)["secs"]
+        fig["q_year_1h_cold_resample"] = sb_json("query", s0, "b", SYMBOL, "1h", -2**62, 2**62, R)["secs"]
+        fig["q_year_1h_cold_resample_cli"] = median(lambda: cli_q(s0, "1h"), R)
+        fig["cli_noop"] = median(lambda: timed([rf, "--version"]), R)
+        k = sb_json("resample", s0, "b", SYMBOL, "1h", max(R, 11))
+        assert k["input_rows"] == n, k
+        fig["resample_kernel"] = k["secs"]
+
+        # DuckDB: its own database file (hot counterpart) and the store's Parquet files (cold).
+        dbf = tmp / "duck.db"
+        with duckdb.connect(str(dbf)) as c:
+            c.execute("SET TimeZone='UTC'")
+            c.execute(f"CREATE TABLE bars AS SELECT {sel} FROM {rc} ORDER BY ts")
+        q_month = (f"SELECT * FROM bars WHERE symbol = '{SYMBOL}' AND ts >= '{MONTH[0]} 00:00:00+00' "
+                   f"AND ts < '{MONTH[1]} 00:00:00+00' ORDER BY ts")
+
+        def duck_file_month():
+            t = time.perf_counter()
+            c = duckdb.connect(str(dbf), read_only=True)
+            c.execute("SET TimeZone='UTC'")
+            rows = c.sql(q_month).to_arrow_table().num_rows
+            c.close()
+            assert rows == 31 * 1440 or n < 100_000, rows
+            return time.perf_counter() - t
+
+        fig["duck_month_dbfile"] = median(duck_file_month, R)
+        glob = f"{s1}/dataset=b/tf=1m/*/*.parquet"
+        rp = f"read_parquet('{glob}', hive_partitioning=true)"
+        q_month_pq = (f"SELECT * EXCLUDE (dataset, tf, date) FROM {rp} WHERE date >= DATE '{MONTH[0]}' "
+                      f"AND date < DATE '{MONTH[1]}' AND symbol = '{SYMBOL}' AND ts >= '{MONTH[0]} 00:00:00+00' "
+                      f"AND ts < '{MONTH[1]} 00:00:00+00' ORDER BY ts")
+
+        def duck_pq_month():
+            t = time.perf_counter()
+            c = duckdb.connect()
+            c.execute("SET TimeZone='UTC'")
+            rows = c.sql(q_month_pq).to_arrow_table().num_rows
+            c.close()
+            assert rows == 31 * 1440 or n < 100_000, rows
+            return time.perf_counter() - t
+
+        fig["duck_month_parquet"] = median(duck_pq_month, R)
+        agg = ("symbol, time_bucket(INTERVAL 1 hour, ts::TIMESTAMPTZ) AS bucket, first(open ORDER BY ts) AS open, max(high) AS high, "
+               "min(low) AS low, last(close ORDER BY ts) AS close, sum(volume) AS volume, sum(quote_volume) AS quote_volume, "
+               "sum(trades) AS trades, sum(taker_buy_base) AS taker_buy_base, sum(taker_buy_quote) AS taker_buy_quote")
+        fig["duck_rollup_mem"] = median(lambda: duck_arrow(mem, f"SELECT {agg} FROM bars GROUP BY ALL ORDER BY ALL")[0], max(R, 11))
+        fig["duck_rollup_old"] = median(lambda: duck_arrow(mem, "SELECT time_bucket(INTERVAL 1 hour, make_timestamp(open_time*1000)) b, first(open ORDER BY open_time), max(high), min(low), last(close ORDER BY open_time), sum(volume) FROM k GROUP BY b")[0], max(R, 11))
+        glob0 = f"{s0}/dataset=b/tf=1m/*/*.parquet"
+        fig["duck_rollup_parquet"] = median(
+            lambda: duck_arrow(mem, f"SELECT {agg} FROM read_parquet('{glob0}') GROUP BY ALL ORDER BY ALL")[0], R)
+
+        # --- bytes per bar
+        fig["cold_1m_bytes"] = du(s1 / "dataset=b" / "tf=1m")
+        fig["cold_1m_ohlcv_bytes"] = du(s5 / "dataset=b" / "tf=1m")
+        fig["cold_all_bytes"] = du(s1 / "dataset=b")
+        fig["cold_1m_files"] = sum(1 for _ in (s1 / "dataset=b" / "tf=1m").rglob("*.parquet"))
+        fig["csv_bytes"] = csv.stat().st_size
         dpq = tmp / "duck.parquet"
-        con.execute(f"COPY (SELECT * EXCLUDE (close_time, ignore) FROM k) TO '{dpq}' (FORMAT parquet, COMPRESSION zstd)")
-        csv_bytes = csv.stat().st_size
-
-        rows = [
-            ("ingest Binance kline CSV, no rollups", f"{n / t_csv_none / 1e6:.2f} M rows/s", f"read_csv: {n / d_csv / 1e6:.2f} M rows/s"),
-            ("ingest Binance kline CSV + 5m,15m,1h,1d rollups", f"{n / t_csv_roll / 1e6:.2f} M rows/s", ""),
-            ("ingest Parquet (ts,symbol,OHLCV)", f"{n / t_pq / 1e6:.2f} M rows/s", f"read_parquet: {n / d_pq / 1e6:.2f} M rows/s"),
-            ("query 1 symbol-month of 1m, hot (CLI, arrow out)", f"{t_q_hot * 1e3:.1f} ms", f"in-memory table filter: {d_month * 1e3:.1f} ms"),
-            ("query 1 symbol-month of 1m, cold (CLI, arrow out)", f"{t_q_cold * 1e3:.1f} ms", ""),
-            ("symbol-year 1m -> 1h resample on read, hot (CLI total)", f"{t_roll_hot * 1e3:.1f} ms", f"time_bucket group-by: {d_roll * 1e3:.1f} ms"),
-            ("symbol-year 1m -> 1h resample on read, cold (CLI total)", f"{t_roll_cold * 1e3:.1f} ms", ""),
-            ("bytes/bar, cold Parquet (1m only)", f"{du(store / 'dataset=b' / 'tf=1m') / n:.1f}", f"DuckDB zstd Parquet: {dpq.stat().st_size / n:.1f}"),
-            ("bytes/bar, hot WAL", f"{hot_bytes / n:.1f}", f"raw CSV: {csv_bytes / n:.1f}"),
-        ]
-        print(f"{n} rows, median of {a.repeat}; ringfeed = {rf}, duckdb {duckdb.__version__}\n")
-        print("| what | ringfeed | DuckDB (same run) |\n|---|---|---|")
-        for r in rows:
-            print(f"| {r[0]} | {r[1]} | {r[2]} |")
-        _ = cold_bytes
+        mem.execute(f"COPY bars TO '{dpq}' (FORMAT parquet, COMPRESSION zstd)")
+        fig["duck_pq_bytes"] = dpq.stat().st_size
+        dpart = tmp / "duckpart"
+        mem.execute(f"COPY (SELECT *, strftime(ts, '%Y-%m-%d') AS date FROM bars) TO '{dpart}' "
+                    f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date))")
+        fig["duck_pq_part_bytes"] = du(dpart)
+        dpq5 = tmp / "duck5.parquet"
+        mem.execute(f"COPY (SELECT ts, symbol, open, high, low, close, volume FROM bars) TO '{dpq5}' (FORMAT parquet, COMPRESSION zstd)")
+        fig["duck_pq_ohlcv_bytes"] = dpq5.stat().st_size
+        fig["rows"] = n
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    up1 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"after:  {up1}", file=sys.stderr)
+    fig["uptime_before"], fig["uptime_after"] = up0, up1
+    if a.json:
+        Path(a.json).write_text(json.dumps(fig, indent=1))
+
+    f = fig
+    rate = lambda s: n / s / 1e6
+    ms = lambda s: s * 1e3
+    ir = f["ingest_runs"]
+    span = lambda v: f"(runs {rate(max(v)):.2f}–{rate(min(v)):.2f})"
+    rows = [
+        ("ingest Binance kline CSV, default rollups (5m,15m,1h,1d), CLI",
+         f"{rate(f['ingest_csv_roll']):.2f} M rows/s {span(ir['roll'])}",
+         f"read_csv → table: {rate(f['duck_csv']):.2f} M rows/s {span(ir['duck'])}", f"{f['duck_csv'] / f['ingest_csv_roll']:.2f}"),
+        ("ingest Binance kline CSV, no rollups, CLI", f"{rate(f['ingest_csv_none']):.2f} M rows/s {span(ir['none'])}",
+         f"{rate(f['duck_csv']):.2f} M rows/s", f"{f['duck_csv'] / f['ingest_csv_none']:.2f}"),
+        ("  in process, rollups / none (of which upsert)",
+         f"{rate(f['ingest_csv_roll_inproc']):.2f} / {rate(f['ingest_csv_none_inproc']):.2f} M rows/s "
+         f"({ms(f['ingest_csv_roll_upsert']):.0f} / {ms(f['ingest_csv_none_upsert']):.0f} ms)", "", ""),
+    ]
+    rows.append(("  creating the 1,825 WAL files alone (5 dirs × 365, 4 KiB each), Python",
+                 f"{ms(f['create_files']):.0f} ms (runs {ms(min(ir['files'])):.0f}–{ms(max(ir['files'])):.0f})", "", ""))
+    if "parse_csv" in f:
+        rows.append(("  CSV parse alone (2 threads), in process",
+                     f"{rate(f['parse_csv']):.2f} M rows/s ({ms(f['parse_csv_cpu']):.0f} ms CPU)", "", ""))
+    if "ingest_csv_none_shm" in f:
+        rows.append(("  in process on tmpfs, rollups / none",
+                     f"{rate(f['ingest_csv_roll_shm']):.2f} / {rate(f['ingest_csv_none_shm']):.2f} M rows/s", "", ""))
+    if "ingest_csv_roll_fsync" in f:
+        rows.append(("ingest Binance kline CSV, default rollups, fsync=always, CLI",
+                     f"{rate(f['ingest_csv_roll_fsync']):.2f} M rows/s", "", ""))
+    rows += [
+        ("ingest Parquet, no rollups, CLI", f"{rate(f['ingest_pq_none']):.2f} M rows/s",
+         f"read_parquet → table: {rate(f['duck_pq']):.2f} M rows/s", f"{f['duck_pq'] / f['ingest_pq_none']:.2f}"),
+        ("query 1 symbol-month 1m, hot WAL, in process", f"{ms(f['q_month_hot']):.1f} ms",
+         f"own .duckdb file: {ms(f['duck_month_dbfile']):.1f} ms", f"{f['duck_month_dbfile'] / f['q_month_hot']:.2f}"),
+        ("query 1 symbol-month 1m, cold Parquet, in process", f"{ms(f['q_month_cold']):.1f} ms",
+         f"read_parquet, same files: {ms(f['duck_month_parquet']):.1f} ms", f"{f['duck_month_parquet'] / f['q_month_cold']:.2f}"),
+        ("  same via CLI (process, arrow to /dev/null): hot / cold", f"{ms(f['q_month_hot_cli']):.1f} / {ms(f['q_month_cold_cli']):.1f} ms",
+         f"`ringfeed --version`: {ms(f['cli_noop']):.1f} ms", ""),
+        ("rollup symbol-year 1m → 1h, in-memory kernel", f"{ms(f['resample_kernel']):.1f} ms",
+         f"time_bucket group-by, in-memory table: {ms(f['duck_rollup_mem']):.1f} ms", f"{f['duck_rollup_mem'] / f['resample_kernel']:.2f}"),
+        ("rollup symbol-year 1m → 1h, resample on read from cold", f"{ms(f['q_year_1h_cold_resample']):.1f} ms",
+         f"read_parquet + group-by: {ms(f['duck_rollup_parquet']):.1f} ms", f"{f['duck_rollup_parquet'] / f['q_year_1h_cold_resample']:.2f}"),
+        ("  1h for the year, stored rollup: hot / cold", f"{ms(f['q_year_1h_hot_rollup']):.1f} / {ms(f['q_year_1h_cold_rollup']):.1f} ms", "", ""),
+        ("  1h for the year, resample on read: hot / cold CLI", f"{ms(f['q_year_1h_hot_resample']):.1f} / {ms(f['q_year_1h_cold_resample_cli']):.1f} ms",
+         f"old script's OHLCV-only group-by: {ms(f['duck_rollup_old']):.1f} ms", ""),
+        ("bytes/bar, cold Parquet 1m (all 11 columns)", f"{f['cold_1m_bytes'] / n:.1f} ({f['cold_1m_files']} files)",
+         f"zstd Parquet, one file: {f['duck_pq_bytes'] / n:.1f}; per day: {f['duck_pq_part_bytes'] / n:.1f}",
+         f"{f['duck_pq_bytes'] / f['cold_1m_bytes']:.2f}"),
+        ("bytes/bar, cold Parquet 1m, ts+symbol+OHLCV only", f"{f['cold_1m_ohlcv_bytes'] / n:.1f}",
+         f"zstd Parquet, one file: {f['duck_pq_ohlcv_bytes'] / n:.1f}", f"{f['duck_pq_ohlcv_bytes'] / f['cold_1m_ohlcv_bytes']:.2f}"),
+        ("  cold incl. rollups; hot WAL 1m; raw CSV", f"{f['cold_all_bytes'] / n:.1f}; {f['hot_wal_1m_bytes'] / n:.1f}",
+         f"CSV: {f['csv_bytes'] / n:.1f}", ""),
+    ]
+    print(f"\n{n} rows, median of {R}; ringfeed = {rf}, duckdb {duckdb.__version__}, {os.cpu_count()} CPUs")
+    print(f"uptime before: {up0}\nuptime after:  {up1}\n")
+    print("| measure | ringfeed | DuckDB (same run) | ratio (>1 = ringfeed faster/smaller) |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |")
 
 
 if __name__ == "__main__":

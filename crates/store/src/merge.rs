@@ -85,9 +85,12 @@ fn key_cmp(kind: Kind, batch: &RecordBatch) -> impl Fn(usize, usize) -> std::cmp
         .then(|| schema::i64_col(batch, "trade_id").map(|a| a.values()))
         .flatten();
     move |a, b| {
-        v.symbol
-            .value(a)
-            .cmp(v.symbol.value(b))
+        let by_symbol = if v.symbol.views()[a] == v.symbol.views()[b] {
+            std::cmp::Ordering::Equal
+        } else {
+            v.symbol.value(a).cmp(v.symbol.value(b))
+        };
+        by_symbol
             .then(v.ts[a].cmp(&v.ts[b]))
             .then_with(|| match ids {
                 Some(ids) => ids[a].cmp(&ids[b]),
@@ -159,11 +162,13 @@ pub fn disorder(kind: Kind, batch: &RecordBatch) -> (usize, usize) {
 pub(crate) fn symbols_of(batch: &RecordBatch) -> Vec<String> {
     let v = schema::view(batch);
     let mut out: Vec<String> = Vec::new();
-    for i in 0..batch.num_rows() {
+    let mut i = 0;
+    while i < batch.num_rows() {
         let s = v.symbol.value(i);
-        if out.last().map(|l| l != s).unwrap_or(true) && !out.iter().any(|o| o == s) {
+        if !out.iter().any(|o| o == s) {
             out.push(s.to_string());
         }
+        i = schema::run_end(v.symbol, i);
     }
     out.sort();
     out

@@ -259,6 +259,20 @@ pub(crate) fn view(batch: &RecordBatch) -> View<'_> {
     }
 }
 
+/// End of the run of rows, from `i`, with the same symbol as row `i`. Equal views mean
+/// equal strings (inline up to 12 bytes, else the same buffer range), so the string
+/// comparison only runs when the views differ.
+#[inline]
+pub(crate) fn run_end(sym: &StringViewArray, i: usize) -> usize {
+    let views = sym.views();
+    let (v, s) = (views[i], sym.value(i));
+    let mut j = i + 1;
+    while j < views.len() && (views[j] == v || sym.value(j) == s) {
+        j += 1;
+    }
+    j
+}
+
 pub(crate) fn f_ts(batch: &RecordBatch) -> &[i64] {
     batch
         .column_by_name(TS)

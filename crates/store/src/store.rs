@@ -11,13 +11,15 @@ use crate::merge::{self, DeleteRange, Op};
 use crate::resample::{self, BucketError, Bucketing};
 use crate::schema::{self, Kind};
 use crate::timeframe::{Timeframe, NANOS_PER_DAY};
-use crate::wal::{self, ReplayReport, WalError, WalWriter};
+use crate::wal::{self, FsyncPolicy, ReplayReport, WalError, WalWriter};
 use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::ArrowError;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::arrow_writer::{ArrowWriter, ArrowWriterOptions};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -336,6 +338,14 @@ pub struct BarStore {
     writable: bool,
     /// WAL files whose torn tails were cut when the store was opened for writing.
     pub recovered: Vec<(PathBuf, ReplayReport)>,
+    /// Writer only: every hot WAL file and the length up to which it is known valid
+    /// (recovered at open, or written since). Appends to a file whose length still matches
+    /// skip the recovery pass; a path absent here does not exist (one writer per directory).
+    wal_lens: HashMap<PathBuf, u64>,
+    /// WAL files appended since the last [`BarStore::sync_pending`] that the policy wants
+    /// synced, and the directories that gained a file (synced under `always`).
+    pending_sync: BTreeSet<PathBuf>,
+    pending_dirs: BTreeSet<PathBuf>,
 }
 
 impl BarStore {
@@ -353,9 +363,13 @@ impl BarStore {
             catalog,
             writable: true,
             recovered: Vec::new(),
+            wal_lens: HashMap::new(),
+            pending_sync: BTreeSet::new(),
+            pending_dirs: BTreeSet::new(),
         };
         for p in s.all_wal_files() {
             let rep = wal::recover(&p)?;
+            s.wal_lens.insert(p.clone(), rep.valid_len);
             if rep.torn.is_some() {
                 s.recovered.push((p, rep));
             }
@@ -381,6 +395,9 @@ impl BarStore {
             catalog: Catalog::load(root)?,
             writable: false,
             recovered: Vec::new(),
+            wal_lens: HashMap::new(),
+            pending_sync: BTreeSet::new(),
+            pending_dirs: BTreeSet::new(),
         })
     }
 
@@ -567,6 +584,7 @@ impl BarStore {
         if batch.num_rows() == 0 {
             return Ok(WriteSummary::default());
         }
+        self.forget_pending();
         let batch = schema::conform(batch, &kind.schema()).map_err(schema_err)?;
         let batch = merge::sort_dedup(kind, batch).map_err(schema_err)?;
         let pieces = split_days(&batch).map_err(schema_err)?;
@@ -588,22 +606,19 @@ impl BarStore {
             self.catalog.commit(&self.root)?;
         }
         let mut fresh = BTreeMap::new();
+        let mut jobs = Vec::with_capacity(pieces.len());
         for (day, piece) in &pieces {
             let path = self.wal_path(dataset, cfg.base, *day);
-            let is_fresh = !path.exists() && self.cold_parts(dataset, cfg.base, *day).is_empty();
-            let mut w = WalWriter::open(&path, cfg.fsync)?;
-            w.append(&[Op::Upsert(piece.clone())])?;
-            w.close()?;
+            let is_fresh = !self.wal_exists(&path) && !self.has_cold(dataset, cfg.base, *day);
+            jobs.push((path, vec![Op::Upsert(piece.clone())]));
             fresh.insert(*day, is_fresh.then(|| piece.clone()));
         }
+        self.write_wal_jobs(cfg.fsync, jobs)?;
+        // The base frames are durable before any rollup derived from them is written.
+        self.sync_pending()?;
         if !cfg.rollups.is_empty() {
             let mut wm = HashMap::new();
-            let v = schema::view(&batch);
-            let len = cfg.base.nanos().unwrap_or(0);
-            for i in 0..batch.num_rows() {
-                let e = wm.entry(v.symbol.value(i).to_string()).or_insert(i64::MIN);
-                *e = (*e).max(v.ts[i] + len);
-            }
+            raise_watermarks(&batch, cfg.base.nanos().unwrap_or(0), &mut wm);
             let mut days: BTreeMap<i64, BTreeSet<String>> = pieces
                 .iter()
                 .map(|(d, p)| (*d, merge::symbols_of(p).into_iter().collect()))
@@ -611,11 +626,12 @@ impl BarStore {
             // The day before may hold bars flagged incomplete that this batch closes.
             if let Some((&first, syms)) = days.iter().next() {
                 let syms = syms.clone();
-                if self.wal_path(dataset, cfg.base, first - 1).exists() {
+                if self.wal_exists(&self.wal_path(dataset, cfg.base, first - 1)) {
                     days.insert(first - 1, syms);
                 }
             }
             summary.rollup_rows = self.refresh_rollups(dataset, &cfg, days, wm, fresh)?;
+            self.sync_pending()?;
         }
         Ok(summary)
     }
@@ -626,6 +642,7 @@ impl BarStore {
         if !self.writable {
             return Err(WriteError::ReadOnly);
         }
+        self.forget_pending();
         let entry = self.entry(dataset)?;
         let cfg = entry.config.clone();
         let all_syms: BTreeSet<String> = match &range.symbol {
@@ -643,14 +660,15 @@ impl BarStore {
             hot.extend(parts.iter().map(|p| p.day));
         }
         for day in hot.range(first..=last) {
-            let mut w = WalWriter::open(&self.wal_path(dataset, cfg.base, *day), cfg.fsync)?;
-            w.append(&[Op::Delete(range.clone())])?;
-            w.close()?;
+            let path = self.wal_path(dataset, cfg.base, *day);
+            self.append_wal(&path, cfg.fsync, &[Op::Delete(range.clone())])?;
             days.insert(*day, all_syms.clone());
         }
+        self.sync_pending()?;
         let n = days.len();
         if !cfg.rollups.is_empty() {
             self.refresh_rollups(dataset, &cfg, days, HashMap::new(), BTreeMap::new())?;
+            self.sync_pending()?;
         }
         Ok(n)
     }
@@ -668,21 +686,64 @@ impl BarStore {
         let kind = Self::kind_of(cfg, cfg.base);
         let len = cfg.base.nanos().unwrap_or(0);
         let mut rows = 0;
-        for (day, syms) in days {
-            let src = match fresh.get(&day) {
-                Some(Some(piece)) => Some(piece.clone()),
-                _ => self.read_day(dataset, cfg.base, kind, day, Some(&syms))?,
+        let mut jobs: Vec<WalJob> = Vec::new();
+        let all_fresh = days.keys().all(|d| matches!(fresh.get(d), Some(Some(_))));
+        if all_fresh {
+            // Every source is a piece of the batch, whose watermarks are already in `wm`:
+            // the days are independent, so compute them on every CPU (in day order).
+            let this = &*self;
+            let wm = &wm;
+            let day_list: Vec<(&i64, &BTreeSet<String>)> = days.iter().collect();
+            let one = |&(day, syms): &(&i64, &BTreeSet<String>)| {
+                let src = fresh[day].as_ref().expect("all fresh");
+                this.rollup_ops(dataset, cfg, kind, *day, syms, Some(src), wm)
             };
-            if let Some(src) = &src {
-                let v = schema::view(src);
-                for i in 0..src.num_rows() {
-                    let e = wm.entry(v.symbol.value(i).to_string()).or_insert(i64::MIN);
-                    *e = (*e).max(v.ts[i] + len);
-                }
+            for r in par_map(&day_list, one) {
+                let (n, mut j) = r?;
+                rows += n;
+                jobs.append(&mut j);
             }
-            for tf in &cfg.rollups {
-                let mut ops: Vec<Op> = syms
-                    .iter()
+        } else {
+            for (day, syms) in &days {
+                let src = match fresh.get(day) {
+                    Some(Some(piece)) => Some(piece.clone()),
+                    _ => self.read_day(dataset, cfg.base, kind, *day, Some(syms))?,
+                };
+                if let Some(src) = &src {
+                    raise_watermarks(src, len, &mut wm);
+                }
+                let (n, mut j) =
+                    self.rollup_ops(dataset, cfg, kind, *day, syms, src.as_ref(), &wm)?;
+                rows += n;
+                jobs.append(&mut j);
+            }
+        }
+        self.write_wal_jobs(cfg.fsync, jobs)?;
+        Ok(rows)
+    }
+
+    /// The WAL appends that replace one day's rollup bars of `syms` (deletes of the old
+    /// ones, then the new bars), for every rollup timeframe, and the number of new bars.
+    #[allow(clippy::too_many_arguments)]
+    fn rollup_ops(
+        &self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        kind: Kind,
+        day: i64,
+        syms: &BTreeSet<String>,
+        src: Option<&RecordBatch>,
+        wm: &HashMap<String, i64>,
+    ) -> Result<(usize, Vec<WalJob>), ReadError> {
+        let mut rows = 0;
+        let mut jobs = Vec::new();
+        for tf in &cfg.rollups {
+            let path = self.wal_path(dataset, *tf, day);
+            // Replace the day's rollup bars: delete them, then write the new ones. A
+            // (timeframe, day) with no WAL and no cold part has nothing to delete.
+            let has_old = self.wal_exists(&path) || self.has_cold(dataset, *tf, day);
+            let mut ops: Vec<Op> = if has_old {
+                syms.iter()
                     .map(|s| {
                         Op::Delete(DeleteRange {
                             symbol: Some(s.clone()),
@@ -690,37 +751,166 @@ impl BarStore {
                             end: (day + 1) * NANOS_PER_DAY,
                         })
                     })
-                    .collect();
-                if let Some(src) = &src {
-                    let cal = match &cfg.session {
-                        Some(s) if tf.nanos() >= Some(NANOS_PER_DAY) => Some(
-                            s.calendar()
-                                .expect("sessions are validated at dataset creation"),
-                        ),
-                        _ => None,
-                    };
-                    let mut b = Bucketing::new(*tf, tf.default_offset(), cal)
-                        .expect("rollups are validated at dataset creation");
-                    let out = resample::resample(src, kind, cfg.base, &mut b, Some(&wm))
-                        .map_err(ReadError::from)?;
-                    rows += out.num_rows();
-                    if out.num_rows() > 0 {
-                        ops.push(Op::Upsert(out));
-                    }
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if let Some(src) = src {
+                let cal = match &cfg.session {
+                    Some(s) if tf.nanos() >= Some(NANOS_PER_DAY) => Some(
+                        s.calendar()
+                            .expect("sessions are validated at dataset creation"),
+                    ),
+                    _ => None,
+                };
+                let mut b = Bucketing::new(*tf, tf.default_offset(), cal)
+                    .expect("rollups are validated at dataset creation");
+                let out = resample::resample(src, kind, cfg.base, &mut b, Some(wm))?;
+                rows += out.num_rows();
+                if out.num_rows() > 0 {
+                    ops.push(Op::Upsert(out));
                 }
-                let path = self.wal_path(dataset, *tf, day);
-                if !path.exists()
-                    && ops.iter().all(|o| matches!(o, Op::Delete(_)))
-                    && self.cold_parts(dataset, *tf, day).is_empty()
-                {
-                    continue; // nothing to delete, nothing to write
-                }
-                let mut w = WalWriter::open(&path, cfg.fsync)?;
-                w.append(&ops)?;
-                w.close()?;
+            }
+            if !ops.is_empty() {
+                jobs.push((path, ops)); // else nothing to delete, nothing to write
             }
         }
-        Ok(rows)
+        Ok((rows, jobs))
+    }
+
+    /// Run WAL appends (each to a different file) on every CPU, then record them in
+    /// `wal_lens` and the sync list in order. The first failure, in job order, is returned.
+    fn write_wal_jobs(&mut self, policy: FsyncPolicy, jobs: Vec<WalJob>) -> Result<(), WalError> {
+        let work: Vec<(PathBuf, Option<u64>, Vec<Op>)> = jobs
+            .into_iter()
+            .map(|(p, ops)| {
+                let known = self.wal_lens.get(&p).copied();
+                (p, known, ops)
+            })
+            .collect();
+        let results = par_map(&work, |(path, known, ops)| {
+            WalWriter::open_known(path, FsyncPolicy::Never, *known).and_then(|mut w| {
+                w.append(ops)?;
+                let done = (w.valid_len(), w.created());
+                w.close()?;
+                Ok(done)
+            })
+        });
+        let mut first_err = None;
+        for ((path, _, _), r) in work.into_iter().zip(results) {
+            if let Err(e) = self.record_append(&path, policy, r) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Append `ops` to a hot WAL, keeping `wal_lens` current. The sync the policy asks for
+    /// is deferred to [`BarStore::sync_pending`], which the write operations call before
+    /// they return (so an acknowledged write is as durable as before) and which syncs
+    /// the files of a many-day write concurrently and each directory once.
+    fn append_wal(&mut self, path: &Path, policy: FsyncPolicy, ops: &[Op]) -> Result<(), WalError> {
+        let known = self.wal_lens.get(path).copied();
+        let res = WalWriter::open_known(path, FsyncPolicy::Never, known).and_then(|mut w| {
+            w.append(ops)?;
+            let done = (w.valid_len(), w.created());
+            w.close()?;
+            Ok(done)
+        });
+        self.record_append(path, policy, res)
+    }
+
+    /// Book-keeping after an append: the file's valid length, and what to sync.
+    fn record_append(
+        &mut self,
+        path: &Path,
+        policy: FsyncPolicy,
+        res: Result<(u64, bool), WalError>,
+    ) -> Result<(), WalError> {
+        match res {
+            Ok((len, created)) => {
+                self.wal_lens.insert(path.to_path_buf(), len);
+                // `always` syncs the file and, for a new file, its directory entry;
+                // `<N>ms` synced each file when its writer closed, which it still does here.
+                if policy != FsyncPolicy::Never {
+                    self.pending_sync.insert(path.to_path_buf());
+                }
+                if created && policy == FsyncPolicy::Always {
+                    if let Some(dir) = path.parent() {
+                        self.pending_dirs.insert(dir.to_path_buf());
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // The file may exist with a torn frame now: recover it on the next append.
+                self.wal_lens.insert(path.to_path_buf(), u64::MAX);
+                Err(e)
+            }
+        }
+    }
+
+    /// Drop the sync list of a write that failed before its sync point.
+    fn forget_pending(&mut self) {
+        self.pending_sync.clear();
+        self.pending_dirs.clear();
+    }
+
+    /// `fdatasync` every WAL appended since the last call (on up to 4 threads: the device
+    /// works on several at once), then `fsync` each directory that gained a file.
+    fn sync_pending(&mut self) -> Result<(), WalError> {
+        let files: Vec<PathBuf> = std::mem::take(&mut self.pending_sync).into_iter().collect();
+        let dirs = std::mem::take(&mut self.pending_dirs);
+        let sync = |paths: &[PathBuf], data_only: bool| -> Result<(), WalError> {
+            for p in paths {
+                let io = |source| WalError::Io {
+                    path: p.clone(),
+                    source,
+                };
+                let f = File::open(p).map_err(io)?;
+                if data_only {
+                    f.sync_data().map_err(io)?;
+                } else {
+                    f.sync_all().map_err(io)?;
+                }
+            }
+            Ok(())
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(files.len().div_ceil(8).max(1));
+        if threads <= 1 {
+            sync(&files, true)?;
+        } else {
+            let per = files.len().div_ceil(threads);
+            std::thread::scope(|sc| {
+                let sync = &sync;
+                let handles: Vec<_> = files
+                    .chunks(per)
+                    .map(|c| sc.spawn(move || sync(c, true)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .try_for_each(|h| h.join().expect("sync thread"))
+            })?;
+        }
+        let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+        sync(&dirs, false)
+    }
+
+    /// Whether a hot WAL exists (writer only: from `wal_lens`, no `stat`).
+    fn wal_exists(&self, path: &Path) -> bool {
+        self.wal_lens.contains_key(path)
+    }
+
+    /// Whether the cold tier has a part for (dataset, timeframe, day).
+    fn has_cold(&self, dataset: &str, tf: Timeframe, day: i64) -> bool {
+        self.catalog
+            .datasets
+            .get(dataset)
+            .and_then(|e| e.cold.get(&tf.to_string()))
+            .is_some_and(|v| v.iter().any(|p| p.day == day))
     }
 
     fn cold_parts(&self, dataset: &str, tf: Timeframe, day: i64) -> Vec<PartFile> {
@@ -749,7 +939,10 @@ impl BarStore {
                     continue;
                 }
             }
-            base.extend(read_parquet(&self.root.join(&p.path))?);
+            base.extend(read_parquet_as(
+                &self.root.join(&p.path),
+                Some(&kind.schema()),
+            )?);
         }
         let (ops, _) = wal::replay(&self.wal_path(dataset, tf, day))?;
         let merged = merge::apply(kind, base, ops)?;
@@ -913,12 +1106,46 @@ impl BarStore {
             }
         }
         let schema = kind.schema();
-        let mut pieces = Vec::new();
-        for day in days {
-            if let Some(b) = self.read_day(dataset, tf, kind, day, symbols)? {
-                pieces.push(schema::conform(&b, &schema)?);
+        let days: Vec<i64> = days.into_iter().collect();
+        let read = |days: &[i64]| -> Result<Vec<RecordBatch>, ReadError> {
+            let mut out = Vec::with_capacity(days.len());
+            for &day in days {
+                if let Some(b) = self.read_day(dataset, tf, kind, day, symbols)? {
+                    out.push(schema::conform(&b, &schema)?);
+                }
             }
-        }
+            Ok(out)
+        };
+        // Days are independent (a file or two each): read them on every CPU, in order.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(days.len() / 4)
+            .max(1);
+        let pieces: Vec<RecordBatch> = if threads == 1 {
+            read(&days)?
+        } else {
+            let per = days.len().div_ceil(threads);
+            let results: Vec<Result<Vec<RecordBatch>, ReadError>> = std::thread::scope(|sc| {
+                let read = &read;
+                let handles: Vec<_> = days
+                    .chunks(per)
+                    .skip(1)
+                    .map(|c| sc.spawn(move || read(c)))
+                    .collect();
+                let mut r = vec![read(&days[..per.min(days.len())])];
+                r.extend(
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("reader thread")),
+                );
+                r
+            });
+            let mut pieces = Vec::new();
+            for r in results {
+                pieces.extend(r?);
+            }
+            pieces
+        };
         let all = arrow_select::concat::concat_batches(&schema, &pieces)?;
         let all = filter_ts(&all, start, end)?;
         Ok(merge::sort_dedup(kind, all)?)
@@ -1005,6 +1232,7 @@ impl BarStore {
         crate::failpoint("writedown:after_commit");
         for g in garbage {
             let _ = std::fs::remove_file(&g);
+            self.wal_lens.remove(&g);
         }
         self.collect_garbage();
         Ok(summary)
@@ -1019,28 +1247,88 @@ fn read_dirs(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Split a sorted batch into one piece per UTC day.
+/// Split a sorted batch into one piece per UTC day (a slice when the day's rows are
+/// contiguous, else a `take` of them in row order). Rows are grouped by runs of equal
+/// days, so the map is touched once per run, not once per row.
 fn split_days(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>, ArrowError> {
     let ts = schema::f_ts(batch);
-    let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-    for (i, t) in ts.iter().enumerate() {
-        groups
-            .entry(t.div_euclid(NANOS_PER_DAY))
-            .or_default()
-            .push(i as u32);
+    let mut groups: BTreeMap<i64, Vec<(usize, usize)>> = BTreeMap::new();
+    let mut i = 0;
+    while i < ts.len() {
+        let day = ts[i].div_euclid(NANOS_PER_DAY);
+        let mut j = i + 1;
+        while j < ts.len() && ts[j].div_euclid(NANOS_PER_DAY) == day {
+            j += 1;
+        }
+        groups.entry(day).or_default().push((i, j));
+        i = j;
     }
     groups
         .into_iter()
-        .map(|(day, idx)| {
-            let contiguous = idx.windows(2).all(|w| w[1] == w[0] + 1);
-            let piece = if contiguous {
-                batch.slice(idx[0] as usize, idx.len())
+        .map(|(day, runs)| {
+            let piece = if let [(a, b)] = runs[..] {
+                batch.slice(a, b - a)
             } else {
-                arrow_select::take::take_record_batch(batch, &UInt32Array::from(idx))?
+                let idx: UInt32Array = runs
+                    .iter()
+                    .flat_map(|&(a, b)| (a as u32)..(b as u32))
+                    .collect();
+                arrow_select::take::take_record_batch(batch, &idx)?
             };
             Ok((day, piece))
         })
         .collect()
+}
+
+/// One WAL append: the file and its frames.
+type WalJob = (PathBuf, Vec<Op>);
+
+/// `f` over `items` on up to the available CPUs (at most 4), results in item order.
+/// Small inputs (under 16 items) stay on the calling thread.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(items.len() / 8)
+        .max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .skip(1)
+            .map(|c| sc.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out: Vec<R> = items[..per].iter().map(f).collect();
+        for h in handles {
+            out.extend(h.join().expect("worker thread"));
+        }
+        out
+    })
+}
+
+/// Raise `wm[symbol]` to the end (`ts + len`) of each row's bar: one map lookup (and at
+/// most one allocation) per run of equal symbols, not per row.
+fn raise_watermarks(batch: &RecordBatch, len: i64, wm: &mut HashMap<String, i64>) {
+    let v = schema::view(batch);
+    let n = batch.num_rows();
+    let mut i = 0;
+    while i < n {
+        let sym = v.symbol.value(i);
+        let j = schema::run_end(v.symbol, i);
+        let hi = v.ts[i..j].iter().copied().max().unwrap_or(i64::MIN);
+        let end = hi + len;
+        match wm.get_mut(sym) {
+            Some(e) => *e = (*e).max(end),
+            None => {
+                wm.insert(sym.to_string(), end);
+            }
+        }
+        i = j;
+    }
 }
 
 fn filter_ts(b: &RecordBatch, start: i64, end: i64) -> Result<RecordBatch, ArrowError> {
@@ -1072,20 +1360,40 @@ fn limit_per_symbol(b: &RecordBatch, n: usize, from_end: bool) -> Result<RecordB
     arrow_select::take::take_record_batch(b, &UInt32Array::from(idx))
 }
 
+/// Cold-tier Parquet settings (measured in docs/benchmarks.md, `store_bench encodings`):
+/// zstd level 6 (smaller *and* faster than 9 on 1m bars); float columns PLAIN without a
+/// dictionary (zstd finds the repeated 8-byte prices of a day: 3.1 bytes a price against
+/// 5.0 with BYTE_STREAM_SPLIT, whose low mantissa bytes of decimal prices look random) and
+/// without statistics; `ts`, `trades` and `trade_id` delta-encoded; `symbol` dictionary
+/// encoded with page statistics, so readers can skip pages of other symbols.
 fn parquet_props() -> WriterProperties {
     let mut p = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(9).expect("valid level"),
+            ZstdLevel::try_new(6).expect("valid level"),
         ))
         .set_max_row_group_row_count(Some(1 << 20));
-    for c in ["open", "high", "low", "close", "volume", "price", "size"] {
+    for c in [
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "taker_buy_base",
+        "taker_buy_quote",
+        "price",
+        "size",
+    ] {
         p = p
             .set_column_dictionary_enabled(ColumnPath::from(c), false)
-            .set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
+            .set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
     }
-    p.set_column_dictionary_enabled(ColumnPath::from("ts"), false)
-        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
-        .build()
+    for c in ["ts", "trades", "trade_id"] {
+        p = p
+            .set_column_dictionary_enabled(ColumnPath::from(c), false)
+            .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED);
+    }
+    p.build()
 }
 
 /// Write `batch` to `path` atomically (temp name, fsync, rename, fsync dir). Returns bytes.
@@ -1098,7 +1406,12 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64, WriteDownE
     std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     let tmp = path.with_extension("parquet.tmp");
     let f = File::create(&tmp).map_err(|e| err(e.to_string()))?;
-    let mut w = ArrowWriter::try_new(f, batch.schema(), Some(parquet_props()))
+    // No embedded Arrow schema (~900 bytes a file): readers get the types from Parquet's
+    // own logical types, and the store reads with its schema as the hint.
+    let opts = ArrowWriterOptions::new()
+        .with_properties(parquet_props())
+        .with_skip_arrow_metadata(true);
+    let mut w = ArrowWriter::try_new_with_options(f, batch.schema(), opts)
         .map_err(|e| err(e.to_string()))?;
     w.write(batch).map_err(|e| err(e.to_string()))?;
     let f = w.into_inner().map_err(|e| err(e.to_string()))?;
@@ -1113,16 +1426,34 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64, WriteDownE
 
 /// Read every batch of a Parquet file.
 pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, ReadError> {
+    read_parquet_as(path, None)
+}
+
+/// Read every batch of a Parquet file, decoded straight into `schema`'s types (`Utf8View`
+/// symbols, `UTC` timestamps) when given and compatible; otherwise as the file describes
+/// itself (the caller conforms).
+pub fn read_parquet_as(
+    path: &Path,
+    schema: Option<&arrow_schema::SchemaRef>,
+) -> Result<Vec<RecordBatch>, ReadError> {
     let perr = |source| ReadError::Parquet {
         path: path.into(),
         source,
     };
-    let f = File::open(path).map_err(|source| ReadError::Io {
+    // Part files are small (a day): one read, then decode from memory.
+    let f = bytes::Bytes::from(std::fs::read(path).map_err(|source| ReadError::Io {
         path: path.into(),
         source,
-    })?;
-    let r = ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(perr)?
+    })?);
+    let meta = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).map_err(perr)?;
+    let meta = match schema {
+        Some(s) if s.fields().len() == meta.schema().fields().len() => {
+            let hinted = ArrowReaderOptions::new().with_schema(s.clone());
+            ArrowReaderMetadata::try_new(meta.metadata().clone(), hinted).unwrap_or(meta)
+        }
+        _ => meta,
+    };
+    let r = ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta)
         .with_batch_size(1 << 20)
         .build()
         .map_err(perr)?;

@@ -15,7 +15,6 @@
 //! decode; everything from there on is a torn tail, which a writer truncates on open.
 
 use crate::merge::{DeleteRange, Op};
-use arrow_array::RecordBatch;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -232,30 +231,52 @@ pub fn recover(path: &Path) -> Result<ReplayReport, WalError> {
 
 /// Encode an operation as one frame.
 pub fn encode(op: &Op) -> Result<Vec<u8>, arrow_schema::ArrowError> {
-    let (kind, payload) = match op {
-        Op::Upsert(b) => (KIND_UPSERT, encode_batch(b)?),
-        Op::Delete(d) => (
-            KIND_DELETE,
-            serde_json::to_vec(d).map_err(|e| arrow_schema::ArrowError::ExternalError(e.into()))?,
-        ),
-    };
-    let mut out = Vec::with_capacity(pad(HEADER + payload.len()));
-    out.extend_from_slice(&MAGIC.to_le_bytes());
-    out.extend_from_slice(&[kind, 0, 0, 0]);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[..12]), &payload);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&payload);
-    out.resize(pad(out.len()), 0);
+    let mut out = Vec::new();
+    encode_into(op, &mut out)?;
     Ok(out)
 }
 
-fn encode_batch(b: &RecordBatch) -> Result<Vec<u8>, arrow_schema::ArrowError> {
-    let opts = IpcWriteOptions::try_new(64, false, arrow_ipc::MetadataVersion::V5)?;
-    let mut w = StreamWriter::try_new_with_options(Vec::new(), &b.schema(), opts)?;
-    w.write(b)?;
-    w.finish()?;
-    w.into_inner()
+/// Append the frame of `op` to `out`, the payload encoded in place (no intermediate copy).
+/// Returns the frame's length.
+pub fn encode_into(op: &Op, out: &mut Vec<u8>) -> Result<usize, arrow_schema::ArrowError> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; HEADER]);
+    let kind = match op {
+        Op::Upsert(b) => {
+            let opts = IpcWriteOptions::try_new(64, false, arrow_ipc::MetadataVersion::V5)?;
+            let mut w = StreamWriter::try_new_with_options(&mut *out, &b.schema(), opts)?;
+            w.write(b)?;
+            w.finish()?;
+            KIND_UPSERT
+        }
+        Op::Delete(d) => {
+            serde_json::to_writer(&mut *out, d)
+                .map_err(|e| arrow_schema::ArrowError::ExternalError(e.into()))?;
+            KIND_DELETE
+        }
+    };
+    let len = out.len() - start - HEADER;
+    let h = &mut out[start..start + HEADER];
+    h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    h[4] = kind;
+    h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(&out[start..start + 12]),
+        &out[start + HEADER..],
+    );
+    out[start + 12..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+    out.resize(start + pad(HEADER + len), 0);
+    Ok(out.len() - start)
+}
+
+/// Sync the directory holding `path`, making a new entry in it durable.
+fn sync_parent(path: &Path) -> Result<(), WalError> {
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(path))?;
+    }
+    Ok(())
 }
 
 /// An open WAL file, positioned after its last valid frame.
@@ -265,6 +286,10 @@ pub struct WalWriter {
     policy: FsyncPolicy,
     last_sync: Instant,
     dirty: bool,
+    /// File length after the last successful append (= the end of the last valid frame).
+    pos: u64,
+    /// Whether opening created the file.
+    created: bool,
     /// What opening found and cut.
     pub recovered: ReplayReport,
 }
@@ -288,14 +313,9 @@ impl WalWriter {
             .truncate(false)
             .open(path)
             .map_err(io(path))?;
-        file.seek(SeekFrom::End(0)).map_err(io(path))?;
+        let pos = file.seek(SeekFrom::End(0)).map_err(io(path))?;
         if !existed && policy == FsyncPolicy::Always {
-            // Make the new directory entry durable too.
-            if let Some(dir) = path.parent() {
-                File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io(path))?;
-            }
+            sync_parent(path)?;
         }
         Ok(WalWriter {
             path: path.to_path_buf(),
@@ -303,26 +323,101 @@ impl WalWriter {
             policy,
             last_sync: Instant::now(),
             dirty: false,
+            pos,
+            created: !existed,
             recovered,
         })
+    }
+
+    /// [`WalWriter::open`] for a caller that tracks its WAL files (the store's writer, which
+    /// recovers every WAL when it opens and is the only writer). `known_len = Some(n)`: the
+    /// file is valid up to its `n` bytes, so if its length is still `n` the recovery pass (a
+    /// read and decode of the whole file) is skipped. `None`: the file is not expected to
+    /// exist and is created with `O_EXCL` (no `stat`, `mkdir` or read first). Anything else
+    /// (a different length, a file that exists after all, a missing directory) takes the
+    /// general path of [`WalWriter::open`].
+    pub fn open_known(
+        path: &Path,
+        policy: FsyncPolicy,
+        known_len: Option<u64>,
+    ) -> Result<Self, WalError> {
+        let writer = |file: File, pos: u64| WalWriter {
+            path: path.to_path_buf(),
+            file,
+            policy,
+            last_sync: Instant::now(),
+            dirty: false,
+            pos,
+            created: pos == 0,
+            recovered: ReplayReport::default(),
+        };
+        match known_len {
+            None => match OpenOptions::new().write(true).create_new(true).open(path) {
+                Ok(file) => {
+                    if policy == FsyncPolicy::Always {
+                        sync_parent(path)?;
+                    }
+                    Ok(writer(file, 0))
+                }
+                Err(_) => Self::open(path, policy),
+            },
+            Some(n) => match OpenOptions::new().write(true).open(path) {
+                Ok(mut file) => {
+                    let len = file.metadata().map_err(io(path))?.len();
+                    if len != n {
+                        drop(file);
+                        return Self::open(path, policy);
+                    }
+                    file.seek(SeekFrom::End(0)).map_err(io(path))?;
+                    Ok(writer(file, n))
+                }
+                Err(_) => Self::open(path, policy),
+            },
+        }
+    }
+
+    /// File length after the last successful append: the end of the last valid frame.
+    pub fn valid_len(&self) -> u64 {
+        self.pos
+    }
+
+    /// Whether opening created the file (its directory entry is new).
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     /// Append operations as frames, then sync per policy. When this returns `Ok` under
     /// `FsyncPolicy::Always`, the frames are durable.
     pub fn append(&mut self, ops: &[Op]) -> Result<(), WalError> {
-        let mut buf = Vec::new();
+        // Room for every frame up front: growing a many-megabyte buffer would copy it.
+        let estimate: usize = ops
+            .iter()
+            .map(|op| match op {
+                // (Not get_array_memory_size: a slice reports its whole buffers.)
+                Op::Upsert(b) => {
+                    let row: usize = b
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.data_type().primitive_width().unwrap_or(16) + 1)
+                        .sum();
+                    b.num_rows() * row + 64 * b.num_columns() + 4096
+                }
+                Op::Delete(_) => 256,
+            })
+            .sum();
+        let mut buf = Vec::with_capacity(estimate);
         for op in ops {
-            let frame = encode(op).map_err(|source| WalError::Encode {
+            let len = encode_into(op, &mut buf).map_err(|source| WalError::Encode {
                 path: self.path.clone(),
                 source,
             })?;
-            if frame.len() > MAX_FRAME {
+            if len > MAX_FRAME {
                 return Err(WalError::TooLarge {
                     path: self.path.clone(),
-                    len: frame.len(),
+                    len,
                 });
             }
-            buf.extend_from_slice(&frame);
         }
         crate::failpoint("wal:before_write");
         if crate::failpoint_active("wal:torn_write") {
@@ -331,6 +426,7 @@ impl WalWriter {
             std::process::abort();
         }
         self.file.write_all(&buf).map_err(io(&self.path))?;
+        self.pos += buf.len() as u64;
         self.dirty = true;
         match self.policy {
             FsyncPolicy::Always => self.sync()?,
@@ -367,6 +463,7 @@ impl WalWriter {
 mod tests {
     use super::*;
     use crate::schema::BarColumns;
+    use arrow_array::RecordBatch;
 
     fn batch(n: usize) -> RecordBatch {
         let mut c = BarColumns::default();

@@ -189,6 +189,20 @@ fn write_down_moves_days_to_parquet_and_queries_do_not_change() {
     assert!(rows(&ro.query(&one).unwrap())
         .iter()
         .all(|r| r.1 >= day && r.1 < day + 60 * MIN));
+    // Cold parts carry no embedded Arrow schema; the store reads them straight into its own
+    // types (Utf8View symbols, UTC timestamps), other readers get Parquet's logical types.
+    let part = dir
+        .path()
+        .join("dataset=d/tf=1m/date=1970-01-01/part-1.parquet");
+    let hinted =
+        ringfeed_store::store::read_parquet_as(&part, Some(&schema::bar_schema())).unwrap();
+    assert_eq!(hinted[0].schema(), schema::bar_schema());
+    let plain = ringfeed_store::store::read_parquet(&part).unwrap();
+    assert!(plain[0].schema().metadata().is_empty());
+    assert_eq!(
+        plain[0].schema().field(1).data_type(),
+        &arrow_schema::DataType::Utf8
+    );
 }
 
 #[test]
