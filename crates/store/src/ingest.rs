@@ -1802,18 +1802,8 @@ fn ts_column(a: &dyn Array, fmt: &TsFormat, tz: Option<&Tz>) -> Result<Vec<Optio
         | DataType::Int32
         | DataType::UInt64
         | DataType::UInt32
-        | DataType::Float64 => {
-            let s = arrow_cast::cast(a, &DataType::Utf8).map_err(|e| e.to_string())?;
-            let s = s.as_string::<i32>();
-            (0..n)
-                .map(|i| {
-                    s.is_valid(i)
-                        .then(|| parse_ts(s.value(i).as_bytes(), fmt, tz).ok())
-                        .flatten()
-                })
-                .collect()
-        }
-        DataType::Utf8
+        | DataType::Float64
+        | DataType::Utf8
         | DataType::LargeUtf8
         | DataType::Utf8View
         | DataType::Date32
