@@ -28,7 +28,7 @@ pub mod metrics;
 pub mod protocol;
 mod server;
 
-pub use client::{socket_path, Bars, Client, ClientError};
+pub use client::{socket_path, Bars, Client, ClientError, Replay};
 pub use config::Config;
 pub use server::{bind, serve, Daemon, ServeError};
 

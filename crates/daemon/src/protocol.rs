@@ -47,6 +47,26 @@ pub enum Request {
         /// Dataset.
         dataset: String,
     },
+    /// History of a topic from a time on, and the seam where live data takes
+    /// over. Send after `subscribe` and after opening the topic reader: the
+    /// answer's `arena` holds the history, and `seq` is the first topic seq it
+    /// does not contain (skip live batches below it).
+    Replay(ReplaySpec),
+}
+
+/// A replay request: the history half of `subscribe(..., start=T)`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySpec {
+    /// Dataset.
+    pub dataset: String,
+    /// A live topic's timeframe (the base timeframe or a rollup).
+    pub timeframe: String,
+    /// First bar of the history: ns since the epoch, "YYYY-MM-DD" or RFC 3339.
+    pub start: TimeSpec,
+    /// Symbols of the history; empty or `["*"]` means all (live batches carry every symbol).
+    #[serde(default)]
+    pub symbols: Vec<String>,
 }
 
 /// A bars query.
@@ -125,8 +145,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 /// Error kinds a client can match on.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WireError {
-    /// Machine-readable kind: `bad_request`, `unknown_dataset`, `bad_timeframe`,
-    /// `too_large`, `too_many_pending`, `store`, `ring`, `internal`.
+    /// Machine-readable kind: `bad_request`, `unknown_dataset`, `unknown_symbol`,
+    /// `bad_timeframe`, `too_large`, `too_many_pending`, `busy`, `store`, `ring`,
+    /// `internal`.
     pub kind: String,
     /// Human message that says what to do.
     pub message: String,
@@ -155,6 +176,9 @@ pub struct Response {
     /// Whether the answer came from the cache (query).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached: Option<bool>,
+    /// Replay seam: the first live topic seq not in the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     /// Free-form payload (stat text, dataset listing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,

@@ -3,7 +3,9 @@
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::protocol::{read_frame, write_frame, FrameError, QuerySpec, Request, Response};
+use crate::protocol::{
+    read_frame, write_frame, FrameError, QuerySpec, ReplaySpec, Request, Response,
+};
 use arrow_array::RecordBatch;
 use ringfeed_arrow::{codec, OnFull, RingOptions, Writer};
 use ringfeed_store::{BarStore, DatasetConfig, Query, Symbols, Timeframe};
@@ -13,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Why the daemon could not start or stopped with an error.
@@ -70,8 +72,16 @@ struct Cache {
 /// State shared by every connection.
 pub struct Daemon {
     cfg: Config,
-    store: Mutex<BarStore>,
+    /// Queries read concurrently; appends write.
+    store: RwLock<BarStore>,
+    /// Held across an append (store write + every publish) and across a replay
+    /// snapshot (topic seq + store read): a snapshot sees exactly the
+    /// publications before its seam.
+    ingest: Mutex<()>,
     cache: Mutex<Cache>,
+    /// One lock per query being built, so identical queries wait for the first
+    /// build while different queries build in parallel (without the cache lock).
+    building: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     topics: Mutex<HashMap<(String, String), Writer>>,
     metrics: Arc<Metrics>,
     connections: AtomicU32,
@@ -95,6 +105,16 @@ impl From<Fail> for Response {
     fn from(f: Fail) -> Self {
         Response::err(f.kind, f.message)
     }
+}
+
+fn query_fail(e: ringfeed_store::store::QueryError) -> Fail {
+    let kind = match e {
+        ringfeed_store::store::QueryError::UnknownDataset { .. } => "unknown_dataset",
+        ringfeed_store::store::QueryError::UnknownSymbol { .. } => "unknown_symbol",
+        ringfeed_store::store::QueryError::Timeframe { .. } => "bad_timeframe",
+        _ => "store",
+    };
+    fail(kind, e.to_string())
 }
 
 fn wire_err<E: std::fmt::Display>(kind: &'static str) -> impl Fn(E) -> Fail {
@@ -153,8 +173,10 @@ impl Daemon {
         }
         Ok(Arc::new(Self {
             cfg,
-            store: Mutex::new(store),
+            store: RwLock::new(store),
+            ingest: Mutex::new(()),
             cache: Mutex::new(Cache::default()),
+            building: Mutex::new(HashMap::new()),
             topics: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
             connections: AtomicU32::new(0),
@@ -206,11 +228,18 @@ impl Daemon {
             }
             Request::Subscribe { dataset, timeframe } => self.subscribe(&dataset, &timeframe),
             Request::Append { dataset } => self.append(&dataset, payload),
+            Request::Replay(r) => {
+                let t = Instant::now();
+                let resp = self.replay(&r, held);
+                self.metrics
+                    .observe_query(t.elapsed(), resp.ok, resp.cached == Some(true));
+                resp
+            }
         }
     }
 
     fn datasets(&self) -> Response {
-        let store = self.store.lock().expect("store lock");
+        let store = self.store.read().expect("store lock");
         let mut out = serde_json::Map::new();
         for (name, e) in &store.catalog().datasets {
             let tfs: Vec<String> = store
@@ -269,67 +298,109 @@ impl Daemon {
     }
 
     fn query(&self, q: &QuerySpec, held: &mut Vec<String>) -> Response {
-        if held.len() as u32 >= self.cfg.max_pending_per_client {
-            return Response::err(
-                "too_many_pending",
-                format!(
-                    "this client holds {} unreleased query results (limit {}): release some first",
-                    held.len(),
-                    self.cfg.max_pending_per_client
-                ),
-            );
+        if let Err(f) = self.check_pending(held) {
+            return f.into();
         }
         let sq = match self.to_store_query(q) {
             Ok(s) => s,
             Err(f) => return f.into(),
         };
         let key = serde_json::to_string(q).expect("serialisable");
-        let mut cache = self.cache.lock().expect("cache lock");
-        if let Some(name) = cache.by_key.get(&key).cloned() {
-            if let Some(e) = cache.entries.get_mut(&name) {
-                e.pending += 1;
-                e.last_used = Instant::now();
-                held.push(name.clone());
-                return Response {
-                    arena: Some(name),
-                    batches: Some(e.batches),
-                    rows: Some(e.rows),
-                    bytes: Some(e.bytes),
-                    cached: Some(true),
-                    ..Response::ok()
-                };
-            }
+        match self.cached_or_build(key, held, || {
+            let store = self.store.read().expect("store lock");
+            store.query(&sq).map_err(query_fail)
+        }) {
+            Ok(r) => r,
+            Err(f) => f.into(),
         }
-        let batch = {
-            let store = self.store.lock().expect("store lock");
-            match store.query(&sq) {
-                Ok(b) => b,
-                Err(e) => {
-                    let kind = match e {
-                        ringfeed_store::store::QueryError::UnknownDataset { .. } => {
-                            "unknown_dataset"
-                        }
-                        _ => "store",
-                    };
-                    return Response::err(kind, e.to_string());
-                }
+    }
+
+    fn check_pending(&self, held: &[String]) -> Result<(), Fail> {
+        if held.len() as u32 >= self.cfg.max_pending_per_client {
+            return Err(fail(
+                "too_many_pending",
+                format!(
+                    "this client holds {} unreleased query results (limit {}): release some first",
+                    held.len(),
+                    self.cfg.max_pending_per_client
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cached arena for `key`, counted as pending for this client.
+    fn hit(&self, key: &str, held: &mut Vec<String>) -> Option<Response> {
+        let mut cache = self.cache.lock().expect("cache lock");
+        let name = cache.by_key.get(key)?.clone();
+        let e = cache.entries.get_mut(&name)?;
+        e.pending += 1;
+        e.last_used = Instant::now();
+        held.push(name.clone());
+        Some(Response {
+            arena: Some(name),
+            batches: Some(e.batches),
+            rows: Some(e.rows),
+            bytes: Some(e.bytes),
+            cached: Some(true),
+            ..Response::ok()
+        })
+    }
+
+    /// Answers `key` from the cache, or builds it with `build`, materialises it
+    /// and caches it. Identical keys built concurrently wait for the first
+    /// build; different keys build in parallel, outside the cache lock.
+    fn cached_or_build(
+        &self,
+        key: String,
+        held: &mut Vec<String>,
+        build: impl FnOnce() -> Result<RecordBatch, Fail>,
+    ) -> Result<Response, Fail> {
+        if let Some(r) = self.hit(&key, held) {
+            return Ok(r);
+        }
+        let gate = self
+            .building
+            .lock()
+            .expect("building lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let result = {
+            let _g = gate.lock().expect("build gate");
+            // A build of the same key may have finished while this one waited.
+            match self.hit(&key, held) {
+                Some(r) => Ok(r),
+                None => self.build(&key, held, build),
             }
         };
+        let mut b = self.building.lock().expect("building lock");
+        if b.get(&key).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
+            b.remove(&key);
+        }
+        result
+    }
+
+    fn build(
+        &self,
+        key: &str,
+        held: &mut Vec<String>,
+        build: impl FnOnce() -> Result<RecordBatch, Fail>,
+    ) -> Result<Response, Fail> {
+        let batch = build()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let name = self.arena_name("q", &format!("{}-{id}", std::process::id()));
-        let made = match self.materialise(&name, &batch) {
-            Ok(m) => m,
-            Err(f) => return f.into(),
-        };
-        let (batches, bytes) = (made.1, made.2);
+        let (writer, batches, bytes) = self.materialise(&name, &batch)?;
+        let rows = batch.num_rows() as u64;
+        let mut cache = self.cache.lock().expect("cache lock");
         cache.bytes += bytes;
-        cache.by_key.insert(key, name.clone());
+        cache.by_key.insert(key.to_string(), name.clone());
         cache.entries.insert(
             name.clone(),
             CachedResult {
-                writer: made.0,
+                writer,
                 batches,
-                rows: batch.num_rows() as u64,
+                rows,
                 bytes,
                 last_used: Instant::now(),
                 pending: 1,
@@ -339,14 +410,54 @@ impl Daemon {
         self.evict(&mut cache);
         self.metrics
             .set_cache(cache.entries.len() as u64, cache.bytes);
-        Response {
+        Ok(Response {
             arena: Some(name),
             batches: Some(batches),
-            rows: Some(batch.num_rows() as u64),
+            rows: Some(rows),
             bytes: Some(bytes),
             cached: Some(false),
             ..Response::ok()
-        }
+        })
+    }
+
+    /// History for a replaying subscriber: the bars of (dataset, timeframe) from
+    /// `start`, as a query arena, and the seam: the first topic seq the snapshot
+    /// does not contain. The client opened its topic reader before asking, so
+    /// it holds every publication from the seam on: no gap, no duplicate.
+    fn replay(&self, r: &ReplaySpec, held: &mut Vec<String>) -> Response {
+        let mut go = || -> Result<Response, Fail> {
+            self.check_pending(held)?;
+            let q = QuerySpec {
+                dataset: r.dataset.clone(),
+                symbols: r.symbols.clone(),
+                timeframe: r.timeframe.clone(),
+                start: Some(r.start.clone()),
+                ..Default::default()
+            };
+            let sq = self.to_store_query(&q)?;
+            let topic = self.topic(&r.dataset, sq.timeframe)?;
+            // No append runs between reading the seam and reading the store.
+            let _ingest = self.ingest.lock().expect("ingest lock");
+            let seam = {
+                let topics = self.topics.lock().expect("topics");
+                let key = (r.dataset.clone(), sq.timeframe.to_string());
+                topics.get(&key).expect("created above").ring().next_seq()
+            };
+            let key = format!(
+                "{}@{topic}#{seam}",
+                serde_json::to_string(&q).expect("serialisable")
+            );
+            let schema = self.topic_schema(&r.dataset, sq.timeframe)?;
+            let mut resp = self.cached_or_build(key, held, || {
+                let store = self.store.read().expect("store lock");
+                let b = store.query(&sq).map_err(query_fail)?;
+                // The topic's columns, so history and live batches concatenate.
+                ringfeed_store::schema::conform(&b, &schema).map_err(wire_err("internal"))
+            })?;
+            resp.seq = Some(seam);
+            Ok(resp)
+        };
+        go().unwrap_or_else(Response::from)
     }
 
     /// Writes `batch` as chunks into a new arena sized exactly for them.
@@ -424,7 +535,7 @@ impl Daemon {
     }
 
     fn topic_schema(&self, dataset: &str, tf: Timeframe) -> Result<arrow_schema::SchemaRef, Fail> {
-        let store = self.store.lock().expect("store lock");
+        let store = self.store.read().expect("store lock");
         let e = store.dataset(dataset).ok_or_else(|| {
             let known: Vec<&String> = store.catalog().datasets.keys().collect();
             fail(
@@ -530,9 +641,11 @@ impl Daemon {
             }
         };
         let mut rows = 0u64;
+        // Store write and publications are one step for replay snapshots.
+        let _ingest = self.ingest.lock().expect("ingest lock");
         for batch in &batches {
             let (base, rollups, summary, batch) = {
-                let mut store = self.store.lock().expect("store lock");
+                let mut store = self.store.write().expect("store lock");
                 let Some(e) = store.dataset(dataset) else {
                     let known: Vec<&String> = store.catalog().datasets.keys().collect();
                     return Response::err(
@@ -601,10 +714,13 @@ impl Daemon {
         let span = tf.nanos().unwrap_or(86_400_000_000_000).max(1);
         let mut q = Query::new(dataset, tf);
         q.symbols = Symbols::List(syms.into_iter().collect());
-        // Widen to whole buckets (a week covers calendar-aligned days and weeks).
-        q.start = Some(lo - span.max(7 * 86_400_000_000_000));
+        // Widen to whole buckets: intraday buckets start within one span of the
+        // row; a week covers calendar-aligned (and session) days and weeks.
+        const DAY: i64 = 86_400_000_000_000;
+        let widen = if span < DAY { span } else { span.max(7 * DAY) };
+        q.start = Some(lo - widen);
         q.end = Some(hi + 1);
-        let store = self.store.lock().expect("store lock");
+        let store = self.store.read().expect("store lock");
         let all = store.query(&q).map_err(wire_err("store"))?;
         // Keep the buckets that contain a row of the batch: ts <= hi and ts + span > lo.
         let (ats, _) = ts_and_symbols(&all)?;
