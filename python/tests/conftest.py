@@ -35,11 +35,10 @@ def xtest_binary() -> Path | None:
     env = os.environ.get("RF_XTEST")
     if env:
         return Path(env)
-    for profile in ("release", "debug"):
-        p = REPO / "target" / profile / "rf-xtest"
-        if p.is_file() and os.access(p, os.X_OK):
-            return p
-    return None
+    # The newest build: a stale release build must not shadow a fresh debug one.
+    found = [p for p in (REPO / "target" / prof / "rf-xtest" for prof in ("release", "debug"))
+             if p.is_file() and os.access(p, os.X_OK)]
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
 
 
 def run_python(code: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

@@ -21,11 +21,10 @@ T0 = 1_609_459_200_000_000_000  # 2021-01-01T00:00:00Z
 
 
 def daemon_binary() -> Path | None:
-    for profile in ("release", "debug"):
-        p = REPO / "target" / profile / "ringfeedd"
-        if p.is_file() and os.access(p, os.X_OK):
-            return p
-    return None
+    """The newest build of ringfeedd (a stale release build must not shadow a fresh debug one)."""
+    found = [p for p in (REPO / "target" / prof / "ringfeedd" for prof in ("release", "debug"))
+             if p.is_file() and os.access(p, os.X_OK)]
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
 
 
 @pytest.fixture
@@ -151,3 +150,38 @@ def test_append_rejects_bad_rows(daemon: str) -> None:
         with pytest.raises(rf.DaemonError):
             c.append("demo", pa.table({"nothing": [1, 2]}))
         c.ping()
+
+
+def test_replay_from_a_time_then_live_without_gap_or_duplicate(daemon: str) -> None:
+    import threading
+
+    with rf.connect(daemon) as c:
+        c.append("demo", minutes(["R"], 0, 60))
+        end = 160
+
+        def feed() -> None:
+            with rf.connect(daemon) as f:
+                for m in range(60, end):
+                    f.append("demo", minutes(["R"], m, 1))
+
+        t = threading.Thread(target=feed)
+        t.start()
+        try:
+            time.sleep(0.05)  # join mid-feed
+            seen: list[int] = []
+            with c.subscribe("demo", "1m", start=T0 + 10 * MIN) as rp:
+                assert isinstance(rp, rf.Replay)
+                assert rp.history_rows >= 50 and rp.seam >= 1
+                while not seen or seen[-1] != end - 1:
+                    b = rp.read(timeout=20)
+                    assert b is not None, f"replay stalled after {seen[-1:]}"
+                    df = b.to_polars().filter(pl.col("symbol") == "R")
+                    seen.extend(int(x - 0.5) for x in df["close"].to_list())
+            assert seen == list(range(10, end))
+        finally:
+            t.join()
+        # A position string is still a plain live reader.
+        assert isinstance(c.subscribe("demo", "1m", start="latest"), rf.Reader)
+        with pytest.raises(rf.DaemonError) as e:
+            c.subscribe("demo", "1m", start="not a time")
+        assert e.value.kind == "bad_request"

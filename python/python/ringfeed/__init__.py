@@ -43,7 +43,7 @@ from ._ringfeed import (
     shm_dir,
 )
 
-from .client import Client, DaemonError, connect, default_socket
+from .client import Client, DaemonError, Replay, connect, default_socket
 
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -59,6 +59,7 @@ __all__ = [
     "DaemonError",
     "LaggedError",
     "Reader",
+    "Replay",
     "RingFullError",
     "RingfeedError",
     "SchemaMismatchError",

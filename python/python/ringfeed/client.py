@@ -21,10 +21,11 @@ import json
 import os
 import socket
 import struct
+import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
-from ._ringfeed import Reader, RingfeedError
+from ._ringfeed import Batch, Reader, RingfeedError
 
 TimeLike = Union[int, str, _dt.datetime, _dt.date, None]
 
@@ -174,10 +175,45 @@ class Client:
             return pl.DataFrame()
         return frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
 
-    def subscribe(self, dataset: str, timeframe: str, start: str = "next") -> Reader:
-        """A :class:`Reader` of the live topic ring of (dataset, timeframe)."""
+    def subscribe(self, dataset: str, timeframe: str, start: TimeLike = "next", *,
+                  symbols: Union[str, Sequence[str], None] = None) -> Union[Reader, "Replay"]:
+        """Live batches of (dataset, timeframe).
+
+        ``start`` = "next" (default), "latest" or "oldest": a :class:`Reader` of the
+        live topic ring at that position. Any other ``start`` is a time (ns, "YYYY-MM-DD",
+        RFC 3339, datetime or date): a :class:`Replay` that yields the stored bars from
+        that time (of ``symbols``, default all), then the live batches, with no gap
+        and no duplicate at the seam.
+        """
+        if isinstance(start, str) and start in _RING_POSITIONS:
+            resp = self.call({"op": "subscribe", "dataset": dataset, "timeframe": timeframe})
+            return Reader.open(resp["arena"], start=start)  # type: ignore[arg-type]
+        return self.replay(dataset, timeframe, start, symbols=symbols)
+
+    def replay(self, dataset: str, timeframe: str, start: TimeLike, *,
+               symbols: Union[str, Sequence[str], None] = None) -> "Replay":
+        """History of (dataset, timeframe) from ``start``, then live: see :meth:`subscribe`."""
+        when = _time(start)
+        if when is None:
+            raise TypeError("replay needs a start time")
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        # The live reader joins first, so it holds every publication from the seam on.
         resp = self.call({"op": "subscribe", "dataset": dataset, "timeframe": timeframe})
-        return Reader.open(resp["arena"], start=start)  # type: ignore[arg-type]
+        live = Reader.open(resp["arena"], start="next")
+        try:
+            snap = self.call({"op": "replay", "dataset": dataset, "timeframe": timeframe, "start": when,
+                              "symbols": list(symbols or [])})
+            arena = snap["arena"]
+            try:
+                history = Reader.open(arena, start="oldest")
+            finally:
+                # Mapped (or failed): the daemon now accounts for it by its reader row.
+                self.call({"op": "release", "arena": arena})
+        except BaseException:
+            live.close()
+            raise
+        return Replay(history, int(snap.get("batches", 0)), int(snap.get("rows", 0)), live, int(snap["seq"]))
 
     def append(self, dataset: str, frame: Any) -> int:
         """Appends rows at the dataset's base timeframe; returns once they are durable.
@@ -191,9 +227,71 @@ class Client:
         return int(self.call({"op": "append", "dataset": dataset}, sink.getvalue().to_pybytes()).get("rows", 0))
 
 
+_RING_POSITIONS = ("next", "latest", "oldest")
+
+
+class Replay:
+    """Stored bars from a time, then live batches (see :meth:`Client.subscribe`).
+
+    Iterate it, or call :meth:`read`. History batches come first (sorted by
+    symbol, then time, as a query returns them), then every live batch the
+    daemon publishes from the seam on; a live batch published before the
+    history was taken is skipped, so nothing repeats and nothing is missing.
+    """
+
+    def __init__(self, history: Reader, batches: int, rows: int, live: Reader, seam: int) -> None:
+        self._history: Optional[Reader] = history
+        self._left = batches
+        self.history_rows = rows
+        self.live = live
+        self.seam = seam
+
+    @property
+    def in_history(self) -> bool:
+        """Whether history batches remain."""
+        return self._history is not None and self._left > 0
+
+    def read(self, timeout: Optional[float] = None) -> Optional[Batch]:
+        """The next batch, or None if nothing arrives within ``timeout`` seconds."""
+        if self._history is not None:
+            if self._left > 0:
+                b = self._history.read(timeout=10.0 if timeout is None else max(timeout, 10.0))
+                if b is None:
+                    raise RingfeedError("timed out reading the replayed history")
+                self._left -= 1
+                return b
+            self._history.close()
+            self._history = None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            b = self.live.read(timeout=left)
+            if b is None or b.seq >= self.seam:
+                return b
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            b = self.read()
+            if b is None:
+                return
+            yield b
+
+    def close(self) -> None:
+        if self._history is not None:
+            self._history.close()
+            self._history = None
+        self.live.close()
+
+    def __enter__(self) -> "Replay":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 def connect(socket: Optional[str] = None, timeout: float = 30.0) -> Client:
     """Connects to ringfeedd (default socket: :func:`default_socket`)."""
     return Client(socket, timeout)
 
 
-__all__ = ["Client", "DaemonError", "connect", "default_socket"]
+__all__ = ["Client", "DaemonError", "Replay", "connect", "default_socket"]
