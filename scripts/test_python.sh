@@ -16,4 +16,6 @@ echo "== pytest python/tests"
 echo "== mypy.stubtest ringfeed"
 # In a scratch directory, so mypy's cache stays out of the tree.
 (cd "$WHEELS" && "$PY" -m mypy.stubtest ringfeed --allowlist "$ROOT/python/stubtest-allowlist.txt")
+echo "== mypy --strict (the pure-Python part of the package, against the stubs)"
+(cd "$WHEELS" && "$PY" -m mypy --strict --cache-dir=/dev/null "$ROOT/python/python/ringfeed")
 echo "== python: ok"

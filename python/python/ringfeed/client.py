@@ -100,7 +100,7 @@ class Client:
         head = json.dumps(request).encode()
         self._sock.sendall(struct.pack("<I", len(head)) + head + struct.pack("<Q", len(payload)) + payload)
         (hlen,) = struct.unpack("<I", self._recv_exact(4))
-        resp = json.loads(self._recv_exact(hlen))
+        resp: Dict[str, Any] = json.loads(self._recv_exact(hlen))
         (plen,) = struct.unpack("<Q", self._recv_exact(8))
         if plen:
             self._recv_exact(plen)
@@ -151,7 +151,7 @@ class Client:
                    start: TimeLike = None, end: TimeLike = None, fields: Optional[Sequence[str]] = None,
                    limit: Optional[int] = None, from_end: bool = False, offset: Optional[str] = None) -> Any:
         """Like :meth:`bars`, as a ``pyarrow.Table`` whose chunks point into the daemon's arena."""
-        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
         batches = self._query(dataset, symbols, timeframe, start, end, fields, limit, from_end, offset)
         rbs = [b.to_arrow() for b in batches]
@@ -218,7 +218,7 @@ class Client:
     def append(self, dataset: str, frame: Any) -> int:
         """Appends rows at the dataset's base timeframe; returns once they are durable.
         ``frame``: polars DataFrame, pyarrow Table/RecordBatch, or anything with ``__arrow_c_stream__``."""
-        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
         table = frame if isinstance(frame, pa.Table) else pa.table(frame)
         sink = pa.BufferOutputStream()
