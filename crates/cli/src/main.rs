@@ -47,50 +47,17 @@ enum Cmd {
     WriteDown(store_cmd::WriteDown),
     /// Delete a time range of a symbol (rollups follow).
     Delete(store_cmd::Delete),
+    /// Send bars (or trades) from files to the running daemon: durable, rolled up and
+    /// published to its live topics. Reads the same formats as `ingest`.
+    Append(store_cmd::Append),
     /// Run the sidecar daemon (same as `ringfeedd`): queries and live topics over shared memory.
-    Serve(ServeArgs),
+    Serve(ringfeed_daemon::ServeArgs),
     /// Print the daemon's metrics (Prometheus text): topics, readers, lag, leases, cache, ingest, queries.
     Stat {
         /// Daemon socket (default: $RINGFEED_SOCKET, else the daemon's default path).
         #[arg(long)]
         socket: Option<std::path::PathBuf>,
     },
-}
-
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// TOML config (datasets, rollups, ring sizes, memory budget, fsync policy).
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
-    /// Store root (default ./ringfeed-data).
-    #[arg(long)]
-    data_dir: Option<std::path::PathBuf>,
-    /// Control socket (default $XDG_RUNTIME_DIR/ringfeed.sock or /tmp/ringfeed-$UID.sock).
-    #[arg(long)]
-    socket: Option<std::path::PathBuf>,
-    /// Serve Prometheus metrics at this address, e.g. 127.0.0.1:9464.
-    #[arg(long)]
-    metrics: Option<std::net::SocketAddr>,
-}
-
-fn serve(a: ServeArgs) -> Result<()> {
-    ringfeed_daemon::init_logging();
-    let mut cfg = match &a.config {
-        Some(p) => ringfeed_daemon::Config::load(p)?,
-        None => ringfeed_daemon::Config::default(),
-    };
-    if let Some(d) = a.data_dir {
-        cfg.data_dir = d;
-    }
-    if let Some(s) = a.socket {
-        cfg.socket = s;
-    }
-    if a.metrics.is_some() {
-        cfg.metrics = a.metrics;
-    }
-    let stop = ringfeed_daemon::stop_on_signals()?;
-    ringfeed_daemon::serve(cfg, stop)?;
-    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -116,7 +83,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Query(a) => store_cmd::query(a),
         Cmd::WriteDown(a) => store_cmd::write_down(a),
         Cmd::Delete(a) => store_cmd::delete(a),
-        Cmd::Serve(a) => serve(a),
+        Cmd::Append(a) => store_cmd::append(a),
+        Cmd::Serve(a) => a.run(),
         Cmd::Stat { socket } => {
             let mut c = ringfeed_daemon::Client::connect(socket.as_deref())?;
             print!("{}", c.stat()?);

@@ -21,17 +21,9 @@ pub struct Store {
     pub data_dir: PathBuf,
 }
 
-/// `ringfeed ingest`.
-#[derive(Args, Debug)]
-pub struct Ingest {
-    #[command(flatten)]
-    store: Store,
-    /// Dataset to write (created on first ingest).
-    #[arg(long)]
-    dataset: String,
-    /// Resolution of the input: a bar timeframe like 1m, or `tick` for trades.
-    #[arg(long, default_value = "1m")]
-    timeframe: Timeframe,
+/// How input files are read (shared by `ingest` and `append`).
+#[derive(Args, Debug, Clone)]
+pub struct Parse {
     /// Symbol for inputs without a symbol column.
     #[arg(long)]
     symbol: Option<String>,
@@ -63,6 +55,62 @@ pub struct Ingest {
     /// Keep rows with impossible values (NaN or negative prices, high < low) and flag them.
     #[arg(long)]
     keep_invalid: bool,
+}
+
+impl Parse {
+    /// The store's ingest options for these flags.
+    pub fn options(&self, progress: bool) -> Result<IngestOptions> {
+        Ok(IngestOptions {
+            format: self.format,
+            symbol: self.symbol.clone(),
+            separator: self.sep.map(|c| c as u8),
+            header: if self.header {
+                Some(true)
+            } else if self.no_header {
+                Some(false)
+            } else {
+                None
+            },
+            columns: self
+                .columns
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .with_context(|| format!("--columns entry {kv:?} is not field=name"))
+                })
+                .collect::<Result<_>>()?,
+            ts_format: self.ts_format.clone(),
+            tz: self
+                .tz
+                .as_deref()
+                .map(ringfeed_store::session::parse_tz)
+                .transpose()?,
+            strict: self.strict,
+            invalid: if self.keep_invalid {
+                InvalidPolicy::Keep
+            } else {
+                InvalidPolicy::Reject
+            },
+            progress,
+            ..Default::default()
+        })
+    }
+}
+
+/// `ringfeed ingest`.
+#[derive(Args, Debug)]
+pub struct Ingest {
+    #[command(flatten)]
+    store: Store,
+    /// Dataset to write (created on first ingest).
+    #[arg(long)]
+    dataset: String,
+    /// Resolution of the input: a bar timeframe like 1m, or `tick` for trades.
+    #[arg(long, default_value = "1m")]
+    timeframe: Timeframe,
+    #[command(flatten)]
+    parse: Parse,
     /// Rollup targets for a new dataset, e.g. 5m,15m,1h,1d, or `none`
     /// (default: the ladder 1m,5m,15m,1h,1d above the timeframe).
     #[arg(long, value_delimiter = ',')]
@@ -177,6 +225,21 @@ fn chrono_like(secs: i64, sub: u32) -> Option<String> {
     })
 }
 
+fn print_bad_rows(report: &IngestReport) {
+    for r in &report.rejects {
+        eprintln!("  rejected {r}");
+    }
+    if report.rejected > report.rejects.len() as u64 {
+        eprintln!(
+            "  … and {} more rejected rows",
+            report.rejected - report.rejects.len() as u64
+        );
+    }
+    for r in &report.flags {
+        eprintln!("  flagged {r}");
+    }
+}
+
 fn span(r: &IngestReport) -> String {
     match (r.min_ts, r.max_ts) {
         (Some(a), Some(b)) => format!("{} .. {}", iso(a), iso(b)),
@@ -223,41 +286,7 @@ pub fn ingest(a: Ingest) -> Result<()> {
     } else {
         Kind::Bars
     };
-    let opts = IngestOptions {
-        format: a.format,
-        symbol: a.symbol.clone(),
-        separator: a.sep.map(|c| c as u8),
-        header: if a.header {
-            Some(true)
-        } else if a.no_header {
-            Some(false)
-        } else {
-            None
-        },
-        columns: a
-            .columns
-            .iter()
-            .map(|kv| {
-                kv.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .with_context(|| format!("--columns entry {kv:?} is not field=name"))
-            })
-            .collect::<Result<_>>()?,
-        ts_format: a.ts_format.clone(),
-        tz: a
-            .tz
-            .as_deref()
-            .map(ringfeed_store::session::parse_tz)
-            .transpose()?,
-        strict: a.strict,
-        invalid: if a.keep_invalid {
-            InvalidPolicy::Keep
-        } else {
-            InvalidPolicy::Reject
-        },
-        progress: true,
-        ..Default::default()
-    };
+    let opts = a.parse.options(true)?;
     let t0 = Instant::now();
     let mut report = IngestReport::default();
     let mut written = 0usize;
@@ -284,18 +313,7 @@ pub fn ingest(a: Ingest) -> Result<()> {
         report.rejected,
         report.flagged
     );
-    for r in &report.rejects {
-        eprintln!("  rejected {r}");
-    }
-    if report.rejected > report.rejects.len() as u64 {
-        eprintln!(
-            "  … and {} more rejected rows",
-            report.rejected - report.rejects.len() as u64
-        );
-    }
-    for r in &report.flags {
-        eprintln!("  flagged {r}");
-    }
+    print_bad_rows(&report);
     Ok(())
 }
 
@@ -502,5 +520,75 @@ pub fn delete(a: Delete) -> Result<()> {
     };
     let days = store.delete(&a.dataset, range)?;
     eprintln!("deleted from {days} days of {}", a.dataset);
+    Ok(())
+}
+
+/// `ringfeed append`.
+#[derive(Args, Debug)]
+pub struct Append {
+    /// Daemon socket (default: $RINGFEED_SOCKET, else the daemon's default path).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Dataset to append to (it must exist in the daemon's store).
+    #[arg(long)]
+    dataset: String,
+    #[command(flatten)]
+    parse: Parse,
+    /// Rows per append request; each is durable and published before the next is sent.
+    #[arg(long, default_value_t = 65_536)]
+    batch_rows: usize,
+    /// Input files; `-` reads stdin.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// Run `ringfeed append`: parse like `ingest`, send to the running daemon.
+pub fn append(a: Append) -> Result<()> {
+    let mut client = ringfeed_daemon::Client::connect(a.socket.as_deref())?;
+    let datasets = client.datasets()?;
+    let Some(base) = datasets
+        .get(&a.dataset)
+        .and_then(|d| d.get("base"))
+        .and_then(|b| b.as_str())
+    else {
+        let known: Vec<&String> = datasets
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        bail!(
+            "the daemon has no dataset {:?} (known: {known:?}); create it with `ringfeed ingest` or in the daemon's config",
+            a.dataset
+        );
+    };
+    let tf: Timeframe = base.parse()?;
+    let kind = if tf.is_tick() {
+        Kind::Ticks
+    } else {
+        Kind::Bars
+    };
+    let mut opts = a.parse.options(true)?;
+    opts.batch_rows = a.batch_rows.max(1);
+    let t0 = Instant::now();
+    let mut report = IngestReport::default();
+    let (mut sent, mut requests) = (0u64, 0u64);
+    for f in &a.files {
+        let path = (f.as_os_str() != "-").then_some(f.as_path());
+        let mut sink = |b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            sent += client.append(&a.dataset, &b)?;
+            requests += 1;
+            Ok(())
+        };
+        ingest::load(path, kind, &opts, &mut report, &mut sink)?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "appended {sent} rows to {}/{tf} in {requests} requests, {secs:.2}s ({:.0} rows/s): durable and published; span {}, {} rejected, {} flagged",
+        a.dataset,
+        sent as f64 / secs.max(1e-9),
+        span(&report),
+        report.rejected,
+        report.flagged
+    );
+    print_bad_rows(&report);
     Ok(())
 }

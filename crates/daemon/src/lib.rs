@@ -22,12 +22,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod args;
 mod client;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
 mod server;
 
+pub use args::ServeArgs;
 pub use client::{socket_path, Bars, Client, ClientError, Replay};
 pub use config::Config;
 pub use server::{bind, serve, Daemon, ServeError};

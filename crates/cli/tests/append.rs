@@ -1,0 +1,114 @@
+//! `ringfeed append` against a real `ringfeed serve`: rows land durable, are
+//! published to the live topics, and bad rows are reported, not fatal.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use ringfeed_arrow::StartAt;
+use ringfeed_daemon::protocol::QuerySpec;
+use ringfeed_daemon::Client;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("shm");
+    std::fs::create_dir_all(&shm).unwrap();
+    // The client library reads the same variable (one test in this binary).
+    std::env::set_var("RINGFEED_SHM_DIR", &shm);
+    let sock = dir.path().join("rf.sock");
+    let cfg = dir.path().join("rf.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\nsocket = {sock:?}\n[datasets.fx]\nbase = \"1m\"\nrollups = [\"5m\"]\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+        .args(["serve", "--arena-prefix", "clitest", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut c = loop {
+        match Client::connect(Some(&sock)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("ringfeed serve did not come up: {e}"),
+        }
+    };
+    let mut live = c.subscribe("fx", "1m", StartAt::Next).unwrap();
+
+    let csv = dir.path().join("bars.csv");
+    let mut text = String::from("ts,symbol,open,high,low,close,volume\n");
+    for m in 0..10 {
+        text += &format!("2021-01-01T00:{m:02}:00Z,EURUSD,1.{m},1.{m}5,1.0,1.{m},100\n");
+    }
+    text += "not-a-time,EURUSD,1,1,1,1,1\n";
+    std::fs::write(&csv, text).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+        .args(["append", "--dataset", "fx", "--batch-rows", "4", "--socket"])
+        .arg(&sock)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("appended 10 rows"), "{err}");
+    assert!(
+        err.contains("1 rejected") && err.contains("bars.csv:12"),
+        "{err}"
+    );
+
+    // Durable: a query sees them; live: the subscriber got them in 4-row requests.
+    let bars = c
+        .bars(&QuerySpec {
+            dataset: "fx".into(),
+            timeframe: "1m".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(bars.rows, 10);
+    let mut rows = 0;
+    while rows < 10 {
+        let b = live
+            .read(Duration::from_secs(10))
+            .unwrap()
+            .expect("live batch");
+        assert!(b.num_rows() <= 4);
+        rows += b.num_rows();
+    }
+    let closes: Vec<f64> = bars.batches[0]
+        .column_by_name("close")
+        .unwrap()
+        .as_primitive::<Float64Type>()
+        .values()
+        .to_vec();
+    assert_eq!(closes[3], 1.3);
+
+    // An unknown dataset is a clear error naming the known ones.
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+        .args(["append", "--dataset", "nope", "--socket"])
+        .arg(&sock)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no dataset \"nope\"") && err.contains("fx"),
+        "{err}"
+    );
+
+    drop((live, bars));
+    Command::new("kill")
+        .arg(daemon.id().to_string())
+        .status()
+        .unwrap();
+    assert!(daemon.wait().unwrap().success());
+}

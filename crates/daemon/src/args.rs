@@ -1,0 +1,58 @@
+//! Command-line flags of the daemon, shared by `ringfeedd` and `ringfeed serve`.
+
+use crate::Config;
+use std::path::PathBuf;
+
+/// Flags of `ringfeedd` / `ringfeed serve`. Flags override the config file.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// TOML config (datasets, rollups, ring sizes, memory budget, fsync policy, limits).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Store root (default ./ringfeed-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Control socket (default $XDG_RUNTIME_DIR/ringfeed.sock or /tmp/ringfeed-$UID.sock).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Serve Prometheus metrics at this address, e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Prefix of every arena this daemon creates (default "rfd<UID>"); two daemons on
+    /// one host need different prefixes.
+    #[arg(long)]
+    pub arena_prefix: Option<String>,
+}
+
+impl ServeArgs {
+    /// The config file (or the defaults) with these flags applied.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut cfg = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        if let Some(s) = &self.socket {
+            cfg.socket = s.clone();
+        }
+        if self.metrics.is_some() {
+            cfg.metrics = self.metrics;
+        }
+        if let Some(p) = &self.arena_prefix {
+            cfg.arena_prefix = p.clone();
+        }
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Logs to stderr, serves until SIGTERM/SIGINT, then closes every arena.
+    pub fn run(&self) -> anyhow::Result<()> {
+        crate::init_logging();
+        let cfg = self.config()?;
+        let stop = crate::stop_on_signals()?;
+        crate::serve(cfg, stop)?;
+        Ok(())
+    }
+}
