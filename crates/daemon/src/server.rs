@@ -873,16 +873,20 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             .map_err(|source| ServeError::Metrics { addr, source })?;
     }
     tracing::info!(socket = %socket.display(), data_dir = %daemon.cfg.data_dir.display(), "ringfeedd serving");
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| ServeError::Bind {
-            path: socket.clone(),
-            source,
-        })?;
-    while !stop.load(Ordering::Relaxed) {
+    // accept() blocks; on stop, a waker connects once so that it returns.
+    let waker = {
+        let (stop, socket) = (stop.clone(), socket.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = UnixStream::connect(&socket);
+        })
+    };
+    loop {
         match listener.accept() {
+            Ok(_) if stop.load(Ordering::Relaxed) => break,
             Ok((stream, _)) => {
-                let _ = stream.set_nonblocking(false);
                 if daemon.connections.load(Ordering::Relaxed) >= daemon.cfg.max_connections {
                     let mut s = stream;
                     let _ = write_frame(
@@ -899,8 +903,9 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
                     d.connections.fetch_sub(1, Ordering::Relaxed);
                 });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5))
+            Err(e) if stop.load(Ordering::Relaxed) => {
+                tracing::debug!(error = %e, "accept interrupted by shutdown");
+                break;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -908,6 +913,7 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             }
         }
     }
+    let _ = waker.join();
     tracing::info!("shutting down: closing arenas");
     daemon.shutdown();
     let _ = std::fs::remove_file(&socket);

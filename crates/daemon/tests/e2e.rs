@@ -510,3 +510,63 @@ fn replay_from_a_time_continues_live_without_gap_or_duplicate() {
         .unwrap();
     assert!(err.to_string().contains("YYYY-MM-DD"), "{err}");
 }
+
+#[test]
+fn kill_9_mid_ingest_loses_nothing_acknowledged() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let mut d = Daemon::start();
+    let socket = d.socket.clone();
+    let acked = Arc::new(AtomicI64::new(0));
+    let feeder = {
+        let acked = acked.clone();
+        std::thread::spawn(move || {
+            let mut c = Client::connect(Some(&socket)).unwrap();
+            let mut m = 0;
+            // Append until the daemon dies under us; count what it acknowledged.
+            while c.append("test", &bars(&["K", "L"], m, 50)).is_ok() {
+                m += 50;
+                acked.store(m, Ordering::Relaxed);
+            }
+            m
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.load(Ordering::Relaxed) < 400 {
+        assert!(Instant::now() < deadline, "feed too slow");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    d.child.kill().unwrap();
+    d.wait_exit("SIGKILL");
+    let acked = feeder.join().unwrap();
+
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d2 = Daemon::start_in(dir);
+    let mut c = d2.client();
+    for s in ["K", "L"] {
+        let mut one = q("1m");
+        one.symbols = vec![s.into()];
+        let got: Vec<i64> = closes(&c.bars(&one).unwrap())
+            .iter()
+            .map(|x| (x - 0.5) as i64)
+            .collect();
+        let n = got.len() as i64;
+        assert!(
+            n >= acked && n <= acked + 50,
+            "{s}: {n} minutes stored, {acked} acknowledged"
+        );
+        assert_eq!(got, (0..n).collect::<Vec<_>>(), "{s}: no holes");
+        // The acknowledged minutes' 5m rollups are there and right.
+        let mut five = q("5m");
+        five.symbols = vec![s.into()];
+        five.end = Some(TimeSpec::Nanos(T0 + acked * MIN));
+        let c5 = closes(&c.bars(&five).unwrap());
+        assert_eq!(
+            c5,
+            (0..acked / 5)
+                .map(|b| (b * 5 + 4) as f64 + 0.5)
+                .collect::<Vec<_>>()
+        );
+    }
+    // And it keeps ingesting after the restart.
+    assert_eq!(c.append("test", &bars(&["K"], acked + 50, 1)).unwrap(), 1);
+}
