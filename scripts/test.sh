@@ -43,6 +43,11 @@ if [ -x .venv/bin/python ]; then
   if .venv/bin/python tests/xlang/matrix.py 2>&1 | tee "$logdir/xlang.log"; then :; else status=1; fi
   read -r p f s < <(grep -E '^xlang: ' "$logdir/xlang.log" | tail -1 | awk '{print $2, $4, $6}')
   add "${p:-0}" "${f:-1}" "${s:-0}"
+  say "Cross-language memory: tests/xlang/pss.py (8 readers, one arena, PSS)"
+  cargo build -p ringfeed-xtest -p ringfeed-daemon -p ringfeed-cli 2>&1 | tail -1
+  if .venv/bin/python tests/xlang/pss.py 2>&1 | tee "$logdir/pss.log"; then :; else status=1; fi
+  read -r p f s < <(grep -E '^pss: ' "$logdir/pss.log" | tail -1 | awk '{print $2, $4, $6}')
+  add "${p:-0}" "${f:-1}" "${s:-0}"
 fi
 
 say "summary"

@@ -10,6 +10,11 @@
 //!   and exits 0 only if everything verified.
 //! - `hold` reads K batches, keeps them leased, prints `holding K`, and sleeps
 //!   until it is killed.
+//! - `bars` asks the daemon for bars (a query), faults in every fixed-width
+//!   buffer, prints one JSON line
+//!   `{"lang":"rust","pid":..,"rows":..,"arena":"..","zero_copy":..,"sum_close":..}`,
+//!   and keeps the result mapped until stdin closes. With `--wait-go` it first
+//!   prints `{"ready":true,"pid":..}` and waits for a line on stdin.
 //!
 //! Exit codes: 0 success, 1 failure (message on stderr; for `subscribe`
 //! also in the JSON line), 2 bad command line.
@@ -44,6 +49,33 @@ enum Cmd {
     Subscribe(SubscribeArgs),
     /// Read K batches (oldest first), keep their leases, print `holding K`, then sleep until killed.
     Hold(HoldArgs),
+    /// Query the daemon, touch the result, print one JSON line, hold it until stdin closes.
+    Bars(BarsArgs),
+}
+
+#[derive(clap::Args)]
+struct BarsArgs {
+    /// Daemon socket.
+    #[arg(long)]
+    socket: std::path::PathBuf,
+    /// Dataset.
+    #[arg(long)]
+    dataset: String,
+    /// Symbol.
+    #[arg(long)]
+    symbol: String,
+    /// Timeframe.
+    #[arg(long, default_value = "1m")]
+    timeframe: String,
+    /// First bar (YYYY-MM-DD, RFC 3339 or ns).
+    #[arg(long)]
+    start: Option<String>,
+    /// End, excluded.
+    #[arg(long)]
+    end: Option<String>,
+    /// Print a ready line and wait for a line on stdin before querying.
+    #[arg(long)]
+    wait_go: bool,
 }
 
 #[derive(clap::Args)]
@@ -139,6 +171,7 @@ fn main() -> ExitCode {
         Cmd::Publish(a) => publish(a),
         Cmd::Subscribe(a) => return subscribe(a),
         Cmd::Hold(a) => hold(a),
+        Cmd::Bars(a) => bars(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -367,4 +400,70 @@ fn hold(a: HoldArgs) -> Result<()> {
     // `held` (and `reader`) stay alive: the leases are what the test is about.
     let _keep = (held, reader);
     sleep_until_killed();
+}
+
+fn time_spec(s: &str) -> ringfeed_daemon::protocol::TimeSpec {
+    match s.parse::<i64>() {
+        Ok(n) => ringfeed_daemon::protocol::TimeSpec::Nanos(n),
+        Err(_) => ringfeed_daemon::protocol::TimeSpec::Text(s.into()),
+    }
+}
+
+fn bars(a: BarsArgs) -> Result<()> {
+    use arrow_array::Array;
+    let mut client = ringfeed_daemon::Client::connect(Some(&a.socket))?;
+    let pid = std::process::id();
+    let mut line = String::new();
+    if a.wait_go {
+        println!("{{\"ready\":true,\"pid\":{pid}}}");
+        std::io::stdout().flush()?;
+        std::io::stdin().read_line(&mut line)?;
+    }
+    let q = ringfeed_daemon::protocol::QuerySpec {
+        dataset: a.dataset,
+        symbols: vec![a.symbol],
+        timeframe: a.timeframe,
+        start: a.start.as_deref().map(time_spec),
+        end: a.end.as_deref().map(time_spec),
+        ..Default::default()
+    };
+    let bars = client.bars(&q)?;
+    // Fault in every fixed-width buffer (a checksum the compiler cannot drop).
+    let mut touched = 0u64;
+    let mut sum_close = 0.0f64;
+    for b in &bars.batches {
+        for (f, col) in b.schema().fields().iter().zip(b.columns()) {
+            let data = col.to_data();
+            if f.data_type().is_primitive() || f.data_type().is_temporal() {
+                for buf in data.buffers() {
+                    touched = touched.wrapping_add(
+                        buf.as_slice()
+                            .iter()
+                            .step_by(64)
+                            .map(|&x| x as u64)
+                            .sum::<u64>(),
+                    );
+                }
+            }
+            if f.name() == "close" {
+                let c = col
+                    .as_any()
+                    .downcast_ref::<arrow_array::Float64Array>()
+                    .context("close is not f64")?;
+                sum_close += c.values().iter().sum::<f64>();
+            }
+        }
+    }
+    std::hint::black_box(touched);
+    let zero_copy = bars.batches.iter().all(|b| b.is_zero_copy());
+    println!(
+        "{{\"lang\":\"rust\",\"pid\":{pid},\"rows\":{},\"arena\":{},\"zero_copy\":{zero_copy},\"sum_close\":{sum_close}}}",
+        bars.rows,
+        json_string(&bars.arena)
+    );
+    std::io::stdout().flush()?;
+    // Hold the mapping until the harness closes stdin.
+    while std::io::stdin().read_line(&mut line)? > 0 {}
+    drop(bars);
+    Ok(())
 }
