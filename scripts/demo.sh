@@ -4,7 +4,8 @@
 #   1. generates two days of 1-minute bars for 3 symbols (Binance kline CSV)
 #      and ingests them into a fresh store;
 #   2. starts the ringfeedd daemon on it (topics 1m, with 5m and 1h rollups);
-#   3. attaches a Python (polars), a C++ and a Rust subscriber to the live topics;
+#   3. attaches a Python (polars), a C++ and a Rust subscriber to the live topics
+#      (the Rust one replays the last stored hour first, then continues live);
 #   4. feeds 15 live minutes through the daemon and shows every subscriber
 #      receiving them in place, with latency and a zero-copy check;
 #   5. queries history from Python (cold, then warm from the shared cache);
@@ -65,7 +66,8 @@ pids+=($!)
 sleep 0.5
 build/cpp-demo/subscriber "$prefix.t.crypto.1m" | sed -u 's/^/c++    /' &
 pids+=($!)
-"$bin/examples/subscribe" "$prefix.t.crypto.5m" 2>/dev/null &
+# Rust: replay the last stored hour of 5m bars, then follow the topic live.
+"$bin/examples/replay" "$work/rf.sock" crypto 5m 2021-01-02T23:00:00Z &
 pids+=($!)
 sleep 0.5
 

@@ -34,6 +34,16 @@ pub enum ClientError {
         /// What it said.
         message: String,
     },
+    /// A read of a replay's history or live topic failed: match `source` for
+    /// `Closed` (the daemon stopped), `WriterGone` (it died) or `Lagged` (this
+    /// subscriber fell behind the ring and missed batches: a gap).
+    #[error("reading {arena:?}: {source}")]
+    Read {
+        /// Arena name.
+        arena: String,
+        /// The ring's error.
+        source: ringfeed_arrow::ReadError,
+    },
     /// The answer's arena could not be mapped or read.
     #[error("reading the daemon's arena {arena:?} failed: {message}")]
     Arena {
@@ -84,13 +94,15 @@ pub struct Replay {
 impl Replay {
     /// The next batch: history first (oldest to newest, as the store holds it),
     /// then live batches from the seam on. `Ok(None)` when nothing arrives
-    /// within `timeout`.
+    /// within `timeout`. When the daemon stops, `Err(ClientError::Read { source:
+    /// ReadError::Closed, .. })`; a subscriber too slow for the topic ring gets
+    /// `ReadError::Lagged` (it lost batches) and may go on reading.
     pub fn read(&mut self, timeout: Duration) -> Result<Option<Batch>, ClientError> {
         if let Some(h) = &mut self.history {
             if self.left > 0 {
-                let b = h.read(timeout).map_err(|e| ClientError::Arena {
+                let b = h.read(timeout).map_err(|source| ClientError::Read {
                     arena: self.history_arena.clone(),
-                    message: e.to_string(),
+                    source,
                 })?;
                 return match b {
                     Some(b) => {
@@ -113,10 +125,10 @@ impl Replay {
                 // Published before the snapshot was taken: already in the history.
                 Ok(Some(b)) if b.seq() < self.seam => continue,
                 Ok(b) => return Ok(b),
-                Err(e) => {
-                    return Err(ClientError::Arena {
+                Err(source) => {
+                    return Err(ClientError::Read {
                         arena: self.live_arena.clone(),
-                        message: e.to_string(),
+                        source,
                     })
                 }
             }
