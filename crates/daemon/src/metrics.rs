@@ -67,86 +67,87 @@ impl Metrics {
     pub fn render(&self, topics: &[(String, u64, usize, u64, u32)], connections: u32) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut s = String::new();
-        let mut line = |name: &str, help: &str, kind: &str, v: u64| {
+        let secs = |ns: u64| format!("{:.9}", ns as f64 / 1e9);
+        let mut line = |name: &str, help: &str, kind: &str, v: String| {
             s.push_str(&format!("# HELP ringfeed_{name} {help}\n# TYPE ringfeed_{name} {kind}\nringfeed_{name} {v}\n"));
         };
         line(
             "queries_total",
             "Queries answered.",
             "counter",
-            g(&self.queries),
+            g(&self.queries).to_string(),
         );
         line(
             "query_errors_total",
             "Queries that failed.",
             "counter",
-            g(&self.query_errors),
+            g(&self.query_errors).to_string(),
         );
         line(
             "cache_hits_total",
             "Queries answered from the cache.",
             "counter",
-            g(&self.cache_hits),
+            g(&self.cache_hits).to_string(),
         );
         line(
             "query_seconds_sum",
-            "Total query latency in ns (divide by 1e9).",
+            "Total query latency, seconds.",
             "counter",
-            g(&self.query_ns),
+            secs(g(&self.query_ns)),
         );
         line(
-            "query_seconds_max_ns",
-            "Slowest query, ns.",
+            "query_seconds_max",
+            "Slowest query, seconds.",
             "gauge",
-            g(&self.query_ns_max),
+            secs(g(&self.query_ns_max)),
         );
         line(
             "cache_entries",
             "Query results held in shared memory.",
             "gauge",
-            g(&self.cache_entries),
+            g(&self.cache_entries).to_string(),
         );
         line(
             "cache_bytes",
             "Bytes of query results held in shared memory.",
             "gauge",
-            g(&self.cache_bytes),
+            g(&self.cache_bytes).to_string(),
         );
         line(
             "cache_evictions_total",
             "Query results evicted.",
             "counter",
-            g(&self.evictions),
+            g(&self.evictions).to_string(),
         );
         line(
             "ingest_rows_total",
             "Rows appended.",
             "counter",
-            g(&self.ingest_rows),
+            g(&self.ingest_rows).to_string(),
         );
         line(
-            "ingest_ns_total",
-            "Time spent appending, ns.",
+            "ingest_seconds_total",
+            "Time spent appending, seconds.",
             "counter",
-            g(&self.ingest_ns),
+            secs(g(&self.ingest_ns)),
         );
         line(
             "published_batches_total",
             "Batches published to topic rings.",
             "counter",
-            g(&self.published),
+            g(&self.published).to_string(),
         );
         line(
             "bad_requests_total",
             "Malformed or refused frames.",
             "counter",
-            g(&self.bad_requests),
+            g(&self.bad_requests).to_string(),
         );
         line(
             "connections",
             "Open client connections.",
             "gauge",
-            connections as u64,
+            connections.to_string(),
         );
         s.push_str("# HELP ringfeed_topic_write_seq Last published seq per topic.\n# TYPE ringfeed_topic_write_seq gauge\n");
         for (t, seq, ..) in topics {

@@ -56,17 +56,57 @@ struct CachedResult {
     writer: Writer,
     batches: u64,
     rows: u64,
+    /// Encoded bytes of the result (what the answer reports).
     bytes: u64,
+    /// Bytes of its buffers in shared memory (what the budget counts).
+    arena_bytes: u64,
     last_used: Instant,
     /// Answers handed out and not yet released (or whose client is still connected).
     pending: u32,
+    /// What an append must match to make it stale.
+    scope: Scope,
+    /// An append changed its data: no new answers; closed once unused.
+    stale: bool,
+}
+
+/// The part of a dataset a cached result depends on.
+#[derive(Clone, Debug)]
+struct Scope {
+    dataset: String,
+    /// Empty: every symbol.
+    symbols: Vec<String>,
+    /// End of the range asked (exclusive), if any.
+    end: Option<i64>,
+}
+
+/// Resampled buckets reach at most this far before a row that changes them.
+const STALE_MARGIN_NS: i64 = 32 * 86_400_000_000_000;
+
+impl Scope {
+    /// Whether rows of `symbols` at or after `from` can change this result.
+    fn touched_by(
+        &self,
+        dataset: &str,
+        symbols: &std::collections::BTreeSet<String>,
+        from: i64,
+    ) -> bool {
+        self.dataset == dataset
+            && (self.symbols.is_empty() || self.symbols.iter().any(|s| symbols.contains(s)))
+            && self
+                .end
+                .is_none_or(|e| e > from.saturating_sub(STALE_MARGIN_NS))
+    }
 }
 
 #[derive(Default)]
 struct Cache {
     by_key: HashMap<String, String>,
     entries: HashMap<String, CachedResult>,
+    /// Shared-memory bytes of every entry.
     bytes: u64,
+    /// Per dataset, bumped by every append: a build that saw an older one may
+    /// hold stale data and is not cached.
+    generation: HashMap<String, u64>,
 }
 
 /// State shared by every connection.
@@ -306,7 +346,16 @@ impl Daemon {
             Err(f) => return f.into(),
         };
         let key = serde_json::to_string(q).expect("serialisable");
-        match self.cached_or_build(key, held, || {
+        let scope = Scope {
+            dataset: q.dataset.clone(),
+            symbols: if matches!(sq.symbols, Symbols::All) {
+                vec![]
+            } else {
+                q.symbols.clone()
+            },
+            end: sq.end,
+        };
+        match self.cached_or_build(key, scope, held, || {
             let store = self.store.read().expect("store lock");
             store.query(&sq).map_err(query_fail)
         }) {
@@ -353,6 +402,7 @@ impl Daemon {
     fn cached_or_build(
         &self,
         key: String,
+        scope: Scope,
         held: &mut Vec<String>,
         build: impl FnOnce() -> Result<RecordBatch, Fail>,
     ) -> Result<Response, Fail> {
@@ -371,7 +421,7 @@ impl Daemon {
             // A build of the same key may have finished while this one waited.
             match self.hit(&key, held) {
                 Some(r) => Ok(r),
-                None => self.build(&key, held, build),
+                None => self.build(&key, scope, held, build),
             }
         };
         let mut b = self.building.lock().expect("building lock");
@@ -384,17 +434,25 @@ impl Daemon {
     fn build(
         &self,
         key: &str,
+        scope: Scope,
         held: &mut Vec<String>,
         build: impl FnOnce() -> Result<RecordBatch, Fail>,
     ) -> Result<Response, Fail> {
+        let generation = self.generation(&scope.dataset);
         let batch = build()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let name = self.arena_name("q", &format!("{}-{id}", std::process::id()));
         let (writer, batches, bytes) = self.materialise(&name, &batch)?;
+        let geo = writer.ring().geometry();
+        let arena_bytes = geo.buffer_bytes * geo.buffers as u64;
         let rows = batch.num_rows() as u64;
         let mut cache = self.cache.lock().expect("cache lock");
-        cache.bytes += bytes;
-        cache.by_key.insert(key.to_string(), name.clone());
+        // An append landed while this was built: answer with it, but do not cache it.
+        let stale = cache.generation.get(&scope.dataset).copied().unwrap_or(0) != generation;
+        cache.bytes += arena_bytes;
+        if !stale {
+            cache.by_key.insert(key.to_string(), name.clone());
+        }
         cache.entries.insert(
             name.clone(),
             CachedResult {
@@ -402,8 +460,11 @@ impl Daemon {
                 batches,
                 rows,
                 bytes,
+                arena_bytes,
                 last_used: Instant::now(),
                 pending: 1,
+                scope,
+                stale,
             },
         );
         held.push(name.clone());
@@ -418,6 +479,33 @@ impl Daemon {
             cached: Some(false),
             ..Response::ok()
         })
+    }
+
+    fn generation(&self, dataset: &str) -> u64 {
+        let cache = self.cache.lock().expect("cache lock");
+        cache.generation.get(dataset).copied().unwrap_or(0)
+    }
+
+    /// After an append: cached results that may include changed rows get no
+    /// new answers, and are closed as soon as no client uses them.
+    fn invalidate(&self, dataset: &str, symbols: &std::collections::BTreeSet<String>, from: i64) {
+        let mut cache = self.cache.lock().expect("cache lock");
+        *cache.generation.entry(dataset.to_string()).or_default() += 1;
+        let stale: Vec<String> = cache
+            .entries
+            .iter_mut()
+            .filter(|(_, e)| !e.stale && e.scope.touched_by(dataset, symbols, from))
+            .map(|(name, e)| {
+                e.stale = true;
+                name.clone()
+            })
+            .collect();
+        if !stale.is_empty() {
+            cache.by_key.retain(|_, v| !stale.contains(v));
+            self.evict(&mut cache);
+            self.metrics
+                .set_cache(cache.entries.len() as u64, cache.bytes);
+        }
     }
 
     /// History for a replaying subscriber: the bars of (dataset, timeframe) from
@@ -448,7 +536,16 @@ impl Daemon {
                 serde_json::to_string(&q).expect("serialisable")
             );
             let schema = self.topic_schema(&r.dataset, sq.timeframe)?;
-            let mut resp = self.cached_or_build(key, held, || {
+            let scope = Scope {
+                dataset: r.dataset.clone(),
+                symbols: if matches!(sq.symbols, Symbols::All) {
+                    vec![]
+                } else {
+                    r.symbols.clone()
+                },
+                end: None,
+            };
+            let mut resp = self.cached_or_build(key, scope, held, || {
                 let store = self.store.read().expect("store lock");
                 let b = store.query(&sq).map_err(query_fail)?;
                 // The topic's columns, so history and live batches concatenate.
@@ -462,8 +559,9 @@ impl Daemon {
 
     /// Writes `batch` as chunks into a new arena sized exactly for them.
     fn materialise(&self, name: &str, batch: &RecordBatch) -> Result<(Writer, u64, u64), Fail> {
-        let chunk = self.cfg.chunk_rows;
-        let n = batch.num_rows().div_ceil(chunk).max(1);
+        // Equal chunks (every buffer is sized for the largest one).
+        let n = batch.num_rows().div_ceil(self.cfg.chunk_rows).max(1);
+        let chunk = batch.num_rows().div_ceil(n).max(1);
         let chunks: Vec<RecordBatch> = (0..n)
             .map(|i| {
                 let off = i * chunk;
@@ -517,16 +615,29 @@ impl Daemon {
     /// LRU eviction under the memory budget. Never evicts a result that is
     /// pending or still mapped by a reader (its leases are live memory).
     fn evict(&self, cache: &mut Cache) {
+        let unused = |e: &CachedResult| e.pending == 0 && e.writer.ring().readers().is_empty();
+        let dead: Vec<String> = cache
+            .entries
+            .iter()
+            .filter(|(_, e)| e.stale && unused(e))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for name in dead {
+            let e = cache.entries.remove(&name).expect("present");
+            cache.bytes -= e.arena_bytes;
+            e.writer.close();
+            tracing::debug!(arena = %name, "closed a stale query result");
+        }
         while cache.bytes > self.cfg.memory_budget {
             let victim = cache
                 .entries
                 .iter()
-                .filter(|(_, e)| e.pending == 0 && e.writer.ring().readers().is_empty())
+                .filter(|(_, e)| unused(e))
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(k, _)| k.clone());
             let Some(name) = victim else { break };
             let e = cache.entries.remove(&name).expect("present");
-            cache.bytes -= e.bytes;
+            cache.bytes -= e.arena_bytes;
             cache.by_key.retain(|_, v| *v != name);
             e.writer.close();
             self.metrics.evictions.fetch_add(1, Ordering::Relaxed);
@@ -675,6 +786,16 @@ impl Daemon {
             };
             let batch = &batch;
             rows += summary.rows as u64;
+            match ts_and_symbols(batch) {
+                Ok((ts, sym)) => {
+                    let from = ts.values().iter().copied().min().unwrap_or(i64::MIN);
+                    let syms = (0..batch.num_rows())
+                        .map(|i| sym.value(i).to_string())
+                        .collect();
+                    self.invalidate(dataset, &syms, from);
+                }
+                Err(f) => return f.into(),
+            }
             if let Err(f) = self.publish(dataset, base, batch) {
                 return f.into();
             }

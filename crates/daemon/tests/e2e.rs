@@ -570,3 +570,64 @@ fn kill_9_mid_ingest_loses_nothing_acknowledged() {
     // And it keeps ingesting after the restart.
     assert_eq!(c.append("test", &bars(&["K"], acked + 50, 1)).unwrap(), 1);
 }
+
+#[test]
+fn appends_invalidate_exactly_the_cached_results_they_change() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    c.append("test", &bars(&["A", "B"], 0, 60 * 24 * 40))
+        .unwrap(); // 40 days
+    let sym = |s: &str, end: Option<i64>| {
+        let mut x = q("1m");
+        x.symbols = vec![s.into()];
+        x.end = end.map(|m| TimeSpec::Nanos(T0 + m * MIN));
+        x
+    };
+    let a_all = c.bars(&sym("A", None)).unwrap();
+    let b_all = c.bars(&sym("B", None)).unwrap();
+    let a_old = c.bars(&sym("A", Some(60 * 24 * 2))).unwrap(); // the first two days
+    assert!(!a_all.cached && !b_all.cached && !a_old.cached);
+    assert_eq!(a_all.batches.len(), 1 + (a_all.rows as usize - 1) / 262_144);
+
+    // Correct A's last bar.
+    let last = 60 * 24 * 40 - 1;
+    let mut fix = bars(&["A"], last, 1);
+    fix = RecordBatch::try_new(
+        fix.schema(),
+        fix.columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if fix.schema().field(i).name() == "close" {
+                    Arc::new(Float64Array::from(vec![-1.0])) as ArrayRef
+                } else {
+                    c.clone()
+                }
+            })
+            .collect(),
+    )
+    .unwrap();
+    c.append("test", &fix).unwrap();
+
+    let a_new = c.bars(&sym("A", None)).unwrap();
+    assert!(!a_new.cached, "A's cached result was invalidated");
+    assert_ne!(a_new.arena, a_all.arena);
+    assert_eq!(*closes(&a_new).last().unwrap(), -1.0);
+    // The old answer, still mapped, keeps its data.
+    assert_eq!(*closes(&a_all).last().unwrap(), last as f64 + 0.5);
+    // Results the append cannot change stay cached.
+    let b_again = c.bars(&sym("B", None)).unwrap();
+    assert!(b_again.cached && b_again.arena == b_all.arena);
+    let a_old_again = c.bars(&sym("A", Some(60 * 24 * 2))).unwrap();
+    assert!(a_old_again.cached && a_old_again.arena == a_old.arena);
+
+    // Once its readers are gone, the stale arena is closed on the next cache event.
+    let stale = a_all.arena.clone();
+    drop(a_all);
+    c.bars(&sym("B", Some(10))).unwrap();
+    assert!(
+        !d.arenas().iter().any(|a| a.ends_with(&stale)),
+        "{stale} still in {:?}",
+        d.arenas()
+    );
+}

@@ -1,0 +1,1023 @@
+#!/usr/bin/env python3
+"""Daemon benchmark (issue 6): ringfeedd queries, concurrent readers and live appends,
+from Python, beside what users otherwise do, in the same run.
+
+Usage:
+    CARGO_TARGET_DIR=/work/target-bench cargo build --release -p ringfeed-cli -p ringfeed-daemon
+    .venv/bin/python scripts/bench_daemon.py --bin-dir /work/target-bench/release
+    .venv/bin/python scripts/bench_daemon.py --quick        # smoke run, < 1 min
+    scripts/bench_daemon.sh [--quick] [...]                 # the same through the wrapper
+
+The binaries' directory: --bin-dir, else $RINGFEED_BIN_DIR, else <repo>/target/release.
+The Python environment needs ringfeed (the wheel), polars, pyarrow and duckdb
+(scripts/py_env.sh builds it into .venv).
+
+What it does, in a fresh temporary directory (data dir and socket; arenas get a unique
+prefix `rfb<pid>` in $RINGFEED_SHM_DIR, default /dev/shm):
+  0. generates one symbol-year of 1m bars (525,600 rows; --quick: January, 44,640 rows),
+     a deterministic random walk written as Binance kline CSV; `ringfeed ingest` (CLI
+     defaults: fsync always, rollups 5m,15m,1h,1d); `ringfeed write-down --all`, so that every
+     bar is in the cold tier (Hive-layout Parquet, one file per day).
+  1. query -> polars DataFrame, in one client process, methods in turns each repetition:
+       daemon cold   `c.bars(...)` with a fresh cache key each time (`end` moved by k ns past
+                     the year's end: the same 525,600 rows, a key the daemon has not seen), so
+                     the daemon reads the Parquet files and materialises a new arena;
+       daemon warm   `c.bars(...)` of a key already cached (the same arena mapped again);
+       baselines     `pl.read_parquet(files)`, `pl.scan_parquet(glob, hive).filter(...)
+                     .collect()` and DuckDB `read_parquet(glob, hive) WHERE ...` -> `.pl()`,
+                     all on the store's own cold-tier files.
+     The Parquet files are in the OS page cache for every method (they were just written and
+     are read every repetition): "cold" means "not in the daemon's cache", not "from disk".
+  2. 1 and 8 concurrent reader processes: each fetches the symbol-year (daemon: one arena
+     for all; polars: its own `pl.read_parquet` copy), then holds the DataFrame while this
+     script reads Pss from /proc/PID/smaps_rollup of every reader (and the daemon's RSS).
+  3. live appends: a subscriber process on the dataset's 1m topic and a publisher process
+     calling `c.append(dataset, one-row polars DataFrame)` in a loop (1-2 ms apart). The
+     publisher stamps CLOCK_MONOTONIC into `volume`; the subscriber reads the clock once it
+     holds the polars DataFrame. Several datasets show what the fsync policy and the
+     rollups cost.
+The daemon is stopped with SIGTERM after each phase (and on any error), and the run ends by
+checking with `ringfeed inspect` that none of its arenas remain.
+
+Output: tables on stdout, a markdown summary (default target/bench-daemon.md) and the raw
+numbers as JSON (default target/bench-daemon.json). Timings are medians/percentiles; this
+script asserts nothing about time.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob as globmod
+import json
+import os
+import random
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+SYMBOL = "BTCUSDT"
+DATASET = "bench"
+MIN_NS = 60 * 10**9
+YEAR_START = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
+BAR_COLS = ["ts", "symbol", "open", "high", "low", "close", "volume",
+            "quote_volume", "trades", "taker_buy_base", "taker_buy_quote"]
+# Datasets the daemon creates from its config for the append phase: (name, fsync, rollups).
+# `bench` itself (the ingested year) uses the CLI's defaults: fsync always, rollups 5m..1d.
+LIVE_DATASETS = [
+    ("live_always", "always", None),
+    ("live_never", "never", None),
+    ("live_always_norollups", "always", []),
+    ("live_never_norollups", "never", []),
+]
+
+
+def ns(t: dt.datetime) -> int:
+    return int(t.timestamp()) * 10**9
+
+
+# --------------------------------------------------------------------------- helpers
+
+def pct(xs: Sequence[float], q: float) -> float:
+    """Percentile by linear interpolation (q in 0..100)."""
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def med(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def slope(ys: Sequence[float]) -> float:
+    """Least-squares slope of ys against their index."""
+    n = len(ys)
+    if n < 2:
+        return float("nan")
+    mx, my = (n - 1) / 2, sum(ys) / n
+    return sum((i - mx) * (y - my) for i, y in enumerate(ys)) / sum((i - mx) ** 2 for i in range(n))
+
+
+def loadavg() -> str:
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def cpu_times() -> List[int]:
+    """Aggregate /proc/stat cpu line: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
+def steal_pct(a: List[int], b: List[int]) -> float:
+    d = [y - x for x, y in zip(a, b)]
+    tot = sum(d)
+    return 100.0 * d[7] / tot if tot else 0.0
+
+
+def busy_pct(a: List[int], b: List[int]) -> float:
+    d = [y - x for x, y in zip(a, b)]
+    tot = sum(d)
+    return 100.0 * (tot - d[3] - d[4]) / tot if tot else 0.0
+
+
+def kb_field(path: str, key: str) -> Optional[int]:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def pss_kb(pid: int) -> Optional[int]:
+    return kb_field(f"/proc/{pid}/smaps_rollup", "Pss")
+
+
+def mapping_pss_kb(pid: int, needle: str) -> Dict[str, int]:
+    """Pss (kB) of each mapped file of `pid` whose path contains `needle`, by path."""
+    out: Dict[str, int] = {}
+    path = None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split(None, 1)[0]
+                if "-" in head and not head.endswith(":"):
+                    parts = line.split()
+                    path = parts[5] if len(parts) >= 6 and needle in parts[5] else None
+                elif path is not None and line.startswith("Pss:"):
+                    out[path] = out.get(path, 0) + int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def status_kb(pid: int) -> Dict[str, Optional[int]]:
+    p = f"/proc/{pid}/status"
+    return {k: kb_field(p, k) for k in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
+
+
+def mb(kb: Optional[float]) -> str:
+    return "?" if kb is None else f"{kb / 1024:.1f}"
+
+
+def fmt_ms(x: float) -> str:
+    if x != x:
+        return "–"
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def fmt_us(x: float) -> str:
+    if x != x:
+        return "–"
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
+
+
+def table(head: List[str], rows: List[List[str]], right: Optional[List[bool]] = None) -> str:
+    right = right or [i > 0 for i in range(len(head))]
+    out = ["| " + " | ".join(head) + " |",
+           "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- data
+
+def gen_kline_csv(path: Path, rows: int) -> None:
+    """Binance kline CSV (12 columns, ms timestamps): a random walk at 0.01 ticks, seed 7."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(7)
+    close = np.maximum(1.0, np.round(20000.0 + np.cumsum(rng.normal(0.0, 8.0, rows)), 2))
+    open_ = np.empty(rows)
+    open_[0] = 20000.0
+    open_[1:] = close[:-1]
+    high = np.round(np.maximum(open_, close) + np.abs(rng.normal(0.0, 4.0, rows)), 2)
+    low = np.round(np.maximum(0.01, np.minimum(open_, close) - np.abs(rng.normal(0.0, 4.0, rows))), 2)
+    vol = np.round(np.abs(rng.normal(50.0, 20.0, rows)), 5)
+    t = ns(YEAR_START) // 10**6 + np.arange(rows, dtype=np.int64) * 60_000
+    pl.DataFrame({
+        "open_time": t, "open": open_, "high": high, "low": low, "close": close, "volume": vol,
+        "close_time": t + 59_999, "quote_volume": np.round(vol * open_, 4),
+        "trades": rng.integers(10, 900, rows), "taker_buy_base": np.round(vol / 2, 5),
+        "taker_buy_quote": np.round(vol * open_ / 2, 4), "ignore": np.zeros(rows, dtype=np.int64),
+    }).write_csv(path, include_header=False)
+
+
+# --------------------------------------------------------------------------- daemon
+
+class Daemon:
+    """`ringfeed serve --config`, stopped with SIGTERM."""
+
+    def __init__(self, bin_dir: Path, config: Path, socket_path: Path, log: Path) -> None:
+        self.bin_dir, self.config, self.socket, self.log = bin_dir, config, socket_path, log
+        self.proc: Optional[subprocess.Popen] = None
+        self.exit_codes: List[int] = []
+
+    def start(self) -> None:
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([str(self.bin_dir / "ringfeed"), "serve", "--config", str(self.config)],
+                                     stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        logf.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ringfeed serve exited with {self.proc.returncode}; log:\n{self.log.read_text()[-3000:]}")
+            if self.socket.exists():
+                try:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(str(self.socket))
+                    s.close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise RuntimeError("ringfeed serve did not open its socket within 30 s")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> Optional[int]:
+        """SIGTERM and wait; SIGKILL (this pid only) after 30 s. Returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            rc = None if self.proc is None else self.proc.returncode
+            self.proc = None
+            return rc
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            print(f"!! daemon pid {self.proc.pid} ignored SIGTERM for 30 s: SIGKILL", file=sys.stderr)
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        self.exit_codes.append(rc)
+        return rc
+
+
+class Worker:
+    """This script re-executed as a worker (`__query`, `__reader`, `__sub`, `__pub`), driven
+    by lines on stdin/stdout; the last stdout line of a finished step is JSON."""
+
+    def __init__(self, role: str, args: Dict[str, Any]) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "__" + role, json.dumps(args)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self.buf = b""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((line + "\n").encode())
+
+    def expect(self, timeout: float) -> str:
+        """The next stdout line (a worker's JSON or a keyword)."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"worker pid {self.pid} said nothing for {timeout} s")
+            with selectors.DefaultSelector() as sel:
+                sel.register(fd, selectors.EVENT_READ)
+                if not sel.select(left):
+                    continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise RuntimeError(f"worker pid {self.pid} exited early (code {self.proc.wait()})")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode().strip()
+
+    def finish(self, timeout: float = 30) -> None:
+        try:
+            if self.proc.poll() is None and self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --------------------------------------------------------------------------- workers
+
+def _connect(sock: str):
+    import ringfeed as rf
+    return rf.connect(sock)
+
+
+def _stat_value(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def w_query(a: Dict[str, Any]) -> None:
+    """Phase 1, in one process: every method once per repetition, in turns."""
+    import duckdb
+    import polars as pl
+
+    c = _connect(a["socket"])
+    start, end, sym, ds = a["start"], a["end"], a["symbol"], a["dataset"]
+    files, glob = a["files"], a["glob"]
+    con = duckdb.connect()
+    t_lo = dt.datetime.fromtimestamp(start / 1e9, dt.timezone.utc).isoformat()
+    t_hi = dt.datetime.fromtimestamp(end / 1e9, dt.timezone.utc).isoformat()
+    cols = ", ".join(BAR_COLS)
+    duck_sql = (f"SELECT {cols} FROM read_parquet('{glob}', hive_partitioning = true) "
+                f"WHERE symbol = '{sym}' AND ts >= '{t_lo}'::TIMESTAMPTZ_NS AND ts < '{t_hi}'::TIMESTAMPTZ_NS")
+    fresh = iter(range(1, 1 << 30))
+
+    def stat() -> Dict[str, float]:
+        t = c.stat()
+        return {k: _stat_value(t, "ringfeed_" + k) for k in ("queries_total", "query_seconds_sum", "cache_hits_total")}
+
+    def daemon_cold():
+        return c.bars(ds, sym, "1m", start=start, end=end + next(fresh))
+
+    methods = {
+        "daemon_cold": daemon_cold,
+        "daemon_warm": lambda: c.bars(ds, sym, "1m", start=start, end=end),
+        "pl_read_parquet": lambda: pl.read_parquet(files, hive_partitioning=False),
+        "pl_scan_filter": lambda: pl.scan_parquet(glob, hive_partitioning=True)
+            .filter((pl.col("symbol") == sym) & (pl.col("ts") >= pl.lit(start).cast(pl.Datetime("ns", "UTC")))
+                    & (pl.col("ts") < pl.lit(end).cast(pl.Datetime("ns", "UTC"))))
+            .select(BAR_COLS).collect(),
+        "duckdb_pl": lambda: con.sql(duck_sql).pl(),
+    }
+    out: Dict[str, Any] = {"times_ms": {k: [] for k in methods}, "daemon_ms": []}
+
+    # The very first query of this daemon (and of this process), with its own key.
+    s0 = stat()
+    t = time.perf_counter_ns()
+    df = c.bars(ds, sym, "1m", start=start, end=end + 10**6)
+    out["first_cold_ms"] = (time.perf_counter_ns() - t) / 1e6
+    out["first_cold_daemon_ms"] = (stat()["query_seconds_sum"] - s0["query_seconds_sum"]) * 1e3
+    out["rows"] = df.height
+    out["df_bytes"] = df.estimated_size()
+    del df
+    # Untimed warm-up of every other method (polars thread pool, duckdb, the warm key's build).
+    checks = {}
+    for name, f in methods.items():
+        if name == "daemon_cold":
+            continue
+        d = f()
+        checks[name] = (d.height, float(d["close"].sum()), str(d.schema["ts"]), str(d.schema["symbol"]))
+        del d
+    out["checks"] = checks
+    # Zero-copy proof: the warm result's close buffer lies inside a mapping of the arena.
+    tab = c.bars_arrow(ds, sym, "1m", start=start, end=end)
+    addr = tab.column("close").chunk(0).buffers()[1].address
+    hit = ""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if lo <= addr < hi:
+                hit = line.split()[-1] if len(line.split()) >= 6 else "(anonymous)"
+                break
+    out["close_buffer_mapping"] = hit
+    out["chunks"] = tab.column("close").num_chunks
+    out["arrow_bytes"] = tab.nbytes
+    del tab
+    # Socket round trip alone, for scale.
+    pings = []
+    for _ in range(200):
+        t = time.perf_counter_ns()
+        c.ping()
+        pings.append((time.perf_counter_ns() - t) / 1e3)
+    out["ping_us"] = med(pings)
+
+    for rep in range(a["reps"]):
+        order = list(methods)
+        random.Random(rep).shuffle(order)
+        for name in order:
+            s0 = stat() if name == "daemon_cold" else None
+            t = time.perf_counter_ns()
+            df = methods[name]()
+            ms = (time.perf_counter_ns() - t) / 1e6
+            if df.height != out["rows"]:
+                raise SystemExit(f"{name}: {df.height} rows, expected {out['rows']}")
+            del df
+            out["times_ms"][name].append(ms)
+            if s0 is not None:
+                out["daemon_ms"].append((stat()["query_seconds_sum"] - s0["query_seconds_sum"]) * 1e3)
+    # Warm path pieces: one query RPC that hits the cache, as the daemon measures it.
+    s0 = stat()
+    n = 50
+    for _ in range(n):
+        c.bars(ds, sym, "1m", start=start, end=end)
+    s1 = stat()
+    out["warm_daemon_us"] = (s1["query_seconds_sum"] - s0["query_seconds_sum"]) / n * 1e6
+    out["warm_hits"] = s1["cache_hits_total"] - s0["cache_hits_total"]
+    # The warm path step by step, through the client's public pieces (what `bars` does).
+    from ringfeed import Reader
+    req = {"op": "query", "dataset": ds, "symbols": [sym], "timeframe": "1m", "from_end": False,
+           "start": start, "end": end}
+    steps: Dict[str, List[float]] = {k: [] for k in
+                                     ("query RPC", "Reader.open", "read batches", "Reader.close", "release RPC",
+                                      "pl.DataFrame per batch", "pl.concat")}
+    hits = 0
+    for _ in range(30):
+        t = [time.perf_counter_ns()]
+        resp = c.call(req)
+        t.append(time.perf_counter_ns())
+        r = Reader.open(resp["arena"], start="oldest")
+        t.append(time.perf_counter_ns())
+        batches = [r.read(timeout=10.0) for _ in range(int(resp["batches"]))]
+        t.append(time.perf_counter_ns())
+        r.close()
+        t.append(time.perf_counter_ns())
+        c.call({"op": "release", "arena": resp["arena"]})
+        t.append(time.perf_counter_ns())
+        frames = [pl.DataFrame(b) for b in batches]
+        t.append(time.perf_counter_ns())
+        df = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+        t.append(time.perf_counter_ns())
+        hits += bool(resp.get("cached"))
+        for k, a_, b_ in zip(steps, t, t[1:]):
+            steps[k].append((b_ - a_) / 1e3)
+        del df, frames, batches
+    out["warm_steps_us"] = {k: med(v) for k, v in steps.items()}
+    out["warm_steps_hits"] = hits
+    print(json.dumps(out), flush=True)
+
+
+def w_reader(a: Dict[str, Any]) -> None:
+    """Phase 2: one reader process. ready -> go -> fetch -> held(JSON) -> touch -> touched(JSON) -> exit."""
+    import polars as pl
+
+    c = _connect(a["socket"]) if a["mode"] != "polars" else None
+
+    def fetch(end: int, files: List[str]):
+        if c is not None:
+            return c.bars(a["dataset"], a["symbol"], "1m", start=a["start"], end=end)
+        return pl.read_parquet(files, hive_partitioning=False)
+
+    def use(df):
+        # Every column is read once (what any computation on the frame does).
+        return df.select(pl.all().exclude("symbol", "ts").sum(), pl.col("ts").max(), pl.col("symbol").n_unique())
+
+    # Warm-up on one day, dropped again: the code paths (polars, ringfeed, reader threads) are
+    # then in the "before" PSS, so the growth measured later is the data.
+    small = fetch(a["start"] + 1440 * MIN_NS, a["files"][:1])
+    use(small)
+    del small
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return
+    t0 = time.monotonic_ns()
+    df = fetch(a["end"], a["files"])
+    t1 = time.monotonic_ns()
+    print(json.dumps({"t0": t0, "t1": t1, "rows": df.height, "bytes": df.estimated_size()}), flush=True)
+    if sys.stdin.readline().strip() != "touch":
+        return
+    t = time.monotonic_ns()
+    sums = use(df)
+    touch_ms = (time.monotonic_ns() - t) / 1e6
+    print(json.dumps({"touch_ms": touch_ms, "close_sum": float(sums["close"][0])}), flush=True)
+    sys.stdin.readline()  # "exit" (or EOF): the DataFrame is held until then
+    del df
+
+
+def w_sub(a: Dict[str, Any]) -> None:
+    """Phase 3 subscriber: reads the 1m topic until `count` messages or `idle` s of silence."""
+    import polars as pl
+    import ringfeed as rf
+
+    c = _connect(a["socket"])
+    r = c.subscribe(a["dataset"], "1m")
+    recs: List[List[int]] = []
+    lagged = 0
+    last = None
+    print("ready", flush=True)
+    idle_since = time.monotonic()
+    while len(recs) < a["count"] and time.monotonic() - idle_since < a["idle"]:
+        try:
+            b = r.read(timeout=0.2)
+        except rf.LaggedError:
+            lagged += 1
+            continue
+        except rf.ClosedError:
+            break
+        if b is None:
+            continue
+        t_read = time.monotonic_ns()
+        df = b.to_polars()
+        t_df = time.monotonic_ns()
+        wall = time.time_ns()
+        vol = df["volume"].to_list()
+        ts = df["ts"].cast(pl.Int64).to_list()
+        for v, t in zip(vol, ts):
+            recs.append([int(t), int(v), t_read, t_df, b.ts_ns, wall, b.seq])
+        idle_since = time.monotonic()
+        last = b
+    hot = []
+    for _ in range(200 if last is not None else 0):
+        t = time.monotonic_ns()
+        last.to_polars()
+        hot.append((time.monotonic_ns() - t) / 1e3)
+    print(json.dumps({"recs": recs, "lagged": lagged, "to_polars_hot_us": med(hot)}), flush=True)
+
+
+def w_pub(a: Dict[str, Any]) -> None:
+    """Phase 3 publisher: one-row appends, CLOCK_MONOTONIC of the start in `volume`."""
+    import polars as pl
+    import pyarrow as pa
+
+    c = _connect(a["socket"])
+    rnd = random.Random(11)
+    t0s, calls, ends = [], [], []
+    tsdt = pl.Datetime("ns", "UTC")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    total = a["warmup"] + a["count"]
+    for k in range(total):
+        ts = a["first_ts"] + k * MIN_NS
+        px = 30000.0 + (k % 100)
+        t0 = time.monotonic_ns()
+        df = pl.DataFrame({"ts": pl.Series([ts], dtype=pl.Int64).cast(tsdt), "symbol": [a["symbol"]],
+                           "open": [px], "high": [px + 1.0], "low": [px - 1.0], "close": [px + 0.5],
+                           "volume": [float(t0)]})
+        tc = time.monotonic_ns()
+        c.append(a["dataset"], df)
+        t1 = time.monotonic_ns()
+        t0s.append(t0)
+        calls.append(tc)
+        ends.append(t1)
+        gap = rnd.uniform(a["gap_ms"][0], a["gap_ms"][1]) / 1e3
+        time.sleep(gap)
+    # The client's own share of an append: the polars -> pyarrow -> IPC stream encode it does.
+    enc = []
+    for _ in range(200):
+        t = time.monotonic_ns()
+        table = pa.table(df)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        sink.getvalue().to_pybytes()
+        enc.append((time.monotonic_ns() - t) / 1e3)
+    print(json.dumps({"t0": t0s, "call": calls, "end": ends, "encode_us": med(enc)}), flush=True)
+
+
+# --------------------------------------------------------------------------- phases
+
+def phase_query(sock: Path, info: Dict[str, Any], reps: int) -> Dict[str, Any]:
+    w = Worker("query", {**info, "socket": str(sock), "reps": reps})
+    try:
+        return json.loads(w.expect(timeout=900))
+    finally:
+        w.finish()
+
+
+def _memory(daemon: Daemon, ws: List[Worker], prefix: str) -> Dict[str, Any]:
+    needle = f"ringfeed.{prefix}.q."
+    pss = [pss_kb(w.pid) or 0 for w in ws]
+    maps = [mapping_pss_kb(w.pid, needle) for w in ws]
+    paths = set().union(*maps)
+    d_maps = mapping_pss_kb(daemon.pid, needle)
+    return {"pss_kb": pss, "arena_pss_kb": [sum(m.values()) for m in maps],
+            "daemon_arena_pss_kb": sum(v for k, v in d_maps.items() if k in paths),
+            "daemon_pss_kb": pss_kb(daemon.pid), "daemon_status_kb": status_kb(daemon.pid),
+            "arenas_mapped": sorted(paths)}
+
+
+def phase_readers(daemon: Daemon, sock: Path, info: Dict[str, Any], prefix: str, n: int, mode: str,
+                  end: int) -> Dict[str, Any]:
+    """One round of n concurrent reader processes; PSS read while they hold their frames,
+    once right after the fetch and once after each has read every column."""
+    args = {**info, "socket": str(sock), "mode": mode, "end": end}
+    ws = [Worker("reader", args) for _ in range(n)]
+    try:
+        for w in ws:
+            if w.expect(timeout=120) != "ready":
+                raise RuntimeError("reader did not get ready")
+        time.sleep(0.2)
+        pss0 = [pss_kb(w.pid) or 0 for w in ws]
+        for w in ws:
+            w.send("go")
+        res = [json.loads(w.expect(timeout=300)) for w in ws]
+        held = _memory(daemon, ws, prefix)
+        for w in ws:
+            w.send("touch")
+        touched = [json.loads(w.expect(timeout=300)) for w in ws]
+        used = _memory(daemon, ws, prefix)
+        shm_dir = Path(os.environ.get("RINGFEED_SHM_DIR", "/dev/shm"))
+        cached = list(shm_dir.glob(f"ringfeed.{prefix}.q.*"))
+        cached_kb = sum(f.stat().st_blocks * 512 for f in cached) // 1024
+        arena_files = {}
+        for path in used["arenas_mapped"]:
+            try:
+                st = os.stat(path)
+                arena_files[path] = {"size": st.st_size, "resident": st.st_blocks * 512}
+            except OSError:
+                pass
+        for w in ws:
+            w.send("exit")
+    finally:
+        for w in ws:
+            w.finish()
+    t0 = min(r["t0"] for r in res)
+    return {
+        "n": n, "mode": mode,
+        "per_reader_ms": [(r["t1"] - r["t0"]) / 1e6 for r in res],
+        "makespan_ms": (max(r["t1"] for r in res) - t0) / 1e6,
+        "touch_ms": [t["touch_ms"] for t in touched],
+        "rows": [r["rows"] for r in res], "df_bytes": res[0]["bytes"],
+        "pss_before_kb": pss0, "held": held, "used": used, "arena_files": arena_files,
+        "cached_arenas": len(cached), "cached_arena_kb": cached_kb,
+    }
+
+
+def phase_append(sock: Path, dataset: str, first_ts: int, count: int, warmup: int) -> Dict[str, Any]:
+    sub = Worker("sub", {"socket": str(sock), "dataset": dataset, "count": count + warmup, "idle": 5.0})
+    pub = None
+    try:
+        if sub.expect(timeout=120) != "ready":
+            raise RuntimeError("subscriber did not get ready")
+        pub = Worker("pub", {"socket": str(sock), "dataset": dataset, "symbol": SYMBOL, "first_ts": first_ts,
+                             "count": count, "warmup": warmup, "gap_ms": [1.0, 2.0]})
+        if pub.expect(timeout=120) != "ready":
+            raise RuntimeError("publisher did not get ready")
+        pub.send("go")
+        p = json.loads(pub.expect(timeout=600))
+        s = json.loads(sub.expect(timeout=120))
+    finally:
+        if pub:
+            pub.finish()
+        sub.finish()
+    got = {r[0]: r for r in s["recs"]}
+    e2e, call2df, pub2df, commit2df, rtt, build = [], [], [], [], [], []
+    k_idx = []
+    for k in range(warmup, warmup + count):
+        ts = first_ts + k * MIN_NS
+        t0, tc, t1 = p["t0"][k], p["call"][k], p["end"][k]
+        rtt.append((t1 - tc) / 1e3)
+        build.append((tc - t0) / 1e3)
+        r = got.get(ts)
+        if r is None or r[1] != t0:
+            continue
+        _, _, t_read, t_df, pub_wall, wall, _seq = r
+        e2e.append((t_df - t0) / 1e3)
+        call2df.append((t_df - tc) / 1e3)
+        commit2df.append((wall - pub_wall) / 1e3)
+        pub2df.append((t_df - t_read) / 1e3)
+        k_idx.append(k - warmup)
+    return {"dataset": dataset, "count": count, "received": len(e2e), "lagged": s["lagged"],
+            "e2e_us": e2e, "call_to_df_us": call2df, "commit_to_df_us": commit2df, "to_polars_us": pub2df,
+            "rtt_us": rtt, "build_us": build, "encode_us": p["encode_us"], "to_polars_hot_us": s["to_polars_hot_us"]}
+
+
+# --------------------------------------------------------------------------- report
+
+def summarise(R: Dict[str, Any]) -> str:
+    q = R["query"]
+    L: List[str] = []
+    L.append(f"Run {R['started']} UTC, {R['mode']} mode, {R['rows']:,} rows of 1m bars "
+             f"({q['chunks']} chunks), HEAD {R['git']}.")
+    L.append(f"Load average before {R['load_before']}, after {R['load_after']} (2 vCPUs); CPU busy "
+             f"{R['cpu_busy_pct']:.0f} %, steal {R['steal_pct']:.1f} % over the run.")
+    L.append("")
+    span = "one symbol-year" if R["rows"] >= 525_600 else f"one symbol, {R['files']} days"
+    L.append(f"### 1. Query {span} of 1m bars -> polars DataFrame ({R['reps']} repetitions)")
+    L.append("")
+    tm = q["times_ms"]
+    warm = med(tm["daemon_warm"])
+    cold = med(tm["daemon_cold"])
+    names = {
+        "daemon_cold": "ringfeed `c.bars`, cold (fresh key: Parquet -> arena)",
+        "daemon_warm": "ringfeed `c.bars`, warm (cached arena)",
+        "pl_read_parquet": f"`pl.read_parquet({R['files']} day files)`",
+        "pl_scan_filter": "`pl.scan_parquet(glob, hive).filter(symbol, ts).collect()`",
+        "duckdb_pl": "DuckDB `read_parquet(glob, hive) WHERE symbol, ts` -> `.pl()`",
+    }
+    rows = []
+    for k, label in names.items():
+        xs = tm[k]
+        rc, rw = med(xs) / cold, med(xs) / warm
+        rows.append([label, fmt_ms(med(xs)), fmt_ms(pct(xs, 90)), f"{rc:.2f}x" if rc >= 0.1 else f"{rc:.4f}x",
+                     f"{rw:,.0f}x"])
+    L.append(table(["way", "median ms", "p90 ms", "x daemon cold", "x daemon warm"], rows))
+    L.append("")
+    if R.get("cli_query_ms"):
+        L.append(f"- Diagnostic, the store's read alone: `ringfeed query --format arrow > /dev/null` of the same "
+                 f"symbol-year (process start, cold Parquet read, IPC to /dev/null), median of "
+                 f"{len(R['cli_query_ms'])}: {fmt_ms(med(R['cli_query_ms']))} ms.")
+    L.append(f"- First query of a freshly started daemon (own key): {fmt_ms(q['first_cold_ms'])} ms "
+             f"(daemon side {fmt_ms(q['first_cold_daemon_ms'])} ms).")
+    L.append(f"- Cold, daemon side (query RPC received -> arena written, from `ringfeed stat`): median "
+             f"{fmt_ms(med(q['daemon_ms']))} ms of the {fmt_ms(cold)} ms.")
+    L.append(f"- Warm, daemon side per cache hit: {q['warm_daemon_us']:.1f} us; socket round trip "
+             f"(`ping`): {q['ping_us']:.1f} us. A warm `bars` makes two round trips (query, release).")
+    ws = q["warm_steps_us"]
+    L.append(f"- Warm path step by step (medians of 30, {q['warm_steps_hits']}/30 cache hits), us: "
+             + ", ".join(f"{k} {v:.0f}" for k, v in ws.items()) + f"; sum {sum(ws.values()):.0f}.")
+    L.append(f"- Zero-copy check: the `close` buffer of the warm result lies in mapping "
+             f"`{q['close_buffer_mapping']}`.")
+    L.append(f"- DataFrame size (polars `estimated_size`): {q['df_bytes'] / 2**20:.1f} MiB. "
+             f"Result checks (rows, sum of close, ts dtype, symbol dtype): "
+             + "; ".join(f"{k} {v[0]}, {v[1]:.2f}, {v[2]}, {v[3]}" for k, v in q["checks"].items()) + ".")
+    L.append("")
+
+    L.append(f"### 2. Concurrent readers, {span} each (medians of {R['conc_reps']} rounds)")
+    L.append("")
+    cases = (("daemon_warm", "ringfeed daemon, cached arena"),
+             ("daemon_cold", "ringfeed daemon, fresh key (one build, the rest wait for it)"),
+             ("polars", "`pl.read_parquet`, each its own copy"))
+    trows, mrows = [], []
+    one = R["query"]["arrow_bytes"] / 1024
+    for key, label in cases:
+        for n in R["conc_ns"]:
+            rs = [r for r in R["readers"] if r["mode"] == key and r["n"] == n]
+            if not rs:
+                continue
+            dm = key != "polars"
+            trows.append([label, str(n), fmt_ms(med([med(r["per_reader_ms"]) for r in rs])),
+                          fmt_ms(med([max(r["per_reader_ms"]) for r in rs])),
+                          fmt_ms(med([r["makespan_ms"] for r in rs])),
+                          fmt_ms(med([med(r["touch_ms"]) for r in rs]))])
+            tot0 = med([sum(r["pss_before_kb"]) for r in rs])
+            add_h = med([sum(r["held"]["pss_kb"]) - sum(r["pss_before_kb"]) for r in rs])
+            add_u = med([sum(r["used"]["pss_kb"]) - sum(r["pss_before_kb"]) for r in rs])
+            ar = med([sum(r["used"]["arena_pss_kb"]) for r in rs])
+            both = med([sum(r["used"]["arena_pss_kb"]) + r["used"]["daemon_arena_pss_kb"] for r in rs])
+            st = rs[0]["used"]["daemon_status_kb"]
+            mrows.append([label, str(n), mb(tot0), mb(add_h), mb(add_u), f"{add_u / one:.2f}x",
+                          mb(ar) if dm else "–", f"{both / one:.2f}x" if dm else "–",
+                          f"{mb(st['VmRSS'])} ({mb(st['RssShmem'])} shm, {mb(st['RssAnon'])} anon)"])
+    L.append(table(["readers", "N", "fetch ms per reader (median)", "slowest reader ms", "all done ms",
+                    "then read every column, ms"], trows))
+    L.append("")
+    L.append(table(["readers", "N", "PSS of the readers before MiB", "PSS added, holding MiB",
+                    "PSS added, after reading every column MiB", "added / one copy", "arena PSS in the readers MiB",
+                    "arena PSS readers + daemon / one copy", "daemon RSS MiB"], mrows))
+    L.append("")
+    af = next((r["arena_files"] for r in R["readers"] if r["mode"] == "daemon_warm" and r["arena_files"]), {})
+    for path, v in af.items():
+        L.append(f"- The result arena `{Path(path).name}`: {v['size'] / 2**20:.1f} MiB file, "
+                 f"{v['resident'] / 2**20:.1f} MiB resident in /dev/shm, for "
+                 f"{R['query']['arrow_bytes'] / 2**20:.1f} MiB of Arrow data (pyarrow `Table.nbytes` of the result).")
+    last = R["readers"][-1]
+    L.append(f"- One copy = the result's Arrow data (pyarrow `Table.nbytes`), {one / 1024:.1f} MiB (polars "
+             f"`estimated_size()`: {R['query']['df_bytes'] / 2**20:.1f} MiB). *PSS of the readers before*: "
+             "sum of Pss (/proc/PID/smaps_rollup) of the reader processes with interpreter, polars and ringfeed "
+             "loaded and connected; *added*: the sum's growth while each holds its DataFrame, right after the "
+             "fetch and after a `select` that reads every column. *Arena PSS*: Pss of the mappings of the result "
+             "arena (/proc/PID/smaps); the daemon maps it too, so its pages are shared N+1 ways.")
+    L.append(f"- Daemon RSS (first round of each case shown) includes every cached result it maps: "
+             f"{last['cached_arenas']} query arenas ({last['cached_arena_kb'] / 1024:.0f} MiB of /dev/shm) at the end "
+             f"of phase 2 (each cold round adds one). Its RssAnon went from "
+             f"{mb(R['readers'][0]['used']['daemon_status_kb']['RssAnon'])} to "
+             f"{mb(last['used']['daemon_status_kb']['RssAnon'])} MiB over the phase.")
+    L.append("")
+
+    L.append(f"### 3. Live append -> subscriber holds a polars DataFrame ({R['append_count']} one-row appends per dataset, 1-2 ms apart)")
+    L.append("")
+    rows = []
+    for a in R["appends"]:
+        lab = {"bench": "`bench` (CLI default: fsync always, rollups 5m,15m,1h,1d; the year in cold Parquet)"}.get(
+            a["dataset"], a["dataset"])
+        fs = dict((n, (f, r)) for n, f, r in LIVE_DATASETS).get(a["dataset"])
+        if fs:
+            lab = f"`{a['dataset']}` (fsync {fs[0]}, rollups {'none' if fs[1] == [] else '5m,15m,1h,1d'}, empty)"
+        e, cd, rt = a["call_to_df_us"], a["commit_to_df_us"], a["rtt_us"]
+        rows.append([lab, f"{a['received']}/{a['count']}",
+                     fmt_us(med(e)), fmt_us(pct(e, 90)), fmt_us(pct(e, 99)),
+                     fmt_us(med(rt)), fmt_us(pct(rt, 90)), fmt_us(pct(rt, 99)),
+                     fmt_us(med(cd)), fmt_us(med(a["to_polars_us"]))])
+    L.append(table(["dataset", "received", "call -> DF p50 us", "p90", "p99", "append RTT p50 us", "p90", "p99",
+                    "publish -> DF p50 us", "`to_polars` p50 us"], rows))
+    L.append("")
+    a0 = R["appends"][0]
+    L.append(f"- *call -> DF*: `c.append(...)` called (the one-row polars frame already built) -> the "
+             f"subscriber holds `batch.to_polars()`; CLOCK_MONOTONIC in both processes. Building the "
+             f"one-row `pl.DataFrame` before the call: median {med(a0['build_us']):.0f} us (not included). "
+             f"The client-side encode inside `append` (polars -> pyarrow -> IPC stream): {a0['encode_us']:.0f} us.")
+    L.append("- *append RTT*: `c.append` call -> return (durable and published, rollups included).")
+    L.append("- *`to_polars`*: `batch.to_polars()` of the one-row batch (11 columns) in the subscriber that just woke; "
+             "the same call repeated in a hot loop afterwards: "
+             + ", ".join(f"{a['dataset']} {a['to_polars_hot_us']:.0f} us" for a in R["appends"]) + ".")
+    L.append("- *publish -> DF*: the ring's publish timestamp (CLOCK_REALTIME, written at commit in the "
+             "daemon) -> the subscriber holds the DataFrame.")
+    L.append("- Growth with the appends already in the day (all appends of a dataset land in one UTC day, "
+             "one minute apart): medians of the first and last 10 %, and the least-squares slope per append.")
+    L.append("")
+    grow = []
+    for a in R["appends"]:
+        rt, e = a["rtt_us"], a["call_to_df_us"]
+        k = max(1, len(rt) // 10)
+        ke = max(1, len(e) // 10)
+        grow.append([f"`{a['dataset']}`", fmt_us(med(rt[:k])), fmt_us(med(rt[-k:])), f"{slope(rt):.1f}",
+                     fmt_us(med(e[:ke])), fmt_us(med(e[-ke:])), f"{slope(e):.1f}", str(a["lagged"])])
+    L.append(table(["dataset", "RTT first 10 % us", "RTT last 10 % us", "RTT slope us/append",
+                    "call -> DF first 10 % us", "last 10 % us", "slope us/append", "lagged reads"], grow))
+    L.append("")
+    L.append(f"Daemon exit codes after SIGTERM: {R.get('daemon_exit_codes')}. Arenas of this run left after "
+             f"it stopped (`ringfeed inspect`, {R.get('shm_dir', '/dev/shm')}): {R['leftover_arenas'] or 'none'}.")
+    return "\n".join(L)
+
+
+# --------------------------------------------------------------------------- main
+
+def main() -> int:
+    if len(sys.argv) >= 3 and sys.argv[1].startswith("__"):
+        role = sys.argv[1][2:]
+        {"query": w_query, "reader": w_reader, "sub": w_sub, "pub": w_pub}[role](json.loads(sys.argv[2]))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run (< 1 min): one month of bars, fewer repetitions and appends")
+    ap.add_argument("--bin-dir", type=Path, default=None,
+                    help="directory holding `ringfeed` (default $RINGFEED_BIN_DIR or <repo>/target/release)")
+    ap.add_argument("--reps", type=int, default=None, help="query repetitions per method (default 9; quick 3)")
+    ap.add_argument("--readers", type=int, default=8, help="concurrent readers in phase 2 (default 8)")
+    ap.add_argument("--conc-reps", type=int, default=None, help="rounds per phase-2 case (default 3; quick 1)")
+    ap.add_argument("--appends", type=int, default=None, help="measured appends per dataset (default 500; quick 100)")
+    ap.add_argument("--work-dir", type=Path, default=None,
+                    help="parent of the temporary directory (default $TMPDIR; it is on the disk here, so "
+                         "fsync costs what it costs for a real store)")
+    ap.add_argument("--out", type=Path, default=ROOT / "target" / "bench-daemon.md", help="markdown summary")
+    ap.add_argument("--json", type=Path, default=ROOT / "target" / "bench-daemon.json", help="raw numbers")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+
+    bin_dir = (args.bin_dir or Path(os.environ.get("RINGFEED_BIN_DIR") or ROOT / "target" / "release")).resolve()
+    ringfeed_bin = bin_dir / "ringfeed"
+    if not ringfeed_bin.exists():
+        print(f"no {ringfeed_bin}: build with `cargo build --release -p ringfeed-cli -p ringfeed-daemon` "
+              f"or pass --bin-dir", file=sys.stderr)
+        return 2
+    quick = args.quick
+    reps = args.reps or (3 if quick else 9)
+    conc_reps = args.conc_reps or (1 if quick else 3)
+    n_app = args.appends or (100 if quick else 500)
+    warmup = 20
+    days = 31 if quick else 365
+    rows = days * 1440
+    start_ns = ns(YEAR_START)
+    end_ns = start_ns + rows * MIN_NS
+
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    load_before = loadavg()
+    cpu0 = cpu_times()
+    print(f"== load average before: {load_before} (2 vCPUs)", flush=True)
+    print(f"== binaries: {bin_dir}; python: {sys.executable}", flush=True)
+    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
+                         text=True).stdout.strip() or "?"
+
+    work = Path(tempfile.mkdtemp(prefix="rfbench-daemon-", dir=args.work_dir))
+    prefix = f"rfb{os.getpid()}"
+    data, sock = work / "data", work / "rf.sock"
+    cfg = work / "ringfeed.toml"
+    lines = [f'data_dir = "{data}"', f'socket = "{sock}"', f'arena_prefix = "{prefix}"', ""]
+    for name, fsync, rollups in LIVE_DATASETS:
+        lines += [f"[datasets.{name}]", 'base = "1m"', f'fsync = "{fsync}"']
+        if rollups is not None:
+            lines.append(f"rollups = {json.dumps(rollups)}")
+        lines.append("")
+    cfg.write_text("\n".join(lines))
+    daemon = Daemon(bin_dir, cfg, sock, work / "daemon.log")
+    R: Dict[str, Any] = {"started": started, "mode": "quick" if quick else "full", "rows": rows, "reps": reps,
+                         "conc_reps": conc_reps, "append_count": n_app, "git": git, "load_before": load_before,
+                         "bin_dir": str(bin_dir)}
+    try:
+        # 0. data
+        csv = work / f"{SYMBOL}-1m.csv"
+        t = time.perf_counter()
+        gen_kline_csv(csv, rows)
+        print(f"== generated {rows:,} bars ({csv.stat().st_size / 2**20:.0f} MiB CSV) in "
+              f"{time.perf_counter() - t:.1f} s", flush=True)
+        t = time.perf_counter()
+        subprocess.run([str(ringfeed_bin), "ingest", "--data-dir", str(data), "--dataset", DATASET,
+                        "--symbol", SYMBOL, "--format", "binance-kline", str(csv)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        R["ingest_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        subprocess.run([str(ringfeed_bin), "write-down", "--data-dir", str(data), "--all"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        R["write_down_s"] = time.perf_counter() - t
+        csv.unlink()
+        glob = str(data / f"dataset={DATASET}" / "tf=1m" / "date=*" / "*.parquet")
+        files = sorted(globmod.glob(glob))
+        hot = sorted((data / "_hot" / DATASET / "1m").glob("*.wal")) if (data / "_hot").exists() else []
+        print(f"== ingest {R['ingest_s']:.1f} s, write-down {R['write_down_s']:.1f} s: {len(files)} cold 1m "
+              f"files ({sum(Path(f).stat().st_size for f in files) / 2**20:.1f} MiB), {len(hot)} hot 1m WALs left",
+              flush=True)
+        if len(files) != days:
+            raise RuntimeError(f"expected {days} cold files after write-down, found {len(files)}")
+        R["files"] = len(files)
+        info = {"dataset": DATASET, "symbol": SYMBOL, "start": start_ns, "end": end_ns, "files": files, "glob": glob}
+
+        # Diagnostic: the store's read alone, through the CLI.
+        R["cli_query_ms"] = []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run([str(ringfeed_bin), "query", "--data-dir", str(data), "--dataset", DATASET, "--symbol",
+                            SYMBOL, "--start", str(start_ns), "--end", str(end_ns), "--format", "arrow"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            R["cli_query_ms"].append((time.perf_counter() - t) * 1e3)
+
+        # 1. query latency
+        print(f"== phase 1: query -> DataFrame, {reps} repetitions per method", flush=True)
+        daemon.start()
+        R["query"] = phase_query(sock, info, reps)
+        daemon.stop()
+
+        # 2. concurrent readers
+        ns_list = sorted({1, args.readers})
+        R["conc_ns"] = ns_list
+        print(f"== phase 2: {ns_list} concurrent readers, {conc_reps} rounds each", flush=True)
+        daemon.start()
+        R["readers"] = []
+        fresh = 1000
+        # Build the warm key once (untimed), in a throwaway client.
+        warm = Worker("reader", {**info, "socket": str(sock), "mode": "daemon", "end": end_ns})
+        warm.expect(120)
+        warm.send("go")
+        warm.expect(300)
+        warm.send("exit")
+        warm.finish()
+        for rnd in range(conc_reps):
+            for n in ns_list:
+                for mode in ("daemon_warm", "daemon_cold", "polars"):
+                    end = end_ns
+                    if mode == "daemon_cold":
+                        fresh += 1
+                        end = end_ns + fresh
+                    r = phase_readers(daemon, sock, info, prefix, n, mode, end)
+                    R["readers"].append(r)
+                    print(f"   round {rnd + 1} {mode:12s} N={n}: median {med(r['per_reader_ms']):8.1f} ms per "
+                          f"reader, PSS added {(sum(r['used']['pss_kb']) - sum(r['pss_before_kb'])) / 1024:7.1f} MiB",
+                          flush=True)
+        daemon.stop()
+
+        # 3. appends
+        print(f"== phase 3: append -> subscriber, {n_app} appends per dataset", flush=True)
+        daemon.start()
+        R["appends"] = []
+        first_ts = end_ns  # right after the year (hot tier)
+        for ds in [DATASET] + [d[0] for d in LIVE_DATASETS]:
+            a = phase_append(sock, ds, first_ts, n_app, warmup)
+            R["appends"].append(a)
+            print(f"   {ds:22s} call->DF p50 {med(a['call_to_df_us']):8.0f} us, append RTT p50 "
+                  f"{med(a['rtt_us']):8.0f} us, received {a['received']}/{n_app}", flush=True)
+        daemon.stop()
+    finally:
+        daemon.stop()
+        R["daemon_exit_codes"] = daemon.exit_codes
+        if any(rc != 0 for rc in daemon.exit_codes):
+            print(f"!! daemon exit codes {daemon.exit_codes}; log {work / 'daemon.log'}", file=sys.stderr)
+            args.keep = True
+        left = sorted(n for n in os.listdir(os.environ.get("RINGFEED_SHM_DIR", "/dev/shm"))
+                      if n.startswith(f"ringfeed.{prefix}."))
+        insp = subprocess.run([str(ringfeed_bin), "inspect"], capture_output=True, text=True).stdout
+        left_inspect = [ln for ln in insp.splitlines() if prefix in ln]
+        R["leftover_arenas"] = left + left_inspect
+        if left:
+            print(f"!! arenas left behind: {left}; removing them", file=sys.stderr)
+            for n in left:
+                subprocess.run([str(ringfeed_bin), "rm", n[len("ringfeed."):]], capture_output=True)
+        if args.keep:
+            print(f"== kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    R["load_after"] = loadavg()
+    cpu1 = cpu_times()
+    R["steal_pct"] = steal_pct(cpu0, cpu1)
+    R["cpu_busy_pct"] = busy_pct(cpu0, cpu1)
+    print(f"== load average after: {R['load_after']}", flush=True)
+    md = summarise(R)
+    print()
+    print(md)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(md + "\n")
+    args.json.write_text(json.dumps(R))
+    print(f"\n(summary written to {args.out}, raw numbers to {args.json})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
