@@ -985,6 +985,11 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
 /// Runs the daemon until `stop` is set (SIGTERM/SIGINT in `ringfeedd`).
 /// Returns after closing every arena and removing the socket.
 pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
+    // Query results are built on connection threads as buffers of many MiB;
+    // without this glibc keeps them in per-thread heaps after they are freed
+    // (measured: 3.6 -> 109 MiB anonymous after 12 cold symbol-year queries
+    // on 12 connections).
+    ringfeed_shm::mmap_large_allocations(128 << 10);
     let listener = bind(&cfg.socket)?;
     let socket = cfg.socket.clone();
     let metrics_addr = cfg.metrics;

@@ -37,6 +37,6 @@ mod writer;
 pub use arena::{remove, validate_header};
 pub use error::{ClaimError, CreateError, OpenError, ReadError};
 pub use inspect::{inspect, ArenaInfo};
-pub use os::{arena_path, check_name, list_arenas, shm_dir};
+pub use os::{arena_path, check_name, list_arenas, mmap_large_allocations, shm_dir};
 pub use reader::{Lease, ReaderOptions, RingReader, StartAt};
 pub use writer::{Claim, OnFull, ReaderInfo, RingOptions, RingWriter};
