@@ -64,7 +64,7 @@ say "3. subscribers: Python (polars), C++, Rust"
 "$PY" examples/python/daemon_demo.py subscribe "$work/rf.sock" &
 pids+=($!)
 sleep 0.5
-build/cpp-demo/subscriber "$prefix.t.crypto.1m" | sed -u 's/^/c++    /' &
+build/cpp-demo/subscriber --socket "$work/rf.sock" crypto 1m | sed -u 's/^/c++    /' &
 pids+=($!)
 # Rust: replay the last stored hour of 5m bars, then follow the topic live.
 "$bin/examples/replay" "$work/rf.sock" crypto 5m 2021-01-02T23:00:00Z &

@@ -30,10 +30,14 @@ use arrow_array::{
 use arrow_buffer::{ArrowNativeType, Buffer, ScalarBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, Schema, SchemaRef};
+use ringfeed_arrow::StartAt;
 use ringfeed_arrow::{OnFull, ReadError, RingOptions, WriteError};
-use std::cell::Cell;
+use ringfeed_daemon::protocol::{QuerySpec, TimeSpec};
+use ringfeed_daemon::{Client, ClientError, Replay};
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +77,10 @@ mod ffi {
         Corrupt,
         /// Rust code panicked; the panic was caught at the bridge.
         Panic,
+        /// No daemon listens on the socket, or the connection to it broke.
+        Connect,
+        /// The daemon refused the request; `last_error_daemon_kind` says why.
+        Daemon,
     }
 
     /// Ring sizing and policy (see `ringfeed::RingOptions` in the header).
@@ -168,6 +176,40 @@ mod ffi {
         slot_bytes: u64,
     }
 
+    /// Which part of a `TimeArg` is set.
+    enum TimeKind {
+        /// No time (an open end).
+        Unset,
+        /// `ns` since the Unix epoch.
+        Nanos,
+        /// `text`: "YYYY-MM-DD", "YYYY-MM-DD HH:MM[:SS]" (UTC) or RFC 3339.
+        Text,
+    }
+
+    /// A point in time for a query or replay.
+    struct TimeArg {
+        kind: TimeKind,
+        ns: i64,
+        text: String,
+    }
+
+    /// A bars query (`ringfeed::Query` in the header; `QuerySpec` in Rust).
+    struct QueryArgs {
+        dataset: String,
+        /// Empty: all symbols.
+        symbols: Vec<String>,
+        timeframe: String,
+        /// Bucket offset for resampling, e.g. "15m"; empty: none.
+        offset: String,
+        start: TimeArg,
+        end: TimeArg,
+        /// Columns besides ts and symbol; empty: all.
+        fields: Vec<String>,
+        has_limit: bool,
+        limit: u64,
+        from_end: bool,
+    }
+
     #[namespace = ""]
     unsafe extern "C++" {
         include!("ringfeed/arrow_c.h");
@@ -183,6 +225,7 @@ mod ffi {
 
         fn last_error_kind() -> ErrorKind;
         fn last_error_detail() -> u64;
+        fn last_error_daemon_kind() -> String;
 
         fn writer_create_bars(name: &str, cfg: &RingConfig) -> Result<Box<RustWriter>>;
         /// # Safety
@@ -264,6 +307,67 @@ mod ffi {
         fn arena_status(name: &str) -> Result<ArenaStatus>;
         fn arena_remove(name: &str) -> Result<()>;
         fn panic_for_test(message: &str) -> Result<()>;
+
+        type RustClient;
+        type RustBars;
+        type RustReplay;
+
+        /// `socket` empty: `$RINGFEED_SOCKET`, else the daemon's default path.
+        fn client_connect(socket: &str) -> Result<Box<RustClient>>;
+        fn ping(self: &mut RustClient) -> Result<()>;
+        fn stat(self: &mut RustClient) -> Result<String>;
+        fn datasets(self: &mut RustClient) -> Result<String>;
+        fn bars(self: &mut RustClient, q: &QueryArgs) -> Result<Box<RustBars>>;
+        fn subscribe(
+            self: &mut RustClient,
+            dataset: &str,
+            timeframe: &str,
+            start: Start,
+        ) -> Result<Box<RustReader>>;
+        fn replay(
+            self: &mut RustClient,
+            dataset: &str,
+            timeframe: &str,
+            start: &TimeArg,
+            symbols: &Vec<String>,
+        ) -> Result<Box<RustReplay>>;
+        /// # Safety
+        /// `array` points to a valid `ArrowArray` (moved: released on return);
+        /// `schema` points to a valid `ArrowSchema` (borrowed).
+        unsafe fn append_arrow(
+            self: &mut RustClient,
+            dataset: &str,
+            array: *mut ArrowArray,
+            schema: *const ArrowSchema,
+        ) -> Result<u64>;
+        #[allow(clippy::too_many_arguments)]
+        fn append_bars(
+            self: &mut RustClient,
+            dataset: &str,
+            ts: &[i64],
+            symbol_data: &[u8],
+            symbol_offsets: &[u32],
+            open: &[f64],
+            high: &[f64],
+            low: &[f64],
+            close: &[f64],
+            volume: &[f64],
+        ) -> Result<u64>;
+
+        fn num_batches(self: &RustBars) -> usize;
+        fn batch(self: &RustBars, i: usize) -> Result<Box<RustBatch>>;
+        fn rows(self: &RustBars) -> u64;
+        fn cached(self: &RustBars) -> bool;
+        fn arena(self: &RustBars) -> String;
+        /// # Safety
+        /// `out` points to writable memory for one `ArrowArrayStream`.
+        unsafe fn export_stream(self: &RustBars, out: *mut ArrowArrayStream) -> Result<()>;
+
+        fn read(self: &mut RustReplay, timeout_ms: u64) -> Result<Box<RustBatch>>;
+        fn seam(self: &RustReplay) -> u64;
+        fn history_rows(self: &RustReplay) -> u64;
+        fn in_history(self: &RustReplay) -> bool;
+        fn live_name(self: &RustReplay) -> String;
     }
 }
 
@@ -282,6 +386,8 @@ const _: () = assert!(std::mem::size_of::<FFI_ArrowArrayStream>() == 40);
 pub struct Error {
     kind: ErrorKind,
     detail: u64,
+    /// The daemon's machine-readable kind (`unknown_dataset`, ...), for `ErrorKind::Daemon`.
+    daemon_kind: String,
     message: String,
 }
 
@@ -290,6 +396,7 @@ impl Error {
         Self {
             kind,
             detail: 0,
+            daemon_kind: String::new(),
             message: message.into(),
         }
     }
@@ -305,6 +412,7 @@ impl std::error::Error for Error {}
 
 thread_local! {
     static LAST_ERROR: Cell<(ErrorKind, u64)> = const { Cell::new((ErrorKind::Other, 0)) };
+    static LAST_DAEMON_KIND: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 fn last_error_kind() -> ErrorKind {
@@ -313,6 +421,10 @@ fn last_error_kind() -> ErrorKind {
 
 fn last_error_detail() -> u64 {
     LAST_ERROR.with(|c| c.get().1)
+}
+
+fn last_error_daemon_kind() -> String {
+    LAST_DAEMON_KIND.with(|k| k.borrow().clone())
 }
 
 /// Runs `f`, turning a panic into an `Error` of kind `Panic`, and records the
@@ -334,6 +446,7 @@ fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     };
     if let Err(e) = &result {
         LAST_ERROR.with(|c| c.set((e.kind, e.detail)));
+        LAST_DAEMON_KIND.with(|k| k.borrow_mut().clone_from(&e.daemon_kind));
     }
     result
 }
@@ -419,6 +532,7 @@ impl From<ReadError> for Error {
         Error {
             kind,
             detail,
+            daemon_kind: String::new(),
             message: e.to_string(),
         }
     }
@@ -450,6 +564,58 @@ unsafe fn borrow_schema<'a>(ptr: *const ffi::ArrowSchema) -> Result<&'a FFI_Arro
         ));
     }
     Ok(schema)
+}
+
+/// Moves the array behind `ptr` out (leaving a released one behind), so that
+/// it is released exactly once, when the result is dropped.
+///
+/// # Safety
+/// `ptr` is null or points to a valid `ArrowArray` (maybe released).
+unsafe fn take_array(ptr: *mut ffi::ArrowArray) -> Result<FFI_ArrowArray, Error> {
+    if ptr.is_null() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "ArrowArray pointer is null",
+        ));
+    }
+    // SAFETY: `ptr` is non-null and valid (the caller's promise), and the C
+    // struct and `FFI_ArrowArray` share layout (size asserted above);
+    // `from_raw` moves the struct out and marks the original released.
+    let c_array = unsafe { FFI_ArrowArray::from_raw(ptr.cast::<FFI_ArrowArray>()) };
+    if c_array.is_released() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "ArrowArray is released (its release callback is null)",
+        ));
+    }
+    Ok(c_array)
+}
+
+/// Imports `array` as described by `schema`, then runs Arrow's full
+/// validation before anything reads it: foreign bytes are checked here once,
+/// because ring readers skip value validation.
+///
+/// # Safety
+/// `array` follows the C Data Interface and matches `schema`.
+unsafe fn import_checked(
+    array: FFI_ArrowArray,
+    schema: &FFI_ArrowSchema,
+) -> Result<ArrayData, Error> {
+    // SAFETY: forwarded from this function's contract; everything the import
+    // builds is checked with `validate_full` before any of it is read.
+    let data = unsafe { from_ffi(array, schema) }.map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("cannot import the ArrowArray: {e}"),
+        )
+    })?;
+    data.validate_full().map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("the ArrowArray is not valid Arrow data: {e}"),
+        )
+    })?;
+    Ok(data)
 }
 
 /// Moves `value` into the C struct at `out`.
@@ -604,61 +770,19 @@ impl RustWriter {
     ) -> Result<u64, Error> {
         guard(|| {
             self.check_bars()?;
-            let n = ts.len();
-            let lens = [
-                ("ts", n),
-                ("symbol", symbol_offsets.len().saturating_sub(1)),
-                ("open", open.len()),
-                ("high", high.len()),
-                ("low", low.len()),
-                ("close", close.len()),
-                ("volume", volume.len()),
-            ];
-            if lens.iter().any(|&(_, k)| k != n) || symbol_offsets.is_empty() {
-                let list: Vec<String> = lens.iter().map(|(c, k)| format!("{c}={k}")).collect();
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "write_bars: columns have different lengths ({})",
-                        list.join(", ")
-                    ),
-                ));
-            }
             let RustWriter { inner, views, .. } = self;
             let w = inner.as_mut().ok_or_else(closed_writer)?;
-            let schema = w.schema().clone();
-            let tz = match schema.field(0).data_type() {
-                DataType::Timestamp(_, tz) => tz.clone(),
-                _ => None,
+            let cols = BarColumns {
+                ts,
+                symbol_data,
+                symbol_offsets,
+                open,
+                high,
+                low,
+                close,
+                volume,
             };
-            // Declared first, dropped last: checks that no borrowed buffer
-            // survives this call. The columns borrow the C++ vectors (valid
-            // for the call) and are copied once, into the slot.
-            let scope = BorrowScope(Arc::new(Borrowed));
-            // SAFETY: `batch` and the arrays below are locals of this closure,
-            // dropped before it returns (and before `scope`); `Writer::write`
-            // copies their bytes into the slot and keeps none of them.
-            let (f, ts, sym) = unsafe {
-                let f = |v: &[f64]| -> ArrayRef {
-                    Arc::new(Float64Array::new(borrow(v, &scope), None))
-                };
-                let ts =
-                    TimestampNanosecondArray::new(borrow(ts, &scope), None).with_timezone_opt(tz);
-                let sym = string_views(symbol_data, symbol_offsets, views, &scope)?;
-                (f, ts, sym)
-            };
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(ts),
-                Arc::new(sym),
-                f(open),
-                f(high),
-                f(low),
-                f(close),
-                f(volume),
-            ];
-            let batch = RecordBatch::try_new(schema, columns)
-                .map_err(|e| Error::new(ErrorKind::SchemaMismatch, e.to_string()))?;
-            Ok(w.write(&batch)?)
+            with_bar_batch(w.schema().clone(), cols, views, |batch| Ok(w.write(batch)?))
         })
     }
 
@@ -672,22 +796,8 @@ impl RustWriter {
         schema: *const ffi::ArrowSchema,
     ) -> Result<u64, Error> {
         guard(|| {
-            if array.is_null() {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    "ArrowArray pointer is null",
-                ));
-            }
-            // SAFETY: `array` is non-null and valid (the caller's promise);
-            // `from_raw` moves the struct out and leaves a released one behind,
-            // so it is released exactly once, by `c_array`'s drop.
-            let c_array = unsafe { FFI_ArrowArray::from_raw(array.cast::<FFI_ArrowArray>()) };
-            if c_array.is_released() {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    "ArrowArray is released (its release callback is null)",
-                ));
-            }
+            // SAFETY: forwarded from this function's contract.
+            let c_array = unsafe { take_array(array) }?;
             let w = self.writer()?;
             let ring_schema = w.schema().clone();
             let own;
@@ -709,20 +819,8 @@ impl RustWriter {
                 return Err(mismatch(d));
             }
             // SAFETY: the producer promises the array follows the C Data
-            // Interface and matches `c_schema`; everything the import builds is
-            // then checked with `validate_full` before any of it is read.
-            let data = unsafe { from_ffi(c_array, c_schema) }.map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!("cannot import the ArrowArray: {e}"),
-                )
-            })?;
-            data.validate_full().map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!("the ArrowArray is not valid Arrow data: {e}"),
-                )
-            })?;
+            // Interface and matches `c_schema` (checked against the ring's above).
+            let data = unsafe { import_checked(c_array, c_schema) }?;
             let batch = batch_from_struct(ring_schema, data)?;
             Ok(w.write(&batch)?)
         })
@@ -770,6 +868,76 @@ impl RustWriter {
             export_schema_to(w.schema(), out)
         })
     }
+}
+
+/// The plain columns of a bar batch, as C++ passes them (symbols flattened
+/// into one UTF-8 buffer plus offsets).
+struct BarColumns<'a> {
+    ts: &'a [i64],
+    symbol_data: &'a [u8],
+    symbol_offsets: &'a [u32],
+    open: &'a [f64],
+    high: &'a [f64],
+    low: &'a [f64],
+    close: &'a [f64],
+    volume: &'a [f64],
+}
+
+/// Builds a record batch of `schema` (the bar schema, or one with its names
+/// and types) over `cols` without copying them, and hands it to `f`, which
+/// must not keep any of its buffers (it writes or encodes them). `views` is
+/// scratch space for the symbol views.
+fn with_bar_batch<T>(
+    schema: SchemaRef,
+    cols: BarColumns<'_>,
+    views: &mut Vec<u128>,
+    f: impl FnOnce(&RecordBatch) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let n = cols.ts.len();
+    let lens = [
+        ("ts", n),
+        ("symbol", cols.symbol_offsets.len().saturating_sub(1)),
+        ("open", cols.open.len()),
+        ("high", cols.high.len()),
+        ("low", cols.low.len()),
+        ("close", cols.close.len()),
+        ("volume", cols.volume.len()),
+    ];
+    if lens.iter().any(|&(_, k)| k != n) || cols.symbol_offsets.is_empty() {
+        let list: Vec<String> = lens.iter().map(|(c, k)| format!("{c}={k}")).collect();
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("bar columns have different lengths ({})", list.join(", ")),
+        ));
+    }
+    let tz = match schema.field(0).data_type() {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    // Declared first, dropped last: checks that no borrowed buffer survives
+    // this call. The columns borrow the C++ vectors (valid for the call).
+    let scope = BorrowScope(Arc::new(Borrowed));
+    // SAFETY: the arrays below and `batch` are locals of this function,
+    // dropped before it returns (and before `scope`); `f` copies or encodes
+    // their bytes and keeps none of them (its contract).
+    let (fc, ts, sym) = unsafe {
+        let fc = |v: &[f64]| -> ArrayRef { Arc::new(Float64Array::new(borrow(v, &scope), None)) };
+        let ts = TimestampNanosecondArray::new(borrow(cols.ts, &scope), None).with_timezone_opt(tz);
+        let sym = string_views(cols.symbol_data, cols.symbol_offsets, views, &scope)?;
+        (fc, ts, sym)
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ts),
+        Arc::new(sym),
+        fc(cols.open),
+        fc(cols.high),
+        fc(cols.low),
+        fc(cols.close),
+        fc(cols.volume),
+    ];
+    let batch = RecordBatch::try_new(schema, columns)
+        .map_err(|e| Error::new(ErrorKind::SchemaMismatch, e.to_string()))?;
+    f(&batch)
 }
 
 /// The owner of Arrow buffers that borrow the caller's memory for the length
@@ -1227,6 +1395,284 @@ fn panic_for_test(message: &str) -> Result<(), Error> {
     guard(|| panic!("{message}"))
 }
 
+// ---------------------------------------------------------------------------
+// The daemon client.
+
+impl From<ClientError> for Error {
+    fn from(e: ClientError) -> Self {
+        let message = e.to_string();
+        match e {
+            ClientError::Connect { .. } | ClientError::Io(_) => {
+                Error::new(ErrorKind::Connect, message)
+            }
+            ClientError::Server { kind, .. } => Error {
+                kind: ErrorKind::Daemon,
+                detail: 0,
+                daemon_kind: kind,
+                message,
+            },
+            // A replay's ring error: Closed, Lagged (with the count), ...
+            ClientError::Read { source, .. } => Error {
+                message,
+                ..Error::from(source)
+            },
+            _ => Error::new(ErrorKind::Other, message),
+        }
+    }
+}
+
+/// A connection to `ringfeedd` owned by C++ (`ringfeed::Client`).
+pub struct RustClient {
+    inner: Client,
+    /// Scratch for `append_bars`' symbol views, reused across calls.
+    views: Vec<u128>,
+}
+
+fn client_connect(socket: &str) -> Result<Box<RustClient>, Error> {
+    guard(|| {
+        let path = (!socket.is_empty()).then(|| Path::new(socket));
+        Ok(Box::new(RustClient {
+            inner: Client::connect(path)?,
+            views: Vec::new(),
+        }))
+    })
+}
+
+fn time_spec(t: &ffi::TimeArg) -> Option<TimeSpec> {
+    match t.kind {
+        ffi::TimeKind::Nanos => Some(TimeSpec::Nanos(t.ns)),
+        ffi::TimeKind::Text => Some(TimeSpec::Text(t.text.clone())),
+        _ => None,
+    }
+}
+
+fn query_spec(q: &ffi::QueryArgs) -> QuerySpec {
+    QuerySpec {
+        dataset: q.dataset.clone(),
+        symbols: q.symbols.clone(),
+        timeframe: q.timeframe.clone(),
+        offset: (!q.offset.is_empty()).then(|| q.offset.clone()),
+        start: time_spec(&q.start),
+        end: time_spec(&q.end),
+        fields: (!q.fields.is_empty()).then(|| q.fields.clone()),
+        limit: q
+            .has_limit
+            .then(|| usize::try_from(q.limit).unwrap_or(usize::MAX)),
+        from_end: q.from_end,
+    }
+}
+
+fn start_at(s: ffi::Start) -> StartAt {
+    match s {
+        ffi::Start::Oldest => StartAt::Oldest,
+        ffi::Start::Latest => StartAt::Latest,
+        _ => StartAt::Next,
+    }
+}
+
+impl RustClient {
+    fn ping(&mut self) -> Result<(), Error> {
+        guard(|| Ok(self.inner.ping()?))
+    }
+
+    fn stat(&mut self) -> Result<String, Error> {
+        guard(|| Ok(self.inner.stat()?))
+    }
+
+    fn datasets(&mut self) -> Result<String, Error> {
+        guard(|| Ok(self.inner.datasets()?.to_string()))
+    }
+
+    fn bars(&mut self, q: &ffi::QueryArgs) -> Result<Box<RustBars>, Error> {
+        guard(|| {
+            Ok(Box::new(RustBars {
+                inner: self.inner.bars(&query_spec(q))?,
+            }))
+        })
+    }
+
+    fn subscribe(
+        &mut self,
+        dataset: &str,
+        timeframe: &str,
+        start: ffi::Start,
+    ) -> Result<Box<RustReader>, Error> {
+        guard(|| {
+            let inner = self.inner.subscribe(dataset, timeframe, start_at(start))?;
+            Ok(Box::new(RustReader { inner }))
+        })
+    }
+
+    // cxx passes `rust::Vec<rust::String>` as `&Vec`.
+    #[allow(clippy::ptr_arg)]
+    fn replay(
+        &mut self,
+        dataset: &str,
+        timeframe: &str,
+        start: &ffi::TimeArg,
+        symbols: &Vec<String>,
+    ) -> Result<Box<RustReplay>, Error> {
+        guard(|| {
+            let start = time_spec(start).ok_or_else(|| {
+                Error::new(ErrorKind::InvalidArgument, "replay needs a start time")
+            })?;
+            let inner = self.inner.replay(dataset, timeframe, start, symbols)?;
+            let live_name = inner.live().ring().name().to_string();
+            Ok(Box::new(RustReplay { inner, live_name }))
+        })
+    }
+
+    /// # Safety
+    /// `array` points to a valid `ArrowArray`, which this call moves (it is
+    /// released whatever the outcome); `schema` points to a valid
+    /// `ArrowSchema`, borrowed.
+    unsafe fn append_arrow(
+        &mut self,
+        dataset: &str,
+        array: *mut ffi::ArrowArray,
+        schema: *const ffi::ArrowSchema,
+    ) -> Result<u64, Error> {
+        guard(|| {
+            // SAFETY: forwarded from this function's contract.
+            let c_array = unsafe { take_array(array) }?;
+            // SAFETY: forwarded from this function's contract.
+            let c_schema = unsafe { borrow_schema(schema) }?;
+            let batch_schema = Schema::try_from(c_schema).map_err(|e| {
+                mismatch(format!(
+                    "the ArrowSchema is not a record batch schema (a struct): {e}"
+                ))
+            })?;
+            // SAFETY: `c_array` is a valid array described by `c_schema` (the
+            // caller's promise); `import_checked` validates it fully.
+            let data = unsafe { import_checked(c_array, c_schema) }?;
+            let batch = batch_from_struct(Arc::new(batch_schema), data)?;
+            Ok(self.inner.append(dataset, &batch)?)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append_bars(
+        &mut self,
+        dataset: &str,
+        ts: &[i64],
+        symbol_data: &[u8],
+        symbol_offsets: &[u32],
+        open: &[f64],
+        high: &[f64],
+        low: &[f64],
+        close: &[f64],
+        volume: &[f64],
+    ) -> Result<u64, Error> {
+        guard(|| {
+            let cols = BarColumns {
+                ts,
+                symbol_data,
+                symbol_offsets,
+                open,
+                high,
+                low,
+                close,
+                volume,
+            };
+            let RustClient { inner, views } = self;
+            let schema = Arc::new(ringfeed_arrow::bar_schema());
+            // `append` encodes the batch into its request and keeps no buffer.
+            with_bar_batch(schema, cols, views, |batch| {
+                Ok(inner.append(dataset, batch)?)
+            })
+        })
+    }
+}
+
+/// A query answer owned by C++ (`ringfeed::Bars`): batches mapped from the
+/// daemon's arena, each holding its slot's lease.
+pub struct RustBars {
+    inner: ringfeed_daemon::Bars,
+}
+
+impl RustBars {
+    fn num_batches(&self) -> usize {
+        self.inner.batches.len()
+    }
+
+    fn batch(&self, i: usize) -> Result<Box<RustBatch>, Error> {
+        guard(|| {
+            let b = self.inner.batches.get(i).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "batch index {i} is out of range: the result has {} batches",
+                        self.inner.batches.len()
+                    ),
+                )
+            })?;
+            Ok(Box::new(RustBatch {
+                inner: Some(b.clone()),
+            }))
+        })
+    }
+
+    fn rows(&self) -> u64 {
+        self.inner.rows
+    }
+
+    fn cached(&self) -> bool {
+        self.inner.cached
+    }
+
+    fn arena(&self) -> String {
+        self.inner.arena.clone()
+    }
+
+    /// # Safety
+    /// `out` points to writable memory for one `ArrowArrayStream`.
+    unsafe fn export_stream(&self, out: *mut ffi::ArrowArrayStream) -> Result<(), Error> {
+        guard(|| {
+            let batches = self.inner.record_batches();
+            // The daemon always answers with at least one (maybe empty) batch,
+            // which carries the schema; an empty schema covers the impossible rest.
+            let schema = batches
+                .first()
+                .map_or_else(|| Arc::new(Schema::empty()), |b| b.schema());
+            let it = RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
+            let stream = FFI_ArrowArrayStream::new(Box::new(it));
+            // SAFETY: forwarded from this function's contract.
+            unsafe { write_out(out, stream, "ArrowArrayStream") }
+        })
+    }
+}
+
+/// A replaying subscription owned by C++ (`ringfeed::Replay`).
+pub struct RustReplay {
+    inner: Replay,
+    live_name: String,
+}
+
+impl RustReplay {
+    fn read(&mut self, timeout_ms: u64) -> Result<Box<RustBatch>, Error> {
+        guard(|| {
+            let b = self.inner.read(Duration::from_millis(timeout_ms))?;
+            Ok(Box::new(RustBatch { inner: b }))
+        })
+    }
+
+    fn seam(&self) -> u64 {
+        self.inner.seam()
+    }
+
+    fn history_rows(&self) -> u64 {
+        self.inner.history_rows()
+    }
+
+    fn in_history(&self) -> bool {
+        self.inner.in_history()
+    }
+
+    fn live_name(&self) -> String {
+        self.live_name.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1250,6 +1696,41 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Panic);
         assert!(e.message.contains("boom"), "{e}");
         assert_eq!(last_error_kind(), ErrorKind::Panic);
+    }
+
+    #[test]
+    fn client_errors_keep_their_category() {
+        let e = Error::from(ClientError::Server {
+            kind: "unknown_dataset".into(),
+            message: "unknown dataset \"x\"".into(),
+        });
+        assert_eq!(
+            (e.kind, e.daemon_kind.as_str()),
+            (ErrorKind::Daemon, "unknown_dataset")
+        );
+        assert!(e.message.contains("unknown dataset"), "{e}");
+        let e = client_connect("/nonexistent/ringfeed.sock").err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Connect);
+        assert!(e.message.contains("/nonexistent/ringfeed.sock"), "{e}");
+        assert_eq!(last_error_kind(), ErrorKind::Connect);
+        assert_eq!(last_error_daemon_kind(), "");
+    }
+
+    #[test]
+    fn replay_ring_errors_keep_their_kind() {
+        let e = Error::from(ClientError::Read {
+            arena: "a.t.x.1m".into(),
+            source: ReadError::Lagged { missed: 17 },
+        });
+        assert_eq!((e.kind, e.detail), (ErrorKind::Lagged, 17));
+        assert!(e.message.contains("a.t.x.1m"), "{e}");
+        let e = Error::from(ClientError::Read {
+            arena: "a.t.x.1m".into(),
+            source: ReadError::Closed {
+                name: "a.t.x.1m".into(),
+            },
+        });
+        assert_eq!(e.kind, ErrorKind::Closed);
     }
 
     #[test]

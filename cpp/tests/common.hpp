@@ -381,10 +381,18 @@ inline std::pair<ringfeed::UniqueArray, ringfeed::UniqueSchema> bars_arrow(std::
 // ---------------------------------------------------------------------------
 // Child processes.
 
-/// A spawned child whose stdout is a pipe.
+/// A spawned child whose stdout is a pipe (and stdin too, if asked).
 struct Child {
   pid_t pid = -1;
   int out = -1;
+  /// The write end of the child's stdin, or -1 if it inherited ours.
+  int in = -1;
+
+  /// Closes the child's stdin (it reads EOF).
+  void close_stdin() {
+    if (in >= 0) close(in);
+    in = -1;
+  }
   std::string buffered;
 
   /// Reads stdout until a line containing `needle` appears, or `timeout_ms` passes.
@@ -423,6 +431,7 @@ struct Child {
     close(out);
     out = -1;
     pid = -1;
+    close_stdin();
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
@@ -435,16 +444,22 @@ struct Child {
     }
     if (out >= 0) close(out);
     out = -1;
+    close_stdin();
   }
 };
 
-inline Child spawn(const std::vector<std::string>& argv) {
-  int fds[2];
+inline Child spawn(const std::vector<std::string>& argv, bool pipe_stdin = false) {
+  int fds[2], ins[2] = {-1, -1};
   if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  if (pipe_stdin && pipe(ins) != 0) throw std::runtime_error("pipe failed");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_addclose(&fa, fds[0]);
+  if (pipe_stdin) {
+    posix_spawn_file_actions_adddup2(&fa, ins[0], 0);
+    posix_spawn_file_actions_addclose(&fa, ins[1]);
+  }
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -452,11 +467,14 @@ inline Child spawn(const std::vector<std::string>& argv) {
   int rc = posix_spawn(&c.pid, args[0], &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   close(fds[1]);
+  if (pipe_stdin) close(ins[0]);
   if (rc != 0) {
     close(fds[0]);
+    if (pipe_stdin) close(ins[1]);
     throw std::runtime_error("cannot spawn " + argv[0] + ": " + std::strerror(rc));
   }
   c.out = fds[0];
+  c.in = ins[1];
   return c;
 }
 

@@ -5,7 +5,7 @@ publisher=$1 subscriber=$2
 name="rf-example-$$-$RANDOM"
 out=$(mktemp)
 trap 'rm -f "$out"; rm -f "${RINGFEED_SHM_DIR:-/dev/shm}/$name"' EXIT
-timeout 60 "$subscriber" "$name" >"$out" &
+timeout 60 "$subscriber" --ring "$name" >"$out" &
 spid=$!
 timeout 60 "$publisher" "$name" 5
 rc=0

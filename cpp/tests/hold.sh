@@ -17,5 +17,10 @@ line=$(cat "$out")
 echo "reader: $line"
 [ "$rc" -eq 0 ] || { echo "hold: reader exited $rc" >&2; exit 1; }
 case "$line" in *'"verified":true'*'"error":null'*) ;; *) echo "hold: not verified" >&2; exit 1 ;; esac
-case "$line" in *'"first_seq":1,'*) ;; *) echo "hold: first batch was not seq 1" >&2; exit 1 ;; esac
+# The held batch must have stayed leased while the writer lapped the 4-slot
+# ring many times. On a busy machine the writer (which waits only for the
+# reader to attach, not to read) may overwrite a few batches before the first
+# read: a first seq up to 11 still leaves 30 batches, 7 laps, after it.
+first=$(sed -n 's/.*"first_seq":\([0-9]*\),.*/\1/p' <<<"$line")
+[ -n "$first" ] && [ "$first" -le 11 ] || { echo "hold: first batch was seq ${first:-none}, not <= 11" >&2; exit 1; }
 echo "hold ok: $(basename "$writer") -> $(basename "$reader")"

@@ -8,6 +8,8 @@
 //   rf-xtest-cpp subscribe --name N --expect B [--start oldest|latest|next] [--timeout-ms 30000]
 //                          [--hold-first] [--allow-lag] [--rows R]
 //   rf-xtest-cpp hold      --name N --count K [--timeout-ms 30000]
+//   rf-xtest-cpp bars      --socket PATH --dataset D --symbol S --timeframe TF [--start T] [--end T]
+//                          [--wait-go]
 //
 // publish prints `published B` and closes the ring; subscribe prints one JSON
 // line {"batches":..,"first_seq":..,"last_seq":..,"missed":..,"zero_copy":..,"verified":..,"error":..}
@@ -15,9 +17,18 @@
 // until killed. Exit codes: 0 success, 1 failure, 2 bad command line.
 // `--via arrow` publishes through the generic C Data Interface path
 // (Writer::write(ArrowArray*)) instead of write_bars.
+//
+// bars (for the cross-language memory test) queries ringfeedd, reads every
+// byte of every fixed-width column buffer in place (so its pages are mapped
+// in this process), prints one JSON line
+// {"lang":"cpp","pid":P,"rows":N,"arena":"NAME","zero_copy":true|false,"sum_close":X},
+// then keeps the result mapped until stdin reaches EOF, and exits 0. With
+// --wait-go it first prints {"ready":true,"pid":P} and waits for a line on stdin.
+// T is ns since the epoch, "YYYY-MM-DD" or RFC 3339; S "*" means all symbols.
 #include "common.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <map>
 
 namespace {
@@ -289,6 +300,89 @@ int hold(const Args& a) {
   sleep_until_killed();
 }
 
+/// Bytes per value of a fixed-width C Data Interface format; 0 for anything else.
+std::size_t fixed_width(const char* f) {
+  switch (f[0]) {
+    case 'c': case 'C': return 1;
+    case 's': case 'S': case 'e': return 2;
+    case 'i': case 'I': case 'f': return 4;
+    case 'l': case 'L': case 'g': return 8;
+    case 't':
+      switch (f[1]) {
+        case 'd': return f[2] == 'D' ? 4 : 8;                  // date32, date64
+        case 't': return f[2] == 's' || f[2] == 'm' ? 4 : 8;   // time32, time64
+        case 's': case 'D': return 8;                          // timestamp, duration
+        default: return 0;
+      }
+    default: return 0;
+  }
+}
+
+/// Sums every byte of `n` bytes at `p` (reads them all: their pages get mapped).
+std::uint64_t touch(const void* p, std::size_t n) {
+  const auto* b = static_cast<const std::uint8_t*>(p);
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += b[i];
+  return sum;
+}
+
+ringfeed::Time time_arg(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("-0123456789") == std::string::npos) return ringfeed::Time(std::stoll(s));
+  return ringfeed::Time(s);
+}
+
+volatile std::uint64_t g_sink;  // keeps the byte sums from being optimised away
+
+int bars(const Args& a) {
+  ringfeed::Client client(a.str("socket"));
+  if (a.flag("wait-go")) {
+    // Let the driver measure this process before the query, then wait for its line.
+    std::printf("{\"ready\":true,\"pid\":%d}\n", int(getpid()));
+    std::fflush(stdout);
+    char c = 0;
+    while (read(0, &c, 1) == 1 && c != '\n') {
+    }
+  }
+  ringfeed::Query q;
+  q.dataset = a.str("dataset");
+  q.symbols = {a.str("symbol")};
+  q.timeframe = a.str("timeframe");
+  if (a.has("start")) q.start = time_arg(a.str("start"));
+  if (a.has("end")) q.end = time_arg(a.str("end"));
+  const ringfeed::Bars result = client.bars(q);
+
+  std::uint64_t bytes_sum = 0;
+  double sum_close = 0;
+  for (const ringfeed::Batch& b : result) {
+    // The C Data Interface export has every column's buffers (no copy: it shares the lease).
+    auto [array, schema] = b.export_arrow();
+    for (std::int64_t k = 0; k < schema->n_children; ++k) {
+      const ArrowArray* col = array->children[k];
+      const std::size_t w = fixed_width(schema->children[k]->format);
+      if (w == 0 || col->length == 0) continue;
+      const std::size_t first = std::size_t(col->offset), n = std::size_t(col->length);
+      if (col->buffers[0] != nullptr) bytes_sum += touch(col->buffers[0], (first + n + 7) / 8);
+      bytes_sum += touch(static_cast<const std::uint8_t*>(col->buffers[1]) + first * w, n * w);
+    }
+    if (b.num_rows() > 0)
+      for (double c : b.column<double>("close")) sum_close += c;
+  }
+  g_sink = bytes_sum;
+
+  std::printf("{\"lang\":\"cpp\",\"pid\":%d,\"rows\":%llu,\"arena\":%s,\"zero_copy\":%s,\"sum_close\":%.17g}\n",
+              int(getpid()), static_cast<unsigned long long>(result.num_rows()), json_string(result.arena()).c_str(),
+              result.is_zero_copy() ? "true" : "false", sum_close);
+  std::fflush(stdout);
+  // Keep the mapping (and the leases) until the driver closes our stdin.
+  char buf[256];
+  for (;;) {
+    ssize_t n = read(0, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("reading stdin: ") + std::strerror(errno));
+  }
+  return 0;
+}
+
 void usage() {
   std::fprintf(stderr,
                "usage: rf-xtest-cpp publish --name N --batches B --rows R [--slots 8] [--slot-bytes B]\n"
@@ -296,7 +390,9 @@ void usage() {
                "                            [--via vectors|arrow]\n"
                "       rf-xtest-cpp subscribe --name N --expect B [--start oldest|latest|next]\n"
                "                            [--timeout-ms 30000] [--hold-first] [--allow-lag] [--rows R]\n"
-               "       rf-xtest-cpp hold --name N --count K [--timeout-ms 30000]\n");
+               "       rf-xtest-cpp hold --name N --count K [--timeout-ms 30000]\n"
+               "       rf-xtest-cpp bars --socket PATH --dataset D --symbol S --timeframe TF [--start T] [--end T]\n"
+               "                            [--wait-go]\n");
 }
 
 }  // namespace
@@ -316,6 +412,8 @@ int main(int argc, char** argv) {
       a = parse(argc, argv, {"name", "expect", "start", "timeout-ms", "rows"}, {"hold-first", "allow-lag"});
     else if (cmd == "hold")
       a = parse(argc, argv, {"name", "count", "timeout-ms"}, {});
+    else if (cmd == "bars")
+      a = parse(argc, argv, {"socket", "dataset", "symbol", "timeframe", "start", "end"}, {"wait-go"});
     else if (cmd == "-h" || cmd == "--help") {
       usage();
       return 0;
@@ -329,6 +427,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "publish") return publish(a);
     if (cmd == "subscribe") return subscribe(a);
+    if (cmd == "bars") return bars(a);
     return hold(a);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "rf-xtest-cpp: %s\n", e.what());

@@ -159,11 +159,16 @@ def main() -> int:
         check(len(arenas) == 1, f"one arena for all 8 readers ({sorted(arenas)})")
         check(all(x["rows"] == a.days * 1440 for x in results), f"every reader got {a.days * 1440} rows")
         check(all(x["zero_copy"] for x in results), "every reader's buffers lie in the arena")
-        check(len({round(x["sum_close"], 3) for x in results}) == 1, "every reader sums the same closes")
-        check(shmem <= 1.1 * size, "the readers' shared-memory PSS adds up to at most 1.1x one copy")
-        # Each reader faults in at least its fixed-width columns; eight private
-        # copies would add 8x that. Allow 1.25x one copy for allocator noise.
-        check(d_pss <= 1.25 * size, "the readers' PSS grew by at most 1.25x one copy in all (copies: 8x)")
+        sums = [x["sum_close"] for x in results]
+        check(max(sums) - min(sums) <= 1e-9 * abs(max(sums)),
+              "every reader sums the same closes (to 1e-9: summation orders differ)")
+        check(shmem <= 1.1 * size, "the readers' shared-memory PSS adds up to at most 1.1x one copy (8 copies: 8x)")
+        # A reader that copied the data would grow privately by about the arena's
+        # size; what each one adds besides the shared pages is its own fixed cost
+        # (polars thread pools, the C++ runtime: a few MiB, whatever the data).
+        private = [(b1["Pss"] - b1["Pss_Shmem"]) - (b0["Pss"] - b0["Pss_Shmem"]) for b0, b1 in zip(before, after)]
+        print(f"private growth per reader (MiB): {', '.join(f'{x / mib:.1f}' for x in private)}")
+        check(max(private) < 0.25 * size, "no reader grew privately by a quarter of the data (a copy would be 1x)")
     except Exception as e:  # noqa: BLE001 - reported as a failure
         failed.append(f"{type(e).__name__}: {e}")
         print(f"FAIL {type(e).__name__}: {e}")
