@@ -5,7 +5,7 @@ use crate::protocol::{
     read_frame, write_frame, QuerySpec, ReplaySpec, Request, Response, TimeSpec,
 };
 use arrow_array::RecordBatch;
-use ringfeed_arrow::{Batch, Reader, StartAt};
+use ringfeed_arrow::{Batch, Reader, ReaderOptions, StartAt};
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -23,9 +23,15 @@ pub enum ClientError {
         /// OS error.
         source: std::io::Error,
     },
-    /// The connection broke.
+    /// The connection broke, or the daemon did not answer within the timeout.
     #[error("connection to ringfeedd failed: {0}")]
     Io(String),
+    /// The daemon's answer lacks what the request needs (a version mismatch?).
+    #[error("unexpected answer from ringfeedd: {0}")]
+    Protocol(String),
+    /// The batch to append could not be encoded as an Arrow IPC stream.
+    #[error("cannot encode the batch to append: {0}")]
+    Encode(String),
     /// The daemon refused the request.
     #[error("ringfeedd: {message}")]
     Server {
@@ -156,6 +162,9 @@ impl Replay {
     }
 }
 
+/// Default for [`Client::set_timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A connection to `ringfeedd`.
 pub struct Client {
     reader: BufReader<UnixStream>,
@@ -175,11 +184,24 @@ impl Client {
         let path = path.map(Path::to_path_buf).unwrap_or_else(socket_path);
         let s =
             UnixStream::connect(&path).map_err(|source| ClientError::Connect { path, source })?;
+        // A hung daemon must not hang its clients forever.
+        s.set_read_timeout(Some(DEFAULT_TIMEOUT))
+            .and_then(|_| s.set_write_timeout(Some(DEFAULT_TIMEOUT)))
+            .map_err(|e| ClientError::Io(e.to_string()))?;
         let r = s.try_clone().map_err(|e| ClientError::Io(e.to_string()))?;
         Ok(Self {
             reader: BufReader::new(r),
             writer: s,
         })
+    }
+
+    /// How long a request may wait for the daemon's answer (`None`: forever).
+    /// Default 120 s: a cold query of a large range can take seconds.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        self.writer
+            .set_read_timeout(timeout)
+            .and_then(|_| self.writer.set_write_timeout(timeout))
+            .map_err(|e| ClientError::Io(e.to_string()))
     }
 
     /// Sends one request and waits for its answer.
@@ -221,7 +243,7 @@ impl Client {
         let resp = self.call(&Request::Query(q.clone()), &[])?;
         let arena = resp
             .arena
-            .ok_or_else(|| ClientError::Io("query answer without an arena".into()))?;
+            .ok_or_else(|| ClientError::Protocol("query answer without an arena".into()))?;
         let n = resp.batches.unwrap_or(0);
         let arena_err = |message: String| ClientError::Arena {
             arena: arena.clone(),
@@ -262,6 +284,24 @@ impl Client {
         timeframe: &str,
         start: StartAt,
     ) -> Result<Reader, ClientError> {
+        self.subscribe_with(
+            dataset,
+            timeframe,
+            ReaderOptions {
+                start,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// [`Client::subscribe`] with every reader option (e.g. a spin budget for
+    /// the lowest latency on a machine with a core to spare).
+    pub fn subscribe_with(
+        &mut self,
+        dataset: &str,
+        timeframe: &str,
+        opts: ReaderOptions,
+    ) -> Result<Reader, ClientError> {
         let resp = self.call(
             &Request::Subscribe {
                 dataset: dataset.into(),
@@ -269,8 +309,10 @@ impl Client {
             },
             &[],
         )?;
-        let arena = resp.arena.unwrap_or_default();
-        Reader::open(&arena, start).map_err(|e| ClientError::Arena {
+        let arena = resp
+            .arena
+            .ok_or_else(|| ClientError::Protocol("subscribe answer without an arena".into()))?;
+        Reader::open_with(&arena, opts).map_err(|e| ClientError::Arena {
             arena,
             message: e.to_string(),
         })
@@ -301,7 +343,11 @@ impl Client {
         )?;
         let (arena, seam) = match (resp.arena, resp.seq) {
             (Some(a), Some(s)) => (a, s),
-            _ => return Err(ClientError::Io("replay answer without arena or seq".into())),
+            _ => {
+                return Err(ClientError::Protocol(
+                    "replay answer without arena or seq".into(),
+                ))
+            }
         };
         let history = Reader::open(&arena, StartAt::Oldest).map_err(|e| ClientError::Arena {
             arena: arena.clone(),
@@ -330,9 +376,10 @@ impl Client {
         let mut payload = Vec::new();
         {
             let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut payload, batch.schema_ref())
-                .map_err(|e| ClientError::Io(e.to_string()))?;
-            w.write(batch).map_err(|e| ClientError::Io(e.to_string()))?;
-            w.finish().map_err(|e| ClientError::Io(e.to_string()))?;
+                .map_err(|e| ClientError::Encode(e.to_string()))?;
+            w.write(batch)
+                .map_err(|e| ClientError::Encode(e.to_string()))?;
+            w.finish().map_err(|e| ClientError::Encode(e.to_string()))?;
         }
         let resp = self.call(
             &Request::Append {

@@ -30,7 +30,7 @@ pub mod protocol;
 mod server;
 
 pub use args::ServeArgs;
-pub use client::{socket_path, Bars, Client, ClientError, Replay};
+pub use client::{socket_path, Bars, Client, ClientError, Replay, DEFAULT_TIMEOUT};
 pub use config::Config;
 pub use server::{bind, serve, Daemon, ServeError};
 
