@@ -439,10 +439,20 @@ impl Daemon {
         build: impl FnOnce() -> Result<RecordBatch, Fail>,
     ) -> Result<Response, Fail> {
         let generation = self.generation(&scope.dataset);
+        let t = Instant::now();
         let batch = build()?;
+        let read = t.elapsed();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let name = self.arena_name("q", &format!("{}-{id}", std::process::id()));
         let (writer, batches, bytes) = self.materialise(&name, &batch)?;
+        tracing::debug!(
+            arena = %name,
+            rows = batch.num_rows(),
+            bytes,
+            store_ms = read.as_secs_f64() * 1e3,
+            materialise_ms = (t.elapsed() - read).as_secs_f64() * 1e3,
+            "query built"
+        );
         let geo = writer.ring().geometry();
         let arena_bytes = geo.buffer_bytes * geo.buffers as u64;
         let rows = batch.num_rows() as u64;
