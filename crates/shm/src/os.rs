@@ -219,6 +219,27 @@ pub fn process_start_time(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Asks glibc to serve every allocation of `threshold` bytes or more with its
+/// own `mmap`, returned to the kernel when freed, and to stop raising that
+/// threshold (by default it rises after each large free, up to 32 MiB, after
+/// which such buffers stay in per-thread heaps). For long-lived servers that
+/// build large temporary buffers on many threads, such as the daemon's query
+/// results. Returns false where unsupported (not glibc) or refused.
+pub fn mmap_large_allocations(threshold: usize) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let t = libc::c_int::try_from(threshold).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets an allocator parameter; it takes no pointers
+        // and glibc serialises it against concurrent allocations.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, t) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = threshold;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,26 +280,5 @@ mod tests {
     #[test]
     fn start_time_of_self_is_known() {
         assert!(process_start_time(std::process::id()) > 0);
-    }
-}
-
-/// Asks glibc to serve every allocation of `threshold` bytes or more with its
-/// own `mmap`, returned to the kernel when freed, and to stop raising that
-/// threshold (by default it rises after each large free, up to 32 MiB, after
-/// which such buffers stay in per-thread heaps). For long-lived servers that
-/// build large temporary buffers on many threads, such as the daemon's query
-/// results. Returns false where unsupported (not glibc) or refused.
-pub fn mmap_large_allocations(threshold: usize) -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let t = libc::c_int::try_from(threshold).unwrap_or(libc::c_int::MAX);
-        // SAFETY: mallopt only sets an allocator parameter; it takes no pointers
-        // and glibc serialises it against concurrent allocations.
-        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, t) == 1 }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        let _ = threshold;
-        false
     }
 }

@@ -7,6 +7,7 @@ use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_ord::sort::{lexsort_to_indices, SortColumn};
 use arrow_schema::ArrowError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Delete the rows of `symbol` (every symbol when `None`) with `start <= ts < end`.
@@ -63,6 +64,162 @@ pub fn apply(
         .collect::<Result<Vec<_>, _>>()?;
     let all = arrow_select::concat::concat_batches(&schema, &pieces)?;
     sort_dedup(kind, all).map(Some)
+}
+
+/// A symbol's rows of a merged day: batches in key order, each sorted by key with unique
+/// keys, none empty, and every key of a batch below every key of the next.
+pub type Chunks = Vec<RecordBatch>;
+
+/// Chunks a symbol may gather (appends after its last key) before they are joined into one.
+const MAX_CHUNKS: usize = 16;
+
+/// [`apply`] onto a day that is already merged and split by symbol: one operation at a
+/// time, each touching only the symbols it names. Rows after a symbol's last key (a live
+/// feed's appends) become a new chunk, joined with the others every 16; other
+/// upserts and deletes merge or filter the symbol's rows. Where [`apply`] concatenates and
+/// sorts the whole day again, this costs the rows of the symbols touched at most. The
+/// result is `apply`'s, split by symbol.
+pub fn apply_by_symbol(
+    kind: Kind,
+    day: &mut BTreeMap<String, Chunks>,
+    ops: impl IntoIterator<Item = Op>,
+) -> Result<(), ArrowError> {
+    let schema = kind.schema();
+    let join = |chunks: &Chunks| match &chunks[..] {
+        [one] => Ok(one.clone()),
+        _ => arrow_select::concat::concat_batches(&schema, chunks),
+    };
+    for op in ops {
+        match op {
+            Op::Upsert(b) => {
+                let b = sort_dedup(kind, schema::conform(&b, &schema)?)?;
+                let v = schema::view(&b);
+                let mut i = 0;
+                while i < b.num_rows() {
+                    let j = schema::run_end(v.symbol, i);
+                    let piece = b.slice(i, j - i);
+                    match day.get_mut(v.symbol.value(i)) {
+                        Some(chunks) => {
+                            let last = chunks.last().expect("chunks are never empty");
+                            if key_after(kind, last, last.num_rows() - 1, &piece) {
+                                chunks.push(piece);
+                                if chunks.len() > MAX_CHUNKS {
+                                    *chunks = vec![join(chunks)?];
+                                }
+                            } else {
+                                *chunks = vec![merge_sorted(kind, &join(chunks)?, &piece)?];
+                            }
+                        }
+                        None => {
+                            day.insert(v.symbol.value(i).to_string(), vec![piece]);
+                        }
+                    }
+                    i = j;
+                }
+            }
+            Op::Delete(d) => {
+                let names: Vec<String> = match &d.symbol {
+                    Some(s) if day.contains_key(s) => vec![s.clone()],
+                    Some(_) => Vec::new(),
+                    None => day.keys().cloned().collect(),
+                };
+                for s in names {
+                    let kept = delete_from(&join(&day[&s])?, &d)?;
+                    if kept.num_rows() == 0 {
+                        day.remove(&s);
+                    } else {
+                        day.insert(s, vec![kept]);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the first key of `b` is above the key of row `i` of `a` (same symbol).
+fn key_after(kind: Kind, a: &RecordBatch, i: usize, b: &RecordBatch) -> bool {
+    let (ta, tb) = (schema::f_ts(a)[i], schema::f_ts(b)[0]);
+    if kind != Kind::Ticks || ta != tb {
+        return tb > ta;
+    }
+    match (
+        schema::i64_col(a, "trade_id"),
+        schema::i64_col(b, "trade_id"),
+    ) {
+        (Some(x), Some(y)) => y.value(0) > x.value(i),
+        _ => false,
+    }
+}
+
+/// Split a merged batch (sorted by key) into one zero-copy slice per symbol.
+pub fn split_by_symbol(batch: &RecordBatch) -> BTreeMap<String, Chunks> {
+    let v = schema::view(batch);
+    let mut out = BTreeMap::new();
+    let mut i = 0;
+    while i < batch.num_rows() {
+        let j = schema::run_end(v.symbol, i);
+        out.insert(v.symbol.value(i).to_string(), vec![batch.slice(i, j - i)]);
+        i = j;
+    }
+    out
+}
+
+/// Merge two batches sorted by key with unique keys; on equal keys `new`'s row wins.
+fn merge_sorted(
+    kind: Kind,
+    old: &RecordBatch,
+    new: &RecordBatch,
+) -> Result<RecordBatch, ArrowError> {
+    let schema = kind.schema();
+    let (old, new) = (
+        schema::conform(old, &schema)?,
+        schema::conform(new, &schema)?,
+    );
+    let (a, b) = (schema::view(&old), schema::view(&new));
+    let ids = |x: &RecordBatch| {
+        (kind == Kind::Ticks)
+            .then(|| schema::i64_col(x, "trade_id").map(|c| c.values().clone()))
+            .flatten()
+    };
+    let (ia, ib) = (ids(&old), ids(&new));
+    let cmp = |i: usize, j: usize| {
+        a.symbol
+            .value(i)
+            .cmp(b.symbol.value(j))
+            .then(a.ts[i].cmp(&b.ts[j]))
+            .then_with(|| match (&ia, &ib) {
+                (Some(x), Some(y)) => x[i].cmp(&y[j]),
+                _ => std::cmp::Ordering::Equal,
+            })
+    };
+    let (n, m) = (old.num_rows(), new.num_rows());
+    if n == 0 || m == 0 || cmp(n - 1, 0).is_lt() {
+        // Appended after every old key (a live feed's usual case): a plain copy.
+        return arrow_select::concat::concat_batches(&schema, [&old, &new]);
+    }
+    let mut idx: Vec<(usize, usize)> = Vec::with_capacity(n + m);
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        match cmp(i, j) {
+            std::cmp::Ordering::Less => {
+                idx.push((0, i));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                idx.push((1, j));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                idx.push((1, j));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    idx.extend((i..n).map(|i| (0, i)));
+    idx.extend((j..m).map(|j| (1, j)));
+    arrow_select::interleave::interleave_record_batch(&[&old, &new], &idx)
 }
 
 /// Remove the rows a delete covers.
@@ -158,20 +315,16 @@ pub fn disorder(kind: Kind, batch: &RecordBatch) -> (usize, usize) {
     (dup, back)
 }
 
-/// Whether the `n` rows of every symbol appear in one contiguous run.
+/// The distinct symbols of a batch, sorted: one set insert per run of equal symbols.
 pub(crate) fn symbols_of(batch: &RecordBatch) -> Vec<String> {
     let v = schema::view(batch);
-    let mut out: Vec<String> = Vec::new();
+    let mut out: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let mut i = 0;
     while i < batch.num_rows() {
-        let s = v.symbol.value(i);
-        if !out.iter().any(|o| o == s) {
-            out.push(s.to_string());
-        }
+        out.insert(v.symbol.value(i));
         i = schema::run_end(v.symbol, i);
     }
-    out.sort();
-    out
+    out.into_iter().map(str::to_string).collect()
 }
 
 #[cfg(test)]
@@ -224,7 +377,96 @@ mod tests {
         ];
         assert_eq!(rows(&out), want);
         // Idempotent: applying the same ops over the result changes nothing.
-        let again = apply(Kind::Bars, vec![out], ops).unwrap().unwrap();
+        let again = apply(Kind::Bars, vec![out.clone()], ops.clone())
+            .unwrap()
+            .unwrap();
         assert_eq!(rows(&again), want);
+        // Applied one by one onto the merged base, split by symbol: the same.
+        let mut day = split_by_symbol(&apply(Kind::Bars, vec![base], []).unwrap().unwrap());
+        apply_by_symbol(Kind::Bars, &mut day, ops.clone()).unwrap();
+        let parts: Vec<RecordBatch> = day.into_values().flatten().collect();
+        let joined = arrow_select::concat::concat_batches(&parts[0].schema(), &parts).unwrap();
+        assert_eq!(rows(&joined), want);
+    }
+
+    mod by_symbol {
+        //! `apply_by_symbol` (the writer's day cache) against `apply`, on random operations.
+        use super::super::*;
+        use crate::schema::{BarColumns, TickColumns};
+        use proptest::prelude::*;
+
+        type Row = (u8, i64, i64, f64); // symbol, ts, trade id, price
+
+        fn batch(kind: Kind, rows: &[Row]) -> RecordBatch {
+            let name = |s: u8| ["A", "BBBBBBBBBBBBBBBBBBBB", "C"][s as usize].to_string();
+            if kind == Kind::Ticks {
+                let mut c = TickColumns::default();
+                for &(s, t, id, p) in rows {
+                    c.ts.push(t);
+                    c.symbol.push(name(s));
+                    c.price.push(p);
+                    c.size.push(1.0);
+                    c.side.push(None);
+                    c.trade_id.push(Some(id));
+                }
+                return c.into_batch().unwrap();
+            }
+            let mut c = BarColumns::default();
+            for &(s, t, _, p) in rows {
+                c.ts.push(t);
+                c.symbol.push(name(s));
+                for v in [&mut c.open, &mut c.high, &mut c.low, &mut c.close] {
+                    v.push(p);
+                }
+                c.volume.push(p);
+            }
+            c.into_batch().unwrap()
+        }
+
+        fn rows() -> impl Strategy<Value = Vec<Row>> {
+            proptest::collection::vec((0u8..3, 0i64..40, 0i64..3, 0.0f64..10.0), 0..30)
+        }
+
+        fn op(kind: Kind) -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => rows().prop_map(move |r| Op::Upsert(batch(kind, &r))),
+                1 => (proptest::option::of(0u8..4), 0i64..40, 0i64..20).prop_map(|(s, a, n)| {
+                    Op::Delete(DeleteRange {
+                        symbol: s.map(|s| ["A", "BBBBBBBBBBBBBBBBBBBB", "C", "D"][s as usize].into()),
+                        start: a,
+                        end: a + n,
+                    })
+                }),
+            ]
+        }
+
+        fn check(kind: Kind, base: Vec<Row>, ops: Vec<Op>) -> Result<(), TestCaseError> {
+            let base = batch(kind, &base);
+            let want = apply(kind, vec![base.clone()], ops.clone()).unwrap();
+            let mut day = apply(kind, vec![base], [])
+                .unwrap()
+                .map(|b| split_by_symbol(&b))
+                .unwrap_or_default();
+            apply_by_symbol(kind, &mut day, ops).unwrap();
+            prop_assert!(day.values().flatten().all(|b| b.num_rows() > 0));
+            let parts: Vec<RecordBatch> = day.into_values().flatten().collect();
+            let got = (!parts.is_empty())
+                .then(|| arrow_select::concat::concat_batches(&kind.schema(), &parts).unwrap());
+            prop_assert_eq!(got, want);
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            #[test]
+            fn bars_match_apply(base in rows(), ops in proptest::collection::vec(op(Kind::Bars), 0..8)) {
+                check(Kind::Bars, base, ops)?;
+            }
+
+            #[test]
+            fn ticks_match_apply(base in rows(), ops in proptest::collection::vec(op(Kind::Ticks), 0..8)) {
+                check(Kind::Ticks, base, ops)?;
+            }
+        }
     }
 }

@@ -296,7 +296,7 @@ pub(crate) fn i64_col<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a Int6
 /// Cast `batch` to `schema` by column name, filling absent nullable columns with nulls.
 /// Fails when a non-null column is missing or a type cannot be cast.
 pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
-    if batch.schema().as_ref() == schema.as_ref() {
+    if Arc::ptr_eq(&batch.schema(), schema) || batch.schema().as_ref() == schema.as_ref() {
         return Ok(batch.clone());
     }
     let n = batch.num_rows();

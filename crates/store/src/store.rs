@@ -24,6 +24,7 @@ use parquet::schema::types::ColumnPath;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Failure to read stored data (shared by the operations that read).
 #[derive(Debug, thiserror::Error)]
@@ -342,10 +343,144 @@ pub struct BarStore {
     /// (recovered at open, or written since). Appends to a file whose length still matches
     /// skip the recovery pass; a path absent here does not exist (one writer per directory).
     wal_lens: HashMap<PathBuf, u64>,
+    /// Writer only: the days of `wal_lens`, per timeframe directory (`_hot/<dataset>/<tf>`),
+    /// so "the days with a WAL before / after day D" needs no directory listing.
+    hot_index: HashMap<PathBuf, BTreeSet<i64>>,
     /// WAL files appended since the last [`BarStore::sync_pending`] that the policy wants
     /// synced, and the directories that gained a file (synced under `always`).
     pending_sync: BTreeSet<PathBuf>,
     pending_dirs: BTreeSet<PathBuf>,
+    /// Writer only: recently read days, merged.
+    day_cache: Mutex<DayCache>,
+}
+
+/// The writer's cache of merged days (cold parts overlaid with the hot WAL), keyed by WAL
+/// path and split by symbol. An entry is used only while the day's cold parts are the ones
+/// it was built from and its WAL has not shrunk; when the WAL grew (by this writer's
+/// appends: it is the only writer), the frames after the entry's length are decoded and
+/// merged onto the symbols they touch. Entries are dropped when their WAL is deleted
+/// (write-down) or an append to it fails. Bounded by [`DAY_CACHE_BYTES`], least recently
+/// used out first.
+struct DayCache {
+    entries: Vec<CachedDay>,
+    clock: u64,
+    /// Memory the entries may hold (estimated from rows and column widths).
+    limit: usize,
+}
+
+impl Default for DayCache {
+    fn default() -> Self {
+        DayCache {
+            entries: Vec::new(),
+            clock: 0,
+            limit: DAY_CACHE_BYTES,
+        }
+    }
+}
+
+struct CachedDay {
+    wal: PathBuf,
+    wal_len: u64,
+    cold: Vec<String>,
+    /// The merged day, per symbol.
+    day: BTreeMap<String, merge::Chunks>,
+    bytes: usize,
+    used: u64,
+}
+
+/// Default memory the writer's day cache may hold: a day of 1m bars of 1,000 symbols
+/// is ~155 MB merged, and a live feed keeps its base day and the rollup days in it.
+pub const DAY_CACHE_BYTES: usize = 1 << 30;
+
+impl CachedDay {
+    fn new(wal: PathBuf, cold: Vec<String>, wal_len: u64, merged: Option<&RecordBatch>) -> Self {
+        let mut e = CachedDay {
+            wal,
+            wal_len,
+            cold,
+            day: merged.map(merge::split_by_symbol).unwrap_or_default(),
+            bytes: 0,
+            used: 0,
+        };
+        e.bytes = e.estimate();
+        e
+    }
+
+    fn estimate(&self) -> usize {
+        let mut chunks = self.day.values().flatten().peekable();
+        let width: usize = chunks.peek().map_or(0, |b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().primitive_width().unwrap_or(16) + 1)
+                .sum()
+        });
+        chunks.map(|b| b.num_rows() * width + 1024).sum()
+    }
+
+    /// The rows of `symbols` (all when `None`), sorted by key; no copy for one symbol.
+    fn select(
+        &self,
+        kind: Kind,
+        symbols: Option<&BTreeSet<String>>,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let parts: Vec<&RecordBatch> = match symbols {
+            None => self.day.values().flatten().collect(),
+            Some(s) if s.len() < self.day.len() => {
+                s.iter().filter_map(|x| self.day.get(x)).flatten().collect()
+            }
+            Some(s) => self
+                .day
+                .iter()
+                .filter(|(k, _)| s.contains(*k))
+                .flat_map(|(_, b)| b)
+                .collect(),
+        };
+        Ok(match parts[..] {
+            [] => None,
+            [one] => Some(one.clone()),
+            _ => Some(arrow_select::concat::concat_batches(&kind.schema(), parts)?),
+        })
+    }
+}
+
+impl DayCache {
+    fn find(&mut self, wal: &Path, cold: &[String]) -> Option<&mut CachedDay> {
+        self.clock += 1;
+        let now = self.clock;
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| e.wal == wal && e.cold == cold)?;
+        e.used = now;
+        Some(e)
+    }
+
+    fn put(&mut self, mut e: CachedDay) {
+        self.forget(&e.wal);
+        if e.bytes > self.limit {
+            return;
+        }
+        self.make_room(e.bytes);
+        self.clock += 1;
+        e.used = self.clock;
+        self.entries.push(e);
+    }
+
+    fn make_room(&mut self, bytes: usize) {
+        while !self.entries.is_empty()
+            && self.entries.iter().map(|e| e.bytes).sum::<usize>() + bytes > self.limit
+        {
+            let oldest = (0..self.entries.len())
+                .min_by_key(|&i| self.entries[i].used)
+                .expect("not empty");
+            self.entries.swap_remove(oldest);
+        }
+    }
+
+    fn forget(&mut self, wal: &Path) {
+        self.entries.retain(|e| e.wal != wal);
+    }
 }
 
 impl BarStore {
@@ -364,12 +499,14 @@ impl BarStore {
             writable: true,
             recovered: Vec::new(),
             wal_lens: HashMap::new(),
+            hot_index: HashMap::new(),
             pending_sync: BTreeSet::new(),
             pending_dirs: BTreeSet::new(),
+            day_cache: Mutex::new(DayCache::default()),
         };
         for p in s.all_wal_files() {
             let rep = wal::recover(&p)?;
-            s.wal_lens.insert(p.clone(), rep.valid_len);
+            s.note_wal(&p, rep.valid_len);
             if rep.torn.is_some() {
                 s.recovered.push((p, rep));
             }
@@ -396,9 +533,22 @@ impl BarStore {
             writable: false,
             recovered: Vec::new(),
             wal_lens: HashMap::new(),
+            hot_index: HashMap::new(),
             pending_sync: BTreeSet::new(),
             pending_dirs: BTreeSet::new(),
+            day_cache: Mutex::new(DayCache::default()),
         })
+    }
+
+    /// Set how much memory the writer may use to keep recently written days merged (default
+    /// [`DAY_CACHE_BYTES`]; estimated from rows and column widths). With the day of a
+    /// live feed cached, an append reads back its day in time linear in the rows of the
+    /// symbols it touches, instead of decoding every frame of the day's WAL. `0` turns the
+    /// cache off. Read-only stores have no cache.
+    pub fn set_day_cache_bytes(&mut self, bytes: usize) {
+        let c = self.day_cache.get_mut().unwrap_or_else(|p| p.into_inner());
+        c.limit = bytes;
+        c.make_room(0);
     }
 
     /// The data directory.
@@ -600,9 +750,12 @@ impl BarStore {
             .datasets
             .get_mut(dataset)
             .expect("checked above");
-        let before = entry.symbols.len();
-        entry.symbols.extend(syms.iter().cloned());
-        if entry.symbols.len() != before {
+        // Symbols written before: only they can have earlier bars that this batch closes.
+        let (seen, new): (Vec<String>, Vec<String>) =
+            syms.into_iter().partition(|s| entry.symbols.contains(s));
+        let seen: BTreeSet<String> = seen.into_iter().collect();
+        if !new.is_empty() {
+            entry.symbols.extend(new);
             self.catalog.commit(&self.root)?;
         }
         let mut fresh = BTreeMap::new();
@@ -611,29 +764,244 @@ impl BarStore {
             let path = self.wal_path(dataset, cfg.base, *day);
             let is_fresh = !self.wal_exists(&path) && !self.has_cold(dataset, cfg.base, *day);
             jobs.push((path, vec![Op::Upsert(piece.clone())]));
-            fresh.insert(*day, is_fresh.then(|| piece.clone()));
+            fresh.insert(*day, is_fresh);
         }
         self.write_wal_jobs(cfg.fsync, jobs)?;
         // The base frames are durable before any rollup derived from them is written.
         self.sync_pending()?;
         if !cfg.rollups.is_empty() {
-            let mut wm = HashMap::new();
-            raise_watermarks(&batch, cfg.base.nanos().unwrap_or(0), &mut wm);
-            let mut days: BTreeMap<i64, BTreeSet<String>> = pieces
-                .iter()
-                .map(|(d, p)| (*d, merge::symbols_of(p).into_iter().collect()))
-                .collect();
-            // The day before may hold bars flagged incomplete that this batch closes.
-            if let Some((&first, syms)) = days.iter().next() {
-                let syms = syms.clone();
-                if self.wal_exists(&self.wal_path(dataset, cfg.base, first - 1)) {
-                    days.insert(first - 1, syms);
-                }
-            }
-            summary.rollup_rows = self.refresh_rollups(dataset, &cfg, days, wm, fresh)?;
+            summary.rollup_rows =
+                self.refresh_after_upsert(dataset, &cfg, &batch, &pieces, &fresh, &seen)?;
             self.sync_pending()?;
         }
         Ok(summary)
+    }
+
+    /// Bring the rollups up to date after an upsert, rewriting only the rollup bars it can
+    /// change. A rollup bar is `complete` when its window ends at or before the end of the
+    /// symbol's latest base bar (in any day), so for each (day, symbol) of the batch:
+    /// - intraday rollups that divide the day: the buckets from the one holding the
+    ///   symbol's bar before the batch's first row of the day (whose window may close now;
+    ///   with no gap that is the previous bucket) to the one holding the batch's last row,
+    ///   and the bucket of the day's last row (it closes when later data exists);
+    /// - other rollups (`1d`, session days, intervals that do not divide the day): the day.
+    ///
+    /// When the batch holds a symbol's first row of a day, the last bars of the latest
+    /// earlier day with rows of that symbol close too: they are rewritten (that day's last
+    /// buckets only). An upsert never empties a bucket, so the rewritten bars replace every
+    /// old bar in their range by key: no delete frames are needed.
+    fn refresh_after_upsert(
+        &mut self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        batch: &RecordBatch,
+        pieces: &[(i64, RecordBatch)],
+        fresh: &BTreeMap<i64, bool>,
+        seen: &BTreeSet<String>,
+    ) -> Result<usize, WriteError> {
+        let kind = Self::kind_of(cfg, cfg.base);
+        let len = cfg.base.nanos().unwrap_or(0);
+        // Per symbol: the end of its last bar in the batch, or i64::MAX when it has rows in
+        // a later day already (then every bar up to the batch's last day is complete).
+        let mut wm = HashMap::new();
+        raise_watermarks(batch, len, &mut wm);
+        let mut by_last_day: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        for (s, w) in &wm {
+            by_last_day
+                .entry((w - len).div_euclid(NANOS_PER_DAY))
+                .or_default()
+                .insert(s.clone());
+        }
+        for (day, syms) in &by_last_day {
+            for s in self.symbols_after(dataset, cfg, syms, *day)? {
+                wm.insert(s, i64::MAX);
+            }
+        }
+        // The batch's days, on every CPU (a fresh day's rows are the piece: nothing to read).
+        let this = &*self;
+        let wm = &wm;
+        let per_day = par_map(pieces, |(day, piece)| {
+            this.upsert_day_ops(dataset, cfg, kind, *day, piece, fresh[day], wm)
+        });
+        let mut rows = 0;
+        let mut jobs: Vec<WalJob> = Vec::new();
+        // (after, before) → symbols whose latest day with rows in that open interval
+        // gets its last bars rewritten.
+        let mut searches: BTreeMap<(i64, i64), BTreeSet<String>> = BTreeMap::new();
+        let mut prev_day: HashMap<String, i64> = HashMap::new();
+        for ((day, _), r) in pieces.iter().zip(per_day) {
+            let (n, mut j, firsts) = r?;
+            rows += n;
+            jobs.append(&mut j);
+            for (s, first) in firsts {
+                // The batch's own earlier day of this symbol is rewritten whole above.
+                let after = prev_day.insert(s.clone(), *day).unwrap_or(i64::MIN);
+                if first && seen.contains(&s) {
+                    searches.entry((after, *day)).or_default().insert(s);
+                }
+            }
+        }
+        for ((after, before), syms) in searches {
+            for (day, src) in self.latest_rows_before(dataset, cfg, &syms, after, before)? {
+                let spans = last_bar_spans(&src);
+                let marks: HashMap<String, i64> =
+                    spans.keys().map(|s| (s.clone(), i64::MAX)).collect();
+                let (n, mut j) = self.range_ops(dataset, cfg, kind, day, &src, &spans, &marks)?;
+                rows += n;
+                jobs.append(&mut j);
+            }
+        }
+        self.write_wal_jobs(cfg.fsync, merge_jobs(jobs))?;
+        Ok(rows)
+    }
+
+    /// The rollup appends for one day of an upsert (see
+    /// [`BarStore::refresh_after_upsert`]), the bars written, and for each symbol of the
+    /// piece whether the batch holds its first row of the day.
+    #[allow(clippy::too_many_arguments)]
+    fn upsert_day_ops(
+        &self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        kind: Kind,
+        day: i64,
+        piece: &RecordBatch,
+        fresh: bool,
+        wm: &HashMap<String, i64>,
+    ) -> Result<DayOps, ReadError> {
+        let len = cfg.base.nanos().unwrap_or(0);
+        let syms: BTreeSet<String> = merge::symbols_of(piece).into_iter().collect();
+        let src = if fresh {
+            piece.clone()
+        } else {
+            self.read_base_day(dataset, cfg.base, kind, day, Some(&syms))?
+                .unwrap_or_else(|| piece.clone())
+        };
+        let mut marks;
+        let marks = if fresh {
+            wm // the day holds only the batch's rows, which `wm` covers
+        } else {
+            marks = wm.clone();
+            raise_watermarks(&src, len, &mut marks);
+            &marks
+        };
+        // Per symbol: [the batch's first row, or the row before it; the batch's last row]
+        // and the day's last row.
+        let (pv, sv) = (schema::view(piece), schema::view(&src));
+        let runs = symbol_runs(&src);
+        let mut spans: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        let mut firsts = Vec::new();
+        let mut i = 0;
+        while i < piece.num_rows() {
+            let sym = pv.symbol.value(i);
+            let j = schema::run_end(pv.symbol, i);
+            let (lo, hi) = (pv.ts[i], pv.ts[j - 1]);
+            let (a, b) = runs.get(sym).copied().unwrap_or((0, 0));
+            let ts = &sv.ts[a..b];
+            let before = ts.partition_point(|t| *t < lo);
+            let from = if before > 0 { ts[before - 1] } else { lo };
+            let last = ts.last().copied().unwrap_or(hi);
+            spans.insert(sym.to_string(), vec![(from, hi), (last, last)]);
+            firsts.push((sym.to_string(), before == 0));
+            i = j;
+        }
+        let (n, jobs) = self.range_ops(dataset, cfg, kind, day, &src, &spans, marks)?;
+        Ok((n, jobs, firsts))
+    }
+
+    /// Upserts of the rollup bars of `day` whose buckets hold the rows of `spans` (per
+    /// symbol, `(from, to)` instants: every bucket from `from`'s to `to`'s), resampled from
+    /// `src` (the day's merged base rows of those symbols) with watermarks `marks`. Rollups
+    /// whose buckets do not divide the day (and daily ones) take all of the day's rows.
+    #[allow(clippy::too_many_arguments)]
+    fn range_ops(
+        &self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        kind: Kind,
+        day: i64,
+        src: &RecordBatch,
+        spans: &HashMap<String, Vec<(i64, i64)>>,
+        marks: &HashMap<String, i64>,
+    ) -> Result<(usize, Vec<WalJob>), ReadError> {
+        let mut rows = 0;
+        let mut jobs = Vec::new();
+        let v = schema::view(src);
+        for tf in &cfg.rollups {
+            let input = match divides_day(cfg, *tf) {
+                None => src.clone(),
+                Some(width) => {
+                    // Row ranges of `src` inside the buckets to rewrite, run by run.
+                    let mut take: Vec<(usize, usize)> = Vec::new();
+                    let mut i = 0;
+                    while i < src.num_rows() {
+                        let j = schema::run_end(v.symbol, i);
+                        let ts = &v.ts[i..j];
+                        let floor = |t: i64| t.div_euclid(width) * width;
+                        let mut buckets: Vec<(i64, i64)> = spans
+                            .get(v.symbol.value(i))
+                            .map(|s| s.iter().map(|(a, b)| (floor(*a), floor(*b) + width)))
+                            .into_iter()
+                            .flatten()
+                            .collect();
+                        buckets.sort_unstable();
+                        let mut merged: Vec<(i64, i64)> = Vec::new();
+                        for (a, b) in buckets {
+                            match merged.last_mut() {
+                                Some(m) if a <= m.1 => m.1 = m.1.max(b),
+                                _ => merged.push((a, b)),
+                            }
+                        }
+                        for (a, b) in merged {
+                            let (x, y) = (
+                                ts.partition_point(|t| *t < a),
+                                ts.partition_point(|t| *t < b),
+                            );
+                            if x < y {
+                                take.push((i + x, i + y));
+                            }
+                        }
+                        i = j;
+                    }
+                    if take.iter().map(|(a, b)| b - a).sum::<usize>() == src.num_rows() {
+                        src.clone() // every row (a fresh day, say): no copy
+                    } else {
+                        let idx: UInt32Array = take
+                            .iter()
+                            .flat_map(|&(a, b)| (a as u32)..(b as u32))
+                            .collect();
+                        arrow_select::take::take_record_batch(src, &idx)?
+                    }
+                }
+            };
+            if input.num_rows() == 0 {
+                continue;
+            }
+            let out = resample::resample(
+                &input,
+                kind,
+                cfg.base,
+                &mut Self::rollup_bucketing(cfg, *tf),
+                Some(marks),
+            )?;
+            rows += out.num_rows();
+            if out.num_rows() > 0 {
+                jobs.push((self.wal_path(dataset, *tf, day), vec![Op::Upsert(out)]));
+            }
+        }
+        Ok((rows, jobs))
+    }
+
+    fn rollup_bucketing(cfg: &DatasetConfig, tf: Timeframe) -> Bucketing {
+        let cal = match &cfg.session {
+            Some(s) if tf.nanos() >= Some(NANOS_PER_DAY) => Some(
+                s.calendar()
+                    .expect("sessions are validated at dataset creation"),
+            ),
+            _ => None,
+        };
+        Bucketing::new(tf, tf.default_offset(), cal)
+            .expect("rollups are validated at dataset creation")
     }
 
     /// Delete rows of a symbol (or all symbols) in `[start, end)` at the base timeframe,
@@ -654,78 +1022,72 @@ impl BarStore {
         }
         let first = range.start.div_euclid(NANOS_PER_DAY);
         let last = (range.end - 1).div_euclid(NANOS_PER_DAY);
-        let mut days = BTreeMap::new();
-        let mut hot: BTreeSet<i64> = self.hot_days(dataset, cfg.base).into_iter().collect();
-        if let Some(parts) = entry.cold.get(&cfg.base.to_string()) {
-            hot.extend(parts.iter().map(|p| p.day));
-        }
-        for day in hot.range(first..=last) {
+        let days: Vec<i64> = self
+            .data_days(dataset, cfg.base, first..=last)
+            .into_keys()
+            .collect();
+        for day in &days {
             let path = self.wal_path(dataset, cfg.base, *day);
             self.append_wal(&path, cfg.fsync, &[Op::Delete(range.clone())])?;
-            days.insert(*day, all_syms.clone());
         }
         self.sync_pending()?;
-        let n = days.len();
-        if !cfg.rollups.is_empty() {
-            self.refresh_rollups(dataset, &cfg, days, HashMap::new(), BTreeMap::new())?;
+        if !cfg.rollups.is_empty() && !days.is_empty() {
+            self.refresh_after_delete(dataset, &cfg, &days, &all_syms)?;
             self.sync_pending()?;
         }
-        Ok(n)
+        Ok(days.len())
     }
 
-    /// Recompute every rollup of the given (day → symbols) from the base timeframe and
-    /// replace them (delete the day's range for each symbol, then upsert).
-    fn refresh_rollups(
+    /// Rewrite the rollups of `syms` after a delete: every bar of the `days` touched
+    /// (delete each symbol's day, then upsert), then the last bars of each symbol's latest
+    /// earlier day, which stay complete only while the symbol has later rows.
+    fn refresh_after_delete(
         &mut self,
         dataset: &str,
         cfg: &DatasetConfig,
-        days: BTreeMap<i64, BTreeSet<String>>,
-        mut wm: HashMap<String, i64>,
-        fresh: BTreeMap<i64, Option<RecordBatch>>,
+        days: &[i64],
+        syms: &BTreeSet<String>,
     ) -> Result<usize, WriteError> {
         let kind = Self::kind_of(cfg, cfg.base);
         let len = cfg.base.nanos().unwrap_or(0);
+        let (first, last) = (days[0], days[days.len() - 1]);
+        // Symbols with rows after the day being rewritten: its bars are all complete.
+        let mut later = self.symbols_after(dataset, cfg, syms, last)?;
         let mut rows = 0;
         let mut jobs: Vec<WalJob> = Vec::new();
-        let all_fresh = days.keys().all(|d| matches!(fresh.get(d), Some(Some(_))));
-        if all_fresh {
-            // Every source is a piece of the batch, whose watermarks are already in `wm`:
-            // the days are independent, so compute them on every CPU (in day order).
-            let this = &*self;
-            let wm = &wm;
-            let day_list: Vec<(&i64, &BTreeSet<String>)> = days.iter().collect();
-            let one = |&(day, syms): &(&i64, &BTreeSet<String>)| {
-                let src = fresh[day].as_ref().expect("all fresh");
-                this.rollup_ops(dataset, cfg, kind, *day, syms, Some(src), wm)
-            };
-            for r in par_map(&day_list, one) {
-                let (n, mut j) = r?;
-                rows += n;
-                jobs.append(&mut j);
+        for &day in days.iter().rev() {
+            let src = self.read_base_day(dataset, cfg.base, kind, day, Some(syms))?;
+            let mut marks: HashMap<String, i64> =
+                later.iter().map(|s| (s.clone(), i64::MAX)).collect();
+            if let Some(src) = &src {
+                raise_watermarks(src, len, &mut marks);
+                later.extend(merge::symbols_of(src));
             }
-        } else {
-            for (day, syms) in &days {
-                let src = match fresh.get(day) {
-                    Some(Some(piece)) => Some(piece.clone()),
-                    _ => self.read_day(dataset, cfg.base, kind, *day, Some(syms))?,
-                };
-                if let Some(src) = &src {
-                    raise_watermarks(src, len, &mut wm);
-                }
-                let (n, mut j) =
-                    self.rollup_ops(dataset, cfg, kind, *day, syms, src.as_ref(), &wm)?;
-                rows += n;
-                jobs.append(&mut j);
-            }
+            let (n, mut j) = self.day_ops(dataset, cfg, kind, day, syms, src.as_ref(), &marks)?;
+            rows += n;
+            jobs.append(&mut j);
         }
-        self.write_wal_jobs(cfg.fsync, jobs)?;
+        for (day, src) in self.latest_rows_before(dataset, cfg, syms, i64::MIN, first)? {
+            let mut marks: HashMap<String, i64> = HashMap::new();
+            raise_watermarks(&src, len, &mut marks);
+            for (s, w) in marks.iter_mut() {
+                if later.contains(s) {
+                    *w = i64::MAX;
+                }
+            }
+            let (n, mut j) =
+                self.range_ops(dataset, cfg, kind, day, &src, &last_bar_spans(&src), &marks)?;
+            rows += n;
+            jobs.append(&mut j);
+        }
+        self.write_wal_jobs(cfg.fsync, merge_jobs(jobs))?;
         Ok(rows)
     }
 
     /// The WAL appends that replace one day's rollup bars of `syms` (deletes of the old
     /// ones, then the new bars), for every rollup timeframe, and the number of new bars.
     #[allow(clippy::too_many_arguments)]
-    fn rollup_ops(
+    fn day_ops(
         &self,
         dataset: &str,
         cfg: &DatasetConfig,
@@ -733,14 +1095,13 @@ impl BarStore {
         day: i64,
         syms: &BTreeSet<String>,
         src: Option<&RecordBatch>,
-        wm: &HashMap<String, i64>,
+        marks: &HashMap<String, i64>,
     ) -> Result<(usize, Vec<WalJob>), ReadError> {
         let mut rows = 0;
         let mut jobs = Vec::new();
         for tf in &cfg.rollups {
             let path = self.wal_path(dataset, *tf, day);
-            // Replace the day's rollup bars: delete them, then write the new ones. A
-            // (timeframe, day) with no WAL and no cold part has nothing to delete.
+            // A (timeframe, day) with no WAL and no cold part has nothing to delete.
             let has_old = self.wal_exists(&path) || self.has_cold(dataset, *tf, day);
             let mut ops: Vec<Op> = if has_old {
                 syms.iter()
@@ -756,16 +1117,8 @@ impl BarStore {
                 Vec::new()
             };
             if let Some(src) = src {
-                let cal = match &cfg.session {
-                    Some(s) if tf.nanos() >= Some(NANOS_PER_DAY) => Some(
-                        s.calendar()
-                            .expect("sessions are validated at dataset creation"),
-                    ),
-                    _ => None,
-                };
-                let mut b = Bucketing::new(*tf, tf.default_offset(), cal)
-                    .expect("rollups are validated at dataset creation");
-                let out = resample::resample(src, kind, cfg.base, &mut b, Some(wm))?;
+                let mut b = Self::rollup_bucketing(cfg, *tf);
+                let out = resample::resample(src, kind, cfg.base, &mut b, Some(marks))?;
                 rows += out.num_rows();
                 if out.num_rows() > 0 {
                     ops.push(Op::Upsert(out));
@@ -829,7 +1182,7 @@ impl BarStore {
     ) -> Result<(), WalError> {
         match res {
             Ok((len, created)) => {
-                self.wal_lens.insert(path.to_path_buf(), len);
+                self.note_wal(path, len);
                 // `always` syncs the file and, for a new file, its directory entry;
                 // `<N>ms` synced each file when its writer closed, which it still does here.
                 if policy != FsyncPolicy::Never {
@@ -844,7 +1197,7 @@ impl BarStore {
             }
             Err(e) => {
                 // The file may exist with a torn frame now: recover it on the next append.
-                self.wal_lens.insert(path.to_path_buf(), u64::MAX);
+                self.note_wal(path, u64::MAX);
                 Err(e)
             }
         }
@@ -899,6 +1252,163 @@ impl BarStore {
         sync(&dirs, false)
     }
 
+    /// Record a hot WAL (writer only) and the length up to which it is valid.
+    fn note_wal(&mut self, path: &Path, len: u64) {
+        self.wal_lens.insert(path.to_path_buf(), len);
+        if len == u64::MAX {
+            // A failed append: whatever the file holds now is read afresh.
+            self.day_cache().forget(path);
+        }
+        let day = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(parse_day);
+        if let (Some(dir), Some(day)) = (path.parent(), day) {
+            self.hot_index
+                .entry(dir.to_path_buf())
+                .or_default()
+                .insert(day);
+        }
+    }
+
+    /// Forget a hot WAL that was deleted.
+    fn forget_wal(&mut self, path: &Path) {
+        self.wal_lens.remove(path);
+        self.day_cache().forget(path);
+        let day = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(parse_day);
+        if let (Some(dir), Some(day)) = (path.parent(), day) {
+            if let Some(days) = self.hot_index.get_mut(dir) {
+                days.remove(&day);
+            }
+        }
+    }
+
+    /// Days with base data of (dataset, tf) in `range`, per the writer's view: hot WALs
+    /// and cold parts. `true` marks a day with a hot WAL (its content needs a read; a
+    /// cold-only day's symbols are in the catalog).
+    fn data_days(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        range: impl std::ops::RangeBounds<i64> + Clone,
+    ) -> BTreeMap<i64, bool> {
+        let dir = self.root.join("_hot").join(dataset).join(tf.to_string());
+        let mut days: BTreeMap<i64, bool> = BTreeMap::new();
+        if let Some(hot) = self.hot_index.get(&dir) {
+            days.extend(hot.range(range.clone()).map(|d| (*d, true)));
+        }
+        if let Some(parts) = self.cold_parts_of(dataset, tf) {
+            for p in parts.iter().filter(|p| range.contains(&p.day)) {
+                days.entry(p.day).or_insert(false);
+            }
+        }
+        days
+    }
+
+    fn cold_parts_of(&self, dataset: &str, tf: Timeframe) -> Option<&Vec<PartFile>> {
+        self.catalog
+            .datasets
+            .get(dataset)
+            .and_then(|e| e.cold.get(&tf.to_string()))
+    }
+
+    /// Which of `syms` have base rows on `day` (a day listed by [`BarStore::data_days`]),
+    /// and those rows when the day had to be read.
+    fn symbols_on(
+        &self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        day: i64,
+        hot: bool,
+        syms: &BTreeSet<String>,
+    ) -> Result<(BTreeSet<String>, Option<RecordBatch>), ReadError> {
+        if !hot {
+            // Cold only: the catalog lists the symbols of each part exactly.
+            let listed: BTreeSet<String> = self
+                .cold_parts(dataset, cfg.base, day)
+                .into_iter()
+                .flat_map(|p| p.symbols)
+                .filter(|s| syms.contains(s))
+                .collect();
+            return Ok((listed, None));
+        }
+        let kind = Self::kind_of(cfg, cfg.base);
+        let rows = self.read_base_day(dataset, cfg.base, kind, day, Some(syms))?;
+        let found = rows
+            .as_ref()
+            .map(|b| merge::symbols_of(b).into_iter().collect())
+            .unwrap_or_default();
+        Ok((found, rows))
+    }
+
+    /// The symbols of `syms` with base rows on a day after `day`.
+    fn symbols_after(
+        &self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        syms: &BTreeSet<String>,
+        day: i64,
+    ) -> Result<BTreeSet<String>, ReadError> {
+        let mut pending = syms.clone();
+        let mut found = BTreeSet::new();
+        for (d, hot) in self.data_days(dataset, cfg.base, day + 1..) {
+            if pending.is_empty() {
+                break;
+            }
+            let (here, _) = self.symbols_on(dataset, cfg, d, hot, &pending)?;
+            for s in here {
+                pending.remove(&s);
+                found.insert(s);
+            }
+        }
+        Ok(found)
+    }
+
+    /// For each of `syms`, the latest day in `(after, before)` with base rows of it: one
+    /// entry per such day, with the day's merged rows of the symbols whose latest day it is.
+    fn latest_rows_before(
+        &self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        syms: &BTreeSet<String>,
+        after: i64,
+        before: i64,
+    ) -> Result<Vec<(i64, RecordBatch)>, ReadError> {
+        let mut pending = syms.clone();
+        let mut out = Vec::new();
+        if after.saturating_add(1) >= before {
+            return Ok(out);
+        }
+        let kind = Self::kind_of(cfg, cfg.base);
+        for (d, hot) in self
+            .data_days(dataset, cfg.base, after + 1..before)
+            .into_iter()
+            .rev()
+        {
+            if pending.is_empty() {
+                break;
+            }
+            let (here, rows) = self.symbols_on(dataset, cfg, d, hot, &pending)?;
+            if here.is_empty() {
+                continue;
+            }
+            let rows = match rows {
+                Some(r) => Some(r),
+                None => self.read_base_day(dataset, cfg.base, kind, d, Some(&here))?,
+            };
+            for s in &here {
+                pending.remove(s);
+            }
+            if let Some(r) = rows {
+                out.push((d, r));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether a hot WAL exists (writer only: from `wal_lens`, no `stat`).
     fn wal_exists(&self, path: &Path) -> bool {
         self.wal_lens.contains_key(path)
@@ -924,6 +1434,10 @@ impl BarStore {
 
     /// The merged content of one (dataset, timeframe, day): cold parts overlaid with the
     /// hot WAL, restricted to `symbols` when given, sorted by key.
+    ///
+    /// The writer keeps recently read days merged in memory (its day cache) and, when a
+    /// WAL has grown since, decodes only the frames appended since: a live feed's append
+    /// then reads its day in time linear in the day's rows, not in its frames.
     pub fn read_day(
         &self,
         dataset: &str,
@@ -932,6 +1446,12 @@ impl BarStore {
         day: i64,
         symbols: Option<&BTreeSet<String>>,
     ) -> Result<Option<RecordBatch>, ReadError> {
+        if self.writable {
+            // Queries keep only the newest day of a timeframe (the live one) in the cache.
+            let dir = self.root.join("_hot").join(dataset).join(tf.to_string());
+            let newest = self.hot_index.get(&dir).and_then(|d| d.last()) == Some(&day);
+            return self.cached_day(dataset, tf, kind, day, symbols, newest);
+        }
         let mut base = Vec::new();
         for p in self.cold_parts(dataset, tf, day) {
             if let Some(s) = symbols {
@@ -945,18 +1465,115 @@ impl BarStore {
             )?);
         }
         let (ops, _) = wal::replay(&self.wal_path(dataset, tf, day))?;
-        let merged = merge::apply(kind, base, ops)?;
-        match (merged, symbols) {
-            (Some(b), Some(s)) => {
-                let v = schema::view(&b);
-                let keep: BooleanArray = (0..b.num_rows())
-                    .map(|i| Some(s.contains(v.symbol.value(i))))
-                    .collect();
-                let b = arrow_select::filter::filter_record_batch(&b, &keep)?;
-                Ok((b.num_rows() > 0).then_some(b))
-            }
+        match (merge::apply(kind, base, ops)?, symbols) {
+            (Some(b), Some(s)) => Ok(select_symbols(&b, s)?),
             (m, _) => Ok(m),
         }
+    }
+
+    /// [`BarStore::read_day`] for the write path (writer only): the day read is kept in
+    /// the cache, for the next write to the same day.
+    fn read_base_day(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        kind: Kind,
+        day: i64,
+        symbols: Option<&BTreeSet<String>>,
+    ) -> Result<Option<RecordBatch>, ReadError> {
+        debug_assert!(self.writable);
+        self.cached_day(dataset, tf, kind, day, symbols, true)
+    }
+
+    /// Writer only: [`BarStore::read_day`] through the [`DayCache`]. A day not cached is
+    /// read from disk, and cached only when `keep`.
+    fn cached_day(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        kind: Kind,
+        day: i64,
+        symbols: Option<&BTreeSet<String>>,
+        keep: bool,
+    ) -> Result<Option<RecordBatch>, ReadError> {
+        let path = self.wal_path(dataset, tf, day);
+        let cold: Vec<String> = self
+            .cold_parts(dataset, tf, day)
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        // The WAL's valid length as the writer knows it (0: no WAL). Unknown after a failed
+        // append: then the file is read as it is, and not cached.
+        let len = match self.wal_lens.get(&path) {
+            None => Some(0),
+            Some(&u64::MAX) => None,
+            Some(&n) => Some(n),
+        };
+        if let Some(len) = len {
+            let have = match self.day_cache().find(&path, &cold) {
+                Some(e) if e.wal_len == len => return Ok(e.select(kind, symbols)?),
+                Some(e) if e.wal_len < len => Some(e.wal_len),
+                _ => None,
+            };
+            // Decode the frames appended since, outside the lock, then merge them in.
+            let tail = have.map(|h| wal::replay_range(&path, h, len)).transpose()?;
+            if let (Some(have), Some(Some(ops))) = (have, tail) {
+                let mut cache = self.day_cache();
+                if let Some(e) = cache.find(&path, &cold).filter(|e| e.wal_len == have) {
+                    if let Err(err) = merge::apply_by_symbol(kind, &mut e.day, ops) {
+                        cache.forget(&path);
+                        return Err(err.into());
+                    }
+                    e.wal_len = len;
+                    e.bytes = e.estimate();
+                }
+                // (Another reader may have brought it up to date meanwhile.)
+                if let Some(e) = cache.find(&path, &cold).filter(|e| e.wal_len == len) {
+                    let out = e.select(kind, symbols)?;
+                    cache.make_room(0);
+                    return Ok(out);
+                }
+            }
+        }
+        let (merged, replayed) = self.read_merged(kind, &path, &cold)?;
+        if keep && len.is_some() && replayed == len {
+            self.day_cache().put(CachedDay::new(
+                path,
+                cold,
+                replayed.unwrap_or(0),
+                merged.as_ref(),
+            ));
+        }
+        match (merged, symbols) {
+            (Some(b), Some(s)) => Ok(select_symbols(&b, s)?),
+            (m, _) => Ok(m),
+        }
+    }
+
+    /// The day cache; a panic while it was locked leaves it empty, not half-updated.
+    fn day_cache(&self) -> std::sync::MutexGuard<'_, DayCache> {
+        self.day_cache.lock().unwrap_or_else(|poisoned| {
+            let mut c = poisoned.into_inner();
+            c.entries.clear();
+            self.day_cache.clear_poison();
+            c
+        })
+    }
+
+    /// Read and merge a day's cold parts and WAL; also returns the WAL length replayed.
+    fn read_merged(
+        &self,
+        kind: Kind,
+        wal_path: &Path,
+        cold: &[String],
+    ) -> Result<(Option<RecordBatch>, Option<u64>), ReadError> {
+        let mut base = Vec::new();
+        for p in cold {
+            base.extend(read_parquet_as(&self.root.join(p), Some(&kind.schema()))?);
+        }
+        let (ops, rep) = wal::replay(wal_path)?;
+        let replayed = rep.torn.is_none().then_some(rep.valid_len);
+        Ok((merge::apply(kind, base, ops)?, replayed))
     }
 
     /// Timeframes stored for a dataset, finest first.
@@ -1232,7 +1849,7 @@ impl BarStore {
         crate::failpoint("writedown:after_commit");
         for g in garbage {
             let _ = std::fs::remove_file(&g);
-            self.wal_lens.remove(&g);
+            self.forget_wal(&g);
         }
         self.collect_garbage();
         Ok(summary)
@@ -1283,6 +1900,60 @@ fn split_days(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>, ArrowError
 /// One WAL append: the file and its frames.
 type WalJob = (PathBuf, Vec<Op>);
 
+/// One day's rollup appends after an upsert: the bars written, the appends, and for each
+/// symbol of the batch whether the batch holds its first row of the day.
+type DayOps = (usize, Vec<WalJob>, Vec<(String, bool)>);
+
+/// Jobs with the same file joined into one, in first-seen order (the appends of one write
+/// run concurrently, so each file must appear once).
+fn merge_jobs(jobs: Vec<WalJob>) -> Vec<WalJob> {
+    let mut at: HashMap<PathBuf, usize> = HashMap::new();
+    let mut out: Vec<WalJob> = Vec::with_capacity(jobs.len());
+    for (path, mut ops) in jobs {
+        match at.get(&path) {
+            Some(&k) => out[k].1.append(&mut ops),
+            None => {
+                at.insert(path.clone(), out.len());
+                out.push((path, ops));
+            }
+        }
+    }
+    out
+}
+
+/// The bucket width of a rollup that splits the UTC day into whole buckets (bucketed
+/// from the epoch, no session), which can be rewritten bucket by bucket; `None` for the
+/// rest (`1d`, session days, widths that do not divide the day), rewritten by whole days.
+fn divides_day(cfg: &DatasetConfig, tf: Timeframe) -> Option<i64> {
+    let n = tf.nanos()?;
+    let session = cfg.session.is_some() && n >= NANOS_PER_DAY;
+    (n < NANOS_PER_DAY && NANOS_PER_DAY % n == 0 && tf.default_offset() == 0 && !session)
+        .then_some(n)
+}
+
+/// Row range `[start, end)` of each symbol of a batch sorted by (symbol, ts).
+fn symbol_runs(batch: &RecordBatch) -> HashMap<&str, (usize, usize)> {
+    let v = schema::view(batch);
+    let mut out = HashMap::new();
+    let mut i = 0;
+    while i < batch.num_rows() {
+        let j = schema::run_end(v.symbol, i);
+        out.insert(v.symbol.value(i), (i, j));
+        i = j;
+    }
+    out
+}
+
+/// Per symbol of a sorted batch, the span of its last row: the bucket of a day's last
+/// bar, which closes when later rows arrive (or reopens when they are deleted).
+fn last_bar_spans(batch: &RecordBatch) -> HashMap<String, Vec<(i64, i64)>> {
+    let v = schema::view(batch);
+    symbol_runs(batch)
+        .into_iter()
+        .map(|(s, (_, j))| (s.to_string(), vec![(v.ts[j - 1], v.ts[j - 1])]))
+        .collect()
+}
+
 /// `f` over `items` on up to the available CPUs (at most 4), results in item order.
 /// Small inputs (under 16 items) stay on the calling thread.
 fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
@@ -1329,6 +2000,45 @@ fn raise_watermarks(batch: &RecordBatch, len: i64, wm: &mut HashMap<String, i64>
         }
         i = j;
     }
+}
+
+/// The rows of `symbols` in a batch sorted by (symbol, ts), found by binary search: a
+/// slice (no copy) for one symbol. `None` when there are none.
+fn select_symbols(
+    b: &RecordBatch,
+    symbols: &BTreeSet<String>,
+) -> Result<Option<RecordBatch>, ArrowError> {
+    let v = schema::view(b);
+    let n = b.num_rows();
+    let first_at_or_after = |s: &str, strictly_after: bool| {
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let c = v.symbol.value(mid).cmp(s);
+            if c.is_lt() || (strictly_after && c.is_eq()) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let runs: Vec<(usize, usize)> = symbols
+        .iter()
+        .map(|s| (first_at_or_after(s, false), first_at_or_after(s, true)))
+        .filter(|(a, z)| a < z)
+        .collect();
+    Ok(match runs[..] {
+        [] => None,
+        [(a, z)] => Some(b.slice(a, z - a)),
+        _ => {
+            let idx: UInt32Array = runs
+                .iter()
+                .flat_map(|&(a, z)| (a as u32)..(z as u32))
+                .collect();
+            Some(arrow_select::take::take_record_batch(b, &idx)?)
+        }
+    })
 }
 
 fn filter_ts(b: &RecordBatch, start: i64, end: i64) -> Result<RecordBatch, ArrowError> {

@@ -212,6 +212,28 @@ pub fn replay(path: &Path) -> Result<(Vec<Op>, ReplayReport), WalError> {
     Ok(scan(&bytes, true))
 }
 
+/// Decode the frames in bytes `from..to` of a WAL file, for a caller that knows those
+/// bytes hold whole frames (the store's writer, which appended them). `None` when they do
+/// not (short file, torn or undecodable frame): the caller replays the whole file instead.
+pub fn replay_range(path: &Path, from: u64, to: u64) -> Result<Option<Vec<Op>>, WalError> {
+    if to < from || !(from as usize).is_multiple_of(ALIGN) {
+        return Ok(None);
+    }
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+    };
+    f.seek(SeekFrom::Start(from)).map_err(io(path))?;
+    let mut bytes = Vec::with_capacity((to - from) as usize);
+    f.take(to - from)
+        .read_to_end(&mut bytes)
+        .map_err(io(path))?;
+    let (ops, rep) = scan(&bytes, true);
+    let whole = rep.torn.is_none() && rep.valid_len == to - from;
+    Ok(whole.then_some(ops))
+}
+
 /// Cut a torn tail off a WAL file. Returns the report (with `torn` set if it cut).
 pub fn recover(path: &Path) -> Result<ReplayReport, WalError> {
     let mut f = OpenOptions::new()

@@ -8,6 +8,7 @@
 //! store_bench query    <data_dir> <dataset> <symbol> <tf> <start_ns> <end_ns> <repeat>
 //! store_bench resample <data_dir> <dataset> <symbol> <tf> <repeat>
 //! store_bench encodings <data_dir> <dataset>
+//! store_bench live     <data_dir> <symbols> <minutes> <row|minute> <never|always> [max_secs] [query]
 //! ```
 //! Built with `cargo build --release -p ringfeed-store --features bench-bin --bin store_bench`.
 //! `parse` times the loader alone (batches are dropped); it reports CPU seconds too.
@@ -19,6 +20,14 @@
 //! `resample::resample` to `tf` on them.
 //! `encodings` rewrites every 1m day of a store under several Parquet settings and prints
 //! bytes per bar and encode time (the experiment behind the cold tier's settings).
+//! `live` replays what the daemon does with a live feed: one UTC day, `minutes` minutes of 1m
+//! bars for `symbols` symbols, appended through `BarStore::upsert` one row at a time (`row`)
+//! or one batch of all symbols per minute (`minute`), default rollups (5m, 15m, 1h, 1d). It
+//! reports the mean µs per append over each tenth of the run and the first and last 100,
+//! then each timeframe's WAL (bytes, frames) and the time to read back the day's 5m bars.
+//! `max_secs` stops early (the old, quadratic store needs it). With `query`, each append is
+//! followed by what the daemon does to publish rollup updates: a query of each rollup
+//! timeframe for the append's symbols, from one bucket before its rows to their end.
 
 use ringfeed_store::ingest::{self, Format, IngestOptions, IngestReport};
 use ringfeed_store::resample::{self, Bucketing};
@@ -280,7 +289,101 @@ fn main() -> R<()> {
                 );
             }
         }
-        _ => return Err("usage: store_bench ingest|query|resample ...".into()),
+        Some("live") => live(&a[1..])?,
+        _ => return Err("usage: store_bench ingest|query|resample|encodings|live ...".into()),
     }
+    Ok(())
+}
+
+/// `live`: the daemon's append pattern, timed per append (see the module doc).
+fn live(a: &[String]) -> R<()> {
+    use ringfeed_store::schema::BarColumns;
+    let dir = Path::new(&a[0]);
+    let (syms, minutes): (usize, i64) = (a[1].parse()?, a[2].parse()?);
+    let per_row = match a[3].as_str() {
+        "row" => true,
+        "minute" => false,
+        o => return Err(format!("batching {o:?}: use row or minute").into()),
+    };
+    let fsync: FsyncPolicy = a[4].parse()?;
+    let max_secs: f64 = a.get(5).map_or(Ok(f64::INFINITY), |s| s.parse())?;
+    let daemon_queries = a.get(6).is_some_and(|s| s == "query");
+    let _ = std::fs::remove_dir_all(dir);
+    let mut store = BarStore::open(dir)?;
+    let mut cfg = DatasetConfig::new("1m".parse()?);
+    cfg.fsync = fsync;
+    store.create_dataset("live", cfg.clone())?;
+    const MIN: i64 = 60_000_000_000;
+    let day0 = 19_000 * 1440 * MIN; // 2022-01-08
+    let names: Vec<String> = (0..syms).map(|k| format!("SYM{k:04}")).collect();
+    let bar = |c: &mut BarColumns, s: &str, m: i64| {
+        let p = 100.0 + (m % 97) as f64;
+        c.ts.push(day0 + m * MIN);
+        c.symbol.push(s.to_string());
+        c.open.push(p);
+        c.high.push(p + 1.0);
+        c.low.push(p - 1.0);
+        c.close.push(p + 0.5);
+        c.volume.push(1.0);
+    };
+    let mut times: Vec<f64> = Vec::new();
+    let t_all = Instant::now();
+    'feed: for m in 0..minutes {
+        let groups: Vec<Vec<&String>> = if per_row {
+            names.iter().map(|s| vec![s]).collect()
+        } else {
+            vec![names.iter().collect()]
+        };
+        for g in groups {
+            let mut c = BarColumns::default();
+            for s in &g {
+                bar(&mut c, s, m);
+            }
+            let b = c.into_batch()?;
+            let t = Instant::now();
+            store.upsert("live", &b)?;
+            if daemon_queries {
+                for tf in &cfg.rollups {
+                    let mut q = Query::new("live", *tf);
+                    q.symbols = Symbols::List(g.iter().map(|s| s.to_string()).collect());
+                    q.start = Some(day0 + m * MIN - tf.nanos().unwrap_or(0));
+                    q.end = Some(day0 + m * MIN + 1);
+                    store.query(&q)?;
+                }
+            }
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            if t_all.elapsed().as_secs_f64() > max_secs {
+                break 'feed;
+            }
+        }
+    }
+    let n = times.len();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let tenths: Vec<String> = (0..10)
+        .map(|k| format!("{:.0}", mean(&times[k * n / 10..(k + 1) * n / 10])))
+        .collect();
+    let mut wals = Vec::new();
+    let mut tfs = vec![cfg.base];
+    tfs.extend(cfg.rollups.iter().copied());
+    for tf in &tfs {
+        let p = store.wal_path("live", *tf, day0 / (1440 * MIN));
+        let (_, rep) = ringfeed_store::wal::replay(&p)?;
+        wals.push(format!(
+            "\"{tf}\":{{\"bytes\":{},\"frames\":{}}}",
+            rep.valid_len, rep.frames
+        ));
+    }
+    let t = Instant::now();
+    let five = store.query(&Query::new("live", "5m".parse()?))?.num_rows();
+    let q5 = t.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "{{\"appends\":{n},\"rows_per_append\":{},\"us_per_append_by_tenth\":[{}],\"first100_us\":{:.0},\"last100_us\":{:.0},\"total_secs\":{:.3},\"wal\":{{{}}},\"query_5m_ms\":{q5:.2},\"rows_5m\":{five}}}",
+        if per_row { 1 } else { syms },
+        tenths.join(","),
+        mean(&times[..n.min(100)]),
+        mean(&times[n.saturating_sub(100)..]),
+        t_all.elapsed().as_secs_f64(),
+        wals.join(","),
+    );
     Ok(())
 }
