@@ -30,15 +30,20 @@ def name() -> str:
     return f"t-{uuid.uuid4().hex[:16]}"
 
 
+def newest_build(name: str) -> Path | None:
+    """The newest cargo build of binary `name`: a stale release build must not
+    shadow a fresh debug one."""
+    found = [p for p in (REPO / "target" / prof / name for prof in ("release", "debug"))
+             if p.is_file() and os.access(p, os.X_OK)]
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
 def xtest_binary() -> Path | None:
     """The Rust multi-process helper `rf-xtest`, if it has been built."""
     env = os.environ.get("RF_XTEST")
     if env:
         return Path(env)
-    # The newest build: a stale release build must not shadow a fresh debug one.
-    found = [p for p in (REPO / "target" / prof / "rf-xtest" for prof in ("release", "debug"))
-             if p.is_file() and os.access(p, os.X_OK)]
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+    return newest_build("rf-xtest")
 
 
 def run_python(code: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

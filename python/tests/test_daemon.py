@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 import ringfeed as rf
+from conftest import newest_build
 
 REPO = Path(__file__).resolve().parents[2]
 MIN = 60_000_000_000
@@ -21,10 +22,7 @@ T0 = 1_609_459_200_000_000_000  # 2021-01-01T00:00:00Z
 
 
 def daemon_binary() -> Path | None:
-    """The newest build of ringfeedd (a stale release build must not shadow a fresh debug one)."""
-    found = [p for p in (REPO / "target" / prof / "ringfeedd" for prof in ("release", "debug"))
-             if p.is_file() and os.access(p, os.X_OK)]
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+    return newest_build("ringfeedd")
 
 
 @pytest.fixture

@@ -193,7 +193,7 @@ pub fn serve_http(
                     let mut w = &s;
                     let (status, body) =
                         if line.starts_with("GET /metrics") || line.starts_with("GET / ") {
-                            ("200 OK", daemon.stat_text_pub())
+                            ("200 OK", daemon.stat_text())
                         } else {
                             ("404 Not Found", "try GET /metrics\n".to_string())
                         };

@@ -83,6 +83,17 @@ struct Scope {
 const STALE_MARGIN_NS: i64 = 32 * 86_400_000_000_000;
 
 impl Scope {
+    fn of(q: &Query) -> Self {
+        Scope {
+            dataset: q.dataset.clone(),
+            symbols: match &q.symbols {
+                Symbols::List(v) => v.clone(),
+                _ => vec![],
+            },
+            end: q.end,
+        }
+    }
+
     /// Whether rows of `symbols` at or after `from` can change this result.
     fn touched_by(
         &self,
@@ -346,15 +357,7 @@ impl Daemon {
             Err(f) => return f.into(),
         };
         let key = serde_json::to_string(q).expect("serialisable");
-        let scope = Scope {
-            dataset: q.dataset.clone(),
-            symbols: if matches!(sq.symbols, Symbols::All) {
-                vec![]
-            } else {
-                q.symbols.clone()
-            },
-            end: sq.end,
-        };
+        let scope = Scope::of(&sq);
         match self.cached_or_build(key, scope, held, || {
             let store = self.store.read().expect("store lock");
             store.query(&sq).map_err(query_fail)
@@ -546,15 +549,7 @@ impl Daemon {
                 serde_json::to_string(&q).expect("serialisable")
             );
             let schema = self.topic_schema(&r.dataset, sq.timeframe)?;
-            let scope = Scope {
-                dataset: r.dataset.clone(),
-                symbols: if matches!(sq.symbols, Symbols::All) {
-                    vec![]
-                } else {
-                    r.symbols.clone()
-                },
-                end: None,
-            };
+            let scope = Scope::of(&sq);
             let mut resp = self.cached_or_build(key, scope, held, || {
                 let store = self.store.read().expect("store lock");
                 let b = store.query(&sq).map_err(query_fail)?;
@@ -796,22 +791,17 @@ impl Daemon {
             };
             let batch = &batch;
             rows += summary.rows as u64;
-            match ts_and_symbols(batch) {
-                Ok((ts, sym)) => {
-                    let from = ts.values().iter().copied().min().unwrap_or(i64::MIN);
-                    let syms = (0..batch.num_rows())
-                        .map(|i| sym.value(i).to_string())
-                        .collect();
-                    self.invalidate(dataset, &syms, from);
-                }
+            let touched = match Touched::of(batch) {
+                Ok(t) => t,
                 Err(f) => return f.into(),
-            }
+            };
+            self.invalidate(dataset, &touched.symbols, touched.lo);
             if let Err(f) = self.publish(dataset, base, batch) {
                 return f.into();
             }
             // Publish every rollup bar this batch touched (with its complete flag).
             for tf in rollups {
-                let updated = match self.rollup_window(dataset, tf, batch) {
+                let updated = match self.rollup_window(dataset, tf, &touched) {
                     Ok(b) => b,
                     Err(f) => return f.into(),
                 };
@@ -827,24 +817,21 @@ impl Daemon {
         }
     }
 
-    /// The rollup bars of `tf` that cover the rows of `batch`.
+    /// The rollup bars of `tf` that cover the rows of an appended batch.
     fn rollup_window(
         &self,
         dataset: &str,
         tf: Timeframe,
-        batch: &RecordBatch,
+        touched: &Touched,
     ) -> Result<RecordBatch, Fail> {
-        let (ts, sym) = ts_and_symbols(batch)?;
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        let mut syms = std::collections::BTreeSet::new();
-        for i in 0..batch.num_rows() {
-            lo = lo.min(ts.value(i));
-            hi = hi.max(ts.value(i));
-            syms.insert(sym.value(i).to_string());
-        }
+        let Touched {
+            lo,
+            hi,
+            ref symbols,
+        } = *touched;
         let span = tf.nanos().unwrap_or(86_400_000_000_000).max(1);
         let mut q = Query::new(dataset, tf);
-        q.symbols = Symbols::List(syms.into_iter().collect());
+        q.symbols = Symbols::List(symbols.iter().cloned().collect());
         // Widen to whole buckets: intraday buckets start within one span of the
         // row; a week covers calendar-aligned (and session) days and weeks.
         const DAY: i64 = 86_400_000_000_000;
@@ -862,11 +849,7 @@ impl Daemon {
     }
 
     /// The metrics as Prometheus text (what `ringfeed stat` prints).
-    pub fn stat_text_pub(&self) -> String {
-        self.stat_text()
-    }
-
-    fn stat_text(&self) -> String {
+    pub fn stat_text(&self) -> String {
         let mut topics = vec![];
         for ((d, tf), w) in self.topics.lock().expect("topics").iter() {
             let readers = w.ring().readers();
@@ -937,6 +920,30 @@ impl Daemon {
         }
         cache.by_key.clear();
         cache.bytes = 0;
+    }
+}
+
+/// What an appended batch covers: its time span and symbols.
+struct Touched {
+    lo: i64,
+    hi: i64,
+    symbols: std::collections::BTreeSet<String>,
+}
+
+impl Touched {
+    fn of(batch: &RecordBatch) -> Result<Self, Fail> {
+        let (ts, sym) = ts_and_symbols(batch)?;
+        let mut t = Touched {
+            lo: i64::MAX,
+            hi: i64::MIN,
+            symbols: Default::default(),
+        };
+        for i in 0..batch.num_rows() {
+            t.lo = t.lo.min(ts.value(i));
+            t.hi = t.hi.max(ts.value(i));
+            t.symbols.insert(sym.value(i).to_string());
+        }
+        Ok(t)
     }
 }
 
