@@ -8,6 +8,11 @@ source scripts/common.sh
 need_rust
 need_base
 
+# One-shot builds gain nothing from incremental state (it was 5+ GB here).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+disk() { df -h --output=avail,size . | tail -1 | awk '{print $1 " free of " $2}'; }
+say "disk at start: $(disk)"
+
 logdir=$(mktemp -d)
 trap 'rm -rf "$logdir"' EXIT
 total_pass=0; total_fail=0; total_skip=0; status=0
@@ -51,6 +56,7 @@ if [ -x .venv/bin/python ]; then
 fi
 
 say "summary"
+echo "disk at end: $(disk); target/ $(du -sh target 2>/dev/null | cut -f1), build/ $(du -sh build 2>/dev/null | cut -f1)"
 [ "$total_fail" -gt 0 ] && status=1
 echo "all suites: $total_pass passed, $total_fail failed, $total_skip skipped"
 exit $status
