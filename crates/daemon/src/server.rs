@@ -760,7 +760,7 @@ impl Daemon {
         // Store write and publications are one step for replay snapshots.
         let _ingest = self.ingest.lock().expect("ingest lock");
         for batch in &batches {
-            let (base, rollups, summary, batch) = {
+            let (base, summary, batch) = {
                 let mut store = self.store.write().expect("store lock");
                 let Some(e) = store.dataset(dataset) else {
                     let known: Vec<&String> = store.catalog().datasets.keys().collect();
@@ -769,7 +769,7 @@ impl Daemon {
                         format!("unknown dataset {dataset:?}; known: {known:?}"),
                     );
                 };
-                let (base, rollups) = (e.config.base, e.config.rollups.clone());
+                let base = e.config.base;
                 let schema = if base.is_tick() {
                     ringfeed_store::schema::tick_schema()
                 } else {
@@ -785,13 +785,13 @@ impl Daemon {
                     }
                 };
                 match store.upsert(dataset, &batch) {
-                    Ok(s) => (base, rollups, s, batch),
+                    Ok(s) => (base, s, batch),
                     Err(e) => return Response::err("store", e.to_string()),
                 }
             };
             let batch = &batch;
             rows += summary.rows as u64;
-            let touched = match Touched::of(batch) {
+            let touched = match Touched::of(batch, &summary.rollups) {
                 Ok(t) => t,
                 Err(f) => return f.into(),
             };
@@ -799,13 +799,10 @@ impl Daemon {
             if let Err(f) = self.publish(dataset, base, batch) {
                 return f.into();
             }
-            // Publish every rollup bar this batch touched (with its complete flag).
-            for tf in rollups {
-                let updated = match self.rollup_window(dataset, tf, &touched) {
-                    Ok(b) => b,
-                    Err(f) => return f.into(),
-                };
-                if let Err(f) = self.publish(dataset, tf, &updated) {
+            // Publish every rollup bar the store rewrote: the buckets the rows landed in
+            // and the earlier bars they closed, each with its new complete flag.
+            for (tf, bars) in &summary.rollups {
+                if let Err(f) = self.publish(dataset, *tf, bars) {
                     return f.into();
                 }
             }
@@ -815,37 +812,6 @@ impl Daemon {
             rows: Some(rows),
             ..Response::ok()
         }
-    }
-
-    /// The rollup bars of `tf` that cover the rows of an appended batch.
-    fn rollup_window(
-        &self,
-        dataset: &str,
-        tf: Timeframe,
-        touched: &Touched,
-    ) -> Result<RecordBatch, Fail> {
-        let Touched {
-            lo,
-            hi,
-            ref symbols,
-        } = *touched;
-        let span = tf.nanos().unwrap_or(86_400_000_000_000).max(1);
-        let mut q = Query::new(dataset, tf);
-        q.symbols = Symbols::List(symbols.iter().cloned().collect());
-        // Widen to whole buckets: intraday buckets start within one span of the
-        // row; a week covers calendar-aligned (and session) days and weeks.
-        const DAY: i64 = 86_400_000_000_000;
-        let widen = if span < DAY { span } else { span.max(7 * DAY) };
-        q.start = Some(lo - widen);
-        q.end = Some(hi + 1);
-        let store = self.store.read().expect("store lock");
-        let all = store.query(&q).map_err(wire_err("store"))?;
-        // Keep the buckets that contain a row of the batch: ts <= hi and ts + span > lo.
-        let (ats, _) = ts_and_symbols(&all)?;
-        let keep: arrow_array::BooleanArray = (0..all.num_rows())
-            .map(|i| Some(ats.value(i) <= hi && ats.value(i) + span > lo))
-            .collect();
-        arrow_select::filter::filter_record_batch(&all, &keep).map_err(wire_err("internal"))
     }
 
     /// The metrics as Prometheus text (what `ringfeed stat` prints).
@@ -923,25 +889,27 @@ impl Daemon {
     }
 }
 
-/// What an appended batch covers: its time span and symbols.
+/// What an appended batch changed: its symbols and the earliest bar it changed.
 struct Touched {
+    /// The earliest bar changed: a row of the batch, or an earlier rollup bar it closed.
     lo: i64,
-    hi: i64,
     symbols: std::collections::BTreeSet<String>,
 }
 
 impl Touched {
-    fn of(batch: &RecordBatch) -> Result<Self, Fail> {
-        let (ts, sym) = ts_and_symbols(batch)?;
+    fn of(batch: &RecordBatch, rollups: &[(Timeframe, RecordBatch)]) -> Result<Self, Fail> {
         let mut t = Touched {
             lo: i64::MAX,
-            hi: i64::MIN,
             symbols: Default::default(),
         };
+        let (ts, sym) = ts_and_symbols(batch)?;
         for i in 0..batch.num_rows() {
             t.lo = t.lo.min(ts.value(i));
-            t.hi = t.hi.max(ts.value(i));
             t.symbols.insert(sym.value(i).to_string());
+        }
+        for (_, b) in rollups {
+            let (ts, _) = ts_and_symbols(b)?;
+            t.lo = ts.iter().flatten().fold(t.lo, i64::min);
         }
         Ok(t)
     }

@@ -257,16 +257,11 @@ fn append_query_subscribe_rollups_cache_and_clean_shutdown() {
         .read(Duration::from_secs(10))
         .unwrap()
         .expect("1h update");
-    assert_eq!(u.num_rows(), 1);
-    let close = u
-        .column_by_name("close")
-        .unwrap()
-        .as_primitive::<Float64Type>()
-        .value(0);
-    assert_eq!(close, 64.5);
-    assert!(
-        !u.column_by_name("complete").unwrap().as_boolean().value(0),
-        "the 01:00 hour is still open"
+    // The first row at 01:00 closes the 00:00 hour, so both bars are published.
+    assert_eq!(
+        bar_states(&u),
+        vec![(0, 59.5, true), (60, 64.5, false)],
+        "the 00:00 hour is now complete; the 01:00 hour is still open"
     );
 
     // Errors are clear and the daemon keeps serving.
@@ -629,5 +624,68 @@ fn appends_invalidate_exactly_the_cached_results_they_change() {
         !d.arenas().iter().any(|a| a.ends_with(&stale)),
         "{stale} still in {:?}",
         d.arenas()
+    );
+}
+
+/// `(minute, close, complete)` of each bar of a rollup publication.
+fn bar_states(b: &RecordBatch) -> Vec<(i64, f64, bool)> {
+    let ts = b
+        .column_by_name("ts")
+        .unwrap()
+        .as_primitive::<arrow_array::types::TimestampNanosecondType>();
+    let close = b
+        .column_by_name("close")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    let done = b.column_by_name("complete").unwrap().as_boolean();
+    (0..b.num_rows())
+        .map(|i| ((ts.value(i) - T0) / MIN, close.value(i), done.value(i)))
+        .collect()
+}
+
+#[test]
+fn a_gap_closes_the_open_rollup_bar_live_and_in_cached_results() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let mut sub5 = c.subscribe("test", "5m", StartAt::Next).unwrap();
+    let mut sub60 = c.subscribe("test", "1h", StartAt::Next).unwrap();
+    let next = |r: &mut ringfeed_arrow::Reader| {
+        bar_states(&r.read(Duration::from_secs(10)).unwrap().expect("batch"))
+    };
+
+    // 00:00-00:02: the 00:00 buckets are open.
+    c.append("test", &bars(&["AAA"], 0, 3)).unwrap();
+    assert_eq!(next(&mut sub5), vec![(0, 2.5, false)]);
+    assert_eq!(next(&mut sub60), vec![(0, 2.5, false)]);
+    let mut early = q("5m");
+    early.end = Some(TimeSpec::Nanos(T0 + 30 * MIN));
+    let before = c.bars(&early).unwrap();
+    assert_eq!(bar_states(&before.batches[0]), vec![(0, 2.5, false)]);
+
+    // 01:00 after a gap: the 00:00 bars close, and subscribers are told so.
+    c.append("test", &bars(&["AAA"], 60, 1)).unwrap();
+    assert_eq!(next(&mut sub5), vec![(0, 2.5, true), (60, 60.5, false)]);
+    assert_eq!(next(&mut sub60), vec![(0, 2.5, true), (60, 60.5, false)]);
+    // A cached result that ends before the new row was invalidated by the flag flip.
+    let after = c.bars(&early).unwrap();
+    assert!(!after.cached, "the cached 00:00-00:30 result went stale");
+    assert_eq!(bar_states(&after.batches[0]), vec![(0, 2.5, true)]);
+
+    // The next day's first row closes the last bars of the day before.
+    c.append("test", &bars(&["AAA"], 1440 + 30, 1)).unwrap();
+    assert_eq!(
+        next(&mut sub5),
+        vec![(60, 60.5, true), (1440 + 30, 1470.5, false)]
+    );
+    assert_eq!(
+        next(&mut sub60),
+        vec![(60, 60.5, true), (1440, 1470.5, false)]
+    );
+    // What was published is what the store holds.
+    let stored = c.bars(&q("5m")).unwrap();
+    let all: Vec<_> = stored.batches.iter().flat_map(|b| bar_states(b)).collect();
+    assert_eq!(
+        all,
+        vec![(0, 2.5, true), (60, 60.5, true), (1440 + 30, 1470.5, false)]
     );
 }

@@ -219,7 +219,7 @@ pub enum WriteDownError {
 }
 
 /// What an upsert wrote.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct WriteSummary {
     /// Rows written at the base timeframe (after in-batch dedup).
     pub rows: usize,
@@ -227,6 +227,11 @@ pub struct WriteSummary {
     pub days: usize,
     /// Rollup bars rewritten.
     pub rollup_rows: usize,
+    /// The rollup bars rewritten, per rollup timeframe that has any (in the dataset's
+    /// rollup order), sorted by key: each bar's new state, `complete` flag included. This
+    /// is what a live publisher sends: it holds the bars the batch's rows landed in and the
+    /// earlier bars the batch closed (after a gap too), and nothing else.
+    pub rollups: Vec<(Timeframe, RecordBatch)>,
 }
 
 /// What a write-down moved.
@@ -741,7 +746,7 @@ impl BarStore {
         let mut summary = WriteSummary {
             rows: batch.num_rows(),
             days: pieces.len(),
-            rollup_rows: 0,
+            ..WriteSummary::default()
         };
         // Record new symbols first, so a crash never leaves data under an unlisted symbol.
         let syms = merge::symbols_of(&batch);
@@ -770,9 +775,24 @@ impl BarStore {
         // The base frames are durable before any rollup derived from them is written.
         self.sync_pending()?;
         if !cfg.rollups.is_empty() {
-            summary.rollup_rows =
-                self.refresh_after_upsert(dataset, &cfg, &batch, &pieces, &fresh, &seen)?;
+            let bars = self.refresh_after_upsert(dataset, &cfg, &batch, &pieces, &fresh, &seen)?;
             self.sync_pending()?;
+            summary.rollup_rows = bars.iter().map(|(_, _, b)| b.num_rows()).sum();
+            for tf in &cfg.rollups {
+                let of_tf: Vec<RecordBatch> = bars
+                    .iter()
+                    .filter(|(t, _, _)| t == tf)
+                    .map(|(_, _, b)| b.clone())
+                    .collect();
+                if of_tf.is_empty() {
+                    continue;
+                }
+                let kind = Self::kind_of(&cfg, *tf);
+                let one = arrow_select::concat::concat_batches(&of_tf[0].schema(), &of_tf)
+                    .and_then(|b| merge::sort_dedup(kind, b))
+                    .map_err(|e| WriteError::Read(ReadError::from(e)))?;
+                summary.rollups.push((*tf, one));
+            }
         }
         Ok(summary)
     }
@@ -798,7 +818,7 @@ impl BarStore {
         pieces: &[(i64, RecordBatch)],
         fresh: &BTreeMap<i64, bool>,
         seen: &BTreeSet<String>,
-    ) -> Result<usize, WriteError> {
+    ) -> Result<RollupBars, WriteError> {
         let kind = Self::kind_of(cfg, cfg.base);
         let len = cfg.base.nanos().unwrap_or(0);
         // Per symbol: the end of its last bar in the batch, or i64::MAX when it has rows in
@@ -823,16 +843,14 @@ impl BarStore {
         let per_day = par_map(pieces, |(day, piece)| {
             this.upsert_day_ops(dataset, cfg, kind, *day, piece, fresh[day], wm)
         });
-        let mut rows = 0;
-        let mut jobs: Vec<WalJob> = Vec::new();
+        let mut bars: RollupBars = Vec::new();
         // (after, before) → symbols whose latest day with rows in that open interval
         // gets its last bars rewritten.
         let mut searches: BTreeMap<(i64, i64), BTreeSet<String>> = BTreeMap::new();
         let mut prev_day: HashMap<String, i64> = HashMap::new();
         for ((day, _), r) in pieces.iter().zip(per_day) {
-            let (n, mut j, firsts) = r?;
-            rows += n;
-            jobs.append(&mut j);
+            let (mut b, firsts) = r?;
+            bars.append(&mut b);
             for (s, first) in firsts {
                 // The batch's own earlier day of this symbol is rewritten whole above.
                 let after = prev_day.insert(s.clone(), *day).unwrap_or(i64::MIN);
@@ -846,17 +864,27 @@ impl BarStore {
                 let spans = last_bar_spans(&src);
                 let marks: HashMap<String, i64> =
                     spans.keys().map(|s| (s.clone(), i64::MAX)).collect();
-                let (n, mut j) = self.range_ops(dataset, cfg, kind, day, &src, &spans, &marks)?;
-                rows += n;
-                jobs.append(&mut j);
+                bars.append(&mut self.range_ops(cfg, kind, day, &src, &spans, &marks)?);
             }
         }
-        self.write_wal_jobs(cfg.fsync, merge_jobs(jobs))?;
-        Ok(rows)
+        self.write_wal_jobs(cfg.fsync, merge_jobs(self.rollup_jobs(dataset, &bars)))?;
+        Ok(bars)
+    }
+
+    /// One WAL upsert per rollup bars of `bars`.
+    fn rollup_jobs(&self, dataset: &str, bars: &RollupBars) -> Vec<WalJob> {
+        bars.iter()
+            .map(|(tf, day, b)| {
+                (
+                    self.wal_path(dataset, *tf, *day),
+                    vec![Op::Upsert(b.clone())],
+                )
+            })
+            .collect()
     }
 
     /// The rollup appends for one day of an upsert (see
-    /// [`BarStore::refresh_after_upsert`]), the bars written, and for each symbol of the
+    /// [`BarStore::refresh_after_upsert`]), the bars to write, and for each symbol of the
     /// piece whether the batch holds its first row of the day.
     #[allow(clippy::too_many_arguments)]
     fn upsert_day_ops(
@@ -905,27 +933,23 @@ impl BarStore {
             firsts.push((sym.to_string(), before == 0));
             i = j;
         }
-        let (n, jobs) = self.range_ops(dataset, cfg, kind, day, &src, &spans, marks)?;
-        Ok((n, jobs, firsts))
+        Ok((self.range_ops(cfg, kind, day, &src, &spans, marks)?, firsts))
     }
 
-    /// Upserts of the rollup bars of `day` whose buckets hold the rows of `spans` (per
+    /// The new rollup bars of `day` whose buckets hold the rows of `spans` (per
     /// symbol, `(from, to)` instants: every bucket from `from`'s to `to`'s), resampled from
     /// `src` (the day's merged base rows of those symbols) with watermarks `marks`. Rollups
     /// whose buckets do not divide the day (and daily ones) take all of the day's rows.
-    #[allow(clippy::too_many_arguments)]
     fn range_ops(
         &self,
-        dataset: &str,
         cfg: &DatasetConfig,
         kind: Kind,
         day: i64,
         src: &RecordBatch,
         spans: &HashMap<String, Vec<(i64, i64)>>,
         marks: &HashMap<String, i64>,
-    ) -> Result<(usize, Vec<WalJob>), ReadError> {
-        let mut rows = 0;
-        let mut jobs = Vec::new();
+    ) -> Result<RollupBars, ReadError> {
+        let mut bars = Vec::new();
         let v = schema::view(src);
         for tf in &cfg.rollups {
             let input = match divides_day(cfg, *tf) {
@@ -984,12 +1008,11 @@ impl BarStore {
                 &mut Self::rollup_bucketing(cfg, *tf),
                 Some(marks),
             )?;
-            rows += out.num_rows();
             if out.num_rows() > 0 {
-                jobs.push((self.wal_path(dataset, *tf, day), vec![Op::Upsert(out)]));
+                bars.push((*tf, day, out));
             }
         }
-        Ok((rows, jobs))
+        Ok(bars)
     }
 
     fn rollup_bucketing(cfg: &DatasetConfig, tf: Timeframe) -> Bucketing {
@@ -1075,10 +1098,9 @@ impl BarStore {
                     *w = i64::MAX;
                 }
             }
-            let (n, mut j) =
-                self.range_ops(dataset, cfg, kind, day, &src, &last_bar_spans(&src), &marks)?;
-            rows += n;
-            jobs.append(&mut j);
+            let bars = self.range_ops(cfg, kind, day, &src, &last_bar_spans(&src), &marks)?;
+            rows += bars.iter().map(|(_, _, b)| b.num_rows()).sum::<usize>();
+            jobs.append(&mut self.rollup_jobs(dataset, &bars));
         }
         self.write_wal_jobs(cfg.fsync, merge_jobs(jobs))?;
         Ok(rows)
@@ -1900,9 +1922,12 @@ fn split_days(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>, ArrowError
 /// One WAL append: the file and its frames.
 type WalJob = (PathBuf, Vec<Op>);
 
-/// One day's rollup appends after an upsert: the bars written, the appends, and for each
+/// One day's rollup bars after an upsert, and for each
 /// symbol of the batch whether the batch holds its first row of the day.
-type DayOps = (usize, Vec<WalJob>, Vec<(String, bool)>);
+type DayOps = (RollupBars, Vec<(String, bool)>);
+
+/// Rollup bars to upsert: (timeframe, UTC day, bars).
+type RollupBars = Vec<(Timeframe, i64, RecordBatch)>;
 
 /// Jobs with the same file joined into one, in first-seen order (the appends of one write
 /// run concurrently, so each file must appear once).

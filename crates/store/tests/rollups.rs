@@ -225,9 +225,11 @@ proptest! {
         }
         let mut model = Model::new();
         for (i, step) in steps.iter().enumerate() {
+            let before: Vec<Vec<Bar>> = ROLLUPS.iter().map(|(_, w)| naive(&model, w * MIN)).collect();
+            let mut sent = None;
             match step {
                 Step::Upsert(rows) => {
-                    st.upsert("d", &batch(rows)).unwrap();
+                    sent = Some(st.upsert("d", &batch(rows)).unwrap().rollups);
                 }
                 Step::Delete(d) => {
                     st.delete("d", d.clone()).unwrap();
@@ -238,10 +240,28 @@ proptest! {
             }
             apply(&mut model, step);
             // What a subscriber would see after each step: every bar and flag.
-            for (tf, width) in ROLLUPS {
+            for (k, (tf, width)) in ROLLUPS.into_iter().enumerate() {
                 let got = bars(&query(&st, tf));
                 let want = naive(&model, width * MIN);
                 prop_assert!(same(&got, &want), "after step {i} {step:?}, {tf}:\n got {got:?}\nwant {want:?}");
+                // What a live publisher sends: every bar the upsert changed (values or
+                // flag), each in its new state, and nothing that is not stored.
+                if let Some(sent) = &sent {
+                    let t: Timeframe = tf.parse().unwrap();
+                    let sent: Vec<Bar> =
+                        sent.iter().filter(|(x, _)| *x == t).flat_map(|(_, b)| bars(b)).collect();
+                    let at = |v: &[Bar], b: &Bar| v.iter().find(|x| x.0 == b.0 && x.1 == b.1).cloned();
+                    for b in &sent {
+                        let w = at(&want, b);
+                        prop_assert!(w.is_some_and(|w| same(&[w], std::slice::from_ref(b))),
+                            "step {i} {step:?}, {tf}: sent {b:?}, stored {:?}", at(&want, b));
+                    }
+                    for w in &want {
+                        let unchanged = at(&before[k], w).is_some_and(|p| same(&[p], std::slice::from_ref(w)));
+                        prop_assert!(unchanged || at(&sent, w).is_some(),
+                            "step {i} {step:?}, {tf}: {w:?} changed but was not sent");
+                    }
+                }
             }
         }
         // The same base bars in one batch into a new store (all days fresh: the whole-day
