@@ -3,11 +3,13 @@ arena), live subscriptions with rollups, errors. Spawns the real binary."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -25,15 +27,16 @@ def daemon_binary() -> Path | None:
     return newest_build("ringfeedd")
 
 
-@pytest.fixture
-def daemon(tmp_path: Path):
+@contextlib.contextmanager
+def run_daemon(tmp_path: Path, extra: str = "") -> Iterator[str]:
+    """Starts ringfeedd on a fresh data dir (with `extra` top-level config lines), yields its socket."""
     exe = daemon_binary()
     if exe is None:
         pytest.skip("ringfeedd is not built (cargo build -p ringfeed-daemon)")
     sock = tmp_path / "rf.sock"
     cfg = tmp_path / "ringfeed.toml"
     cfg.write_text(
-        f'data_dir = "{tmp_path / "data"}"\nsocket = "{sock}"\narena_prefix = "py{os.getpid()}"\n'
+        f'data_dir = "{tmp_path / "data"}"\nsocket = "{sock}"\narena_prefix = "py{os.getpid()}"\n{extra}\n'
         '[datasets.demo]\nbase = "1m"\nrollups = ["5m", "1h"]\n'
     )
     p = subprocess.Popen([str(exe), "--config", str(cfg)], env={**os.environ, "RUST_LOG": "warn"})
@@ -46,14 +49,22 @@ def daemon(tmp_path: Path):
             assert time.monotonic() < deadline, "ringfeedd did not come up"
             assert p.poll() is None, "ringfeedd exited"
             time.sleep(0.02)
-    yield str(sock)
-    p.send_signal(signal.SIGTERM)
     try:
-        p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise
+        yield str(sock)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
     assert p.returncode == 0
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[str]:
+    with run_daemon(tmp_path) as sock:
+        yield sock
 
 
 def minutes(symbols: list[str], start: int, n: int) -> pl.DataFrame:
@@ -183,3 +194,27 @@ def test_replay_from_a_time_then_live_without_gap_or_duplicate(daemon: str) -> N
         with pytest.raises(rf.DaemonError) as e:
             c.subscribe("demo", "1m", start="not a time")
         assert e.value.kind == "bad_request"
+
+
+def test_limits_are_clear_errors_and_the_daemon_keeps_serving(tmp_path: Path) -> None:
+    extra = 'max_result_bytes = "16KiB"\nmax_connections = 2\nmax_append_bytes = "64KiB"'
+    with run_daemon(tmp_path, extra) as sock, rf.connect(sock) as c:
+        c.append("demo", minutes(["X"], 0, 600))
+        with pytest.raises(rf.DaemonError, match="max_result_bytes") as e:
+            c.bars("demo", "X", "1m")
+        assert e.value.kind == "too_large"
+        assert c.bars("demo", "X", "1m", limit=10).height == 10
+        # An oversize append gets the reason, not a broken pipe; nothing of it is stored.
+        with pytest.raises(rf.DaemonError, match="max_append_bytes") as e:
+            c.append("demo", minutes(["Y"], 0, 5000))
+        assert e.value.kind == "too_large"
+        with pytest.raises(rf.DaemonError) as e:
+            c.bars("demo", "Y", "1m")
+        assert e.value.kind == "unknown_symbol"
+        # Connections: c is one of two; the third is told to retry later.
+        with rf.connect(sock) as c2:
+            c2.ping()
+            with rf.connect(sock) as c3, pytest.raises(rf.DaemonError) as e:
+                c3.ping()
+            assert e.value.kind == "busy"
+        c.ping()

@@ -206,9 +206,14 @@ impl Client {
 
     /// Sends one request and waits for its answer.
     pub fn call(&mut self, req: &Request, payload: &[u8]) -> Result<Response, ClientError> {
-        write_frame(&mut self.writer, req, payload).map_err(|e| ClientError::Io(e.to_string()))?;
-        let (resp, _): (Response, _) =
-            read_frame(&mut self.reader, 0).map_err(|e| ClientError::Io(e.to_string()))?;
+        let sent = write_frame(&mut self.writer, req, payload);
+        // A daemon that refuses a request (busy, oversize) answers and hangs up,
+        // possibly before the request is written: its answer is the better error.
+        let (resp, _): (Response, _) = match (sent, read_frame(&mut self.reader, 0)) {
+            (Ok(()), got) => got.map_err(|e| ClientError::Io(e.to_string()))?,
+            (Err(_), Ok(got)) => got,
+            (Err(e), Err(_)) => return Err(ClientError::Io(e.to_string())),
+        };
         if resp.ok {
             Ok(resp)
         } else {

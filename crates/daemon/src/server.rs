@@ -10,7 +10,7 @@ use arrow_array::RecordBatch;
 use ringfeed_arrow::{codec, OnFull, RingOptions, Writer};
 use ringfeed_store::{BarStore, DatasetConfig, Query, Symbols, Timeframe};
 use std::collections::HashMap;
-use std::io::BufReader;
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -841,30 +841,53 @@ impl Daemon {
         });
         let mut writer = stream;
         loop {
-            let (req, payload) =
-                match read_frame::<_, Request>(&mut reader, self.cfg.max_append_bytes) {
-                    Ok(x) => x,
-                    Err(FrameError::Eof) => break,
-                    Err(FrameError::Json(m)) => {
-                        self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
-                        // The frame was read whole, so the stream is still in sync.
-                        if write_frame(&mut writer, &Response::err("bad_request", m), &[]).is_err()
-                        {
-                            break;
-                        }
-                        continue;
-                    }
-                    Err(e) => {
-                        self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
-                        // Framing is lost (oversize or cut): answer once and hang up.
-                        let _ = write_frame(
-                            &mut writer,
-                            &Response::err("bad_request", e.to_string()),
-                            &[],
-                        );
+            let (req, payload) = match read_frame::<_, Request>(
+                &mut reader,
+                self.cfg.max_append_bytes,
+            ) {
+                Ok(x) => x,
+                Err(FrameError::Eof) => break,
+                Err(FrameError::Json(m)) => {
+                    self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+                    // The frame was read whole, so the stream is still in sync.
+                    if write_frame(&mut writer, &Response::err("bad_request", m), &[]).is_err() {
                         break;
                     }
-                };
+                    continue;
+                }
+                Err(FrameError::TooLarge {
+                    what: "payload",
+                    len,
+                    max,
+                }) => {
+                    self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+                    // The header was read; discard the payload (no memory held) so
+                    // the client, still writing it, gets the reason, not a broken pipe.
+                    let drained = io::copy(&mut (&mut reader).take(len), &mut io::sink());
+                    let resp = Response::err(
+                            "too_large",
+                            format!(
+                                "request payload of {len} bytes exceeds this daemon's max_append_bytes ({max}): split the append into smaller batches"
+                            ),
+                        );
+                    if !matches!(drained, Ok(n) if n == len)
+                        || write_frame(&mut writer, &resp, &[]).is_err()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+                    // Framing is lost (header too large, or cut): answer once and hang up.
+                    let _ = write_frame(
+                        &mut writer,
+                        &Response::err("bad_request", e.to_string()),
+                        &[],
+                    );
+                    break;
+                }
+            };
             let resp = self.handle(req, &payload, &mut held);
             if write_frame(&mut writer, &resp, &[]).is_err() {
                 break;

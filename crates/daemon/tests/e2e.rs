@@ -4,7 +4,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringViewArray, TimestampNanosecondArray};
 use ringfeed_arrow::StartAt;
-use ringfeed_daemon::protocol::{QuerySpec, TimeSpec};
+use ringfeed_daemon::protocol::{QuerySpec, Request, TimeSpec};
 use ringfeed_daemon::{Client, ClientError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,13 +53,18 @@ impl Daemon {
     }
 
     fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, "")
+    }
+
+    /// Starts with `extra` top-level config lines (limits) added.
+    fn start_with(dir: tempfile::TempDir, extra: &str) -> Self {
         let socket = dir.path().join("rf.sock");
         let shm = shm_dir();
         let cfg = dir.path().join("ringfeed.toml");
         std::fs::write(
             &cfg,
             format!(
-                "data_dir = {:?}\nsocket = {:?}\narena_prefix = \"{prefix}\"\nmemory_budget = \"64MiB\"\n\
+                "data_dir = {:?}\nsocket = {:?}\narena_prefix = \"{prefix}\"\nmemory_budget = \"64MiB\"\n{extra}\n\
                  [datasets.test]\nbase = \"1m\"\nrollups = [\"5m\", \"1h\"]\n",
                 dir.path().join("data"),
                 socket,
@@ -688,4 +693,84 @@ fn a_gap_closes_the_open_rollup_bar_live_and_in_cached_results() {
         all,
         vec![(0, 2.5, true), (60, 60.5, true), (1440 + 30, 1470.5, false)]
     );
+}
+
+fn server_kind(e: &ClientError) -> &str {
+    match e {
+        ClientError::Server { kind, .. } => kind,
+        _ => "",
+    }
+}
+
+#[test]
+fn limits_give_clear_errors_and_the_daemon_keeps_serving() {
+    let d = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        "max_result_bytes = \"16KiB\"\nmax_pending_per_client = 2\nmax_connections = 3\nmax_append_bytes = \"64KiB\"",
+    );
+    let mut c = d.client();
+    assert_eq!(c.append("test", &bars(&["X"], 0, 600)).unwrap(), 600);
+
+    // Result size: 600 rows of 1m are over 16 KiB; a limit brings them under.
+    let err = c.bars(&q("1m")).unwrap_err();
+    assert_eq!(server_kind(&err), "too_large", "{err}");
+    assert!(err.to_string().contains("max_result_bytes"), "{err}");
+    let mut few = q("1m");
+    few.limit = Some(10);
+    assert_eq!(c.bars(&few).unwrap().rows, 10);
+
+    // Unreleased results per client: a raw client that never releases.
+    let mut raw = d.client();
+    let mut arenas = vec![];
+    for n in 1..=2 {
+        let mut spec = q("1m");
+        spec.limit = Some(n);
+        arenas.push(raw.call(&Request::Query(spec), &[]).unwrap().arena.unwrap());
+    }
+    let err = raw.call(&Request::Query(few.clone()), &[]).unwrap_err();
+    assert_eq!(server_kind(&err), "too_many_pending", "{err}");
+    assert!(err.to_string().contains("release some first"), "{err}");
+    raw.call(
+        &Request::Release {
+            arena: arenas.pop().unwrap(),
+        },
+        &[],
+    )
+    .unwrap();
+    raw.call(&Request::Query(few.clone()), &[]).unwrap();
+    // Other clients are not limited by this one's holdings.
+    assert_eq!(c.bars(&few).unwrap().rows, 10);
+
+    // Connections: c and raw are two of three; the fourth is told to retry.
+    let c3 = d.client();
+    let mut c4 = d.client();
+    let err = c4.ping().unwrap_err();
+    assert_eq!(server_kind(&err), "busy", "{err}");
+    drop(c3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match d.client().ping() {
+            Ok(()) => break,
+            Err(e) => {
+                assert_eq!(server_kind(&e), "busy", "{e}");
+                assert!(
+                    Instant::now() < deadline,
+                    "a freed connection slot was not reused"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    // An append over max_append_bytes gets the reason (not a broken pipe), and
+    // the connection stays usable; nothing of it is stored.
+    let err = c.append("test", &bars(&["Y"], 0, 5000)).unwrap_err();
+    assert_eq!(server_kind(&err), "too_large", "{err}");
+    assert!(err.to_string().contains("max_append_bytes"), "{err}");
+    c.ping().unwrap();
+    let mut y = q("1m");
+    y.symbols = vec!["Y".into()];
+    let err = c.bars(&y).unwrap_err();
+    assert_eq!(server_kind(&err), "unknown_symbol", "{err}");
+    assert!(c.stat().unwrap().contains("ringfeed_bad_requests_total 1"));
 }

@@ -32,8 +32,8 @@ TimeLike = Union[int, str, _dt.datetime, _dt.date, None]
 
 class DaemonError(RingfeedError):
     """The daemon refused a request. ``kind`` is machine-readable
-    (``unknown_dataset``, ``bad_timeframe``, ``bad_request``, ``too_large``,
-    ``too_many_pending``, ``store``, ``ring``, ``internal``)."""
+    (``unknown_dataset``, ``unknown_symbol``, ``bad_timeframe``, ``bad_request``,
+    ``too_large``, ``too_many_pending``, ``busy``, ``store``, ``ring``, ``internal``)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"ringfeedd: {message}")
@@ -95,15 +95,28 @@ class Client:
             buf += chunk
         return bytes(buf)
 
-    def call(self, request: Dict[str, Any], payload: bytes = b"") -> Dict[str, Any]:
-        """Sends one request and returns the response header (raises DaemonError)."""
-        head = json.dumps(request).encode()
-        self._sock.sendall(struct.pack("<I", len(head)) + head + struct.pack("<Q", len(payload)) + payload)
+    def _recv_response(self) -> Dict[str, Any]:
         (hlen,) = struct.unpack("<I", self._recv_exact(4))
         resp: Dict[str, Any] = json.loads(self._recv_exact(hlen))
         (plen,) = struct.unpack("<Q", self._recv_exact(8))
         if plen:
             self._recv_exact(plen)
+        return resp
+
+    def call(self, request: Dict[str, Any], payload: bytes = b"") -> Dict[str, Any]:
+        """Sends one request and returns the response header (raises DaemonError)."""
+        head = json.dumps(request).encode()
+        try:
+            self._sock.sendall(struct.pack("<I", len(head)) + head + struct.pack("<Q", len(payload)) + payload)
+        except OSError as e:
+            # A daemon that refuses a request (busy, oversize) answers and hangs up,
+            # possibly before the request is written: its answer is the better error.
+            try:
+                resp = self._recv_response()
+            except (OSError, RingfeedError, ValueError):
+                raise RingfeedError(f"ringfeedd connection failed: {e}") from e
+        else:
+            resp = self._recv_response()
         if not resp.get("ok"):
             err = resp.get("error") or {}
             raise DaemonError(err.get("kind", "internal"), err.get("message", "error without details"))
