@@ -774,3 +774,76 @@ fn limits_give_clear_errors_and_the_daemon_keeps_serving() {
     assert_eq!(server_kind(&err), "unknown_symbol", "{err}");
     assert!(c.stat().unwrap().contains("ringfeed_bad_requests_total 1"));
 }
+
+#[test]
+fn no_config_defaults_metrics_endpoint_socket_mode_and_sigint() {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    // A free port for the metrics endpoint (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env("XDG_RUNTIME_DIR", &run)
+        .env("RINGFEED_SHM_DIR", shm_dir())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = run.join("ringfeed.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut c = loop {
+        if let Ok(c) = Client::connect(Some(&socket)) {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "ringfeedd did not come up");
+        assert!(child.try_wait().unwrap().is_none(), "ringfeedd exited");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    c.ping().unwrap();
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the socket is private to its user");
+    assert!(
+        dir.path().join("ringfeed-data").is_dir(),
+        "default data dir"
+    );
+    assert_eq!(c.datasets().unwrap(), serde_json::json!({}));
+
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let page = get("/metrics");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    for want in ["ringfeed_queries_total 0", "ringfeed_connections 1"] {
+        assert!(page.contains(want), "missing {want:?} in:\n{page}");
+    }
+    assert!(get("/nope").starts_with("HTTP/1.1 404"));
+
+    drop(c);
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "ringfeedd ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(st.success(), "{st:?}");
+    assert!(!socket.exists(), "SIGINT removes the socket");
+}
