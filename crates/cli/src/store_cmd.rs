@@ -251,15 +251,7 @@ fn span(r: &IngestReport) -> String {
 pub fn ingest(a: Ingest) -> Result<()> {
     let mut store = BarStore::open(&a.store.data_dir)
         .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
-    for (p, rep) in &store.recovered {
-        eprintln!(
-            "ringfeed: recovered {}: cut {} torn bytes after {} valid frames ({})",
-            p.display(),
-            rep.cut_bytes(),
-            rep.frames,
-            rep.torn.as_deref().unwrap_or("")
-        );
-    }
+    report_recovery(&store);
     if store.dataset(&a.dataset).is_none() {
         let mut cfg = DatasetConfig::new(a.timeframe);
         if let Some(r) = &a.rollups {
@@ -484,6 +476,7 @@ fn write_text(out: &mut impl Write, batch: &RecordBatch, json: bool) -> Result<(
 pub fn write_down(a: WriteDown) -> Result<()> {
     let mut store = BarStore::open(&a.store.data_dir)
         .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
+    report_recovery(&store);
     let before = if a.all {
         i64::MAX
     } else if let Some(d) = &a.before {
@@ -513,6 +506,7 @@ pub fn write_down(a: WriteDown) -> Result<()> {
 pub fn delete(a: Delete) -> Result<()> {
     let mut store = BarStore::open(&a.store.data_dir)
         .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
+    report_recovery(&store);
     let range = DeleteRange {
         symbol: (a.symbol != "*").then(|| a.symbol.clone()),
         start: parse_time(&a.start)?,
@@ -591,4 +585,11 @@ pub fn append(a: Append) -> Result<()> {
     );
     print_bad_rows(&report);
     Ok(())
+}
+
+/// Tell the user what opening the store for writing repaired.
+fn report_recovery(store: &BarStore) {
+    for line in store.recovery_notes() {
+        eprintln!("ringfeed: {line}");
+    }
 }

@@ -185,6 +185,9 @@ impl Daemon {
             message: m,
         };
         let mut store = BarStore::open(&cfg.data_dir).map_err(|e| store_err(e.to_string()))?;
+        for line in store.recovery_notes() {
+            tracing::warn!("store: {line}");
+        }
         for (name, d) in &cfg.datasets {
             let base: Timeframe = d
                 .base

@@ -72,6 +72,14 @@ pub enum OpenError {
     /// A WAL could not be recovered.
     #[error(transparent)]
     Wal(#[from] WalError),
+    /// Rewriting the rollups of days whose last write was cut short failed.
+    #[error("cannot repair the rollups of dataset {dataset:?} after an interrupted write: {source}; the base bars are intact, fix the cause (space, permissions) and open again")]
+    Repair {
+        /// The dataset.
+        dataset: String,
+        /// What failed.
+        source: Box<WriteError>,
+    },
 }
 
 /// Failure to create a dataset.
@@ -344,6 +352,9 @@ pub struct BarStore {
     writable: bool,
     /// WAL files whose torn tails were cut when the store was opened for writing.
     pub recovered: Vec<(PathBuf, ReplayReport)>,
+    /// Days whose rollups were rewritten when the store was opened for writing, per
+    /// dataset: a write was cut between its base frames and its rollup frames.
+    pub rollups_repaired: Vec<(String, Vec<i64>)>,
     /// Writer only: every hot WAL file and the length up to which it is known valid
     /// (recovered at open, or written since). Appends to a file whose length still matches
     /// skip the recovery pass; a path absent here does not exist (one writer per directory).
@@ -503,21 +514,108 @@ impl BarStore {
             catalog,
             writable: true,
             recovered: Vec::new(),
+            rollups_repaired: Vec::new(),
             wal_lens: HashMap::new(),
             hot_index: HashMap::new(),
             pending_sync: BTreeSet::new(),
             pending_dirs: BTreeSet::new(),
             day_cache: Mutex::new(DayCache::default()),
         };
+        let mut unrolled = BTreeSet::new();
         for p in s.all_wal_files() {
             let rep = wal::recover(&p)?;
             s.note_wal(&p, rep.valid_len);
+            if rep.rollups_pending {
+                unrolled.insert(p.clone());
+            }
             if rep.torn.is_some() {
                 s.recovered.push((p, rep));
             }
         }
         s.collect_garbage();
+        s.repair_rollups(&unrolled)?;
         Ok(s)
+    }
+
+    /// Rewrite the rollups of every day whose base WAL ends in a write without a rollup
+    /// marker (the process stopped between the base frames and the rollup frames), then
+    /// mark those WALs. Rollups are a function of the base bars, so this is exact.
+    fn repair_rollups(&mut self, unrolled: &BTreeSet<PathBuf>) -> Result<(), OpenError> {
+        let datasets: Vec<(String, DatasetConfig, BTreeSet<String>)> = self
+            .catalog
+            .datasets
+            .iter()
+            .filter(|(_, e)| !e.config.rollups.is_empty())
+            .map(|(n, e)| (n.clone(), e.config.clone(), e.symbols.clone()))
+            .collect();
+        for (name, cfg, syms) in datasets {
+            let days: Vec<i64> = self
+                .hot_days(&name, cfg.base)
+                .into_iter()
+                .filter(|d| unrolled.contains(&self.wal_path(&name, cfg.base, *d)))
+                .collect();
+            if days.is_empty() || syms.is_empty() {
+                continue;
+            }
+            let repair = |source| OpenError::Repair {
+                dataset: name.clone(),
+                source: Box::new(source),
+            };
+            self.refresh_after_delete(&name, &cfg, &days, &syms)
+                .map_err(repair)?;
+            self.sync_pending().map_err(|e| repair(e.into()))?;
+            self.mark_rollups_done(&name, &cfg, &days)
+                .map_err(|e| repair(e.into()))?;
+            self.rollups_repaired.push((name, days));
+        }
+        Ok(())
+    }
+
+    /// Append a rollup marker to the base WAL of each of `days` (see [`crate::wal`]): the
+    /// rollups derived from everything before it are durable. Not synced itself: a marker
+    /// lost in a power cut costs one needless repair at the next open.
+    fn mark_rollups_done(
+        &mut self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        days: &[i64],
+    ) -> Result<(), WalError> {
+        for &day in days {
+            let path = self.wal_path(dataset, cfg.base, day);
+            let known = self.wal_lens.get(&path).copied();
+            let res = WalWriter::open_known(&path, FsyncPolicy::Never, known).and_then(|mut w| {
+                w.append_rollup_marker()?;
+                Ok((w.valid_len(), w.created()))
+            });
+            self.record_append(&path, FsyncPolicy::Never, res)?;
+        }
+        Ok(())
+    }
+
+    /// What opening for writing repaired, one line each (empty when nothing was): torn
+    /// WAL tails cut, and days whose rollups were rewritten after an interrupted write.
+    pub fn recovery_notes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .recovered
+            .iter()
+            .map(|(p, rep)| {
+                format!(
+                    "recovered {}: cut {} torn bytes after {} valid frames ({})",
+                    p.display(),
+                    rep.cut_bytes(),
+                    rep.frames,
+                    rep.torn.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        for (dataset, days) in &self.rollups_repaired {
+            out.push(format!(
+                "rewrote the rollups of dataset {dataset:?} for {} day(s) after an interrupted write: {}",
+                days.len(),
+                list(days.iter().map(|d| day_string(*d)))
+            ));
+        }
+        out
     }
 
     /// Open an existing store for queries only. Never modifies files; a torn WAL tail is
@@ -537,6 +635,7 @@ impl BarStore {
             catalog: Catalog::load(root)?,
             writable: false,
             recovered: Vec::new(),
+            rollups_repaired: Vec::new(),
             wal_lens: HashMap::new(),
             hot_index: HashMap::new(),
             pending_sync: BTreeSet::new(),
@@ -774,9 +873,12 @@ impl BarStore {
         self.write_wal_jobs(cfg.fsync, jobs)?;
         // The base frames are durable before any rollup derived from them is written.
         self.sync_pending()?;
+        crate::failpoint("upsert:before_rollups");
         if !cfg.rollups.is_empty() {
             let bars = self.refresh_after_upsert(dataset, &cfg, &batch, &pieces, &fresh, &seen)?;
             self.sync_pending()?;
+            let days: Vec<i64> = pieces.iter().map(|(d, _)| *d).collect();
+            self.mark_rollups_done(dataset, &cfg, &days)?;
             summary.rollup_rows = bars.iter().map(|(_, _, b)| b.num_rows()).sum();
             for tf in &cfg.rollups {
                 let of_tf: Vec<RecordBatch> = bars
@@ -1057,6 +1159,7 @@ impl BarStore {
         if !cfg.rollups.is_empty() && !days.is_empty() {
             self.refresh_after_delete(dataset, &cfg, &days, &all_syms)?;
             self.sync_pending()?;
+            self.mark_rollups_done(dataset, &cfg, &days)?;
         }
         Ok(days.len())
     }

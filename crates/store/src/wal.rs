@@ -4,12 +4,18 @@
 //!
 //! ```text
 //! 0   magic  u32 LE  0x314C5752 ("RWL1")
-//! 4   kind   u8      1 = upsert (payload: Arrow IPC stream), 2 = delete (payload: JSON)
+//! 4   kind   u8      1 = upsert (payload: Arrow IPC stream), 2 = delete (payload: JSON),
+//!                    3 = rollup marker (no payload; see below)
 //! 5   zero   [u8; 3]
 //! 8   len    u32 LE  payload length in bytes
 //! 12  crc    u32 LE  crc32c of bytes 0..12 followed by the payload
 //! 16  payload, then zero padding to the next multiple of 64
 //! ```
+//!
+//! A rollup marker in a base-timeframe WAL says that the rollups derived from every frame
+//! before it are written and durable. The store appends one after each write's rollup
+//! frames; a base WAL whose last upsert or delete has no marker after it was cut between
+//! the two (a crash), and the store rewrites that day's rollups when it next opens.
 //!
 //! Replay stops at the first frame that is short, has a bad magic or CRC, or does not
 //! decode; everything from there on is a torn tail, which a writer truncates on open.
@@ -28,6 +34,7 @@ const ALIGN: usize = 64;
 pub const MAX_FRAME: usize = 1 << 30;
 const KIND_UPSERT: u8 = 1;
 const KIND_DELETE: u8 = 2;
+const KIND_ROLLED: u8 = 3;
 
 /// When appended frames are forced to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -110,6 +117,9 @@ pub struct ReplayReport {
     pub file_len: u64,
     /// Why replay stopped early, if it did.
     pub torn: Option<String>,
+    /// The last valid upsert or delete frame has no rollup marker after it. Meaningful
+    /// for the base-timeframe WALs of datasets with rollups only.
+    pub rollups_pending: bool,
 }
 
 impl ReplayReport {
@@ -175,10 +185,11 @@ pub fn scan(bytes: &[u8], decode: bool) -> (Vec<Op>, ReplayReport) {
                     break;
                 }
             }
-        } else if kind != KIND_UPSERT && kind != KIND_DELETE {
+        } else if !matches!(kind, KIND_UPSERT | KIND_DELETE | KIND_ROLLED) {
             rep.torn = Some(format!("unknown frame kind {kind} at offset {off}"));
             break;
         }
+        rep.rollups_pending = kind != KIND_ROLLED;
         rep.frames += 1;
         // A frame whose padding is cut short is whole; a writer restores the padding.
         off += pad(HEADER + len);
@@ -198,6 +209,7 @@ fn decode_op(kind: u8, payload: &[u8]) -> Result<Vec<Op>, String> {
         KIND_DELETE => serde_json::from_slice::<DeleteRange>(payload)
             .map(|d| vec![Op::Delete(d)])
             .map_err(|e| e.to_string()),
+        KIND_ROLLED => Ok(Vec::new()),
         k => Err(format!("unknown frame kind {k}")),
     }
 }
@@ -277,6 +289,12 @@ pub fn encode_into(op: &Op, out: &mut Vec<u8>) -> Result<usize, arrow_schema::Ar
             KIND_DELETE
         }
     };
+    Ok(finish_frame(out, start, kind))
+}
+
+/// Fill in the header of the frame that starts at `out[start]` (its payload written after
+/// the header) and pad it. Returns the frame's length.
+fn finish_frame(out: &mut Vec<u8>, start: usize, kind: u8) -> usize {
     let len = out.len() - start - HEADER;
     let h = &mut out[start..start + HEADER];
     h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
@@ -288,7 +306,7 @@ pub fn encode_into(op: &Op, out: &mut Vec<u8>) -> Result<usize, arrow_schema::Ar
     );
     out[start + 12..start + HEADER].copy_from_slice(&crc.to_le_bytes());
     out.resize(start + pad(HEADER + len), 0);
-    Ok(out.len() - start)
+    out.len() - start
 }
 
 /// Sync the directory holding `path`, making a new entry in it durable.
@@ -441,13 +459,17 @@ impl WalWriter {
                 });
             }
         }
+        self.write_frames(&buf)
+    }
+
+    fn write_frames(&mut self, buf: &[u8]) -> Result<(), WalError> {
         crate::failpoint("wal:before_write");
         if crate::failpoint_active("wal:torn_write") {
             // Simulate a crash halfway through the write.
             let _ = self.file.write_all(&buf[..buf.len() / 2]);
             std::process::abort();
         }
-        self.file.write_all(&buf).map_err(io(&self.path))?;
+        self.file.write_all(buf).map_err(io(&self.path))?;
         self.pos += buf.len() as u64;
         self.dirty = true;
         match self.policy {
@@ -460,6 +482,14 @@ impl WalWriter {
             FsyncPolicy::Never => {}
         }
         Ok(())
+    }
+
+    /// Append a rollup marker frame (see the module docs), synced per policy. The caller
+    /// syncs the rollup frames it covers first.
+    pub fn append_rollup_marker(&mut self) -> Result<(), WalError> {
+        let mut buf = vec![0u8; HEADER];
+        finish_frame(&mut buf, 0, KIND_ROLLED);
+        self.write_frames(&buf)
     }
 
     /// Force written frames to disk.

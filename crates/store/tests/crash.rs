@@ -1,6 +1,8 @@
 //! Crash tests with real killed child processes. The test binary re-runs itself as the
 //! child (`RINGFEED_CRASH_CHILD` selects the role), so no extra binary is needed.
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, TimestampNanosecondType};
 use ringfeed_store::schema::BarColumns;
 use ringfeed_store::{BarStore, DatasetConfig, FsyncPolicy, Query};
 use std::io::{BufRead, BufReader};
@@ -40,7 +42,11 @@ fn crash_child() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(i64::MAX);
-    for k in 0..limit {
+    let from: i64 = std::env::var("RINGFEED_CRASH_FROM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for k in from..limit {
         st.upsert("d", &batch(k)).unwrap();
         println!("ack {k}");
     }
@@ -200,4 +206,80 @@ fn walk(p: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// `(hour, close, complete)` of the stored 1h rollup.
+fn hours(st: &BarStore) -> Vec<(i64, f64, bool)> {
+    let h = st.query(&Query::new("d", "1h".parse().unwrap())).unwrap();
+    let ts = h
+        .column_by_name("ts")
+        .unwrap()
+        .as_primitive::<TimestampNanosecondType>();
+    let close = h
+        .column_by_name("close")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    let done = h.column_by_name("complete").unwrap().as_boolean();
+    (0..h.num_rows())
+        .map(|i| (ts.value(i) / (60 * MIN), close.value(i), done.value(i)))
+        .collect()
+}
+
+/// The 1h bars of batches `0..n` computed from their definition.
+fn expected_hours(n: i64) -> Vec<(i64, f64, bool)> {
+    let minutes = n * PER_BATCH;
+    (0..(minutes + 59) / 60)
+        .map(|h| {
+            let last = (60 * h + 59).min(minutes - 1);
+            (h, 1.0 + (last / PER_BATCH) as f64, 60 * (h + 1) <= minutes)
+        })
+        .collect()
+}
+
+/// A process that stops after an upsert's base frames are durable, before its rollup
+/// frames, leaves the rollups behind the base bars; the next writable open rewrites them.
+#[test]
+fn a_crash_between_base_and_rollup_frames_is_repaired_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = child(dir.path(), &[("RINGFEED_CRASH_BATCHES", "3")])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let out = child(
+        dir.path(),
+        &[
+            ("RINGFEED_CRASH_FROM", "3"),
+            ("RINGFEED_CRASH_BATCHES", "4"),
+            ("RINGFEED_STORE_FAILPOINT", "upsert:before_rollups"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success(), "the failpoint fired");
+    // A read-only open changes nothing: batch 3 is in the base bars, not in the rollup.
+    let ro = BarStore::open_read_only(dir.path()).unwrap();
+    let base = ro.query(&Query::new("d", "1m".parse().unwrap())).unwrap();
+    assert_eq!(base.num_rows() as i64, 4 * PER_BATCH);
+    assert_ne!(
+        hours(&ro),
+        expected_hours(4),
+        "the crash left the rollup behind"
+    );
+    drop(ro);
+    // The writer's open repairs the one day the cut write touched (minutes 1500..2000).
+    let st = BarStore::open(dir.path()).unwrap();
+    assert_eq!(st.rollups_repaired, vec![("d".to_string(), vec![1])]);
+    let notes = st.recovery_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|l| l.contains("\"d\"") && l.contains("1970-01-02")),
+        "{notes:?}"
+    );
+    assert_eq!(hours(&st), expected_hours(4));
+    drop(st);
+    // And marks it: the next open has nothing to repair.
+    let st = BarStore::open(dir.path()).unwrap();
+    assert!(st.rollups_repaired.is_empty(), "{:?}", st.rollups_repaired);
+    assert_eq!(hours(&st), expected_hours(4));
 }
