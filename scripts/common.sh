@@ -1,7 +1,7 @@
 # Shared helpers for scripts/*.sh. Source it; do not run it.
 # shellcheck shell=bash
 
-say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+say() { printf '\033[1m== %s\033[0m  [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 # apt_install PKG...: installs Debian packages that are missing (needs root or sudo).
 apt_install() {
