@@ -1004,10 +1004,20 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     let listener = bind(&cfg.socket)?;
     let socket = cfg.socket.clone();
     let metrics_addr = cfg.metrics;
-    let daemon = Daemon::open(cfg)?;
+    let daemon = match Daemon::open(cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            // The socket is ours (bind refused a live one), but nobody will serve it.
+            let _ = std::fs::remove_file(&socket);
+            return Err(e);
+        }
+    };
     if let Some(addr) = metrics_addr {
-        crate::metrics::serve_http(addr, daemon.clone(), stop.clone())
-            .map_err(|source| ServeError::Metrics { addr, source })?;
+        if let Err(source) = crate::metrics::serve_http(addr, daemon.clone(), stop.clone()) {
+            daemon.shutdown();
+            let _ = std::fs::remove_file(&socket);
+            return Err(ServeError::Metrics { addr, source });
+        }
     }
     tracing::info!(socket = %socket.display(), data_dir = %daemon.cfg.data_dir.display(), "ringfeedd serving");
     // accept() blocks; on stop, a waker connects once so that it returns.

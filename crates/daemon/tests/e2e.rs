@@ -393,6 +393,26 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already serving"), "{err}");
     assert!(Path::new(&d.socket).exists());
+    // Another socket but the same data directory: the store's writer lock refuses it,
+    // naming the daemon that holds it, and the refused daemon leaves no socket behind.
+    let other = d.dir.path().join("other.sock");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
+        .arg("--socket")
+        .arg(&other)
+        .arg("--data-dir")
+        .arg(d.dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already open for writing")
+            && err.contains(&format!("pid {} (ringfeedd)", d.child.id())),
+        "{err}"
+    );
+    assert!(!other.exists(), "the refused daemon removed its socket");
+    // The first daemon is unaffected.
+    d.client().stat().unwrap();
 }
 
 /// Minutes (close - 0.5) of every row of `b` for `symbol`, in order.

@@ -43,7 +43,7 @@ pub mod wal;
 pub use catalog::{Catalog, DatasetConfig};
 pub use merge::DeleteRange;
 pub use session::Session;
-pub use store::{BarStore, Query, Symbols};
+pub use store::{BarStore, Query, Symbols, WRITER_LOCK};
 pub use timeframe::Timeframe;
 pub use wal::FsyncPolicy;
 

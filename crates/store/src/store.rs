@@ -72,6 +72,14 @@ pub enum OpenError {
     /// A WAL could not be recovered.
     #[error(transparent)]
     Wal(#[from] WalError),
+    /// Another process has the store open for writing.
+    #[error("store {root} is already open for writing by {holder}; one writer per data directory: stop it, send writes through it (`ringfeed append` when it is ringfeedd), or use another --data-dir (queries can run beside it)")]
+    Locked {
+        /// The data directory.
+        root: PathBuf,
+        /// Who holds it, as far as the lock file tells ("pid 1234 (ringfeedd)").
+        holder: String,
+    },
     /// Rewriting the rollups of days whose last write was cut short failed.
     #[error("cannot repair the rollups of dataset {dataset:?} after an interrupted write: {source}; the base bars are intact, fix the cause (space, permissions) and open again")]
     Repair {
@@ -344,12 +352,80 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// The embedded bar store over one data directory. One writer process at a time; any
-/// number of read-only openers.
+/// The file in a data directory that its writer holds an exclusive `flock` on (the
+/// leading `_` keeps Hive-style readers of the cold tier away from it).
+pub const WRITER_LOCK: &str = "_writer.lock";
+
+/// How long [`BarStore::open`] waits for the writer lock before it says who holds it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Take the data directory's writer lock, or say who has it. The lock is advisory
+/// (`flock`), held for the life of the returned file, and released by the kernel when the
+/// process dies, so a crashed writer never leaves a stale lock behind. The file holds the
+/// holder's pid, for the error message only.
+fn lock_writer(root: &Path) -> Result<File, OpenError> {
+    use std::io::{Read, Seek, Write};
+    let path = root.join(WRITER_LOCK);
+    let io = |source| OpenError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    // A lock whose holder just let go can still look held for a moment: a process that
+    // forks (a thread of it spawning a child) while it holds the lock shares the locked
+    // file with that child until the child's exec closes it. Wait that out briefly.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let res = loop {
+        // fs4 (flock through rustix): std's `File::try_lock` needs Rust 1.89, above our MSRV.
+        match fs4::FileExt::try_lock(&f) {
+            Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            res => break res,
+        }
+    };
+    match res {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = f.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                    Ok(comm) => format!("pid {pid} ({})", comm.trim()),
+                    Err(_) => format!("pid {pid}"),
+                },
+                Err(_) => "another process".to_string(),
+            };
+            return Err(OpenError::Locked {
+                root: root.into(),
+                holder,
+            });
+        }
+        Err(fs4::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    // Ours now: record who we are (best effort; only error messages read it).
+    let _ = f
+        .set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| writeln!(f, "{}", std::process::id()));
+    Ok(f)
+}
+
+/// The embedded bar store over one data directory. One writer at a time (enforced with a
+/// lock file, [`WRITER_LOCK`]); any number of read-only openers beside it.
 pub struct BarStore {
     root: PathBuf,
     catalog: Catalog,
     writable: bool,
+    /// Writer only: the locked `_writer.lock` (see [`WRITER_LOCK`]); unlocked when dropped
+    /// or when the process dies.
+    _writer_lock: Option<File>,
     /// WAL files whose torn tails were cut when the store was opened for writing.
     pub recovered: Vec<(PathBuf, ReplayReport)>,
     /// Days whose rollups were rewritten when the store was opened for writing, per
@@ -508,11 +584,13 @@ impl BarStore {
             path: root.into(),
             source,
         })?;
+        let lock = lock_writer(root)?;
         let catalog = Catalog::load(root)?;
         let mut s = BarStore {
             root: root.into(),
             catalog,
             writable: true,
+            _writer_lock: Some(lock),
             recovered: Vec::new(),
             rollups_repaired: Vec::new(),
             wal_lens: HashMap::new(),
@@ -634,6 +712,7 @@ impl BarStore {
             root: root.into(),
             catalog: Catalog::load(root)?,
             writable: false,
+            _writer_lock: None,
             recovered: Vec::new(),
             rollups_repaired: Vec::new(),
             wal_lens: HashMap::new(),

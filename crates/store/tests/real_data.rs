@@ -19,11 +19,17 @@ fn data() -> Option<PathBuf> {
 
 fn store(dir: &Path, name: &str, base: &str, rollups: &[&str]) -> BarStore {
     let mut st = BarStore::open(dir).unwrap();
+    add(&mut st, name, base, rollups);
+    st
+}
+
+/// Create dataset `name` in an open store (one writer per directory, so tests that need
+/// several datasets add them to the one writer).
+fn add(st: &mut BarStore, name: &str, base: &str, rollups: &[&str]) {
     let mut cfg = DatasetConfig::new(base.parse().unwrap());
     cfg.rollups = rollups.iter().map(|r| r.parse().unwrap()).collect();
     cfg.fsync = ringfeed_store::FsyncPolicy::Never;
     st.create_dataset(name, cfg).unwrap();
-    st
 }
 
 fn load(st: &mut BarStore, ds: &str, path: &Path, kind: Kind, opts: IngestOptions) -> IngestReport {
@@ -85,8 +91,8 @@ fn every_listed_format_ingests() {
     let q = st.query(&Query::new("bn", "1m".parse().unwrap())).unwrap();
     assert_eq!(q.num_rows(), 21);
     assert!(q.column_by_name("trades").unwrap().null_count() == 0);
-    // Generic CSV with a header and ISO timestamps.
-    let mut st = store(dir.path(), "perp", "1m", &[]);
+    // Generic CSV with a header and ISO timestamps .
+    add(&mut st, "perp", "1m", &[]);
     let r = load(
         &mut st,
         "perp",
@@ -96,7 +102,7 @@ fn every_listed_format_ingests() {
     );
     assert_eq!((r.rows_ok, r.rejected), (45_031, 0));
     // `;`-separated CSV with `YYYYMMDD HHMMSS`.
-    let mut st = store(dir.path(), "spy", "1m", &[]);
+    add(&mut st, "spy", "1m", &[]);
     let r = load(
         &mut st,
         "spy",
@@ -106,7 +112,7 @@ fn every_listed_format_ingests() {
     );
     assert_eq!((r.rows_ok, r.rejected), (14_180, 0));
     // Trades CSV (unix seconds, no ids): idempotent through ordinal ids.
-    let mut st = store(dir.path(), "bitstamp", "tick", &["1m"]);
+    add(&mut st, "bitstamp", "tick", &["1m"]);
     for _ in 0..2 {
         let r = load(
             &mut st,
@@ -124,7 +130,7 @@ fn every_listed_format_ingests() {
         9_999
     );
     // Parquet trades.
-    let mut st = store(dir.path(), "bt", "tick", &["1m"]);
+    add(&mut st, "bt", "tick", &["1m"]);
     let r = load(
         &mut st,
         "bt",
@@ -134,7 +140,7 @@ fn every_listed_format_ingests() {
     );
     assert_eq!((r.rows_ok, r.rejected), (2_001, 0));
     // Feather bars, multi-symbol.
-    let mut st = store(dir.path(), "pairs", "5m", &["1h"]);
+    add(&mut st, "pairs", "5m", &["1h"]);
     let mut n = 0;
     for e in std::fs::read_dir(c.join("btc-pairs-5m")).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().replace("-5m.feather", "");

@@ -95,6 +95,32 @@ fn q(tf: &str) -> Query {
 }
 
 #[test]
+fn one_writer_per_data_directory_and_readers_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_with(dir.path(), &["5m"]);
+    st.upsert("d", &batch(&[bar("A", 0, 1.0)])).unwrap();
+    // A second writer is refused, and told who holds the store.
+    let err = BarStore::open(dir.path()).err().expect("a second writer");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, ringfeed_store::store::OpenError::Locked { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    // Readers open beside the writer and see what it wrote.
+    let ro = BarStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(ro.query(&q("1m")).unwrap().num_rows(), 1);
+    // Dropping the writer releases the lock; the lock file stays and is reused.
+    drop(st);
+    let st = BarStore::open(dir.path()).unwrap();
+    assert!(dir.path().join(ringfeed_store::WRITER_LOCK).exists());
+    assert_eq!(st.query(&q("5m")).unwrap().num_rows(), 1);
+}
+
+#[test]
 fn upsert_is_idempotent_and_later_values_win() {
     let dir = tempfile::tempdir().unwrap();
     let mut st = open_with(dir.path(), &["5m"]);
