@@ -1,5 +1,6 @@
 //! `ringfeed append` against a real `ringfeed serve`: rows land durable, are
-//! published to the live topics, and bad rows are reported, not fatal.
+//! published to the live topics, and bad rows are reported, not fatal. A direct
+//! `ringfeed ingest` beside the daemon is refused; `ringfeed query` is not.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
@@ -104,6 +105,35 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
         err.contains("no dataset \"nope\"") && err.contains("fx"),
         "{err}"
     );
+
+    // One writer per data directory: a direct `ringfeed ingest` beside the daemon is
+    // refused and pointed at the daemon; a read-only `ringfeed query` runs beside it.
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+        .args(["ingest", "--dataset", "fx", "--data-dir"])
+        .arg(&data)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already open for writing")
+            && err.contains(&format!("pid {} (ringfeed)", daemon.id()))
+            && err.contains("ringfeed append"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+        .args(["query", "--dataset", "fx", "--format", "csv", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 11);
 
     drop((live, bars));
     Command::new("kill")
