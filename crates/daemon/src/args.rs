@@ -22,6 +22,18 @@ pub struct ServeArgs {
     /// one host need different prefixes.
     #[arg(long)]
     pub arena_prefix: Option<String>,
+    /// Write finished days down to Parquet this long after each UTC midnight, and once
+    /// at start (default 10m); "off" keeps every day in the hot tier.
+    #[arg(long, value_name = "DELAY", value_parser = parse_delay_arg)]
+    pub write_down_delay: Option<Delay>,
+}
+
+/// A parsed `--write-down-delay`: a duration, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delay(pub Option<std::time::Duration>);
+
+fn parse_delay_arg(s: &str) -> Result<Delay, String> {
+    crate::config::parse_delay(s).map(Delay)
 }
 
 impl ServeArgs {
@@ -42,6 +54,9 @@ impl ServeArgs {
         }
         if let Some(p) = &self.arena_prefix {
             cfg.arena_prefix = p.clone();
+        }
+        if let Some(Delay(d)) = self.write_down_delay {
+            cfg.write_down_delay = d;
         }
         cfg.check()?;
         Ok(cfg)

@@ -5,6 +5,7 @@
 //! socket = "/run/user/1000/ringfeed.sock"
 //! metrics = "127.0.0.1:9464"
 //! memory_budget = "2GiB"
+//! write_down_delay = "10m"   # after UTC midnight; "off" keeps every day hot
 //!
 //! [topics]
 //! slots = 32
@@ -119,6 +120,12 @@ pub struct Config {
     pub arena_prefix: String,
     /// Topic ring sizing.
     pub topics: TopicConfig,
+    /// End-of-day write-down (DESIGN §3, as in kdb+): this long after each UTC midnight,
+    /// the daemon moves every hot day before it into the Parquet cold tier; it also catches
+    /// up once at start. `"off"` (TOML) or `None` keeps every day hot. Default 10 minutes,
+    /// so that late bars of the day before still land in its WAL first.
+    #[serde(deserialize_with = "de_delay")]
+    pub write_down_delay: Option<std::time::Duration>,
     /// Datasets to create when missing.
     pub datasets: BTreeMap<String, DatasetToml>,
 }
@@ -154,6 +161,7 @@ impl Default for Config {
             result_readers: 64,
             arena_prefix: format!("rfd{}", uid()),
             topics: TopicConfig::default(),
+            write_down_delay: Some(std::time::Duration::from_secs(600)),
             datasets: BTreeMap::new(),
         }
     }
@@ -229,6 +237,41 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     Ok((v * mult as f64) as u64)
 }
 
+/// Parses durations like `"10m"`, `"90s"`, `"1h"`, `"500ms"`, `"0s"`; `"off"` is `None`.
+pub fn parse_delay(s: &str) -> Result<Option<std::time::Duration>, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. \"10m\", \"90s\", or \"off\")"))?;
+    let ms = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        u => {
+            return Err(format!(
+                "unknown duration unit {u:?} in {s:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    let ms = v
+        .checked_mul(ms)
+        .filter(|ms| *ms < 86_400_000)
+        .ok_or_else(|| format!("{s:?} must be shorter than a day"))?;
+    Ok(Some(std::time::Duration::from_millis(ms)))
+}
+
+fn de_delay<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    parse_delay(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
 fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -277,6 +320,33 @@ mod tests {
             c.datasets["binance-spot"].rollups.as_ref().unwrap().len(),
             2
         );
+    }
+
+    #[test]
+    fn write_down_delay_parses_and_defaults_to_ten_minutes() {
+        use std::time::Duration;
+        assert_eq!(
+            Config::default().write_down_delay,
+            Some(Duration::from_secs(600))
+        );
+        let p = |t: &str| Config::parse(&format!("write_down_delay = {t:?}"), Path::new("t.toml"));
+        assert_eq!(p("off").unwrap().write_down_delay, None);
+        assert_eq!(p("0s").unwrap().write_down_delay, Some(Duration::ZERO));
+        assert_eq!(
+            p("90s").unwrap().write_down_delay,
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            p("2h").unwrap().write_down_delay,
+            Some(Duration::from_secs(7200))
+        );
+        for bad in ["10 parsecs", "25h", "-1m", "m"] {
+            let e = p(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("write_down_delay") || e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,14 @@ pub struct Metrics {
     pub published: AtomicU64,
     /// Malformed or refused frames.
     pub bad_requests: AtomicU64,
+    /// End-of-day write-down passes that completed.
+    pub write_downs: AtomicU64,
+    /// Write-down passes that failed (retried later).
+    pub write_down_errors: AtomicU64,
+    /// (dataset, timeframe, day) partitions written to Parquet.
+    pub written_down_partitions: AtomicU64,
+    /// Time spent writing down, ns.
+    pub write_down_ns: AtomicU64,
 }
 
 impl Metrics {
@@ -54,6 +62,21 @@ impl Metrics {
     pub fn observe_ingest(&self, rows: u64, took: Duration) {
         self.ingest_rows.fetch_add(rows, Ordering::Relaxed);
         self.ingest_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Records one write-down pass.
+    pub fn observe_write_down(&self, partitions: Option<u64>, took: Duration) {
+        match partitions {
+            Some(p) => {
+                self.write_downs.fetch_add(1, Ordering::Relaxed);
+                self.written_down_partitions.fetch_add(p, Ordering::Relaxed);
+            }
+            None => {
+                self.write_down_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.write_down_ns
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 
@@ -142,6 +165,30 @@ impl Metrics {
             "Malformed or refused frames.",
             "counter",
             g(&self.bad_requests).to_string(),
+        );
+        line(
+            "write_downs_total",
+            "End-of-day write-down passes completed.",
+            "counter",
+            g(&self.write_downs).to_string(),
+        );
+        line(
+            "write_down_errors_total",
+            "End-of-day write-down passes that failed (retried).",
+            "counter",
+            g(&self.write_down_errors).to_string(),
+        );
+        line(
+            "written_down_partitions_total",
+            "Dataset/timeframe/day partitions moved to Parquet.",
+            "counter",
+            g(&self.written_down_partitions).to_string(),
+        );
+        line(
+            "write_down_seconds_total",
+            "Time spent writing down, seconds.",
+            "counter",
+            secs(g(&self.write_down_ns)),
         );
         line(
             "connections",

@@ -817,6 +817,26 @@ impl Daemon {
         }
     }
 
+    /// End-of-day write-down: move every hot day before `before_day` (days since the
+    /// epoch, UTC) of every dataset into the Parquet cold tier. Appends and uncached
+    /// queries wait for it; cached results stay valid (the bars do not change, only
+    /// where they live).
+    pub fn write_down_before(
+        &self,
+        before_day: i64,
+    ) -> Result<ringfeed_store::store::WriteDownSummary, ringfeed_store::store::WriteDownError>
+    {
+        let t = Instant::now();
+        let r = self
+            .store
+            .write()
+            .expect("store lock")
+            .write_down(None, before_day);
+        self.metrics
+            .observe_write_down(r.as_ref().ok().map(|s| s.partitions as u64), t.elapsed());
+        r
+    }
+
     /// The metrics as Prometheus text (what `ringfeed stat` prints).
     pub fn stat_text(&self) -> String {
         let mut topics = vec![];
@@ -968,6 +988,65 @@ fn decode_ipc_stream(payload: &[u8]) -> Result<Vec<RecordBatch>, arrow_schema::A
     r.collect()
 }
 
+/// The first day (days since the epoch, UTC) that is not yet due for write-down at
+/// `now_ns`: days before it ended at least `delay` ago.
+pub fn write_down_boundary(now_ns: i64, delay: Duration) -> i64 {
+    (now_ns - delay.as_nanos() as i64).div_euclid(ringfeed_store::timeframe::NANOS_PER_DAY)
+}
+
+/// Runs end-of-day write-downs until `stop`: one pass at start (catching up on days left
+/// hot while the daemon was down), then one each time a UTC day has been over for
+/// `delay`. A failed pass is logged, counted, and retried after `RETRY`.
+fn write_down_loop(daemon: Arc<Daemon>, delay: Duration, stop: Arc<AtomicBool>) {
+    const RETRY: Duration = Duration::from_secs(300);
+    let now_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64)
+    };
+    let mut done_before = i64::MIN;
+    let mut retry_at: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let boundary = write_down_boundary(now_ns(), delay);
+        let due = boundary > done_before && retry_at.is_none_or(|t| Instant::now() >= t);
+        if due {
+            let t = Instant::now();
+            match daemon.write_down_before(boundary) {
+                Ok(s) => {
+                    done_before = boundary;
+                    retry_at = None;
+                    if s.partitions > 0 {
+                        tracing::info!(
+                            partitions = s.partitions,
+                            rows = s.rows,
+                            bytes = s.bytes,
+                            ms = t.elapsed().as_millis() as u64,
+                            "wrote down the days before {} to Parquet",
+                            day_string(boundary)
+                        );
+                    }
+                }
+                Err(e) => {
+                    retry_at = Some(Instant::now() + RETRY);
+                    tracing::error!(
+                        error = %e,
+                        "end-of-day write-down failed; the days stay in the hot tier (nothing is lost), retrying in {} s",
+                        RETRY.as_secs()
+                    );
+                }
+            }
+        }
+        // Wake often enough to notice `stop` promptly; the due check is cheap.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `YYYY-MM-DD` of a day number.
+fn day_string(day: i64) -> String {
+    chrono::DateTime::from_timestamp(day * 86_400, 0)
+        .map_or_else(|| day.to_string(), |t| t.format("%Y-%m-%d").to_string())
+}
+
 /// Binds the socket (0600), refusing to steal it from a live daemon and
 /// removing a stale one.
 pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
@@ -1019,6 +1098,10 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             return Err(ServeError::Metrics { addr, source });
         }
     }
+    let write_down = daemon.cfg.write_down_delay.map(|delay| {
+        let (d, stop) = (daemon.clone(), stop.clone());
+        std::thread::spawn(move || write_down_loop(d, delay, stop))
+    });
     tracing::info!(socket = %socket.display(), data_dir = %daemon.cfg.data_dir.display(), "ringfeedd serving");
     // accept() blocks; on stop, a waker connects once so that it returns.
     let waker = {
@@ -1061,6 +1144,10 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         }
     }
     let _ = waker.join();
+    if let Some(w) = write_down {
+        // A pass in progress finishes first (it is crash-safe, but a clean stop is nicer).
+        let _ = w.join();
+    }
     tracing::info!("shutting down: closing arenas");
     daemon.shutdown();
     let _ = std::fs::remove_file(&socket);

@@ -858,3 +858,95 @@ fn no_config_defaults_metrics_endpoint_socket_mode_and_sigint() {
     assert!(st.success(), "{st:?}");
     assert!(!socket.exists(), "SIGINT removes the socket");
 }
+
+/// Parquet part files of `tf` for 2021-01-01 and 2021-01-02, and hot WALs of `tf`.
+fn tiers(data: &Path, tf: &str) -> (usize, usize) {
+    let count = |p: PathBuf, ext: &str| {
+        std::fs::read_dir(p).map_or(0, |rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == ext))
+                .count()
+        })
+    };
+    let cold = ["2021-01-01", "2021-01-02"]
+        .iter()
+        .map(|d| {
+            count(
+                data.join(format!("dataset=test/tf={tf}/date={d}")),
+                "parquet",
+            )
+        })
+        .sum();
+    (cold, count(data.join("_hot/test").join(tf), "wal"))
+}
+
+/// End-of-day write-down (DESIGN §3): a daemon moves every finished day to Parquet, at
+/// start and after each UTC midnight; queries answer the same before and after, and a
+/// correction to a written-down day still wins.
+#[test]
+fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
+    // Two days of bars (2021-01-01 and -02), appended with write-down off: all hot.
+    let mut d = Daemon::start_with(tempfile::tempdir().unwrap(), "write_down_delay = \"off\"");
+    let data = d.dir.path().join("data");
+    let mut c = d.client();
+    c.append("test", &bars(&["A", "B"], 1400, 100)).unwrap();
+    let before_1m = closes(&c.bars(&q("1m")).unwrap());
+    let before_1h = closes(&c.bars(&q("1h")).unwrap());
+    assert_eq!(before_1m.len(), 200);
+    assert_eq!(tiers(&data, "1m"), (0, 2), "hot only");
+    drop(c);
+    assert!(Command::new("kill")
+        .arg(d.child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    assert!(d.wait_exit("SIGTERM").success());
+
+    // Restart with the default delay: the pass at start writes both days down.
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d2 = Daemon::start_in(dir);
+    let mut c = d2.client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tiers(&data, "1m") != (2, 0) {
+        assert!(
+            Instant::now() < deadline,
+            "no write-down within 60 s: {:?}",
+            tiers(&data, "1m")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for tf in ["5m", "1h"] {
+        assert_eq!(tiers(&data, tf), (2, 0), "rollup {tf} written down too");
+    }
+    let stat = c.stat().unwrap();
+    assert!(
+        stat.contains("ringfeed_write_downs_total 1")
+            && stat.contains("ringfeed_written_down_partitions_total 6"),
+        "{stat}"
+    );
+    assert_eq!(closes(&c.bars(&q("1m")).unwrap()), before_1m);
+    assert_eq!(closes(&c.bars(&q("1h")).unwrap()), before_1h);
+
+    // A late correction to a written-down day lands hot and wins over the Parquet copy.
+    let mut fix = bars(&["A"], 1410, 1);
+    fix = RecordBatch::try_new(
+        fix.schema(),
+        fix.columns()
+            .iter()
+            .zip(fix.schema().fields())
+            .map(|(col, f)| {
+                if f.name() == "close" {
+                    Arc::new(Float64Array::from(vec![-7.0])) as ArrayRef
+                } else {
+                    col.clone()
+                }
+            })
+            .collect(),
+    )
+    .unwrap();
+    c.append("test", &fix).unwrap();
+    let after = closes(&c.bars(&q("1m")).unwrap());
+    assert_eq!(after.len(), 200);
+    assert_eq!(after.iter().filter(|v| **v == -7.0).count(), 1);
+    assert_eq!(tiers(&data, "1m"), (2, 1), "the correction is hot");
+}

@@ -73,7 +73,7 @@ pub enum OpenError {
     #[error(transparent)]
     Wal(#[from] WalError),
     /// Another process has the store open for writing.
-    #[error("store {root} is already open for writing by {holder}; one writer per data directory: stop it, send writes through it (`ringfeed append` when it is ringfeedd), or use another --data-dir (queries can run beside it)")]
+    #[error("store {root} is already open for writing by {holder}; one writer per data directory: send writes through it (`ringfeed append` when it is ringfeedd, which also writes finished days down to Parquet itself), stop it, or use another --data-dir (queries can run beside it)")]
     Locked {
         /// The data directory.
         root: PathBuf,
