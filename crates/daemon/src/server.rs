@@ -1153,3 +1153,29 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_is_due_for_write_down_once_it_has_been_over_for_the_delay() {
+        const DAY: i64 = 86_400_000_000_000;
+        const MIN: i64 = 60_000_000_000;
+        let ten = Duration::from_secs(600);
+        let day = 18_628; // 2021-01-01
+                          // 00:05 on day+1: day is not due yet, the day before it is.
+        assert_eq!(write_down_boundary((day + 1) * DAY + 5 * MIN, ten), day);
+        // 00:10 on day+1: day is due.
+        assert_eq!(
+            write_down_boundary((day + 1) * DAY + 10 * MIN, ten),
+            day + 1
+        );
+        // No delay: due at midnight.
+        assert_eq!(
+            write_down_boundary((day + 1) * DAY, Duration::ZERO),
+            day + 1
+        );
+        assert_eq!(day_string(day), "2021-01-01");
+    }
+}
