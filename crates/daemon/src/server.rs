@@ -818,23 +818,57 @@ impl Daemon {
     }
 
     /// End-of-day write-down: move every hot day before `before_day` (days since the
-    /// epoch, UTC) of every dataset into the Parquet cold tier. Appends and uncached
-    /// queries wait for it; cached results stay valid (the bars do not change, only
-    /// where they live).
+    /// epoch, UTC) of every dataset into the Parquet cold tier, one day at a time, so that
+    /// appends and uncached queries wait for one day's write-down at most (catching up on
+    /// a year at start would otherwise hold the store for seconds). Cached results stay
+    /// valid: the bars do not change, only where they live.
     pub fn write_down_before(
         &self,
         before_day: i64,
     ) -> Result<ringfeed_store::store::WriteDownSummary, ringfeed_store::store::WriteDownError>
     {
         let t = Instant::now();
-        let r = self
-            .store
-            .write()
-            .expect("store lock")
-            .write_down(None, before_day);
-        self.metrics
-            .observe_write_down(r.as_ref().ok().map(|s| s.partitions as u64), t.elapsed());
-        r
+        let days: std::collections::BTreeSet<i64> = {
+            let store = self.store.read().expect("store lock");
+            store
+                .catalog()
+                .datasets
+                .keys()
+                .flat_map(|name| {
+                    store
+                        .stored_timeframes(name)
+                        .into_iter()
+                        .flat_map(|tf| store.hot_days(name, tf))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|d| *d < before_day)
+                .collect()
+        };
+        let mut total = ringfeed_store::store::WriteDownSummary::default();
+        let mut result = Ok(());
+        for day in days {
+            let r = self
+                .store
+                .write()
+                .expect("store lock")
+                .write_down(None, day + 1);
+            match r {
+                Ok(s) => {
+                    total.partitions += s.partitions;
+                    total.rows += s.rows;
+                    total.bytes += s.bytes;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.metrics.observe_write_down(
+            result.is_ok().then_some(total.partitions as u64),
+            t.elapsed(),
+        );
+        result.map(|()| total)
     }
 
     /// The metrics as Prometheus text (what `ringfeed stat` prints).
