@@ -818,10 +818,11 @@ impl Daemon {
     }
 
     /// End-of-day write-down: move every hot day before `before_day` (days since the
-    /// epoch, UTC) of every dataset into the Parquet cold tier, one day at a time, so that
-    /// appends and uncached queries wait for one day's write-down at most (catching up on
-    /// a year at start would otherwise hold the store for seconds). Cached results stay
-    /// valid: the bars do not change, only where they live.
+    /// epoch, UTC) of every dataset into the Parquet cold tier, [`WRITE_DOWN_DAYS_PER_LOCK`]
+    /// days per store lock, so that appends and uncached queries wait for a few days'
+    /// write-down at most (catching up on a year at start would otherwise hold the store
+    /// for seconds). Cached results stay valid: the bars do not change, only where they
+    /// live.
     pub fn write_down_before(
         &self,
         before_day: i64,
@@ -844,14 +845,28 @@ impl Daemon {
                 .filter(|d| *d < before_day)
                 .collect()
         };
+        let days: Vec<i64> = days.into_iter().collect();
         let mut total = ringfeed_store::store::WriteDownSummary::default();
         let mut result = Ok(());
-        for day in days {
+        for (i, chunk) in days.chunks(WRITE_DOWN_DAYS_PER_LOCK).enumerate() {
+            if i > 0 {
+                // std's RwLock lets this thread take the lock straight back; give the
+                // appends and queries woken by the release a moment to get in first.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let last = *chunk.last().expect("chunks are not empty");
+            let held = Instant::now();
             let r = self
                 .store
                 .write()
                 .expect("store lock")
-                .write_down(None, day + 1);
+                .write_down(None, last + 1);
+            tracing::debug!(
+                days = chunk.len(),
+                last = %day_string(last),
+                ms = held.elapsed().as_millis() as u64,
+                "write-down chunk"
+            );
             match r {
                 Ok(s) => {
                     total.partitions += s.partitions;
@@ -1021,6 +1036,11 @@ fn decode_ipc_stream(payload: &[u8]) -> Result<Vec<RecordBatch>, arrow_schema::A
     let r = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(payload), None)?;
     r.collect()
 }
+
+/// Days written down per hold of the store's write lock. Each hold commits the catalog
+/// once (which rewrites it whole), so one day per hold made a year's catch-up 2.6x slower
+/// than one pass (7.5 vs 2.9 s); 8 days keep a hold near 0.1 s for a symbol with 4 rollups.
+const WRITE_DOWN_DAYS_PER_LOCK: usize = 8;
 
 /// The first day (days since the epoch, UTC) that is not yet due for write-down at
 /// `now_ns`: days before it ended at least `delay` ago.
