@@ -105,6 +105,20 @@ def test_append_bars_and_zero_copy(daemon: str) -> None:
         assert "ringfeed_queries_total" in c.stat()
 
 
+def test_write_down_moves_finished_days_to_parquet(tmp_path: Path) -> None:
+    with run_daemon(tmp_path, 'write_down_delay = "off"') as sock, rf.connect(sock) as c:
+        c.append("demo", minutes(["AAA"], 1430, 20))  # 23:50 on 2021-01-01 to 00:10 on the 2nd
+        before = c.bars("demo", "AAA", "1m")
+        text = c.write_down(before="2021-01-02")
+        assert text.startswith("wrote down 3 partitions: 13 rows"), text  # 1m, 5m, 1h of the 1st
+        assert list((tmp_path / "data").glob("dataset=demo/tf=1m/date=2021-01-01/*.parquet"))
+        assert not list((tmp_path / "data").glob("dataset=demo/tf=1m/date=2021-01-02/*.parquet"))
+        assert c.bars("demo", "AAA", "1m").equals(before)
+        with pytest.raises(rf.DaemonError) as e:
+            c.write_down("nope")
+        assert e.value.kind == "unknown_dataset"
+
+
 def test_repeated_query_shares_one_arena(daemon: str) -> None:
     with rf.connect(daemon) as c1, rf.connect(daemon) as c2:
         c1.append("demo", minutes(["X"], 0, 30))

@@ -177,6 +177,14 @@ pub struct WriteDown {
     /// Write down every day, today included.
     #[arg(long)]
     all: bool,
+    /// Ask the running daemon to do it (ringfeedd holds its data directory, so a second
+    /// writer is refused; it also writes finished days down by itself after midnight).
+    #[arg(long)]
+    daemon: bool,
+    /// The daemon's socket (implies --daemon; default $RINGFEED_SOCKET, else the daemon's
+    /// default path).
+    #[arg(long)]
+    socket: Option<PathBuf>,
 }
 
 /// `ringfeed delete`.
@@ -474,8 +482,24 @@ fn write_text(out: &mut impl Write, batch: &RecordBatch, json: bool) -> Result<(
 
 /// Run `ringfeed write-down`.
 pub fn write_down(a: WriteDown) -> Result<()> {
-    let mut store = BarStore::open(&a.store.data_dir)
-        .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
+    if a.daemon || a.socket.is_some() {
+        let mut client = ringfeed_daemon::Client::connect(a.socket.as_deref())?;
+        let text = client.write_down(a.dataset.as_deref(), a.before.as_deref(), a.all)?;
+        eprintln!("ringfeedd {text}");
+        return Ok(());
+    }
+    let mut store = BarStore::open(&a.store.data_dir).map_err(|e| {
+        let hint = match e {
+            ringfeed_store::store::OpenError::Locked { .. } => {
+                "; when that is ringfeedd, `ringfeed write-down --daemon` asks it to"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!(
+            "cannot open store {}: {e}{hint}",
+            a.store.data_dir.display()
+        )
+    })?;
     report_recovery(&store);
     let before = if a.all {
         i64::MAX

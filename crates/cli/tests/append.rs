@@ -134,6 +134,34 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 11);
+    // A write-down by hand: refused directly (with a pointer to --daemon), done by the
+    // daemon when asked through its socket; queries answer the same from Parquet.
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+        .args(["write-down", "--all", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ringfeed write-down --daemon"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+        .args(["write-down", "--all", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("wrote down 2 partitions: 12 rows"), "{err}");
+    assert!(data.join("dataset=fx/tf=1m/date=2021-01-01").is_dir());
+    let again = c
+        .bars(&QuerySpec {
+            dataset: "fx".into(),
+            timeframe: "1m".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(again.rows, 10);
+    drop(again);
 
     drop((live, bars));
     Command::new("kill")

@@ -376,6 +376,26 @@ impl Client {
         })
     }
 
+    /// Asks the daemon to move finished days into Parquet now: days before `before`
+    /// ("YYYY-MM-DD"; default before today), or every day with `all`, of `dataset` (default
+    /// all). Returns the daemon's one-line summary.
+    pub fn write_down(
+        &mut self,
+        dataset: Option<&str>,
+        before: Option<&str>,
+        all: bool,
+    ) -> Result<String, ClientError> {
+        let resp = self.call(
+            &Request::WriteDown {
+                dataset: dataset.map(Into::into),
+                before: before.map(Into::into),
+                all,
+            },
+            &[],
+        )?;
+        Ok(resp.text.unwrap_or_default())
+    }
+
     /// Appends rows at the dataset's base timeframe; returns once durable.
     pub fn append(&mut self, dataset: &str, batch: &RecordBatch) -> Result<u64, ClientError> {
         let mut payload = Vec::new();

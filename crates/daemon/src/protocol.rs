@@ -52,6 +52,19 @@ pub enum Request {
     /// answer's `arena` holds the history, and `seq` is the first topic seq it
     /// does not contain (skip live batches below it).
     Replay(ReplaySpec),
+    /// Move finished days of the hot tier into Parquet now (the daemon also does this by
+    /// itself after each UTC midnight). Answers with `rows`, `bytes` and a `text` summary.
+    WriteDown {
+        /// Only this dataset (default: all).
+        #[serde(default)]
+        dataset: Option<String>,
+        /// Days before this UTC date, "YYYY-MM-DD" (default: before today).
+        #[serde(default)]
+        before: Option<String>,
+        /// Every day, today included.
+        #[serde(default)]
+        all: bool,
+    },
 }
 
 /// A replay request: the history half of `subscribe(..., start=T)`.
@@ -167,10 +180,10 @@ pub struct Response {
     /// Batches in the arena (query).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batches: Option<u64>,
-    /// Rows (query, append).
+    /// Rows (query, append, write-down).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
-    /// Bytes of the result (query).
+    /// Bytes of the result (query) or of Parquet written (write-down).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     /// Whether the answer came from the cache (query).

@@ -261,6 +261,11 @@ impl Daemon {
                 ..Response::ok()
             },
             Request::Datasets => self.datasets(),
+            Request::WriteDown {
+                dataset,
+                before,
+                all,
+            } => self.write_down_request(dataset.as_deref(), before.as_deref(), all),
             Request::Query(q) => {
                 let t = Instant::now();
                 let r = self.query(&q, held);
@@ -825,16 +830,24 @@ impl Daemon {
     /// live.
     pub fn write_down_before(
         &self,
+        dataset: Option<&str>,
         before_day: i64,
     ) -> Result<ringfeed_store::store::WriteDownSummary, ringfeed_store::store::WriteDownError>
     {
         let t = Instant::now();
         let days: std::collections::BTreeSet<i64> = {
             let store = self.store.read().expect("store lock");
+            if let Some(d) = dataset.filter(|d| !store.catalog().datasets.contains_key(*d)) {
+                return Err(ringfeed_store::store::WriteDownError::UnknownDataset {
+                    name: d.into(),
+                    known: store.catalog().datasets.keys().cloned().collect(),
+                });
+            }
             store
                 .catalog()
                 .datasets
                 .keys()
+                .filter(|name| dataset.is_none_or(|d| d == name.as_str()))
                 .flat_map(|name| {
                     store
                         .stored_timeframes(name)
@@ -860,7 +873,7 @@ impl Daemon {
                 .store
                 .write()
                 .expect("store lock")
-                .write_down(None, last + 1);
+                .write_down(dataset, last + 1);
             tracing::debug!(
                 days = chunk.len(),
                 last = %day_string(last),
@@ -884,6 +897,47 @@ impl Daemon {
             t.elapsed(),
         );
         result.map(|()| total)
+    }
+
+    /// A write-down asked for over the socket (`ringfeed write-down --socket`).
+    fn write_down_request(
+        &self,
+        dataset: Option<&str>,
+        before: Option<&str>,
+        all: bool,
+    ) -> Response {
+        let before_day = match (all, before) {
+            (true, _) => i64::MAX,
+            (false, Some(d)) => match ringfeed_store::store::parse_day(d) {
+                Some(day) => day,
+                None => {
+                    return Response::err(
+                        "bad_request",
+                        format!("before {d:?} is not a YYYY-MM-DD date"),
+                    )
+                }
+            },
+            (false, None) => write_down_boundary(now_ns(), Duration::ZERO),
+        };
+        let t = Instant::now();
+        match self.write_down_before(dataset, before_day) {
+            Ok(s) => Response {
+                rows: Some(s.rows),
+                bytes: Some(s.bytes),
+                text: Some(format!(
+                    "wrote down {} partitions: {} rows, {} bytes of Parquet in {:.2}s",
+                    s.partitions,
+                    s.rows,
+                    s.bytes,
+                    t.elapsed().as_secs_f64()
+                )),
+                ..Response::ok()
+            },
+            Err(e @ ringfeed_store::store::WriteDownError::UnknownDataset { .. }) => {
+                Response::err("unknown_dataset", e.to_string())
+            }
+            Err(e) => Response::err("store", e.to_string()),
+        }
     }
 
     /// The metrics as Prometheus text (what `ringfeed stat` prints).
@@ -1053,11 +1107,6 @@ pub fn write_down_boundary(now_ns: i64, delay: Duration) -> i64 {
 /// `delay`. A failed pass is logged, counted, and retried after `RETRY`.
 fn write_down_loop(daemon: Arc<Daemon>, delay: Duration, stop: Arc<AtomicBool>) {
     const RETRY: Duration = Duration::from_secs(300);
-    let now_ns = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64)
-    };
     let mut done_before = i64::MIN;
     let mut retry_at: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -1065,7 +1114,7 @@ fn write_down_loop(daemon: Arc<Daemon>, delay: Duration, stop: Arc<AtomicBool>) 
         let due = boundary > done_before && retry_at.is_none_or(|t| Instant::now() >= t);
         if due {
             let t = Instant::now();
-            match daemon.write_down_before(boundary) {
+            match daemon.write_down_before(None, boundary) {
                 Ok(s) => {
                     done_before = boundary;
                     retry_at = None;
@@ -1093,6 +1142,13 @@ fn write_down_loop(daemon: Arc<Daemon>, delay: Duration, stop: Arc<AtomicBool>) 
         // Wake often enough to notice `stop` promptly; the due check is cheap.
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Wall-clock time, ns since the epoch.
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// `YYYY-MM-DD` of a day number.

@@ -926,6 +926,13 @@ fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
     );
     assert_eq!(closes(&c.bars(&q("1m")).unwrap()), before_1m);
     assert_eq!(closes(&c.bars(&q("1h")).unwrap()), before_1h);
+    // A write-down asked for over the socket: bad requests are clear errors.
+    let err = c.write_down(Some("nope"), None, false).unwrap_err();
+    assert_eq!(server_kind(&err), "unknown_dataset", "{err}");
+    let err = c.write_down(None, Some("yesterday"), false).unwrap_err();
+    assert_eq!(server_kind(&err), "bad_request", "{err}");
+    let nothing = c.write_down(Some("test"), None, false).unwrap();
+    assert!(nothing.contains("wrote down 0 partitions"), "{nothing}");
 
     // A late correction to a written-down day lands hot and wins over the Parquet copy.
     let mut fix = bars(&["A"], 1410, 1);

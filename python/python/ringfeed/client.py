@@ -129,6 +129,14 @@ class Client:
         """Metrics as Prometheus text."""
         return str(self.call({"op": "stat"}).get("text", ""))
 
+    def write_down(self, dataset: Optional[str] = None, before: Optional[str] = None, all: bool = False) -> str:
+        """Asks the daemon to move finished days into the Parquet cold tier now: the days before
+        ``before`` ("YYYY-MM-DD", default: before today), or every day with ``all=True``, of
+        ``dataset`` (default: every dataset). The daemon also does this by itself after each UTC
+        midnight. Returns its one-line summary."""
+        request = {"op": "write_down", "dataset": dataset, "before": before, "all": all}
+        return str(self.call(request).get("text", ""))
+
     def datasets(self) -> Dict[str, Any]:
         """Datasets with their base timeframe, stored timeframes and symbols."""
         return dict(self.call({"op": "datasets"}).get("data") or {})
