@@ -7,8 +7,22 @@ use arrow_array::types::Float64Type;
 use ringfeed_arrow::StartAt;
 use ringfeed_daemon::protocol::QuerySpec;
 use ringfeed_daemon::Client;
+use std::ffi::OsStr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Runs `ringfeed` with `args`: (success, stdout, stderr).
+fn run<S: AsRef<OsStr>>(args: &[S]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+        .args(args)
+        .output()
+        .expect("run ringfeed");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 #[test]
 fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
@@ -52,14 +66,18 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
     text += "not-a-time,EURUSD,1,1,1,1,1\n";
     std::fs::write(&csv, text).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(["append", "--dataset", "fx", "--batch-rows", "4", "--socket"])
-        .arg(&sock)
-        .arg(&csv)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (sock_s, csv_s) = (sock.to_str().unwrap(), csv.to_str().unwrap());
+    let (ok, _, err) = run(&[
+        "append",
+        "--dataset",
+        "fx",
+        "--batch-rows",
+        "4",
+        "--socket",
+        sock_s,
+        csv_s,
+    ]);
+    assert!(ok, "{err}");
     assert!(err.contains("appended 10 rows"), "{err}");
     assert!(
         err.contains("1 rejected") && err.contains("bars.csv:12"),
@@ -93,14 +111,8 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
     assert_eq!(closes[3], 1.3);
 
     // An unknown dataset is a clear error naming the known ones.
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(["append", "--dataset", "nope", "--socket"])
-        .arg(&sock)
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, _, err) = run(&["append", "--dataset", "nope", "--socket", sock_s, csv_s]);
+    assert!(!ok);
     assert!(
         err.contains("no dataset \"nope\"") && err.contains("fx"),
         "{err}"
@@ -109,50 +121,37 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
     // One writer per data directory: a direct `ringfeed ingest` beside the daemon is
     // refused and pointed at the daemon; a read-only `ringfeed query` runs beside it.
     let data = dir.path().join("data");
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(["ingest", "--dataset", "fx", "--data-dir"])
-        .arg(&data)
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let data_s = data.to_str().unwrap();
+    let (ok, _, err) = run(&["ingest", "--dataset", "fx", "--data-dir", data_s, csv_s]);
+    assert!(!ok);
     assert!(
         err.contains("already open for writing")
             && err.contains(&format!("pid {} (ringfeed)", daemon.id()))
             && err.contains("ringfeed append"),
         "{err}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(["query", "--dataset", "fx", "--format", "csv", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 11);
+    let query = [
+        "query",
+        "--dataset",
+        "fx",
+        "--format",
+        "csv",
+        "--data-dir",
+        data_s,
+    ];
+    let (ok, out, err) = run(&query);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 11);
     // A write-down by hand: refused directly (with a pointer to --daemon), done by the
     // daemon when asked through its socket; queries answer the same from Parquet.
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(["write-down", "--all", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, _, err) = run(&["write-down", "--all", "--data-dir", data_s]);
+    assert!(!ok);
     assert!(err.contains("ringfeed write-down --daemon"), "{err}");
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(["write-down", "--all", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (ok, _, err) = run(&["write-down", "--all", "--socket", sock_s]);
+    assert!(ok, "{err}");
     assert!(err.contains("wrote down 2 partitions: 12 rows"), "{err}");
     assert!(data.join("dataset=fx/tf=1m/date=2021-01-01").is_dir());
+    assert_eq!(run(&query).1, out, "the same answer from Parquet");
     let again = c
         .bars(&QuerySpec {
             dataset: "fx".into(),
