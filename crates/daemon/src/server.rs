@@ -8,6 +8,7 @@ use crate::protocol::{
 };
 use arrow_array::RecordBatch;
 use ringfeed_arrow::{codec, OnFull, RingOptions, Writer};
+use ringfeed_store::store::day_string;
 use ringfeed_store::{BarStore, DatasetConfig, Query, Symbols, Timeframe};
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
@@ -863,8 +864,8 @@ impl Daemon {
         let mut result = Ok(());
         for (i, chunk) in days.chunks(WRITE_DOWN_DAYS_PER_LOCK).enumerate() {
             if i > 0 {
-                // std's RwLock lets this thread take the lock straight back; give the
-                // appends and queries woken by the release a moment to get in first.
+                // A short pause between chunks, so that appends and queries queued on
+                // the lock get in before the next chunk.
                 std::thread::sleep(Duration::from_millis(1));
             }
             let last = *chunk.last().expect("chunks are not empty");
@@ -1151,12 +1152,6 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// `YYYY-MM-DD` of a day number.
-fn day_string(day: i64) -> String {
-    chrono::DateTime::from_timestamp(day * 86_400, 0)
-        .map_or_else(|| day.to_string(), |t| t.format("%Y-%m-%d").to_string())
-}
-
 /// Binds the socket (0600), refusing to steal it from a live daemon and
 /// removing a stale one.
 pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
@@ -1273,14 +1268,13 @@ mod tests {
         const DAY: i64 = 86_400_000_000_000;
         const MIN: i64 = 60_000_000_000;
         let ten = Duration::from_secs(600);
-        let day = 18_628; // 2021-01-01
-                          // 00:05 on day+1: day is not due yet, the day before it is.
+        // 2021-01-01.
+        let day = 18_628;
+        // 00:05 on day+1: day is not due yet, the day before it is.
         assert_eq!(write_down_boundary((day + 1) * DAY + 5 * MIN, ten), day);
         // 00:10 on day+1: day is due.
-        assert_eq!(
-            write_down_boundary((day + 1) * DAY + 10 * MIN, ten),
-            day + 1
-        );
+        let at = (day + 1) * DAY + 10 * MIN;
+        assert_eq!(write_down_boundary(at, ten), day + 1);
         // No delay: due at midnight.
         assert_eq!(
             write_down_boundary((day + 1) * DAY, Duration::ZERO),
