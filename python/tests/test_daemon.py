@@ -119,6 +119,20 @@ def test_write_down_moves_finished_days_to_parquet(tmp_path: Path) -> None:
         assert e.value.kind == "unknown_dataset"
 
 
+def test_delete_a_range_through_the_daemon(daemon: str) -> None:
+    with rf.connect(daemon) as c:
+        c.append("demo", minutes(["AAA", "BBB"], 0, 120))
+        assert c.bars("demo", "AAA", "1h")["close"].to_list() == [59.5, 119.5]  # cached now
+        text = c.delete("demo", T0 + 60 * MIN, "2021-01-01T02:00:00Z", symbol="AAA")
+        assert text == "deleted from 1 days of demo", text
+        assert c.bars("demo", "AAA", "1m").height == 60
+        assert c.bars("demo", "BBB", "1m").height == 120
+        assert c.bars("demo", "AAA", "1h")["close"].to_list() == [59.5]  # the rollup followed
+        with pytest.raises(rf.DaemonError) as e:
+            c.delete("demo", T0 + MIN, T0)
+        assert e.value.kind == "bad_request"
+
+
 def test_repeated_query_shares_one_arena(daemon: str) -> None:
     with rf.connect(daemon) as c1, rf.connect(daemon) as c2:
         c1.append("demo", minutes(["X"], 0, 30))

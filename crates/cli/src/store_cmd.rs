@@ -10,7 +10,7 @@ use ringfeed_store::{
     BarStore, DatasetConfig, DeleteRange, FsyncPolicy, Query, Session, Symbols, Timeframe,
 };
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Where the store lives.
@@ -204,6 +204,14 @@ pub struct Delete {
     /// First timestamp kept after the range.
     #[arg(long)]
     end: String,
+    /// Ask the running daemon to do it (ringfeedd holds its data directory, so a second
+    /// writer is refused); it also drops the cached query results the delete changes.
+    #[arg(long)]
+    daemon: bool,
+    /// The daemon's socket (implies --daemon; default $RINGFEED_SOCKET, else the daemon's
+    /// default path).
+    #[arg(long)]
+    socket: Option<PathBuf>,
 }
 
 fn parse_time(s: &str) -> Result<i64> {
@@ -488,18 +496,7 @@ pub fn write_down(a: WriteDown) -> Result<()> {
         eprintln!("ringfeedd {text}");
         return Ok(());
     }
-    let mut store = BarStore::open(&a.store.data_dir).map_err(|e| {
-        let hint = match e {
-            ringfeed_store::store::OpenError::Locked { .. } => {
-                "; when that is ringfeedd, `ringfeed write-down --daemon` asks it to"
-            }
-            _ => "",
-        };
-        anyhow::anyhow!(
-            "cannot open store {}: {e}{hint}",
-            a.store.data_dir.display()
-        )
-    })?;
+    let mut store = open_for_writing(&a.store.data_dir, "write-down")?;
     report_recovery(&store);
     let before = if a.all {
         i64::MAX
@@ -528,14 +525,19 @@ pub fn write_down(a: WriteDown) -> Result<()> {
 
 /// Run `ringfeed delete`.
 pub fn delete(a: Delete) -> Result<()> {
-    let mut store = BarStore::open(&a.store.data_dir)
-        .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
-    report_recovery(&store);
     let range = DeleteRange {
         symbol: (a.symbol != "*").then(|| a.symbol.clone()),
         start: parse_time(&a.start)?,
         end: parse_time(&a.end)?,
     };
+    if a.daemon || a.socket.is_some() {
+        let mut client = ringfeed_daemon::Client::connect(a.socket.as_deref())?;
+        let text = client.delete(&a.dataset, range.symbol.as_deref(), range.start, range.end)?;
+        eprintln!("ringfeedd {text}");
+        return Ok(());
+    }
+    let mut store = open_for_writing(&a.store.data_dir, "delete")?;
+    report_recovery(&store);
     let days = store.delete(&a.dataset, range)?;
     eprintln!("deleted from {days} days of {}", a.dataset);
     Ok(())
@@ -609,6 +611,20 @@ pub fn append(a: Append) -> Result<()> {
     );
     print_bad_rows(&report);
     Ok(())
+}
+
+/// Open the store for `ringfeed <command>`; when another process holds it, point at
+/// `ringfeed <command> --daemon` (the daemon can do it for us).
+fn open_for_writing(dir: &Path, command: &str) -> Result<BarStore> {
+    BarStore::open(dir).map_err(|e| {
+        let hint = match e {
+            ringfeed_store::store::OpenError::Locked { .. } => {
+                format!("; when that is ringfeedd, `ringfeed {command} --daemon` asks it to")
+            }
+            _ => String::new(),
+        };
+        anyhow::anyhow!("cannot open store {}: {e}{hint}", dir.display())
+    })
 }
 
 /// Tell the user what opening the store for writing repaired.

@@ -152,6 +152,30 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
     assert!(err.contains("wrote down 2 partitions: 12 rows"), "{err}");
     assert!(data.join("dataset=fx/tf=1m/date=2021-01-01").is_dir());
     assert_eq!(run(&query).1, out, "the same answer from Parquet");
+    // A delete (a correction): refused directly, done by the daemon when asked.
+    let range = [
+        "--symbol",
+        "EURUSD",
+        "--start",
+        "2021-01-01T00:05:00Z",
+        "--end",
+        "2021-01-02",
+    ];
+    let (ok, _, err) = run(&[
+        &["delete", "--dataset", "fx", "--data-dir", data_s][..],
+        &range,
+    ]
+    .concat());
+    assert!(!ok);
+    assert!(err.contains("ringfeed delete --daemon"), "{err}");
+    let (ok, _, err) = run(&[
+        &["delete", "--dataset", "fx", "--socket", sock_s][..],
+        &range,
+    ]
+    .concat());
+    assert!(ok, "{err}");
+    assert!(err.contains("deleted from 1 days of fx"), "{err}");
+    assert_eq!(run(&query).1.lines().count(), 6, "header + minutes 0..5");
     let again = c
         .bars(&QuerySpec {
             dataset: "fx".into(),
@@ -159,7 +183,7 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(again.rows, 10);
+    assert_eq!(again.rows, 5);
     drop(again);
 
     drop((live, bars));

@@ -396,6 +396,27 @@ impl Client {
         Ok(resp.text.unwrap_or_default())
     }
 
+    /// Deletes the bars of `symbol` (default every symbol) in `[start, end)` (ns since the
+    /// epoch): a correction, with the rollups rewritten. Returns the daemon's summary.
+    pub fn delete(
+        &mut self,
+        dataset: &str,
+        symbol: Option<&str>,
+        start: i64,
+        end: i64,
+    ) -> Result<String, ClientError> {
+        let resp = self.call(
+            &Request::Delete {
+                dataset: dataset.into(),
+                symbol: symbol.map(Into::into),
+                start: crate::protocol::TimeSpec::Nanos(start),
+                end: crate::protocol::TimeSpec::Nanos(end),
+            },
+            &[],
+        )?;
+        Ok(resp.text.unwrap_or_default())
+    }
+
     /// Appends rows at the dataset's base timeframe; returns once durable.
     pub fn append(&mut self, dataset: &str, batch: &RecordBatch) -> Result<u64, ClientError> {
         let mut payload = Vec::new();

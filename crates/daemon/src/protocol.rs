@@ -52,6 +52,20 @@ pub enum Request {
     /// answer's `arena` holds the history, and `seq` is the first topic seq it
     /// does not contain (skip live batches below it).
     Replay(ReplaySpec),
+    /// Delete bars of the base timeframe in `[start, end)` (a correction; the rollups
+    /// follow). Not published to live topics; cached results it changes are dropped.
+    /// Answers with `rows` = the number of days touched.
+    Delete {
+        /// Dataset.
+        dataset: String,
+        /// Only this symbol (default: every symbol).
+        #[serde(default)]
+        symbol: Option<String>,
+        /// First timestamp deleted.
+        start: TimeSpec,
+        /// First timestamp kept after the range.
+        end: TimeSpec,
+    },
     /// Move finished days of the hot tier into Parquet now (the daemon also does this by
     /// itself after each UTC midnight). Answers with `rows`, `bytes` and a `text` summary.
     WriteDown {

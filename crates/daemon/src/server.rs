@@ -267,6 +267,12 @@ impl Daemon {
                 before,
                 all,
             } => self.write_down_request(dataset.as_deref(), before.as_deref(), all),
+            Request::Delete {
+                dataset,
+                symbol,
+                start,
+                end,
+            } => self.delete(&dataset, symbol, &start, &end),
             Request::Query(q) => {
                 let t = Instant::now();
                 let r = self.query(&q, held);
@@ -898,6 +904,56 @@ impl Daemon {
             t.elapsed(),
         );
         result.map(|()| total)
+    }
+
+    /// Deletes a range of bars (`ringfeed delete --daemon`): the store rewrites the
+    /// rollups, cached results it can change are dropped. Live topics carry appends only,
+    /// so subscribers are not told; they see the change in their next query.
+    fn delete(
+        &self,
+        dataset: &str,
+        symbol: Option<String>,
+        start: &crate::protocol::TimeSpec,
+        end: &crate::protocol::TimeSpec,
+    ) -> Response {
+        let (start, end) = match (start.to_nanos(), end.to_nanos()) {
+            (Ok(s), Ok(e)) if s < e => (s, e),
+            (Ok(s), Ok(e)) => {
+                return Response::err(
+                    "bad_request",
+                    format!("empty or inverted range: start {s} is not before end {e}"),
+                )
+            }
+            (Err(m), _) | (_, Err(m)) => return Response::err("bad_request", m),
+        };
+        // Store change and cache invalidation are one step for replay snapshots and
+        // concurrent builds, as for appends.
+        let _ingest = self.ingest.lock().expect("ingest lock");
+        let mut store = self.store.write().expect("store lock");
+        let symbols: std::collections::BTreeSet<String> = match (&symbol, store.dataset(dataset)) {
+            (_, None) => {
+                let known: Vec<&String> = store.catalog().datasets.keys().collect();
+                return Response::err(
+                    "unknown_dataset",
+                    format!("no dataset {dataset:?} (known: {known:?})"),
+                );
+            }
+            (Some(s), Some(_)) => [s.clone()].into(),
+            (None, Some(e)) => e.symbols.clone(),
+        };
+        let range = ringfeed_store::DeleteRange { symbol, start, end };
+        match store.delete(dataset, range) {
+            Ok(days) => {
+                drop(store);
+                self.invalidate(dataset, &symbols, start);
+                Response {
+                    rows: Some(days as u64),
+                    text: Some(format!("deleted from {days} days of {dataset}")),
+                    ..Response::ok()
+                }
+            }
+            Err(e) => Response::err("store", e.to_string()),
+        }
     }
 
     /// A write-down asked for over the socket (`ringfeed write-down --socket`).

@@ -933,6 +933,20 @@ fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
     assert_eq!(server_kind(&err), "bad_request", "{err}");
     let nothing = c.write_down(Some("test"), None, false).unwrap();
     assert!(nothing.contains("wrote down 0 partitions"), "{nothing}");
+    // A delete through the daemon reaches the written-down days too; bad ones are errors.
+    let err = c.delete("nope", None, T0, T0 + MIN).unwrap_err();
+    assert_eq!(server_kind(&err), "unknown_dataset", "{err}");
+    let err = c.delete("test", None, T0 + MIN, T0).unwrap_err();
+    assert_eq!(server_kind(&err), "bad_request", "{err}");
+    let text = c
+        .delete("test", Some("B"), T0 + 1400 * MIN, T0 + 1500 * MIN)
+        .unwrap();
+    assert_eq!(text, "deleted from 2 days of test");
+    assert_eq!(
+        c.bars(&q("1m")).unwrap().rows,
+        100,
+        "only A's bars are left"
+    );
 
     // A late correction to a written-down day lands hot and wins over the Parquet copy.
     let mut fix = bars(&["A"], 1410, 1);
@@ -953,7 +967,7 @@ fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
     .unwrap();
     c.append("test", &fix).unwrap();
     let after = closes(&c.bars(&q("1m")).unwrap());
-    assert_eq!(after.len(), 200);
+    assert_eq!(after.len(), 100);
     assert_eq!(after.iter().filter(|v| **v == -7.0).count(), 1);
-    assert_eq!(tiers(&data, "1m"), (2, 1), "the correction is hot");
+    assert_eq!(tiers(&data, "1m"), (2, 2), "the delete and the correction are hot");
 }

@@ -129,6 +129,15 @@ class Client:
         """Metrics as Prometheus text."""
         return str(self.call({"op": "stat"}).get("text", ""))
 
+    def delete(self, dataset: str, start: TimeLike, end: TimeLike, symbol: Optional[str] = None) -> str:
+        """Deletes the bars of ``symbol`` (default: every symbol) in ``[start, end)``: a correction;
+        the rollups follow and cached query results it changes are dropped. Live subscribers are not
+        told. Returns the daemon's summary."""
+        if start is None or end is None:
+            raise ValueError("delete needs both start and end")
+        request = {"op": "delete", "dataset": dataset, "symbol": symbol, "start": _time(start), "end": _time(end)}
+        return str(self.call(request).get("text", ""))
+
     def write_down(self, dataset: Optional[str] = None, before: Optional[str] = None, all: bool = False) -> str:
         """Asks the daemon to move finished days into the Parquet cold tier now: the days before
         ``before`` ("YYYY-MM-DD", default: before today), or every day with ``all=True``, of
