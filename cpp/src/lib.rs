@@ -317,6 +317,21 @@ mod ffi {
         fn ping(self: &mut RustClient) -> Result<()>;
         fn stat(self: &mut RustClient) -> Result<String>;
         fn datasets(self: &mut RustClient) -> Result<String>;
+        /// `dataset` empty: all; `before` empty: before today.
+        fn write_down(
+            self: &mut RustClient,
+            dataset: &str,
+            before: &str,
+            all: bool,
+        ) -> Result<String>;
+        /// `symbol` empty: every symbol.
+        fn delete_range(
+            self: &mut RustClient,
+            dataset: &str,
+            symbol: &str,
+            start: &TimeArg,
+            end: &TimeArg,
+        ) -> Result<String>;
         fn bars(self: &mut RustClient, q: &QueryArgs) -> Result<Box<RustBars>>;
         fn subscribe(
             self: &mut RustClient,
@@ -1481,6 +1496,35 @@ impl RustClient {
 
     fn datasets(&mut self) -> Result<String, Error> {
         guard(|| Ok(self.inner.datasets()?.to_string()))
+    }
+
+    fn write_down(&mut self, dataset: &str, before: &str, all: bool) -> Result<String, Error> {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        guard(|| {
+            Ok(self
+                .inner
+                .write_down(opt(dataset).as_deref(), opt(before).as_deref(), all)?)
+        })
+    }
+
+    fn delete_range(
+        &mut self,
+        dataset: &str,
+        symbol: &str,
+        start: &ffi::TimeArg,
+        end: &ffi::TimeArg,
+    ) -> Result<String, Error> {
+        guard(|| {
+            let ns = |t: &ffi::TimeArg, what: &str| {
+                time_spec(t)
+                    .ok_or_else(|| format!("delete needs an {what} time"))
+                    .and_then(|t| t.to_nanos())
+                    .map_err(|m| Error::new(ErrorKind::InvalidArgument, m))
+            };
+            let (start, end) = (ns(start, "start")?, ns(end, "end")?);
+            let symbol = (!symbol.is_empty()).then_some(symbol);
+            Ok(self.inner.delete(dataset, symbol, start, end)?)
+        })
     }
 
     fn bars(&mut self, q: &ffi::QueryArgs) -> Result<Box<RustBars>, Error> {

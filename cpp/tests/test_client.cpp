@@ -391,6 +391,18 @@ int main() {
     c.ping();
   });
 
+  rftest::run("delete_range and write_down through the daemon", [&] {
+    RF_CHECK(append_bars(c, minutes({"DEL"}, 0, 30)) == 30);
+    const std::string del = c.delete_range("test", kT0 + 10 * kMin, "2021-01-01 00:20", "DEL");
+    RF_CHECK_MSG(del == "deleted from 1 days of test", "%s", del.c_str());
+    auto b = c.bars("test", "DEL", "1m");
+    RF_CHECK_MSG(b.num_rows() == 20, "%zu rows", b.num_rows());
+    RF_EXPECT_THROW(ringfeed::DaemonError, "no dataset \"nope\"", c.delete_range("nope", kT0, kT0 + kMin));
+    const std::string wd = c.write_down("test");
+    RF_CHECK_MSG(wd.rfind("wrote down ", 0) == 0, "%s", wd.c_str());
+    RF_CHECK(c.bars("test", "DEL", "1m").num_rows() == 20);
+  });
+
   rftest::run("SIGTERM: the daemon exits 0, cleans up; mapped results stay readable", [&] {
     auto replay = c.replay("test", "5m", kT0, {"AAA"});
     // Readers are still attached (sub1, replay, kept): the daemon must not wait for them.

@@ -948,6 +948,23 @@ class Client {
   std::string stat() { return std::string(detail::call([&] { return h_.get("Client").stat(); })); }
   /// Datasets with their timeframes and symbols, as JSON text.
   std::string datasets() { return std::string(detail::call([&] { return h_.get("Client").datasets(); })); }
+  /// Asks the daemon to write finished days down to Parquet now: days before `before`
+  /// ("YYYY-MM-DD"; empty: before today), or every day with `all`, of `dataset` (empty: all).
+  /// The daemon also does this after each UTC midnight. Returns its summary.
+  std::string write_down(std::string_view dataset = {}, std::string_view before = {}, bool all = false) {
+    return std::string(detail::call(
+        [&] { return h_.get("Client").write_down(detail::str(dataset), detail::str(before), all); }));
+  }
+  /// Deletes the bars of `symbol` (empty: every symbol) in [start, end): a correction; the
+  /// rollups follow and cached results it changes are dropped (live topics are not told).
+  std::string delete_range(std::string_view dataset, const Time& start, const Time& end,
+                           std::string_view symbol = {}) {
+    return std::string(detail::call([&] {
+      auto s = start.arg();
+      auto e = end.arg();
+      return h_.get("Client").delete_range(detail::str(dataset), detail::str(symbol), s, e);
+    }));
+  }
 
   /// Runs a query. Throws `DaemonError` ("unknown_dataset", "bad_timeframe", ...).
   Bars bars(const Query& q) {

@@ -969,5 +969,9 @@ fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
     let after = closes(&c.bars(&q("1m")).unwrap());
     assert_eq!(after.len(), 100);
     assert_eq!(after.iter().filter(|v| **v == -7.0).count(), 1);
-    assert_eq!(tiers(&data, "1m"), (2, 2), "the delete and the correction are hot");
+    assert_eq!(
+        tiers(&data, "1m"),
+        (2, 2),
+        "the delete and the correction are hot"
+    );
 }
