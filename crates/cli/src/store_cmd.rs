@@ -177,14 +177,36 @@ pub struct WriteDown {
     /// Write down every day, today included.
     #[arg(long)]
     all: bool,
+    #[command(flatten)]
+    via: ViaDaemon,
+}
+
+/// `--daemon` / `--socket` of the store commands a running daemon can do for us.
+#[derive(Args, Debug)]
+pub struct ViaDaemon {
     /// Ask the running daemon to do it (ringfeedd holds its data directory, so a second
-    /// writer is refused; it also writes finished days down by itself after midnight).
+    /// writer is refused; it also drops the cached query results the change affects).
     #[arg(long)]
     daemon: bool,
     /// The daemon's socket (implies --daemon; default $RINGFEED_SOCKET, else the daemon's
     /// default path).
     #[arg(long)]
     socket: Option<PathBuf>,
+}
+
+impl ViaDaemon {
+    /// With `--daemon` or `--socket`: run `f` on a connection and print its summary.
+    fn run(
+        &self,
+        f: impl FnOnce(&mut ringfeed_daemon::Client) -> Result<String, ringfeed_daemon::ClientError>,
+    ) -> Result<bool> {
+        if !self.daemon && self.socket.is_none() {
+            return Ok(false);
+        }
+        let mut client = ringfeed_daemon::Client::connect(self.socket.as_deref())?;
+        eprintln!("ringfeedd {}", f(&mut client)?);
+        Ok(true)
+    }
 }
 
 /// `ringfeed delete`.
@@ -204,14 +226,8 @@ pub struct Delete {
     /// First timestamp kept after the range.
     #[arg(long)]
     end: String,
-    /// Ask the running daemon to do it (ringfeedd holds its data directory, so a second
-    /// writer is refused); it also drops the cached query results the delete changes.
-    #[arg(long)]
-    daemon: bool,
-    /// The daemon's socket (implies --daemon; default $RINGFEED_SOCKET, else the daemon's
-    /// default path).
-    #[arg(long)]
-    socket: Option<PathBuf>,
+    #[command(flatten)]
+    via: ViaDaemon,
 }
 
 fn parse_time(s: &str) -> Result<i64> {
@@ -490,10 +506,9 @@ fn write_text(out: &mut impl Write, batch: &RecordBatch, json: bool) -> Result<(
 
 /// Run `ringfeed write-down`.
 pub fn write_down(a: WriteDown) -> Result<()> {
-    if a.daemon || a.socket.is_some() {
-        let mut client = ringfeed_daemon::Client::connect(a.socket.as_deref())?;
-        let text = client.write_down(a.dataset.as_deref(), a.before.as_deref(), a.all)?;
-        eprintln!("ringfeedd {text}");
+    if a.via
+        .run(|c| c.write_down(a.dataset.as_deref(), a.before.as_deref(), a.all))?
+    {
         return Ok(());
     }
     let mut store = open_for_writing(&a.store.data_dir, "write-down")?;
@@ -530,10 +545,10 @@ pub fn delete(a: Delete) -> Result<()> {
         start: parse_time(&a.start)?,
         end: parse_time(&a.end)?,
     };
-    if a.daemon || a.socket.is_some() {
-        let mut client = ringfeed_daemon::Client::connect(a.socket.as_deref())?;
-        let text = client.delete(&a.dataset, range.symbol.as_deref(), range.start, range.end)?;
-        eprintln!("ringfeedd {text}");
+    let sym = range.symbol.as_deref();
+    if a.via
+        .run(|c| c.delete(&a.dataset, sym, range.start, range.end))?
+    {
         return Ok(());
     }
     let mut store = open_for_writing(&a.store.data_dir, "delete")?;

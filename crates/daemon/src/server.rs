@@ -842,30 +842,11 @@ impl Daemon {
     ) -> Result<ringfeed_store::store::WriteDownSummary, ringfeed_store::store::WriteDownError>
     {
         let t = Instant::now();
-        let days: std::collections::BTreeSet<i64> = {
-            let store = self.store.read().expect("store lock");
-            if let Some(d) = dataset.filter(|d| !store.catalog().datasets.contains_key(*d)) {
-                return Err(ringfeed_store::store::WriteDownError::UnknownDataset {
-                    name: d.into(),
-                    known: store.catalog().datasets.keys().cloned().collect(),
-                });
-            }
-            store
-                .catalog()
-                .datasets
-                .keys()
-                .filter(|name| dataset.is_none_or(|d| d == name.as_str()))
-                .flat_map(|name| {
-                    store
-                        .stored_timeframes(name)
-                        .into_iter()
-                        .flat_map(|tf| store.hot_days(name, tf))
-                        .collect::<Vec<_>>()
-                })
-                .filter(|d| *d < before_day)
-                .collect()
-        };
-        let days: Vec<i64> = days.into_iter().collect();
+        let days = self
+            .store
+            .read()
+            .expect("store lock")
+            .write_down_days(dataset, before_day)?;
         let mut total = ringfeed_store::store::WriteDownSummary::default();
         let mut result = Ok(());
         for (i, chunk) in days.chunks(WRITE_DOWN_DAYS_PER_LOCK).enumerate() {

@@ -1972,6 +1972,38 @@ impl BarStore {
         Ok(merge::sort_dedup(kind, all)?)
     }
 
+    /// `dataset`, or every dataset when `None`.
+    fn write_down_names(&self, dataset: Option<&str>) -> Result<Vec<String>, WriteDownError> {
+        match dataset {
+            Some(d) if self.catalog.datasets.contains_key(d) => Ok(vec![d.into()]),
+            Some(d) => Err(WriteDownError::UnknownDataset {
+                name: d.into(),
+                known: self.known(),
+            }),
+            None => Ok(self.catalog.datasets.keys().cloned().collect()),
+        }
+    }
+
+    /// The days, ascending, that [`BarStore::write_down`] with the same arguments would
+    /// write down (a hot WAL in any timeframe of `dataset`, or of every dataset).
+    pub fn write_down_days(
+        &self,
+        dataset: Option<&str>,
+        before_day: i64,
+    ) -> Result<Vec<i64>, WriteDownError> {
+        let mut days = BTreeSet::new();
+        for name in self.write_down_names(dataset)? {
+            for tf in self.stored_timeframes(&name) {
+                days.extend(
+                    self.hot_days(&name, tf)
+                        .into_iter()
+                        .filter(|d| *d < before_day),
+                );
+            }
+        }
+        Ok(days.into_iter().collect())
+    }
+
     /// Move closed days of the hot tier into Parquet: for every (dataset, timeframe, day)
     /// with `day < before_day` that has a WAL, write the merged day as a new part, commit
     /// the catalog once, then delete the replaced parts and the WALs.
@@ -1983,16 +2015,7 @@ impl BarStore {
         if !self.writable {
             return Err(WriteDownError::ReadOnly);
         }
-        let names: Vec<String> = match dataset {
-            Some(d) if self.catalog.datasets.contains_key(d) => vec![d.into()],
-            Some(d) => {
-                return Err(WriteDownError::UnknownDataset {
-                    name: d.into(),
-                    known: self.known(),
-                })
-            }
-            None => self.catalog.datasets.keys().cloned().collect(),
-        };
+        let names = self.write_down_names(dataset)?;
         let mut summary = WriteDownSummary::default();
         let mut next = self.catalog.clone();
         let mut garbage: Vec<PathBuf> = Vec::new();
