@@ -32,8 +32,8 @@ use arrow_data::ArrayData;
 use arrow_schema::{DataType, Schema, SchemaRef};
 use ringfeed_arrow::StartAt;
 use ringfeed_arrow::{OnFull, ReadError, RingOptions, WriteError};
-use ringfeed_daemon::protocol::{QuerySpec, TimeSpec};
-use ringfeed_daemon::{Client, ClientError, Replay};
+use ringfeed_client::protocol::{QuerySpec, TimeSpec};
+use ringfeed_client::{Client, ClientError, Replay};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -1423,7 +1423,7 @@ impl From<ClientError> for Error {
             ClientError::Server { kind, .. } => Error {
                 kind: ErrorKind::Daemon,
                 detail: 0,
-                daemon_kind: kind,
+                daemon_kind: kind.to_string(),
                 message,
             },
             // A replay's ring error: Closed, Lagged (with the count), ...
@@ -1515,13 +1515,15 @@ impl RustClient {
         end: &ffi::TimeArg,
     ) -> Result<String, Error> {
         guard(|| {
-            let ns = |t: &ffi::TimeArg, what: &str| {
-                time_spec(t)
-                    .ok_or_else(|| format!("delete needs an {what} time"))
-                    .and_then(|t| t.to_nanos())
-                    .map_err(|m| Error::new(ErrorKind::InvalidArgument, m))
+            let spec = |t: &ffi::TimeArg, what: &str| {
+                time_spec(t).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!("delete needs an {what} time"),
+                    )
+                })
             };
-            let (start, end) = (ns(start, "start")?, ns(end, "end")?);
+            let (start, end) = (spec(start, "start")?, spec(end, "end")?);
             let symbol = (!symbol.is_empty()).then_some(symbol);
             Ok(self.inner.delete(dataset, symbol, start, end)?)
         })
@@ -1631,7 +1633,7 @@ impl RustClient {
 /// A query answer owned by C++ (`ringfeed::Bars`): batches mapped from the
 /// daemon's arena, each holding its slot's lease.
 pub struct RustBars {
-    inner: ringfeed_daemon::Bars,
+    inner: ringfeed_client::Bars,
 }
 
 impl RustBars {
@@ -1745,7 +1747,7 @@ mod tests {
     #[test]
     fn client_errors_keep_their_category() {
         let e = Error::from(ClientError::Server {
-            kind: "unknown_dataset".into(),
+            kind: ringfeed_client::ErrorKind::UnknownDataset,
             message: "unknown dataset \"x\"".into(),
         });
         assert_eq!(

@@ -194,6 +194,17 @@ impl Batch {
     pub fn arena_range(&self) -> std::ops::Range<usize> {
         self.pool.clone()
     }
+    /// The same seq and publish time over `batch`, e.g. a filtered or
+    /// sliced view of this one ([`Batch::is_zero_copy`] tells whether it
+    /// still points into the arena).
+    pub fn with_record_batch(&self, batch: RecordBatch) -> Batch {
+        Batch {
+            batch,
+            seq: self.seq,
+            ts_ns: self.ts_ns,
+            pool: self.pool.clone(),
+        }
+    }
 }
 
 impl Deref for Batch {

@@ -84,9 +84,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::WriteDown(a) => store_cmd::write_down(a),
         Cmd::Delete(a) => store_cmd::delete(a),
         Cmd::Append(a) => store_cmd::append(a),
-        Cmd::Serve(a) => a.run(),
+        Cmd::Serve(a) => Ok(a.run()?),
         Cmd::Stat { socket } => {
-            let mut c = ringfeed_daemon::Client::connect(socket.as_deref())?;
+            let mut c = ringfeed_client::Client::connect(socket.as_deref())?;
             print!("{}", c.stat()?);
             Ok(())
         }

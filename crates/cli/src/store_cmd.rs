@@ -198,12 +198,12 @@ impl ViaDaemon {
     /// With `--daemon` or `--socket`: run `f` on a connection and print its summary.
     fn run(
         &self,
-        f: impl FnOnce(&mut ringfeed_daemon::Client) -> Result<String, ringfeed_daemon::ClientError>,
+        f: impl FnOnce(&mut ringfeed_client::Client) -> Result<String, ringfeed_client::ClientError>,
     ) -> Result<bool> {
         if !self.daemon && self.socket.is_none() {
             return Ok(false);
         }
-        let mut client = ringfeed_daemon::Client::connect(self.socket.as_deref())?;
+        let mut client = ringfeed_client::Client::connect(self.socket.as_deref())?;
         eprintln!("ringfeedd {}", f(&mut client)?);
         Ok(true)
     }
@@ -230,10 +230,9 @@ pub struct Delete {
     via: ViaDaemon,
 }
 
+/// The one time grammar of every face (`ringfeed_client::time`).
 fn parse_time(s: &str) -> Result<i64> {
-    ingest::parse_ts(s.as_bytes(), &TsFormat::Auto, None).map_err(|e| {
-        anyhow::anyhow!("{e}: use ISO-8601 (2024-01-31T12:00:00Z), a date, or Unix time")
-    })
+    Ok(ringfeed_client::time::parse_time(s)?)
 }
 
 fn iso(ns: i64) -> String {
@@ -546,9 +545,14 @@ pub fn delete(a: Delete) -> Result<()> {
         end: parse_time(&a.end)?,
     };
     let sym = range.symbol.as_deref();
-    if a.via
-        .run(|c| c.delete(&a.dataset, sym, range.start, range.end))?
-    {
+    if a.via.run(|c| {
+        c.delete(
+            &a.dataset,
+            sym,
+            ringfeed_client::TimeSpec::Nanos(range.start),
+            ringfeed_client::TimeSpec::Nanos(range.end),
+        )
+    })? {
         return Ok(());
     }
     let mut store = open_for_writing(&a.store.data_dir, "delete")?;
@@ -579,7 +583,7 @@ pub struct Append {
 
 /// Run `ringfeed append`: parse like `ingest`, send to the running daemon.
 pub fn append(a: Append) -> Result<()> {
-    let mut client = ringfeed_daemon::Client::connect(a.socket.as_deref())?;
+    let mut client = ringfeed_client::Client::connect(a.socket.as_deref())?;
     let datasets = client.datasets()?;
     let Some(base) = datasets
         .get(&a.dataset)

@@ -5,8 +5,8 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use ringfeed_arrow::StartAt;
-use ringfeed_daemon::protocol::QuerySpec;
-use ringfeed_daemon::Client;
+use ringfeed_client::protocol::QuerySpec;
+use ringfeed_client::Client;
 use std::ffi::OsStr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

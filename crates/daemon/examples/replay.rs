@@ -6,8 +6,8 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampNanosecondType};
 use ringfeed_arrow::ReadError;
-use ringfeed_daemon::protocol::{parse_time, TimeSpec};
-use ringfeed_daemon::{Client, ClientError};
+use ringfeed_client::TimeSpec;
+use ringfeed_client::{Client, ClientError};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let socket = (socket != "-").then(|| Path::new(socket));
     let mut c = Client::connect(socket)?;
     let t = Instant::now();
-    let mut r = c.replay(dataset, tf, TimeSpec::Nanos(parse_time(start)?), &[])?;
+    let mut r = c.replay(dataset, tf, TimeSpec::Text(start.into()), &[])?;
     println!(
         "rust  replay {dataset}/{tf} from {start}: {} stored bars, live from seq {} (set up in {:.2} ms)",
         r.history_rows(),

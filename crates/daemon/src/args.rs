@@ -38,7 +38,7 @@ fn parse_delay_arg(s: &str) -> Result<Delay, String> {
 
 impl ServeArgs {
     /// The config file (or the defaults) with these flags applied.
-    pub fn config(&self) -> anyhow::Result<Config> {
+    pub fn config(&self) -> Result<Config, crate::config::ConfigError> {
         let mut cfg = match &self.config {
             Some(p) => Config::load(p)?,
             None => Config::default(),
@@ -63,11 +63,26 @@ impl ServeArgs {
     }
 
     /// Logs to stderr, serves until SIGTERM/SIGINT, then closes every arena.
-    pub fn run(&self) -> anyhow::Result<()> {
+    pub fn run(&self) -> Result<(), ArgsError> {
         crate::init_logging();
         let cfg = self.config()?;
-        let stop = crate::stop_on_signals()?;
+        let stop = crate::stop_on_signals().map_err(ArgsError::Signals)?;
         crate::serve(cfg, stop)?;
         Ok(())
     }
+}
+
+/// Why `ringfeedd` / `ringfeed serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArgsError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The daemon could not start.
+    #[error(transparent)]
+    Serve(#[from] crate::ServeError),
 }

@@ -130,21 +130,8 @@ pub struct Config {
     pub datasets: BTreeMap<String, DatasetToml>,
 }
 
-/// Default socket path: `$XDG_RUNTIME_DIR/ringfeed.sock` or `/tmp/ringfeed-$UID.sock`.
-pub fn default_socket() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => Path::new(&d).join("ringfeed.sock"),
-        _ => PathBuf::from(format!("/tmp/ringfeed-{}.sock", uid())),
-    }
-}
-
-fn uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    // The owner of /proc/self is our real uid; no libc call needed.
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0)
-}
+pub use ringfeed_client::default_socket;
+use ringfeed_client::uid;
 
 impl Default for Config {
     fn default() -> Self {

@@ -1,38 +1,33 @@
 //! `ringfeedd`, the sidecar daemon: it joins the bar store (`ringfeed-store`)
 //! to shared-memory rings (`ringfeed-arrow`).
 //!
-//! - **Queries** arrive on a Unix socket ([`protocol`]); the daemon runs them
-//!   against the store, materialises the result into an arena sized for it,
-//!   and answers with the arena's name. Identical queries share one arena
-//!   (a refcounted cache with LRU eviction under a memory budget that never
-//!   evicts memory a reader still maps).
-//! - **Live topics**: one ring per (dataset, timeframe). Every append is made
-//!   durable by the store, then published to the base topic and to every
-//!   rollup topic it touched.
+//! - [`service`]: the core. One [`Service`] with one method per operation
+//!   (query, replay, subscribe, append, delete, write-down, ready, stat,
+//!   datasets), typed inputs, outputs and errors; it knows nothing of
+//!   sockets or JSON. Query results are materialised into arenas shared by
+//!   identical queries (a refcounted cache with LRU eviction under a memory
+//!   budget that never evicts memory a reader still maps). Every append is
+//!   made durable by the store, then published to the base topic and to
+//!   every rollup topic it touched.
+//! - [`transport`]: the faces. The Unix socket ([`transport::unix`]) is one
+//!   thin adapter; the request boundary (panics, connection caps) is
+//!   [`transport::Boundary`].
+//! - The protocol and the client live in `ringfeed-client`.
 //! - **Observability**: `tracing` logs, Prometheus text at `--metrics`.
-//!
-//! ```no_run
-//! use ringfeed_daemon::{Client, protocol::QuerySpec};
-//! let mut c = Client::connect(None)?;
-//! let bars = c.bars(&QuerySpec { dataset: "binance-spot".into(), timeframe: "1h".into(),
-//!                                symbols: vec!["BTCUSDT".into()], ..Default::default() })?;
-//! println!("{} rows, zero-copy: {}", bars.rows, bars.batches.iter().all(|b| b.is_zero_copy()));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod args;
-mod client;
 pub mod config;
 pub mod metrics;
-pub mod protocol;
-mod server;
+mod serve;
+pub mod service;
+pub mod transport;
 
-pub use args::ServeArgs;
-pub use client::{socket_path, Bars, Client, ClientError, Replay, DEFAULT_TIMEOUT};
+pub use args::{ArgsError, ServeArgs};
 pub use config::Config;
-pub use server::{bind, serve, Daemon, ServeError};
+pub use serve::{serve, ServeError};
+pub use service::{Service, ServiceError};
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -46,12 +41,15 @@ pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
+/// Logs to stderr; `RUST_LOG` filters (default `info`). Colours only when
+/// stderr is a terminal.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -86,8 +86,8 @@ impl Metrics {
         self.cache_bytes.store(bytes, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition. `topics`: (name, write_seq, readers, max lag, leases).
-    pub fn render(&self, topics: &[(String, u64, usize, u64, u32)], connections: u32) -> String {
+    /// Prometheus text exposition.
+    pub fn render(&self, topics: &[TopicStat], connections: u32) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut s = String::new();
         let secs = |ns: u64| format!("{:.9}", ns as f64 / 1e9);
@@ -197,33 +197,57 @@ impl Metrics {
             connections.to_string(),
         );
         s.push_str("# HELP ringfeed_topic_write_seq Last published seq per topic.\n# TYPE ringfeed_topic_write_seq gauge\n");
-        for (t, seq, ..) in topics {
+        for t in topics {
             s.push_str(&format!(
-                "ringfeed_topic_write_seq{{topic=\"{t}\"}} {seq}\n"
+                "ringfeed_topic_write_seq{{topic=\"{}\"}} {}\n",
+                t.topic, t.write_seq
             ));
         }
         s.push_str("# HELP ringfeed_topic_readers Attached readers per topic.\n# TYPE ringfeed_topic_readers gauge\n");
-        for (t, _, r, ..) in topics {
-            s.push_str(&format!("ringfeed_topic_readers{{topic=\"{t}\"}} {r}\n"));
+        for t in topics {
+            s.push_str(&format!(
+                "ringfeed_topic_readers{{topic=\"{}\"}} {}\n",
+                t.topic, t.readers
+            ));
         }
         s.push_str("# HELP ringfeed_topic_lag Batches the slowest reader is behind.\n# TYPE ringfeed_topic_lag gauge\n");
-        for (t, _, _, lag, _) in topics {
-            s.push_str(&format!("ringfeed_topic_lag{{topic=\"{t}\"}} {lag}\n"));
+        for t in topics {
+            s.push_str(&format!(
+                "ringfeed_topic_lag{{topic=\"{}\"}} {}\n",
+                t.topic, t.lag
+            ));
         }
         s.push_str("# HELP ringfeed_topic_leases Batches leased by readers.\n# TYPE ringfeed_topic_leases gauge\n");
-        for (t, _, _, _, l) in topics {
-            s.push_str(&format!("ringfeed_topic_leases{{topic=\"{t}\"}} {l}\n"));
+        for t in topics {
+            s.push_str(&format!(
+                "ringfeed_topic_leases{{topic=\"{}\"}} {}\n",
+                t.topic, t.leases
+            ));
         }
         s
     }
 }
 
-/// Serves `GET /metrics` (Prometheus text) on `addr` in a background thread.
-pub fn serve_http(
-    addr: SocketAddr,
-    daemon: Arc<crate::Daemon>,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<()> {
+/// Figures of one live topic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopicStat {
+    /// "dataset/timeframe".
+    pub topic: String,
+    /// Last published seq.
+    pub write_seq: u64,
+    /// Attached readers.
+    pub readers: usize,
+    /// Batches the slowest reader is behind.
+    pub lag: u64,
+    /// Batches leased by readers.
+    pub leases: u32,
+}
+
+/// What the endpoint serves: the metrics text, rendered per request.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Serves `GET /metrics` (Prometheus text from `render`) on `addr` in a background thread.
+pub fn serve_http(addr: SocketAddr, render: Render, stop: Arc<AtomicBool>) -> std::io::Result<()> {
     let l = TcpListener::bind(addr)?;
     l.set_nonblocking(true)?;
     std::thread::spawn(move || {
@@ -240,7 +264,7 @@ pub fn serve_http(
                     let mut w = &s;
                     let (status, body) =
                         if line.starts_with("GET /metrics") || line.starts_with("GET / ") {
-                            ("200 OK", daemon.stat_text())
+                            ("200 OK", render())
                         } else {
                             ("404 Not Found", "try GET /metrics\n".to_string())
                         };

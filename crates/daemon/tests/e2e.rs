@@ -4,8 +4,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringViewArray, TimestampNanosecondArray};
 use ringfeed_arrow::StartAt;
-use ringfeed_daemon::protocol::{QuerySpec, Request, TimeSpec};
-use ringfeed_daemon::{Client, ClientError};
+use ringfeed_client::protocol::{QuerySpec, Request, TimeSpec};
+use ringfeed_client::{Client, ClientError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -172,7 +172,7 @@ fn q(tf: &str) -> QuerySpec {
     }
 }
 
-fn closes(b: &ringfeed_daemon::Bars) -> Vec<f64> {
+fn closes(b: &ringfeed_client::Bars) -> Vec<f64> {
     b.batches
         .iter()
         .flat_map(|x| {
@@ -285,7 +285,7 @@ fn append_query_subscribe_rollups_cache_and_clean_shutdown() {
     inverted.start = Some(TimeSpec::Nanos(T0 + 10));
     inverted.end = Some(TimeSpec::Nanos(T0));
     let err = c.bars(&inverted).unwrap_err().to_string();
-    assert!(err.contains("start must be before end"), "{err}");
+    assert!(err.contains("is not before end"), "{err}");
     let err = c.bars(&q("7 parsecs")).unwrap_err();
     assert!(
         matches!(&err, ClientError::Server { kind, .. } if kind == "bad_timeframe"),
@@ -708,7 +708,7 @@ fn a_gap_closes_the_open_rollup_bar_live_and_in_cached_results() {
 
 fn server_kind(e: &ClientError) -> &str {
     match e {
-        ClientError::Server { kind, .. } => kind,
+        ClientError::Server { kind, .. } => kind.as_str(),
         _ => "",
     }
 }
@@ -934,12 +934,21 @@ fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
     let nothing = c.write_down(Some("test"), None, false).unwrap();
     assert!(nothing.contains("wrote down 0 partitions"), "{nothing}");
     // A delete through the daemon reaches the written-down days too; bad ones are errors.
-    let err = c.delete("nope", None, T0, T0 + MIN).unwrap_err();
+    let err = c
+        .delete("nope", None, TimeSpec::Nanos(T0), TimeSpec::Nanos(T0 + MIN))
+        .unwrap_err();
     assert_eq!(server_kind(&err), "unknown_dataset", "{err}");
-    let err = c.delete("test", None, T0 + MIN, T0).unwrap_err();
+    let err = c
+        .delete("test", None, TimeSpec::Nanos(T0 + MIN), TimeSpec::Nanos(T0))
+        .unwrap_err();
     assert_eq!(server_kind(&err), "bad_request", "{err}");
     let text = c
-        .delete("test", Some("B"), T0 + 1400 * MIN, T0 + 1500 * MIN)
+        .delete(
+            "test",
+            Some("B"),
+            TimeSpec::Nanos(T0 + 1400 * MIN),
+            TimeSpec::Nanos(T0 + 1500 * MIN),
+        )
         .unwrap();
     assert_eq!(text, "deleted from 2 days of test");
     assert_eq!(
@@ -974,4 +983,133 @@ fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
         (2, 2),
         "the delete and the correction are hot"
     );
+}
+
+/// `ready`, the op added once in the service and once per face: extents per stored
+/// timeframe, hot days, symbols; an unknown dataset is a typed error.
+#[test]
+fn ready_reports_how_far_each_timeframe_goes() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let empty = c.ready(Some("test")).unwrap();
+    assert!(empty.ready);
+    assert_eq!(empty.datasets.len(), 1);
+    let tfs = &empty.datasets[0].timeframes;
+    assert_eq!(
+        tfs.iter().map(|t| t.timeframe.as_str()).collect::<Vec<_>>(),
+        ["1m", "5m", "1h"]
+    );
+    assert!(tfs
+        .iter()
+        .all(|t| t.first_ts.is_none() && t.hot_days.is_empty()));
+
+    // 70 minutes of A and B on day one, and one bar of A on day two.
+    c.append("test", &bars(&["A", "B"], 0, 70)).unwrap();
+    c.append("test", &bars(&["A"], 1440 + 5, 1)).unwrap();
+    let r = c.ready(None).unwrap();
+    let ds = &r.datasets[0];
+    assert_eq!(ds.dataset, "test");
+    assert_eq!(ds.base, "1m");
+    assert_eq!(ds.symbols, ["A", "B"]);
+    let by = |tf: &str| ds.timeframes.iter().find(|t| t.timeframe == tf).unwrap();
+    assert_eq!(by("1m").first_ts, Some(T0));
+    assert_eq!(by("1m").last_ts, Some(T0 + 1445 * MIN));
+    assert_eq!(by("1m").hot_days, ["2021-01-01", "2021-01-02"]);
+    assert_eq!(by("5m").last_ts, Some(T0 + 1445 * MIN));
+    assert_eq!(by("1h").first_ts, Some(T0));
+    assert_eq!(by("1h").last_ts, Some(T0 + 1440 * MIN));
+    assert_eq!(by("1m").cold_days, 0);
+
+    let err = c.ready(Some("nope")).unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Server { kind, .. } if kind == "unknown_dataset"),
+        "{err}"
+    );
+}
+
+/// A client outlives a daemon restart: the first call after it reconnects.
+#[test]
+fn a_client_reconnects_after_a_daemon_restart() {
+    let mut d = Daemon::start();
+    let mut c = d.client();
+    c.append("test", &bars(&["A"], 0, 3)).unwrap();
+    // SIGTERM: a clean stop, then a new daemon on the same socket and data.
+    let pid = d.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    d.wait_exit("SIGTERM");
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d2 = Daemon::start_in(dir);
+    // The old connection is dead; the call reopens it and succeeds.
+    assert_eq!(c.bars(&q("1m")).unwrap().rows, 3);
+    c.ping().unwrap();
+    drop(d2);
+}
+
+/// Every face takes the same symbol-list forms, and a live subscription with
+/// symbols delivers only their rows.
+#[test]
+fn symbol_lists_and_live_symbol_filters() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    c.append("test", &bars(&["A", "B", "C"], 0, 5)).unwrap();
+    for symbols in [
+        vec!["A,B".to_string()],
+        vec!["A".into(), "B".into()],
+        vec![" A , B ".into()],
+    ] {
+        let mut spec = q("1m");
+        spec.symbols = symbols.clone();
+        assert_eq!(c.bars(&spec).unwrap().rows, 10, "{symbols:?}");
+    }
+    // Over the raw protocol, a string works too.
+    let resp = c
+        .call(
+            &serde_json::from_str::<Request>(
+                r#"{"op":"query","dataset":"test","timeframe":"1m","symbols":"C,A"}"#,
+            )
+            .unwrap(),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(resp.rows, Some(10));
+    if let Some(a) = resp.arena {
+        c.call(&Request::Release { arena: a }, &[]).unwrap();
+    }
+
+    let mut r = c
+        .replay(
+            "test",
+            "1m",
+            TimeSpec::Nanos(T0 + 4 * MIN),
+            &["B".to_string()],
+        )
+        .unwrap();
+    let syms = |b: &ringfeed_arrow::Batch| -> Vec<String> {
+        let c = b.column_by_name("symbol").unwrap();
+        let c = arrow_cast_views(c);
+        c.iter().map(|v| v.unwrap().to_string()).collect()
+    };
+    let h = r.read(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!(syms(&h), ["B"]);
+    // A live batch of A, B and C: only B's row comes through; a batch of A alone is skipped.
+    c.append("test", &bars(&["A"], 5, 1)).unwrap();
+    c.append("test", &bars(&["A", "B", "C"], 6, 1)).unwrap();
+    let live = r.read(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!(syms(&live), ["B"]);
+    assert_eq!(
+        live.column_by_name("close")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .value(0),
+        6.5
+    );
+    assert!(r.read(Duration::from_millis(200)).unwrap().is_none());
+}
+
+fn arrow_cast_views(c: &ArrayRef) -> StringViewArray {
+    c.as_string_view().clone()
 }

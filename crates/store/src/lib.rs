@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod extent;
 pub mod ingest;
 pub mod merge;
 pub mod resample;

@@ -402,16 +402,14 @@ fn hold(a: HoldArgs) -> Result<()> {
     sleep_until_killed();
 }
 
-fn time_spec(s: &str) -> ringfeed_daemon::protocol::TimeSpec {
-    match s.parse::<i64>() {
-        Ok(n) => ringfeed_daemon::protocol::TimeSpec::Nanos(n),
-        Err(_) => ringfeed_daemon::protocol::TimeSpec::Text(s.into()),
-    }
+fn time_spec(s: &str) -> ringfeed_client::TimeSpec {
+    // The client's one time grammar: ints in s/ms/us/ns by magnitude, ISO text.
+    ringfeed_client::TimeSpec::Text(s.into())
 }
 
 fn bars(a: BarsArgs) -> Result<()> {
     use arrow_array::Array;
-    let mut client = ringfeed_daemon::Client::connect(Some(&a.socket))?;
+    let mut client = ringfeed_client::Client::connect(Some(&a.socket))?;
     let pid = std::process::id();
     let mut line = String::new();
     if a.wait_go {
@@ -419,7 +417,7 @@ fn bars(a: BarsArgs) -> Result<()> {
         std::io::stdout().flush()?;
         std::io::stdin().read_line(&mut line)?;
     }
-    let q = ringfeed_daemon::protocol::QuerySpec {
+    let q = ringfeed_client::protocol::QuerySpec {
         dataset: a.dataset,
         symbols: vec![a.symbol],
         timeframe: a.timeframe,

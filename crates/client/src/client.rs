@@ -1,15 +1,17 @@
 //! The Rust client of `ringfeedd`: queries land as Arrow batches that point
-//! into the daemon's shared memory; subscriptions are ring readers.
+//! into the daemon's shared memory; subscriptions are ring readers. The Python
+//! and C++ bindings wrap this type; they add no protocol code of their own.
 
 use crate::protocol::{
-    read_frame, write_frame, QuerySpec, ReplaySpec, Request, Response, TimeSpec,
+    read_frame, symbol_list, write_frame, ErrorKind, QuerySpec, ReadyReport, ReplaySpec, Request,
+    Response, TimeSpec, WireError,
 };
 use arrow_array::RecordBatch;
 use ringfeed_arrow::{Batch, Reader, ReaderOptions, StartAt};
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +26,8 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// The connection broke, or the daemon did not answer within the timeout.
-    #[error("connection to ringfeedd failed: {0}")]
+    /// The connection is closed; the next call opens a new one.
+    #[error("connection to ringfeedd failed: {0} (the next call reconnects)")]
     Io(String),
     /// The daemon's answer lacks what the request needs (a version mismatch?).
     #[error("unexpected answer from ringfeedd: {0}")]
@@ -35,8 +38,8 @@ pub enum ClientError {
     /// The daemon refused the request.
     #[error("ringfeedd: {message}")]
     Server {
-        /// Machine-readable kind (see `protocol::WireError`).
-        kind: String,
+        /// Machine-readable kind.
+        kind: ErrorKind,
         /// What it said.
         message: String,
     },
@@ -95,14 +98,17 @@ pub struct Replay {
     live: Reader,
     live_arena: String,
     seam: u64,
+    /// Symbols kept from live batches (empty: all).
+    symbols: Vec<String>,
 }
 
 impl Replay {
     /// The next batch: history first (oldest to newest, as the store holds it),
-    /// then live batches from the seam on. `Ok(None)` when nothing arrives
-    /// within `timeout`. When the daemon stops, `Err(ClientError::Read { source:
-    /// ReadError::Closed, .. })`; a subscriber too slow for the topic ring gets
-    /// `ReadError::Lagged` (it lost batches) and may go on reading.
+    /// then live batches from the seam on, holding only the replay's symbols.
+    /// `Ok(None)` when nothing arrives within `timeout`. When the daemon stops,
+    /// `Err(ClientError::Read { source: ReadError::Closed, .. })`; a subscriber
+    /// too slow for the topic ring gets `ReadError::Lagged` (it lost batches)
+    /// and may go on reading.
     pub fn read(&mut self, timeout: Duration) -> Result<Option<Batch>, ClientError> {
         if let Some(h) = &mut self.history {
             if self.left > 0 {
@@ -124,13 +130,19 @@ impl Replay {
             // Done with the history: detach so the daemon may evict it.
             self.history = None;
         }
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             match self.live.read(left) {
                 // Published before the snapshot was taken: already in the history.
                 Ok(Some(b)) if b.seq() < self.seam => continue,
-                Ok(b) => return Ok(b),
+                Ok(Some(b)) => match keep_symbols(b, &self.symbols) {
+                    Some(b) => return Ok(Some(b)),
+                    // None of this subscription's symbols: wait for the next batch.
+                    None if left.is_zero() => return Ok(None),
+                    None => continue,
+                },
+                Ok(None) => return Ok(None),
                 Err(source) => {
                     return Err(ClientError::Read {
                         arena: self.live_arena.clone(),
@@ -160,69 +172,209 @@ impl Replay {
     pub fn live(&self) -> &Reader {
         &self.live
     }
+
+    /// The symbols this subscription keeps (empty: all).
+    pub fn symbols(&self) -> &[String] {
+        &self.symbols
+    }
+}
+
+/// `b` with only the rows of `symbols` (all of it when `symbols` is empty);
+/// `None` when no row is left. A batch whose rows all match is returned as is
+/// (zero-copy); a mixed batch is filtered into a copy of the matching rows.
+pub fn keep_symbols(b: Batch, symbols: &[String]) -> Option<Batch> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    if symbols.is_empty() {
+        return Some(b);
+    }
+    let Some(col) = b.column_by_name("symbol") else {
+        return Some(b);
+    };
+    let col = arrow_cast_to_views(col)?;
+    let views = col.as_string_view();
+    let mask: arrow_array::BooleanArray = (0..views.len())
+        .map(|i| Some(views.is_valid(i) && symbols.iter().any(|s| s == views.value(i))))
+        .collect();
+    let kept = mask.true_count();
+    if kept == b.num_rows() {
+        Some(b)
+    } else if kept == 0 {
+        None
+    } else {
+        let rb = arrow_select::filter::filter_record_batch(b.record_batch(), &mask).ok()?;
+        Some(b.with_record_batch(rb))
+    }
+}
+
+fn arrow_cast_to_views(col: &arrow_array::ArrayRef) -> Option<arrow_array::ArrayRef> {
+    use arrow_schema::DataType;
+    match col.data_type() {
+        DataType::Utf8View => Some(col.clone()),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Dictionary(..) => {
+            arrow_cast::cast(col, &DataType::Utf8View).ok()
+        }
+        _ => None,
+    }
 }
 
 /// Default for [`Client::set_timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A connection to `ringfeedd`.
-pub struct Client {
+/// Default socket path: `$XDG_RUNTIME_DIR/ringfeed.sock`, else `/tmp/ringfeed-$UID.sock`.
+pub fn default_socket() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => Path::new(&d).join("ringfeed.sock"),
+        _ => PathBuf::from(format!("/tmp/ringfeed-{}.sock", uid())),
+    }
+}
+
+/// The real uid of this process.
+pub fn uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of /proc/self is our real uid; no libc call needed.
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
+}
+
+/// Socket path: `$RINGFEED_SOCKET`, else [`default_socket`].
+pub fn socket_path() -> PathBuf {
+    std::env::var_os("RINGFEED_SOCKET")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(default_socket)
+}
+
+/// One open socket.
+struct Conn {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
 }
 
-/// Socket path: `$RINGFEED_SOCKET`, else the daemon's default.
-pub fn socket_path() -> PathBuf {
-    std::env::var_os("RINGFEED_SOCKET")
-        .map(PathBuf::from)
-        .unwrap_or_else(crate::config::default_socket)
+impl Conn {
+    fn open(path: &Path, timeout: Option<Duration>) -> Result<Conn, ClientError> {
+        let s = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // A hung daemon must not hang its clients forever.
+        s.set_read_timeout(timeout)
+            .and_then(|_| s.set_write_timeout(timeout))
+            .map_err(|e| ClientError::Io(e.to_string()))?;
+        let r = s.try_clone().map_err(|e| ClientError::Io(e.to_string()))?;
+        Ok(Conn {
+            reader: BufReader::new(r),
+            writer: s,
+        })
+    }
+}
+
+/// How one exchange on a connection ended.
+enum Exchange {
+    Answer(Response),
+    /// The connection was already dead (the daemon restarted or closed it while
+    /// idle): nothing was processed, the request may be sent again.
+    Dead(String),
+    /// Broken or timed out mid-request: the daemon may have acted on it.
+    Failed(String),
+}
+
+/// A connection to `ringfeedd`. A connection that broke or timed out is
+/// dropped and the next call opens a new one, so a late answer is never read
+/// as the answer to a later request, and a restarted daemon is reached again.
+pub struct Client {
+    path: PathBuf,
+    conn: Option<Conn>,
+    timeout: Option<Duration>,
 }
 
 impl Client {
     /// Connects to the daemon at `path` (default: [`socket_path`]).
     pub fn connect(path: Option<&Path>) -> Result<Self, ClientError> {
         let path = path.map(Path::to_path_buf).unwrap_or_else(socket_path);
-        let s =
-            UnixStream::connect(&path).map_err(|source| ClientError::Connect { path, source })?;
-        // A hung daemon must not hang its clients forever.
-        s.set_read_timeout(Some(DEFAULT_TIMEOUT))
-            .and_then(|_| s.set_write_timeout(Some(DEFAULT_TIMEOUT)))
-            .map_err(|e| ClientError::Io(e.to_string()))?;
-        let r = s.try_clone().map_err(|e| ClientError::Io(e.to_string()))?;
+        let conn = Conn::open(&path, Some(DEFAULT_TIMEOUT))?;
         Ok(Self {
-            reader: BufReader::new(r),
-            writer: s,
+            path,
+            conn: Some(conn),
+            timeout: Some(DEFAULT_TIMEOUT),
         })
+    }
+
+    /// The socket this client talks to.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// How long a request may wait for the daemon's answer (`None`: forever).
     /// Default 120 s: a cold query of a large range can take seconds.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
-        self.writer
-            .set_read_timeout(timeout)
-            .and_then(|_| self.writer.set_write_timeout(timeout))
-            .map_err(|e| ClientError::Io(e.to_string()))
+        self.timeout = timeout;
+        if let Some(c) = &self.conn {
+            c.writer
+                .set_read_timeout(timeout)
+                .and_then(|_| c.writer.set_write_timeout(timeout))
+                .map_err(|e| ClientError::Io(e.to_string()))?;
+        }
+        Ok(())
     }
 
-    /// Sends one request and waits for its answer.
-    pub fn call(&mut self, req: &Request, payload: &[u8]) -> Result<Response, ClientError> {
-        let sent = write_frame(&mut self.writer, req, payload);
+    fn exchange(conn: &mut Conn, req: &Request, payload: &[u8]) -> Exchange {
+        use std::io::ErrorKind as K;
+        let dead = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof
+            )
+        };
+        let sent = write_frame(&mut conn.writer, req, payload);
         // A daemon that refuses a request (busy, oversize) answers and hangs up,
         // possibly before the request is written: its answer is the better error.
-        let (resp, _): (Response, _) = match (sent, read_frame(&mut self.reader, 0)) {
-            (Ok(()), got) => got.map_err(|e| ClientError::Io(e.to_string()))?,
-            (Err(_), Ok(got)) => got,
-            (Err(e), Err(_)) => return Err(ClientError::Io(e.to_string())),
+        match (sent, read_frame::<_, Response>(&mut conn.reader, 0)) {
+            (_, Ok((resp, _))) => Exchange::Answer(resp),
+            (Err(e), Err(_)) if dead(&e) => Exchange::Dead(e.to_string()),
+            (Err(e), Err(_)) => Exchange::Failed(e.to_string()),
+            (Ok(()), Err(crate::protocol::FrameError::Eof)) => {
+                Exchange::Dead("the daemon closed the connection".into())
+            }
+            (Ok(()), Err(e)) => Exchange::Failed(e.to_string()),
+        }
+    }
+
+    /// Sends one request and waits for its answer. A connection found dead
+    /// (the daemon restarted) is reopened once and the request sent again:
+    /// every request is idempotent (appends replace bars by key).
+    pub fn call(&mut self, req: &Request, payload: &[u8]) -> Result<Response, ClientError> {
+        let mut retried = false;
+        let resp = loop {
+            let conn = match &mut self.conn {
+                Some(c) => c,
+                None => self.conn.insert(Conn::open(&self.path, self.timeout)?),
+            };
+            match Self::exchange(conn, req, payload) {
+                Exchange::Answer(r) => break r,
+                Exchange::Dead(m) => {
+                    self.conn = None;
+                    if retried {
+                        return Err(ClientError::Io(m));
+                    }
+                    retried = true;
+                }
+                Exchange::Failed(m) => {
+                    self.conn = None;
+                    return Err(ClientError::Io(m));
+                }
+            }
         };
         if resp.ok {
             Ok(resp)
         } else {
-            let e = resp.error.unwrap_or(crate::protocol::WireError {
+            let e = resp.error.unwrap_or(WireError {
                 kind: "internal".into(),
                 message: "error without details".into(),
             });
             Err(ClientError::Server {
-                kind: e.kind,
+                kind: ErrorKind::parse(&e.kind),
                 message: e.message,
             })
         }
@@ -241,6 +393,21 @@ impl Client {
     /// Datasets with their timeframes and symbols.
     pub fn datasets(&mut self) -> Result<serde_json::Value, ClientError> {
         Ok(self.call(&Request::Datasets, &[])?.data.unwrap_or_default())
+    }
+
+    /// Whether the daemon can answer queries and appends, and how far the data
+    /// of `dataset` (default: every dataset) goes.
+    pub fn ready(&mut self, dataset: Option<&str>) -> Result<ReadyReport, ClientError> {
+        let resp = self.call(
+            &Request::Ready {
+                dataset: dataset.map(Into::into),
+            },
+            &[],
+        )?;
+        let data = resp
+            .data
+            .ok_or_else(|| ClientError::Protocol("ready answer without data".into()))?;
+        serde_json::from_value(data).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     /// Runs a query; the result is mapped from the daemon's arena, not copied.
@@ -324,8 +491,9 @@ impl Client {
     }
 
     /// Subscribes to (dataset, timeframe) from `start` on: the bars stored from
-    /// `start` (of `symbols`, empty for all), then every live batch, with no
-    /// gap and no duplicate where history ends and live data begins.
+    /// `start` (of `symbols`, empty for all), then every live batch (only the
+    /// rows of `symbols`), with no gap and no duplicate where history ends and
+    /// live data begins.
     pub fn replay(
         &mut self,
         dataset: &str,
@@ -337,12 +505,13 @@ impl Client {
         // seam the daemon reports next.
         let live = self.subscribe(dataset, timeframe, StartAt::Next)?;
         let live_arena = live.ring().name().to_string();
+        let symbols = symbol_list(symbols);
         let resp = self.call(
             &Request::Replay(ReplaySpec {
                 dataset: dataset.into(),
                 timeframe: timeframe.into(),
                 start,
-                symbols: symbols.to_vec(),
+                symbols: symbols.clone(),
             }),
             &[],
         )?;
@@ -373,6 +542,7 @@ impl Client {
             live,
             live_arena,
             seam,
+            symbols,
         })
     }
 
@@ -396,21 +566,21 @@ impl Client {
         Ok(resp.text.unwrap_or_default())
     }
 
-    /// Deletes the bars of `symbol` (default every symbol) in `[start, end)` (ns since the
-    /// epoch): a correction, with the rollups rewritten. Returns the daemon's summary.
+    /// Deletes the bars of `symbol` (default every symbol) in `[start, end)`: a
+    /// correction, with the rollups rewritten. Returns the daemon's summary.
     pub fn delete(
         &mut self,
         dataset: &str,
         symbol: Option<&str>,
-        start: i64,
-        end: i64,
+        start: TimeSpec,
+        end: TimeSpec,
     ) -> Result<String, ClientError> {
         let resp = self.call(
             &Request::Delete {
                 dataset: dataset.into(),
                 symbol: symbol.map(Into::into),
-                start: crate::protocol::TimeSpec::Nanos(start),
-                end: crate::protocol::TimeSpec::Nanos(end),
+                start,
+                end,
             },
             &[],
         )?;
@@ -419,12 +589,25 @@ impl Client {
 
     /// Appends rows at the dataset's base timeframe; returns once durable.
     pub fn append(&mut self, dataset: &str, batch: &RecordBatch) -> Result<u64, ClientError> {
+        self.append_batches(dataset, std::slice::from_ref(batch))
+    }
+
+    /// Appends several batches of one schema as one request (one IPC stream).
+    pub fn append_batches(
+        &mut self,
+        dataset: &str,
+        batches: &[RecordBatch],
+    ) -> Result<u64, ClientError> {
+        let Some(first) = batches.first() else {
+            return Ok(0);
+        };
         let mut payload = Vec::new();
         {
-            let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut payload, batch.schema_ref())
+            let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut payload, first.schema_ref())
                 .map_err(|e| ClientError::Encode(e.to_string()))?;
-            w.write(batch)
-                .map_err(|e| ClientError::Encode(e.to_string()))?;
+            for b in batches {
+                w.write(b).map_err(|e| ClientError::Encode(e.to_string()))?;
+            }
             w.finish().map_err(|e| ClientError::Encode(e.to_string()))?;
         }
         let resp = self.call(

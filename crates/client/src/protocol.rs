@@ -12,6 +12,7 @@
 //! travels over the socket to readers: a query answer names a shared-memory
 //! arena that the client maps.
 
+pub use crate::time::TimeSpec;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
@@ -28,6 +29,14 @@ pub enum Request {
     Stat,
     /// Datasets, their timeframes and symbols.
     Datasets,
+    /// Whether the service is ready, and how far each dataset's data goes
+    /// (first/last bar per stored timeframe, hot days, symbols). Answers in `data`
+    /// as a [`ReadyReport`].
+    Ready {
+        /// Only this dataset (default: all).
+        #[serde(default)]
+        dataset: Option<String>,
+    },
     /// Bars into a shared-memory arena.
     Query(QuerySpec),
     /// The client is done with a query arena (it has mapped what it needs).
@@ -89,10 +98,12 @@ pub struct ReplaySpec {
     pub dataset: String,
     /// A live topic's timeframe (the base timeframe or a rollup).
     pub timeframe: String,
-    /// First bar of the history: ns since the epoch, "YYYY-MM-DD" or RFC 3339.
+    /// First bar of the history (see [`crate::time`]).
     pub start: TimeSpec,
-    /// Symbols of the history; empty or `["*"]` means all (live batches carry every symbol).
-    #[serde(default)]
+    /// Symbols of the history; empty or `["*"]` means all. Items may hold
+    /// comma-separated lists ([`symbol_list`]). The client applies the same
+    /// filter to live batches.
+    #[serde(default, deserialize_with = "de_symbols")]
     pub symbols: Vec<String>,
 }
 
@@ -102,15 +113,16 @@ pub struct ReplaySpec {
 pub struct QuerySpec {
     /// Dataset.
     pub dataset: String,
-    /// Symbols; empty or `["*"]` means all.
-    #[serde(default)]
+    /// Symbols; empty or `["*"]` means all. A string or a list; items may hold
+    /// comma-separated lists ([`symbol_list`]).
+    #[serde(default, deserialize_with = "de_symbols")]
     pub symbols: Vec<String>,
     /// Timeframe: stored, or resampled on read (e.g. "1m", "7m", "1h").
     pub timeframe: String,
     /// Bucket offset for resampling, e.g. "15m".
     #[serde(default)]
     pub offset: Option<String>,
-    /// First bar included: ns since the epoch, "YYYY-MM-DD" or RFC 3339.
+    /// First bar included (see [`crate::time`]).
     #[serde(default)]
     pub start: Option<TimeSpec>,
     /// First bar excluded.
@@ -127,54 +139,96 @@ pub struct QuerySpec {
     pub from_end: bool,
 }
 
-/// A point in time, as ns or as text.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum TimeSpec {
-    /// ns since the Unix epoch.
-    Nanos(i64),
-    /// "YYYY-MM-DD" (UTC midnight) or RFC 3339.
-    Text(String),
+/// What kind of failure an error answer reports. Every face maps it the same
+/// way (a Python exception attribute, a C++ kind, a Flight status code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request is malformed or its arguments are invalid.
+    BadRequest,
+    /// No such dataset.
+    UnknownDataset,
+    /// No such symbol in the dataset.
+    UnknownSymbol,
+    /// The timeframe cannot be parsed, or has no live topic.
+    BadTimeframe,
+    /// A result or payload is over a configured limit.
+    TooLarge,
+    /// The client holds too many unreleased results.
+    TooManyPending,
+    /// The daemon is at its connection limit; retry later.
+    Busy,
+    /// The store failed (I/O, a full disk, corruption).
+    Store,
+    /// A shared-memory ring failed.
+    Ring,
+    /// A bug in the daemon (a caught panic, a broken invariant).
+    Internal,
 }
 
-impl TimeSpec {
-    /// ns since the Unix epoch.
-    pub fn to_nanos(&self) -> Result<i64, String> {
+impl ErrorKind {
+    /// Every kind, for tables and tests.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::BadRequest,
+        ErrorKind::UnknownDataset,
+        ErrorKind::UnknownSymbol,
+        ErrorKind::BadTimeframe,
+        ErrorKind::TooLarge,
+        ErrorKind::TooManyPending,
+        ErrorKind::Busy,
+        ErrorKind::Store,
+        ErrorKind::Ring,
+        ErrorKind::Internal,
+    ];
+
+    /// The wire name, e.g. `"unknown_dataset"`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            TimeSpec::Nanos(n) => Ok(*n),
-            TimeSpec::Text(s) => parse_time(s),
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::UnknownDataset => "unknown_dataset",
+            ErrorKind::UnknownSymbol => "unknown_symbol",
+            ErrorKind::BadTimeframe => "bad_timeframe",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::TooManyPending => "too_many_pending",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Store => "store",
+            ErrorKind::Ring => "ring",
+            ErrorKind::Internal => "internal",
         }
+    }
+
+    /// The kind named `s`; a name this client does not know (a newer daemon) is `Internal`.
+    pub fn parse(s: &str) -> ErrorKind {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .unwrap_or(ErrorKind::Internal)
     }
 }
 
-/// Parses "YYYY-MM-DD", "YYYY-MM-DD HH:MM[:SS]" (UTC) or RFC 3339 into ns.
-pub fn parse_time(s: &str) -> Result<i64, String> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime};
-    let s = s.trim();
-    let dt = if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        d.naive_utc()
-    } else if let Ok(d) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        d
-    } else if let Ok(d) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M") {
-        d
-    } else if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        d.and_hms_opt(0, 0, 0).expect("midnight exists")
-    } else {
-        return Err(format!(
-            "cannot parse time {s:?}: use YYYY-MM-DD, RFC 3339, or ns since the epoch"
-        ));
-    };
-    dt.and_utc()
-        .timestamp_nanos_opt()
-        .ok_or_else(|| format!("time {s:?} is out of the ns range"))
+impl PartialEq<str> for ErrorKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
 }
 
-/// Error kinds a client can match on.
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error answer's body.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WireError {
-    /// Machine-readable kind: `bad_request`, `unknown_dataset`, `unknown_symbol`,
-    /// `bad_timeframe`, `too_large`, `too_many_pending`, `busy`, `store`, `ring`,
-    /// `internal`.
+    /// Machine-readable kind, an [`ErrorKind`] name (kept a string on the wire so
+    /// that an older client can read a newer daemon's kinds).
     pub kind: String,
     /// Human message that says what to do.
     pub message: String,
@@ -223,16 +277,88 @@ impl Response {
         }
     }
     /// An error response.
-    pub fn err(kind: &str, message: impl Into<String>) -> Self {
+    pub fn err(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             ok: false,
             error: Some(WireError {
-                kind: kind.into(),
+                kind: kind.as_str().into(),
                 message: message.into(),
             }),
             ..Default::default()
         }
     }
+}
+
+/// Symbols as given (a string, a list, items with commas) as a flat list of
+/// names: `"A,B"`, `["A", "B"]` and `["A,B"]` are the same. `"*"` or nothing
+/// means every symbol (an empty list).
+pub fn symbol_list<S: AsRef<str>>(items: &[S]) -> Vec<String> {
+    let out: Vec<String> = items
+        .iter()
+        .flat_map(|s| s.as_ref().split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if out.iter().any(|s| s == "*") {
+        vec![]
+    } else {
+        out
+    }
+}
+
+fn de_symbols<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => vec![],
+        Some(OneOrMany::One(s)) => symbol_list(&[s]),
+        Some(OneOrMany::Many(v)) => symbol_list(&v),
+    })
+}
+
+/// The answer to [`Request::Ready`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct ReadyReport {
+    /// Queries and appends work (the store is open and writable).
+    pub ready: bool,
+    /// Why not, when `ready` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// One entry per dataset asked about.
+    pub datasets: Vec<DatasetReady>,
+}
+
+/// How far one dataset's data goes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct DatasetReady {
+    /// Dataset name.
+    pub dataset: String,
+    /// Its base (finest stored) timeframe.
+    pub base: String,
+    /// Symbols with data.
+    pub symbols: Vec<String>,
+    /// One entry per stored timeframe (the base first, then the rollups).
+    pub timeframes: Vec<TimeframeReady>,
+}
+
+/// The extent of one stored timeframe.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct TimeframeReady {
+    /// Timeframe, e.g. "1m".
+    pub timeframe: String,
+    /// Open time of the first bar, ns since the epoch (none when empty).
+    pub first_ts: Option<i64>,
+    /// Open time of the last bar, ns since the epoch (none when empty).
+    pub last_ts: Option<i64>,
+    /// Days in the hot tier (WAL), as "YYYY-MM-DD".
+    pub hot_days: Vec<String>,
+    /// Days in the cold tier (Parquet).
+    pub cold_days: u64,
 }
 
 /// Writes one frame.
@@ -360,10 +486,28 @@ mod tests {
     }
 
     #[test]
-    fn times_parse() {
-        assert_eq!(parse_time("1970-01-02").unwrap(), 86_400_000_000_000);
-        assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1_000_000_000);
-        assert_eq!(parse_time("1970-01-01 00:01").unwrap(), 60_000_000_000);
-        assert!(parse_time("yesterday").unwrap_err().contains("YYYY-MM-DD"));
+    fn symbols_are_one_list_whatever_their_form() {
+        let q = |j: &str| serde_json::from_str::<QuerySpec>(j).unwrap().symbols;
+        let ab = vec!["A".to_string(), "B".to_string()];
+        assert_eq!(q(r#"{"dataset":"d","timeframe":"1m","symbols":"A,B"}"#), ab);
+        assert_eq!(
+            q(r#"{"dataset":"d","timeframe":"1m","symbols":["A","B"]}"#),
+            ab
+        );
+        assert_eq!(
+            q(r#"{"dataset":"d","timeframe":"1m","symbols":["A, B"]}"#),
+            ab
+        );
+        assert!(q(r#"{"dataset":"d","timeframe":"1m","symbols":"*"}"#).is_empty());
+        assert!(q(r#"{"dataset":"d","timeframe":"1m"}"#).is_empty());
+        assert!(q(r#"{"dataset":"d","timeframe":"1m","symbols":null}"#).is_empty());
+    }
+
+    #[test]
+    fn error_kinds_round_trip_their_names() {
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(k.as_str()), k);
+        }
+        assert_eq!(ErrorKind::parse("from_the_future"), ErrorKind::Internal);
     }
 }

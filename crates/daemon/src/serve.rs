@@ -1,0 +1,72 @@
+//! `serve`: the service and its faces, wired together until a stop signal.
+
+use crate::config::Config;
+use crate::service::{write_down_loop, Service};
+use crate::transport::{unix, Boundary};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The control socket could not be bound (or another daemon serves it).
+    #[error(transparent)]
+    Bind(#[from] unix::BindError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Open(#[from] crate::service::OpenError),
+    /// The metrics endpoint could not be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the daemon until `stop` is set (SIGTERM/SIGINT in `ringfeedd`).
+/// Returns after closing every arena and removing the socket.
+pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
+    // Query results are built on connection threads as buffers of many MiB;
+    // without this glibc keeps them in per-thread heaps after they are freed
+    // (measured: 3.6 -> 109 MiB anonymous after 12 cold symbol-year queries
+    // on 12 connections).
+    ringfeed_shm::mmap_large_allocations(128 << 10);
+    let listener = unix::bind(&cfg.socket)?;
+    let socket = cfg.socket.clone();
+    let metrics_addr = cfg.metrics;
+    let service = match Service::open(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            // The socket is ours (bind refused a live one), but nobody will serve it.
+            let _ = std::fs::remove_file(&socket);
+            return Err(e.into());
+        }
+    };
+    let boundary = Arc::new(Boundary::new(service.metrics().clone()));
+    if let Some(addr) = metrics_addr {
+        let (s, b) = (service.clone(), boundary.clone());
+        let render = Arc::new(move || s.stat(b.connections()));
+        if let Err(source) = crate::metrics::serve_http(addr, render, stop.clone()) {
+            service.shutdown();
+            let _ = std::fs::remove_file(&socket);
+            return Err(ServeError::Metrics { addr, source });
+        }
+    }
+    let write_down = service.config().write_down_delay.map(|delay| {
+        let (s, stop) = (service.clone(), stop.clone());
+        std::thread::spawn(move || write_down_loop(s, delay, stop))
+    });
+    tracing::info!(socket = %socket.display(), data_dir = %service.config().data_dir.display(), "ringfeedd serving");
+    unix::run(listener, &socket, service.clone(), boundary, stop);
+    if let Some(w) = write_down {
+        // A pass in progress finishes first (it is crash-safe, but a clean stop is nicer).
+        let _ = w.join();
+    }
+    tracing::info!("shutting down: closing arenas");
+    service.shutdown();
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}

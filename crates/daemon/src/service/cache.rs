@@ -1,0 +1,434 @@
+//! The shared result cache: query results materialised into shared-memory
+//! arenas, shared by identical queries, refcounted per client session, and
+//! evicted LRU under a memory budget that never evicts memory a reader still
+//! maps.
+
+use super::error::{ErrorKind, ServiceError};
+use crate::metrics::Metrics;
+use arrow_array::RecordBatch;
+use ringfeed_arrow::{codec, OnFull, RingOptions, Writer};
+use ringfeed_store::{Query, Symbols};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Sizing and limits of the cache (from the daemon's config).
+#[derive(Clone, Debug)]
+pub struct CacheLimits {
+    /// Bytes of results kept before LRU eviction.
+    pub memory_budget: u64,
+    /// Largest result one request may materialise.
+    pub max_result_bytes: u64,
+    /// Rows per batch of a result.
+    pub chunk_rows: usize,
+    /// Readers that may attach to one result at once.
+    pub result_readers: u32,
+    /// Results one session may hold unreleased.
+    pub max_pending_per_client: u32,
+}
+
+/// What a query (or replay history) answer holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResultArena {
+    /// Arena to map.
+    pub arena: String,
+    /// Batches in it.
+    pub batches: u64,
+    /// Rows in it.
+    pub rows: u64,
+    /// Encoded bytes of the result.
+    pub bytes: u64,
+    /// Whether it came from the cache.
+    pub cached: bool,
+}
+
+/// The part of a dataset a cached result depends on.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    dataset: String,
+    /// Empty: every symbol.
+    symbols: Vec<String>,
+    /// End of the range asked (exclusive), if any.
+    end: Option<i64>,
+}
+
+/// Resampled buckets reach at most this far before a row that changes them.
+const STALE_MARGIN_NS: i64 = 32 * 86_400_000_000_000;
+
+impl Scope {
+    /// What a store query depends on.
+    pub fn of(q: &Query) -> Self {
+        Scope {
+            dataset: q.dataset.clone(),
+            symbols: match &q.symbols {
+                Symbols::List(v) => v.clone(),
+                _ => vec![],
+            },
+            end: q.end,
+        }
+    }
+
+    /// Whether rows of `symbols` at or after `from` can change this result.
+    fn touched_by(&self, dataset: &str, symbols: &BTreeSet<String>, from: i64) -> bool {
+        self.dataset == dataset
+            && (self.symbols.is_empty() || self.symbols.iter().any(|s| symbols.contains(s)))
+            && self
+                .end
+                .is_none_or(|e| e > from.saturating_sub(STALE_MARGIN_NS))
+    }
+}
+
+/// A materialised result.
+struct Entry {
+    writer: Writer,
+    batches: u64,
+    rows: u64,
+    /// Encoded bytes of the result (what the answer reports).
+    bytes: u64,
+    /// Bytes of its buffers in shared memory (what the budget counts).
+    arena_bytes: u64,
+    last_used: Instant,
+    /// Answers handed out and not yet released (or whose session is still open).
+    pending: u32,
+    scope: Scope,
+    /// An append changed its data: no new answers; closed once unused.
+    stale: bool,
+}
+
+#[derive(Default)]
+struct State {
+    by_key: HashMap<String, String>,
+    entries: HashMap<String, Entry>,
+    /// Shared-memory bytes of every entry.
+    bytes: u64,
+    /// Per dataset, bumped by every write: a build that saw an older one may
+    /// hold stale data and is not cached.
+    generation: HashMap<String, u64>,
+}
+
+/// The result cache. Shared by every session.
+pub struct ResultCache {
+    limits: CacheLimits,
+    /// Prefix of result arena names.
+    prefix: String,
+    next_id: AtomicU64,
+    state: Mutex<State>,
+    /// One lock per result being built, so identical queries wait for the first
+    /// build while different queries build in parallel (without the state lock).
+    building: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    metrics: Arc<Metrics>,
+}
+
+/// One client's hold on results: every result answered to it stays pending
+/// (never evicted) until released or until the session ends, whichever comes
+/// first; dropping the session releases all, however the client left.
+pub struct Session {
+    held: Vec<String>,
+    cache: Arc<ResultCache>,
+}
+
+impl Session {
+    /// A session with nothing held.
+    pub fn new(cache: Arc<ResultCache>) -> Self {
+        Self {
+            held: Vec::new(),
+            cache,
+        }
+    }
+
+    /// The client mapped `arena` and is done with the answer.
+    pub fn release(&mut self, arena: &str) -> Result<(), ServiceError> {
+        let i = self.held.iter().position(|a| a == arena).ok_or_else(|| {
+            ServiceError::bad_request(format!("this connection holds no query arena {arena:?}"))
+        })?;
+        self.held.swap_remove(i);
+        self.cache.release(arena);
+        Ok(())
+    }
+
+    /// Results held and not yet released.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for a in std::mem::take(&mut self.held) {
+            self.cache.release(&a);
+        }
+    }
+}
+
+impl ResultCache {
+    /// An empty cache whose arenas are named `<prefix>.q.<pid>-<n>`.
+    pub fn new(prefix: &str, limits: CacheLimits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            limits,
+            prefix: prefix.to_string(),
+            next_id: AtomicU64::new(0),
+            state: Mutex::new(State::default()),
+            building: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("cache lock")
+    }
+
+    /// Answers `key` from the cache, or builds it with `build`, materialises
+    /// it and caches it. Identical keys built concurrently wait for the first
+    /// build; different keys build in parallel, outside the cache lock.
+    pub fn get_or_build(
+        &self,
+        key: String,
+        scope: Scope,
+        session: &mut Session,
+        build: impl FnOnce() -> Result<RecordBatch, ServiceError>,
+    ) -> Result<ResultArena, ServiceError> {
+        if session.held.len() as u32 >= self.limits.max_pending_per_client {
+            return Err(ServiceError::new(
+                ErrorKind::TooManyPending,
+                format!(
+                    "this client holds {} unreleased query results (limit {}): release some first",
+                    session.held.len(),
+                    self.limits.max_pending_per_client
+                ),
+            ));
+        }
+        if let Some(r) = self.hit(&key, session) {
+            return Ok(r);
+        }
+        let gate = self
+            .building
+            .lock()
+            .expect("building lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let result = {
+            let _g = gate.lock().expect("build gate");
+            // A build of the same key may have finished while this one waited.
+            match self.hit(&key, session) {
+                Some(r) => Ok(r),
+                None => self.build(&key, scope, session, build),
+            }
+        };
+        let mut b = self.building.lock().expect("building lock");
+        if b.get(&key).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
+            b.remove(&key);
+        }
+        result
+    }
+
+    /// The cached arena for `key`, counted as pending for this session.
+    fn hit(&self, key: &str, session: &mut Session) -> Option<ResultArena> {
+        let mut st = self.state();
+        let name = st.by_key.get(key)?.clone();
+        let e = st.entries.get_mut(&name)?;
+        e.pending += 1;
+        e.last_used = Instant::now();
+        session.held.push(name.clone());
+        Some(ResultArena {
+            arena: name,
+            batches: e.batches,
+            rows: e.rows,
+            bytes: e.bytes,
+            cached: true,
+        })
+    }
+
+    fn build(
+        &self,
+        key: &str,
+        scope: Scope,
+        session: &mut Session,
+        build: impl FnOnce() -> Result<RecordBatch, ServiceError>,
+    ) -> Result<ResultArena, ServiceError> {
+        let generation = self
+            .state()
+            .generation
+            .get(&scope.dataset)
+            .copied()
+            .unwrap_or(0);
+        let t = Instant::now();
+        let batch = build()?;
+        let read = t.elapsed();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}.q.{}-{id}", self.prefix, std::process::id());
+        let (writer, batches, bytes) = self.materialise(&name, &batch)?;
+        tracing::debug!(
+            arena = %name,
+            rows = batch.num_rows(),
+            bytes,
+            store_ms = read.as_secs_f64() * 1e3,
+            materialise_ms = (t.elapsed() - read).as_secs_f64() * 1e3,
+            "query built"
+        );
+        let geo = writer.ring().geometry();
+        let arena_bytes = geo.buffer_bytes * geo.buffers as u64;
+        let rows = batch.num_rows() as u64;
+        let mut st = self.state();
+        // A write landed while this was built: answer with it, but do not cache it.
+        let stale = st.generation.get(&scope.dataset).copied().unwrap_or(0) != generation;
+        st.bytes += arena_bytes;
+        if !stale {
+            st.by_key.insert(key.to_string(), name.clone());
+        }
+        st.entries.insert(
+            name.clone(),
+            Entry {
+                writer,
+                batches,
+                rows,
+                bytes,
+                arena_bytes,
+                last_used: Instant::now(),
+                pending: 1,
+                scope,
+                stale,
+            },
+        );
+        session.held.push(name.clone());
+        self.evict(&mut st);
+        self.metrics.set_cache(st.entries.len() as u64, st.bytes);
+        Ok(ResultArena {
+            arena: name,
+            batches,
+            rows,
+            bytes,
+            cached: false,
+        })
+    }
+
+    /// Writes `batch` as chunks into a new arena sized exactly for them.
+    fn materialise(
+        &self,
+        name: &str,
+        batch: &RecordBatch,
+    ) -> Result<(Writer, u64, u64), ServiceError> {
+        let internal = |e: arrow_schema::ArrowError| ServiceError::internal(e.to_string());
+        // Equal chunks (every buffer is sized for the largest one).
+        let n = batch.num_rows().div_ceil(self.limits.chunk_rows).max(1);
+        let chunk = batch.num_rows().div_ceil(n).max(1);
+        let chunks: Vec<RecordBatch> = (0..n)
+            .map(|i| {
+                let off = i * chunk;
+                batch.slice(off, chunk.min(batch.num_rows().saturating_sub(off)))
+            })
+            .collect();
+        let mut enc = codec::SlotEncoder::new(batch.schema_ref()).map_err(internal)?;
+        let mut max = 0u64;
+        let mut total = 0u64;
+        for c in &chunks {
+            let len = codec::encoded_len(&enc.encode(c).map_err(internal)?) as u64;
+            max = max.max(len);
+            total += len;
+        }
+        if total > self.limits.max_result_bytes {
+            return Err(ServiceError::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "result is {total} bytes, over this daemon's max_result_bytes ({}): narrow the time range, symbols or fields, or use limit",
+                    self.limits.max_result_bytes
+                ),
+            ));
+        }
+        let opts = RingOptions {
+            slots: n as u32,
+            slot_bytes: max.max(1),
+            max_readers: self.limits.result_readers,
+            // A client maps every chunk at once and keeps them as one table.
+            leases_per_reader: n as u32,
+            // Written once, never overwritten: no spare buffers needed.
+            buffers: Some(n as u32),
+            on_full: OnFull::OverwriteOldest,
+            force: true,
+            ..Default::default()
+        };
+        let mut w = Writer::create(name, batch.schema_ref(), opts).map_err(ServiceError::ring)?;
+        for c in &chunks {
+            w.write(c).map_err(ServiceError::ring)?;
+        }
+        Ok((w, n as u64, total))
+    }
+
+    fn release(&self, arena: &str) {
+        let mut st = self.state();
+        if let Some(e) = st.entries.get_mut(arena) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+        self.evict(&mut st);
+    }
+
+    /// The current write generation of `dataset` (bumped by [`Self::invalidate`]).
+    pub fn generation(&self, dataset: &str) -> u64 {
+        self.state().generation.get(dataset).copied().unwrap_or(0)
+    }
+
+    /// After a write: cached results that may include changed rows get no new
+    /// answers, and are closed as soon as no client uses them.
+    pub fn invalidate(&self, dataset: &str, symbols: &BTreeSet<String>, from: i64) {
+        let mut st = self.state();
+        *st.generation.entry(dataset.to_string()).or_default() += 1;
+        let stale: Vec<String> = st
+            .entries
+            .iter_mut()
+            .filter(|(_, e)| !e.stale && e.scope.touched_by(dataset, symbols, from))
+            .map(|(name, e)| {
+                e.stale = true;
+                name.clone()
+            })
+            .collect();
+        if !stale.is_empty() {
+            st.by_key.retain(|_, v| !stale.contains(v));
+            self.evict(&mut st);
+            self.metrics.set_cache(st.entries.len() as u64, st.bytes);
+        }
+    }
+
+    /// LRU eviction under the memory budget. Never evicts a result that is
+    /// pending or still mapped by a reader (its leases are live memory).
+    fn evict(&self, st: &mut State) {
+        let unused = |e: &Entry| e.pending == 0 && e.writer.ring().readers().is_empty();
+        let dead: Vec<String> = st
+            .entries
+            .iter()
+            .filter(|(_, e)| e.stale && unused(e))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for name in dead {
+            let e = st.entries.remove(&name).expect("present");
+            st.bytes -= e.arena_bytes;
+            e.writer.close();
+            tracing::debug!(arena = %name, "closed a stale query result");
+        }
+        while st.bytes > self.limits.memory_budget {
+            let victim = st
+                .entries
+                .iter()
+                .filter(|(_, e)| unused(e))
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            let Some(name) = victim else { break };
+            let e = st.entries.remove(&name).expect("present");
+            st.bytes -= e.arena_bytes;
+            st.by_key.retain(|_, v| *v != name);
+            e.writer.close();
+            self.metrics.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(arena = %name, "evicted query result");
+        }
+    }
+
+    /// Closes every result arena (shutdown).
+    pub fn close_all(&self) {
+        let mut st = self.state();
+        for (_, e) in st.entries.drain() {
+            e.writer.close();
+        }
+        st.by_key.clear();
+        st.bytes = 0;
+    }
+}
