@@ -21,6 +21,16 @@ say "C++: configure ($build)"
 cmake -S cpp -B "$build" -DCMAKE_BUILD_TYPE=Debug >/dev/null
 say "C++: build (cargo -p ringfeed-cpp -p ringfeed-xtest, then the C++ programs)"
 cmake --build "$build" -j "$(nproc)"
+# The C++ library links the client, never the store: no parquet or store code inside it.
+lib=$(find target -path "*/debug/libringfeed_cpp.a" -o -path "*/release/libringfeed_cpp.a" | head -1)
+if [ -n "$lib" ] && command -v nm >/dev/null 2>&1; then
+  leaked=$(nm -C "$lib" 2>/dev/null | grep -c -E "parquet::|ringfeed_store::" || true)
+  if [ "$leaked" != "0" ]; then
+    echo "$lib contains $leaked store/parquet symbols: the C++ binding must link ringfeed-client only" >&2
+    exit 1
+  fi
+  echo "$lib: $(du -h "$lib" | cut -f1), no store or parquet code"
+fi
 listed=$(ctest --test-dir "$build" -N)
 if ! grep -q valgrind_api <<<"$listed"; then
   echo "valgrind_api is not registered: is valgrind installed?" >&2

@@ -317,6 +317,7 @@ mod ffi {
         fn ping(self: &mut RustClient) -> Result<()>;
         fn stat(self: &mut RustClient) -> Result<String>;
         fn datasets(self: &mut RustClient) -> Result<String>;
+        fn ready(self: &mut RustClient, dataset: &str) -> Result<String>;
         /// `dataset` empty: all; `before` empty: before today.
         fn write_down(
             self: &mut RustClient,
@@ -1496,6 +1497,15 @@ impl RustClient {
 
     fn datasets(&mut self) -> Result<String, Error> {
         guard(|| Ok(self.inner.datasets()?.to_string()))
+    }
+
+    fn ready(&mut self, dataset: &str) -> Result<String, Error> {
+        guard(|| {
+            Ok(
+                serde_json::to_string(&self.inner.ready((!dataset.is_empty()).then_some(dataset))?)
+                    .expect("serialisable"),
+            )
+        })
     }
 
     fn write_down(&mut self, dataset: &str, before: &str, all: bool) -> Result<String, Error> {

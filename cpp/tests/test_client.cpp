@@ -192,6 +192,16 @@ int main() {
     RF_CHECK(c.stat().find("ringfeed_") != std::string::npos);
     const std::string ds = c.datasets();
     RF_CHECK_MSG(ds.find("\"test\"") != std::string::npos, "%s", ds.c_str());
+    const std::string ready = c.ready("test");
+    RF_CHECK_MSG(ready.find("\"ready\":true") != std::string::npos, "%s", ready.c_str());
+    RF_CHECK_MSG(ready.find("\"timeframe\":\"1m\"") != std::string::npos, "%s", ready.c_str());
+    bool unknown = false;
+    try {
+      c.ready("nope");
+    } catch (const ringfeed::DaemonError& e) {
+      unknown = e.kind() == "unknown_dataset";
+    }
+    RF_CHECK(unknown);
   });
 
   rftest::run("append from C++, live 1m and 5m subscribers see it in place", [&] {
@@ -377,7 +387,7 @@ int main() {
     RF_CHECK(daemon_kind([&] { c.bars("test", "", "7 parsecs"); }) == "bad_timeframe");
     RF_CHECK(daemon_kind([&] { c.subscribe("test", "3m"); }) == "bad_timeframe");
     RF_CHECK(daemon_kind([&] { c.replay("test", "3m", kT0); }) == "bad_timeframe");
-    RF_EXPECT_THROW(ringfeed::DaemonError, "start must be before end", c.bars("test", "", "1m", kT0 + 10, kT0));
+    RF_EXPECT_THROW(ringfeed::DaemonError, "is not before end", c.bars("test", "", "1m", kT0 + 10, kT0));
     RF_EXPECT_THROW(ringfeed::DaemonError, "YYYY-MM-DD", c.replay("test", "1m", "someday"));
     RF_EXPECT_THROW(ringfeed::Error, "invalid argument", c.bars(std::string("bad\xff"), "", "1m"));
     // A batch without the bar columns.
@@ -397,7 +407,7 @@ int main() {
     RF_CHECK_MSG(del == "deleted from 1 days of test", "%s", del.c_str());
     auto b = c.bars("test", "DEL", "1m");
     RF_CHECK_MSG(b.num_rows() == 20, "%zu rows", b.num_rows());
-    RF_EXPECT_THROW(ringfeed::DaemonError, "no dataset \"nope\"", c.delete_range("nope", kT0, kT0 + kMin));
+    RF_EXPECT_THROW(ringfeed::DaemonError, "unknown dataset \"nope\"", c.delete_range("nope", kT0, kT0 + kMin));
     const std::string wd = c.write_down("test");
     RF_CHECK_MSG(wd.rfind("wrote down ", 0) == 0, "%s", wd.c_str());
     RF_CHECK(c.bars("test", "DEL", "1m").num_rows() == 20);

@@ -948,6 +948,12 @@ class Client {
   std::string stat() { return std::string(detail::call([&] { return h_.get("Client").stat(); })); }
   /// Datasets with their timeframes and symbols, as JSON text.
   std::string datasets() { return std::string(detail::call([&] { return h_.get("Client").datasets(); })); }
+  /// Whether the daemon serves queries and appends, and how far each dataset's data goes
+  /// (first/last bar per stored timeframe, hot days, symbols), as JSON text; `dataset`
+  /// empty: every dataset. Throws `DaemonError` ("unknown_dataset") for an unknown one.
+  std::string ready(std::string_view dataset = {}) {
+    return std::string(detail::call([&] { return h_.get("Client").ready(detail::str(dataset)); }));
+  }
   /// Asks the daemon to write finished days down to Parquet now: days before `before`
   /// ("YYYY-MM-DD"; empty: before today), or every day with `all`, of `dataset` (empty: all).
   /// The daemon also does this after each UTC midnight. Returns its summary.

@@ -16,7 +16,9 @@ mod writes;
 
 pub use cache::{ResultArena, Session};
 pub use error::{ErrorKind, ServiceError};
-pub use writes::{write_down_boundary, write_down_loop, AppendOutcome, WriteDownOutcome};
+pub use writes::{
+    write_down_boundary, write_down_loop, AppendOutcome, DeleteOutcome, WriteDownOutcome,
+};
 
 use crate::config::Config;
 use crate::metrics::Metrics;

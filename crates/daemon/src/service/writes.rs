@@ -20,6 +20,15 @@ pub struct AppendOutcome {
     pub rows: u64,
 }
 
+/// What a delete changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// Days touched.
+    pub days: u64,
+    /// A one-line summary.
+    pub text: String,
+}
+
 /// What a write-down moved.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteDownOutcome {
@@ -97,14 +106,14 @@ impl Service {
     /// Deletes bars of the base timeframe in `[start, end)` (a correction): the
     /// store rewrites the rollups, cached results it can change are dropped.
     /// Live topics carry appends only, so subscribers are not told; they see
-    /// the change in their next query. Returns a summary.
+    /// the change in their next query.
     pub fn delete(
         &self,
         dataset: &str,
         symbol: Option<String>,
         start: &TimeSpec,
         end: &TimeSpec,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<DeleteOutcome, ServiceError> {
         let (start, end) = match ringfeed_client::time::range(Some(start), Some(end))? {
             (Some(s), Some(e)) => (s, e),
             _ => unreachable!("both ends given"),
@@ -127,7 +136,10 @@ impl Service {
         let days = store.delete(dataset, range).map_err(ServiceError::store)?;
         drop(store);
         self.cache.invalidate(dataset, &symbols, start);
-        Ok(format!("deleted from {days} days of {dataset}"))
+        Ok(DeleteOutcome {
+            days: days as u64,
+            text: format!("deleted from {days} days of {dataset}"),
+        })
     }
 
     /// A write-down asked for by a client: the days before `before`

@@ -121,8 +121,9 @@ fn dispatch(
             end,
         } => service
             .delete(&dataset, symbol, &start, &end)
-            .map(|text| Response {
-                text: Some(text),
+            .map(|o| Response {
+                rows: Some(o.days),
+                text: Some(o.text),
                 ..Response::ok()
             }),
         Request::WriteDown {
