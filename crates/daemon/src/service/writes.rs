@@ -3,7 +3,7 @@
 //! ingest lock, so a replay snapshot sees a write whole or not at all.
 
 use super::error::ServiceError;
-use super::Service;
+use super::open::Service;
 use arrow_array::RecordBatch;
 use ringfeed_client::TimeSpec;
 use ringfeed_store::store::{day_string, WriteDownSummary};

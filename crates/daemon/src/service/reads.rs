@@ -1,0 +1,204 @@
+//! Reads: queries, replays, subscriptions, readiness, listings. Queries go
+//! through the result cache; a replay takes its seam under the ingest lock.
+
+use super::cache::{ResultArena, Scope, Session};
+use super::error::{ErrorKind, ServiceError};
+use super::open::Service;
+use ringfeed_client::protocol::{
+    symbol_list, DatasetReady, QuerySpec, ReadyReport, ReplaySpec, TimeframeReady,
+};
+use ringfeed_store::{Query, Symbols, Timeframe};
+use std::time::Instant;
+
+/// A replay's history and its seam.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayAnswer {
+    /// The history, as a result arena.
+    pub history: ResultArena,
+    /// The first live topic seq the history does not contain.
+    pub seam: u64,
+}
+
+impl Service {
+    /// The metrics as Prometheus text (what `ringfeed stat` prints).
+    /// `connections`: open client connections, counted by the faces.
+    pub fn stat(&self, connections: u32) -> String {
+        self.metrics.render(&self.topics.stats(), connections)
+    }
+
+    /// Datasets, their base and stored timeframes, and symbols.
+    pub fn datasets(&self) -> serde_json::Value {
+        let store = self.store();
+        let mut out = serde_json::Map::new();
+        for (name, e) in &store.catalog().datasets {
+            let tfs: Vec<String> = store
+                .stored_timeframes(name)
+                .iter()
+                .map(|t| t.to_string())
+                .collect();
+            out.insert(
+                name.clone(),
+                serde_json::json!({"base": e.config.base.to_string(), "timeframes": tfs, "symbols": e.symbols}),
+            );
+        }
+        serde_json::Value::Object(out)
+    }
+
+    /// Whether queries and appends work, and how far each dataset goes.
+    pub fn ready(&self, dataset: Option<&str>) -> Result<ReadyReport, ServiceError> {
+        let store = self.store();
+        let names: Vec<String> = match dataset {
+            Some(d) if store.dataset(d).is_none() => {
+                return Err(ServiceError::unknown_dataset(
+                    d,
+                    store.catalog().datasets.keys(),
+                ))
+            }
+            Some(d) => vec![d.to_string()],
+            None => store.catalog().datasets.keys().cloned().collect(),
+        };
+        let mut datasets = Vec::new();
+        for name in names {
+            let entry = store.dataset(&name).expect("listed above");
+            let extent = store
+                .extent(&name)
+                .map_err(ServiceError::store)?
+                .unwrap_or_default();
+            datasets.push(DatasetReady {
+                dataset: name.clone(),
+                base: entry.config.base.to_string(),
+                symbols: entry.symbols.iter().cloned().collect(),
+                timeframes: extent
+                    .into_iter()
+                    .map(|e| TimeframeReady {
+                        timeframe: e.timeframe,
+                        first_ts: e.first_ts,
+                        last_ts: e.last_ts,
+                        hot_days: e.hot_days,
+                        cold_days: e.cold_days,
+                    })
+                    .collect(),
+            });
+        }
+        Ok(ReadyReport {
+            ready: true,
+            reason: None,
+            datasets,
+        })
+    }
+
+    /// A protocol query as a store query; every argument checked.
+    fn store_query(&self, q: &QuerySpec) -> Result<Query, ServiceError> {
+        let tf: Timeframe = q.timeframe.parse().map_err(|e| {
+            ServiceError::new(
+                ErrorKind::BadTimeframe,
+                format!("timeframe {:?}: {e}", q.timeframe),
+            )
+        })?;
+        let mut sq = Query::new(&q.dataset, tf);
+        let symbols = symbol_list(&q.symbols);
+        if !symbols.is_empty() {
+            sq.symbols = Symbols::List(symbols);
+        }
+        if let Some(o) = &q.offset {
+            sq.offset = Some(
+                ringfeed_store::timeframe::parse_duration(o)
+                    .map_err(|e| ServiceError::bad_request(format!("offset {o:?}: {e}")))?,
+            );
+        }
+        (sq.start, sq.end) = ringfeed_client::time::range(q.start.as_ref(), q.end.as_ref())?;
+        sq.fields = q.fields.clone();
+        sq.limit = q.limit;
+        sq.from_end = q.from_end;
+        Ok(sq)
+    }
+
+    /// Bars into a shared result arena (from the cache when an identical query
+    /// was answered before and nothing it depends on changed since).
+    pub fn query(&self, q: &QuerySpec, session: &mut Session) -> Result<ResultArena, ServiceError> {
+        let t = Instant::now();
+        let r = (|| {
+            let sq = self.store_query(q)?;
+            let key = serde_json::to_string(&sq_key(q)).expect("serialisable");
+            self.cache.get_or_build(key, Scope::of(&sq), session, || {
+                self.store().query(&sq).map_err(ServiceError::from)
+            })
+        })();
+        self.metrics
+            .observe_query(t.elapsed(), r.is_ok(), r.as_ref().is_ok_and(|a| a.cached));
+        r
+    }
+
+    fn parse_timeframe(timeframe: &str) -> Result<Timeframe, ServiceError> {
+        timeframe.parse().map_err(|e| {
+            ServiceError::new(
+                ErrorKind::BadTimeframe,
+                format!("timeframe {timeframe:?}: {e}"),
+            )
+        })
+    }
+
+    /// The arena name of the live topic of (dataset, timeframe).
+    pub fn subscribe(&self, dataset: &str, timeframe: &str) -> Result<String, ServiceError> {
+        let tf = Self::parse_timeframe(timeframe)?;
+        self.topics
+            .subscribe(dataset, tf, || self.topic_schema(dataset, tf))
+    }
+
+    /// History for a replaying subscriber: the bars of (dataset, timeframe)
+    /// from `start`, as a result arena, and the seam: the first topic seq the
+    /// snapshot does not contain. The client opened its topic reader before
+    /// asking, so it holds every publication from the seam on: no gap, no
+    /// duplicate.
+    pub fn replay(
+        &self,
+        r: &ReplaySpec,
+        session: &mut Session,
+    ) -> Result<ReplayAnswer, ServiceError> {
+        let t = Instant::now();
+        let result = (|| {
+            let q = QuerySpec {
+                dataset: r.dataset.clone(),
+                symbols: r.symbols.clone(),
+                timeframe: r.timeframe.clone(),
+                start: Some(r.start.clone()),
+                ..Default::default()
+            };
+            let sq = self.store_query(&q)?;
+            let tf = sq.timeframe;
+            let schema = self.topic_schema(&r.dataset, tf)?;
+            // No write runs between reading the seam and reading the store.
+            let _ingest = self.ingest.lock().expect("ingest lock");
+            let seam = self
+                .topics
+                .next_seq(&r.dataset, tf, || Ok(schema.clone()))?;
+            let key = format!(
+                "{}@{}#{seam}",
+                serde_json::to_string(&sq_key(&q)).expect("serialisable"),
+                self.topics.name(&r.dataset, tf)
+            );
+            let history = self.cache.get_or_build(key, Scope::of(&sq), session, || {
+                let b = self.store().query(&sq)?;
+                // The topic's columns, so history and live batches concatenate.
+                ringfeed_store::schema::conform(&b, &schema)
+                    .map_err(|e| ServiceError::internal(e.to_string()))
+            })?;
+            Ok(ReplayAnswer { history, seam })
+        })();
+        self.metrics.observe_query(
+            t.elapsed(),
+            result.is_ok(),
+            result.as_ref().is_ok_and(|a| a.history.cached),
+        );
+        result
+    }
+}
+
+/// A query's cache key: the spec with its symbol list normalised, so that
+/// `"A,B"` and `["A", "B"]` share one result.
+fn sq_key(q: &QuerySpec) -> QuerySpec {
+    QuerySpec {
+        symbols: symbol_list(&q.symbols),
+        ..q.clone()
+    }
+}
