@@ -38,13 +38,15 @@ pub mod schema;
 pub mod session;
 pub mod store;
 pub mod timeframe;
+pub mod validate;
 pub mod wal;
 
 pub use catalog::{Catalog, DatasetConfig};
 pub use merge::DeleteRange;
 pub use session::Session;
-pub use store::{BarStore, Query, Symbols, WRITER_LOCK};
+pub use store::{AppendSummary, BarStore, Query, Symbols, WRITER_LOCK};
 pub use timeframe::Timeframe;
+pub use validate::{RowPolicy, RowReport};
 pub use wal::FsyncPolicy;
 
 /// Test hook: abort the process at the named point when the environment variable

@@ -1,7 +1,7 @@
 //! Real market data from ../shared/data (skipped with a message when absent).
 
 use arrow_array::{Array, Float64Array, RecordBatch, TimestampNanosecondArray};
-use ringfeed_store::ingest::{self, Format, IngestOptions, IngestReport};
+use ringfeed_store::ingest::{self, Format, IngestOptions, RowReport};
 use ringfeed_store::schema::Kind;
 use ringfeed_store::{BarStore, DatasetConfig, Query, Symbols};
 use std::io::Read;
@@ -32,8 +32,8 @@ fn add(st: &mut BarStore, name: &str, base: &str, rollups: &[&str]) {
     st.create_dataset(name, cfg).unwrap();
 }
 
-fn load(st: &mut BarStore, ds: &str, path: &Path, kind: Kind, opts: IngestOptions) -> IngestReport {
-    let mut rep = IngestReport::default();
+fn load(st: &mut BarStore, ds: &str, path: &Path, kind: Kind, opts: IngestOptions) -> RowReport {
+    let mut rep = RowReport::default();
     let mut sink = |b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         st.upsert(ds, &b)?;
         Ok(())
