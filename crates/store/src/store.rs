@@ -879,12 +879,16 @@ impl BarStore {
         list(self.catalog.datasets.keys())
     }
 
-    /// Create a dataset; creating one that exists with the same config is a no-op.
+    /// Create a dataset; creating one that exists with the same config is a no-op. A
+    /// rollup given twice (in any spelling: `60m`, `1h`) is kept once.
     pub fn create_dataset(
         &mut self,
         name: &str,
-        config: DatasetConfig,
+        mut config: DatasetConfig,
     ) -> Result<(), CreateDatasetError> {
+        // `60m` and `1h` are one rollup: keep the first spelling of each.
+        let mut seen = BTreeSet::new();
+        config.rollups.retain(|r| seen.insert(*r));
         if !self.writable {
             return Err(CreateDatasetError::ReadOnly);
         }

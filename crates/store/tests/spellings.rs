@@ -204,3 +204,18 @@ fn a_forming_hour_is_not_complete_in_any_spelling() {
         }
     }
 }
+
+#[test]
+fn a_rollup_given_in_two_spellings_is_kept_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path(), &["60m", "5m", "1h", "3600s"]);
+    let rollups: Vec<String> = st
+        .dataset("d")
+        .unwrap()
+        .config
+        .rollups
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    assert_eq!(rollups, ["1h", "5m"]);
+}
