@@ -396,7 +396,7 @@ pub enum InputError {
         expected: &'static str,
     },
     /// A column's values do not fit its field's type.
-    #[error("column {column}: {detail}")]
+    #[error("column {column}: {detail}; send values that fit its type (float64 for prices and amounts, int64 for trades and trade_id, int8 for side)")]
     Values {
         /// The column.
         column: String,

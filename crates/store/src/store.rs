@@ -169,7 +169,7 @@ pub enum AppendError {
         known: String,
     },
     /// The store was opened read-only.
-    #[error("the store is open read-only")]
+    #[error("the store is open read-only; append through its writer (the daemon, or a store opened with BarStore::open)")]
     ReadOnly,
     /// The batch cannot be read as the dataset's rows: a column is missing or has an
     /// unusable type. Nothing was written.
