@@ -6,7 +6,9 @@
 //! Hive layout (`dataset=…/tf=…/date=…/part-N.parquet`) that DuckDB and polars read in
 //! place; a versioned **catalog** lists datasets, symbols and cold files. **Rollups** to
 //! coarser timeframes are maintained on write; any other timeframe is **resampled on
-//! read**. This crate knows nothing of shared memory: the daemon joins it to the rings.
+//! read**. Every row is checked by one set of **rules** ([`validate`]) whichever way it
+//! comes in: `ingest` while it parses files, [`BarStore::append`] for clients' Arrow batches.
+//! This crate knows nothing of shared memory: the daemon joins it to the rings.
 //!
 //! ```
 //! use ringfeed_store::{BarStore, DatasetConfig, Query, schema::BarColumns};
