@@ -4,8 +4,9 @@ use anyhow::{bail, Context, Result};
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use clap::Args;
-use ringfeed_store::ingest::{self, Format, IngestOptions, IngestReport, InvalidPolicy, TsFormat};
+use ringfeed_store::ingest::{self, Format, IngestOptions, InvalidPolicy, TsFormat};
 use ringfeed_store::schema::Kind;
+use ringfeed_store::validate::{Grid, RowPolicy, RowReport, RowRules};
 use ringfeed_store::{
     BarStore, DatasetConfig, DeleteRange, FsyncPolicy, Query, Session, Symbols, Timeframe,
 };
@@ -49,13 +50,26 @@ pub struct Parse {
     /// Time zone of naive timestamps (IANA name), default UTC.
     #[arg(long)]
     tz: Option<String>,
-    /// Abort on the first bad row instead of rejecting it.
+    /// Abort on the first bad row instead of rejecting it (nothing of the batch holding
+    /// it is written).
     #[arg(long)]
     strict: bool,
-    /// Keep rows with impossible values (NaN or negative prices, high < low) and flag them.
+    /// Keep rows that break a rule (NaN or negative prices, high < low, volume < 0, ts off
+    /// the timeframe's grid) and flag them. Rows that do not parse are still rejected.
     #[arg(long)]
     keep_invalid: bool,
+    /// Exit 0 even when rows were rejected (default: exit 3, see below).
+    #[arg(long)]
+    allow_rejects: bool,
 }
+
+/// The exit codes of `ingest` and `append`, for `--help`.
+const EXIT_CODES: &str = "Exit status: 0 = every row loaded (flagged rows included); 3 = loaded, but rows were rejected (they are listed on stderr; --allow-rejects exits 0 instead); 1 = failed (with --strict: the first bad row, nothing of its batch written); 2 = bad arguments.
+
+Row rules (the store's, the same for every way in): prices finite and not negative, high >= low, open and close inside [low, high], volume and the other amounts not negative, ts on the timeframe's grid (a 1m dataset takes 02:03:00, not 02:03:17); trades: price and size finite and not negative.";
+
+/// Exit code of `ingest` and `append` when rows were rejected.
+const EXIT_REJECTED: i32 = 3;
 
 impl Parse {
     /// The store's ingest options for these flags.
@@ -86,11 +100,13 @@ impl Parse {
                 .as_deref()
                 .map(ringfeed_store::session::parse_tz)
                 .transpose()?,
-            strict: self.strict,
-            invalid: if self.keep_invalid {
-                InvalidPolicy::Keep
-            } else {
-                InvalidPolicy::Reject
+            policy: RowPolicy {
+                invalid: if self.keep_invalid {
+                    InvalidPolicy::Keep
+                } else {
+                    InvalidPolicy::Reject
+                },
+                strict: self.strict,
             },
             progress,
             ..Default::default()
@@ -100,6 +116,7 @@ impl Parse {
 
 /// `ringfeed ingest`.
 #[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
 pub struct Ingest {
     #[command(flatten)]
     store: Store,
@@ -256,7 +273,7 @@ fn chrono_like(secs: i64, sub: u32) -> Option<String> {
     })
 }
 
-fn print_bad_rows(report: &IngestReport) {
+fn print_bad_rows(report: &RowReport) {
     for r in &report.rejects {
         eprintln!("  rejected {r}");
     }
@@ -271,7 +288,19 @@ fn print_bad_rows(report: &IngestReport) {
     }
 }
 
-fn span(r: &IngestReport) -> String {
+/// After the summary of a load: exit [`EXIT_REJECTED`] when rows were rejected, unless
+/// `--allow-rejects`. Called last, with everything written and closed.
+fn exit_if_rejected(report: &RowReport, parse: &Parse) {
+    if report.rejected > 0 && !parse.allow_rejects {
+        eprintln!(
+            "ringfeed: loaded, but {} row(s) were rejected (listed above); exit status {EXIT_REJECTED}. Fix them, pass --keep-invalid to keep rows that break a rule, or --allow-rejects to exit 0",
+            report.rejected
+        );
+        std::process::exit(EXIT_REJECTED);
+    }
+}
+
+fn span(r: &RowReport) -> String {
     match (r.min_ts, r.max_ts) {
         (Some(a), Some(b)) => format!("{} .. {}", iso(a), iso(b)),
         _ => "(empty)".into(),
@@ -309,9 +338,10 @@ pub fn ingest(a: Ingest) -> Result<()> {
     } else {
         Kind::Bars
     };
-    let opts = a.parse.options(true)?;
+    let mut opts = a.parse.options(true)?;
+    opts.rules = RowRules::for_dataset(&store.dataset(&a.dataset).expect("created above").config);
     let t0 = Instant::now();
-    let mut report = IngestReport::default();
+    let mut report = RowReport::default();
     let mut written = 0usize;
     for f in &a.files {
         let path = (f.as_os_str() != "-").then_some(f.as_path());
@@ -337,6 +367,8 @@ pub fn ingest(a: Ingest) -> Result<()> {
         report.flagged
     );
     print_bad_rows(&report);
+    drop(store);
+    exit_if_rejected(&report, &a.parse);
     Ok(())
 }
 
@@ -357,6 +389,15 @@ pub fn query(a: QueryArgs) -> Result<()> {
         .transpose()?;
     q.start = a.start.as_deref().map(parse_time).transpose()?;
     q.end = a.end.as_deref().map(parse_time).transpose()?;
+    if let (Some(s), Some(e)) = (q.start, q.end) {
+        if s >= e {
+            bail!(
+                "--start {} is not before --end {}: start must be before end (the end is excluded)",
+                iso(s),
+                iso(e)
+            );
+        }
+    }
     q.fields = a.fields.clone();
     q.limit = a.limit;
     q.from_end = a.from_end;
@@ -564,6 +605,7 @@ pub fn delete(a: Delete) -> Result<()> {
 
 /// `ringfeed append`.
 #[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
 pub struct Append {
     /// Daemon socket (default: $RINGFEED_SOCKET, else the daemon's default path).
     #[arg(long)]
@@ -607,8 +649,13 @@ pub fn append(a: Append) -> Result<()> {
     };
     let mut opts = a.parse.options(true)?;
     opts.batch_rows = a.batch_rows.max(1);
+    // The daemon checks the same rules again; the grid of days depends on the dataset's
+    // session, which only the daemon knows.
+    opts.rules = RowRules {
+        grid: Grid::new(tf).filter(|_| tf.nanos() < Some(86_400_000_000_000)),
+    };
     let t0 = Instant::now();
-    let mut report = IngestReport::default();
+    let mut report = RowReport::default();
     let (mut sent, mut requests) = (0u64, 0u64);
     for f in &a.files {
         let path = (f.as_os_str() != "-").then_some(f.as_path());
@@ -629,6 +676,8 @@ pub fn append(a: Append) -> Result<()> {
         report.flagged
     );
     print_bad_rows(&report);
+    drop(client);
+    exit_if_rejected(&report, &a.parse);
     Ok(())
 }
 

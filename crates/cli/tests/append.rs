@@ -1,5 +1,6 @@
 //! `ringfeed append` against a real `ringfeed serve`: rows land durable, are
-//! published to the live topics, and bad rows are reported, not fatal. A direct
+//! published to the live topics, and bad rows are reported (exit status 3 unless
+//! `--allow-rejects`), not fatal. A direct
 //! `ringfeed ingest` beside the daemon is refused; `ringfeed query` is not.
 
 use arrow_array::cast::AsArray;
@@ -13,12 +14,18 @@ use std::time::{Duration, Instant};
 
 /// Runs `ringfeed` with `args`: (success, stdout, stderr).
 fn run<S: AsRef<OsStr>>(args: &[S]) -> (bool, String, String) {
+    let (code, out, err) = run_code(args);
+    (code == Some(0), out, err)
+}
+
+/// Runs `ringfeed` with `args`: (exit code, stdout, stderr).
+fn run_code<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
         .args(args)
         .output()
         .expect("run ringfeed");
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -67,7 +74,7 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
     std::fs::write(&csv, text).unwrap();
 
     let (sock_s, csv_s) = (sock.to_str().unwrap(), csv.to_str().unwrap());
-    let (ok, _, err) = run(&[
+    let (code, _, err) = run_code(&[
         "append",
         "--dataset",
         "fx",
@@ -77,10 +84,35 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
         sock_s,
         csv_s,
     ]);
-    assert!(ok, "{err}");
+    // Loaded, but a row was rejected: exit status 3, the row named.
+    assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("appended 10 rows"), "{err}");
     assert!(
-        err.contains("1 rejected") && err.contains("bars.csv:12"),
+        err.contains("1 rejected")
+            && err.contains("bars.csv:12")
+            && err.contains("1 row(s) were rejected"),
+        "{err}"
+    );
+    // A bar off the 1m grid is refused by the client's own check of the store's rules;
+    // --allow-rejects says rejections are fine.
+    let off = dir.path().join("off.csv");
+    std::fs::write(
+        &off,
+        "ts,symbol,open,high,low,close,volume\n2021-01-01T00:10:17Z,EURUSD,1,1,1,1,1\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_code(&[
+        "append",
+        "--dataset",
+        "fx",
+        "--allow-rejects",
+        "--socket",
+        sock_s,
+        off.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("appended 0 rows") && err.contains("not on the 1m grid"),
         "{err}"
     );
 

@@ -165,7 +165,26 @@ impl Catalog {
                 found: cat.schema_version,
             });
         }
+        let mut cat = cat;
+        cat.normalize_timeframes();
         Ok(cat)
+    }
+
+    /// Key cold files by the normalized timeframe (`60m` → `1h`): a store written before
+    /// spellings were normalized may hold keys in another spelling. Part paths are kept as
+    /// they are (they name real files). Configs are normalized when parsed.
+    fn normalize_timeframes(&mut self) {
+        for e in self.datasets.values_mut() {
+            e.config.rollups.dedup();
+            let old = std::mem::take(&mut e.cold);
+            for (key, mut parts) in old {
+                let key = key
+                    .parse::<Timeframe>()
+                    .map(|t| t.to_string())
+                    .unwrap_or(key);
+                e.cold.entry(key).or_default().append(&mut parts);
+            }
+        }
     }
 
     /// Commit this catalog as the next version: write `v<N>.json`, fsync, then flip

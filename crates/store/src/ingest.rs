@@ -1,9 +1,12 @@
 //! Loaders: Binance kline CSV, generic OHLCV CSV, trades CSV, Parquet and Arrow/Feather
-//! files, into canonical bar or tick batches. Bad rows are rejected with file:line and a
-//! reason (or, for invalid-but-parseable values under [`InvalidPolicy::Keep`], kept and
-//! flagged); `strict` turns the first bad row into an error.
+//! files, into canonical bar or tick batches. Every row passes the store's row rules
+//! ([`crate::validate`], the same as client appends): bad rows are rejected with file:line
+//! and a reason (or, for invalid-but-parseable values under [`InvalidPolicy::Keep`], kept
+//! and flagged); `strict` turns the first bad row into an error.
 
 use crate::schema::{Kind, TickColumns};
+pub use crate::validate::{BadRow, InvalidPolicy, RowPolicy, RowReport};
+use crate::validate::{BarRow, RowFault, RowRules};
 use arrow_array::builder::StringViewBuilder;
 use arrow_array::{
     Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
@@ -12,7 +15,6 @@ use arrow_buffer::NullBuffer;
 use arrow_schema::{ArrowError, DataType, TimeUnit};
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
-use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,17 +98,6 @@ impl std::str::FromStr for TsFormat {
     }
 }
 
-/// What to do with rows that parse but hold impossible values (NaN or negative prices,
-/// high < low, open/close outside [low, high], negative volume).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum InvalidPolicy {
-    /// Reject them (reported like unparseable rows).
-    #[default]
-    Reject,
-    /// Keep them and count them as flagged.
-    Keep,
-}
-
 /// Options for a load.
 #[derive(Clone, Debug)]
 pub struct IngestOptions {
@@ -124,10 +115,12 @@ pub struct IngestOptions {
     pub ts_format: TsFormat,
     /// Time zone of naive timestamps (default UTC).
     pub tz: Option<Tz>,
-    /// Abort on the first bad row.
-    pub strict: bool,
-    /// Invalid-value policy.
-    pub invalid: InvalidPolicy,
+    /// Bad rows: reject or keep (flagged) rows that break a rule, and whether the first
+    /// rejected row aborts the load.
+    pub policy: RowPolicy,
+    /// The dataset's rules beyond the values: its grid (`RowRules::for_dataset`). The
+    /// default checks no grid.
+    pub rules: RowRules,
     /// Rows per emitted batch.
     pub batch_rows: usize,
     /// Show a progress bar on stderr (hidden when stderr is not a terminal).
@@ -144,73 +137,11 @@ impl Default for IngestOptions {
             columns: Vec::new(),
             ts_format: TsFormat::Auto,
             tz: None,
-            strict: false,
-            invalid: InvalidPolicy::Reject,
+            policy: RowPolicy::default(),
+            rules: RowRules::default(),
             batch_rows: 1 << 20,
             progress: false,
         }
-    }
-}
-
-/// One rejected or flagged row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadRow {
-    /// File name (`-` for stdin).
-    pub file: String,
-    /// 1-based line (CSV) or row (columnar files) number.
-    pub line: u64,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl std::fmt::Display for BadRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
-    }
-}
-
-/// Totals of a load, across files.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IngestReport {
-    /// Data rows seen.
-    pub rows_read: u64,
-    /// Rows passed on to the store.
-    pub rows_ok: u64,
-    /// Rows rejected.
-    pub rejected: u64,
-    /// Invalid rows kept under [`InvalidPolicy::Keep`].
-    pub flagged: u64,
-    /// The first rejected rows (at most 10).
-    pub rejects: Vec<BadRow>,
-    /// The first flagged rows (at most 10).
-    pub flags: Vec<BadRow>,
-    /// Symbols seen.
-    pub symbols: BTreeSet<String>,
-    /// Smallest ts accepted, ns.
-    pub min_ts: Option<i64>,
-    /// Largest ts accepted, ns.
-    pub max_ts: Option<i64>,
-}
-
-const MAX_LISTED: usize = 10;
-
-impl IngestReport {
-    fn reject(&mut self, r: BadRow) {
-        self.rejected += 1;
-        if self.rejects.len() < MAX_LISTED {
-            self.rejects.push(r);
-        }
-    }
-    fn flag(&mut self, r: BadRow) {
-        self.flagged += 1;
-        if self.flags.len() < MAX_LISTED {
-            self.flags.push(r);
-        }
-    }
-    fn accept(&mut self, ts: i64) {
-        self.rows_ok += 1;
-        self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
-        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
     }
 }
 
@@ -539,38 +470,6 @@ fn fast_decimal(t: &[u8]) -> Option<f64> {
     Some(if neg { -x } else { x })
 }
 
-/// Check a bar's values; `Err` holds the reason it is invalid.
-pub fn check_bar(o: f64, h: f64, l: f64, c: f64, v: f64) -> Result<(), String> {
-    for (name, x) in [("open", o), ("high", h), ("low", l), ("close", c)] {
-        if !x.is_finite() {
-            return Err(format!("{name} is {x}"));
-        }
-        if x < 0.0 {
-            return Err(format!("{name} is negative ({x})"));
-        }
-    }
-    if h < l {
-        return Err(format!("high {h} < low {l}"));
-    }
-    if o < l || o > h || c < l || c > h {
-        return Err(format!("open {o} or close {c} outside [low {l}, high {h}]"));
-    }
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("volume is {v}"));
-    }
-    Ok(())
-}
-
-fn check_tick(p: f64, s: f64) -> Result<(), String> {
-    if !p.is_finite() || p < 0.0 {
-        return Err(format!("price is {p}"));
-    }
-    if !s.is_finite() || s < 0.0 {
-        return Err(format!("size is {s}"));
-    }
-    Ok(())
-}
-
 fn parse_side(b: &[u8]) -> Option<i8> {
     match trim(b).to_ascii_lowercase().as_slice() {
         b"buy" | b"b" | b"1" | b"bid" => Some(1),
@@ -653,7 +552,7 @@ pub fn load(
     path: Option<&Path>,
     kind: Kind,
     opts: &IngestOptions,
-    report: &mut IngestReport,
+    report: &mut RowReport,
     sink: &mut Sink<'_>,
 ) -> Result<(), IngestError> {
     let shown = path
@@ -686,7 +585,7 @@ trait RowBuf: Default + Send {
     /// Append rows `a..b` of `src` (which may be emptied by the call when it moves all of them).
     fn extend_from(&mut self, src: &mut Self, a: usize, b: usize);
     /// Build the record batch of every row, updating the report's totals, and clear.
-    fn take_batch(&mut self, report: &mut IngestReport) -> Result<RecordBatch, ArrowError>;
+    fn take_batch(&mut self, report: &mut RowReport) -> Result<RecordBatch, ArrowError>;
 }
 
 /// A nullable column under construction: values, plus validity once a null arrives.
@@ -868,7 +767,7 @@ impl RowBuf for BarBuf {
         self.taker_buy_base.extend_from(&src.taker_buy_base, a, b);
         self.taker_buy_quote.extend_from(&src.taker_buy_quote, a, b);
     }
-    fn take_batch(&mut self, report: &mut IngestReport) -> Result<RecordBatch, ArrowError> {
+    fn take_batch(&mut self, report: &mut RowReport) -> Result<RecordBatch, ArrowError> {
         let mut b = std::mem::take(self);
         let n = b.ts.len();
         report.rows_ok += n as u64;
@@ -944,7 +843,7 @@ impl RowBuf for TickColumns {
         self.side.extend_from_slice(&src.side[a..b]);
         self.trade_id.extend_from_slice(&src.trade_id[a..b]);
     }
-    fn take_batch(&mut self, report: &mut IngestReport) -> Result<RecordBatch, ArrowError> {
+    fn take_batch(&mut self, report: &mut RowReport) -> Result<RecordBatch, ArrowError> {
         for (t, s) in self.ts.iter().zip(&self.symbol) {
             report.accept(*t);
             if !report.symbols.contains(s) {
@@ -1084,7 +983,7 @@ fn load_csv(
     format: Format,
     kind: Kind,
     opts: &IngestOptions,
-    report: &mut IngestReport,
+    report: &mut RowReport,
     sink: &mut Sink<'_>,
 ) -> Result<(), IngestError> {
     if kind == Kind::Ticks {
@@ -1110,7 +1009,7 @@ fn load_csv_rows<B: RowBuf>(
     format: Format,
     kind: Kind,
     opts: &IngestOptions,
-    report: &mut IngestReport,
+    report: &mut RowReport,
     sink: &mut Sink<'_>,
     parse_line: impl Fn(&LineParser, &[u8], &mut B) -> Result<Option<String>, String> + Sync,
 ) -> Result<(), IngestError> {
@@ -1193,7 +1092,7 @@ fn load_csv_rows<B: RowBuf>(
                 };
                 if !ev.reject {
                     report.flag(row);
-                } else if opts.strict {
+                } else if opts.policy.strict {
                     report.rows_read += ev.data_lines;
                     bar.finish_and_clear();
                     return Err(IngestError::Strict { row });
@@ -1217,7 +1116,7 @@ fn load_csv_rows<B: RowBuf>(
 /// Hand every buffered row to `sink` as one batch.
 fn flush_rows<B: RowBuf>(
     rows: &mut B,
-    report: &mut IngestReport,
+    report: &mut RowReport,
     sink: &mut Sink<'_>,
 ) -> Result<(), IngestError> {
     if rows.rows() == 0 {
@@ -1236,7 +1135,7 @@ fn move_rows<B: RowBuf>(
     mut a: usize,
     b: usize,
     cap: usize,
-    report: &mut IngestReport,
+    report: &mut RowReport,
     sink: &mut Sink<'_>,
 ) -> Result<(), IngestError> {
     while a < b {
@@ -1277,6 +1176,7 @@ struct LineParser {
     ts_format: TsFormat,
     tz: Option<Tz>,
     keep_invalid: bool,
+    rules: RowRules,
     ncols: usize,
 }
 
@@ -1377,7 +1277,8 @@ impl LineParser {
                 symbol: opts.symbol.clone(),
                 ts_format: opts.ts_format.clone(),
                 tz: opts.tz,
-                keep_invalid: opts.invalid == InvalidPolicy::Keep,
+                keep_invalid: opts.policy.invalid == InvalidPolicy::Keep,
+                rules: opts.rules,
                 ncols: fields.len(),
             },
             header,
@@ -1422,11 +1323,14 @@ impl LineParser {
         n + 1
     }
 
-    fn invalid(&self, reason: String) -> Result<Option<String>, String> {
-        if self.keep_invalid {
-            Ok(Some(reason))
+    /// A row that breaks a rule: flagged (`Ok(Some)`) or rejected (`Err`). The reason
+    /// text is only made here, for bad rows.
+    #[cold]
+    fn invalid(&self, fault: RowFault) -> Result<Option<String>, String> {
+        if self.keep_invalid && fault.keepable() {
+            Ok(Some(fault.to_string()))
         } else {
-            Err(reason)
+            Err(fault.to_string())
         }
     }
 
@@ -1484,9 +1388,21 @@ impl LineParser {
             );
             sym = get(1).map(trim);
         }
-        let verdict = match check_bar(o, h, l, c, v) {
+        let row = BarRow {
+            ts,
+            open: o,
+            high: h,
+            low: l,
+            close: c,
+            volume: v,
+            quote_volume: extra.0,
+            trades: extra.1,
+            taker_buy_base: extra.2,
+            taker_buy_quote: extra.3,
+        };
+        let verdict = match self.rules.check_bar(&row) {
             Ok(()) => None,
-            Err(r) => self.invalid(r)?,
+            Err(f) => self.invalid(f)?,
         };
         match sym {
             Some(s) => out.symbol_bytes(s),
@@ -1523,9 +1439,9 @@ impl LineParser {
             }
             _ => None,
         };
-        let verdict = match check_tick(p, s) {
+        let verdict = match self.rules.check_tick(ts, p, s, side) {
             Ok(()) => None,
-            Err(r) => self.invalid(r)?,
+            Err(f) => self.invalid(f)?,
         };
         out.ts.push(ts);
         out.symbol.push(match get(1) {
@@ -1546,7 +1462,7 @@ fn load_columnar(
     format: Format,
     kind: Kind,
     opts: &IngestOptions,
-    report: &mut IngestReport,
+    report: &mut RowReport,
     sink: &mut Sink<'_>,
 ) -> Result<(), IngestError> {
     let name = if format == Format::Parquet {
@@ -1646,33 +1562,15 @@ fn load_columnar(
         };
         let n = b.num_rows();
         let handle = |i: usize,
-                      verdict: Result<(), String>,
-                      report: &mut IngestReport|
+                      verdict: Result<(), RowFault>,
+                      report: &mut RowReport|
          -> Result<bool, IngestError> {
-            let line = row0 + i as u64 + 1;
             match verdict {
                 Ok(()) => Ok(true),
-                Err(reason)
-                    if opts.invalid == InvalidPolicy::Keep && !reason.starts_with("missing") =>
-                {
-                    report.flag(BadRow {
-                        file: file.clone(),
-                        line,
-                        reason,
-                    });
-                    Ok(true)
-                }
-                Err(reason) => {
-                    let row = BadRow {
-                        file: file.clone(),
-                        line,
-                        reason,
-                    };
-                    if opts.strict {
-                        return Err(IngestError::Strict { row });
-                    }
-                    report.reject(row);
-                    Ok(false)
+                Err(fault) => {
+                    let line = row0 + i as u64 + 1;
+                    crate::validate::judge(report, &opts.policy, fault, &file, line)
+                        .map_err(|row| IngestError::Strict { row })
                 }
             }
         };
@@ -1697,19 +1595,7 @@ fn load_columnar(
             let mut out = TickColumns::default();
             for i in 0..n {
                 report.rows_read += 1;
-                let v = match (ts[i], price.is_valid(i) && size.is_valid(i)) {
-                    (None, _) => Err("missing or unparseable timestamp".to_string()),
-                    (_, false) => Err("missing price or size".to_string()),
-                    _ => check_tick(price.value(i), size.value(i)),
-                };
-                if !handle(i, v, report)? {
-                    continue;
-                }
-                out.ts.push(ts[i].unwrap());
-                out.symbol.push(symbol_at(i).to_string());
-                out.price.push(price.value(i));
-                out.size.push(size.value(i));
-                out.side.push(match (&side, &bm) {
+                let sd = match (&side, &bm) {
                     (Some(s), _) if s.is_valid(i) => parse_side(s.value(i).as_bytes()),
                     (_, Some(b)) if b.is_valid(i) => match b.value(i).to_ascii_lowercase().as_str()
                     {
@@ -1718,7 +1604,21 @@ fn load_columnar(
                         _ => None,
                     },
                     _ => None,
-                });
+                };
+                let v = match ts[i] {
+                    None => Err(RowFault::TsUnreadable),
+                    Some(_) if !price.is_valid(i) => Err(RowFault::Missing("price")),
+                    Some(_) if !size.is_valid(i) => Err(RowFault::Missing("size")),
+                    Some(t) => opts.rules.check_tick(t, price.value(i), size.value(i), sd),
+                };
+                if !handle(i, v, report)? {
+                    continue;
+                }
+                out.ts.push(ts[i].unwrap());
+                out.symbol.push(symbol_at(i).to_string());
+                out.price.push(price.value(i));
+                out.size.push(size.value(i));
+                out.side.push(sd);
                 out.trade_id
                     .push(ids.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i)));
             }
@@ -1734,30 +1634,48 @@ fn load_columnar(
             let tb = f64s(9, "taker_buy_base", false)?;
             let tq = f64s(10, "taker_buy_quote", false)?;
             let mut out = BarBuf::default();
+            let cols = [("open", &o), ("high", &h), ("low", &l), ("close", &c)];
             for i in 0..n {
                 report.rows_read += 1;
-                let all = [&o, &h, &l, &c, &vol].iter().all(|a| a.is_valid(i));
-                let v = match (ts[i], all) {
-                    (None, _) => Err("missing or unparseable timestamp".to_string()),
-                    (_, false) => Err("missing open/high/low/close/volume".to_string()),
-                    _ => check_bar(o.value(i), h.value(i), l.value(i), c.value(i), vol.value(i)),
+                let gap = cols
+                    .iter()
+                    .chain([("volume", &vol)].iter())
+                    .find(|(_, a)| !a.is_valid(i))
+                    .map(|(name, _)| *name);
+                let row = ts[i].map(|t| BarRow {
+                    ts: t,
+                    open: o.value(i),
+                    high: h.value(i),
+                    low: l.value(i),
+                    close: c.value(i),
+                    volume: vol.value(i),
+                    quote_volume: val(&qv, i),
+                    trades: val(&tr, i).map(|x| x as i64),
+                    taker_buy_base: val(&tb, i),
+                    taker_buy_quote: val(&tq, i),
+                });
+                let v = match (row, gap) {
+                    (None, _) => Err(RowFault::TsUnreadable),
+                    (_, Some(field)) => Err(RowFault::Missing(field)),
+                    (Some(r), None) => opts.rules.check_bar(&r),
                 };
                 if !handle(i, v, report)? {
                     continue;
                 }
+                let r = row.expect("checked");
                 out.symbol_str(symbol_at(i));
                 out.push(
-                    ts[i].unwrap(),
-                    o.value(i),
-                    h.value(i),
-                    l.value(i),
-                    c.value(i),
-                    vol.value(i),
+                    r.ts,
+                    r.open,
+                    r.high,
+                    r.low,
+                    r.close,
+                    r.volume,
                     (
-                        val(&qv, i),
-                        val(&tr, i).map(|x| x as i64),
-                        val(&tb, i),
-                        val(&tq, i),
+                        r.quote_volume,
+                        r.trades,
+                        r.taker_buy_base,
+                        r.taker_buy_quote,
                     ),
                 );
             }
@@ -1919,6 +1837,7 @@ mod tests {
             ts_format: TsFormat::Auto,
             tz: None,
             keep_invalid: false,
+            rules: RowRules::default(),
             ncols: 0,
         };
         let mut rnd = 12345u64;
@@ -1939,22 +1858,5 @@ mod tests {
                 assert_eq!(&f[..n.min(16)], &want[..n.min(16)]);
             }
         }
-    }
-
-    #[test]
-    fn bad_bars_are_named() {
-        assert!(check_bar(1.0, 2.0, 0.5, 1.5, 3.0).is_ok());
-        assert!(check_bar(f64::NAN, 2.0, 0.5, 1.5, 3.0)
-            .unwrap_err()
-            .contains("open"));
-        assert!(check_bar(1.0, 0.4, 0.5, 0.45, 3.0)
-            .unwrap_err()
-            .contains("high"));
-        assert!(check_bar(-1.0, 2.0, -2.0, 1.5, 3.0)
-            .unwrap_err()
-            .contains("negative"));
-        assert!(check_bar(1.0, 2.0, 0.5, 1.5, -3.0)
-            .unwrap_err()
-            .contains("volume"));
     }
 }

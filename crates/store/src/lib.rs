@@ -6,7 +6,9 @@
 //! Hive layout (`dataset=…/tf=…/date=…/part-N.parquet`) that DuckDB and polars read in
 //! place; a versioned **catalog** lists datasets, symbols and cold files. **Rollups** to
 //! coarser timeframes are maintained on write; any other timeframe is **resampled on
-//! read**. This crate knows nothing of shared memory: the daemon joins it to the rings.
+//! read**. Every row is checked by one set of **rules** ([`validate`]) whichever way it
+//! comes in: `ingest` while it parses files, [`BarStore::append`] for clients' Arrow batches.
+//! This crate knows nothing of shared memory: the daemon joins it to the rings.
 //!
 //! ```
 //! use ringfeed_store::{BarStore, DatasetConfig, Query, schema::BarColumns};
@@ -39,13 +41,15 @@ pub mod schema;
 pub mod session;
 pub mod store;
 pub mod timeframe;
+pub mod validate;
 pub mod wal;
 
 pub use catalog::{Catalog, DatasetConfig};
 pub use merge::DeleteRange;
 pub use session::Session;
-pub use store::{BarStore, Query, Symbols, WRITER_LOCK};
+pub use store::{AppendSummary, BarStore, Query, Symbols, WRITER_LOCK};
 pub use timeframe::Timeframe;
+pub use validate::{RowPolicy, RowReport};
 pub use wal::FsyncPolicy;
 
 /// Test hook: abort the process at the named point when the environment variable

@@ -41,7 +41,7 @@ impl Bucketing {
     /// the next Monday's); intraday timeframes ignore the session.
     pub fn new(tf: Timeframe, offset: i64, session: Option<Calendar>) -> Result<Self, BucketError> {
         let interval = tf.nanos().ok_or(BucketError::Tick)?;
-        let session = match (session, tf) {
+        let session = match (session, tf.normalized()) {
             (
                 Some(c),
                 Timeframe::Bars {

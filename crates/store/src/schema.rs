@@ -293,31 +293,280 @@ pub(crate) fn i64_col<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a Int6
         .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
 }
 
-/// Cast `batch` to `schema` by column name, filling absent nullable columns with nulls.
-/// Fails when a non-null column is missing or a type cannot be cast.
+/// Cast `batch` to `schema` by column name, filling absent nullable columns with nulls,
+/// for batches the store made or already checked (reads, rollups, ingest's own batches).
+/// Timestamps convert exactly ([`ts_to_ns`]); a non-timestamp `ts` is refused, never
+/// reinterpreted. Client input goes through [`conform_input`] instead.
 pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     if Arc::ptr_eq(&batch.schema(), schema) || batch.schema().as_ref() == schema.as_ref() {
         return Ok(batch.clone());
     }
     let n = batch.num_rows();
     let mut cols = Vec::with_capacity(schema.fields().len());
+    let absent: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| !f.is_nullable() && batch.column_by_name(f.name()).is_none())
+        .map(|f| f.name().as_str())
+        .collect();
+    if !absent.is_empty() {
+        return Err(ArrowError::SchemaError(missing_columns(
+            &absent,
+            schema,
+            &batch.schema(),
+        )));
+    }
     for f in schema.fields() {
         match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => cols.push(c.clone()),
+            Some(c) if f.name() == TS => cols.push(Arc::new(
+                ts_to_ns(c.as_ref()).map_err(|e| ArrowError::CastError(e.to_string()))?,
+            )),
             Some(c) => cols.push(arrow_cast::cast(c, f.data_type())?),
-            None if f.is_nullable() => cols.push(arrow_array::new_null_array(f.data_type(), n)),
-            None => {
-                return Err(ArrowError::SchemaError(format!(
-                    "column {:?} is missing; a batch needs the columns {:?}",
-                    f.name(),
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                )))
-            }
+            None => cols.push(arrow_array::new_null_array(f.data_type(), n)),
         }
     }
     RecordBatch::try_new(schema.clone(), cols)
+}
+
+/// "missing column(s) …; required: …; optional: …; the batch has: …".
+fn missing_columns(absent: &[&str], schema: &Schema, found: &Schema) -> String {
+    let names = |nullable: bool| {
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.is_nullable() == nullable)
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let found: Vec<&str> = found.fields().iter().map(|f| f.name().as_str()).collect();
+    format!(
+        "missing column{} {}; required: {}; optional: {}; the batch has: {}",
+        if absent.len() == 1 { "" } else { "s" },
+        absent.join(", "),
+        names(false),
+        names(true),
+        if found.is_empty() {
+            "no columns".to_string()
+        } else {
+            found.join(", ")
+        }
+    )
+}
+
+/// Why a client's batch cannot be read as bars or trades at all (as opposed to single
+/// bad rows, which validation reports).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// Required columns are absent.
+    #[error("{0}; other columns are ignored")]
+    MissingColumns(String),
+    /// `ts` is not an Arrow timestamp.
+    #[error("ts is {found}: ts must be timestamp[ns, UTC] (timestamps in s, ms or us and in other zones are converted exactly; a timestamp without a zone is read as UTC); integers, floats and strings are never guessed: convert them first, e.g. polars `pl.from_epoch(\"ts\", time_unit=\"ms\")` or pyarrow `pc.cast(ts, pa.timestamp(\"ms\", tz=\"UTC\"))`")]
+    TsType {
+        /// The type found.
+        found: DataType,
+    },
+    /// A timestamp does not fit `timestamp[ns]`.
+    #[error("ts at row {row} ({value} {unit} since the epoch) is outside 1677-09-21..2262-04-11, the range of timestamp[ns]; check the column's unit")]
+    TsRange {
+        /// 1-based row.
+        row: usize,
+        /// The raw value.
+        value: i64,
+        /// Its unit (`s`, `ms`, `us`).
+        unit: &'static str,
+    },
+    /// A required column has the Arrow type `null` (no values at all).
+    #[error("column {column} has type null (no values); it is required: send its values")]
+    NullColumn {
+        /// The column.
+        column: String,
+    },
+    /// A column's type cannot hold its field.
+    #[error("column {column} is {found}; it must be {expected}")]
+    ColumnType {
+        /// The column.
+        column: String,
+        /// The type found.
+        found: DataType,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// A column's values do not fit its field's type.
+    #[error("column {column}: {detail}; send values that fit its type (float64 for prices and amounts, int64 for trades and trade_id, int8 for side)")]
+    Values {
+        /// The column.
+        column: String,
+        /// The conversion error.
+        detail: String,
+    },
+}
+
+/// A `ts` column as `timestamp[ns, UTC]`. Arrow stores zoned timestamps as instants since
+/// the epoch in UTC whatever the zone, so only the unit changes (exactly: an overflow is
+/// an error, never a wrap); a zone-less timestamp is read as UTC. Anything else is refused.
+pub fn ts_to_ns(a: &dyn Array) -> Result<TimestampNanosecondArray, InputError> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    let DataType::Timestamp(unit, _) = a.data_type() else {
+        return Err(InputError::TsType {
+            found: a.data_type().clone(),
+        });
+    };
+    let (values, nulls, mul, name) = match unit {
+        TimeUnit::Nanosecond => {
+            let t = a.as_primitive::<TimestampNanosecondType>();
+            (t.values().clone(), t.nulls().cloned(), 1, "ns")
+        }
+        TimeUnit::Microsecond => {
+            let t = a.as_primitive::<TimestampMicrosecondType>();
+            (t.values().clone(), t.nulls().cloned(), 1_000, "us")
+        }
+        TimeUnit::Millisecond => {
+            let t = a.as_primitive::<TimestampMillisecondType>();
+            (t.values().clone(), t.nulls().cloned(), 1_000_000, "ms")
+        }
+        TimeUnit::Second => {
+            let t = a.as_primitive::<TimestampSecondType>();
+            (t.values().clone(), t.nulls().cloned(), 1_000_000_000, "s")
+        }
+    };
+    if mul == 1 {
+        return Ok(TimestampNanosecondArray::new(values, nulls).with_timezone("UTC"));
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for (i, v) in values.iter().enumerate() {
+        // A null slot's value is arbitrary: it must not fail the column.
+        let null = nulls.as_ref().is_some_and(|n| n.is_null(i));
+        match v.checked_mul(mul) {
+            Some(x) => out.push(x),
+            None if null => out.push(0),
+            None => {
+                return Err(InputError::TsRange {
+                    row: i + 1,
+                    value: *v,
+                    unit: name,
+                })
+            }
+        }
+    }
+    Ok(TimestampNanosecondArray::new(out.into(), nulls).with_timezone("UTC"))
+}
+
+/// What a client column of a field may be, and how it becomes the field's type.
+fn accepts(field: &Field, t: &DataType) -> Result<(), &'static str> {
+    use DataType::*;
+    let int = |t: &DataType| {
+        matches!(
+            t,
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64
+        )
+    };
+    let ok = match field.data_type() {
+        Utf8View => match t {
+            Utf8 | LargeUtf8 | Utf8View => true,
+            Dictionary(k, v) => int(k) && matches!(**v, Utf8 | LargeUtf8 | Utf8View),
+            _ => false,
+        },
+        Float64 => {
+            int(t)
+                || matches!(
+                    t,
+                    Float16 | Float32 | Float64 | Decimal128(..) | Decimal256(..)
+                )
+        }
+        Int64 | Int8 => int(t),
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match field.data_type() {
+        Utf8View => "a string column (utf8, large_utf8, utf8_view or a dictionary of strings)",
+        Float64 => "a number column (float64, float32 or an integer or decimal type)",
+        _ => "an integer column",
+    })
+}
+
+/// Read a client's batch as `kind` rows: the canonical types (timestamps converted
+/// exactly, numbers cast), nullable everywhere, so that validation can report a row
+/// with a missing value instead of failing the batch. Columns are found by name;
+/// absent optional columns are null, others are ignored.
+///
+/// Every column is checked before anything is allocated: required columns must exist with
+/// a usable type and not the Arrow type `null`, whose arrays have no buffers and so can
+/// claim any length (a few hundred bytes of IPC can declare 2^33 rows). A required column
+/// of a usable type holds a buffer entry for every row, so the row count, and every cast
+/// and null fill after this check, is bounded by the input's own size.
+pub fn conform_input(batch: &RecordBatch, kind: Kind) -> Result<RecordBatch, InputError> {
+    let schema = kind.schema();
+    let found = batch.schema();
+    let absent: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| !f.is_nullable() && batch.column_by_name(f.name()).is_none())
+        .map(|f| f.name().as_str())
+        .collect();
+    if !absent.is_empty() {
+        return Err(InputError::MissingColumns(missing_columns(
+            &absent, &schema, &found,
+        )));
+    }
+    // Types first, with no allocation; then convert.
+    for f in schema.fields() {
+        let Some(c) = batch.column_by_name(f.name()) else {
+            continue;
+        };
+        let t = c.data_type();
+        if f.name() == TS {
+            if !matches!(t, DataType::Timestamp(..)) {
+                return Err(InputError::TsType { found: t.clone() });
+            }
+        } else if t == &DataType::Null {
+            if !f.is_nullable() {
+                return Err(InputError::NullColumn {
+                    column: f.name().clone(),
+                });
+            }
+        } else if let Err(expected) = accepts(f, t) {
+            return Err(InputError::ColumnType {
+                column: f.name().clone(),
+                found: t.clone(),
+                expected,
+            });
+        }
+    }
+    let n = batch.num_rows();
+    let exact = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        fields.push(f.as_ref().clone().with_nullable(true));
+        cols.push(match batch.column_by_name(f.name()) {
+            Some(c) if f.name() == TS => Arc::new(ts_to_ns(c.as_ref())?),
+            Some(c) if c.data_type() == f.data_type() => c.clone(),
+            Some(c) if c.data_type() != &DataType::Null => {
+                arrow_cast::cast_with_options(c, f.data_type(), &exact).map_err(|e| {
+                    InputError::Values {
+                        column: f.name().clone(),
+                        detail: e.to_string(),
+                    }
+                })?
+            }
+            _ => arrow_array::new_null_array(f.data_type(), n),
+        });
+    }
+    let loose = Arc::new(Schema::new(fields));
+    Ok(RecordBatch::try_new_with_options(
+        loose,
+        cols,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .expect("columns conformed to the schema"))
 }

@@ -9,11 +9,12 @@
 use crate::catalog::{self, Catalog, CatalogError, DatasetConfig, DatasetEntry, PartFile};
 use crate::merge::{self, DeleteRange, Op};
 use crate::resample::{self, BucketError, Bucketing};
-use crate::schema::{self, Kind};
+use crate::schema::{self, InputError, Kind};
 use crate::timeframe::{Timeframe, NANOS_PER_DAY};
+use crate::validate::{self, BadRow, RowPolicy, RowReport, RowRules};
 use crate::wal::{self, FsyncPolicy, ReplayReport, WalError, WalWriter};
 use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
-use arrow_schema::ArrowError;
+use arrow_schema::{ArrowError, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -155,6 +156,84 @@ pub enum WriteError {
     Catalog(#[from] CatalogError),
 }
 
+/// Failure of a client append ([`BarStore::append`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The dataset does not exist.
+    #[error("unknown dataset {name:?}; datasets: {known}. Create it first (`ringfeed ingest --timeframe …`, or in the daemon's config)")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The datasets that exist.
+        known: String,
+    },
+    /// The store was opened read-only.
+    #[error("the store is open read-only; append through its writer (the daemon, or a store opened with BarStore::open)")]
+    ReadOnly,
+    /// The batch cannot be read as the dataset's rows: a column is missing or has an
+    /// unusable type. Nothing was written.
+    #[error("the batch does not fit dataset {dataset:?} ({base} {what}): {source}")]
+    Input {
+        /// The dataset.
+        dataset: String,
+        /// Its base timeframe.
+        base: Timeframe,
+        /// `bars` or `trades`.
+        what: &'static str,
+        /// What does not fit.
+        source: InputError,
+    },
+    /// The policy was strict and a row was rejected. Nothing was written.
+    #[error("{row} (strict: nothing from this batch was written; fix the row, or append without strict to skip bad rows)")]
+    Strict {
+        /// The first rejected row (`line` is its 1-based row number in the batch).
+        row: BadRow,
+    },
+    /// Writing the valid rows failed; they are not acknowledged.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// What [`BarStore::append`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppendSummary {
+    /// The write of the accepted rows: rows after dedup, days, and the rollup bars
+    /// rewritten (what a live publisher sends on the rollup timeframes). Empty when no row
+    /// was accepted.
+    pub write: WriteSummary,
+    /// The rows stored, with the dataset's base schema, in batch order (flagged rows
+    /// included): what a live publisher sends on the base timeframe.
+    pub accepted: RecordBatch,
+    /// Validation: rows read, stored, rejected and flagged, and the first few of each with
+    /// their row numbers in the batch and reasons.
+    pub report: RowReport,
+}
+
+/// Failure to name the schema of a dataset's timeframe ([`BarStore::stored_schema`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoredSchemaError {
+    /// The dataset does not exist.
+    #[error("unknown dataset {name:?}; datasets: {known}")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The datasets that exist.
+        known: String,
+    },
+    /// The timeframe is neither the dataset's base nor one of its rollups.
+    #[error("dataset {dataset:?} stores no {asked} bars; stored timeframes: {stored} (other timeframes are resampled on read by a query)")]
+    NotStored {
+        /// The dataset.
+        dataset: String,
+        /// The timeframe asked for.
+        asked: Timeframe,
+        /// Its stored timeframes.
+        stored: String,
+    },
+}
+
 /// Failure to answer a query.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -198,6 +277,14 @@ pub enum QueryError {
     /// The interval/session combination is not supported.
     #[error(transparent)]
     Bucket(#[from] BucketError),
+    /// The range is empty or reversed.
+    #[error("the query's start {start} is not before its end {end}; give a start before the end")]
+    Range {
+        /// The start, ISO-8601.
+        start: String,
+        /// The end, ISO-8601.
+        end: String,
+    },
     /// Reading failed.
     #[error(transparent)]
     Read(#[from] ReadError),
@@ -431,6 +518,9 @@ pub struct BarStore {
     /// Days whose rollups were rewritten when the store was opened for writing, per
     /// dataset: a write was cut between its base frames and its rollup frames.
     pub rollups_repaired: Vec<(String, Vec<i64>)>,
+    /// Hot directories of an old timeframe spelling that could not be renamed to the
+    /// normalized one (from, to): their WALs are not read until merged by hand.
+    pub unrenamed: Vec<(PathBuf, PathBuf)>,
     /// Writer only: every hot WAL file and the length up to which it is known valid
     /// (recovered at open, or written since). Appends to a file whose length still matches
     /// skip the recovery pass; a path absent here does not exist (one writer per directory).
@@ -593,12 +683,14 @@ impl BarStore {
             _writer_lock: Some(lock),
             recovered: Vec::new(),
             rollups_repaired: Vec::new(),
+            unrenamed: Vec::new(),
             wal_lens: HashMap::new(),
             hot_index: HashMap::new(),
             pending_sync: BTreeSet::new(),
             pending_dirs: BTreeSet::new(),
             day_cache: Mutex::new(DayCache::default()),
         };
+        s.rename_hot_timeframes();
         let mut unrolled = BTreeSet::new();
         for p in s.all_wal_files() {
             let rep = wal::recover(&p)?;
@@ -613,6 +705,31 @@ impl BarStore {
         s.collect_garbage();
         s.repair_rollups(&unrolled)?;
         Ok(s)
+    }
+
+    /// Rename hot timeframe directories written before timeframe spellings were
+    /// normalized (`_hot/<dataset>/60m` → `1h`), so that their WALs are found under the
+    /// name every path now uses. A directory whose normalized name exists already is left
+    /// alone and named in the recovery notes.
+    fn rename_hot_timeframes(&mut self) {
+        for d in read_dirs(&self.root.join("_hot")) {
+            for t in read_dirs(&d) {
+                let Some(name) = t.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                let Ok(tf) = name.parse::<Timeframe>() else {
+                    continue;
+                };
+                let canonical = tf.to_string();
+                if canonical == name {
+                    continue;
+                }
+                let to = d.join(&canonical);
+                if to.exists() || std::fs::rename(&t, &to).is_err() {
+                    self.unrenamed.push((t, to));
+                }
+            }
+        }
     }
 
     /// Rewrite the rollups of every day whose base WAL ends in a write without a rollup
@@ -686,6 +803,14 @@ impl BarStore {
                 )
             })
             .collect();
+        for (from, to) in &self.unrenamed {
+            out.push(format!(
+                "cannot rename {} to {} (timeframes are now named in one spelling): its WALs are not read; move its files into {} by hand",
+                from.display(),
+                to.display(),
+                to.display()
+            ));
+        }
         for (dataset, days) in &self.rollups_repaired {
             out.push(format!(
                 "rewrote the rollups of dataset {dataset:?} for {} day(s) after an interrupted write: {}",
@@ -715,6 +840,7 @@ impl BarStore {
             _writer_lock: None,
             recovered: Vec::new(),
             rollups_repaired: Vec::new(),
+            unrenamed: Vec::new(),
             wal_lens: HashMap::new(),
             hot_index: HashMap::new(),
             pending_sync: BTreeSet::new(),
@@ -753,12 +879,16 @@ impl BarStore {
         list(self.catalog.datasets.keys())
     }
 
-    /// Create a dataset; creating one that exists with the same config is a no-op.
+    /// Create a dataset; creating one that exists with the same config is a no-op. A
+    /// rollup given twice (in any spelling: `60m`, `1h`) is kept once.
     pub fn create_dataset(
         &mut self,
         name: &str,
-        config: DatasetConfig,
+        mut config: DatasetConfig,
     ) -> Result<(), CreateDatasetError> {
+        // `60m` and `1h` are one rollup: keep the first spelling of each.
+        let mut seen = BTreeSet::new();
+        config.rollups.retain(|r| seen.insert(*r));
         if !self.writable {
             return Err(CreateDatasetError::ReadOnly);
         }
@@ -896,9 +1026,125 @@ impl BarStore {
             })
     }
 
+    /// Append a client's rows: the road every append from outside the store takes.
+    ///
+    /// Looks the dataset up, reads the batch as its base rows (bars or trades; see
+    /// [`schema::conform_input`]: `ts` must be an Arrow timestamp, a zone-less one is read
+    /// as UTC, integers are refused), checks every row against the dataset's rules
+    /// ([`crate::validate`]: the same as `ringfeed ingest`, including the base timeframe's
+    /// grid) under `policy`, and upserts the rows that pass. Rejected rows are listed in
+    /// the report with their 1-based row numbers in the batch (file `append`); when every
+    /// row is rejected nothing is written. Under a strict policy the first rejected row
+    /// fails the call and nothing is written.
+    ///
+    /// ```
+    /// # use ringfeed_store::{BarStore, DatasetConfig, schema::BarColumns, validate::RowPolicy};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut store = BarStore::open(dir.path()).unwrap();
+    /// store.create_dataset("demo", DatasetConfig::new("1m".parse().unwrap())).unwrap();
+    /// let mut bars = BarColumns::default();
+    /// for (ts, high) in [(0, 2.0), (60_000_000_000, 0.5)] { // the second: high < low
+    ///     bars.ts.push(ts);
+    ///     bars.symbol.push("BTCUSDT".into());
+    ///     bars.open.push(1.0); bars.high.push(high); bars.low.push(1.0); bars.close.push(1.0);
+    ///     bars.volume.push(1.0);
+    /// }
+    /// let s = store.append("demo", &bars.into_batch().unwrap(), &RowPolicy::default()).unwrap();
+    /// assert_eq!((s.write.rows, s.report.rejected), (1, 1));
+    /// assert_eq!(s.report.rejects[0].to_string(), "append:2: high 0.5 < low 1");
+    /// ```
+    pub fn append(
+        &mut self,
+        dataset: &str,
+        batch: &RecordBatch,
+        policy: &RowPolicy,
+    ) -> Result<AppendSummary, AppendError> {
+        if !self.writable {
+            return Err(AppendError::ReadOnly);
+        }
+        let cfg = match self.catalog.datasets.get(dataset) {
+            Some(e) => e.config.clone(),
+            None => {
+                return Err(AppendError::UnknownDataset {
+                    name: dataset.into(),
+                    known: self.known(),
+                })
+            }
+        };
+        let kind = Self::kind_of(&cfg, cfg.base);
+        let input = schema::conform_input(batch, kind).map_err(|source| AppendError::Input {
+            dataset: dataset.into(),
+            base: cfg.base,
+            what: if kind == Kind::Ticks {
+                "trades"
+            } else {
+                "bars"
+            },
+            source,
+        })?;
+        let rules = RowRules::for_dataset(&cfg);
+        let (accepted, report) = validate::check_batch(&input, kind, &rules, policy, "append")
+            .map_err(|e| match e {
+                validate::CheckError::Strict(row) => AppendError::Strict { row },
+                validate::CheckError::Arrow(source) => AppendError::Write(WriteError::Schema {
+                    dataset: dataset.into(),
+                    base: cfg.base,
+                    source,
+                }),
+            })?;
+        let write = self.upsert(dataset, &accepted)?;
+        Ok(AppendSummary {
+            write,
+            accepted,
+            report,
+        })
+    }
+
+    /// The schema of a dataset's stored timeframe: the bar or tick schema at its base
+    /// timeframe, the rollup schema (bars plus `complete`) at a rollup timeframe.
+    ///
+    /// ```
+    /// # use ringfeed_store::{BarStore, DatasetConfig, schema};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut store = BarStore::open(dir.path()).unwrap();
+    /// store.create_dataset("demo", DatasetConfig::new("1m".parse().unwrap())).unwrap();
+    /// assert_eq!(store.stored_schema("demo", "1m".parse().unwrap()).unwrap(), schema::bar_schema());
+    /// assert_eq!(store.stored_schema("demo", "60m".parse().unwrap()).unwrap(), schema::rollup_schema());
+    /// assert!(store.stored_schema("demo", "2h".parse().unwrap()).is_err());
+    /// ```
+    pub fn stored_schema(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+    ) -> Result<SchemaRef, StoredSchemaError> {
+        let e = self.catalog.datasets.get(dataset).ok_or_else(|| {
+            StoredSchemaError::UnknownDataset {
+                name: dataset.into(),
+                known: self.known(),
+            }
+        })?;
+        let cfg = &e.config;
+        if tf != cfg.base && !cfg.rollups.contains(&tf) {
+            return Err(StoredSchemaError::NotStored {
+                dataset: dataset.into(),
+                asked: tf,
+                stored: list(
+                    self.stored_timeframes(dataset)
+                        .iter()
+                        .map(|t| t.to_string()),
+                ),
+            });
+        }
+        Ok(Self::kind_of(cfg, tf).schema())
+    }
+
     /// Insert or replace rows at the dataset's base timeframe (bars keyed by
     /// `(symbol, ts)`, ticks by `(symbol, ts, trade_id)`), then rewrite the rollups of the
     /// days touched. Returns once the WAL frames are written (and synced, per policy).
+    ///
+    /// Rows are stored as given: this is the road for rows the caller has validated
+    /// (`ringfeed ingest` does while parsing). Rows from clients go through
+    /// [`BarStore::append`], which validates them.
     pub fn upsert(
         &mut self,
         dataset: &str,
@@ -1824,6 +2070,12 @@ impl BarStore {
         let stored = self.stored_timeframes(&q.dataset);
         let offset = q.offset.unwrap_or_else(|| q.timeframe.default_offset());
         let (start, end) = (q.start.unwrap_or(i64::MIN), q.end.unwrap_or(i64::MAX));
+        if start >= end {
+            return Err(QueryError::Range {
+                start: validate::iso(start),
+                end: validate::iso(end),
+            });
+        }
         let direct = stored.contains(&q.timeframe) && offset == q.timeframe.default_offset();
         let session_cal = match &cfg.session {
             Some(s) if q.timeframe.nanos() >= Some(NANOS_PER_DAY) => {
@@ -1864,7 +2116,20 @@ impl BarStore {
             let (ws, we) = b.widen(start, end);
             let kind = Self::kind_of(cfg, src);
             let raw = self.read_range(&q.dataset, src, kind, ws, we, symbols.as_ref())?;
-            let res = resample::resample(&raw, kind, src, &mut b, None).map_err(ReadError::from)?;
+            // `complete` as rollups on write set it: a bucket is closed when it ends at or
+            // before the end of the symbol's latest base bar. The last source row says so
+            // only when the source is the base and the read ran to the end of the data: a
+            // source rollup's last bar may still be forming (the 05:00 1h bar of a last
+            // base bar at 05:31 ends at 06:00, yet 05:00–06:00 is not closed), and a read
+            // that stops at `end` misses later bars.
+            let marks = if src == cfg.base && we == i64::MAX {
+                None
+            } else {
+                let syms: BTreeSet<String> = merge::symbols_of(&raw).into_iter().collect();
+                Some(self.base_watermarks(&q.dataset, cfg, syms)?)
+            };
+            let res = resample::resample(&raw, kind, src, &mut b, marks.as_ref())
+                .map_err(ReadError::from)?;
             filter_ts(&res, start, end).map_err(ReadError::from)?
         };
         if let Some(n) = q.limit {
@@ -1890,6 +2155,36 @@ impl BarStore {
             out = out.project(&idx).map_err(ReadError::from)?;
         }
         Ok(out)
+    }
+
+    /// Per symbol of `syms`, the end of its latest base bar (`ts` + the base length; for
+    /// ticks the latest trade's `ts`), found from the newest day with base data back: the
+    /// watermark of `complete`.
+    fn base_watermarks(
+        &self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        mut pending: BTreeSet<String>,
+    ) -> Result<HashMap<String, i64>, ReadError> {
+        let kind = Self::kind_of(cfg, cfg.base);
+        let len = cfg.base.nanos().unwrap_or(0);
+        let mut days: BTreeSet<i64> = self.hot_days(dataset, cfg.base).into_iter().collect();
+        if let Some(parts) = self.cold_parts_of(dataset, cfg.base) {
+            days.extend(parts.iter().map(|p| p.day));
+        }
+        let mut wm = HashMap::new();
+        for day in days.into_iter().rev() {
+            if pending.is_empty() {
+                break;
+            }
+            if let Some(b) = self.read_day(dataset, cfg.base, kind, day, Some(&pending))? {
+                raise_watermarks(&b, len, &mut wm);
+                for s in merge::symbols_of(&b) {
+                    pending.remove(&s);
+                }
+            }
+        }
+        Ok(wm)
     }
 
     fn read_range(

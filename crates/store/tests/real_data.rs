@@ -1,7 +1,7 @@
 //! Real market data from ../shared/data (skipped with a message when absent).
 
 use arrow_array::{Array, Float64Array, RecordBatch, TimestampNanosecondArray};
-use ringfeed_store::ingest::{self, Format, IngestOptions, IngestReport};
+use ringfeed_store::ingest::{self, Format, IngestOptions, RowReport};
 use ringfeed_store::schema::Kind;
 use ringfeed_store::{BarStore, DatasetConfig, Query, Symbols};
 use std::io::Read;
@@ -32,8 +32,8 @@ fn add(st: &mut BarStore, name: &str, base: &str, rollups: &[&str]) {
     st.create_dataset(name, cfg).unwrap();
 }
 
-fn load(st: &mut BarStore, ds: &str, path: &Path, kind: Kind, opts: IngestOptions) -> IngestReport {
-    let mut rep = IngestReport::default();
+fn load(st: &mut BarStore, ds: &str, path: &Path, kind: Kind, opts: IngestOptions) -> RowReport {
+    let mut rep = RowReport::default();
     let mut sink = |b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         st.upsert(ds, &b)?;
         Ok(())
@@ -316,5 +316,60 @@ fn lean_equity_minutes_make_new_york_session_daily_bars() {
         }
         // Extended-hours minutes (from 04:00) are excluded: volume is regular-session only.
         assert!(g("volume") <= f[4] * 1.05 && g("volume") >= f[4] * 0.5);
+    }
+}
+
+/// Real bar files pass the store's row rules at their own timeframe, grid included: the
+/// rules refuse bad rows, not real data.
+#[test]
+fn real_bar_files_pass_the_row_rules_at_their_timeframe() {
+    use ringfeed_store::validate::RowRules;
+    let Some(d) = data() else { return };
+    let c = d.join("crypto");
+    let files: [(&str, std::path::PathBuf, Option<Format>, u64); 6] = [
+        (
+            "1m",
+            c.join("btc-perp-20211231-20220201_1m.csv"),
+            None,
+            45_031,
+        ),
+        ("1m", d.join("equity/nt-spy-minute-2011.csv"), None, 14_180),
+        (
+            "1m",
+            c.join("ADABTC-1m-2021-11-27.csv"),
+            Some(Format::BinanceKline),
+            10,
+        ),
+        ("1m", c.join("UNITTEST_BTC-1m.feather"), None, 13_681),
+        ("1m", c.join("XRP_ETH-1m.feather"), None, 2_469),
+        ("5m", c.join("XRP_ETH-5m.feather"), None, 706),
+    ];
+    for (tf, path, format, rows) in files {
+        let cfg = DatasetConfig::new(tf.parse().unwrap());
+        let opts = IngestOptions {
+            format,
+            rules: RowRules::for_dataset(&cfg),
+            ..sym("X")
+        };
+        let mut rep = RowReport::default();
+        let mut sink =
+            |_b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> { Ok(()) };
+        ingest::load(Some(&path), Kind::Bars, &opts, &mut rep, &mut sink).unwrap();
+        assert_eq!(
+            (rep.rows_ok, rep.rejected),
+            (rows, 0),
+            "{}: {:?}",
+            path.display(),
+            rep.rejects
+        );
+        // At a coarser grid the same rows are refused, each with the reason.
+        let coarse = IngestOptions {
+            format,
+            rules: RowRules::for_dataset(&DatasetConfig::new("1d".parse().unwrap())),
+            ..sym("X")
+        };
+        let mut rep = RowReport::default();
+        ingest::load(Some(&path), Kind::Bars, &coarse, &mut rep, &mut sink).unwrap();
+        assert!(rep.rejected > 0 && rep.rejects[0].reason.contains("not on the 1d grid"));
     }
 }

@@ -399,3 +399,41 @@ fn complete_flag_marks_only_the_open_bar() {
         .unwrap();
     assert!(c.value(2));
 }
+
+/// A store written when timeframes kept their spelling (`60m` rollup: catalog entries and
+/// hot directory named `60m`) opens with every path in the normalized name: the hot
+/// directory is renamed, cold files are found under `1h`, and `1h` and `60m` both read them.
+#[test]
+fn a_store_with_an_old_timeframe_spelling_is_read_under_the_normalized_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400 * 1_000_000_000i64;
+    let input: Vec<Row> = (0..3)
+        .flat_map(|d| (0..90).map(move |m| ("A".to_string(), d * day + m * MIN, [1.0; 5])))
+        .collect();
+    let hour =
+        |st: &BarStore, tf: &str| rows(&st.query(&Query::new("d", tf.parse().unwrap())).unwrap());
+    let before = {
+        let mut st = BarStore::open(dir.path()).unwrap();
+        let mut cfg = DatasetConfig::new("1m".parse().unwrap());
+        cfg.rollups = vec!["1h".parse().unwrap()];
+        st.create_dataset("d", cfg).unwrap();
+        st.upsert("d", &batch(&input)).unwrap();
+        st.write_down(Some("d"), 1).unwrap(); // day 0 cold, days 1 and 2 hot
+        hour(&st, "1h")
+    };
+    assert_eq!(before.len(), 6);
+    // Rewrite the store as the old code would have written it for `--rollups 60m`.
+    let cat = dir.path().join("_catalog");
+    let current = std::fs::read_to_string(cat.join("CURRENT")).unwrap();
+    let json = std::fs::read_to_string(cat.join(current.trim())).unwrap();
+    assert!(json.contains("\"1h\""));
+    std::fs::write(cat.join(current.trim()), json.replace("\"1h\"", "\"60m\"")).unwrap();
+    let hot = dir.path().join("_hot/d");
+    std::fs::rename(hot.join("1h"), hot.join("60m")).unwrap();
+
+    let st = BarStore::open(dir.path()).unwrap();
+    assert!(st.unrenamed.is_empty() && hot.join("1h").is_dir() && !hot.join("60m").exists());
+    assert_eq!(st.dataset("d").unwrap().config.rollups[0].to_string(), "1h");
+    assert_eq!(hour(&st, "1h"), before);
+    assert_eq!(hour(&st, "60m"), before);
+}

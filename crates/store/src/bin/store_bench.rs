@@ -29,9 +29,10 @@
 //! followed by what the daemon does to publish rollup updates: a query of each rollup
 //! timeframe for the append's symbols, from one bucket before its rows to their end.
 
-use ringfeed_store::ingest::{self, Format, IngestOptions, IngestReport};
+use ringfeed_store::ingest::{self, Format, IngestOptions, RowReport};
 use ringfeed_store::resample::{self, Bucketing};
 use ringfeed_store::schema::Kind;
+use ringfeed_store::validate::RowRules;
 use ringfeed_store::{BarStore, DatasetConfig, FsyncPolicy, Query, Symbols, Timeframe};
 use std::path::Path;
 use std::time::Instant;
@@ -64,10 +65,11 @@ fn main() -> R<()> {
             let opts = IngestOptions {
                 format: Some(fmt.parse::<Format>()?),
                 symbol: Some(sym.clone()),
+                rules: RowRules::for_dataset(&DatasetConfig::new("1m".parse()?)),
                 ..Default::default()
             };
             let (c0, t0) = (cpu_secs(), Instant::now());
-            let mut report = IngestReport::default();
+            let mut report = RowReport::default();
             let mut sink = |_b| -> R<()> { Ok(()) };
             ingest::load(
                 Some(Path::new(file)),
@@ -94,13 +96,15 @@ fn main() -> R<()> {
                 cfg.rollups.clear();
             }
             cfg.fsync = FsyncPolicy::Never;
+            let rules = RowRules::for_dataset(&cfg);
             store.create_dataset("b", cfg)?;
             let opts = IngestOptions {
                 format: Some(fmt.parse::<Format>()?),
                 symbol: Some(sym.clone()),
+                rules,
                 ..Default::default()
             };
-            let mut report = IngestReport::default();
+            let mut report = RowReport::default();
             let mut upsert = 0.0;
             let mut sink = |b| -> R<()> {
                 let t = Instant::now();
