@@ -660,7 +660,16 @@ pub fn append(a: Append) -> Result<()> {
     for f in &a.files {
         let path = (f.as_os_str() != "-").then_some(f.as_path());
         let mut sink = |b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            sent += client.append(&a.dataset, &b)?;
+            // Rows the parser flagged (--keep-invalid) must be kept by the daemon too;
+            // any other rule break the daemon finds refuses the request whole.
+            let invalid = if a.parse.keep_invalid {
+                ringfeed_client::InvalidRows::Keep
+            } else {
+                ringfeed_client::InvalidRows::Refuse
+            };
+            sent += client
+                .append_with(&a.dataset, std::slice::from_ref(&b), invalid)?
+                .rows_stored;
             requests += 1;
             Ok(())
         };

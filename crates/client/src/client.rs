@@ -3,8 +3,8 @@
 //! and C++ bindings wrap this type; they add no protocol code of their own.
 
 use crate::protocol::{
-    read_frame, symbol_list, write_frame, ErrorKind, QuerySpec, ReadyReport, ReplaySpec, Request,
-    Response, TimeSpec, WireError,
+    read_frame, symbol_list, write_frame, AppendReport, ErrorKind, InvalidRows, QuerySpec,
+    ReadyReport, ReplaySpec, Request, Response, TimeSpec, WireError,
 };
 use arrow_array::RecordBatch;
 use ringfeed_arrow::{Batch, Reader, ReaderOptions, StartAt};
@@ -587,19 +587,26 @@ impl Client {
         Ok(resp.text.unwrap_or_default())
     }
 
-    /// Appends rows at the dataset's base timeframe; returns once durable.
+    /// Appends rows at the dataset's base timeframe; returns the rows stored once
+    /// durable. A row that breaks the store's rules refuses the whole append
+    /// (`bad_request`, naming the first bad rows); see [`Client::append_with`].
     pub fn append(&mut self, dataset: &str, batch: &RecordBatch) -> Result<u64, ClientError> {
-        self.append_batches(dataset, std::slice::from_ref(batch))
+        Ok(self
+            .append_with(dataset, std::slice::from_ref(batch), InvalidRows::Refuse)?
+            .rows_stored)
     }
 
-    /// Appends several batches of one schema as one request (one IPC stream).
-    pub fn append_batches(
+    /// Appends several batches of one schema as one request (one IPC stream,
+    /// validated and stored as one), with `invalid` deciding what happens to
+    /// rows that break a rule; the report says what was stored and rejected.
+    pub fn append_with(
         &mut self,
         dataset: &str,
         batches: &[RecordBatch],
-    ) -> Result<u64, ClientError> {
+        invalid: InvalidRows,
+    ) -> Result<AppendReport, ClientError> {
         let Some(first) = batches.first() else {
-            return Ok(0);
+            return Ok(AppendReport::default());
         };
         let mut payload = Vec::new();
         {
@@ -613,9 +620,13 @@ impl Client {
         let resp = self.call(
             &Request::Append {
                 dataset: dataset.into(),
+                invalid,
             },
             &payload,
         )?;
-        Ok(resp.rows.unwrap_or(0))
+        Ok(resp.report.unwrap_or(AppendReport {
+            rows_stored: resp.rows.unwrap_or(0),
+            ..Default::default()
+        }))
     }
 }

@@ -30,5 +30,7 @@ pub use client::{
     default_socket, keep_symbols, socket_path, uid, Bars, Client, ClientError, Replay,
     DEFAULT_TIMEOUT,
 };
-pub use protocol::{ErrorKind, QuerySpec, ReadyReport, ReplaySpec, Request, Response};
+pub use protocol::{
+    AppendReport, ErrorKind, InvalidRows, QuerySpec, ReadyReport, ReplaySpec, Request, Response,
+};
 pub use time::{TimeError, TimeSpec};

@@ -52,9 +52,14 @@ pub enum Request {
         timeframe: String,
     },
     /// Rows for a dataset's base timeframe; the payload is an Arrow IPC stream.
+    /// Every row is checked by the store's row rules (finite prices, high ≥ low,
+    /// volume ≥ 0, ts a timestamp on the base timeframe's grid, ...).
     Append {
         /// Dataset.
         dataset: String,
+        /// What to do with rows that break a rule (default: refuse the append).
+        #[serde(default)]
+        invalid: InvalidRows,
     },
     /// History of a topic from a time on, and the seam where live data takes
     /// over. Send after `subscribe` and after opening the topic reader: the
@@ -88,6 +93,39 @@ pub enum Request {
         #[serde(default)]
         all: bool,
     },
+}
+
+/// What an append does with rows that break the store's row rules.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidRows {
+    /// Store nothing and answer `bad_request` naming the first bad rows (the default:
+    /// a bad row is never dropped silently, and nothing is half-stored).
+    #[default]
+    Refuse,
+    /// Store the good rows; the answer's report counts and lists the rejected ones.
+    Skip,
+    /// Store every readable row; rule-breaking ones are counted and listed as flagged.
+    Keep,
+}
+
+/// What the store's row rules made of an append.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AppendReport {
+    /// Rows received.
+    pub rows_read: u64,
+    /// Rows stored (flagged ones included).
+    pub rows_stored: u64,
+    /// Rows rejected (not stored).
+    pub rejected: u64,
+    /// Rows stored although they break a rule ([`InvalidRows::Keep`]).
+    pub flagged: u64,
+    /// The first rejected rows: `append:<row>: <reason>` (row numbers 1-based).
+    #[serde(default)]
+    pub rejects: Vec<String>,
+    /// The first flagged rows, same form.
+    #[serde(default)]
+    pub flags: Vec<String>,
 }
 
 /// A replay request: the history half of `subscribe(..., start=T)`.
@@ -266,6 +304,9 @@ pub struct Response {
     /// Structured payload (datasets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// What the row rules made of an append.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<AppendReport>,
 }
 
 impl Response {

@@ -157,7 +157,10 @@ fn bars(symbols: &[&str], from: i64, n: i64) -> RecordBatch {
         ("symbol", Arc::new(StringViewArray::from(sym)) as ArrayRef),
         ("open", f(&px, 0.0)),
         ("high", f(&px, 1.0)),
-        ("low", f(&px, -1.0)),
+        (
+            "low",
+            Arc::new(Float64Array::from_iter_values(px.iter().map(|x| x * 0.5))) as ArrayRef,
+        ),
         ("close", f(&px, 0.5)),
         ("volume", f(&px, 0.0).slice(0, px.len())),
     ])
@@ -600,8 +603,9 @@ fn appends_invalidate_exactly_the_cached_results_they_change() {
     assert!(!a_all.cached && !b_all.cached && !a_old.cached);
     assert_eq!(a_all.batches.len(), 1 + (a_all.rows as usize - 1) / 262_144);
 
-    // Correct A's last bar.
+    // Correct A's last bar (close = its low: a value no bar of `bars()` has).
     let last = 60 * 24 * 40 - 1;
+    let corrected = last as f64 * 0.5;
     let mut fix = bars(&["A"], last, 1);
     fix = RecordBatch::try_new(
         fix.schema(),
@@ -610,7 +614,7 @@ fn appends_invalidate_exactly_the_cached_results_they_change() {
             .enumerate()
             .map(|(i, c)| {
                 if fix.schema().field(i).name() == "close" {
-                    Arc::new(Float64Array::from(vec![-1.0])) as ArrayRef
+                    Arc::new(Float64Array::from(vec![corrected])) as ArrayRef
                 } else {
                     c.clone()
                 }
@@ -623,7 +627,7 @@ fn appends_invalidate_exactly_the_cached_results_they_change() {
     let a_new = c.bars(&sym("A", None)).unwrap();
     assert!(!a_new.cached, "A's cached result was invalidated");
     assert_ne!(a_new.arena, a_all.arena);
-    assert_eq!(*closes(&a_new).last().unwrap(), -1.0);
+    assert_eq!(*closes(&a_new).last().unwrap(), corrected);
     // The old answer, still mapped, keeps its data.
     assert_eq!(*closes(&a_all).last().unwrap(), last as f64 + 0.5);
     // Results the append cannot change stay cached.
@@ -968,6 +972,8 @@ fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
 
     // A late correction to a written-down day lands hot and wins over the Parquet copy.
     let mut fix = bars(&["A"], 1410, 1);
+    // close = its low: a value no bar of `bars()` has.
+    let corrected = 1410.0 * 0.5;
     fix = RecordBatch::try_new(
         fix.schema(),
         fix.columns()
@@ -975,7 +981,7 @@ fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
             .zip(fix.schema().fields())
             .map(|(col, f)| {
                 if f.name() == "close" {
-                    Arc::new(Float64Array::from(vec![-7.0])) as ArrayRef
+                    Arc::new(Float64Array::from(vec![corrected])) as ArrayRef
                 } else {
                     col.clone()
                 }
@@ -986,7 +992,7 @@ fn finished_days_are_written_down_to_parquet_and_read_back_the_same() {
     c.append("test", &fix).unwrap();
     let after = closes(&c.bars(&q("1m")).unwrap());
     assert_eq!(after.len(), 100);
-    assert_eq!(after.iter().filter(|v| **v == -7.0).count(), 1);
+    assert_eq!(after.iter().filter(|v| **v == corrected).count(), 1);
     assert_eq!(
         tiers(&data, "1m"),
         (2, 2),
@@ -1121,4 +1127,100 @@ fn symbol_lists_and_live_symbol_filters() {
 
 fn arrow_cast_views(c: &ArrayRef) -> StringViewArray {
     c.as_string_view().clone()
+}
+
+/// Client appends go through the store's row rules (issue: `append` stored high < low,
+/// NaN and negative prices, off-grid bars and ms integers read as ns). By default a bad
+/// row refuses the whole append; `Skip` stores the good rows and reports the bad ones;
+/// `Keep` stores them flagged. A non-timestamp ts is refused whatever the policy.
+#[test]
+fn appends_are_checked_by_the_store_row_rules() {
+    use arrow_array::Int64Array;
+    use ringfeed_client::InvalidRows;
+    let d = Daemon::start();
+    let mut c = d.client();
+    let good = bars(&["A"], 0, 4);
+    let with = |col: &str, row: usize, v: f64| -> RecordBatch {
+        let cols = good
+            .columns()
+            .iter()
+            .zip(good.schema().fields())
+            .map(|(a, f)| {
+                if f.name() == col {
+                    let mut v2: Vec<f64> = a.as_primitive::<Float64Type>().values().to_vec();
+                    v2[row] = v;
+                    Arc::new(Float64Array::from(v2)) as ArrayRef
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        RecordBatch::try_new(good.schema(), cols).unwrap()
+    };
+    for (bad, why) in [
+        (with("high", 1, -5.0), "high"),
+        (with("close", 2, f64::NAN), "close"),
+        (with("open", 0, -1.0), "open"),
+        (with("volume", 3, -2.0), "volume"),
+    ] {
+        let err = c.append("test", &bad).unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Server { kind, message } if kind == "bad_request" && message.contains(why) && message.contains("nothing of this append was stored")),
+            "{why}: {err}"
+        );
+    }
+    assert_eq!(c.bars(&q("1m")).unwrap().rows, 0, "nothing half-stored");
+
+    // Off the 1m grid: 00:02:17.
+    let mut ts: Vec<i64> = (0..4).map(|m| T0 + m * MIN).collect();
+    ts[2] += 17_000_000_000;
+    let mut cols = good.columns().to_vec();
+    cols[0] = Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC"));
+    let off_grid = RecordBatch::try_new(good.schema(), cols).unwrap();
+    let err = c.append("test", &off_grid).unwrap_err().to_string();
+    assert!(err.contains("append:3") && err.contains("grid"), "{err}");
+
+    // An Int64 ts (ms) is refused, never read as ns (it became 1970-01-01 00:27 before).
+    let ms: Vec<i64> = (0..4).map(|m| (T0 + m * MIN) / 1_000_000).collect();
+    let mut cols = good.columns().to_vec();
+    cols[0] = Arc::new(Int64Array::from(ms));
+    let fields: Vec<_> = good
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == "ts" {
+                Arc::new(arrow_schema::Field::new(
+                    "ts",
+                    arrow_schema::DataType::Int64,
+                    false,
+                ))
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    let int_ts = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), cols).unwrap();
+    for invalid in [InvalidRows::Refuse, InvalidRows::Skip, InvalidRows::Keep] {
+        let err = c
+            .append_with("test", std::slice::from_ref(&int_ts), invalid)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ts") && err.contains("timestamp"), "{err}");
+    }
+    assert_eq!(c.bars(&q("1m")).unwrap().rows, 0);
+
+    // Skip: the good rows are stored, the report names the bad one.
+    let r = c
+        .append_with("test", &[with("high", 1, -5.0)], InvalidRows::Skip)
+        .unwrap();
+    assert_eq!((r.rows_read, r.rows_stored, r.rejected), (4, 3, 1), "{r:?}");
+    assert!(r.rejects[0].starts_with("append:2:"), "{r:?}");
+    assert_eq!(c.bars(&q("1m")).unwrap().rows, 3);
+    // Keep: stored, flagged.
+    let r = c
+        .append_with("test", &[with("high", 1, -5.0)], InvalidRows::Keep)
+        .unwrap();
+    assert_eq!((r.rows_stored, r.flagged), (4, 1), "{r:?}");
+    assert_eq!(c.bars(&q("1m")).unwrap().rows, 4);
 }

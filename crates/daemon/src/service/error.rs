@@ -82,3 +82,18 @@ impl From<ringfeed_store::store::WriteDownError> for ServiceError {
         Self::new(kind, e.to_string())
     }
 }
+
+impl From<ringfeed_store::store::AppendError> for ServiceError {
+    fn from(e: ringfeed_store::store::AppendError) -> Self {
+        use ringfeed_store::store::AppendError as A;
+        match e {
+            // The store's words are for its own API; say it in the protocol's.
+            A::Strict { row } => Self::bad_request(format!(
+                "{row}: nothing of this append was stored; fix the row, or append with invalid rows skipped (invalid=\"skip\") or kept flagged (\"keep\")"
+            )),
+            A::UnknownDataset { .. } => Self::new(ErrorKind::UnknownDataset, e.to_string()),
+            A::Input { .. } => Self::bad_request(e.to_string()),
+            _ => Self::store(e),
+        }
+    }
+}

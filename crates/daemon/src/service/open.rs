@@ -130,30 +130,17 @@ impl Service {
         dataset: &str,
         tf: Timeframe,
     ) -> Result<SchemaRef, ServiceError> {
-        let store = self.store();
-        let e = store.dataset(dataset).ok_or_else(|| {
-            ServiceError::unknown_dataset(dataset, store.catalog().datasets.keys())
-        })?;
-        let cfg = &e.config;
-        if tf == cfg.base {
-            Ok(if tf.is_tick() {
-                ringfeed_store::schema::tick_schema()
-            } else {
-                ringfeed_store::schema::bar_schema()
-            })
-        } else if cfg.rollups.contains(&tf) {
-            Ok(ringfeed_store::schema::rollup_schema())
-        } else {
-            let stored: Vec<String> = store
-                .stored_timeframes(dataset)
-                .iter()
-                .map(|t| t.to_string())
-                .collect();
-            Err(ServiceError::new(
-                ErrorKind::BadTimeframe,
-                format!("dataset {dataset:?} has no live topic for {tf}; topics: {stored:?} (other timeframes: query with resampling)"),
-            ))
-        }
+        use ringfeed_store::store::StoredSchemaError as E;
+        self.store().stored_schema(dataset, tf).map_err(|e| {
+            let kind = match e {
+                E::UnknownDataset { .. } => ErrorKind::UnknownDataset,
+                _ => ErrorKind::BadTimeframe,
+            };
+            ServiceError::new(
+                kind,
+                format!("{e} (a timeframe that is not stored has no live topic: query it, resampled on read)"),
+            )
+        })
     }
 
     /// Closes every arena this daemon owns (topics and cached results).

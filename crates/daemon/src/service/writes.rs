@@ -5,8 +5,9 @@
 use super::error::ServiceError;
 use super::open::Service;
 use arrow_array::RecordBatch;
-use ringfeed_client::TimeSpec;
+use ringfeed_client::{AppendReport, InvalidRows, TimeSpec};
 use ringfeed_store::store::{day_string, WriteDownSummary};
+use ringfeed_store::validate::{InvalidPolicy, RowPolicy};
 use ringfeed_store::Timeframe;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 pub struct AppendOutcome {
     /// Rows stored (durable per the dataset's fsync policy) and published.
     pub rows: u64,
+    /// What the row rules made of the rows.
+    pub report: AppendReport,
 }
 
 /// What a delete changed.
@@ -47,60 +50,87 @@ const WRITE_DOWN_DAYS_PER_LOCK: usize = 8;
 
 impl Service {
     /// Appends an Arrow IPC stream (the payload of a local `append`).
-    pub fn append_ipc(&self, dataset: &str, payload: &[u8]) -> Result<AppendOutcome, ServiceError> {
+    pub fn append_ipc(
+        &self,
+        dataset: &str,
+        payload: &[u8],
+        invalid: InvalidRows,
+    ) -> Result<AppendOutcome, ServiceError> {
         let batches = decode_ipc_stream(payload).map_err(|e| {
             ServiceError::bad_request(format!("append payload is not an Arrow IPC stream: {e}"))
         })?;
-        self.append(dataset, &batches)
+        self.append(dataset, &batches, invalid)
     }
 
-    /// Appends rows at the dataset's base timeframe: durable in the store, then
-    /// published to the base topic and to every rollup topic the rows changed;
-    /// cached results they can change are dropped.
+    /// Appends rows at the dataset's base timeframe. The batches are one write:
+    /// the store checks every row by its rules and, per `invalid`, refuses the
+    /// whole append, skips the bad rows or keeps them flagged; the rows stored
+    /// are durable, then published to the base topic and to every rollup topic
+    /// they changed, and cached results they can change are dropped.
     pub fn append(
         &self,
         dataset: &str,
         batches: &[RecordBatch],
+        invalid: InvalidRows,
     ) -> Result<AppendOutcome, ServiceError> {
         let t = Instant::now();
-        let mut rows = 0u64;
+        let Some(first) = batches.first() else {
+            return Ok(AppendOutcome::default());
+        };
+        // One batch, so that validation and storage are one step: an append is
+        // stored whole or refused whole, never applied batch by batch.
+        let batch = if batches.len() == 1 {
+            first.clone()
+        } else {
+            arrow_select::concat::concat_batches(first.schema_ref(), batches)
+                .map_err(|e| ServiceError::bad_request(format!("append batches differ: {e}")))?
+        };
+        let policy = RowPolicy {
+            invalid: match invalid {
+                InvalidRows::Keep => InvalidPolicy::Keep,
+                _ => InvalidPolicy::Reject,
+            },
+            strict: invalid == InvalidRows::Refuse,
+        };
         // Store write and publications are one step for replay snapshots.
         let _ingest = self.ingest.lock().expect("ingest lock");
-        for batch in batches {
-            let (base, summary, batch) = {
-                let mut store = self.store.write().expect("store lock");
-                let Some(e) = store.dataset(dataset) else {
-                    return Err(ServiceError::unknown_dataset(
-                        dataset,
-                        store.catalog().datasets.keys(),
-                    ));
-                };
-                let base = e.config.base;
-                let schema = if base.is_tick() {
-                    ringfeed_store::schema::tick_schema()
-                } else {
-                    ringfeed_store::schema::bar_schema()
-                };
-                let batch = ringfeed_store::schema::conform(batch, &schema).map_err(|e| {
-                    ServiceError::bad_request(format!("rows do not fit dataset {dataset:?}: {e}"))
+        let (base, s) = {
+            let mut store = self.store.write().expect("store lock");
+            let base = store
+                .dataset(dataset)
+                .map(|e| e.config.base)
+                .ok_or_else(|| {
+                    ServiceError::unknown_dataset(dataset, store.catalog().datasets.keys())
                 })?;
-                let s = store.upsert(dataset, &batch).map_err(ServiceError::store)?;
-                (base, s, batch)
-            };
-            rows += summary.rows as u64;
-            let touched = Touched::of(&batch, &summary.rollups)?;
+            (base, store.append(dataset, &batch, &policy)?)
+        };
+        let rows = s.accepted.num_rows() as u64;
+        if rows > 0 {
+            let touched = Touched::of(&s.accepted, &s.write.rollups)?;
             self.cache.invalidate(dataset, &touched.symbols, touched.lo);
-            self.topics
-                .publish(dataset, base, &batch, || self.topic_schema(dataset, base))?;
+            self.topics.publish(dataset, base, &s.accepted, || {
+                self.topic_schema(dataset, base)
+            })?;
             // Publish every rollup bar the store rewrote: the buckets the rows landed in
             // and the earlier bars they closed, each with its new complete flag.
-            for (tf, bars) in &summary.rollups {
+            for (tf, bars) in &s.write.rollups {
                 self.topics
                     .publish(dataset, *tf, bars, || self.topic_schema(dataset, *tf))?;
             }
         }
         self.metrics.observe_ingest(rows, t.elapsed());
-        Ok(AppendOutcome { rows })
+        let r = &s.report;
+        Ok(AppendOutcome {
+            rows,
+            report: AppendReport {
+                rows_read: r.rows_read,
+                rows_stored: r.rows_ok,
+                rejected: r.rejected,
+                flagged: r.flagged,
+                rejects: r.rejects.iter().map(|b| b.to_string()).collect(),
+                flags: r.flags.iter().map(|b| b.to_string()).collect(),
+            },
+        })
     }
 
     /// Deletes bars of the base timeframe in `[start, end)` (a correction): the

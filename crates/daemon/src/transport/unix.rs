@@ -70,75 +70,77 @@ fn dispatch(
     payload: &[u8],
     session: &mut Session,
 ) -> Response {
-    let answer = match req {
-        Request::Ping => Ok(Response::ok()),
-        Request::Stat => Ok(Response {
-            text: Some(service.stat(b.connections())),
-            ..Response::ok()
-        }),
-        Request::Datasets => Ok(Response {
-            data: Some(service.datasets()),
-            ..Response::ok()
-        }),
-        Request::Ready { dataset } => service.ready(dataset.as_deref()).map(|r| Response {
-            data: Some(serde_json::to_value(r).expect("serialisable")),
-            ..Response::ok()
-        }),
-        Request::Query(q) => service.query(&q, session).map(|a| Response {
-            arena: Some(a.arena),
-            batches: Some(a.batches),
-            rows: Some(a.rows),
-            bytes: Some(a.bytes),
-            cached: Some(a.cached),
-            ..Response::ok()
-        }),
-        Request::Release { arena } => session.release(&arena).map(|()| Response::ok()),
-        Request::Subscribe { dataset, timeframe } => {
-            service
+    let answer =
+        match req {
+            Request::Ping => Ok(Response::ok()),
+            Request::Stat => Ok(Response {
+                text: Some(service.stat(b.connections())),
+                ..Response::ok()
+            }),
+            Request::Datasets => Ok(Response {
+                data: Some(service.datasets()),
+                ..Response::ok()
+            }),
+            Request::Ready { dataset } => service.ready(dataset.as_deref()).map(|r| Response {
+                data: Some(serde_json::to_value(r).expect("serialisable")),
+                ..Response::ok()
+            }),
+            Request::Query(q) => service.query(&q, session).map(|a| Response {
+                arena: Some(a.arena),
+                batches: Some(a.batches),
+                rows: Some(a.rows),
+                bytes: Some(a.bytes),
+                cached: Some(a.cached),
+                ..Response::ok()
+            }),
+            Request::Release { arena } => session.release(&arena).map(|()| Response::ok()),
+            Request::Subscribe { dataset, timeframe } => service
                 .subscribe(&dataset, &timeframe)
                 .map(|arena| Response {
                     arena: Some(arena),
                     ..Response::ok()
-                })
-        }
-        Request::Replay(r) => service.replay(&r, session).map(|a| Response {
-            arena: Some(a.history.arena),
-            batches: Some(a.history.batches),
-            rows: Some(a.history.rows),
-            bytes: Some(a.history.bytes),
-            cached: Some(a.history.cached),
-            seq: Some(a.seam),
-            ..Response::ok()
-        }),
-        Request::Append { dataset } => service.append_ipc(&dataset, payload).map(|o| Response {
-            rows: Some(o.rows),
-            ..Response::ok()
-        }),
-        Request::Delete {
-            dataset,
-            symbol,
-            start,
-            end,
-        } => service
-            .delete(&dataset, symbol, &start, &end)
-            .map(|o| Response {
-                rows: Some(o.days),
-                text: Some(o.text),
+                }),
+            Request::Replay(r) => service.replay(&r, session).map(|a| Response {
+                arena: Some(a.history.arena),
+                batches: Some(a.history.batches),
+                rows: Some(a.history.rows),
+                bytes: Some(a.history.bytes),
+                cached: Some(a.history.cached),
+                seq: Some(a.seam),
                 ..Response::ok()
             }),
-        Request::WriteDown {
-            dataset,
-            before,
-            all,
-        } => service
-            .write_down(dataset.as_deref(), before.as_deref(), all)
-            .map(|o| Response {
-                rows: Some(o.rows),
-                bytes: Some(o.bytes),
-                text: Some(o.text),
-                ..Response::ok()
-            }),
-    };
+            Request::Append { dataset, invalid } => service
+                .append_ipc(&dataset, payload, invalid)
+                .map(|o| Response {
+                    rows: Some(o.rows),
+                    report: Some(o.report),
+                    ..Response::ok()
+                }),
+            Request::Delete {
+                dataset,
+                symbol,
+                start,
+                end,
+            } => service
+                .delete(&dataset, symbol, &start, &end)
+                .map(|o| Response {
+                    rows: Some(o.days),
+                    text: Some(o.text),
+                    ..Response::ok()
+                }),
+            Request::WriteDown {
+                dataset,
+                before,
+                all,
+            } => service
+                .write_down(dataset.as_deref(), before.as_deref(), all)
+                .map(|o| Response {
+                    rows: Some(o.rows),
+                    bytes: Some(o.bytes),
+                    text: Some(o.text),
+                    ..Response::ok()
+                }),
+        };
     answer.unwrap_or_else(error_response)
 }
 
