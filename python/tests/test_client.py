@@ -80,6 +80,16 @@ def test_times_follow_the_one_grammar(daemon: str) -> None:
         just_before = dt.datetime(2021, 1, 1, 0, 29, 59, 999_999, tzinfo=dt.timezone.utc)
         assert closes(c.bars("demo", "A", "1m", start=just_before)) == want
 
+        # A datetime with a `nanosecond` (as pandas.Timestamp has) is exact to the ns;
+        # the inverted-range message shows the instant sent.
+        class NsDatetime(dt.datetime):
+            nanosecond = 7
+
+        t = NsDatetime(2021, 1, 1, 0, 30)
+        with pytest.raises(rf.DaemonError, match=r"start 2021-01-01T00:30:00\.000000007Z is not before"):
+            c.bars("demo", "A", "1m", start=t, end=t)
+        assert c.bars("demo", "A", "1m", fields="close").columns == ["ts", "symbol", "close"]
+
 
 def test_inverted_and_bad_times_are_typed_errors(daemon: str) -> None:
     with rf.connect(daemon) as c:
