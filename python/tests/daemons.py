@@ -27,9 +27,10 @@ def daemon_binary() -> Path | None:
 
 class Daemon:
     """ringfeedd on `tmp_path` (config, data dir and socket there), with
-    `extra` top-level config lines and one dataset `demo` (1m, rollups 5m and 1h)."""
+    `extra` top-level config lines and one dataset, `demo` unless told (1m,
+    rollups 5m and 1h)."""
 
-    def __init__(self, tmp_path: Path, extra: str = "") -> None:
+    def __init__(self, tmp_path: Path, extra: str = "", dataset: str = "demo") -> None:
         exe = daemon_binary()
         if exe is None:
             pytest.skip("ringfeedd is not built (cargo build -p ringfeed-daemon)")
@@ -39,7 +40,7 @@ class Daemon:
         self.cfg = tmp_path / "ringfeed.toml"
         self.cfg.write_text(
             f'data_dir = "{self.data}"\nsocket = "{self.sock}"\narena_prefix = "py{os.getpid()}"\n{extra}\n'
-            '[datasets.demo]\nbase = "1m"\nrollups = ["5m", "1h"]\n'
+            f'[datasets.{dataset}]\nbase = "1m"\nrollups = ["5m", "1h"]\n'
         )
         self.proc: Optional[subprocess.Popen[bytes]] = None
 

@@ -130,6 +130,9 @@ def test_a_live_replay_keeps_only_its_symbols(daemon: str) -> None:
         with c.subscribe("demo", "1m", start=T0_MS + 5 * 60_000, symbols="B") as rp:
             assert isinstance(rp, rf.Replay)
             assert rp.symbols == ["B"] and rp.history_rows == 5 and rp.in_history
+            first = rp.read(timeout=0)  # history is already in the arena: no wait needed
+            assert first is not None
+            seen: list[float] = closes(first.to_polars())
 
             def feed() -> None:
                 with rf.connect(daemon) as f:
@@ -139,8 +142,7 @@ def test_a_live_replay_keeps_only_its_symbols(daemon: str) -> None:
             t = threading.Thread(target=feed)
             t.start()
             try:
-                seen: list[float] = []
-                while not seen or seen[-1] != 19.5:
+                while seen[-1] != 19.5:
                     b = rp.read(timeout=20)
                     assert b is not None, f"replay stalled after {seen[-1:]}"
                     df = b.to_polars()
