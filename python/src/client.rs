@@ -173,19 +173,16 @@ impl Client {
         symbols: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let position = match start {
-            None => Some(StartAt::Next),
+            None => StartAt::Next,
             Some(s) => match s.extract::<String>().as_deref() {
-                Ok("next") => Some(StartAt::Next),
-                Ok("latest") => Some(StartAt::Latest),
-                Ok("oldest") => Some(StartAt::Oldest),
-                _ => None,
+                Ok("next") => StartAt::Next,
+                Ok("latest") => StartAt::Latest,
+                Ok("oldest") => StartAt::Oldest,
+                _ => {
+                    let replay = self.replay(py, dataset, timeframe, s, symbols)?;
+                    return Ok(Bound::new(py, replay)?.into_any());
+                }
             },
-        };
-        let Some(position) = position else {
-            let start = start.expect("a time");
-            return Ok(
-                Bound::new(py, self.replay(py, dataset, timeframe, start, symbols)?)?.into_any(),
-            );
         };
         let wanted = self::symbols(symbols)?;
         if !symbol_list(&wanted).is_empty() {
