@@ -91,7 +91,7 @@ impl Batch {
         let src = self.owner.get();
         let copied = py
             .detach(|| export::deep_copy(src))
-            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+            .map_err(|e| crate::errors::RingfeedError::new_err(e.to_string()))?;
         Ok(Batch {
             owner: Arc::new(Guarded::new(copied)),
             seq: self.seq,

@@ -1,10 +1,15 @@
 //! Python exceptions, one per thing a caller can act on, all under
 //! `RingfeedError`. Each carries the Rust error's message, which says what to do.
+//! Argument errors also subclass the builtin a caller would catch
+//! (`InvalidArgumentError` is a `ValueError`, `ArgumentTypeError` a `TypeError`).
 
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::{create_exception, PyErr};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::{create_exception, PyErr, PyTypeInfo};
 use ringfeed_arrow::{CreateError, OpenError, ReadError, WriteError};
+use ringfeed_client::ClientError;
 
 create_exception!(
     ringfeed,
@@ -53,8 +58,92 @@ create_exception!(
     "A batch in the arena failed its structural checks and was skipped."
 );
 
+create_exception!(
+    ringfeed,
+    DaemonError,
+    RingfeedError,
+    "ringfeedd refused a request. `.kind` is the wire name of the reason: bad_request, unknown_dataset, unknown_symbol, bad_timeframe, too_large, too_many_pending, busy, store, ring or internal."
+);
+create_exception!(
+    ringfeed,
+    ConnectError,
+    RingfeedError,
+    "No ringfeedd listens on the socket: start it with `ringfeed serve` (or set RINGFEED_SOCKET)."
+);
+create_exception!(
+    ringfeed,
+    ConnectionLostError,
+    RingfeedError,
+    "The connection to ringfeedd broke or timed out during a request; the next call reconnects."
+);
+
+static INVALID_ARGUMENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static ARGUMENT_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `class <name>(RingfeedError, <builtin>)`, made once: `create_exception!`
+/// takes one base only.
+fn with_builtin_base<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    doc: &str,
+    builtin: Bound<'py, PyType>,
+) -> PyResult<&'static Py<PyType>> {
+    cell.get_or_try_init(py, || {
+        let attrs = PyDict::new(py);
+        attrs.set_item("__module__", "ringfeed")?;
+        attrs.set_item("__doc__", doc)?;
+        let bases = PyTuple::new(py, [py.get_type::<RingfeedError>(), builtin])?;
+        let t = PyType::type_object(py).call1((name, bases, attrs))?;
+        Ok(t.cast_into::<PyType>()?.unbind())
+    })
+}
+
+fn invalid_argument_type(py: Python<'_>) -> PyResult<&'static Py<PyType>> {
+    with_builtin_base(
+        py,
+        &INVALID_ARGUMENT,
+        "InvalidArgumentError",
+        "An argument has the right type but a value ringfeed cannot use.",
+        py.get_type::<PyValueError>(),
+    )
+}
+
+fn argument_type_type(py: Python<'_>) -> PyResult<&'static Py<PyType>> {
+    with_builtin_base(
+        py,
+        &ARGUMENT_TYPE,
+        "ArgumentTypeError",
+        "An argument has a type ringfeed does not take.",
+        py.get_type::<PyTypeError>(),
+    )
+}
+
+/// An `InvalidArgumentError` (a `RingfeedError` and a `ValueError`).
+pub(crate) fn invalid_argument(msg: impl Into<String>) -> PyErr {
+    let msg = msg.into();
+    Python::attach(|py| match invalid_argument_type(py) {
+        Ok(t) => PyErr::from_type(t.bind(py).clone(), msg),
+        Err(e) => e,
+    })
+}
+
+/// An `ArgumentTypeError` (a `RingfeedError` and a `TypeError`).
+pub(crate) fn argument_type(msg: impl Into<String>) -> PyErr {
+    let msg = msg.into();
+    Python::attach(|py| match argument_type_type(py) {
+        Ok(t) => PyErr::from_type(t.bind(py).clone(), msg),
+        Err(e) => e,
+    })
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add("DaemonError", py.get_type::<DaemonError>())?;
+    m.add("ConnectError", py.get_type::<ConnectError>())?;
+    m.add("ConnectionLostError", py.get_type::<ConnectionLostError>())?;
+    m.add("InvalidArgumentError", invalid_argument_type(py)?.bind(py))?;
+    m.add("ArgumentTypeError", argument_type_type(py)?.bind(py))?;
     m.add("RingfeedError", py.get_type::<RingfeedError>())?;
     m.add("ArenaNotFoundError", py.get_type::<ArenaNotFoundError>())?;
     m.add("ArenaExistsError", py.get_type::<ArenaExistsError>())?;
@@ -70,7 +159,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Sets attributes on a freshly made exception (e.g. `LaggedError.missed`).
-fn with_attrs(err: PyErr, attrs: &[(&str, u64)]) -> PyErr {
+fn with_attrs<T: Copy + for<'py> IntoPyObject<'py>>(err: PyErr, attrs: &[(&str, T)]) -> PyErr {
     Python::attach(|py| {
         let v = err.value(py);
         for (k, x) in attrs {
@@ -90,7 +179,7 @@ pub(crate) fn create_error(e: CreateError) -> PyErr {
         CreateError::Ring(
             ringfeed_shm::CreateError::InvalidName { .. }
             | ringfeed_shm::CreateError::InvalidOptions(_),
-        ) => pyo3::exceptions::PyValueError::new_err(msg),
+        ) => invalid_argument(msg),
         _ => RingfeedError::new_err(msg),
     }
 }
@@ -101,9 +190,7 @@ pub(crate) fn open_error(e: OpenError) -> PyErr {
         OpenError::Ring(ringfeed_shm::OpenError::NotFound { .. }) => {
             ArenaNotFoundError::new_err(msg)
         }
-        OpenError::Ring(ringfeed_shm::OpenError::InvalidName { .. }) => {
-            pyo3::exceptions::PyValueError::new_err(msg)
-        }
+        OpenError::Ring(ringfeed_shm::OpenError::InvalidName { .. }) => invalid_argument(msg),
         _ => RingfeedError::new_err(msg),
     }
 }
@@ -132,7 +219,7 @@ pub(crate) fn read_error(e: ReadError) -> PyErr {
         ReadError::Closed { .. } => ClosedError::new_err(msg),
         ReadError::TooManyLeases { held, max } => with_attrs(
             TooManyLeasesError::new_err(msg),
-            &[("held", held.into()), ("max", max.into())],
+            &[("held", u64::from(held)), ("max", u64::from(max))],
         ),
         ReadError::Corrupt { .. } => CorruptBatchError::new_err(msg),
         _ => RingfeedError::new_err(msg),
@@ -145,4 +232,20 @@ pub(crate) fn schema_mismatch(detail: String) -> PyErr {
 
 pub(crate) fn create_error_shm(e: ringfeed_shm::CreateError) -> PyErr {
     create_error(CreateError::Ring(e))
+}
+
+/// A daemon client's error: `DaemonError` (with `.kind`) for a refusal,
+/// `ConnectError` / `ConnectionLostError` for the socket, the ring's
+/// exceptions for a replay's reads.
+pub(crate) fn client_error(e: ClientError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        ClientError::Server { kind, .. } => {
+            with_attrs(DaemonError::new_err(msg), &[("kind", kind.as_str())])
+        }
+        ClientError::Connect { .. } => ConnectError::new_err(msg),
+        ClientError::Io(_) => ConnectionLostError::new_err(msg),
+        ClientError::Read { source, .. } => read_error(source),
+        _ => RingfeedError::new_err(msg),
+    }
 }

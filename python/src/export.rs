@@ -7,6 +7,7 @@
 //! [`crate::fork`]): the consumer's `release` drops that Arc, and the last one
 //! drops the batch, whose buffers hold the slot's lease.
 
+use crate::errors::RingfeedError;
 use crate::fork::Guarded;
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
@@ -14,7 +15,6 @@ use arrow_array::{Array, RecordBatch, RecordBatchIterator, RecordBatchOptions, S
 use arrow_buffer::{BooleanBuffer, Buffer, MutableBuffer, NullBuffer};
 use arrow_data::ArrayData;
 use arrow_schema::Schema;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 use std::ptr::NonNull;
@@ -89,7 +89,7 @@ pub(crate) fn stream_capsule<'py>(
         columns,
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )
-    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    .map_err(|e| RingfeedError::new_err(e.to_string()))?;
     let it = RecordBatchIterator::new([Ok(batch)], schema);
     PyCapsule::new_with_value(
         py,
@@ -104,7 +104,7 @@ pub(crate) fn schema_capsule<'py>(
     schema: &Schema,
 ) -> PyResult<Bound<'py, PyCapsule>> {
     let ffi =
-        FFI_ArrowSchema::try_from(schema).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        FFI_ArrowSchema::try_from(schema).map_err(|e| RingfeedError::new_err(e.to_string()))?;
     PyCapsule::new_with_value(py, ffi, c"arrow_schema")
 }
 

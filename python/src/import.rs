@@ -3,11 +3,11 @@
 //! No copy: the imported arrays point at the producer's memory and keep it
 //! alive through its release callback.
 
+use crate::errors::{argument_type, invalid_argument};
 use arrow_array::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::{Array, RecordBatch, RecordBatchOptions, RecordBatchReader, StructArray};
 use arrow_schema::{DataType, Schema, SchemaRef};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 use std::ffi::CStr;
@@ -21,11 +21,11 @@ pub(crate) struct Frame {
 
 fn capsule<'py>(obj: Bound<'py, PyAny>, method: &str) -> PyResult<Bound<'py, PyCapsule>> {
     obj.cast_into::<PyCapsule>()
-        .map_err(|_| PyTypeError::new_err(format!("{method}() did not return a PyCapsule")))
+        .map_err(|_| argument_type(format!("{method}() did not return a PyCapsule")))
 }
 
 fn arrow_err(what: &str, e: arrow_schema::ArrowError) -> PyErr {
-    PyValueError::new_err(format!("{what}: {e}"))
+    invalid_argument(format!("{what}: {e}"))
 }
 
 /// Moves the `ArrowSchema` out of a capsule named "arrow_schema".
@@ -67,7 +67,7 @@ pub(crate) fn schema(obj: &Bound<'_, PyAny>) -> PyResult<Schema> {
     if has(obj, c"__arrow_c_stream__")? || has(obj, c"__arrow_c_array__")? {
         return Ok(frame(obj)?.schema.as_ref().clone());
     }
-    Err(PyTypeError::new_err(format!(
+    Err(argument_type(format!(
         "schema must be a pyarrow.Schema or have __arrow_c_schema__ (got {})",
         obj.get_type().name()?
     )))
@@ -79,10 +79,10 @@ pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
     if has(obj, c"__arrow_c_array__")? {
         let t = obj.call_method0("__arrow_c_array__")?;
         let t = t.cast_into::<PyTuple>().map_err(|_| {
-            PyTypeError::new_err("__arrow_c_array__() must return a (schema, array) tuple")
+            argument_type("__arrow_c_array__() must return a (schema, array) tuple")
         })?;
         if t.len() != 2 {
-            return Err(PyTypeError::new_err(
+            return Err(argument_type(
                 "__arrow_c_array__() must return a (schema, array) tuple",
             ));
         }
@@ -90,7 +90,7 @@ pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
         let a = take_array(&capsule(t.get_item(1)?, "__arrow_c_array__")?)?;
         // One parse of the schema: the array's type is the struct of its fields.
         if s.format() != "+s" {
-            return Err(PyTypeError::new_err(format!(
+            return Err(argument_type(format!(
                 "__arrow_c_array__ gave an array of format {:?}; a frame must be a struct array (a record batch)",
                 s.format()
             )));
@@ -104,7 +104,7 @@ pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
             .map_err(|e| arrow_err("cannot import array", e))?;
         let sa = StructArray::from(data);
         if sa.null_count() > 0 {
-            return Err(PyValueError::new_err(
+            return Err(invalid_argument(
                 "a struct array with top-level nulls is not a frame",
             ));
         }
@@ -135,7 +135,7 @@ pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
             .map_err(|e| arrow_err("cannot read stream", e))?;
         return Ok(Frame { schema, batches });
     }
-    Err(PyTypeError::new_err(format!(
+    Err(argument_type(format!(
         "cannot write a {}: pass a polars.DataFrame, a pyarrow.Table or RecordBatch, or an object with __arrow_c_stream__ / __arrow_c_array__",
         obj.get_type().name()?
     )))

@@ -1,18 +1,23 @@
 //! `ringfeed._ringfeed`: the pyo3 extension behind the `ringfeed` Python package.
 //!
 //! A thin layer in the style of arro3: the ring logic lives in
-//! `ringfeed-arrow` / `ringfeed-shm`; this crate only moves Arrow data across
+//! `ringfeed-arrow` / `ringfeed-shm`, the daemon protocol and client in
+//! `ringfeed-client`; this crate only moves Arrow data across
 //! the C Data Interface (PyCapsules, no pyarrow needed), maps errors to Python
 //! exceptions, releases the GIL while waiting or copying, and keeps fork
 //! children from touching their parent's ring state ([`fork`]).
 
+mod args;
 mod batch;
+mod client;
 mod conform;
 mod errors;
 mod export;
 mod fork;
 mod import;
+mod json;
 mod reader;
+mod replay;
 mod writer;
 
 use pyo3::prelude::*;
@@ -64,6 +69,9 @@ fn _ringfeed(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::Writer>()?;
     m.add_class::<reader::Reader>()?;
     m.add_class::<batch::Batch>()?;
+    m.add_class::<client::Client>()?;
+    m.add_class::<replay::Replay>()?;
+    m.add_function(wrap_pyfunction!(client::default_socket, m)?)?;
     m.add_function(wrap_pyfunction!(bar_schema, m)?)?;
     m.add_function(wrap_pyfunction!(remove, m)?)?;
     m.add_function(wrap_pyfunction!(list_arenas, m)?)?;

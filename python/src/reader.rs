@@ -5,7 +5,6 @@ use crate::errors::{self, ClosedError};
 use crate::fork::{forked_error, Guarded};
 use crate::{export, secs, WAIT_SLICE};
 use arrow_schema::SchemaRef;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use ringfeed_arrow::{ReadError, ReaderOptions, StartAt};
 use std::sync::{Mutex, MutexGuard};
@@ -26,13 +25,22 @@ fn parse_start(s: &str) -> PyResult<StartAt> {
         "oldest" => Ok(StartAt::Oldest),
         "latest" => Ok(StartAt::Latest),
         "next" => Ok(StartAt::Next),
-        _ => Err(PyValueError::new_err(format!(
+        _ => Err(errors::invalid_argument(format!(
             "start must be \"oldest\", \"latest\" or \"next\", not {s:?}"
         ))),
     }
 }
 
 impl Reader {
+    /// Wraps a reader opened in Rust (e.g. a daemon topic from `Client.subscribe`).
+    pub(crate) fn from_reader(reader: ringfeed_arrow::Reader) -> Self {
+        Self {
+            name: reader.ring().name().to_string(),
+            schema: reader.schema().clone(),
+            inner: Guarded::new(Mutex::new(Some(reader))),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<ringfeed_arrow::Reader>> {
         // A panic while holding the lock cannot leave the reader half-updated
         // in a way that matters more than the panic itself.

@@ -6,7 +6,6 @@ use crate::fork::{forked_error, Guarded};
 use crate::{export, import, secs, WAIT_SLICE};
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use ringfeed_arrow::{OnFull, RingOptions, WriteError};
 use ringfeed_shm::ClaimError;
@@ -156,7 +155,7 @@ impl Writer {
         force: bool,
     ) -> PyResult<Self> {
         ringfeed_shm::check_name(name).map_err(|reason| {
-            PyValueError::new_err(format!("invalid arena name {name:?}: {reason}"))
+            errors::invalid_argument(format!("invalid arena name {name:?}: {reason}"))
         })?;
         let (policy, block_timeout) = match on_full {
             "overwrite" | "overwrite_oldest" => (OnFull::OverwriteOldest, None),
@@ -167,7 +166,7 @@ impl Writer {
                 Some(secs(timeout)),
             ),
             _ => {
-                return Err(PyValueError::new_err(format!(
+                return Err(errors::invalid_argument(format!(
                     "on_full must be \"overwrite\" or \"block\", not {on_full:?}"
                 )))
             }

@@ -13,6 +13,10 @@ shared memory::
     for batch in r:              # blocks; Ctrl-C interrupts; stops when the writer closes
         df = batch.to_polars()   # zero-copy
 
+``ringfeed.connect()`` talks to the ``ringfeedd`` daemon: bars queries as
+polars DataFrames in the daemon's shared memory, live subscriptions, replays
+from a time, appends (see :mod:`ringfeed.client`).
+
 After ``os.fork()`` a child must open its own readers and writers: objects
 inherited from the parent raise ``RingfeedError`` in the child, and are leaked
 (never closed) there, so that the child cannot disturb the parent's ring state.
@@ -23,12 +27,18 @@ import os as _os
 from ._ringfeed import (
     ArenaExistsError,
     ArenaNotFoundError,
+    ArgumentTypeError,
     Batch,
     BatchTooLargeError,
     ClosedError,
+    ConnectError,
+    ConnectionLostError,
     CorruptBatchError,
+    DaemonError,
+    InvalidArgumentError,
     LaggedError,
     Reader,
+    Replay,
     RingFullError,
     RingfeedError,
     SchemaMismatchError,
@@ -38,12 +48,14 @@ from ._ringfeed import (
     __version__,
     _after_fork_in_child,
     bar_schema,
+    default_socket,
     list_arenas,
     remove,
     shm_dir,
 )
 
-from .client import Client, DaemonError, Replay, connect, default_socket
+from .client import Client, connect
+from .types import ReadyReport, TimeLike
 
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -51,18 +63,24 @@ if hasattr(_os, "register_at_fork"):
 __all__ = [
     "ArenaExistsError",
     "ArenaNotFoundError",
+    "ArgumentTypeError",
     "Batch",
     "BatchTooLargeError",
     "Client",
     "ClosedError",
+    "ConnectError",
+    "ConnectionLostError",
     "CorruptBatchError",
     "DaemonError",
+    "InvalidArgumentError",
     "LaggedError",
+    "ReadyReport",
     "Reader",
     "Replay",
     "RingFullError",
     "RingfeedError",
     "SchemaMismatchError",
+    "TimeLike",
     "TooManyLeasesError",
     "Writer",
     "WriterGoneError",
