@@ -217,11 +217,33 @@ impl Client {
     /// Appends `frame` (anything with `__arrow_c_stream__` or
     /// `__arrow_c_array__`: a polars DataFrame, a pyarrow Table or
     /// RecordBatch) at the dataset's base timeframe, imported through the
-    /// Arrow C stream interface (no pyarrow needed). Returns the rows stored,
-    /// once durable.
-    fn append(&self, py: Python<'_>, dataset: &str, frame: &Bound<'_, PyAny>) -> PyResult<u64> {
+    /// Arrow C stream interface (no pyarrow needed). Every row is checked by
+    /// the store's rules; `invalid` says what a bad row does: "refuse" (the
+    /// default: nothing is stored, `DaemonError` names the row), "skip"
+    /// (store the good rows) or "keep" (store them flagged). Returns the
+    /// report (`rows_read`, `rows_stored`, `rejected`, `flagged`, `rejects`,
+    /// `flags`), once durable.
+    #[pyo3(signature = (dataset, frame, invalid="refuse"))]
+    fn append<'py>(
+        &self,
+        py: Python<'py>,
+        dataset: &str,
+        frame: &Bound<'py, PyAny>,
+        invalid: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let invalid = match invalid {
+            "refuse" => ringfeed_client::InvalidRows::Refuse,
+            "skip" => ringfeed_client::InvalidRows::Skip,
+            "keep" => ringfeed_client::InvalidRows::Keep,
+            other => {
+                return Err(invalid_argument(format!(
+                    "invalid={other:?}: use \"refuse\", \"skip\" or \"keep\""
+                )))
+            }
+        };
         let f = import::frame(frame)?;
-        self.with(py, |c| c.append_batches(dataset, &f.batches))
+        let report = self.with(py, |c| c.append_with(dataset, &f.batches, invalid))?;
+        json::to_py(py, &serde_json::to_value(report).expect("serialisable"))
     }
 
     /// Deletes the bars of `symbol` (default: every symbol) in `[start, end)`;

@@ -93,7 +93,7 @@ def minutes(symbols: list[str], start: int, n: int) -> pl.DataFrame:
             "symbol": list(sym),
             "open": list(px),
             "high": [x + 1 for x in px],
-            "low": [x - 1 for x in px],
+            "low": [x * 0.5 for x in px],
             "close": [x + 0.5 for x in px],
             "volume": [1.0] * len(px),
         }

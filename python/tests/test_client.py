@@ -210,25 +210,55 @@ with rf.connect(sys.argv[1]) as c:
     assert r.stdout.split("\n")[:2] == ["3", "[1.5, 2.5, 3.5]"]
 
 
-def test_append_takes_ts_with_any_zone_and_unit_but_not_naive(daemon: str) -> None:
-    """A zoned ts keeps its instant whatever the zone and unit; an Int64 ts is ns;
-    a naive ts is refused today (the store's cast cannot name the zone)."""
+def test_append_takes_ts_with_any_zone_and_unit_naive_as_utc_but_no_integers(daemon: str) -> None:
+    """A zoned ts keeps its instant whatever the zone and unit; a naive ts is UTC;
+    an integer ts is refused (an Int64 of ms once became a bar in 1970)."""
     with rf.connect(daemon) as c:
         base = minutes(["N"], 0, 3)
         want = [T0, T0 + MIN, T0 + 2 * MIN]
         for symbol, ts in (
             ("US", pl.col("ts").cast(pl.Datetime("us", "UTC"))),
             ("PARIS", pl.col("ts").dt.convert_time_zone("Europe/Paris")),
-            ("INT", pl.col("ts").dt.epoch("ns")),
+            ("NAIVE", pl.col("ts").dt.replace_time_zone(None)),
         ):
             assert c.append("demo", base.with_columns(ts, symbol=pl.lit(symbol))) == 3
             df = c.bars("demo", symbol, "1m")
             assert df["ts"].dtype == pl.Datetime("ns", "UTC")
             assert df["ts"].dt.epoch("ns").to_list() == want, symbol
-        naive = base.with_columns(pl.col("ts").dt.replace_time_zone(None))
-        with pytest.raises(rf.DaemonError) as e:
-            c.append("demo", naive)
-        assert e.value.kind == "bad_request"
+        for ts in (pl.col("ts").dt.epoch("ns"), pl.col("ts").dt.epoch("ms")):
+            with pytest.raises(rf.DaemonError) as e:
+                c.append("demo", base.with_columns(ts, symbol=pl.lit("INT")))
+            assert e.value.kind == "bad_request" and "timestamp" in str(e.value), e.value
+        assert "INT" not in c.datasets()["demo"]["symbols"]
+
+
+def test_append_checks_every_row_and_refuses_skips_or_keeps_bad_ones(daemon: str) -> None:
+    """The store's row rules apply to client appends: high < low, NaN or negative prices,
+    negative volume and off-grid bars are refused by default (nothing stored), skipped
+    with a warning, or kept flagged."""
+    with rf.connect(daemon) as c:
+        good = minutes(["R"], 0, 4)
+        bad_frames = {
+            "high": good.with_columns(pl.when(pl.int_range(4) == 1).then(-5.0).otherwise(pl.col("high")).alias("high")),
+            "close": good.with_columns(pl.when(pl.int_range(4) == 2).then(float("nan")).otherwise(pl.col("close")).alias("close")),
+            "volume": good.with_columns(pl.when(pl.int_range(4) == 3).then(-1.0).otherwise(pl.col("volume")).alias("volume")),
+            "grid": good.with_columns(
+                pl.when(pl.int_range(4) == 2).then(pl.col("ts") + pl.duration(seconds=17)).otherwise(pl.col("ts")).alias("ts")
+            ),
+        }
+        for what, frame in bad_frames.items():
+            with pytest.raises(rf.DaemonError) as e:
+                c.append("demo", frame)
+            assert e.value.kind == "bad_request" and what in str(e.value) and "append:" in str(e.value), e.value
+        assert "R" not in c.datasets()["demo"]["symbols"], "nothing half-stored"
+        with pytest.warns(rf.RowsRejectedWarning, match="1 rows rejected.*append:2"):
+            assert c.append("demo", bad_frames["high"], invalid="skip") == 3
+        assert c.bars("demo", "R", "1m").height == 3
+        with pytest.warns(rf.RowsRejectedWarning, match="1 kept flagged"):
+            assert c.append("demo", bad_frames["high"], invalid="keep") == 4
+        assert c.bars("demo", "R", "1m").height == 4
+        with pytest.raises(rf.InvalidArgumentError):
+            c.append("demo", good, invalid="maybe")  # type: ignore[arg-type]
 
 
 def test_append_errors_are_daemon_errors_with_a_kind(daemon: str) -> None:

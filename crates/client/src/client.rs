@@ -272,7 +272,7 @@ impl Conn {
 
 /// How one exchange on a connection ended.
 enum Exchange {
-    Answer(Response),
+    Answer(Box<Response>),
     /// The connection was already dead (the daemon restarted or closed it while
     /// idle): nothing was processed, the request may be sent again.
     Dead(String),
@@ -331,7 +331,7 @@ impl Client {
         // A daemon that refuses a request (busy, oversize) answers and hangs up,
         // possibly before the request is written: its answer is the better error.
         match (sent, read_frame::<_, Response>(&mut conn.reader, 0)) {
-            (_, Ok((resp, _))) => Exchange::Answer(resp),
+            (_, Ok((resp, _))) => Exchange::Answer(Box::new(resp)),
             (Err(e), Err(_)) if dead(&e) => Exchange::Dead(e.to_string()),
             (Err(e), Err(_)) => Exchange::Failed(e.to_string()),
             (Ok(()), Err(crate::protocol::FrameError::Eof)) => {
@@ -352,7 +352,7 @@ impl Client {
                 None => self.conn.insert(Conn::open(&self.path, self.timeout)?),
             };
             match Self::exchange(conn, req, payload) {
-                Exchange::Answer(r) => break r,
+                Exchange::Answer(r) => break *r,
                 Exchange::Dead(m) => {
                     self.conn = None;
                     if retried {

@@ -54,8 +54,8 @@ from ._ringfeed import (
     shm_dir,
 )
 
-from .client import Client, connect
-from .types import ReadyReport, TimeLike
+from .client import Client, RowsRejectedWarning, connect
+from .types import AppendReport, InvalidRows, ReadyReport, TimeLike
 
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -75,6 +75,9 @@ __all__ = [
     "InvalidArgumentError",
     "LaggedError",
     "ReadyReport",
+    "RowsRejectedWarning",
+    "AppendReport",
+    "InvalidRows",
     "Reader",
     "Replay",
     "RingFullError",

@@ -18,15 +18,21 @@ memory (one copy in RAM however many processes ask).
 from __future__ import annotations
 
 import os
+import warnings
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Type, Union, overload
 
 from . import _ringfeed
 from ._ringfeed import Batch, DaemonError, Reader, Replay, default_socket
-from .types import Position, ReadyReport, Symbols, TimeLike
+from .types import InvalidRows, Position, ReadyReport, Symbols, TimeLike
 
 if TYPE_CHECKING:
     import polars as pl
+
+
+class RowsRejectedWarning(UserWarning):
+    """An append stored its good rows and skipped (``invalid="skip"``) or flagged
+    (``invalid="keep"``) others; the message lists the first ones with their row numbers."""
 
 
 class Client:
@@ -163,12 +169,27 @@ class Client:
         duplicate at the seam. Iterate it, or call ``read(timeout=)``."""
         return self.native.replay(dataset, timeframe, start, symbols=symbols)
 
-    def append(self, dataset: str, frame: Any) -> int:
+    def append(self, dataset: str, frame: Any, *, invalid: InvalidRows = "refuse") -> int:
         """Appends rows at the dataset's base timeframe; returns the rows stored, once
         durable. ``frame``: a polars DataFrame, a pyarrow Table or RecordBatch, or any
         object with ``__arrow_c_stream__`` / ``__arrow_c_array__`` (imported in Rust,
-        without pyarrow). ``ts`` should be a UTC timestamp; a naive one is read as UTC."""
-        return self.native.append(dataset, frame)
+        without pyarrow). ``ts`` must be a timestamp (a naive one is read as UTC).
+
+        Every row is checked by the store's rules (finite, non-negative prices, low <= open,
+        close <= high, volume >= 0, ts on the timeframe's grid). ``invalid`` says what a bad
+        row does: ``"refuse"`` (default: nothing is stored and ``DaemonError`` names the
+        row), ``"skip"`` (the good rows are stored, and a ``RowsRejectedWarning`` lists the
+        others) or ``"keep"`` (stored, and a warning lists them as flagged)."""
+        report = self.native.append(dataset, frame, invalid)
+        if report["rejected"] or report["flagged"]:
+            lines = "; ".join(report["rejects"] + report["flags"])
+            warnings.warn(
+                RowsRejectedWarning(
+                    f"{dataset}: {report['rejected']} rows rejected, {report['flagged']} kept flagged: {lines}"
+                ),
+                stacklevel=2,
+            )
+        return int(report["rows_stored"])
 
     def delete(self, dataset: str, start: TimeLike, end: TimeLike, symbol: Optional[str] = None) -> str:
         """Deletes the bars of ``symbol`` (default: every symbol) in ``[start, end)``: a
@@ -191,4 +212,4 @@ def connect(socket: Union[str, os.PathLike[str], None] = None, timeout: Optional
     return Client(socket, timeout)
 
 
-__all__ = ["Batch", "Client", "DaemonError", "Reader", "Replay", "connect", "default_socket"]
+__all__ = ["Batch", "Client", "DaemonError", "Reader", "Replay", "RowsRejectedWarning", "connect", "default_socket"]

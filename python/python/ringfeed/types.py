@@ -54,4 +54,31 @@ class ReadyReport(TypedDict):
     datasets: List[DatasetReady]
 
 
-__all__ = ["DatasetReady", "Position", "ReadyReport", "Symbols", "TimeLike", "TimeframeReady"]
+InvalidRows = Union[Literal["refuse"], Literal["skip"], Literal["keep"]]
+"""What an append does with a row that breaks the store's rules: refuse the whole
+append (default), skip the row, or keep it flagged."""
+
+
+class AppendReport(TypedDict):
+    """What the store's row rules made of an append."""
+
+    rows_read: int
+    rows_stored: int
+    """Flagged rows included."""
+    rejected: int
+    flagged: int
+    rejects: List[str]
+    """The first rejected rows: ``append:<row>: <reason>`` (rows 1-based)."""
+    flags: List[str]
+
+
+__all__ = [
+    "AppendReport",
+    "DatasetReady",
+    "InvalidRows",
+    "Position",
+    "ReadyReport",
+    "Symbols",
+    "TimeLike",
+    "TimeframeReady",
+]
