@@ -292,7 +292,12 @@ impl Reader {
                 })
             }
         };
-        let batch = codec::decode(&self.schema, &buffer)
+        // SAFETY: the trust model (docs/layout.md): the arena is mode 0600
+        // and owned by this user (`Reader::open` refuses another user's
+        // unless `allow_foreign_owner`), and its writer is a `Writer`, which
+        // encodes only arrays validated when they were built or imported
+        // (`foreign::import_array`). `decode` checks the structure itself.
+        let batch = unsafe { codec::decode(&self.schema, &buffer) }
             .map_err(|e| ReadError::Corrupt { seq, what: e.0 })?;
         Ok(Batch {
             batch,

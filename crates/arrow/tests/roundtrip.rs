@@ -421,8 +421,14 @@ fn codec_round_trip_and_frames() {
     let frames = codec::frames(&slot).unwrap();
     assert!(frames.len() >= 2, "schema + dictionary + record batch");
     let schema = Arc::new(all_types().schema().as_ref().clone());
-    let got = codec::decode(&schema, &aligned(&slot)).unwrap();
+    // SAFETY: the slot was encoded from `all_types()`, whose arrays arrow's
+    // safe constructors validated.
+    let got = unsafe { codec::decode(&schema, &aligned(&slot)) }.unwrap();
     assert_eq!(got, all_types());
+    assert_eq!(
+        codec::decode_validated(&schema, &aligned(&slot)).unwrap(),
+        all_types()
+    );
 }
 
 proptest! {
@@ -443,15 +449,15 @@ proptest! {
             slot[i] = val;
         }
         let schema = Arc::new(all_types().schema().as_ref().clone());
-        let _ = codec::decode(&schema, &aligned(&slot));
+        let _ = codec::decode_validated(&schema, &aligned(&slot));
         let n = cut.index(slot.len());
-        let _ = codec::decode(&schema, &aligned(&slot[..n]));
+        let _ = codec::decode_validated(&schema, &aligned(&slot[..n]));
     }
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let schema = Arc::new(bar_schema());
-        let _ = codec::decode(&schema, &aligned(&bytes));
+        let _ = codec::decode_validated(&schema, &aligned(&bytes));
         let _ = codec::decode_schema(&bytes);
     }
 

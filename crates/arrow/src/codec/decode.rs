@@ -532,10 +532,83 @@ fn decode_inner(schema: &SchemaRef, slot: &Buffer) -> R<RecordBatch> {
 /// Decodes a slot whose bytes are owned by `slot` (a buffer over shared
 /// memory, whose allocation owner is the lease). Every array buffer of the
 /// result points into `slot`.
-pub fn decode(schema: &SchemaRef, slot: &Buffer) -> Result<RecordBatch, SlotError> {
+///
+/// Only the structure is checked, in O(columns) (see the [module
+/// docs](super)); the values are trusted. Use [`decode_validated`] for
+/// bytes that no validating writer produced.
+///
+/// ```
+/// use ringfeed_arrow::codec::{self, SlotEncoder};
+/// use arrow_array::record_batch;
+/// use arrow_buffer::Buffer;
+/// let batch = record_batch!(("close", Float64, [1.0, 2.5]))?;
+/// let mut enc = SlotEncoder::new(&batch.schema())?;
+/// let bufs = enc.encode(&batch)?;
+/// let mut slot = vec![0u8; codec::encoded_len(&bufs)];
+/// codec::copy_into(&bufs, &mut slot);
+/// let slot = Buffer::from(slot); // a 64-byte aligned copy
+/// // SAFETY: the slot was just encoded from `batch`, whose arrays were
+/// // validated when `record_batch!` built them.
+/// let got = unsafe { codec::decode(&batch.schema(), &slot) }?;
+/// assert_eq!(got, batch);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Safety
+/// The caller promises that the *values* in `slot` are valid for `schema`,
+/// because a writer that validated them wrote them (the trust model in
+/// `docs/layout.md`: a [`crate::Writer`] encodes only arrays that were
+/// validated when they were built or imported, into an arena of mode 0600
+/// owned by the reading user):
+/// - string columns (`Utf8`, `LargeUtf8`, `Utf8View`) hold valid UTF-8;
+/// - offsets are monotonic and every one lies inside its values buffer
+///   (only the first and the last are checked here);
+/// - every view of a view column lies inside its data buffer;
+/// - every dictionary key is inside its dictionary;
+/// - every null count matches its validity bitmap.
+///
+/// Reading a value of an array that breaks one of these is undefined
+/// behaviour. A caller that cannot promise this may still call `decode` if
+/// it reads no value before running `ArrayData::validate_full` on every
+/// column, which is what [`decode_validated`] does.
+pub unsafe fn decode(schema: &SchemaRef, slot: &Buffer) -> Result<RecordBatch, SlotError> {
     match catch_unwind(AssertUnwindSafe(|| decode_inner(schema, slot))) {
         Ok(r) => r.map_err(|e| bad(format!("decode failed: {e}"))),
         Err(_) => Err(bad("decode failed: arrow rejected the slot (panic caught)")),
+    }
+}
+
+/// [`decode`], then arrow's full O(rows) validation of every column (UTF-8,
+/// offsets, views, dictionary keys, null counts, non-nullable fields): safe
+/// for bytes of any origin, such as a fuzzer's or another user's. The error
+/// names the first invalid column.
+pub fn decode_validated(schema: &SchemaRef, slot: &Buffer) -> Result<RecordBatch, SlotError> {
+    // SAFETY: nothing reads a value of the result before every column passed
+    // `validate_full` below; an invalid batch is dropped unread (the escape
+    // clause of `decode`'s contract).
+    let batch = unsafe { decode(schema, slot) }?;
+    let checked = catch_unwind(AssertUnwindSafe(|| {
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            if !field.is_nullable() && column.null_count() > 0 {
+                return Err(bad(format!(
+                    "column {:?} is not nullable but has {} nulls",
+                    field.name(),
+                    column.null_count()
+                )));
+            }
+            column
+                .to_data()
+                .validate_full()
+                .map_err(|e| bad(format!("column {:?} is invalid: {e}", field.name())))?;
+        }
+        Ok(())
+    }));
+    match checked {
+        Ok(Ok(())) => Ok(batch),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(bad(
+            "validation failed: arrow panicked on the slot (caught)",
+        )),
     }
 }
 
@@ -570,22 +643,51 @@ mod tests {
             .unwrap();
         let mut bad_align = slot.clone();
         bad_align[at] += 8;
-        let err = decode(&schema, &aligned(&bad_align)).unwrap_err();
+        let err = trusted_decode(&schema, &aligned(&bad_align)).unwrap_err();
         assert!(err.0.contains("not 64-byte aligned"), "{err}");
         assert!(frames(&bad_align).is_err());
         let mut past = slot.clone();
         past[at + 8..at + 16].copy_from_slice(&(1i64 << 40).to_le_bytes());
-        let err = decode(&schema, &aligned(&past)).unwrap_err();
+        let err = trusted_decode(&schema, &aligned(&past)).unwrap_err();
         assert!(err.0.contains("runs past"), "{err}");
         // A truncated slot, a schema with a column too many / too few.
-        assert!(decode(&schema, &aligned(&slot[..slot.len() - 64])).is_err());
+        assert!(trusted_decode(&schema, &aligned(&slot[..slot.len() - 64])).is_err());
         let fewer = Arc::new(schema.project(&[0, 1]).unwrap());
-        let err = decode(&fewer, &aligned(&slot)).unwrap_err();
+        let err = trusted_decode(&fewer, &aligned(&slot)).unwrap_err();
         assert!(err.0.contains("schema uses"), "{err}");
         let mut more: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         more.push(Field::new("extra", DataType::Int32, true));
-        let err = decode(&Arc::new(Schema::new(more)), &aligned(&slot)).unwrap_err();
+        let err = trusted_decode(&Arc::new(Schema::new(more)), &aligned(&slot)).unwrap_err();
         assert!(err.0.contains("fewer"), "{err}");
+    }
+
+    #[test]
+    fn decode_validated_refuses_values_that_decode_trusts() {
+        use arrow_array::{ArrayRef, StringArray};
+        let names: ArrayRef = Arc::new(StringArray::from(vec!["abc", "defgh"]));
+        let b = RecordBatch::try_from_iter([("name", names)]).unwrap();
+        let schema = b.schema();
+        let slot = slot_of(&mut SlotEncoder::new(&schema).unwrap(), &b);
+        let find = |needle: &[u8]| {
+            slot.windows(needle.len())
+                .position(|w| w == needle)
+                .unwrap()
+        };
+        // Invalid UTF-8 in the values.
+        let mut utf8 = slot.clone();
+        utf8[find(b"defgh")] = 0xFF;
+        // Offsets [0, 3, 8] made [0, 9, 8]: not monotonic, one past the values.
+        let mut offsets = slot.clone();
+        let at = find(&[0, 0, 0, 0, 3, 0, 0, 0, 8, 0, 0, 0]) + 4;
+        offsets[at] = 9;
+        for broken in [utf8, offsets] {
+            let buf = aligned(&broken);
+            // Structure only: accepted (its values are never read here).
+            assert_eq!(trusted_decode(&schema, &buf).unwrap().num_rows(), 2);
+            let err = decode_validated(&schema, &buf).unwrap_err();
+            assert!(err.0.contains("column \"name\" is invalid"), "{err}");
+        }
+        assert_eq!(decode_validated(&schema, &aligned(&slot)).unwrap(), b);
     }
 
     proptest! {
@@ -610,7 +712,7 @@ mod tests {
             }
             for bytes in [&slot[..], &slot[..cut.index(slot.len() + 1)]] {
                 let buf = aligned(bytes);
-                let new = decode(&schema, &buf);
+                let new = trusted_decode(&schema, &buf);
                 if let Ok(got) = &new {
                     let old = reference_decode(&schema, &buf);
                     prop_assert!(old.is_ok(), "accepted what the reference rejects: {:?}", old.err());

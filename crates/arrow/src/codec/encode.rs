@@ -738,7 +738,7 @@ pub fn copy_into(buffers: &[Buffer], dst: &mut [u8]) -> usize {
 mod tests {
     use super::*;
     use crate::codec::testutil::*;
-    use crate::codec::{decode, for_each_buffer};
+    use crate::codec::{decode_validated, for_each_buffer};
     use arrow_array::*;
     use std::sync::Arc;
 
@@ -749,8 +749,9 @@ mod tests {
         let slot = slot_of(&mut enc, b);
         assert_eq!(&read_with_arrow(&schema, &slot), b, "arrow's reader");
         let buf = aligned(&slot);
-        let got = decode(&schema, &buf).unwrap();
+        let got = trusted_decode(&schema, &buf).unwrap();
         assert_eq!(&got, b, "decode");
+        assert_eq!(&decode_validated(&schema, &buf).unwrap(), b, "validated");
         assert_eq!(&reference_decode(&schema, &buf).unwrap(), b, "reference");
         // Every buffer of the result lies inside the slot.
         let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
@@ -768,7 +769,11 @@ mod tests {
             .unwrap();
         let mut v = vec![0u8; encoded_len(&bufs)];
         copy_into(&bufs, &mut v);
-        assert_eq!(&decode(&schema, &aligned(&v)).unwrap(), b, "arrow-encoded");
+        assert_eq!(
+            &trusted_decode(&schema, &aligned(&v)).unwrap(),
+            b,
+            "arrow-encoded"
+        );
     }
 
     #[test]
@@ -858,7 +863,7 @@ mod tests {
             };
             let slot = slot_of(&mut enc, &b);
             assert_eq!(read_with_arrow(&schema, &slot), b);
-            assert_eq!(decode(&schema, &aligned(&slot)).unwrap(), b);
+            assert_eq!(trusted_decode(&schema, &aligned(&slot)).unwrap(), b);
         }
     }
 
@@ -870,7 +875,7 @@ mod tests {
         let mut enc = SlotEncoder::new(&schema).unwrap();
         assert!(matches!(enc.kind, Kind::Arrow(None)));
         let slot = aligned(&slot_of(&mut enc, &b));
-        assert_eq!(decode(&schema, &slot).unwrap(), b);
+        assert_eq!(trusted_decode(&schema, &slot).unwrap(), b);
         assert_eq!(reference_decode(&schema, &slot).unwrap(), b);
         // Without dictionaries: the persistent arrow encoder.
         let cols = [3, 4, 5, 6, 7];
@@ -878,6 +883,6 @@ mod tests {
         let mut enc = SlotEncoder::new(&nd.schema()).unwrap();
         assert!(matches!(enc.kind, Kind::Arrow(Some(_))));
         let slot = aligned(&slot_of(&mut enc, &nd));
-        assert_eq!(decode(&nd.schema(), &slot).unwrap(), nd);
+        assert_eq!(trusted_decode(&nd.schema(), &slot).unwrap(), nd);
     }
 }

@@ -20,7 +20,9 @@
 //!
 //! **Reading.** [`decode`] parses and verifies each message's flatbuffer
 //! once, checks its structure, then builds the arrays itself over the slot
-//! (zero-copy: every buffer is a slice of the slot).
+//! (zero-copy: every buffer is a slice of the slot). It trusts the values,
+//! so it is an `unsafe fn` (see its `# Safety`); [`decode_validated`] adds
+//! arrow's full validation for bytes of unknown origin.
 //!
 //! Trust model: readers check structure in O(columns) — message framing,
 //! flatbuffer verification, metadata version, no compression, no delta
@@ -52,7 +54,7 @@ mod message;
 #[cfg(test)]
 mod testutil;
 
-pub use decode::decode;
+pub use decode::{decode, decode_validated};
 pub use encode::{copy_into, encoded_len, Prepared, SlotEncoder};
 pub use message::{decode_schema, encode_schema, frames, Frame};
 
@@ -81,6 +83,8 @@ impl std::fmt::Display for SlotError {
         f.write_str(&self.0)
     }
 }
+
+impl std::error::Error for SlotError {}
 
 pub(crate) fn bad(msg: impl Into<String>) -> SlotError {
     SlotError(msg.into())
