@@ -42,11 +42,11 @@ pub fn arena_name(tag: &str) -> String {
     format!("bench-{tag}-{}", std::process::id())
 }
 
-/// A bar batch (`ringfeed_arrow::bar_schema()`) of `rows` rows: one minute
+/// A bar batch (`ringfeed_arrow::ohlcv_schema()`) of `rows` rows: one minute
 /// apart, one symbol (inline in the `Utf8View` views), deterministic prices.
 /// 64 bytes of column data per row.
 pub fn bar_batch(rows: usize) -> RecordBatch {
-    let schema = Arc::new(ringfeed_arrow::bar_schema());
+    let schema = Arc::new(ringfeed_arrow::ohlcv_schema());
     let t0: i64 = 1_609_459_200_000_000_000; // 2021-01-01T00:00:00Z
     let ts = TimestampNanosecondArray::from_iter_values(
         (0..rows as i64).map(|i| t0 + i * 60_000_000_000),
@@ -69,7 +69,7 @@ pub fn bar_batch(rows: usize) -> RecordBatch {
             (0..rows).map(|i| (i % 97) as f64),
         )),
     ];
-    RecordBatch::try_new(schema, cols).expect("bar columns match bar_schema")
+    RecordBatch::try_new(schema, cols).expect("bar columns match ohlcv_schema")
 }
 
 /// Schema of a single non-nullable `f64` column called `x`.
@@ -118,6 +118,6 @@ mod tests {
     fn bar_batch_has_the_bar_schema() {
         let b = bar_batch(10);
         assert_eq!(b.num_rows(), 10);
-        assert_eq!(b.schema().as_ref(), &ringfeed_arrow::bar_schema());
+        assert_eq!(b.schema().as_ref(), &ringfeed_arrow::ohlcv_schema());
     }
 }

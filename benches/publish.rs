@@ -14,7 +14,7 @@
 //! a tiny publish with nobody waiting (no syscall).
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringfeed_arrow::{bar_schema, OnFull, RingOptions, Writer};
+use ringfeed_arrow::{ohlcv_schema, OnFull, RingOptions, Writer};
 use ringfeed_benches::{arena_name, bar_batch, bytes_label, f64_batch, f64_schema, quick, times};
 use ringfeed_shm::RingWriter;
 
@@ -73,7 +73,7 @@ fn bench_publish(c: &mut Criterion) {
 
         let batch = bar_batch(size / 64);
         let name = arena_name(&format!("publish-bars-{size}"));
-        let mut w = Writer::create(&name, &bar_schema(), ring_opts(size)).expect("create ring");
+        let mut w = Writer::create(&name, &ohlcv_schema(), ring_opts(size)).expect("create ring");
         group.bench_function(BenchmarkId::new("arrow_bars", &label), |b| {
             b.iter(|| w.write(black_box(&batch)).expect("write"))
         });
@@ -91,7 +91,7 @@ fn bench_publish(c: &mut Criterion) {
     drop(ring);
     let batch = bar_batch(1);
     let name = arena_name("publish-small-bars");
-    let mut w = Writer::create(&name, &bar_schema(), ring_opts(4096)).expect("create ring");
+    let mut w = Writer::create(&name, &ohlcv_schema(), ring_opts(4096)).expect("create ring");
     group.bench_function(BenchmarkId::new("arrow_bars", "1_row"), |b| {
         b.iter(|| w.write(black_box(&batch)).expect("write"))
     });

@@ -9,7 +9,7 @@
 //! instructions per iteration.
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringViewArray, TimestampNanosecondArray};
 use arrow_schema::SchemaRef;
-use ringfeed_arrow::{bar_schema, codec, Reader, RingOptions, StartAt, Writer};
+use ringfeed_arrow::{codec, ohlcv_schema, Reader, RingOptions, StartAt, Writer};
 use std::{sync::Arc, time::Instant};
 
 fn bars(schema: &SchemaRef, rows: usize) -> RecordBatch {
@@ -61,7 +61,7 @@ fn main() {
     let n: usize = args.next().map_or(100_000, |s| s.parse().expect("N"));
     let section = args.next().unwrap_or_else(|| "all".into());
     let on = |s: &str| (section == "all" && s != "big") || section == s;
-    let schema = Arc::new(bar_schema());
+    let schema = Arc::new(ohlcv_schema());
     let b = bars(&schema, 1);
     let per = |t: Instant, n: usize| t.elapsed().as_secs_f64() * 1e6 / n as f64;
 

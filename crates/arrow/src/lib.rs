@@ -7,10 +7,10 @@
 //! last array that refers to it is dropped.
 //!
 //! ```
-//! use ringfeed_arrow::{bar_schema, Writer, Reader, RingOptions, StartAt};
+//! use ringfeed_arrow::{ohlcv_schema, Writer, Reader, RingOptions, StartAt};
 //! # std::env::set_var("RINGFEED_SHM_DIR", std::env::temp_dir());
 //! let name = format!("doc-lib-{}", std::process::id());
-//! let w = Writer::create(&name, &bar_schema(), RingOptions::default())?;
+//! let w = Writer::create(&name, &ohlcv_schema(), RingOptions::default())?;
 //! let r = Reader::open(&name, StartAt::Latest)?;
 //! assert_eq!(r.schema().fields().len(), 7);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -20,13 +20,15 @@
 //! encoding into slots ([`codec`]) and zero-copy decoding out of them.
 #![deny(missing_docs)]
 
+pub mod arena;
 pub mod codec;
 mod error;
 mod ring;
 mod schema;
 
-pub use error::{CreateError, OpenError, ReadError, WriteError};
+pub use error::{CreateError, ErrorKind, OpenError, ReadError, WriteError};
 pub use ring::{Batch, OnFull, Reader, RingOptions, Writer, FORMAT_ARROW_IPC_V1};
-pub use ringfeed_shm::ReaderOptions;
-pub use ringfeed_shm::StartAt;
+pub use ringfeed_shm::{ClaimError, ReaderOptions, StartAt};
+#[allow(deprecated)]
 pub use schema::bar_schema;
+pub use schema::ohlcv_schema;

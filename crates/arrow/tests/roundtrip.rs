@@ -8,7 +8,7 @@ use arrow_buffer::Buffer;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use proptest::prelude::*;
 use ringfeed_arrow::{
-    bar_schema, codec, OnFull, ReadError, Reader, RingOptions, StartAt, WriteError, Writer,
+    codec, ohlcv_schema, OnFull, ReadError, Reader, RingOptions, StartAt, WriteError, Writer,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ fn bars(n: usize, base: f64) -> RecordBatch {
         )) as ArrayRef
     };
     RecordBatch::try_new(
-        Arc::new(bar_schema()),
+        Arc::new(ohlcv_schema()),
         vec![
             Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC")),
             Arc::new(StringViewArray::from_iter_values(sym)),
@@ -223,7 +223,7 @@ fn batch_outlives_reader_and_writer_and_is_never_rewritten() {
         slots: 2,
         ..Default::default()
     };
-    let mut w = Writer::create(&name, &bar_schema(), opts).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), opts).unwrap();
     let mut r = Reader::open(&name, StartAt::Oldest).unwrap();
     w.write(&bars(100, 1.0)).unwrap();
     let held = r.read(Duration::from_secs(5)).unwrap().unwrap();
@@ -242,7 +242,7 @@ fn batch_outlives_reader_and_writer_and_is_never_rewritten() {
 #[test]
 fn wrong_schema_is_refused_with_the_difference() {
     let name = unique("schema");
-    let mut w = Writer::create(&name, &bar_schema(), RingOptions::default()).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), RingOptions::default()).unwrap();
     let other = RecordBatch::try_from_iter([(
         "close",
         Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
@@ -252,7 +252,7 @@ fn wrong_schema_is_refused_with_the_difference() {
     assert!(matches!(err, WriteError::SchemaMismatch { .. }), "{err}");
     assert!(err.to_string().contains("7 columns expected"), "{err}");
     // Same names, different type.
-    let mut fields: Vec<Field> = bar_schema()
+    let mut fields: Vec<Field> = ohlcv_schema()
         .fields()
         .iter()
         .map(|f| f.as_ref().clone())
@@ -277,7 +277,7 @@ fn oversize_batch_is_refused_never_truncated() {
         slot_bytes: 64 << 10,
         ..Default::default()
     };
-    let mut w = Writer::create(&name, &bar_schema(), opts).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), opts).unwrap();
     let err = w.write(&bars(10_000, 0.0)).unwrap_err();
     match &err {
         WriteError::BatchTooLarge { size, slot_bytes } => {
@@ -298,7 +298,7 @@ fn block_ring_is_lossless_for_a_slow_reader() {
         on_full: OnFull::Block(Duration::from_secs(30)),
         ..Default::default()
     };
-    let mut w = Writer::create(&name, &bar_schema(), opts).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), opts).unwrap();
     let r = Reader::open(&name, StartAt::Oldest).unwrap();
     let t = std::thread::spawn(move || {
         let mut n = 0u64;
@@ -324,7 +324,7 @@ fn lagging_reader_is_told_and_continues() {
         slots: 4,
         ..Default::default()
     };
-    let mut w = Writer::create(&name, &bar_schema(), opts).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), opts).unwrap();
     let mut r = Reader::open(&name, StartAt::Oldest).unwrap();
     for i in 0..10 {
         w.write(&bars(5, i as f64)).unwrap();
@@ -373,7 +373,7 @@ fn foreign_file_is_rejected_not_mapped() {
 fn tampered_header_fields_are_rejected() {
     use std::os::unix::fs::FileExt;
     let name = unique("tamper");
-    let _w = Writer::create(&name, &bar_schema(), RingOptions::default()).unwrap();
+    let _w = Writer::create(&name, &ohlcv_schema(), RingOptions::default()).unwrap();
     let path = ringfeed_shm::arena_path(&name);
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -456,7 +456,7 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        let schema = Arc::new(bar_schema());
+        let schema = Arc::new(ohlcv_schema());
         let _ = codec::decode_validated(&schema, &aligned(&bytes));
         let _ = codec::decode_schema(&bytes);
     }
@@ -483,7 +483,7 @@ fn timestamps_keep_their_unit_and_zone() {
 fn another_users_arena_or_no_permission_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let name = unique("perm");
-    let _w = Writer::create(&name, &bar_schema(), RingOptions::default()).unwrap();
+    let _w = Writer::create(&name, &ohlcv_schema(), RingOptions::default()).unwrap();
     let path = ringfeed_shm::arena_path(&name);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "arenas are private to their owner");

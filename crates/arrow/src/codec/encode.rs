@@ -798,7 +798,7 @@ mod tests {
 
     #[test]
     fn bars_are_written_directly() {
-        let b = crate::schema::bar_schema();
+        let b = crate::schema::ohlcv_schema();
         let batch = RecordBatch::try_new(
             Arc::new(b),
             vec![
@@ -823,7 +823,7 @@ mod tests {
     fn one_encoder_many_shapes() {
         // Batches whose view columns have 0..=6 data buffers, in an order
         // that cycles through more shapes than the encoder keeps templates.
-        let schema = Arc::new(crate::schema::bar_schema());
+        let schema = Arc::new(crate::schema::ohlcv_schema());
         let mut enc = SlotEncoder::new(&schema).unwrap();
         for i in 0..60usize {
             let rows = i % 7;
