@@ -23,6 +23,7 @@
 pub mod arena;
 pub mod codec;
 mod error;
+pub mod foreign;
 mod ring;
 mod schema;
 
@@ -31,4 +32,4 @@ pub use ring::{Batch, OnFull, Reader, RingOptions, Writer, FORMAT_ARROW_IPC_V1};
 pub use ringfeed_shm::{ClaimError, ReaderOptions, StartAt};
 #[allow(deprecated)]
 pub use schema::bar_schema;
-pub use schema::ohlcv_schema;
+pub use schema::{ohlcv_schema, storage_schema, StringLayout};
