@@ -551,7 +551,7 @@ fn ring_send(w: &mut RingWriter, k: u64) -> Res<u64> {
 
 fn run_ring(mode: Mode, cfg: &Config, jit: &mut Jitter) -> Res<(Outcome, Option<Histogram<u64>>)> {
     let name = format!("rf-latency-ring-{}", std::process::id());
-    let mut w = RingWriter::create(&name, &probe_opts(), b"rf-latency")?;
+    let mut w = RingWriter::create(&name, &probe_opts().ring(), b"rf-latency")?;
     let ctl = CtlPage::create(mode)?;
     let spin = if mode.spins() {
         cfg.spin

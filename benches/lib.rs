@@ -6,7 +6,9 @@
 //! probe) and `summary.rs` (`rf-bench-summary`, the table `scripts/bench.sh`
 //! prints). `docs/benchmarks.md` explains the method.
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringViewArray, TimestampNanosecondArray};
+use arrow_array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, StringViewArray, TimestampNanosecondArray,
+};
 use arrow_schema::{DataType, Field, Schema};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +72,24 @@ pub fn bar_batch(rows: usize) -> RecordBatch {
         )),
     ];
     RecordBatch::try_new(schema, cols).expect("bar columns match ohlcv_schema")
+}
+
+/// [`bar_batch`] with its `symbol` column as plain `Utf8` (what pyarrow
+/// and most producers hand over), for a ring that stores `Utf8View`.
+pub fn bar_batch_utf8(rows: usize) -> RecordBatch {
+    let b = bar_batch(rows);
+    let mut fields: Vec<Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[1] = Field::new("symbol", DataType::Utf8, false);
+    let mut cols = b.columns().to_vec();
+    cols[1] = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+        "BTCUSDT", rows,
+    )));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("bar columns, Utf8 symbol")
 }
 
 /// Schema of a single non-nullable `f64` column called `x`.

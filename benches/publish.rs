@@ -8,6 +8,11 @@
 //!   size (IPC encode without copying, one copy into the slot, commit).
 //! - `publish/arrow_bars/*`: the same with the 7-column bar schema (size/64 rows).
 //!
+//! - `write/view_symbol_1M` vs `write/utf8_symbol_1M`: `Writer::write` of a
+//!   1M-row bar batch into a ring that stores `symbol` as `Utf8View` (the
+//!   default string layout), with the symbol column already `Utf8View` (the
+//!   fast path) or plain `Utf8` (converted to views on write, then encoded).
+//!
 //! Every ring is reader-less with `OverwriteOldest`, so the writer never
 //! blocks; it is mapped with `MAP_POPULATE`, so its buffers are pre-faulted
 //! like the memcpy destination. `publish_small/*` gives the per-call cost of
@@ -15,7 +20,9 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ringfeed_arrow::{ohlcv_schema, OnFull, RingOptions, Writer};
-use ringfeed_benches::{arena_name, bar_batch, bytes_label, f64_batch, f64_schema, quick, times};
+use ringfeed_benches::{
+    arena_name, bar_batch, bar_batch_utf8, bytes_label, f64_batch, f64_schema, quick, times,
+};
 use ringfeed_shm::RingWriter;
 
 const SIZES: [usize; 3] = [64 << 10, 4 << 20, 64 << 20];
@@ -55,7 +62,8 @@ fn bench_publish(c: &mut Criterion) {
         drop(dst);
 
         let name = arena_name(&format!("publish-ring-{size}"));
-        let mut ring = RingWriter::create(&name, &ring_opts(size), b"bench").expect("create ring");
+        let mut ring =
+            RingWriter::create(&name, &ring_opts(size).ring(), b"bench").expect("create ring");
         group.bench_function(BenchmarkId::new("ring", &label), |b| {
             b.iter(|| ring.publish(black_box(&src), 0, 0).expect("publish"))
         });
@@ -84,7 +92,8 @@ fn bench_publish(c: &mut Criterion) {
     group.warm_up_time(warm_up).measurement_time(measure);
     let payload = [7u8; 64];
     let name = arena_name("publish-small-ring");
-    let mut ring = RingWriter::create(&name, &ring_opts(4096), b"bench").expect("create ring");
+    let mut ring =
+        RingWriter::create(&name, &ring_opts(4096).ring(), b"bench").expect("create ring");
     group.bench_function(BenchmarkId::new("ring", "64B"), |b| {
         b.iter(|| ring.publish(black_box(&payload), 1, 0).expect("publish"))
     });
@@ -98,5 +107,27 @@ fn bench_publish(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_publish);
+/// The write-side cost of storing strings as views when a batch brings `Utf8`.
+fn bench_write_strings(c: &mut Criterion) {
+    let (warm_up, measure) = times();
+    let mut group = c.benchmark_group("write");
+    group
+        .warm_up_time(warm_up)
+        .measurement_time(measure)
+        .sample_size(if quick() { 10 } else { 20 });
+    let rows = 1_000_000;
+    let name = arena_name("write-symbol");
+    let mut w = Writer::create(&name, &ohlcv_schema(), ring_opts(rows * 64)).expect("create ring");
+    let view = bar_batch(rows);
+    group.bench_function("view_symbol_1M", |b| {
+        b.iter(|| w.write(black_box(&view)).expect("write"))
+    });
+    let utf8 = bar_batch_utf8(rows);
+    group.bench_function("utf8_symbol_1M", |b| {
+        b.iter(|| w.write(black_box(&utf8)).expect("write"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_publish, bench_write_strings);
 criterion_main!(benches);

@@ -15,6 +15,7 @@
 
 use crate::error::OpenError;
 
+pub use ringfeed_shm::layout::Geometry;
 pub use ringfeed_shm::{arena_path, check_name, list_arenas, shm_dir, ArenaInfo, ReaderInfo};
 
 /// Removes arena `name` from the shm directory. Processes that have it

@@ -24,12 +24,14 @@ pub mod arena;
 pub mod codec;
 mod error;
 pub mod foreign;
-mod ring;
+mod reader;
 mod schema;
+mod writer;
 
 pub use error::{CreateError, ErrorKind, OpenError, ReadError, WriteError};
-pub use ring::{Batch, OnFull, Reader, RingOptions, Writer, FORMAT_ARROW_IPC_V1};
+pub use reader::{Batch, Reader};
 pub use ringfeed_shm::{ClaimError, ReaderOptions, StartAt};
 #[allow(deprecated)]
 pub use schema::bar_schema;
 pub use schema::{ohlcv_schema, storage_schema, StringLayout};
+pub use writer::{EncodedBatches, OnFull, RingOptions, Writer, Written, FORMAT_ARROW_IPC_V1};
