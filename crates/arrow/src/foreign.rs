@@ -129,9 +129,9 @@ pub unsafe fn import_array(
     array: FFI_ArrowArray,
     schema: &FFI_ArrowSchema,
 ) -> Result<RecordBatch, ForeignError> {
-    if array.is_released() {
+    if array.is_released() || schema.release().is_none() {
         return Err(ForeignError::Import(ArrowError::CDataInterface(
-            "the ArrowArray is released".into(),
+            "the ArrowArray or its ArrowSchema is released (its release callback is null)".into(),
         )));
     }
     if schema.format() != "+s" {

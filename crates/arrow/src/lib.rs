@@ -17,7 +17,17 @@
 //! ```
 //!
 //! The byte-level ring lives in `ringfeed-shm`; this crate adds Arrow IPC
-//! encoding into slots ([`codec`]) and zero-copy decoding out of them.
+//! encoding into slots ([`codec`]) and zero-copy decoding out of them, and
+//! the policies every language binding shares:
+//! - [`foreign`]: batches imported through the C Data Interface are fully
+//!   validated ([`foreign::import_array`]) and conformed to a ring's schema
+//!   ([`foreign::conform`]), the same rule [`Writer::write`] applies;
+//! - string columns are stored as views unless [`RingOptions::strings`]
+//!   says otherwise ([`StringLayout`], [`storage_schema`]);
+//! - every error has a [`kind`](ErrorKind) to map to an exception or error
+//!   code, and [`arena`] lists, inspects and removes arenas, so a binding
+//!   needs no other ringfeed crate;
+//! - [`Writer::create_for_batches`] makes a ring sized for a fixed result.
 #![deny(missing_docs)]
 
 pub mod arena;

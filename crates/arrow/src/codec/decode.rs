@@ -686,6 +686,7 @@ mod tests {
             assert_eq!(trusted_decode(&schema, &buf).unwrap().num_rows(), 2);
             let err = decode_validated(&schema, &buf).unwrap_err();
             assert!(err.0.contains("column \"name\" is invalid"), "{err}");
+            assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
         }
         assert_eq!(decode_validated(&schema, &aligned(&slot)).unwrap(), b);
     }

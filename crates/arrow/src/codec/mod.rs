@@ -86,6 +86,13 @@ impl std::fmt::Display for SlotError {
 
 impl std::error::Error for SlotError {}
 
+impl SlotError {
+    /// What kind of failure this is: always [`crate::ErrorKind::Corrupt`].
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Corrupt
+    }
+}
+
 pub(crate) fn bad(msg: impl Into<String>) -> SlotError {
     SlotError(msg.into())
 }

@@ -158,6 +158,10 @@ fn non_struct_and_released_inputs_are_refused() {
     // SAFETY: an empty (released) array is refused before it is read.
     let err = unsafe { import_array(FFI_ArrowArray::empty(), &schema) }.unwrap_err();
     assert!(matches!(err, ForeignError::Import(_)), "{err}");
+    let data = StructArray::from(sample()).into_data();
+    // SAFETY: a released schema is refused before anything reads it.
+    let err = unsafe { import_array(FFI_ArrowArray::new(&data), &FFI_ArrowSchema::empty()) };
+    assert!(matches!(err, Err(ForeignError::Import(_))));
 }
 
 #[test]
