@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 fuzz_target!(|data: &[u8]| {
     static SCHEMA: OnceLock<arrow_schema::SchemaRef> = OnceLock::new();
-    let schema = SCHEMA.get_or_init(|| Arc::new(ringfeed_arrow::bar_schema()));
+    let schema = SCHEMA.get_or_init(|| Arc::new(ringfeed_arrow::ohlcv_schema()));
     // Buffer::from copies into a 64-byte aligned allocation, as slots are.
     // Fuzz bytes come from no validating writer: the safe, fully validating
     // decoder (it runs the structural `decode` first, so both are fuzzed).
