@@ -227,7 +227,9 @@ fn bench_decode(c: &mut Criterion) {
             // long as the Buffer lives, and a pinned slot is never rewritten.
             let slot = unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(lease)) };
             group.bench_function(BenchmarkId::new("ringfeed_codec", &label), |b| {
-                b.iter(|| codec::decode(&schema, black_box(&slot)).expect("decode"))
+                // SAFETY: the slot was written by a `Writer` from `bar_batch`,
+                // whose arrays arrow's safe constructors validated.
+                b.iter(|| unsafe { codec::decode(&schema, black_box(&slot)) }.expect("decode"))
             });
             // Diagnostic: arrow's own floor for the same slot, without
             // ringfeed's structural checks (FileDecoder, skip_validation).

@@ -31,7 +31,7 @@ use arrow_array::types::{Float64Type, TimestampNanosecondType};
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringViewArray, TimestampNanosecondArray};
 use hdrhistogram::Histogram;
 use memmap2::MmapMut;
-use ringfeed_arrow::{bar_schema, Reader, ReaderOptions, RingOptions, StartAt, Writer};
+use ringfeed_arrow::{ohlcv_schema, Reader, ReaderOptions, RingOptions, StartAt, Writer};
 use ringfeed_benches::{monotonic_ns, quick};
 use ringfeed_shm::sync::{futex_wait, futex_wake, AtomicU32, AtomicU64, Ordering};
 use ringfeed_shm::{ReadError, RingReader, RingWriter};
@@ -551,7 +551,7 @@ fn ring_send(w: &mut RingWriter, k: u64) -> Res<u64> {
 
 fn run_ring(mode: Mode, cfg: &Config, jit: &mut Jitter) -> Res<(Outcome, Option<Histogram<u64>>)> {
     let name = format!("rf-latency-ring-{}", std::process::id());
-    let mut w = RingWriter::create(&name, &probe_opts(), b"rf-latency")?;
+    let mut w = RingWriter::create(&name, &probe_opts().ring(), b"rf-latency")?;
     let ctl = CtlPage::create(mode)?;
     let spin = if mode.spins() {
         cfg.spin
@@ -582,7 +582,7 @@ fn run_ring(mode: Mode, cfg: &Config, jit: &mut Jitter) -> Res<(Outcome, Option<
 
 fn run_arrow(mode: Mode, cfg: &Config, jit: &mut Jitter) -> Res<Outcome> {
     let name = format!("rf-latency-arrow-{}", std::process::id());
-    let mut w = Writer::create(&name, &bar_schema(), probe_opts())?;
+    let mut w = Writer::create(&name, &ohlcv_schema(), probe_opts())?;
     let ctl = CtlPage::create(mode)?;
     let schema = w.schema().clone();
     let child = spawn_child(mode, &ctl, &name, cfg, Duration::ZERO)?;

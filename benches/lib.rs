@@ -6,7 +6,9 @@
 //! probe) and `summary.rs` (`rf-bench-summary`, the table `scripts/bench.sh`
 //! prints). `docs/benchmarks.md` explains the method.
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringViewArray, TimestampNanosecondArray};
+use arrow_array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, StringViewArray, TimestampNanosecondArray,
+};
 use arrow_schema::{DataType, Field, Schema};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,11 +44,11 @@ pub fn arena_name(tag: &str) -> String {
     format!("bench-{tag}-{}", std::process::id())
 }
 
-/// A bar batch (`ringfeed_arrow::bar_schema()`) of `rows` rows: one minute
+/// A bar batch (`ringfeed_arrow::ohlcv_schema()`) of `rows` rows: one minute
 /// apart, one symbol (inline in the `Utf8View` views), deterministic prices.
 /// 64 bytes of column data per row.
 pub fn bar_batch(rows: usize) -> RecordBatch {
-    let schema = Arc::new(ringfeed_arrow::bar_schema());
+    let schema = Arc::new(ringfeed_arrow::ohlcv_schema());
     let t0: i64 = 1_609_459_200_000_000_000; // 2021-01-01T00:00:00Z
     let ts = TimestampNanosecondArray::from_iter_values(
         (0..rows as i64).map(|i| t0 + i * 60_000_000_000),
@@ -69,7 +71,25 @@ pub fn bar_batch(rows: usize) -> RecordBatch {
             (0..rows).map(|i| (i % 97) as f64),
         )),
     ];
-    RecordBatch::try_new(schema, cols).expect("bar columns match bar_schema")
+    RecordBatch::try_new(schema, cols).expect("bar columns match ohlcv_schema")
+}
+
+/// [`bar_batch`] with its `symbol` column as plain `Utf8` (what pyarrow
+/// and most producers hand over), for a ring that stores `Utf8View`.
+pub fn bar_batch_utf8(rows: usize) -> RecordBatch {
+    let b = bar_batch(rows);
+    let mut fields: Vec<Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[1] = Field::new("symbol", DataType::Utf8, false);
+    let mut cols = b.columns().to_vec();
+    cols[1] = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+        "BTCUSDT", rows,
+    )));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("bar columns, Utf8 symbol")
 }
 
 /// Schema of a single non-nullable `f64` column called `x`.
@@ -118,6 +138,6 @@ mod tests {
     fn bar_batch_has_the_bar_schema() {
         let b = bar_batch(10);
         assert_eq!(b.num_rows(), 10);
-        assert_eq!(b.schema().as_ref(), &ringfeed_arrow::bar_schema());
+        assert_eq!(b.schema().as_ref(), &ringfeed_arrow::ohlcv_schema());
     }
 }

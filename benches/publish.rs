@@ -8,14 +8,21 @@
 //!   size (IPC encode without copying, one copy into the slot, commit).
 //! - `publish/arrow_bars/*`: the same with the 7-column bar schema (size/64 rows).
 //!
+//! - `write/view_symbol_1M` vs `write/utf8_symbol_1M`: `Writer::write` of a
+//!   1M-row bar batch into a ring that stores `symbol` as `Utf8View` (the
+//!   default string layout), with the symbol column already `Utf8View` (the
+//!   fast path) or plain `Utf8` (converted to views on write, then encoded).
+//!
 //! Every ring is reader-less with `OverwriteOldest`, so the writer never
 //! blocks; it is mapped with `MAP_POPULATE`, so its buffers are pre-faulted
 //! like the memcpy destination. `publish_small/*` gives the per-call cost of
 //! a tiny publish with nobody waiting (no syscall).
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringfeed_arrow::{bar_schema, OnFull, RingOptions, Writer};
-use ringfeed_benches::{arena_name, bar_batch, bytes_label, f64_batch, f64_schema, quick, times};
+use ringfeed_arrow::{ohlcv_schema, OnFull, RingOptions, Writer};
+use ringfeed_benches::{
+    arena_name, bar_batch, bar_batch_utf8, bytes_label, f64_batch, f64_schema, quick, times,
+};
 use ringfeed_shm::RingWriter;
 
 const SIZES: [usize; 3] = [64 << 10, 4 << 20, 64 << 20];
@@ -55,7 +62,8 @@ fn bench_publish(c: &mut Criterion) {
         drop(dst);
 
         let name = arena_name(&format!("publish-ring-{size}"));
-        let mut ring = RingWriter::create(&name, &ring_opts(size), b"bench").expect("create ring");
+        let mut ring =
+            RingWriter::create(&name, &ring_opts(size).ring(), b"bench").expect("create ring");
         group.bench_function(BenchmarkId::new("ring", &label), |b| {
             b.iter(|| ring.publish(black_box(&src), 0, 0).expect("publish"))
         });
@@ -73,7 +81,7 @@ fn bench_publish(c: &mut Criterion) {
 
         let batch = bar_batch(size / 64);
         let name = arena_name(&format!("publish-bars-{size}"));
-        let mut w = Writer::create(&name, &bar_schema(), ring_opts(size)).expect("create ring");
+        let mut w = Writer::create(&name, &ohlcv_schema(), ring_opts(size)).expect("create ring");
         group.bench_function(BenchmarkId::new("arrow_bars", &label), |b| {
             b.iter(|| w.write(black_box(&batch)).expect("write"))
         });
@@ -84,19 +92,42 @@ fn bench_publish(c: &mut Criterion) {
     group.warm_up_time(warm_up).measurement_time(measure);
     let payload = [7u8; 64];
     let name = arena_name("publish-small-ring");
-    let mut ring = RingWriter::create(&name, &ring_opts(4096), b"bench").expect("create ring");
+    let mut ring =
+        RingWriter::create(&name, &ring_opts(4096).ring(), b"bench").expect("create ring");
     group.bench_function(BenchmarkId::new("ring", "64B"), |b| {
         b.iter(|| ring.publish(black_box(&payload), 1, 0).expect("publish"))
     });
     drop(ring);
     let batch = bar_batch(1);
     let name = arena_name("publish-small-bars");
-    let mut w = Writer::create(&name, &bar_schema(), ring_opts(4096)).expect("create ring");
+    let mut w = Writer::create(&name, &ohlcv_schema(), ring_opts(4096)).expect("create ring");
     group.bench_function(BenchmarkId::new("arrow_bars", "1_row"), |b| {
         b.iter(|| w.write(black_box(&batch)).expect("write"))
     });
     group.finish();
 }
 
-criterion_group!(benches, bench_publish);
+/// The write-side cost of storing strings as views when a batch brings `Utf8`.
+fn bench_write_strings(c: &mut Criterion) {
+    let (warm_up, measure) = times();
+    let mut group = c.benchmark_group("write");
+    group
+        .warm_up_time(warm_up)
+        .measurement_time(measure)
+        .sample_size(if quick() { 10 } else { 20 });
+    let rows = 1_000_000;
+    let name = arena_name("write-symbol");
+    let mut w = Writer::create(&name, &ohlcv_schema(), ring_opts(rows * 64)).expect("create ring");
+    let view = bar_batch(rows);
+    group.bench_function("view_symbol_1M", |b| {
+        b.iter(|| w.write(black_box(&view)).expect("write"))
+    });
+    let utf8 = bar_batch_utf8(rows);
+    group.bench_function("utf8_symbol_1M", |b| {
+        b.iter(|| w.write(black_box(&utf8)).expect("write"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_publish, bench_write_strings);
 criterion_main!(benches);

@@ -686,6 +686,9 @@ fn ring_options(cfg: &ffi::RingConfig) -> RingOptions {
         },
         meta_cap: cfg.meta_cap,
         force: cfg.force,
+        // Today's behaviour (`write_arrow` checks column types exactly);
+        // views by default once it goes through `ringfeed_arrow::foreign`.
+        strings: ringfeed_arrow::StringLayout::AsGiven,
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! cargo run --release -p ringfeed-arrow --example publish -- [NAME] [BATCHES] [ROWS]
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringViewArray, TimestampNanosecondArray};
-use ringfeed_arrow::{bar_schema, OnFull, RingOptions, Writer};
+use ringfeed_arrow::{ohlcv_schema, OnFull, RingOptions, Writer};
 use std::{sync::Arc, time::Duration};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,7 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = args.get(1).map_or("demo.bars", |s| s.as_str());
     let batches: u64 = args.get(2).map_or(Ok(20), |s| s.parse())?;
     let rows: usize = args.get(3).map_or(Ok(1000), |s| s.parse())?;
-    let schema = Arc::new(bar_schema());
+    let schema = Arc::new(ohlcv_schema());
     let opts = RingOptions {
         slots: 16,
         slot_bytes: 8 << 20,

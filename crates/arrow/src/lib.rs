@@ -7,26 +7,41 @@
 //! last array that refers to it is dropped.
 //!
 //! ```
-//! use ringfeed_arrow::{bar_schema, Writer, Reader, RingOptions, StartAt};
+//! use ringfeed_arrow::{ohlcv_schema, Writer, Reader, RingOptions, StartAt};
 //! # std::env::set_var("RINGFEED_SHM_DIR", std::env::temp_dir());
 //! let name = format!("doc-lib-{}", std::process::id());
-//! let w = Writer::create(&name, &bar_schema(), RingOptions::default())?;
+//! let w = Writer::create(&name, &ohlcv_schema(), RingOptions::default())?;
 //! let r = Reader::open(&name, StartAt::Latest)?;
 //! assert_eq!(r.schema().fields().len(), 7);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! The byte-level ring lives in `ringfeed-shm`; this crate adds Arrow IPC
-//! encoding into slots ([`codec`]) and zero-copy decoding out of them.
+//! encoding into slots ([`codec`]) and zero-copy decoding out of them, and
+//! the policies every language binding shares:
+//! - [`foreign`]: batches imported through the C Data Interface are fully
+//!   validated ([`foreign::import_array`]) and conformed to a ring's schema
+//!   ([`foreign::conform`]), the same rule [`Writer::write`] applies;
+//! - string columns are stored as views unless [`RingOptions::strings`]
+//!   says otherwise ([`StringLayout`], [`storage_schema`]);
+//! - every error has a [`kind`](ErrorKind) to map to an exception or error
+//!   code, and [`arena`] lists, inspects and removes arenas, so a binding
+//!   needs no other ringfeed crate;
+//! - [`Writer::create_for_batches`] makes a ring sized for a fixed result.
 #![deny(missing_docs)]
 
+pub mod arena;
 pub mod codec;
 mod error;
-mod ring;
+pub mod foreign;
+mod reader;
 mod schema;
+mod writer;
 
-pub use error::{CreateError, OpenError, ReadError, WriteError};
-pub use ring::{Batch, OnFull, Reader, RingOptions, Writer, FORMAT_ARROW_IPC_V1};
-pub use ringfeed_shm::ReaderOptions;
-pub use ringfeed_shm::StartAt;
+pub use error::{CreateError, ErrorKind, OpenError, ReadError, WriteError};
+pub use reader::{Batch, Reader};
+pub use ringfeed_shm::{ClaimError, ReaderOptions, StartAt};
+#[allow(deprecated)]
 pub use schema::bar_schema;
+pub use schema::{ohlcv_schema, storage_schema, StringLayout};
+pub use writer::{EncodedBatches, OnFull, RingOptions, Writer, Written, FORMAT_ARROW_IPC_V1};

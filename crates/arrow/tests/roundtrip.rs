@@ -8,7 +8,8 @@ use arrow_buffer::Buffer;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use proptest::prelude::*;
 use ringfeed_arrow::{
-    bar_schema, codec, OnFull, ReadError, Reader, RingOptions, StartAt, WriteError, Writer,
+    codec, ohlcv_schema, CreateError, ErrorKind, OnFull, ReadError, Reader, RingOptions, StartAt,
+    StringLayout, WriteError, Writer,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ fn bars(n: usize, base: f64) -> RecordBatch {
         )) as ArrayRef
     };
     RecordBatch::try_new(
-        Arc::new(bar_schema()),
+        Arc::new(ohlcv_schema()),
         vec![
             Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC")),
             Arc::new(StringViewArray::from_iter_values(sym)),
@@ -162,9 +163,18 @@ fn all_types() -> RecordBatch {
     RecordBatch::try_from_iter(cols).unwrap()
 }
 
+/// Rings that keep every column's layout as given, so batches come back
+/// exactly as written (the default stores strings as views).
+fn as_given() -> RingOptions {
+    RingOptions {
+        strings: StringLayout::AsGiven,
+        ..RingOptions::default()
+    }
+}
+
 fn roundtrip(batch: &RecordBatch) -> ringfeed_arrow::Batch {
     let name = unique("rt");
-    let mut w = Writer::create(&name, &batch.schema(), RingOptions::default()).unwrap();
+    let mut w = Writer::create(&name, &batch.schema(), as_given()).unwrap();
     let mut r = Reader::open(&name, StartAt::Oldest).unwrap();
     assert_eq!(r.schema().as_ref(), batch.schema().as_ref());
     w.write(batch).unwrap();
@@ -206,7 +216,7 @@ fn dictionary_batches_are_self_contained_per_slot() {
     // A reader that joins late must decode a slot without earlier slots' dictionaries.
     let name = unique("dict");
     let b = all_types();
-    let mut w = Writer::create(&name, &b.schema(), RingOptions::default()).unwrap();
+    let mut w = Writer::create(&name, &b.schema(), as_given()).unwrap();
     for _ in 0..3 {
         w.write(&b).unwrap();
     }
@@ -223,7 +233,7 @@ fn batch_outlives_reader_and_writer_and_is_never_rewritten() {
         slots: 2,
         ..Default::default()
     };
-    let mut w = Writer::create(&name, &bar_schema(), opts).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), opts).unwrap();
     let mut r = Reader::open(&name, StartAt::Oldest).unwrap();
     w.write(&bars(100, 1.0)).unwrap();
     let held = r.read(Duration::from_secs(5)).unwrap().unwrap();
@@ -242,7 +252,7 @@ fn batch_outlives_reader_and_writer_and_is_never_rewritten() {
 #[test]
 fn wrong_schema_is_refused_with_the_difference() {
     let name = unique("schema");
-    let mut w = Writer::create(&name, &bar_schema(), RingOptions::default()).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), RingOptions::default()).unwrap();
     let other = RecordBatch::try_from_iter([(
         "close",
         Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
@@ -251,18 +261,21 @@ fn wrong_schema_is_refused_with_the_difference() {
     let err = w.write(&other).unwrap_err();
     assert!(matches!(err, WriteError::SchemaMismatch { .. }), "{err}");
     assert!(err.to_string().contains("7 columns expected"), "{err}");
-    // Same names, different type.
-    let mut fields: Vec<Field> = bar_schema()
+    // Same names, a type that is not another layout of the ring's (a
+    // `Utf8` symbol would be converted to the ring's `Utf8View`).
+    let mut fields: Vec<Field> = ohlcv_schema()
         .fields()
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    fields[1] = Field::new("symbol", DataType::Utf8, false);
+    fields[1] = Field::new("symbol", DataType::Int64, false);
     let b = bars(3, 0.0);
     let mut cols = b.columns().to_vec();
-    cols[1] = Arc::new(StringArray::from(vec!["a", "b", "c"]));
+    cols[1] = Arc::new(Int64Array::from(vec![1, 2, 3]));
     let wrong = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
-    let err = w.write(&wrong).unwrap_err().to_string();
+    let err = w.write(&wrong).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+    let err = err.to_string();
     assert!(
         err.contains("\"symbol\"") && err.contains("Utf8View"),
         "{err}"
@@ -277,7 +290,7 @@ fn oversize_batch_is_refused_never_truncated() {
         slot_bytes: 64 << 10,
         ..Default::default()
     };
-    let mut w = Writer::create(&name, &bar_schema(), opts).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), opts).unwrap();
     let err = w.write(&bars(10_000, 0.0)).unwrap_err();
     match &err {
         WriteError::BatchTooLarge { size, slot_bytes } => {
@@ -298,7 +311,7 @@ fn block_ring_is_lossless_for_a_slow_reader() {
         on_full: OnFull::Block(Duration::from_secs(30)),
         ..Default::default()
     };
-    let mut w = Writer::create(&name, &bar_schema(), opts).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), opts).unwrap();
     let r = Reader::open(&name, StartAt::Oldest).unwrap();
     let t = std::thread::spawn(move || {
         let mut n = 0u64;
@@ -324,7 +337,7 @@ fn lagging_reader_is_told_and_continues() {
         slots: 4,
         ..Default::default()
     };
-    let mut w = Writer::create(&name, &bar_schema(), opts).unwrap();
+    let mut w = Writer::create(&name, &ohlcv_schema(), opts).unwrap();
     let mut r = Reader::open(&name, StartAt::Oldest).unwrap();
     for i in 0..10 {
         w.write(&bars(5, i as f64)).unwrap();
@@ -373,7 +386,7 @@ fn foreign_file_is_rejected_not_mapped() {
 fn tampered_header_fields_are_rejected() {
     use std::os::unix::fs::FileExt;
     let name = unique("tamper");
-    let _w = Writer::create(&name, &bar_schema(), RingOptions::default()).unwrap();
+    let _w = Writer::create(&name, &ohlcv_schema(), RingOptions::default()).unwrap();
     let path = ringfeed_shm::arena_path(&name);
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -421,8 +434,14 @@ fn codec_round_trip_and_frames() {
     let frames = codec::frames(&slot).unwrap();
     assert!(frames.len() >= 2, "schema + dictionary + record batch");
     let schema = Arc::new(all_types().schema().as_ref().clone());
-    let got = codec::decode(&schema, &aligned(&slot)).unwrap();
+    // SAFETY: the slot was encoded from `all_types()`, whose arrays arrow's
+    // safe constructors validated.
+    let got = unsafe { codec::decode(&schema, &aligned(&slot)) }.unwrap();
     assert_eq!(got, all_types());
+    assert_eq!(
+        codec::decode_validated(&schema, &aligned(&slot)).unwrap(),
+        all_types()
+    );
 }
 
 proptest! {
@@ -443,15 +462,15 @@ proptest! {
             slot[i] = val;
         }
         let schema = Arc::new(all_types().schema().as_ref().clone());
-        let _ = codec::decode(&schema, &aligned(&slot));
+        let _ = codec::decode_validated(&schema, &aligned(&slot));
         let n = cut.index(slot.len());
-        let _ = codec::decode(&schema, &aligned(&slot[..n]));
+        let _ = codec::decode_validated(&schema, &aligned(&slot[..n]));
     }
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        let schema = Arc::new(bar_schema());
-        let _ = codec::decode(&schema, &aligned(&bytes));
+        let schema = Arc::new(ohlcv_schema());
+        let _ = codec::decode_validated(&schema, &aligned(&bytes));
         let _ = codec::decode_schema(&bytes);
     }
 
@@ -477,7 +496,7 @@ fn timestamps_keep_their_unit_and_zone() {
 fn another_users_arena_or_no_permission_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let name = unique("perm");
-    let _w = Writer::create(&name, &bar_schema(), RingOptions::default()).unwrap();
+    let _w = Writer::create(&name, &ohlcv_schema(), RingOptions::default()).unwrap();
     let path = ringfeed_shm::arena_path(&name);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "arenas are private to their owner");
@@ -513,4 +532,133 @@ fn another_users_arena_or_no_permission_is_refused() {
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
+}
+
+fn utf8_batch(n: usize) -> RecordBatch {
+    let sym: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 5 != 3).then(|| format!("SYM{i}{}", "-long-enough".repeat(i % 2))))
+        .collect();
+    RecordBatch::try_from_iter([
+        (
+            "ts",
+            Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+        ),
+        ("symbol", Arc::new(StringArray::from(sym)) as ArrayRef),
+        (
+            "raw",
+            Arc::new(LargeBinaryArray::from_iter_values(
+                (0..n).map(|i| vec![i as u8; i % 20]),
+            )) as ArrayRef,
+        ),
+    ])
+    .unwrap()
+}
+
+/// The batch as a view ring stores it.
+fn as_views(b: &RecordBatch) -> RecordBatch {
+    let stored = Arc::new(ringfeed_arrow::storage_schema(
+        &b.schema(),
+        StringLayout::View,
+    ));
+    ringfeed_arrow::foreign::conform(b, &stored).unwrap()
+}
+
+#[test]
+fn strings_are_stored_as_views_by_default() {
+    let name = unique("views");
+    let b = utf8_batch(50);
+    let mut w = Writer::create(&name, &b.schema(), RingOptions::default()).unwrap();
+    let mut r = Reader::open(&name, StartAt::Oldest).unwrap();
+    assert_eq!(r.schema().field(1).data_type(), &DataType::Utf8View);
+    assert_eq!(r.schema().field(2).data_type(), &DataType::BinaryView);
+    assert_eq!(w.schema(), r.schema());
+    // Utf8/LargeBinary batches are converted; view batches go as they are.
+    w.write(&b).unwrap();
+    w.write(&b.slice(7, 20)).unwrap();
+    w.write(&as_views(&b)).unwrap();
+    for want in [b.clone(), b.slice(7, 20), b.clone()] {
+        let got = r.read(Duration::from_secs(5)).unwrap().unwrap();
+        assert!(got.is_zero_copy());
+        assert_eq!(got.record_batch(), &as_views(&want));
+        let sym = got
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringViewArray>()
+            .unwrap();
+        let src = want
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(
+            sym.iter().collect::<Vec<_>>(),
+            src.iter().collect::<Vec<_>>()
+        );
+    }
+    // As given: the ring keeps Utf8.
+    let name = unique("given");
+    let mut w = Writer::create(&name, &b.schema(), as_given()).unwrap();
+    let mut r = Reader::open(&name, StartAt::Oldest).unwrap();
+    assert_eq!(r.schema().field(1).data_type(), &DataType::Utf8);
+    w.write(&b).unwrap();
+    assert_eq!(
+        r.read(Duration::from_secs(5))
+            .unwrap()
+            .unwrap()
+            .record_batch(),
+        &b
+    );
+}
+
+#[test]
+fn a_result_ring_is_sized_for_its_batches_and_each_is_encoded_once() {
+    let name = unique("sized");
+    let b = utf8_batch(100);
+    let batches = [b.slice(0, 40), b.slice(40, 40), b.slice(80, 20)];
+    let opts = RingOptions {
+        max_readers: 2,
+        ..RingOptions::default()
+    };
+    let (w, written) = Writer::create_for_batches(&name, &b.schema(), &batches, opts).unwrap();
+    // What the daemon measured by encoding each batch itself.
+    let stored = ringfeed_arrow::storage_schema(&b.schema(), StringLayout::View);
+    let mut enc = codec::SlotEncoder::new(&stored).unwrap();
+    let lens: Vec<u64> = batches
+        .iter()
+        .map(|c| codec::encoded_len(&enc.encode(&as_views(c)).unwrap()) as u64)
+        .collect();
+    assert_eq!(written.batches, 3);
+    assert_eq!(written.bytes, lens.iter().sum::<u64>());
+    assert_eq!(written.slot_bytes, *lens.iter().max().unwrap());
+    let g = w.ring().geometry();
+    assert_eq!(
+        (g.slots, g.buffers, g.leases_per_reader, g.max_readers),
+        (3, 3, 3, 2)
+    );
+    assert!(g.buffer_bytes >= written.slot_bytes && g.buffer_bytes < written.slot_bytes + 4096);
+    // One reader holds every batch at once.
+    let mut r = Reader::open(&name, StartAt::Oldest).unwrap();
+    let held: Vec<_> = (0..3).map(|_| r.try_read().unwrap().unwrap()).collect();
+    for (got, want) in held.iter().zip(&batches) {
+        assert_eq!(got.record_batch(), &as_views(want));
+    }
+    assert!(r.try_read().unwrap().is_none());
+
+    // A batch that fits nothing is refused by index; no arena is made.
+    let name = unique("sized-bad");
+    let other = bars(2, 0.0);
+    let err = Writer::create_for_batches(
+        &name,
+        &b.schema(),
+        &[b.clone(), other],
+        RingOptions::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, CreateError::Batch { index: 1, .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+    assert_eq!(
+        Reader::open(&name, StartAt::Oldest).err().unwrap().kind(),
+        ErrorKind::NotFound
+    );
 }

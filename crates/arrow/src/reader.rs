@@ -1,155 +1,17 @@
-//! `Writer` and `Reader` of Arrow record batches over a shared-memory ring.
+//! [`Reader`] of Arrow record batches over a shared-memory ring, and the
+//! [`Batch`]es it hands out.
 
-use crate::codec::{self, SlotEncoder};
-use crate::error::{CreateError, OpenError, ReadError, WriteError};
+use crate::codec;
+use crate::error::{OpenError, ReadError};
+use crate::writer::FORMAT_ARROW_IPC_V1;
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
-use arrow_schema::{Schema, SchemaRef};
-use ringfeed_shm::{Lease, ReaderOptions, RingReader, RingWriter, StartAt};
-pub use ringfeed_shm::{OnFull, RingOptions};
+use arrow_schema::SchemaRef;
+use ringfeed_shm::{Lease, ReaderOptions, RingReader, StartAt};
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Tag in the descriptor's `user` word: "this slot is an Arrow IPC stream prefix, v1".
-pub const FORMAT_ARROW_IPC_V1: u64 = 0x4152_5731; // "ARW1"
-
-/// Publishes record batches of one schema into a ring.
-///
-/// ```
-/// use ringfeed_arrow::{Writer, Reader, RingOptions, StartAt};
-/// use arrow_array::{record_batch, RecordBatch};
-/// use std::time::Duration;
-/// # std::env::set_var("RINGFEED_SHM_DIR", std::env::temp_dir());
-/// let batch = record_batch!(("close", Float64, [1.0, 2.5]))?;
-/// let name = format!("doc-arrow-{}", std::process::id());
-/// let mut w = Writer::create(&name, &batch.schema(), RingOptions::default())?;
-/// let mut r = Reader::open(&name, StartAt::Oldest)?;
-/// w.write(&batch)?;
-/// let got = r.read(Duration::from_secs(1))?.expect("one batch");
-/// assert_eq!(*got, batch);       // a RecordBatch whose buffers live in the arena
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct Writer {
-    ring: RingWriter,
-    schema: SchemaRef,
-    encoder: SlotEncoder,
-    /// The last batch schema (a different `Arc` than ours, e.g. the caller's
-    /// own) found equal to the ring's: batches sharing it skip the comparison.
-    verified: Option<SchemaRef>,
-}
-
-impl Writer {
-    /// Creates arena `name` for batches of `schema`.
-    pub fn create(name: &str, schema: &Schema, opts: RingOptions) -> Result<Self, CreateError> {
-        let meta = codec::encode_schema(schema);
-        let encoder = SlotEncoder::new(schema).map_err(CreateError::Schema)?;
-        let ring = RingWriter::create(name, &opts, &meta)?;
-        Ok(Self {
-            ring,
-            schema: Arc::new(schema.clone()),
-            encoder,
-            verified: None,
-        })
-    }
-
-    /// Takes over arena `name` after its writer died. Its stored schema is kept.
-    pub fn open_existing(name: &str) -> Result<Self, OpenError> {
-        let ring = RingWriter::open_existing(name)?;
-        let schema =
-            codec::decode_schema(&ring.meta()).map_err(|e| OpenError::BadSchema(e.to_string()))?;
-        let encoder = SlotEncoder::new(&schema).map_err(|e| OpenError::BadSchema(e.to_string()))?;
-        Ok(Self {
-            ring,
-            schema: Arc::new(schema),
-            encoder,
-            verified: None,
-        })
-    }
-
-    /// The ring's schema.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    /// Largest encoded batch one slot holds.
-    pub fn slot_bytes(&self) -> u64 {
-        self.ring.slot_bytes()
-    }
-
-    /// The underlying byte ring (readers, sweeps, geometry).
-    pub fn ring(&self) -> &RingWriter {
-        &self.ring
-    }
-
-    /// Mutable access to the byte ring (e.g. `wait_for_readers`).
-    pub fn ring_mut(&mut self) -> &mut RingWriter {
-        &mut self.ring
-    }
-
-    /// Publishes `batch`: one copy of its buffers into a free slot. Returns its seq.
-    /// A batch whose schema differs from the ring's is refused; so is one
-    /// larger than a slot (nothing is truncated or half-written).
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<u64, WriteError> {
-        let theirs = batch.schema_ref();
-        // Holding the verified `Arc` keeps its address from being reused by
-        // another schema, so pointer equality means "this very schema".
-        if !Arc::ptr_eq(theirs, &self.schema)
-            && !self
-                .verified
-                .as_ref()
-                .is_some_and(|v| Arc::ptr_eq(theirs, v))
-        {
-            check_schema(&self.schema, theirs)?;
-            self.verified = Some(theirs.clone());
-        }
-        // Size the slot first (no copy), then write it in one pass.
-        let prepared = self.encoder.prepare(batch).map_err(WriteError::Encode)?;
-        let len = prepared.len() as u64;
-        let mut claim = self.ring.claim(len)?;
-        let n = prepared.write_to(claim.buf());
-        debug_assert_eq!(n as u64, len);
-        Ok(claim.commit(len, batch.num_rows() as u64, FORMAT_ARROW_IPC_V1))
-    }
-
-    /// Closes the ring: readers drain what is left, then see `Closed`.
-    pub fn close(self) {
-        self.ring.close();
-    }
-}
-
-fn check_schema(expected: &Schema, found: &Schema) -> Result<(), WriteError> {
-    if expected.fields() == found.fields() {
-        return Ok(());
-    }
-    let detail = if expected.fields().len() != found.fields().len() {
-        format!(
-            "{} columns expected, batch has {}",
-            expected.fields().len(),
-            found.fields().len()
-        )
-    } else {
-        expected
-            .fields()
-            .iter()
-            .zip(found.fields())
-            .find(|(a, b)| a != b)
-            .map(|(a, b)| {
-                format!(
-                    "column {:?}: expected {} {}nullable, batch has {:?} {} {}nullable",
-                    a.name(),
-                    a.data_type(),
-                    if a.is_nullable() { "" } else { "non-" },
-                    b.name(),
-                    b.data_type(),
-                    if b.is_nullable() { "" } else { "non-" },
-                )
-            })
-            .unwrap_or_else(|| "field metadata differs".into())
-    };
-    Err(WriteError::SchemaMismatch { detail })
-}
 
 /// A record batch read from a ring. Its buffers point into the arena and
 /// keep the slot leased until the last array (or clone) is dropped.
@@ -303,7 +165,12 @@ impl Reader {
                 })
             }
         };
-        let batch = codec::decode(&self.schema, &buffer)
+        // SAFETY: the trust model (docs/layout.md): the arena is mode 0600
+        // and owned by this user (`Reader::open` refuses another user's
+        // unless `allow_foreign_owner`), and its writer is a `Writer`, which
+        // encodes only arrays validated when they were built or imported
+        // (`foreign::import_array`). `decode` checks the structure itself.
+        let batch = unsafe { codec::decode(&self.schema, &buffer) }
             .map_err(|e| ReadError::Corrupt { seq, what: e.0 })?;
         Ok(Batch {
             batch,
