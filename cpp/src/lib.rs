@@ -703,7 +703,7 @@ fn create(name: &str, schema: &Schema, cfg: &ffi::RingConfig) -> Result<Box<Rust
 }
 
 fn writer_create_bars(name: &str, cfg: &ffi::RingConfig) -> Result<Box<RustWriter>, Error> {
-    guard(|| create(name, &ringfeed_arrow::bar_schema(), cfg))
+    guard(|| create(name, &ringfeed_arrow::ohlcv_schema(), cfg))
 }
 
 /// # Safety
@@ -764,14 +764,14 @@ impl RustWriter {
     fn check_bars(&mut self) -> Result<(), Error> {
         let w = self.inner.as_ref().ok_or_else(closed_writer)?;
         let ok = *self.is_bars.get_or_insert_with(|| {
-            column_mismatch(&ringfeed_arrow::bar_schema(), w.schema()).is_none()
+            column_mismatch(&ringfeed_arrow::ohlcv_schema(), w.schema()).is_none()
         });
         if ok {
             return Ok(());
         }
-        let d = column_mismatch(&ringfeed_arrow::bar_schema(), w.schema()).unwrap_or_default();
+        let d = column_mismatch(&ringfeed_arrow::ohlcv_schema(), w.schema()).unwrap_or_default();
         Err(mismatch(format!(
-            "write_bars needs a ring of bar_schema() (ts, symbol, open, high, low, close, volume); this ring differs: {d}"
+            "write_bars needs a ring of ohlcv_schema() (ts, symbol, open, high, low, close, volume); this ring differs: {d}"
         )))
     }
 
@@ -1386,7 +1386,7 @@ impl RustBatch {
 /// # Safety
 /// `out` points to writable memory for one `ArrowSchema`.
 unsafe fn export_bar_schema(out: *mut ffi::ArrowSchema) -> Result<(), Error> {
-    guard(|| export_schema_to(&ringfeed_arrow::bar_schema(), out))
+    guard(|| export_schema_to(&ringfeed_arrow::ohlcv_schema(), out))
 }
 
 fn arena_status(name: &str) -> Result<ffi::ArenaStatus, Error> {
@@ -1634,7 +1634,7 @@ impl RustClient {
                 volume,
             };
             let RustClient { inner, views } = self;
-            let schema = Arc::new(ringfeed_arrow::bar_schema());
+            let schema = Arc::new(ringfeed_arrow::ohlcv_schema());
             // `append` encodes the batch into its request and keeps no buffer.
             with_bar_batch(schema, cols, views, |batch| {
                 Ok(inner.append(dataset, batch)?)
@@ -1843,7 +1843,7 @@ mod tests {
             allow_foreign_owner: false,
         };
         let mut r = reader_open(&name, &rc).unwrap();
-        let schema = Arc::new(ringfeed_arrow::bar_schema());
+        let schema = Arc::new(ringfeed_arrow::ohlcv_schema());
         let ts = TimestampNanosecondArray::from(vec![1_000_000_000i64, 1_000_000_001])
             .with_timezone("UTC");
         let cols: Vec<ArrayRef> = vec![

@@ -1,17 +1,19 @@
 //! Arrow data in from Python through the PyCapsule interface
 //! (`__arrow_c_schema__`, `__arrow_c_array__`, `__arrow_c_stream__`).
 //! No copy: the imported arrays point at the producer's memory and keep it
-//! alive through its release callback.
+//! alive through its release callback. Every imported value is validated by
+//! `ringfeed_arrow::foreign` (UTF-8, offsets, views, dictionary keys), as in
+//! the C++ binding: readers of a ring trust what its writer wrote.
 
 use crate::errors::{argument_type, invalid_argument};
-use arrow_array::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
-use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
-use arrow_array::{Array, RecordBatch, RecordBatchOptions, RecordBatchReader, StructArray};
-use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
+use ringfeed_arrow::foreign;
 use std::ffi::CStr;
-use std::sync::Arc;
 
 /// A frame imported from Python: its schema and its record batches (one per chunk).
 pub(crate) struct Frame {
@@ -22,6 +24,11 @@ pub(crate) struct Frame {
 fn capsule<'py>(obj: Bound<'py, PyAny>, method: &str) -> PyResult<Bound<'py, PyCapsule>> {
     obj.cast_into::<PyCapsule>()
         .map_err(|_| argument_type(format!("{method}() did not return a PyCapsule")))
+}
+
+/// A foreign batch refused by ringfeed-arrow's checks (the same in every binding).
+pub(crate) fn foreign_err(e: foreign::ForeignError) -> PyErr {
+    invalid_argument(e.to_string())
 }
 
 fn arrow_err(what: &str, e: arrow_schema::ArrowError) -> PyErr {
@@ -88,36 +95,12 @@ pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
         }
         let s = take_schema(&capsule(t.get_item(0)?, "__arrow_c_array__")?)?;
         let a = take_array(&capsule(t.get_item(1)?, "__arrow_c_array__")?)?;
-        // One parse of the schema: the array's type is the struct of its fields.
-        if s.format() != "+s" {
-            return Err(argument_type(format!(
-                "__arrow_c_array__ gave an array of format {:?}; a frame must be a struct array (a record batch)",
-                s.format()
-            )));
-        }
-        let schema =
-            Arc::new(Schema::try_from(&s).map_err(|e| arrow_err("unsupported schema", e))?);
-        let dt = DataType::Struct(schema.fields().clone());
         // SAFETY: `a` and `s` came from one __arrow_c_array__ call, so `a` is an
-        // array of the type `s` describes (PyCapsule interface contract).
-        let data = unsafe { from_ffi_and_data_type(a, dt) }
-            .map_err(|e| arrow_err("cannot import array", e))?;
-        let sa = StructArray::from(data);
-        if sa.null_count() > 0 {
-            return Err(invalid_argument(
-                "a struct array with top-level nulls is not a frame",
-            ));
-        }
-        let rows = sa.len();
-        let (_, columns, _) = sa.into_parts();
-        let batch = RecordBatch::try_new_with_options(
-            schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )
-        .map_err(|e| arrow_err("invalid record batch", e))?;
+        // array of the type `s` describes (PyCapsule interface contract); the
+        // import validates every value before anything reads it.
+        let batch = unsafe { foreign::import_array(a, &s) }.map_err(foreign_err)?;
         return Ok(Frame {
-            schema,
+            schema: batch.schema(),
             batches: vec![batch],
         });
     }
@@ -127,12 +110,9 @@ pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
             "__arrow_c_stream__",
         )?;
         let stream = take_stream(&cap)?;
-        let reader = RecordBatchStreamReader::try_new(stream)
-            .map_err(|e| arrow_err("cannot import stream", e))?;
-        let schema = reader.schema();
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| arrow_err("cannot read stream", e))?;
+        // SAFETY: a capsule named "arrow_array_stream" holds a valid stream
+        // (PyCapsule interface contract); every batch is validated on import.
+        let (schema, batches) = unsafe { foreign::import_stream(stream) }.map_err(foreign_err)?;
         return Ok(Frame { schema, batches });
     }
     Err(argument_type(format!(

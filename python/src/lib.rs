@@ -10,7 +10,6 @@
 mod args;
 mod batch;
 mod client;
-mod conform;
 mod errors;
 mod export;
 mod fork;
@@ -40,7 +39,7 @@ pub(crate) fn secs(s: f64) -> Duration {
 /// The canonical 7-column bar schema (`ts, symbol, open, high, low, close, volume`) as a `pyarrow.Schema`.
 #[pyfunction]
 fn bar_schema(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    export::pyarrow_schema(py, &ringfeed_arrow::bar_schema())
+    export::pyarrow_schema(py, &ringfeed_arrow::ohlcv_schema())
 }
 
 /// Removes arena `name` from the shm directory. Mapped pages stay valid for

@@ -1,6 +1,5 @@
 //! `ringfeed.Writer`.
 
-use crate::conform::conform;
 use crate::errors::{self, ClosedError, RingFullError};
 use crate::fork::{forked_error, Guarded};
 use crate::{export, import, secs, WAIT_SLICE};
@@ -82,7 +81,10 @@ impl Writer {
         loop {
             let res = py.detach(|| {
                 if conformed.is_none() {
-                    conformed = Some(conform(batch, target).map_err(WriterStep::Mismatch)?);
+                    conformed = Some(
+                        ringfeed_arrow::foreign::conform(batch, target)
+                            .map_err(|e| WriterStep::Mismatch(e.to_string()))?,
+                    );
                 }
                 let b = conformed.as_ref().expect("set above");
                 match &mut *self.lock() {
@@ -139,8 +141,11 @@ impl Writer {
     /// seconds for the slowest reader, then raise `RingFullError`).
     /// `max_readers`, `leases_per_reader`: reader table size and how many
     /// batches one reader may hold at once. `force`: replace an existing arena.
+    /// `strings`: "view" (default) stores string and binary columns as views,
+    /// whatever layout the frames bring, so that polars reads them without a
+    /// copy; "as_given" keeps the schema's layouts.
     #[staticmethod]
-    #[pyo3(signature = (name, schema=None, *, slots=8, slot_bytes=1048576, on_full="overwrite", timeout=5.0, max_readers=8, leases_per_reader=4, force=false))]
+    #[pyo3(signature = (name, schema=None, *, slots=8, slot_bytes=1048576, on_full="overwrite", timeout=5.0, max_readers=8, leases_per_reader=4, force=false, strings="view"))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -153,7 +158,17 @@ impl Writer {
         max_readers: u32,
         leases_per_reader: u32,
         force: bool,
+        strings: &str,
     ) -> PyResult<Self> {
+        let strings = match strings {
+            "view" => ringfeed_arrow::StringLayout::View,
+            "as_given" => ringfeed_arrow::StringLayout::AsGiven,
+            other => {
+                return Err(errors::invalid_argument(format!(
+                    "strings must be \"view\" or \"as_given\", not {other:?}"
+                )))
+            }
+        };
         ringfeed_shm::check_name(name).map_err(|reason| {
             errors::invalid_argument(format!("invalid arena name {name:?}: {reason}"))
         })?;
@@ -178,6 +193,7 @@ impl Writer {
             leases_per_reader,
             on_full: policy,
             force,
+            strings,
             ..Default::default()
         };
         let schema = schema.map(import::schema).transpose()?;

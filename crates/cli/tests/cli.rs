@@ -1,6 +1,6 @@
 //! The `ringfeed` binary, run for real against arenas in a private directory.
 
-use ringfeed_arrow::{bar_schema, RingOptions, StartAt};
+use ringfeed_arrow::{ohlcv_schema, RingOptions, StartAt};
 use std::process::Command;
 
 fn ringfeed(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
@@ -28,10 +28,10 @@ fn inspect_lists_and_details_and_rm_removes() {
     assert!(ok);
     assert!(out.contains("no arenas"), "{out}");
 
-    let mut w =
-        ringfeed_arrow::Writer::create("cli.bars", &bar_schema(), RingOptions::default()).unwrap();
+    let mut w = ringfeed_arrow::Writer::create("cli.bars", &ohlcv_schema(), RingOptions::default())
+        .unwrap();
     let mut r = ringfeed_arrow::Reader::open("cli.bars", StartAt::Oldest).unwrap();
-    let batch = arrow_array::RecordBatch::new_empty(std::sync::Arc::new(bar_schema()));
+    let batch = arrow_array::RecordBatch::new_empty(std::sync::Arc::new(ohlcv_schema()));
     w.write(&batch).unwrap();
     w.write(&batch).unwrap();
     let held = r.try_read().unwrap().unwrap();

@@ -17,7 +17,7 @@
 //!
 //! ```
 //! use ringfeed_xtest::{bar_batch, verify_bar_batch};
-//! let schema = std::sync::Arc::new(ringfeed_arrow::bar_schema());
+//! let schema = std::sync::Arc::new(ringfeed_arrow::ohlcv_schema());
 //! let b = bar_batch(&schema, 7, 3);
 //! assert_eq!(b.num_rows(), 3);
 //! verify_bar_batch(&b, 7).unwrap();
@@ -77,10 +77,10 @@ pub fn bar_batch(schema: &SchemaRef, seq: u64, rows: usize) -> RecordBatch {
 /// Checks every value of every row of `batch` against the formula for `seq`.
 /// The error names the first wrong cell.
 pub fn verify_bar_batch(batch: &RecordBatch, seq: u64) -> Result<(), String> {
-    let expected = ringfeed_arrow::bar_schema();
+    let expected = ringfeed_arrow::ohlcv_schema();
     if batch.schema().fields() != expected.fields() {
         return Err(format!(
-            "batch {seq}: schema is not bar_schema(): {:?}",
+            "batch {seq}: schema is not ohlcv_schema(): {:?}",
             batch.schema()
         ));
     }
@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn formula_round_trips_and_catches_a_wrong_cell() {
-        let schema = Arc::new(ringfeed_arrow::bar_schema());
+        let schema = Arc::new(ringfeed_arrow::ohlcv_schema());
         let b = bar_batch(&schema, 42, 9);
         verify_bar_batch(&b, 42).unwrap();
         let e = verify_bar_batch(&b, 41).unwrap_err();

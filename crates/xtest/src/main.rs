@@ -21,7 +21,9 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use ringfeed_arrow::{bar_schema, Batch, OnFull, ReadError, Reader, RingOptions, StartAt, Writer};
+use ringfeed_arrow::{
+    ohlcv_schema, Batch, OnFull, ReadError, Reader, RingOptions, StartAt, Writer,
+};
 use ringfeed_xtest::{bar_batch, json_string, verify_bar_batch};
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,7 +45,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create a ring with bar_schema() and publish N formula batches, then print `published N` and close it.
+    /// Create a ring with ohlcv_schema() and publish N formula batches, then print `published N` and close it.
     Publish(PublishArgs),
     /// Read and verify batches; print one JSON line; exit 0 only if every check passed.
     Subscribe(SubscribeArgs),
@@ -198,7 +200,7 @@ fn publish(a: PublishArgs) -> Result<()> {
         },
         ..RingOptions::default()
     };
-    let mut w = Writer::create(&a.name, &bar_schema(), opts)
+    let mut w = Writer::create(&a.name, &ohlcv_schema(), opts)
         .with_context(|| format!("creating ring {:?}", a.name))?;
     if let Some(k) = a.wait_readers {
         if !w.ring_mut().wait_for_readers(k, Duration::from_secs(30)) {
@@ -317,8 +319,8 @@ fn subscribe_into(a: &SubscribeArgs, t: &mut Tally) -> Result<()> {
     let timeout = Duration::from_millis(a.timeout_ms);
     let mut reader = open_retry(&a.name, a.start.into(), Instant::now() + timeout)?;
     ensure!(
-        reader.schema().fields() == bar_schema().fields(),
-        "ring schema is not bar_schema(): {:?}",
+        reader.schema().fields() == ohlcv_schema().fields(),
+        "ring schema is not ohlcv_schema(): {:?}",
         reader.schema()
     );
     // Every read returns seq == cursor; a lag moves the cursor by `missed`.

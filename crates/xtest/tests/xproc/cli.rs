@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
-use ringfeed_arrow::{bar_schema, OnFull, RingOptions, Writer};
+use ringfeed_arrow::{ohlcv_schema, OnFull, RingOptions, Writer};
 use ringfeed_xtest::bar_batch;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ fn subscribe_rejects_a_wrong_value() {
             on_full: OnFull::Block(Duration::from_secs(60)),
             ..RingOptions::default()
         };
-        let mut w = Writer::create(&name, &bar_schema(), opts).expect("create");
+        let mut w = Writer::create(&name, &ohlcv_schema(), opts).expect("create");
         let schema = w.schema().clone();
         let sub = Proc::spawn(&format!(
             "subscribe --name {name} --expect 3 --timeout-ms 60000"

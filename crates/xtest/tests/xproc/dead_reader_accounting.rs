@@ -4,7 +4,7 @@
 //! futex `waiters` count.
 
 use crate::common::*;
-use ringfeed_arrow::{bar_schema, RingOptions, Writer};
+use ringfeed_arrow::{ohlcv_schema, RingOptions, Writer};
 use ringfeed_shm::layout::{Control, CONTROL_OFF};
 use ringfeed_xtest::bar_batch;
 use std::fs::File;
@@ -20,7 +20,7 @@ fn ring_with_a_dead_holder(name: &str) -> Writer {
         slot_bytes: 64 << 10,
         ..RingOptions::default()
     };
-    let mut w = Writer::create(name, &bar_schema(), opts).expect("create ring");
+    let mut w = Writer::create(name, &ohlcv_schema(), opts).expect("create ring");
     let schema = w.schema().clone();
     for seq in 1..=2 {
         w.write(&bar_batch(&schema, seq, 8)).expect("write");
@@ -96,7 +96,7 @@ fn sweeping_a_reader_killed_in_its_sleep_clears_its_waiter() {
             slot_bytes: 4096,
             ..RingOptions::default()
         };
-        let mut w = Writer::create(&name, &bar_schema(), opts).expect("create ring");
+        let mut w = Writer::create(&name, &ohlcv_schema(), opts).expect("create ring");
         // A reader that waits (in futex_wait slices of <= 100 ms) for a batch
         // that never comes.
         let sleeper = Proc::spawn(&format!(

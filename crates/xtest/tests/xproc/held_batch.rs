@@ -3,7 +3,7 @@
 //! batches, and the writer never fails for it.
 
 use crate::common::*;
-use ringfeed_arrow::{bar_schema, Reader, RingOptions, StartAt, Writer};
+use ringfeed_arrow::{ohlcv_schema, Reader, RingOptions, StartAt, Writer};
 use ringfeed_xtest::{bar_batch, verify_bar_batch};
 
 const SLOTS: u32 = 8;
@@ -18,7 +18,7 @@ fn held_batch_survives_ten_laps_of_the_ring() {
             slot_bytes: 64 << 10,
             ..RingOptions::default()
         };
-        let mut w = Writer::create(&name, &bar_schema(), opts).expect("create ring");
+        let mut w = Writer::create(&name, &ohlcv_schema(), opts).expect("create ring");
         let schema = w.schema().clone();
         assert_eq!(w.write(&bar_batch(&schema, 1, 32)).expect("write 1"), 1);
 

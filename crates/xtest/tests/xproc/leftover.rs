@@ -3,7 +3,7 @@
 //! While the writer lived, the same error said so instead.
 
 use crate::common::*;
-use ringfeed_arrow::{bar_schema, CreateError, RingOptions, Writer};
+use ringfeed_arrow::{ohlcv_schema, CreateError, RingOptions, Writer};
 use ringfeed_xtest::bar_batch;
 
 fn create(name: &str, force: bool) -> Result<Writer, CreateError> {
@@ -13,7 +13,7 @@ fn create(name: &str, force: bool) -> Result<Writer, CreateError> {
         force,
         ..RingOptions::default()
     };
-    Writer::create(name, &bar_schema(), opts)
+    Writer::create(name, &ohlcv_schema(), opts)
 }
 
 fn expect_exists(name: &str, alive: bool) {

@@ -2,7 +2,7 @@
 //! writer gets its row and pins back and proceeds; `inspect` shows the row gone.
 
 use crate::common::*;
-use ringfeed_arrow::{bar_schema, OnFull, RingOptions, WriteError, Writer};
+use ringfeed_arrow::{ohlcv_schema, OnFull, RingOptions, WriteError, Writer};
 use ringfeed_shm::ClaimError;
 use ringfeed_xtest::bar_batch;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ fn killed_lease_holder_is_swept_and_the_blocked_writer_proceeds() {
             on_full: OnFull::Block(Duration::from_millis(300)),
             ..RingOptions::default()
         };
-        let mut w = Writer::create(&name, &bar_schema(), opts).expect("create ring");
+        let mut w = Writer::create(&name, &ohlcv_schema(), opts).expect("create ring");
         let schema = w.schema().clone();
         for seq in 1..=2 {
             w.write(&bar_batch(&schema, seq, 8)).expect("write");
