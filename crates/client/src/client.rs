@@ -3,8 +3,8 @@
 //! and C++ bindings wrap this type; they add no protocol code of their own.
 
 use crate::protocol::{
-    read_frame, symbol_list, write_frame, AppendReport, ErrorKind, InvalidRows, QuerySpec,
-    ReadyReport, ReplaySpec, Request, Response, TimeSpec, WireError,
+    read_frame, symbol_list, write_frame, AppendReport, DatasetSpec, ErrorKind, InvalidRows,
+    QuerySpec, ReadyReport, ReplaySpec, Request, Response, TimeSpec, WireError,
 };
 use arrow_array::RecordBatch;
 use ringfeed_arrow::{Batch, Reader, ReaderOptions, StartAt};
@@ -393,6 +393,16 @@ impl Client {
     /// Datasets with their timeframes and symbols.
     pub fn datasets(&mut self) -> Result<serde_json::Value, ClientError> {
         Ok(self.call(&Request::Datasets, &[])?.data.unwrap_or_default())
+    }
+
+    /// Creates a dataset through the daemon (the daemon holds the store's one
+    /// writer lock, so this is how a dataset is made while it runs). The same
+    /// settings again are a no-op. Returns the daemon's summary.
+    pub fn create_dataset(&mut self, spec: &DatasetSpec) -> Result<String, ClientError> {
+        Ok(self
+            .call(&Request::CreateDataset(spec.clone()), &[])?
+            .text
+            .unwrap_or_default())
     }
 
     /// Whether the daemon can answer queries and appends, and how far the data

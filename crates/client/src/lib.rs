@@ -31,6 +31,7 @@ pub use client::{
     DEFAULT_TIMEOUT,
 };
 pub use protocol::{
-    AppendReport, ErrorKind, InvalidRows, QuerySpec, ReadyReport, ReplaySpec, Request, Response,
+    AppendReport, DatasetSpec, ErrorKind, InvalidRows, QuerySpec, ReadyReport, ReplaySpec, Request,
+    Response,
 };
 pub use time::{TimeError, TimeSpec};

@@ -29,6 +29,9 @@ pub enum Request {
     Stat,
     /// Datasets, their timeframes and symbols.
     Datasets,
+    /// Creates a dataset (idempotent: the same settings again is a no-op; other
+    /// settings for an existing name are refused). Answers with a `text` summary.
+    CreateDataset(DatasetSpec),
     /// Whether the service is ready, and how far each dataset's data goes
     /// (first/last bar per stored timeframe, hot days, symbols). Answers in `data`
     /// as a [`ReadyReport`].
@@ -93,6 +96,22 @@ pub enum Request {
         #[serde(default)]
         all: bool,
     },
+}
+
+/// A dataset to create: its base timeframe and rollups.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// Name: letters, digits, `-`, `_` and `.`.
+    pub dataset: String,
+    /// Finest stored timeframe, e.g. "1m" (or "tick").
+    pub base: String,
+    /// Timeframes rolled up on write, e.g. ["5m", "1h", "1d"] (default: none).
+    #[serde(default)]
+    pub rollups: Vec<String>,
+    /// WAL sync policy: "always" (default), "never" or "every:<ms>".
+    #[serde(default)]
+    pub fsync: Option<String>,
 }
 
 /// What an append does with rows that break the store's row rules.

@@ -1224,3 +1224,84 @@ fn appends_are_checked_by_the_store_row_rules() {
     assert_eq!((r.rows_stored, r.flagged), (4, 1), "{r:?}");
     assert_eq!(c.bars(&q("1m")).unwrap().rows, 4);
 }
+
+/// A dataset is created through the running daemon (before, the only way was to
+/// edit its TOML and restart it, while the append error pointed at `ringfeed
+/// ingest`, which the daemon's lock refuses).
+#[test]
+fn datasets_are_created_through_the_daemon() {
+    use ringfeed_client::protocol::DatasetSpec;
+    let d = Daemon::start();
+    let mut c = d.client();
+    let err = c.append("fresh", &bars(&["A"], 0, 5)).unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Server { kind, message } if kind == "unknown_dataset" && message.contains("--create")),
+        "{err}"
+    );
+    let spec = DatasetSpec {
+        dataset: "fresh".into(),
+        base: "1m".into(),
+        rollups: vec!["5m".into(), "1h".into()],
+        fsync: Some("never".into()),
+    };
+    let text = c.create_dataset(&spec).unwrap();
+    assert!(
+        text.contains("created dataset fresh (1m, 5m, 1h)"),
+        "{text}"
+    );
+    // Idempotent; other settings for the name are refused.
+    assert!(c.create_dataset(&spec).unwrap().contains("exists"));
+    let other = DatasetSpec {
+        rollups: vec!["15m".into()],
+        ..spec.clone()
+    };
+    let err = c.create_dataset(&other).unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Server { kind, .. } if kind == "bad_request"),
+        "{err}"
+    );
+    for (bad, kind) in [
+        (
+            DatasetSpec {
+                dataset: "../x".into(),
+                ..spec.clone()
+            },
+            "bad_request",
+        ),
+        (
+            DatasetSpec {
+                dataset: "y".into(),
+                base: "7 parsecs".into(),
+                ..spec.clone()
+            },
+            "bad_timeframe",
+        ),
+        (
+            DatasetSpec {
+                dataset: "z".into(),
+                rollups: vec!["90s".into()],
+                ..spec.clone()
+            },
+            "bad_request",
+        ),
+    ] {
+        let err = c.create_dataset(&bad).unwrap_err();
+        assert_eq!(server_kind(&err), kind, "{err}");
+    }
+    // Usable at once: live rollup topic, append, query.
+    let mut sub5 = c.subscribe("fresh", "5m", StartAt::Next).unwrap();
+    assert_eq!(c.append("fresh", &bars(&["A"], 0, 10)).unwrap(), 10);
+    assert_eq!(
+        c.bars(&QuerySpec {
+            dataset: "fresh".into(),
+            timeframe: "5m".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .rows,
+        2
+    );
+    assert!(sub5.read(Duration::from_secs(10)).unwrap().is_some());
+    let r = c.ready(Some("fresh")).unwrap();
+    assert_eq!(r.datasets[0].timeframes.len(), 3);
+}

@@ -6,7 +6,7 @@
 use super::error::{ErrorKind, ServiceError};
 use crate::metrics::Metrics;
 use arrow_array::RecordBatch;
-use ringfeed_arrow::{codec, OnFull, RingOptions, Writer};
+use ringfeed_arrow::{EncodedBatches, RingOptions, StringLayout, Writer};
 use ringfeed_store::{Query, Symbols};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -303,13 +303,13 @@ impl ResultCache {
         })
     }
 
-    /// Writes `batch` as chunks into a new arena sized exactly for them.
+    /// Writes `batch` as chunks into a new arena sized exactly for them, each
+    /// chunk encoded once (measured against the limit, then copied in).
     fn materialise(
         &self,
         name: &str,
         batch: &RecordBatch,
     ) -> Result<(Writer, u64, u64), ServiceError> {
-        let internal = |e: arrow_schema::ArrowError| ServiceError::internal(e.to_string());
         // Equal chunks (every buffer is sized for the largest one).
         let n = batch.num_rows().div_ceil(self.limits.chunk_rows).max(1);
         let chunk = batch.num_rows().div_ceil(n).max(1);
@@ -319,14 +319,9 @@ impl ResultCache {
                 batch.slice(off, chunk.min(batch.num_rows().saturating_sub(off)))
             })
             .collect();
-        let mut enc = codec::SlotEncoder::new(batch.schema_ref()).map_err(internal)?;
-        let mut max = 0u64;
-        let mut total = 0u64;
-        for c in &chunks {
-            let len = codec::encoded_len(&enc.encode(c).map_err(internal)?) as u64;
-            max = max.max(len);
-            total += len;
-        }
+        let enc = EncodedBatches::new(batch.schema_ref(), &chunks, StringLayout::View)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        let total = enc.bytes();
         if total > self.limits.max_result_bytes {
             return Err(ServiceError::new(
                 ErrorKind::TooLarge,
@@ -337,22 +332,12 @@ impl ResultCache {
             ));
         }
         let opts = RingOptions {
-            slots: n as u32,
-            slot_bytes: max.max(1),
             max_readers: self.limits.result_readers,
-            // A client maps every chunk at once and keeps them as one table.
-            leases_per_reader: n as u32,
-            // Written once, never overwritten: no spare buffers needed.
-            buffers: Some(n as u32),
-            on_full: OnFull::OverwriteOldest,
             force: true,
             ..Default::default()
         };
-        let mut w = Writer::create(name, batch.schema_ref(), opts).map_err(ServiceError::ring)?;
-        for c in &chunks {
-            w.write(c).map_err(ServiceError::ring)?;
-        }
-        Ok((w, n as u64, total))
+        let (w, written) = enc.write(name, &opts).map_err(ServiceError::ring)?;
+        Ok((w, written.batches, written.bytes))
     }
 
     fn release(&self, arena: &str) {

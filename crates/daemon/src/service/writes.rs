@@ -2,10 +2,10 @@
 //! topic it changed), deletes, and end-of-day write-downs. Each holds the
 //! ingest lock, so a replay snapshot sees a write whole or not at all.
 
-use super::error::ServiceError;
+use super::error::{ErrorKind, ServiceError};
 use super::open::Service;
 use arrow_array::RecordBatch;
-use ringfeed_client::{AppendReport, InvalidRows, TimeSpec};
+use ringfeed_client::{AppendReport, DatasetSpec, InvalidRows, TimeSpec};
 use ringfeed_store::store::{day_string, WriteDownSummary};
 use ringfeed_store::validate::{InvalidPolicy, RowPolicy};
 use ringfeed_store::Timeframe;
@@ -49,6 +49,54 @@ pub struct WriteDownOutcome {
 const WRITE_DOWN_DAYS_PER_LOCK: usize = 8;
 
 impl Service {
+    /// Creates a dataset (the same settings again: a no-op). New topics and
+    /// queries see it at once; no restart, no config edit.
+    pub fn create_dataset(&self, spec: &DatasetSpec) -> Result<String, ServiceError> {
+        use ringfeed_store::store::CreateDatasetError as C;
+        let tf = |s: &str, what: &str| -> Result<Timeframe, ServiceError> {
+            s.parse().map_err(|e| {
+                ServiceError::new(ErrorKind::BadTimeframe, format!("{what} {s:?}: {e}"))
+            })
+        };
+        let mut cfg = ringfeed_store::DatasetConfig::new(tf(&spec.base, "base")?);
+        cfg.rollups = spec
+            .rollups
+            .iter()
+            .map(|r| tf(r, "rollup"))
+            .collect::<Result<_, _>>()?;
+        if let Some(f) = &spec.fsync {
+            cfg.fsync = f
+                .parse()
+                .map_err(|e| ServiceError::bad_request(format!("fsync {f:?}: {e}")))?;
+        }
+        let _ingest = self.ingest.lock().expect("ingest lock");
+        let mut store = self.store.write().expect("store lock");
+        let existed = store.dataset(&spec.dataset).is_some();
+        store
+            .create_dataset(&spec.dataset, cfg)
+            .map_err(|e| match e {
+                C::Name(_) | C::Exists(_) | C::Rollup { .. } | C::Session(_) => {
+                    ServiceError::bad_request(e.to_string())
+                }
+                _ => ServiceError::store(e),
+            })?;
+        let stored: Vec<String> = store
+            .stored_timeframes(&spec.dataset)
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        Ok(if existed {
+            format!(
+                "dataset {} exists with these settings ({})",
+                spec.dataset,
+                stored.join(", ")
+            )
+        } else {
+            tracing::info!(dataset = %spec.dataset, timeframes = ?stored, "created dataset");
+            format!("created dataset {} ({})", spec.dataset, stored.join(", "))
+        })
+    }
+
     /// Appends an Arrow IPC stream (the payload of a local `append`).
     pub fn append_ipc(
         &self,
@@ -100,7 +148,12 @@ impl Service {
                 .dataset(dataset)
                 .map(|e| e.config.base)
                 .ok_or_else(|| {
-                    ServiceError::unknown_dataset(dataset, store.catalog().datasets.keys())
+                    let mut e =
+                        ServiceError::unknown_dataset(dataset, store.catalog().datasets.keys());
+                    e.message.push_str(
+                        "; create it first: `ringfeed append --create --timeframe 1m [--rollups 5m,1h]`, or create_dataset from a client",
+                    );
+                    e
                 })?;
             (base, store.append(dataset, &batch, &policy)?)
         };

@@ -81,6 +81,10 @@ fn dispatch(
                 data: Some(service.datasets()),
                 ..Response::ok()
             }),
+            Request::CreateDataset(spec) => service.create_dataset(&spec).map(|text| Response {
+                text: Some(text),
+                ..Response::ok()
+            }),
             Request::Ready { dataset } => service.ready(dataset.as_deref()).map(|r| Response {
                 data: Some(serde_json::to_value(r).expect("serialisable")),
                 ..Response::ok()
