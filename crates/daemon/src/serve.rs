@@ -59,7 +59,15 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         let (s, stop) = (service.clone(), stop.clone());
         std::thread::spawn(move || write_down_loop(s, delay, stop))
     });
-    tracing::info!(socket = %socket.display(), data_dir = %service.config().data_dir.display(), "ringfeedd serving");
+    let data_dir = std::fs::canonicalize(&service.config().data_dir)
+        .unwrap_or_else(|_| service.config().data_dir.clone());
+    tracing::info!(socket = %socket.display(), data_dir = %data_dir.display(), "ringfeedd serving");
+    if service.datasets().as_object().is_none_or(|m| m.is_empty()) {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            "the store has no datasets yet: create one with `ringfeed append --create --timeframe 1m FILE`, a client's create_dataset, `[datasets.NAME]` in the config, or `ringfeed ingest` before starting the daemon"
+        );
+    }
     unix::run(listener, &socket, service.clone(), boundary, stop);
     if let Some(w) = write_down {
         // A pass in progress finishes first (it is crash-safe, but a clean stop is nicer).
