@@ -111,6 +111,26 @@ impl Client {
         json::to_py(py, &v)
     }
 
+    /// Creates `dataset` with base timeframe `base` and `rollups` (the same
+    /// settings again are a no-op). Returns the daemon's summary.
+    #[pyo3(signature = (dataset, base="1m", rollups=None, fsync=None))]
+    fn create_dataset(
+        &self,
+        py: Python<'_>,
+        dataset: String,
+        base: &str,
+        rollups: Option<Vec<String>>,
+        fsync: Option<String>,
+    ) -> PyResult<String> {
+        let spec = ringfeed_client::DatasetSpec {
+            dataset,
+            base: base.to_string(),
+            rollups: rollups.unwrap_or_default(),
+            fsync,
+        };
+        self.with(py, |c| c.create_dataset(&spec))
+    }
+
     /// Whether the daemon can answer queries and appends, and how far the data
     /// of `dataset` (default: every dataset) goes: a dict shaped like the
     /// protocol's `ReadyReport` (times are ns since the epoch, or None when

@@ -28,7 +28,10 @@ fn capsule<'py>(obj: Bound<'py, PyAny>, method: &str) -> PyResult<Bound<'py, PyC
 
 /// A foreign batch refused by ringfeed-arrow's checks (the same in every binding).
 pub(crate) fn foreign_err(e: foreign::ForeignError) -> PyErr {
-    invalid_argument(e.to_string())
+    match e {
+        foreign::ForeignError::NotARecordBatch { .. } => argument_type(e.to_string()),
+        _ => invalid_argument(e.to_string()),
+    }
 }
 
 fn arrow_err(what: &str, e: arrow_schema::ArrowError) -> PyErr {

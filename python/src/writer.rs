@@ -81,10 +81,17 @@ impl Writer {
         loop {
             let res = py.detach(|| {
                 if conformed.is_none() {
-                    conformed = Some(
-                        ringfeed_arrow::foreign::conform(batch, target)
-                            .map_err(|e| WriterStep::Mismatch(e.to_string()))?,
-                    );
+                    conformed = Some(ringfeed_arrow::foreign::conform(batch, target).map_err(
+                        |e| {
+                            WriterStep::Mismatch(match e {
+                                ringfeed_arrow::foreign::ForeignError::SchemaMismatch {
+                                    detail,
+                                    ..
+                                } => detail,
+                                other => other.to_string(),
+                            })
+                        },
+                    )?);
                 }
                 let b = conformed.as_ref().expect("set above");
                 match &mut *self.lock() {

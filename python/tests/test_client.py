@@ -288,3 +288,17 @@ def test_client_module_has_no_protocol_code() -> None:
     src = Path(rf.client.__file__).read_text()
     for word in ("import socket", "import struct", "import json", "sendall", "recv"):
         assert word not in src, word
+
+
+def test_create_dataset_through_the_daemon(daemon: str) -> None:
+    with rf.connect(daemon) as c:
+        with pytest.raises(rf.DaemonError) as e:
+            c.append("fresh", minutes(["A"], 0, 3))
+        assert e.value.kind == "unknown_dataset" and "--create" in str(e.value)
+        assert "created dataset fresh (1m, 5m)" in c.create_dataset("fresh", "1m", ["5m"])
+        assert "exists" in c.create_dataset("fresh", "1m", ["5m"])
+        with pytest.raises(rf.DaemonError) as e:
+            c.create_dataset("fresh", "1m", ["1h"])
+        assert e.value.kind == "bad_request"
+        assert c.append("fresh", minutes(["A"], 0, 10)) == 10
+        assert c.bars("fresh", "A", "5m").height == 2

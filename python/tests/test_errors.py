@@ -82,7 +82,7 @@ def test_closed_reader(name: str) -> None:
     [
         (pa.record_batch({"ts": pa.array([1], pa.int64())}), "7 columns expected"),
         (bar_batch(1, 3).rename_columns(["ts", "sym", "open", "high", "low", "close", "volume"]), '"symbol" expected'),
-        (bar_batch(1, 3).set_column(2, "open", pa.array([1, 2, 3], pa.int64())), 'column "open": expected Float64, frame has Int64'),
+        (bar_batch(1, 3).set_column(2, "open", pa.array([1, 2, 3], pa.int64())), 'column "open": expected Float64.*has Int64'),
         (bar_batch(1, 3).set_column(0, "ts", pa.array([1, 2, 3], pa.timestamp("us", "UTC"))), 'column "ts"'),
     ],
 )

@@ -9,7 +9,7 @@ import decimal
 import polars as pl
 import pyarrow as pa
 import pytest
-from helpers import bar_batch
+from helpers import bar_batch, in_range
 
 import ringfeed as rf
 
@@ -55,7 +55,9 @@ def with_nulls(a: pa.Array) -> pa.Array:
 
 
 def roundtrip(name: str, batch: pa.RecordBatch) -> tuple[rf.Batch, pa.RecordBatch]:
-    with rf.Writer.create(name, batch.schema) as w, rf.Reader.open(name) as r:
+    """Through a ring that keeps every layout as given (the default stores strings and
+    binary as views: see test_strings_are_stored_as_views_by_default)."""
+    with rf.Writer.create(name, batch.schema, strings="as_given") as w, rf.Reader.open(name) as r:
         seq = w.write(batch)
         got = r.read(timeout=5)
         assert got is not None and got.seq == seq == 1
@@ -180,7 +182,7 @@ def test_empty_table_publishes_one_empty_batch(name: str) -> None:
 
 def test_conforms_layouts_to_the_ring_schema(name: str) -> None:
     ring = pa.schema([("s", pa.string()), ("l", pa.list_(pa.int64())), ("d", pa.dictionary(pa.int32(), pa.string()))])
-    with rf.Writer.create(name, ring) as w, rf.Reader.open(name) as r:
+    with rf.Writer.create(name, ring, strings="as_given") as w, rf.Reader.open(name) as r:
         # polars: string_view, large_list, and plain strings where the ring wants a dictionary
         w.write(pl.DataFrame({"s": ["a", None, "c"], "l": [[1], [], [2, 3]], "d": ["x", "y", "x"]}))
         b = r.read(5)
@@ -209,3 +211,33 @@ def test_write_accepts_any_capsule_object(name: str) -> None:
         for _ in range(2):
             b = r.read(5)
             assert b is not None and b.to_arrow().equals(src)
+
+
+def test_strings_are_stored_as_views_by_default(name: str) -> None:
+    """A new user's first ring: a pyarrow table with plain utf8 strings, written with its
+    own schema. The ring stores views, so polars reads the column without an O(rows)
+    copy (its views buffer is inside the arena); the values are unchanged."""
+    n = 10_000
+    table = pa.table(
+        {
+            "ts": pa.array([i * 60_000_000_000 for i in range(n)], pa.timestamp("ns", "UTC")),
+            "symbol": pa.array([f"SYMBOL-{i % 7}-long-enough-to-need-a-data-buffer" for i in range(n)], pa.string()),
+            "raw": pa.array([bytes([i % 256]) * 20 for i in range(n)], pa.binary()),
+            "close": pa.array([i * 0.5 for i in range(n)], pa.float64()),
+        }
+    )
+    with rf.Writer.create(name, table.schema, slot_bytes=8 << 20) as w, rf.Reader.open(name) as r:
+        assert r.schema.field("symbol").type == pa.string_view()
+        assert r.schema.field("raw").type == pa.binary_view()
+        w.write(table)
+        b = r.read(5)
+        assert b is not None and b.is_zero_copy
+        back = b.to_arrow()
+        assert back.column("symbol").to_pylist() == table.column("symbol").to_pylist()
+        assert back.column("raw").to_pylist() == table.column("raw").to_pylist()
+        df = b.to_polars()
+        views = df["symbol"].to_arrow(compat_level=pl.CompatLevel.newest())
+        chunk = views.chunks[0] if isinstance(views, pa.ChunkedArray) else views
+        assert chunk.type == pa.string_view()
+        for buf in chunk.buffers()[1:]:
+            assert buf is not None and in_range(buf.address, b.arena_range), "polars copied the strings"

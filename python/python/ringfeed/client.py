@@ -92,6 +92,14 @@ class Client:
         """``{dataset: {"base": ..., "timeframes": [...], "symbols": [...]}}``."""
         return self.native.datasets()
 
+    def create_dataset(
+        self, dataset: str, base: str = "1m", rollups: Optional[Sequence[str]] = None, fsync: Optional[str] = None
+    ) -> str:
+        """Creates ``dataset`` through the daemon: ``base`` timeframe, ``rollups`` kept on
+        write (e.g. ``["5m", "1h", "1d"]``), ``fsync`` ("always", "never", "every:<ms>").
+        The same settings again are a no-op. Returns the daemon's summary."""
+        return self.native.create_dataset(dataset, base, list(rollups) if rollups is not None else None, fsync)
+
     def ready(self, dataset: Optional[str] = None) -> ReadyReport:
         """Whether the daemon answers queries and appends, and per dataset (default:
         all) its symbols and, per stored timeframe, the first and last bar (ns since
