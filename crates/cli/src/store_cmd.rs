@@ -130,6 +130,7 @@ impl Parse {
 Without --format, a headerless 12-column Binance kline CSV is recognised by its first line; a
 file named like Binance's downloads (SYMBOL-1m-YYYY-MM-DD.csv or SYMBOL-1m-YYYY-MM.csv) gives
 the symbol and timeframe when --symbol and --timeframe are not given. A given flag always wins.
+Binance's .zip downloads are read as they are.
 
 ",
     exit_codes!()
@@ -156,7 +157,8 @@ pub struct Ingest {
     /// WAL fsync policy of a new dataset: always, never or <N>ms.
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
-    /// Input files; `-` reads stdin.
+    /// Input files; `-` reads stdin; a .zip holding one CSV file (as Binance ships
+    /// them) is read in place.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -800,7 +802,8 @@ pub struct Append {
     /// Rows per append request; each is durable and published before the next is sent.
     #[arg(long, default_value_t = 65_536)]
     batch_rows: usize,
-    /// Input files; `-` reads stdin.
+    /// Input files; `-` reads stdin; a .zip holding one CSV file (as Binance ships
+    /// them) is read in place.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }

@@ -163,6 +163,36 @@ fn binance_files_need_no_format_symbol_or_timeframe() {
         "{err}"
     );
 
+    // Binance's zipped download, read in place: the name inside the zip's name.
+    let zipped = dir.path().join("TESTUSDT-5m-2024-01-02.zip");
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&zipped).unwrap());
+    w.start_file(
+        "TESTUSDT-5m-2024-01-02.csv",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut w, &std::fs::read(&five).unwrap()).unwrap();
+    w.finish().unwrap();
+    let (code, _, err) = run(&[
+        "ingest",
+        "--dataset",
+        "zipped",
+        "--fsync",
+        "never",
+        "--data-dir",
+        data_s,
+        zipped.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    for want in [
+        "timeframe 5m from the file name",
+        "Binance kline CSV (detected",
+        "symbol TESTUSDT from the file name",
+        "ingested 12 rows",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+
     // The real files, when ../shared/data is beside the project.
     let real = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/crypto/ADABTC-1m-2021-11-27.csv");

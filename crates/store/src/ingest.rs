@@ -62,7 +62,8 @@ impl std::str::FromStr for Format {
 }
 
 impl Format {
-    /// Guess from a file name (`.parquet`, `.feather`/`.arrow`/`.ipc`, else CSV).
+    /// Guess from a file name (`.parquet`, `.feather`/`.arrow`/`.ipc`, else CSV, zipped
+    /// CSV included).
     pub fn guess(path: &Path, kind: Kind) -> Format {
         match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
             "parquet" | "pq" => Format::Parquet,
@@ -650,11 +651,9 @@ pub fn detect(path: &Path, kind: Kind, opts: &IngestOptions) -> Result<Detected,
         source,
     };
     let mut head = Vec::with_capacity(64 << 10);
-    std::fs::File::open(path)
-        .map_err(ioerr)?
-        .take(64 << 10)
-        .read_to_end(&mut head)
-        .map_err(ioerr)?;
+    let mut archive = None;
+    let (input, _) = open_input(path, &mut archive)?;
+    input.take(64 << 10).read_to_end(&mut head).map_err(ioerr)?;
     let first = head
         .split(|c| *c == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
@@ -668,6 +667,51 @@ pub fn detect(path: &Path, kind: Kind, opts: &IngestOptions) -> Result<Detected,
         }
     }
     Ok(d)
+}
+
+/// Whether `path` is a zip archive (by its name).
+fn is_zip(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+}
+
+/// The bytes of a CSV input and their length when known: the file, or the one CSV
+/// inside a zip archive (Binance's and Lean's downloads), read in place. `archive`
+/// holds the open archive the reader borrows.
+fn open_input<'a>(
+    path: &Path,
+    archive: &'a mut Option<zip::ZipArchive<std::fs::File>>,
+) -> Result<(Box<dyn Read + 'a>, Option<u64>), IngestError> {
+    let file = std::fs::File::open(path).map_err(|source| IngestError::Io {
+        path: path.into(),
+        source,
+    })?;
+    if !is_zip(path) {
+        let len = file.metadata().ok().map(|m| m.len());
+        return Ok((Box::new(file), len));
+    }
+    let dec = |detail: String| IngestError::Decode {
+        path: path.into(),
+        format: "zip",
+        detail,
+    };
+    let z = archive.insert(zip::ZipArchive::new(file).map_err(|e| dec(e.to_string()))?);
+    let csv: Vec<usize> = (0..z.len())
+        .filter(|i| {
+            z.name_for_index(*i)
+                .is_some_and(|n| !n.ends_with('/') && n.to_ascii_lowercase().ends_with(".csv"))
+        })
+        .collect();
+    let [i] = csv[..] else {
+        return Err(dec(format!(
+            "it holds {} CSV files; ingest reads a zip holding exactly one (unzip it and ingest the files)",
+            csv.len()
+        )));
+    };
+    let entry = z.by_index(i).map_err(|e| dec(e.to_string()))?;
+    let len = entry.size();
+    Ok((Box::new(entry), Some(len)))
 }
 
 /// The separator, fields and header of a CSV's first non-blank line.
@@ -1152,13 +1196,11 @@ fn load_csv_rows<B: RowBuf>(
         path: shown.to_path_buf(),
         source,
     };
-    let mut input: Box<dyn Read> = match path {
-        Some(p) => Box::new(std::fs::File::open(p).map_err(ioerr)?),
-        None => Box::new(std::io::stdin().lock()),
+    let mut archive = None;
+    let (mut input, total): (Box<dyn Read>, _) = match path {
+        Some(p) => open_input(p, &mut archive)?,
+        None => (Box::new(std::io::stdin().lock()), None),
     };
-    let total = path
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len());
     let bar = progress(opts.progress, total, shown);
     let file = shown.display().to_string();
     let threads = parse_threads();

@@ -1,7 +1,8 @@
 //! Binance kline CSV without `--format`: the headerless 12-column layout is detected
 //! from the first line and every column is loaded (quote_volume, trades, taker_buy_*
-//! are not dropped to null); the symbol comes from a Binance file name. Generated
-//! files, and the real ones in ../shared/data when present.
+//! are not dropped to null); the symbol comes from a Binance file name; Binance's
+//! zipped downloads are read in place. Generated files, and the real ones in
+//! ../shared/data when present.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampNanosecondType};
@@ -166,4 +167,66 @@ fn real_binance_files_load_every_column() {
     let trades = b.column_by_name("trades").unwrap();
     assert_eq!(trades.null_count(), 0);
     assert_eq!(trades.as_primitive::<Int64Type>().value(0), 79);
+}
+
+/// `files` (name, text) zipped into `dir/name`, deflated as Binance ships them.
+fn zip(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let p = dir.join(name);
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (n, bytes) in files {
+        w.start_file(*n, opts).unwrap();
+        std::io::Write::write_all(&mut w, bytes).unwrap();
+    }
+    w.finish().unwrap();
+    p
+}
+
+#[test]
+fn zipped_binance_downloads_load_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = kline_csv(dir.path(), "TESTUSDT-1m-2024-01-02.csv", 4, 1);
+    let text = std::fs::read(&csv).unwrap();
+    let z = zip(
+        dir.path(),
+        "TESTUSDT-1m-2024-01-02.zip",
+        &[("TESTUSDT-1m-2024-01-02.csv", &text)],
+    );
+    let d = detect(&z, Kind::Bars, &IngestOptions::default()).unwrap();
+    assert_eq!((d.format, d.from_content), (Format::BinanceKline, true));
+    assert_eq!(d.name.unwrap().symbol, "TESTUSDT");
+    let (b, rep) = load(&z, &IngestOptions::default());
+    assert_eq!((rep.rows_ok, rep.rejected), (4, 0));
+    assert_eq!(
+        rep.symbols.iter().cloned().collect::<Vec<_>>(),
+        ["TESTUSDT"]
+    );
+    assert_eq!(f64s(&b, "taker_buy_quote"), vec![Some(425.125); 4]);
+    // The same rows as the plain file.
+    let (plain, _) = load(&csv, &IngestOptions::default());
+    assert_eq!(b, plain);
+
+    // A zip of several CSV files is refused with a way out; nothing is loaded.
+    let two = zip(dir.path(), "two.zip", &[("a.csv", &text), ("b.csv", &text)]);
+    let mut rep = RowReport::default();
+    let mut rows = 0;
+    let mut sink = |b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        rows += b.num_rows();
+        Ok(())
+    };
+    let e = ingest::load(
+        Some(&two),
+        Kind::Bars,
+        &IngestOptions::default(),
+        &mut rep,
+        &mut sink,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("holds 2 CSV files") && e.contains("unzip"),
+        "{e}"
+    );
+    assert_eq!(rows, 0);
 }

@@ -6,7 +6,8 @@ use crate::Timeframe;
 use std::path::Path;
 
 /// What a Binance file name says: `SYMBOL-INTERVAL-YYYY-MM-DD.csv` (a daily file)
-/// or `SYMBOL-INTERVAL-YYYY-MM.csv` (a monthly one), as data.binance.vision ships them.
+/// or `SYMBOL-INTERVAL-YYYY-MM.csv` (a monthly one), or the `.zip` of either, as
+/// data.binance.vision ships them.
 ///
 /// ```
 /// use ringfeed_store::ingest::BinanceName;
@@ -31,9 +32,9 @@ impl BinanceName {
     /// Parse the file name of `path`; `None` when it is not Binance's pattern.
     pub fn parse(path: &Path) -> Option<Self> {
         let name = path.file_name()?.to_str()?;
-        let stem = name
-            .strip_suffix(".csv")
-            .or_else(|| name.strip_suffix(".CSV"))?;
+        let stem = [".csv", ".CSV", ".zip", ".ZIP"]
+            .iter()
+            .find_map(|ext| name.strip_suffix(ext))?;
         let parts: Vec<&str> = stem.split('-').collect();
         let (symbol, interval, date) = match parts.as_slice() {
             [s, i, date @ ..] if (2..=3).contains(&date.len()) => (*s, *i, date),
@@ -118,6 +119,11 @@ mod tests {
         assert_eq!(n.symbol, "BTCUSDT");
         assert_eq!(n.timeframe, Some("15m".parse().unwrap()));
         assert_eq!(n.period, "2024-03");
+        let n = BinanceName::parse(Path::new("dl/ADABTC-1m-2021-11-27.zip")).unwrap();
+        assert_eq!(
+            (n.symbol.as_str(), n.period.as_str()),
+            ("ADABTC", "2021-11-27")
+        );
         let n = BinanceName::parse(Path::new("ETHBTC-1mo-2024-03.csv")).unwrap();
         assert_eq!((n.interval.as_str(), n.timeframe), ("1mo", None));
         for other in [
@@ -126,6 +132,7 @@ mod tests {
             "XRP_ETH-1m-2021-11-27.csv",
             "ADABTC-1m-2021-13-27.csv",
             "ADABTC-1m-2021-11-27.parquet",
+            "ADABTC-1m-2021-11-27.csv.gz",
             "ADABTC-1x-2021-11-27.csv",
             "ADABTC-m-2021-11-27.csv",
             "btc-perp-20211231-20220201_1m.csv",
