@@ -142,7 +142,8 @@ pub struct Ingest {
     #[arg(long)]
     dataset: String,
     /// Resolution of the input: a bar timeframe like 1m, or `tick` for trades
-    /// (default: what Binance file names or kline close times say, else 1m).
+    /// (default: what Binance file names or kline close times say, else the existing
+    /// dataset's, else 1m).
     #[arg(long)]
     timeframe: Option<Timeframe>,
     #[command(flatten)]
@@ -397,18 +398,18 @@ impl Input {
 }
 
 /// The timeframe of `ingest`: `--timeframe` when given (a file that says otherwise is
-/// a warning), else the one the files agree on, else 1m.
-fn ingest_timeframe(given: Option<Timeframe>, inputs: &[Input]) -> Result<Timeframe> {
+/// a warning), else the one the files agree on; `None` when nothing says.
+fn ingest_timeframe(given: Option<Timeframe>, inputs: &[Input]) -> Result<Option<Timeframe>> {
     let said: Vec<(&Input, Timeframe, &str)> = inputs
         .iter()
         .filter_map(|i| i.timeframe().map(|(tf, from)| (i, tf, from)))
         .collect();
     if let Some(tf) = given {
         warn_timeframe(&said, tf, &format!("--timeframe {tf} was given"));
-        return Ok(tf);
+        return Ok(Some(tf));
     }
     let Some(&(_, first, from)) = said.first() else {
-        return Ok("1m".parse().expect("a timeframe"));
+        return Ok(None);
     };
     if let Some((other, tf, _)) = said.iter().find(|(_, tf, _)| *tf != first) {
         bail!(
@@ -418,7 +419,7 @@ fn ingest_timeframe(given: Option<Timeframe>, inputs: &[Input]) -> Result<Timefr
         );
     }
     eprintln!("ringfeed: timeframe {first} from the {from} (pass --timeframe to override)");
-    Ok(first)
+    Ok(Some(first))
 }
 
 /// Warn about every file that says it holds another timeframe than `tf`.
@@ -448,6 +449,12 @@ pub fn ingest(a: Ingest) -> Result<()> {
     let mut store = BarStore::open(&a.store.data_dir)
         .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
     report_recovery(&store);
+    // Nothing said: an existing dataset's base timeframe, else 1m.
+    let timeframe = match (timeframe, store.dataset(&a.dataset)) {
+        (Some(tf), _) => tf,
+        (None, Some(d)) => d.config.base,
+        (None, None) => "1m".parse().expect("a timeframe"),
+    };
     if store.dataset(&a.dataset).is_none() {
         let mut cfg = DatasetConfig::new(timeframe);
         if let Some(r) = &a.rollups {

@@ -147,6 +147,28 @@ fn binance_files_need_no_format_symbol_or_timeframe() {
     let d = &datasets_json(&data)["datasets"][0];
     assert_eq!(d["symbols"], serde_json::json!(["MINE", "TESTUSDT"]));
 
+    // A file that says nothing about its timeframe goes to an existing dataset at the
+    // dataset's (5m here, not the 1m of a new dataset).
+    let plain = dir.path().join("more.csv");
+    std::fs::write(
+        &plain,
+        "ts,symbol,open,high,low,close,volume\n2024-01-02T01:00:00Z,TESTUSDT,1,2,0.5,1.5,3\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "ingest",
+        "--dataset",
+        "spot",
+        "--data-dir",
+        data_s,
+        plain.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("ingested 1 rows") && err.contains("into spot/5m"),
+        "{err}"
+    );
+
     // Files that disagree on the timeframe, with none given: refused, nothing loaded.
     let (code, _, err) = run(&[
         "ingest",
