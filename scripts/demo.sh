@@ -78,7 +78,7 @@ sleep 0.5
 say "5. querying history from Python"
 "$PY" examples/python/daemon_demo.py query "$work/rf.sock"
 say "ringfeed stat (excerpt)"
-"$bin/ringfeed" stat --socket "$work/rf.sock" | grep -E '^ringfeed_(queries_total|cache_hits_total|ingest_rows_total|topic_readers|topic_write_seq)' || true
+"$bin/ringfeed" stat --prometheus --socket "$work/rf.sock" | grep -E '^ringfeed_(queries_total|cache_hits_total|ingest_rows_total|topic_readers|topic_write_seq)' || true
 
 say "6. stopping ringfeedd (SIGTERM closes every ring; subscribers finish)"
 kill -TERM "${pids[0]}"

@@ -1,20 +1,46 @@
-//! `ringfeed`: inspect and remove shared-memory arenas.
+//! `ringfeed`: the command-line face of ringfeed: load files into the bar store, query
+//! it, list what it holds, run the daemon and watch it, and inspect or remove
+//! shared-memory arenas.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ringfeed_shm::layout::row_state;
 use std::process::ExitCode;
 
+mod datasets;
+mod decimal;
+mod stat;
 mod store_cmd;
+
+/// The top-level `--help` epilogue: a first session, and the exit codes of every command.
+const AFTER_HELP: &str = "\
+A first session:
+  ringfeed ingest --dataset crypto ADABTC-1m-2021-11-27.csv   # load a Binance kline file
+  ringfeed datasets                                           # what the store holds
+  ringfeed query --dataset crypto --timeframe 5m              # read it back, resampled
+  ringfeed serve &                                            # share it over shared memory
+
+Exit status:
+  0  ok
+  1  error (the message on stderr says what happened)
+  2  bad arguments (usage)
+  3  rows rejected: ingest and append loaded the good rows but rejected others (listed on
+     stderr; --allow-rejects exits 0 instead)
+
+Output has no colours or progress bars when it is not a terminal.";
 
 #[derive(Parser)]
 #[command(
     name = "ringfeed",
     version,
-    about = "Zero-copy market-data exchange: inspect and manage ringfeed shared-memory arenas",
+    about = "Zero-copy market-data exchange: load, query and serve bars; inspect shared-memory arenas",
     long_about = "Zero-copy market-data exchange for one host.\n\n\
+The bar store (a data directory, default ./ringfeed-data) keeps bars and trades: a WAL for \
+recent days, Parquet for older ones, rollups to coarser timeframes. `ringfeed serve` shares it \
+with other processes over shared memory: queries and live topics.\n\n\
 Arenas are files named ringfeed.<NAME> in $RINGFEED_SHM_DIR (default /dev/shm). \
-Each holds one ring of Arrow record batches: one writer, many readers."
+Each holds one ring of Arrow record batches: one writer, many readers.",
+    after_help = AFTER_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,11 +50,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// List arenas, or show one in detail: header, schema, slots, readers, leases, lag.
+    #[command(after_help = "Examples:\n  ringfeed inspect\n  ringfeed inspect rfd1000.crypto.1m")]
     Inspect {
         /// Arena to show; omit to list every arena.
         name: Option<String>,
     },
     /// Remove arenas. Readers that have one mapped keep reading what they hold.
+    #[command(
+        after_help = "Example (remove what crashed writers left behind):\n  ringfeed rm --stale"
+    )]
     Rm {
         /// Arenas to remove.
         names: Vec<String>,
@@ -39,25 +69,38 @@ enum Cmd {
         #[arg(long, conflicts_with = "names")]
         stale: bool,
     },
-    /// Load bars or trades into the store (Binance kline CSV, CSV, Parquet, Feather).
+    /// Load bars or trades from files into the store (Binance kline CSV, CSV, Parquet,
+    /// Feather). Creates the dataset on first use; bad rows are listed, not loaded.
     Ingest(store_cmd::Ingest),
-    /// Read bars from the store: stored or resampled timeframes, any output format.
+    /// Read bars from the store: stored or resampled timeframes, as a table, CSV, JSON,
+    /// Arrow or Parquet.
     Query(store_cmd::QueryArgs),
+    /// List the datasets of a store: base timeframe, stored timeframes (rollups), symbols,
+    /// first and last bar. Reads the data directory, or asks the daemon (--daemon).
+    #[command(
+        after_help = "Examples:\n  ringfeed datasets --data-dir ringfeed-data\n  ringfeed datasets --daemon --json"
+    )]
+    Datasets(datasets::DatasetsArgs),
     /// Move closed days from the hot WAL into Parquet.
+    #[command(after_help = "Example:\n  ringfeed write-down --dataset crypto --before 2021-11-28")]
     WriteDown(store_cmd::WriteDown),
     /// Delete a time range of a symbol (rollups follow).
+    #[command(
+        after_help = "Example (the end is excluded):\n  ringfeed delete --dataset crypto --symbol ADABTC --start 2021-11-27T00:00Z --end 2021-11-27T01:00Z"
+    )]
     Delete(store_cmd::Delete),
     /// Send bars (or trades) from files to the running daemon: durable, rolled up and
     /// published to its live topics. Reads the same formats as `ingest`.
     Append(store_cmd::Append),
     /// Run the sidecar daemon (same as `ringfeedd`): queries and live topics over shared memory.
+    #[command(
+        after_help = "Example:\n  ringfeed serve --data-dir ringfeed-data --metrics 127.0.0.1:9464"
+    )]
     Serve(ringfeed_daemon::ServeArgs),
-    /// Print the daemon's metrics (Prometheus text): topics, readers, lag, leases, cache, ingest, queries.
-    Stat {
-        /// Daemon socket (default: $RINGFEED_SOCKET, else the daemon's default path).
-        #[arg(long)]
-        socket: Option<std::path::PathBuf>,
-    },
+    /// Show what the running daemon is doing: queries, cache, ingest, topics with their
+    /// readers and lag, connections (--prometheus: the raw metrics text).
+    #[command(after_help = "Examples:\n  ringfeed stat\n  ringfeed stat --prometheus")]
+    Stat(stat::StatArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,15 +124,12 @@ fn run(cli: Cli) -> Result<()> {
         } => rm(names, force, stale),
         Cmd::Ingest(a) => store_cmd::ingest(a),
         Cmd::Query(a) => store_cmd::query(a),
+        Cmd::Datasets(a) => datasets::run(a),
         Cmd::WriteDown(a) => store_cmd::write_down(a),
         Cmd::Delete(a) => store_cmd::delete(a),
         Cmd::Append(a) => store_cmd::append(a),
         Cmd::Serve(a) => Ok(a.run()?),
-        Cmd::Stat { socket } => {
-            let mut c = ringfeed_client::Client::connect(socket.as_deref())?;
-            print!("{}", c.stat()?);
-            Ok(())
-        }
+        Cmd::Stat(a) => stat::run(a),
     }
 }
 

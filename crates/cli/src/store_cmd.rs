@@ -28,7 +28,8 @@ pub struct Parse {
     /// Symbol for inputs without a symbol column.
     #[arg(long)]
     symbol: Option<String>,
-    /// binance-kline, csv, trades-csv, parquet or feather (default: from the extension).
+    /// binance-kline, csv, trades-csv, parquet or feather (default: from the extension;
+    /// a headerless CSV in Binance's 12-column kline layout is read as binance-kline).
     #[arg(long)]
     format: Option<Format>,
     /// CSV separator (default: detected).
@@ -63,10 +64,14 @@ pub struct Parse {
     allow_rejects: bool,
 }
 
-/// The exit codes of `ingest` and `append`, for `--help`.
-const EXIT_CODES: &str = "Exit status: 0 = every row loaded (flagged rows included); 3 = loaded, but rows were rejected (they are listed on stderr; --allow-rejects exits 0 instead); 1 = failed (with --strict: the first bad row, nothing of its batch written); 2 = bad arguments.
+/// The exit codes and row rules of `ingest` and `append`, for `--help`.
+macro_rules! exit_codes {
+    () => {
+        "Exit status: 0 = every row loaded (flagged rows included); 3 = loaded, but rows were rejected (they are listed on stderr; --allow-rejects exits 0 instead); 1 = failed (with --strict: the first bad row, nothing of its batch written); 2 = bad arguments.
 
-Row rules (the store's, the same for every way in): prices finite and not negative, high >= low, open and close inside [low, high], volume and the other amounts not negative, ts on the timeframe's grid (a 1m dataset takes 02:03:00, not 02:03:17); trades: price and size finite and not negative.";
+Row rules (the store's, the same for every way in): prices finite and not negative, high >= low, open and close inside [low, high], volume and the other amounts not negative, ts on the timeframe's grid (a 1m dataset takes 02:03:00, not 02:03:17); trades: price and size finite and not negative."
+    };
+}
 
 /// Exit code of `ingest` and `append` when rows were rejected.
 const EXIT_REJECTED: i32 = 3;
@@ -116,16 +121,31 @@ impl Parse {
 
 /// `ringfeed ingest`.
 #[derive(Args, Debug)]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = concat!(
+    "Examples:
+  ringfeed ingest --dataset crypto ADABTC-1m-2021-11-27.csv
+      (a Binance kline file: format, symbol and timeframe come from the file)
+  ringfeed ingest --dataset perp --symbol BTC-PERP --rollups 5m,1h btc-perp_1m.csv
+
+Without --format, a headerless 12-column Binance kline CSV is recognised by its first line; a
+file named like Binance's downloads (SYMBOL-1m-YYYY-MM-DD.csv or SYMBOL-1m-YYYY-MM.csv) gives
+the symbol and timeframe when --symbol and --timeframe are not given. A given flag always wins.
+Binance's .zip downloads are read as they are.
+
+",
+    exit_codes!()
+))]
 pub struct Ingest {
     #[command(flatten)]
     store: Store,
     /// Dataset to write (created on first ingest).
     #[arg(long)]
     dataset: String,
-    /// Resolution of the input: a bar timeframe like 1m, or `tick` for trades.
-    #[arg(long, default_value = "1m")]
-    timeframe: Timeframe,
+    /// Resolution of the input: a bar timeframe like 1m, or `tick` for trades
+    /// (default: what Binance file names or kline close times say, else the existing
+    /// dataset's, else 1m).
+    #[arg(long)]
+    timeframe: Option<Timeframe>,
     #[command(flatten)]
     parse: Parse,
     /// Rollup targets for a new dataset, e.g. 5m,15m,1h,1d, or `none`
@@ -138,13 +158,22 @@ pub struct Ingest {
     /// WAL fsync policy of a new dataset: always, never or <N>ms.
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
-    /// Input files; `-` reads stdin.
+    /// Input files; `-` reads stdin; a .zip holding one CSV file (as Binance ships
+    /// them) is read in place.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
 
 /// `ringfeed query`.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  ringfeed query --dataset crypto --symbol ADABTC --timeframe 5m --start 2021-11-27 --end 2021-11-28
+  ringfeed query --dataset crypto --timeframe 1h --offset 30m --format csv > bars.csv
+
+The table shows the first and last --rows rows (default 10 each; --all for every row) and
+leaves out columns that are empty in every row (it says which). Text formats print floats
+with up to 15 significant digits, so 0.1 + 0.2 prints 0.3; arrow and parquet keep the exact
+values.")]
 pub struct QueryArgs {
     #[command(flatten)]
     store: Store,
@@ -178,6 +207,13 @@ pub struct QueryArgs {
     /// Output: table, csv, json (one object per line), arrow (IPC stream) or parquet.
     #[arg(long, default_value = "table")]
     format: String,
+    /// Table: show the first N and the last N rows, with a line saying how many are left
+    /// out between them.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    rows: usize,
+    /// Table: show every row.
+    #[arg(long, conflicts_with = "rows")]
+    all: bool,
 }
 
 /// `ringfeed write-down`.
@@ -252,7 +288,7 @@ fn parse_time(s: &str) -> Result<i64> {
     Ok(ringfeed_client::time::parse_time(s)?)
 }
 
-fn iso(ns: i64) -> String {
+pub(crate) fn iso(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
     let sub = ns.rem_euclid(1_000_000_000) as u32;
     match chrono_like(secs, sub) {
@@ -307,13 +343,120 @@ fn span(r: &RowReport) -> String {
     }
 }
 
+/// What an input file says about itself: how it will be read, and the timeframe its
+/// name (or, for Binance klines, its close times) gives.
+struct Input {
+    shown: String,
+    detected: ingest::Detected,
+}
+
+impl Input {
+    /// Every input but stdin, as `ingest::load` will read it.
+    fn all(files: &[PathBuf], kind: Kind, opts: &IngestOptions) -> Result<Vec<Input>> {
+        files
+            .iter()
+            .filter(|f| f.as_os_str() != "-")
+            .map(|f| {
+                Ok(Input {
+                    shown: f.display().to_string(),
+                    detected: ingest::detect(f, kind, opts)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The timeframe the file says it holds, and where it says so.
+    fn timeframe(&self) -> Option<(Timeframe, &'static str)> {
+        let d = &self.detected;
+        if let Some(tf) = d.name.as_ref().and_then(|n| n.timeframe) {
+            return Some((tf, "file name"));
+        }
+        let ns = d.interval_ns?;
+        let tf = (ns % 1_000_000_000 == 0)
+            .then(|| format!("{}s", ns / 1_000_000_000).parse().ok())
+            .flatten()?;
+        Some((tf, "kline close times"))
+    }
+
+    /// Tell the user what was not given but taken from the file.
+    fn tell(&self, parse: &Parse) {
+        let d = &self.detected;
+        let mut said = Vec::new();
+        if d.from_content {
+            said.push(
+                "Binance kline CSV (detected: 12 columns, no header; all columns loaded)"
+                    .to_string(),
+            );
+        }
+        if let (None, Some(n)) = (&parse.symbol, &d.name) {
+            said.push(format!("symbol {} from the file name", n.symbol));
+        }
+        if !said.is_empty() {
+            eprintln!("ringfeed: {}: {}", self.shown, said.join("; "));
+        }
+    }
+}
+
+/// The timeframe of `ingest`: `--timeframe` when given (a file that says otherwise is
+/// a warning), else the one the files agree on; `None` when nothing says.
+fn ingest_timeframe(given: Option<Timeframe>, inputs: &[Input]) -> Result<Option<Timeframe>> {
+    let said: Vec<(&Input, Timeframe, &str)> = inputs
+        .iter()
+        .filter_map(|i| i.timeframe().map(|(tf, from)| (i, tf, from)))
+        .collect();
+    if let Some(tf) = given {
+        warn_timeframe(&said, tf, &format!("--timeframe {tf} was given"));
+        return Ok(Some(tf));
+    }
+    let Some(&(_, first, from)) = said.first() else {
+        return Ok(None);
+    };
+    if let Some((other, tf, _)) = said.iter().find(|(_, tf, _)| *tf != first) {
+        bail!(
+            "the files hold different timeframes ({} is {first}, {} is {tf}); ingest them separately, or pass --timeframe",
+            said[0].0.shown,
+            other.shown
+        );
+    }
+    eprintln!("ringfeed: timeframe {first} from the {from} (pass --timeframe to override)");
+    Ok(Some(first))
+}
+
+/// Warn about every file that says it holds another timeframe than `tf`.
+fn warn_timeframe(said: &[(&Input, Timeframe, &str)], tf: Timeframe, why: &str) {
+    for (input, file_tf, from) in said {
+        if *file_tf != tf {
+            eprintln!(
+                "ringfeed: warning: {}: the {from} says {file_tf} bars, but {why}; loading them as {tf}",
+                input.shown
+            );
+        }
+    }
+}
+
 /// Run `ringfeed ingest`.
 pub fn ingest(a: Ingest) -> Result<()> {
+    // What the files say is known before the dataset is made: it may give the timeframe.
+    let probe_kind = match a.timeframe {
+        Some(tf) if tf.is_tick() => Kind::Ticks,
+        _ => Kind::Bars,
+    };
+    let inputs = Input::all(&a.files, probe_kind, &a.parse.options(false)?)?;
+    let timeframe = ingest_timeframe(a.timeframe, &inputs)?;
+    for i in &inputs {
+        i.tell(&a.parse);
+    }
     let mut store = BarStore::open(&a.store.data_dir)
         .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
     report_recovery(&store);
+    // Nothing said: an existing dataset's base timeframe, else 1m.
+    let timeframe = match (timeframe, store.dataset(&a.dataset)) {
+        (Some(tf), _) => tf,
+        (None, Some(d)) => d.config.base,
+        (None, None) => "1m".parse().expect("a timeframe"),
+    };
     if store.dataset(&a.dataset).is_none() {
-        let mut cfg = DatasetConfig::new(a.timeframe);
+        let mut cfg = DatasetConfig::new(timeframe);
         if let Some(r) = &a.rollups {
             cfg.rollups = if r.len() == 1 && r[0] == "none" {
                 Vec::new()
@@ -326,14 +469,14 @@ pub fn ingest(a: Ingest) -> Result<()> {
         store.create_dataset(&a.dataset, cfg)?;
     } else {
         let base = store.dataset(&a.dataset).unwrap().config.base;
-        if base != a.timeframe {
+        if base != timeframe {
             bail!(
                 "dataset {} stores {base} data; ingest --timeframe {base} (coarser timeframes are rollups)",
                 a.dataset
             );
         }
     }
-    let kind = if a.timeframe.is_tick() {
+    let kind = if timeframe.is_tick() {
         Kind::Ticks
     } else {
         Kind::Bars
@@ -357,7 +500,7 @@ pub fn ingest(a: Ingest) -> Result<()> {
         report.rows_ok,
         written,
         a.dataset,
-        a.timeframe,
+        timeframe,
         secs,
         report.rows_ok as f64 / secs.max(1e-9),
         report.symbols.len(),
@@ -405,7 +548,10 @@ pub fn query(a: QueryArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match a.format.as_str() {
-        "table" => write_table(&mut out, &display_batch(&batch)?)?,
+        "table" => {
+            let shown = (!a.all).then_some(a.rows);
+            write_table(&mut out, &display_batch(&batch)?, shown)?
+        }
         "csv" => write_text(&mut out, &display_batch(&batch)?, false)?,
         "json" => write_text(&mut out, &display_batch(&batch)?, true)?,
         "arrow" => {
@@ -464,27 +610,49 @@ fn formatters(batch: &RecordBatch) -> Result<Vec<ArrayFormatter<'_>>> {
         .collect()
 }
 
-fn write_table(out: &mut impl Write, batch: &RecordBatch) -> Result<()> {
+/// The text of one cell: floats through [`crate::decimal::decimal`], the rest as Arrow
+/// displays them (nulls empty).
+fn cell(batch: &RecordBatch, fmts: &[ArrayFormatter<'_>], j: usize, i: usize) -> String {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    let col = batch.column(j);
+    match col.as_primitive_opt::<Float64Type>() {
+        Some(f) if f.is_valid(i) => crate::decimal::decimal(f.value(i)),
+        _ => fmts[j].value(i).to_string(),
+    }
+}
+
+/// A table for people: columns that are null in every row are left out (and named
+/// below), and with `shown = Some(n)` only the first and last `n` rows are printed.
+fn write_table(out: &mut impl Write, batch: &RecordBatch, shown: Option<usize>) -> Result<()> {
     let fmts = formatters(batch)?;
-    let names: Vec<String> = batch
-        .schema()
-        .fields()
+    let schema = batch.schema();
+    let n = batch.num_rows();
+    let (kept, empty): (Vec<usize>, Vec<usize>) =
+        (0..batch.num_columns()).partition(|j| n == 0 || batch.column(*j).null_count() < n);
+    let names: Vec<String> = kept
         .iter()
-        .map(|f| f.name().clone())
+        .map(|j| schema.field(*j).name().clone())
         .collect();
-    let cells: Vec<Vec<String>> = (0..batch.num_rows())
-        .map(|i| fmts.iter().map(|f| f.value(i).to_string()).collect())
-        .collect();
+    // Rows printed, and where the gap goes.
+    let (head, tail) = match shown {
+        Some(k) if n > 2 * k => (0..k, n - k..n),
+        _ => (0..n, n..n),
+    };
+    let row =
+        |i: usize| -> Vec<String> { kept.iter().map(|j| cell(batch, &fmts, *j, i)).collect() };
+    let top: Vec<Vec<String>> = head.clone().map(row).collect();
+    let bottom: Vec<Vec<String>> = tail.clone().map(row).collect();
     let widths: Vec<usize> = names
         .iter()
         .enumerate()
-        .map(|(j, n)| {
-            cells
-                .iter()
-                .map(|r| r[j].len())
+        .map(|(j, name)| {
+            top.iter()
+                .chain(&bottom)
+                .map(|r| r[j].chars().count())
+                .chain([name.chars().count()])
                 .max()
                 .unwrap_or(0)
-                .max(n.len())
         })
         .collect();
     let line = |out: &mut dyn Write, row: &[String]| -> std::io::Result<()> {
@@ -496,10 +664,27 @@ fn write_table(out: &mut impl Write, batch: &RecordBatch) -> Result<()> {
         writeln!(out, "{}", s.join("  ").trim_end())
     };
     line(out, &names)?;
-    for r in &cells {
+    for r in &top {
         line(out, r)?;
     }
-    writeln!(out, "({} rows)", batch.num_rows())?;
+    let skipped = n - head.len() - tail.len();
+    if skipped > 0 {
+        writeln!(
+            out,
+            "… {skipped} rows not shown (--rows N or --all to see more) …"
+        )?;
+    }
+    for r in &bottom {
+        line(out, r)?;
+    }
+    writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })?;
+    if !empty.is_empty() && n > 0 {
+        let empty: Vec<&str> = empty
+            .iter()
+            .map(|j| schema.field(*j).name().as_str())
+            .collect();
+        writeln!(out, "(not shown, empty in every row: {})", empty.join(", "))?;
+    }
     Ok(())
 }
 
@@ -521,9 +706,9 @@ fn write_text(out: &mut impl Write, batch: &RecordBatch, json: bool) -> Result<(
                     use arrow_array::cast::AsArray;
                     use arrow_array::types::{Float64Type, Int64Type};
                     match col.data_type() {
-                        arrow_schema::DataType::Float64 => {
-                            serde_json::json!(col.as_primitive::<Float64Type>().value(i))
-                        }
+                        arrow_schema::DataType::Float64 => serde_json::json!(
+                            crate::decimal::rounded(col.as_primitive::<Float64Type>().value(i))
+                        ),
                         arrow_schema::DataType::Int64 => {
                             serde_json::json!(col.as_primitive::<Int64Type>().value(i))
                         }
@@ -537,7 +722,7 @@ fn write_text(out: &mut impl Write, batch: &RecordBatch, json: bool) -> Result<(
             }
             writeln!(out, "{}", serde_json::Value::Object(m))?;
         } else {
-            let row: Vec<String> = fmts.iter().map(|f| f.value(i).to_string()).collect();
+            let row: Vec<String> = (0..fmts.len()).map(|j| cell(batch, &fmts, j, i)).collect();
             writeln!(out, "{}", row.join(","))?;
         }
     }
@@ -605,7 +790,13 @@ pub fn delete(a: Delete) -> Result<()> {
 
 /// `ringfeed append`.
 #[derive(Args, Debug)]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = concat!(
+    "Example:
+  ringfeed append --dataset crypto ADABTC-1m-2021-11-28.csv
+
+",
+    exit_codes!()
+))]
 pub struct Append {
     /// Daemon socket (default: $RINGFEED_SOCKET, else the daemon's default path).
     #[arg(long)]
@@ -618,7 +809,8 @@ pub struct Append {
     /// Rows per append request; each is durable and published before the next is sent.
     #[arg(long, default_value_t = 65_536)]
     batch_rows: usize,
-    /// Input files; `-` reads stdin.
+    /// Input files; `-` reads stdin; a .zip holding one CSV file (as Binance ships
+    /// them) is read in place.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -648,6 +840,15 @@ pub fn append(a: Append) -> Result<()> {
         Kind::Bars
     };
     let mut opts = a.parse.options(true)?;
+    let inputs = Input::all(&a.files, kind, &opts)?;
+    let said: Vec<(&Input, Timeframe, &str)> = inputs
+        .iter()
+        .filter_map(|i| i.timeframe().map(|(tf, from)| (i, tf, from)))
+        .collect();
+    warn_timeframe(&said, tf, &format!("dataset {} stores {tf}", a.dataset));
+    for i in &inputs {
+        i.tell(&a.parse);
+    }
     opts.batch_rows = a.batch_rows.max(1);
     // The daemon checks the same rules again; the grid of days depends on the dataset's
     // session, which only the daemon knows.

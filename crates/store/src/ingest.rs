@@ -3,6 +3,15 @@
 //! ([`crate::validate`], the same as client appends): bad rows are rejected with file:line
 //! and a reason (or, for invalid-but-parseable values under [`InvalidPolicy::Keep`], kept
 //! and flagged); `strict` turns the first bad row into an error.
+//!
+//! Without a given format, a headerless CSV whose first line has Binance's 12-column
+//! kline layout is read as one ([`sniff_binance_kline`]), so no column is lost; and a
+//! file named like Binance's downloads (`ADABTC-1m-2021-11-27.csv`, [`BinanceName`])
+//! gives the symbol when none is given. [`detect`] tells a caller both up front.
+
+mod detect;
+
+pub use detect::{sniff_binance_kline, BinanceName};
 
 use crate::schema::{Kind, TickColumns};
 pub use crate::validate::{BadRow, InvalidPolicy, RowPolicy, RowReport};
@@ -53,7 +62,8 @@ impl std::str::FromStr for Format {
 }
 
 impl Format {
-    /// Guess from a file name (`.parquet`, `.feather`/`.arrow`/`.ipc`, else CSV).
+    /// Guess from a file name (`.parquet`, `.feather`/`.arrow`/`.ipc`, else CSV, zipped
+    /// CSV included).
     pub fn guess(path: &Path, kind: Kind) -> Format {
         match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
             "parquet" | "pq" => Format::Parquet,
@@ -500,13 +510,23 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("volume", &["volume", "vol", "v", "base_volume"]),
     ("quote_volume", &["quote_volume", "quote_asset_volume"]),
     ("trades", &["trades", "count", "number_of_trades"]),
+    // Binance futures files with a header name these taker_buy_volume and
+    // taker_buy_quote_volume.
     (
         "taker_buy_base",
-        &["taker_buy_base", "taker_buy_base_asset_volume"],
+        &[
+            "taker_buy_base",
+            "taker_buy_base_asset_volume",
+            "taker_buy_volume",
+        ],
     ),
     (
         "taker_buy_quote",
-        &["taker_buy_quote", "taker_buy_quote_asset_volume"],
+        &[
+            "taker_buy_quote",
+            "taker_buy_quote_asset_volume",
+            "taker_buy_quote_volume",
+        ],
     ),
     ("price", &["price", "p"]),
     ("size", &["size", "amount", "quantity", "qty", "volume"]),
@@ -563,6 +583,18 @@ pub fn load(
         None if kind == Kind::Ticks => Format::TradesCsv,
         None => Format::Csv,
     });
+    // Binance's downloads carry the symbol only in their name.
+    let named;
+    let opts = match path.and_then(BinanceName::parse) {
+        Some(n) if opts.symbol.is_none() => {
+            named = IngestOptions {
+                symbol: Some(n.symbol),
+                ..opts.clone()
+            };
+            &named
+        }
+        _ => opts,
+    };
     match format {
         Format::Parquet | Format::Feather => {
             let p = path.ok_or_else(|| IngestError::Columns {
@@ -572,6 +604,153 @@ pub fn load(
             load_columnar(p, format, kind, opts, report, sink)
         }
         _ => load_csv(path, &shown, format, kind, opts, report, sink),
+    }
+}
+
+/// How [`load`] will read a file, known before loading it: for [`detect`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Detected {
+    /// The format `load` will use.
+    pub format: Format,
+    /// The format was not given and came from the first line (a headerless CSV with
+    /// Binance's 12-column kline layout).
+    pub from_content: bool,
+    /// For Binance kline CSV, the bar interval in ns (close time - open time of the
+    /// first line).
+    pub interval_ns: Option<i64>,
+    /// What the file name says when it is a Binance download's.
+    pub name: Option<BinanceName>,
+}
+
+/// How [`load`] will read `path` with `opts`: the format (given, by extension, or
+/// detected from the first line) and what a Binance file name says. Reads the first
+/// line only.
+///
+/// ```no_run
+/// use ringfeed_store::ingest::{detect, Format, IngestOptions};
+/// use ringfeed_store::schema::Kind;
+/// let d = detect("ADABTC-1m-2021-11-27.csv".as_ref(), Kind::Bars, &IngestOptions::default())?;
+/// assert_eq!(d.format, Format::BinanceKline);
+/// assert_eq!(d.name.unwrap().symbol, "ADABTC");
+/// # Ok::<(), ringfeed_store::ingest::IngestError>(())
+/// ```
+pub fn detect(path: &Path, kind: Kind, opts: &IngestOptions) -> Result<Detected, IngestError> {
+    let name = BinanceName::parse(path);
+    let format = opts.format.unwrap_or_else(|| Format::guess(path, kind));
+    let mut d = Detected {
+        format,
+        from_content: false,
+        interval_ns: None,
+        name,
+    };
+    if !matches!(format, Format::Csv | Format::BinanceKline) {
+        return Ok(d);
+    }
+    let ioerr = |source| IngestError::Io {
+        path: path.into(),
+        source,
+    };
+    let mut head = Vec::with_capacity(64 << 10);
+    let mut archive = None;
+    let (input, _) = open_input(path, &mut archive)?;
+    input.take(64 << 10).read_to_end(&mut head).map_err(ioerr)?;
+    let first = head
+        .split(|c| *c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .find(|l| !l.iter().all(u8::is_ascii_whitespace));
+    if let Some(first) = first {
+        let layout = Layout::of(first, opts);
+        if format == Format::BinanceKline || layout.binance_kline(format, kind, opts) {
+            d.from_content = format != Format::BinanceKline;
+            d.format = Format::BinanceKline;
+            d.interval_ns = sniff_binance_kline(first);
+        }
+    }
+    Ok(d)
+}
+
+/// Whether `path` is a zip archive (by its name).
+fn is_zip(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+}
+
+/// The bytes of a CSV input and their length when known: the file, or the one CSV
+/// inside a zip archive (Binance's and Lean's downloads), read in place. `archive`
+/// holds the open archive the reader borrows.
+fn open_input<'a>(
+    path: &Path,
+    archive: &'a mut Option<zip::ZipArchive<std::fs::File>>,
+) -> Result<(Box<dyn Read + 'a>, Option<u64>), IngestError> {
+    let file = std::fs::File::open(path).map_err(|source| IngestError::Io {
+        path: path.into(),
+        source,
+    })?;
+    if !is_zip(path) {
+        let len = file.metadata().ok().map(|m| m.len());
+        return Ok((Box::new(file), len));
+    }
+    let dec = |detail: String| IngestError::Decode {
+        path: path.into(),
+        format: "zip",
+        detail,
+    };
+    let z = archive.insert(zip::ZipArchive::new(file).map_err(|e| dec(e.to_string()))?);
+    let csv: Vec<usize> = (0..z.len())
+        .filter(|i| {
+            z.name_for_index(*i)
+                .is_some_and(|n| !n.ends_with('/') && n.to_ascii_lowercase().ends_with(".csv"))
+        })
+        .collect();
+    let [i] = csv[..] else {
+        return Err(dec(format!(
+            "it holds {} CSV files; ingest reads a zip holding exactly one (unzip it and ingest the files)",
+            csv.len()
+        )));
+    };
+    let entry = z.by_index(i).map_err(|e| dec(e.to_string()))?;
+    let len = entry.size();
+    Ok((Box::new(entry), Some(len)))
+}
+
+/// The separator, fields and header of a CSV's first non-blank line.
+struct Layout<'a> {
+    line: &'a [u8],
+    sep: u8,
+    fields: Vec<&'a [u8]>,
+    header: bool,
+}
+
+impl<'a> Layout<'a> {
+    fn of(first: &'a [u8], opts: &IngestOptions) -> Self {
+        let sep = opts.separator.unwrap_or_else(|| {
+            [b',', b';', b'\t', b'|']
+                .into_iter()
+                .max_by_key(|s| first.iter().filter(|c| *c == s).count())
+                .unwrap_or(b',')
+        });
+        let fields: Vec<&[u8]> = first.split(|c| *c == sep).collect();
+        let looks_header = parse_ts(fields[0], &opts.ts_format, opts.tz.as_ref()).is_err()
+            && fields[0].iter().any(u8::is_ascii_alphabetic);
+        Layout {
+            line: first,
+            sep,
+            header: opts.header.unwrap_or(looks_header),
+            fields,
+        }
+    }
+
+    /// A CSV of bars, format not given, no column mapping, no header, and a first line
+    /// of Binance's kline layout: read it as Binance kline CSV.
+    fn binance_kline(&self, format: Format, kind: Kind, opts: &IngestOptions) -> bool {
+        opts.format.is_none()
+            && format == Format::Csv
+            && kind == Kind::Bars
+            && opts.columns.is_empty()
+            && !self.header
+            && self.sep == b','
+            && sniff_binance_kline(self.line).is_some()
     }
 }
 
@@ -1017,13 +1196,11 @@ fn load_csv_rows<B: RowBuf>(
         path: shown.to_path_buf(),
         source,
     };
-    let mut input: Box<dyn Read> = match path {
-        Some(p) => Box::new(std::fs::File::open(p).map_err(ioerr)?),
-        None => Box::new(std::io::stdin().lock()),
+    let mut archive = None;
+    let (mut input, total): (Box<dyn Read>, _) = match path {
+        Some(p) => open_input(p, &mut archive)?,
+        None => (Box::new(std::io::stdin().lock()), None),
     };
-    let total = path
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len());
     let bar = progress(opts.progress, total, shown);
     let file = shown.display().to_string();
     let threads = parse_threads();
@@ -1211,17 +1388,14 @@ impl LineParser {
         opts: &IngestOptions,
         path: &Path,
     ) -> Result<(Self, bool), IngestError> {
-        let sep = opts.separator.unwrap_or_else(|| {
-            [b',', b';', b'\t', b'|']
-                .into_iter()
-                .max_by_key(|s| first.iter().filter(|c| *c == s).count())
-                .unwrap_or(b',')
-        });
-        let fields: Vec<&[u8]> = first.split(|c| *c == sep).collect();
-        let binance = format == Format::BinanceKline;
-        let looks_header = parse_ts(fields[0], &opts.ts_format, opts.tz.as_ref()).is_err()
-            && fields[0].iter().any(u8::is_ascii_alphabetic);
-        let header = opts.header.unwrap_or(looks_header);
+        let layout = Layout::of(first, opts);
+        let binance = format == Format::BinanceKline || layout.binance_kline(format, kind, opts);
+        let Layout {
+            sep,
+            fields,
+            header,
+            ..
+        } = layout;
         let names: Option<Vec<String>> = header.then(|| {
             fields
                 .iter()
