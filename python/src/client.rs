@@ -111,8 +111,9 @@ impl Client {
         json::to_py(py, &v)
     }
 
-    /// Creates `dataset` with base timeframe `base` and `rollups` (the same
-    /// settings again are a no-op). Returns the daemon's summary.
+    /// Creates `dataset` with base timeframe `base` and `rollups` (None: the
+    /// ladder 5m, 15m, 1h, 1d above the base; [] for none). The same settings
+    /// again are a no-op. Returns the daemon's summary.
     #[pyo3(signature = (dataset, base="1m", rollups=None, fsync=None))]
     fn create_dataset(
         &self,
@@ -125,7 +126,7 @@ impl Client {
         let spec = ringfeed_client::DatasetSpec {
             dataset,
             base: base.to_string(),
-            rollups: rollups.unwrap_or_default(),
+            rollups,
             fsync,
         };
         self.with(py, |c| c.create_dataset(&spec))

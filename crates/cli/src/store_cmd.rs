@@ -801,9 +801,20 @@ pub struct Append {
     /// Daemon socket (default: $RINGFEED_SOCKET, else the daemon's default path).
     #[arg(long)]
     socket: Option<PathBuf>,
-    /// Dataset to append to (it must exist in the daemon's store).
+    /// Dataset to append to (it must exist in the daemon's store, or pass --create).
     #[arg(long)]
     dataset: String,
+    /// Create the dataset through the daemon if it does not exist, with --timeframe
+    /// (default: what Binance file names say, else 1m) and --rollups.
+    #[arg(long)]
+    create: bool,
+    /// Base timeframe of a dataset made by --create, e.g. 1m or tick.
+    #[arg(long, requires = "create")]
+    timeframe: Option<Timeframe>,
+    /// Rollups of a dataset made by --create, e.g. 5m,1h,1d, or `none`
+    /// (default: the ladder 5m,15m,1h,1d above the timeframe).
+    #[arg(long, value_delimiter = ',', requires = "create")]
+    rollups: Option<Vec<String>>,
     #[command(flatten)]
     parse: Parse,
     /// Rows per append request; each is durable and published before the next is sent.
@@ -818,7 +829,27 @@ pub struct Append {
 /// Run `ringfeed append`: parse like `ingest`, send to the running daemon.
 pub fn append(a: Append) -> Result<()> {
     let mut client = ringfeed_client::Client::connect(a.socket.as_deref())?;
-    let datasets = client.datasets()?;
+    let mut datasets = client.datasets()?;
+    if a.create && datasets.get(&a.dataset).is_none() {
+        let probe = Input::all(&a.files, Kind::Bars, &a.parse.options(false)?)?;
+        let base = ingest_timeframe(a.timeframe, &probe)?
+            .unwrap_or_else(|| "1m".parse().expect("a timeframe"));
+        let rollups = a.rollups.as_ref().map(|r| {
+            if r.len() == 1 && r[0] == "none" {
+                Vec::new()
+            } else {
+                r.clone()
+            }
+        });
+        let text = client.create_dataset(&ringfeed_client::DatasetSpec {
+            dataset: a.dataset.clone(),
+            base: base.to_string(),
+            rollups,
+            fsync: None,
+        })?;
+        eprintln!("ringfeed: {text}");
+        datasets = client.datasets()?;
+    }
     let Some(base) = datasets
         .get(&a.dataset)
         .and_then(|d| d.get("base"))
@@ -829,7 +860,7 @@ pub fn append(a: Append) -> Result<()> {
             .map(|o| o.keys().collect())
             .unwrap_or_default();
         bail!(
-            "the daemon has no dataset {:?} (known: {known:?}); create it with `ringfeed ingest` or in the daemon's config",
+            "the daemon has no dataset {:?} (known: {known:?}); pass --create (with --timeframe and --rollups) to create it through the daemon",
             a.dataset
         );
     };

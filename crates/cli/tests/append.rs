@@ -142,11 +142,11 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
         .to_vec();
     assert_eq!(closes[3], 1.3);
 
-    // An unknown dataset is a clear error naming the known ones.
+    // An unknown dataset is a clear error naming the known ones and --create.
     let (ok, _, err) = run(&["append", "--dataset", "nope", "--socket", sock_s, csv_s]);
     assert!(!ok);
     assert!(
-        err.contains("no dataset \"nope\"") && err.contains("fx"),
+        err.contains("no dataset \"nope\"") && err.contains("fx") && err.contains("--create"),
         "{err}"
     );
 
@@ -217,6 +217,36 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
         .unwrap();
     assert_eq!(again.rows, 5);
     drop(again);
+
+    // --create makes it through the running daemon (no config edit, no restart).
+    let (code, _, err) = run_code(&[
+        "append",
+        "--dataset",
+        "fresh",
+        "--create",
+        "--timeframe",
+        "1m",
+        "--rollups",
+        "5m",
+        "--allow-rejects",
+        "--socket",
+        sock_s,
+        csv_s,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("created dataset fresh (1m, 5m)") && err.contains("appended 10 rows"),
+        "{err}"
+    );
+    let fresh5 = c
+        .bars(&QuerySpec {
+            dataset: "fresh".into(),
+            timeframe: "5m".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(fresh5.rows, 2);
+    drop(fresh5);
 
     drop((live, bars));
     Command::new("kill")

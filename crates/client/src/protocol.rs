@@ -106,9 +106,10 @@ pub struct DatasetSpec {
     pub dataset: String,
     /// Finest stored timeframe, e.g. "1m" (or "tick").
     pub base: String,
-    /// Timeframes rolled up on write, e.g. ["5m", "1h", "1d"] (default: none).
+    /// Timeframes rolled up on write, e.g. ["5m", "1h", "1d"]; `[]` for none
+    /// (default: the ladder 5m, 15m, 1h, 1d above the base, as `ringfeed ingest`).
     #[serde(default)]
-    pub rollups: Vec<String>,
+    pub rollups: Option<Vec<String>>,
     /// WAL sync policy: "always" (default), "never" or "every:<ms>".
     #[serde(default)]
     pub fsync: Option<String>,

@@ -1241,7 +1241,7 @@ fn datasets_are_created_through_the_daemon() {
     let spec = DatasetSpec {
         dataset: "fresh".into(),
         base: "1m".into(),
-        rollups: vec!["5m".into(), "1h".into()],
+        rollups: Some(vec!["5m".into(), "1h".into()]),
         fsync: Some("never".into()),
     };
     let text = c.create_dataset(&spec).unwrap();
@@ -1252,7 +1252,7 @@ fn datasets_are_created_through_the_daemon() {
     // Idempotent; other settings for the name are refused.
     assert!(c.create_dataset(&spec).unwrap().contains("exists"));
     let other = DatasetSpec {
-        rollups: vec!["15m".into()],
+        rollups: Some(vec!["15m".into()]),
         ..spec.clone()
     };
     let err = c.create_dataset(&other).unwrap_err();
@@ -1279,7 +1279,7 @@ fn datasets_are_created_through_the_daemon() {
         (
             DatasetSpec {
                 dataset: "z".into(),
-                rollups: vec!["90s".into()],
+                rollups: Some(vec!["90s".into()]),
                 ..spec.clone()
             },
             "bad_request",
@@ -1304,4 +1304,18 @@ fn datasets_are_created_through_the_daemon() {
     assert!(sub5.read(Duration::from_secs(10)).unwrap().is_some());
     let r = c.ready(Some("fresh")).unwrap();
     assert_eq!(r.datasets[0].timeframes.len(), 3);
+}
+
+/// SIGTERM stops the daemon even when its socket file was removed from under it
+/// (it used to block in accept() forever: the waker connected to the socket path).
+#[test]
+fn sigterm_stops_the_daemon_after_its_socket_file_is_gone() {
+    let mut d = Daemon::start();
+    std::fs::remove_file(&d.socket).unwrap();
+    assert!(Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(d.wait_exit("SIGTERM without a socket file").success());
 }

@@ -96,7 +96,8 @@ class Client:
         self, dataset: str, base: str = "1m", rollups: Optional[Sequence[str]] = None, fsync: Optional[str] = None
     ) -> str:
         """Creates ``dataset`` through the daemon: ``base`` timeframe, ``rollups`` kept on
-        write (e.g. ``["5m", "1h", "1d"]``), ``fsync`` ("always", "never", "every:<ms>").
+        write (e.g. ``["5m", "1h", "1d"]``; default: the ladder 5m, 15m, 1h, 1d above
+        ``base``; ``[]`` for none), ``fsync`` ("always", "never", "every:<ms>").
         The same settings again are a no-op. Returns the daemon's summary."""
         return self.native.create_dataset(dataset, base, list(rollups) if rollups is not None else None, fsync)
 

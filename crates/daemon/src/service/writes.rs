@@ -59,11 +59,12 @@ impl Service {
             })
         };
         let mut cfg = ringfeed_store::DatasetConfig::new(tf(&spec.base, "base")?);
-        cfg.rollups = spec
-            .rollups
-            .iter()
-            .map(|r| tf(r, "rollup"))
-            .collect::<Result<_, _>>()?;
+        if let Some(rollups) = &spec.rollups {
+            cfg.rollups = rollups
+                .iter()
+                .map(|r| tf(r, "rollup"))
+                .collect::<Result<_, _>>()?;
+        }
         if let Some(f) = &spec.fsync {
             cfg.fsync = f
                 .parse()

@@ -222,12 +222,18 @@ pub fn run(
     boundary: Arc<Boundary>,
     stop: Arc<AtomicBool>,
 ) {
-    // accept() blocks; on stop, a waker connects once so that it returns.
+    // accept() blocks; on stop, the waker shuts the listening socket down, which
+    // makes accept() return (connecting to it would not do if its path was
+    // removed from under the daemon), and connects once in case it did not.
     let waker = {
         let (stop, socket) = (stop.clone(), socket.to_path_buf());
+        let listening = listener.try_clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Ok(l) = &listening {
+                let _ = rustix::net::shutdown(l, rustix::net::Shutdown::Both);
             }
             let _ = UnixStream::connect(&socket);
         })
