@@ -237,7 +237,7 @@ void errors() {
     auto other = rftest::unique_name("other");
     auto arr = make_struct({rftest::f64_col("close", {1.0})});
     auto w2 = ringfeed::Writer::create(other, *arr.second.get(), small());
-    RF_EXPECT_THROW(ringfeed::SchemaMismatch, "bar_schema", rftest::write_bars(w2, rftest::bars(1, 1)));
+    RF_EXPECT_THROW(ringfeed::SchemaMismatch, "ohlcv_schema", rftest::write_bars(w2, rftest::bars(1, 1)));
     // A non-struct schema is not a record batch schema.
     RF_EXPECT_THROW(ringfeed::Error, "not a record batch schema",
                     ringfeed::Writer::create(rftest::unique_name("ns"), *arr.second->children[0], small()));
