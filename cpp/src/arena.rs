@@ -5,7 +5,7 @@ use crate::ffi;
 
 pub(crate) fn arena_status(name: &str) -> Result<ffi::ArenaStatus, Error> {
     guard(|| {
-        let info = ringfeed_shm::inspect(name)?;
+        let info = ringfeed_arrow::arena::inspect(name)?;
         Ok(ffi::ArenaStatus {
             state: info.state.to_string(),
             write_seq: info.write_seq,
@@ -21,5 +21,5 @@ pub(crate) fn arena_status(name: &str) -> Result<ffi::ArenaStatus, Error> {
 }
 
 pub(crate) fn arena_remove(name: &str) -> Result<(), Error> {
-    guard(|| Ok(ringfeed_shm::remove(name)?))
+    guard(|| Ok(ringfeed_arrow::arena::remove(name)?))
 }

@@ -5,6 +5,7 @@
 //! thread-local that the header reads right after catching.
 
 use crate::ffi::ErrorKind;
+use ringfeed_arrow::foreign::ForeignError;
 use ringfeed_arrow::{ReadError, WriteError};
 use ringfeed_client::ClientError;
 use std::cell::{Cell, RefCell};
@@ -81,87 +82,81 @@ pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error>
     result
 }
 
-impl From<ringfeed_shm::CreateError> for Error {
-    fn from(e: ringfeed_shm::CreateError) -> Self {
-        use ringfeed_shm::CreateError as E;
-        let kind = match &e {
-            E::InvalidName { .. } | E::InvalidOptions(_) => ErrorKind::InvalidArgument,
-            E::MetaTooLarge { .. } => ErrorKind::TooLarge,
-            E::AlreadyExists { .. } => ErrorKind::AlreadyExists,
-            E::PermissionDenied { .. } => ErrorKind::PermissionDenied,
-            _ => ErrorKind::Other,
-        };
-        Error::new(kind, e.to_string())
-    }
-}
-
-impl From<ringfeed_arrow::CreateError> for Error {
-    fn from(e: ringfeed_arrow::CreateError) -> Self {
-        match e {
-            ringfeed_arrow::CreateError::Ring(r) => r.into(),
-            other => Error::new(ErrorKind::InvalidArgument, other.to_string()),
+/// The one mapping from `ringfeed-arrow`'s error kinds to the bridge's.
+impl From<ringfeed_arrow::ErrorKind> for ErrorKind {
+    fn from(k: ringfeed_arrow::ErrorKind) -> Self {
+        use ringfeed_arrow::ErrorKind as K;
+        match k {
+            K::InvalidArgument => Self::InvalidArgument,
+            K::NotFound => Self::NotFound,
+            K::AlreadyExists => Self::AlreadyExists,
+            K::PermissionDenied => Self::PermissionDenied,
+            K::SchemaMismatch => Self::SchemaMismatch,
+            K::TooLarge => Self::TooLarge,
+            K::Timeout => Self::Timeout,
+            K::Full => Self::Full,
+            K::Lagged => Self::Lagged,
+            K::WriterGone => Self::WriterGone,
+            K::Closed => Self::Closed,
+            K::TooManyLeases => Self::TooManyLeases,
+            K::Corrupt => Self::Corrupt,
+            K::Forked => Self::Forked,
+            _ => Self::Other,
         }
     }
 }
 
-impl From<ringfeed_shm::OpenError> for Error {
-    fn from(e: ringfeed_shm::OpenError) -> Self {
-        use ringfeed_shm::OpenError as E;
-        let kind = match &e {
-            E::InvalidName { .. } => ErrorKind::InvalidArgument,
-            E::NotFound { .. } => ErrorKind::NotFound,
-            E::PermissionDenied { .. } | E::ForeignOwner { .. } => ErrorKind::PermissionDenied,
-            E::Truncated { .. }
-            | E::BadMagic { .. }
-            | E::UnsupportedVersion { .. }
-            | E::ForeignEndianness { .. }
-            | E::UnknownFeatures { .. }
-            | E::CorruptHeader { .. } => ErrorKind::Corrupt,
-            E::ReaderTableFull { .. } => ErrorKind::Full,
-            E::WriterAlive { .. } => ErrorKind::AlreadyExists,
-            _ => ErrorKind::Other,
-        };
-        Error::new(kind, e.to_string())
+/// An error of `ringfeed-arrow`: it says what kind of failure it is.
+pub(crate) trait RingError: fmt::Display {
+    fn ring_kind(&self) -> ringfeed_arrow::ErrorKind;
+    /// What the header's typed exception carries besides the message.
+    fn detail(&self) -> u64 {
+        0
     }
 }
 
-impl From<ringfeed_arrow::OpenError> for Error {
-    fn from(e: ringfeed_arrow::OpenError) -> Self {
-        match e {
-            ringfeed_arrow::OpenError::Ring(r) => r.into(),
-            other => Error::new(ErrorKind::Corrupt, other.to_string()),
+impl RingError for ringfeed_arrow::CreateError {
+    fn ring_kind(&self) -> ringfeed_arrow::ErrorKind {
+        self.kind()
+    }
+}
+
+impl RingError for ringfeed_arrow::OpenError {
+    fn ring_kind(&self) -> ringfeed_arrow::ErrorKind {
+        self.kind()
+    }
+}
+
+impl RingError for WriteError {
+    fn ring_kind(&self) -> ringfeed_arrow::ErrorKind {
+        self.kind()
+    }
+}
+
+impl RingError for ForeignError {
+    fn ring_kind(&self) -> ringfeed_arrow::ErrorKind {
+        self.kind()
+    }
+}
+
+impl RingError for ReadError {
+    fn ring_kind(&self) -> ringfeed_arrow::ErrorKind {
+        self.kind()
+    }
+    /// `Lagged`: the batches missed (`ringfeed::Lagged::missed()`).
+    fn detail(&self) -> u64 {
+        match self {
+            ReadError::Lagged { missed } => *missed,
+            _ => 0,
         }
     }
 }
 
-impl From<WriteError> for Error {
-    fn from(e: WriteError) -> Self {
-        let kind = match &e {
-            WriteError::SchemaMismatch { .. } => ErrorKind::SchemaMismatch,
-            WriteError::BatchTooLarge { .. } => ErrorKind::TooLarge,
-            WriteError::Full(ringfeed_shm::ClaimError::Timeout { .. }) => ErrorKind::Timeout,
-            WriteError::Full(_) => ErrorKind::Full,
-            WriteError::Encode(_) => ErrorKind::InvalidArgument,
-            WriteError::Closed => ErrorKind::Closed,
-            _ => ErrorKind::Other,
-        };
-        Error::new(kind, e.to_string())
-    }
-}
-
-impl From<ReadError> for Error {
-    fn from(e: ReadError) -> Self {
-        let (kind, detail) = match &e {
-            ReadError::Lagged { missed } => (ErrorKind::Lagged, *missed),
-            ReadError::WriterGone { .. } => (ErrorKind::WriterGone, 0),
-            ReadError::Closed { .. } => (ErrorKind::Closed, 0),
-            ReadError::TooManyLeases { .. } => (ErrorKind::TooManyLeases, 0),
-            ReadError::Corrupt { .. } => (ErrorKind::Corrupt, 0),
-            _ => (ErrorKind::Other, 0),
-        };
+impl<E: RingError> From<E> for Error {
+    fn from(e: E) -> Self {
         Error {
-            kind,
-            detail,
+            kind: e.ring_kind().into(),
+            detail: e.detail(),
             daemon_kind: String::new(),
             message: e.to_string(),
         }
@@ -224,6 +219,26 @@ mod tests {
         assert!(e.message.contains("/nonexistent/ringfeed.sock"), "{e}");
         assert_eq!(last_error_kind(), ErrorKind::Connect);
         assert_eq!(last_error_daemon_kind(), "");
+    }
+
+    #[test]
+    fn ring_errors_map_through_their_kind() {
+        std::env::set_var("RINGFEED_SHM_DIR", std::env::temp_dir());
+        let e = Error::from(ringfeed_arrow::arena::remove("rf-cpp-unit-no-such").unwrap_err());
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(e.message.contains("rf-cpp-unit-no-such"), "{e}");
+        let e = Error::from(ringfeed_arrow::arena::remove("../x").unwrap_err());
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert_eq!(Error::from(WriteError::Forked).kind, ErrorKind::Forked);
+        assert_eq!(Error::from(WriteError::Closed).kind, ErrorKind::Closed);
+        let e = Error::from(ReadError::Lagged { missed: 5 });
+        assert_eq!((e.kind, e.detail), (ErrorKind::Lagged, 5));
+        let e = Error::from(ForeignError::SchemaMismatch {
+            columns: vec!["close".into()],
+            detail: "column \"close\" differs".into(),
+        });
+        assert_eq!(e.kind, ErrorKind::SchemaMismatch);
+        assert!(e.message.contains("close"), "{e}");
     }
 
     #[test]

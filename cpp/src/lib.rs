@@ -82,6 +82,8 @@ mod ffi {
         Connect,
         /// The daemon refused the request; `last_error_daemon_kind` says why.
         Daemon,
+        /// The handle was created before `fork()`; the parent process owns it.
+        Forked,
     }
 
     /// Ring sizing and policy (see `ringfeed::RingOptions` in the header).

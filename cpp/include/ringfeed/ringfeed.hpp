@@ -85,6 +85,7 @@ inline const char* to_string(ErrorKind kind) noexcept {
     case ErrorKind::Panic: return "Panic";
     case ErrorKind::Connect: return "Connect";
     case ErrorKind::Daemon: return "Daemon";
+    case ErrorKind::Forked: return "Forked";
   }
   return "Unknown";
 }
