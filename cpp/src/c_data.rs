@@ -3,12 +3,9 @@
 
 use crate::error::Error;
 use crate::ffi::{self, ErrorKind};
-use crate::writer::mismatch;
-use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
-use arrow_array::{Array, RecordBatch, StructArray};
-use arrow_data::ArrayData;
-use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_schema::Schema;
 
 // The C structs and arrow-rs's `#[repr(C)]` mirrors must agree (64-bit layout).
 const _: () = assert!(std::mem::size_of::<FFI_ArrowArray>() == 80);
@@ -36,7 +33,8 @@ pub(crate) unsafe fn borrow_schema<'a>(
 }
 
 /// Moves the array behind `ptr` out (leaving a released one behind), so that
-/// it is released exactly once, when the result is dropped.
+/// it is released exactly once, when the result is dropped. A released
+/// array comes out released.
 ///
 /// # Safety
 /// `ptr` is null or points to a valid `ArrowArray` (maybe released).
@@ -50,41 +48,8 @@ pub(crate) unsafe fn take_array(ptr: *mut ffi::ArrowArray) -> Result<FFI_ArrowAr
     // SAFETY: `ptr` is non-null and valid (the caller's promise), and the C
     // struct and `FFI_ArrowArray` share layout (size asserted above);
     // `from_raw` moves the struct out and marks the original released.
-    let c_array = unsafe { FFI_ArrowArray::from_raw(ptr.cast::<FFI_ArrowArray>()) };
-    if c_array.is_released() {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "ArrowArray is released (its release callback is null)",
-        ));
-    }
-    Ok(c_array)
-}
-
-/// Imports `array` as described by `schema`, then runs Arrow's full
-/// validation before anything reads it: foreign bytes are checked here once,
-/// because ring readers skip value validation.
-///
-/// # Safety
-/// `array` follows the C Data Interface and matches `schema`.
-pub(crate) unsafe fn import_checked(
-    array: FFI_ArrowArray,
-    schema: &FFI_ArrowSchema,
-) -> Result<ArrayData, Error> {
-    // SAFETY: forwarded from this function's contract; everything the import
-    // builds is checked with `validate_full` before any of it is read.
-    let data = unsafe { from_ffi(array, schema) }.map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidArgument,
-            format!("cannot import the ArrowArray: {e}"),
-        )
-    })?;
-    data.validate_full().map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidArgument,
-            format!("the ArrowArray is not valid Arrow data: {e}"),
-        )
-    })?;
-    Ok(data)
+    // A released array is refused by `foreign::import_array`.
+    Ok(unsafe { FFI_ArrowArray::from_raw(ptr.cast::<FFI_ArrowArray>()) })
 }
 
 /// Moves `value` into the C struct at `out`.
@@ -111,26 +76,4 @@ pub(crate) fn export_schema_to(schema: &Schema, out: *mut ffi::ArrowSchema) -> R
         .map_err(|e| Error::new(ErrorKind::Other, format!("cannot export schema: {e}")))?;
     // SAFETY: forwarded from the bridge function's `# Safety` contract.
     unsafe { write_out(out, c, "ArrowSchema") }
-}
-
-pub(crate) fn batch_from_struct(schema: SchemaRef, data: ArrayData) -> Result<RecordBatch, Error> {
-    if !matches!(data.data_type(), DataType::Struct(_)) {
-        return Err(mismatch(format!(
-            "the ArrowArray is a {}, not a struct array (one child per column)",
-            data.data_type()
-        )));
-    }
-    let array = StructArray::from(data);
-    if array.null_count() != 0 {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!(
-                "the struct ArrowArray has {} null rows; a record batch has none",
-                array.null_count()
-            ),
-        ));
-    }
-    let (_, columns, _) = array.into_parts();
-    RecordBatch::try_new(schema, columns)
-        .map_err(|e| Error::new(ErrorKind::SchemaMismatch, e.to_string()))
 }

@@ -2,15 +2,14 @@
 
 use crate::bar_batch::{with_bar_batch, BarColumns};
 use crate::batch::RustBatch;
-use crate::c_data::{batch_from_struct, borrow_schema, import_checked, take_array, write_out};
+use crate::c_data::{borrow_schema, take_array, write_out};
 use crate::error::{guard, Error};
 use crate::ffi::{self, ErrorKind};
 use crate::reader::RustReader;
-use crate::writer::mismatch;
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::RecordBatchIterator;
 use arrow_schema::Schema;
-use ringfeed_arrow::StartAt;
+use ringfeed_arrow::{foreign, StartAt};
 use ringfeed_client::protocol::{QuerySpec, TimeSpec};
 use ringfeed_client::{Client, Replay};
 use std::path::Path;
@@ -164,9 +163,11 @@ impl RustClient {
     }
 
     /// # Safety
-    /// `array` points to a valid `ArrowArray`, which this call moves (it is
-    /// released whatever the outcome); `schema` points to a valid
-    /// `ArrowSchema`, borrowed.
+    /// `array` is null or points to an `ArrowArray`, which this call moves
+    /// (it is released whatever the outcome); if unreleased, it is an array
+    /// of the type `schema` describes, meeting the `# Safety` conditions of
+    /// `ringfeed_arrow::foreign::import_array`. `schema` is null or points
+    /// to a valid `ArrowSchema`, borrowed.
     pub(crate) unsafe fn append_arrow(
         &mut self,
         dataset: &str,
@@ -174,19 +175,15 @@ impl RustClient {
         schema: *const ffi::ArrowSchema,
     ) -> Result<u64, Error> {
         guard(|| {
+            // Taken first, so it is released whatever happens below.
             // SAFETY: forwarded from this function's contract.
             let c_array = unsafe { take_array(array) }?;
             // SAFETY: forwarded from this function's contract.
             let c_schema = unsafe { borrow_schema(schema) }?;
-            let batch_schema = Schema::try_from(c_schema).map_err(|e| {
-                mismatch(format!(
-                    "the ArrowSchema is not a record batch schema (a struct): {e}"
-                ))
-            })?;
-            // SAFETY: `c_array` is a valid array described by `c_schema` (the
-            // caller's promise); `import_checked` validates it fully.
-            let data = unsafe { import_checked(c_array, c_schema) }?;
-            let batch = batch_from_struct(Arc::new(batch_schema), data)?;
+            // SAFETY: forwarded from this function's contract: `c_array` is
+            // an array of the type `c_schema` describes. `import_array`
+            // validates every value before anything reads one.
+            let batch = unsafe { foreign::import_array(c_array, c_schema) }?;
             Ok(self.inner.append(dataset, &batch)?)
         })
     }

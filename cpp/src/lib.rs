@@ -98,6 +98,8 @@ mod ffi {
         block_ms: i64,
         meta_cap: u32,
         force: bool,
+        /// Store string columns as given instead of as `Utf8View` (the default).
+        strings_as_given: bool,
     }
 
     /// Where a new reader starts.

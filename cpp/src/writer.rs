@@ -1,14 +1,19 @@
 //! `ringfeed::Writer`: a ring writer owned by C++.
+//!
+//! Batches from C++ go through the policy every binding shares: an
+//! `ArrowArray` is imported by `ringfeed_arrow::foreign::import_array` (full
+//! validation), and `ringfeed_arrow::Writer::write` conforms any batch to the
+//! ring's schema (`foreign::conform`): C++, Rust and Python accept and refuse
+//! the same batches.
 
 use crate::bar_batch::{with_bar_batch, BarColumns};
-use crate::c_data::{
-    batch_from_struct, borrow_schema, export_schema_to, import_checked, take_array,
-};
+use crate::c_data::{borrow_schema, export_schema_to, take_array};
 use crate::error::{guard, Error};
 use crate::ffi::{self, ErrorKind};
 use arrow_array::ffi::FFI_ArrowSchema;
-use arrow_schema::Schema;
-use ringfeed_arrow::{OnFull, RingOptions, WriteError};
+use arrow_schema::{Schema, SchemaRef};
+use ringfeed_arrow::{foreign, OnFull, RingOptions, StringLayout, WriteError};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) fn closed_writer() -> Error {
@@ -22,8 +27,14 @@ pub(crate) fn closed_writer() -> Error {
 pub struct RustWriter {
     inner: Option<ringfeed_arrow::Writer>,
     name: String,
-    /// Whether the ring's schema is the bar schema (`write_bars` checks it once).
-    is_bars: Option<bool>,
+    /// The schema the ring was created with (string columns as given, before
+    /// the ring stored them as views): what a null `ArrowSchema` in
+    /// `write_arrow` describes. Exported once, on first use.
+    given: SchemaRef,
+    given_c: Option<FFI_ArrowSchema>,
+    /// `ohlcv_schema()`, made once: every `write_bars` batch shares this
+    /// `Arc`, so the writer checks it against the ring's schema once.
+    ohlcv: SchemaRef,
     /// Scratch for `write_bars`' symbol views, reused across calls.
     views: Vec<u128>,
 }
@@ -41,22 +52,26 @@ pub(crate) fn ring_options(cfg: &ffi::RingConfig) -> RingOptions {
         },
         meta_cap: cfg.meta_cap,
         force: cfg.force,
-        // Today's behaviour (`write_arrow` checks column types exactly);
-        // views by default once it goes through `ringfeed_arrow::foreign`.
-        strings: ringfeed_arrow::StringLayout::AsGiven,
+        strings: if cfg.strings_as_given {
+            StringLayout::AsGiven
+        } else {
+            StringLayout::View
+        },
     }
 }
 
 pub(crate) fn create(
     name: &str,
-    schema: &Schema,
+    schema: Schema,
     cfg: &ffi::RingConfig,
 ) -> Result<Box<RustWriter>, Error> {
-    let w = ringfeed_arrow::Writer::create(name, schema, ring_options(cfg))?;
+    let w = ringfeed_arrow::Writer::create(name, &schema, ring_options(cfg))?;
     Ok(Box::new(RustWriter {
         inner: Some(w),
         name: name.to_string(),
-        is_bars: None,
+        given: Arc::new(schema),
+        given_c: None,
+        ohlcv: Arc::new(ringfeed_arrow::ohlcv_schema()),
         views: Vec::new(),
     }))
 }
@@ -65,7 +80,7 @@ pub(crate) fn writer_create_bars(
     name: &str,
     cfg: &ffi::RingConfig,
 ) -> Result<Box<RustWriter>, Error> {
-    guard(|| create(name, &ringfeed_arrow::ohlcv_schema(), cfg))
+    guard(|| create(name, ringfeed_arrow::ohlcv_schema(), cfg))
 }
 
 /// # Safety
@@ -84,57 +99,26 @@ pub(crate) unsafe fn writer_create(
                 format!("ArrowSchema is not a record batch schema (a struct): {e}"),
             )
         })?;
-        create(name, &schema, cfg)
+        create(name, schema, cfg)
     })
 }
 
-/// The first difference between the ring's columns and a batch's (names and types).
-pub(crate) fn column_mismatch(ring: &Schema, batch: &Schema) -> Option<String> {
-    if ring.fields().len() != batch.fields().len() {
-        return Some(format!(
-            "{} columns expected, batch has {}",
-            ring.fields().len(),
-            batch.fields().len()
-        ));
-    }
-    ring.fields()
-        .iter()
-        .zip(batch.fields())
-        .find(|(a, b)| a.name() != b.name() || a.data_type() != b.data_type())
-        .map(|(a, b)| {
+/// `write_bars` on a ring whose columns the bar columns do not conform to.
+fn not_a_bar_ring(e: WriteError) -> Error {
+    match e {
+        WriteError::SchemaMismatch { detail } => Error::new(
+            ErrorKind::SchemaMismatch,
             format!(
-                "column {:?}: expected {:?} {}, batch has {:?} {}",
-                a.name(),
-                a.name(),
-                a.data_type(),
-                b.name(),
-                b.data_type()
-            )
-        })
-}
-
-pub(crate) fn mismatch(detail: String) -> Error {
-    Error::from(WriteError::SchemaMismatch { detail })
+                "write_bars needs a ring of ohlcv_schema() (ts, symbol, open, high, low, close, volume); this ring differs: {detail}; create it with create_bars, or write this ring's batches with write(ArrowArray)"
+            ),
+        ),
+        other => other.into(),
+    }
 }
 
 impl RustWriter {
     pub(crate) fn writer(&mut self) -> Result<&mut ringfeed_arrow::Writer, Error> {
         self.inner.as_mut().ok_or_else(closed_writer)
-    }
-
-    /// Whether the ring has the bar schema (checked once, then cached).
-    pub(crate) fn check_bars(&mut self) -> Result<(), Error> {
-        let w = self.inner.as_ref().ok_or_else(closed_writer)?;
-        let ok = *self.is_bars.get_or_insert_with(|| {
-            column_mismatch(&ringfeed_arrow::ohlcv_schema(), w.schema()).is_none()
-        });
-        if ok {
-            return Ok(());
-        }
-        let d = column_mismatch(&ringfeed_arrow::ohlcv_schema(), w.schema()).unwrap_or_default();
-        Err(mismatch(format!(
-            "write_bars needs a ring of ohlcv_schema() (ts, symbol, open, high, low, close, volume); this ring differs: {d}"
-        )))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -150,8 +134,12 @@ impl RustWriter {
         volume: &[f64],
     ) -> Result<u64, Error> {
         guard(|| {
-            self.check_bars()?;
-            let RustWriter { inner, views, .. } = self;
+            let RustWriter {
+                inner,
+                ohlcv,
+                views,
+                ..
+            } = self;
             let w = inner.as_mut().ok_or_else(closed_writer)?;
             let cols = BarColumns {
                 ts,
@@ -163,46 +151,51 @@ impl RustWriter {
                 close,
                 volume,
             };
-            with_bar_batch(w.schema().clone(), cols, views, |batch| Ok(w.write(batch)?))
+            with_bar_batch(ohlcv.clone(), cols, views, |batch| {
+                w.write(batch).map_err(not_a_bar_ring)
+            })
         })
     }
 
     /// # Safety
-    /// `array` points to a valid `ArrowArray`, which this call moves (it is
-    /// released, or marked released, whatever the outcome); `schema` is null
-    /// or points to a valid `ArrowSchema`, borrowed.
+    /// `array` is null or points to an `ArrowArray`, which this call moves
+    /// (it is released, or marked released, whatever the outcome); if
+    /// unreleased, it is an array of the type `schema` describes (or, when
+    /// `schema` is null, the ring's given schema), meeting the `# Safety`
+    /// conditions of `ringfeed_arrow::foreign::import_array`. `schema` is
+    /// null or points to a valid `ArrowSchema`, borrowed.
     pub(crate) unsafe fn write_arrow(
         &mut self,
         array: *mut ffi::ArrowArray,
         schema: *const ffi::ArrowSchema,
     ) -> Result<u64, Error> {
         guard(|| {
+            // Taken first, so it is released whatever happens below.
             // SAFETY: forwarded from this function's contract.
             let c_array = unsafe { take_array(array) }?;
-            let w = self.writer()?;
-            let ring_schema = w.schema().clone();
-            let own;
-            let c_schema = if schema.is_null() {
-                own = FFI_ArrowSchema::try_from(ring_schema.as_ref()).map_err(|e| {
-                    Error::new(ErrorKind::Other, format!("cannot export schema: {e}"))
-                })?;
-                &own
-            } else {
-                // SAFETY: forwarded from this function's contract.
-                unsafe { borrow_schema(schema) }?
-            };
-            let batch_schema = Schema::try_from(c_schema).map_err(|e| {
-                mismatch(format!(
-                    "the ArrowSchema is not a record batch schema (a struct): {e}"
-                ))
-            })?;
-            if let Some(d) = column_mismatch(&ring_schema, &batch_schema) {
-                return Err(mismatch(d));
-            }
-            // SAFETY: the producer promises the array follows the C Data
-            // Interface and matches `c_schema` (checked against the ring's above).
-            let data = unsafe { import_checked(c_array, c_schema) }?;
-            let batch = batch_from_struct(ring_schema, data)?;
+            let RustWriter {
+                inner,
+                given,
+                given_c,
+                ..
+            } = self;
+            let w = inner.as_mut().ok_or_else(closed_writer)?;
+            let c_schema =
+                if schema.is_null() {
+                    match given_c {
+                        Some(c) => &*c,
+                        None => given_c.insert(FFI_ArrowSchema::try_from(given.as_ref()).map_err(
+                            |e| Error::new(ErrorKind::Other, format!("cannot export schema: {e}")),
+                        )?),
+                    }
+                } else {
+                    // SAFETY: forwarded from this function's contract.
+                    unsafe { borrow_schema(schema) }?
+                };
+            // SAFETY: forwarded from this function's contract: `c_array` is
+            // an array of the type `c_schema` describes. `import_array`
+            // validates every value before anything reads one.
+            let batch = unsafe { foreign::import_array(c_array, c_schema) }?;
             Ok(w.write(&batch)?)
         })
     }
@@ -279,6 +272,7 @@ mod tests {
             block_ms: -1,
             meta_cap: 64 << 10,
             force: false,
+            strings_as_given: false,
         }
     }
 
@@ -318,6 +312,44 @@ mod tests {
         let close = b.fixed(5, Physical::F64).unwrap();
         assert_eq!(close.len, 2);
         assert!(b.fixed(1, Physical::F64).is_err());
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn write_arrow_conforms_and_validates_like_every_binding() {
+        use arrow_array::StringArray;
+        use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+        use arrow_schema::{DataType, Field};
+        std::env::set_var("RINGFEED_SHM_DIR", std::env::temp_dir());
+        let name = format!("rf-cpp-unit-conform-{}", std::process::id());
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, false)]));
+        let mut w = create(&name, schema.as_ref().clone(), &cfg()).unwrap();
+        // The ring stores views (the default); a Utf8 batch is conformed.
+        let stored = w.inner.as_ref().unwrap().schema().clone();
+        assert_eq!(stored.field(0).data_type(), &DataType::Utf8View);
+        let write = |w: &mut RustWriter, col: StringArray| {
+            let rb = RecordBatch::try_new(schema.clone(), vec![Arc::new(col)]).unwrap();
+            let mut c = FFI_ArrowArray::new(&StructArray::from(rb).to_data());
+            let p = (&mut c as *mut FFI_ArrowArray).cast::<ffi::ArrowArray>();
+            // SAFETY: `c` is a valid array of the ring's given schema (null
+            // schema pointer); the call moves it out.
+            unsafe { w.write_arrow(p, std::ptr::null()) }
+        };
+        assert_eq!(
+            write(&mut w, StringArray::from(vec!["a", "bc"])).unwrap(),
+            1
+        );
+        // Decreasing offsets, built without validation: refused by name.
+        // SAFETY: deliberately invalid (not monotonic), to be refused
+        // before anything reads it; dropped without being read here.
+        let bad = unsafe {
+            let offsets = OffsetBuffer::new_unchecked(ScalarBuffer::from(vec![0i32, 2, 1, 3]));
+            StringArray::new_unchecked(offsets, Buffer::from(b"abc"), None)
+        };
+        let e = write(&mut w, bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert!(e.message.contains("column \"s\""), "{e}");
+        assert_eq!(w.next_seq(), 2);
         w.close().unwrap();
     }
 }

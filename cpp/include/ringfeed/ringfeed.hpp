@@ -675,6 +675,12 @@ struct RingOptions {
   std::uint32_t meta_cap = 64 << 10;
   /// Replace an existing arena of the same name.
   bool force = false;
+  /// Store string columns in the layout the schema gives. By default (false)
+  /// the ring stores Utf8 and LargeUtf8 columns as Utf8View (and binary as
+  /// BinaryView), as in Rust and Python: readers such as polars take views
+  /// without a copy. Batches may come in either layout; they are converted
+  /// on write.
+  bool strings_as_given = false;
 };
 
 /// Publishes record batches of one schema into a new ring. Move-only; the
@@ -682,6 +688,8 @@ struct RingOptions {
 class Writer {
  public:
   /// Creates ring `name` for batches of `schema` (a struct schema; borrowed, not released).
+  /// String columns are stored as Utf8View unless `opts.strings_as_given`
+  /// (`export_schema` gives the stored schema).
   static Writer create(std::string_view name, const ArrowSchema& schema, const RingOptions& opts = {}) {
     auto cfg = config(opts);
     return Writer(detail::call([&] { return ffi::writer_create(detail::str(name), &schema, cfg); }));
@@ -698,10 +706,15 @@ class Writer {
   Writer& operator=(const Writer&) = delete;
 
   /// Publishes a struct array (one child per column, in the ring's column
-  /// order, names and types equal). `*array` is moved in: it is released
-  /// when this returns, whether it succeeds or throws. `schema` describes
-  /// it (borrowed); nullptr means "the ring's schema". The data are fully
-  /// validated, then copied once into a slot. Returns the batch's seq.
+  /// order, with its names). `*array` is moved in: it is released when this
+  /// returns, whether it succeeds or throws. `schema` describes it
+  /// (borrowed); nullptr means the schema the ring was created with. The
+  /// rule is the one Rust and Python apply: the data are fully validated
+  /// (UTF-8, offsets, views, null counts; `Error` of kind InvalidArgument
+  /// names a bad column), a column in another layout of the same logical
+  /// type is converted (e.g. Utf8 to the ring's Utf8View), anything else
+  /// throws `SchemaMismatch`. Then it is copied once into a slot. Returns
+  /// the batch's seq.
   std::uint64_t write(ArrowArray* array, const ArrowSchema* schema = nullptr) {
     return detail::call([&] { return h_.get("Writer").write_arrow(array, schema); });
   }
@@ -772,6 +785,7 @@ class Writer {
     c.block_ms = o.block ? static_cast<std::int64_t>(detail::millis(*o.block)) : -1;
     c.meta_cap = o.meta_cap;
     c.force = o.force;
+    c.strings_as_given = o.strings_as_given;
     return c;
   }
   detail::Handle<ffi::RustWriter> h_;
