@@ -116,50 +116,6 @@ mod ffi {
         allow_foreign_owner: bool,
     }
 
-    /// The C++ element type a fixed-width column is read as.
-    enum Physical {
-        I8,
-        I16,
-        I32,
-        I64,
-        U8,
-        U16,
-        U32,
-        U64,
-        F32,
-        F64,
-    }
-
-    /// A fixed-width column: addresses inside the arena, offset already applied to `values`.
-    struct FixedView {
-        values: usize,
-        len: usize,
-        /// Validity bitmap address, 0 when the column has no nulls.
-        validity: usize,
-        /// Bit offset of row 0 in the validity bitmap.
-        validity_offset: usize,
-        null_count: usize,
-    }
-
-    /// How a string column is laid out.
-    enum StringLayout {
-        Utf8,
-        LargeUtf8,
-        Utf8View,
-    }
-
-    /// A string column: offsets (Utf8, LargeUtf8; offset applied) or 16-byte views (Utf8View).
-    struct StringsView {
-        layout: StringLayout,
-        len: usize,
-        offsets_or_views: usize,
-        /// Utf8/LargeUtf8: the one value buffer. Utf8View: the variadic data buffers.
-        data: Vec<usize>,
-        validity: usize,
-        validity_offset: usize,
-        null_count: usize,
-    }
-
     /// An address range `[begin, end)`.
     struct AddressRange {
         begin: usize,
@@ -288,11 +244,7 @@ mod ffi {
         fn ts_ns(self: &RustBatch) -> u64;
         fn num_rows(self: &RustBatch) -> usize;
         fn num_columns(self: &RustBatch) -> usize;
-        fn column_name(self: &RustBatch, i: usize) -> Result<String>;
         fn column_type(self: &RustBatch, i: usize) -> Result<String>;
-        fn column_index(self: &RustBatch, name: &str) -> Result<usize>;
-        fn fixed(self: &RustBatch, i: usize, want: Physical) -> Result<FixedView>;
-        fn strings(self: &RustBatch, i: usize) -> Result<StringsView>;
         fn arena_range(self: &RustBatch) -> AddressRange;
         fn is_zero_copy(self: &RustBatch) -> bool;
         /// # Safety

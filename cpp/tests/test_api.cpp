@@ -197,6 +197,55 @@ void broken_batches_are_refused_at_write() {
   }
 }
 
+void typed_views_read_the_export() {
+  // Column views are header code over the batch's C Data Interface export:
+  // every fixed width, nulls, LargeUtf8 (kept with strings_as_given), and
+  // views that stay valid when the Batch moves.
+  auto name = rftest::unique_name("views");
+  auto i8 = rftest::fixed_col<std::int8_t>("i8", "c", {-1, 2, 3});
+  auto u16 = rftest::fixed_col<std::uint16_t>("u16", "S", {1, 65535, 3});
+  auto f32 = rftest::fixed_col<float>("f32", "f", {0.5f, 1.5f, 2.5f});
+  auto day = rftest::fixed_col<std::int32_t>("day", "tdD", {18628, 18629, 18630});
+  auto px = rftest::f64_col("px", {1.0, -7.0, 3.0});
+  px.flags = ARROW_FLAG_NULLABLE;
+  px.storage[0] = {0b101};  // row 1 is null
+  px.null_buffer[0] = false;
+  px.null_count = 1;
+  rftest::Col big{"big", "U", 3, 0, {}, {}};
+  big.storage = {{}, rftest::bytes_of(std::vector<std::int64_t>{0, 1, 1, 4}),
+                 std::vector<std::uint8_t>{'a', 'x', 'y', 'z'}};
+  big.null_buffer = {true, false, false};
+  auto arr = make_struct({i8, u16, f32, day, px, big});
+  auto opts = small();
+  opts.strings_as_given = true;
+  auto w = ringfeed::Writer::create(name, *arr.second.get(), opts);
+  ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+  w.write(arr.first.get(), arr.second.get());
+  auto b = r.read(2s);
+  RF_CHECK(b.has_value());
+  if (!b) return;
+  RF_CHECK(b->column<std::int8_t>("i8")[0] == -1);
+  RF_CHECK(b->column<std::uint16_t>("u16")[1] == 65535);
+  RF_CHECK(b->column<float>("f32")[2] == 2.5f);
+  RF_CHECK(b->column<std::int32_t>("day").back() == 18630);
+  RF_EXPECT_THROW(ringfeed::SchemaMismatch, "cannot be read as int64_t", b->column<std::int64_t>("day"));
+  RF_CHECK(b->column_name(5) == "big" && b->column_index("f32") == 2);
+  auto px_col = b->column<double>("px");
+  auto big_col = b->strings("big");
+  RF_CHECK(b->column_type(5) == "LargeUtf8");
+  ringfeed::Batch moved = std::move(*b);  // the views point into the arena, not into the handle
+  b.reset();
+  RF_CHECK(px_col.size() == 3 && px_col.null_count() == 1);
+  RF_CHECK(px_col.is_valid(0) && !px_col.is_valid(1) && px_col.is_valid(2));
+  RF_CHECK(px_col[0] == 1.0 && px_col[2] == 3.0);
+  RF_CHECK(big_col[0] == "a" && big_col[1].empty() && big_col[2] == "xyz");
+  RF_CHECK(moved.in_arena(big_col[2].data()) && moved.in_arena(px_col.data()));
+  RF_CHECK(moved.column<double>("px").null_count() == 1);
+  ringfeed::Batch last = std::move(moved);
+  RF_CHECK(last.column<std::int8_t>(0)[2] == 3);
+  RF_EXPECT_THROW(ringfeed::Error, "moved-from ringfeed::Batch", moved.column<double>("px"));
+}
+
 void c_data_interface_export() {
   auto name = rftest::unique_name("export");
   auto w = ringfeed::Writer::create_bars(name, small());
@@ -409,6 +458,7 @@ int main() {
   rftest::run("generic_writer_round_trip", generic_writer_round_trip);
   rftest::run("other_schemas_and_string_layouts", other_schemas_and_string_layouts);
   rftest::run("broken_batches_are_refused_at_write", broken_batches_are_refused_at_write);
+  rftest::run("typed_views_read_the_export", typed_views_read_the_export);
   rftest::run("c_data_interface_export", c_data_interface_export);
   rftest::run("reader_and_writer_schemas", reader_and_writer_schemas);
   rftest::run("errors", errors);
