@@ -215,54 +215,35 @@ class Handle {
   std::optional<rust::Box<T>> box_;
 };
 
-/// The Arrow C Data Interface formats a fixed-width column may have to be
-/// read in place as `T` (`Batch::column<T>`), and the name of `T` for errors.
-template <class T> struct fixed;
-template <> struct fixed<std::int8_t> {
-  static constexpr const char* name = "int8_t";
-  static bool reads(std::string_view f) noexcept { return f == "c"; }
+template <class T>
+inline constexpr bool unsupported_v = false;
+
+/// Whether a column of Arrow C Data Interface format `f` can be read in
+/// place as `T` (`Batch::column<T>`), and what errors call `T`.
+struct ReadsAs {
+  const char* type;
+  bool ok;
 };
-template <> struct fixed<std::int16_t> {
-  static constexpr const char* name = "int16_t";
-  static bool reads(std::string_view f) noexcept { return f == "s"; }
-};
-template <> struct fixed<std::int32_t> {
-  static constexpr const char* name = "int32_t";
-  // int32, date32, time32 (s, ms).
-  static bool reads(std::string_view f) noexcept { return f == "i" || f == "tdD" || f == "tts" || f == "ttm"; }
-};
-template <> struct fixed<std::int64_t> {
-  static constexpr const char* name = "int64_t";
+template <class T>
+ReadsAs reads_as(std::string_view f) noexcept {
+  using std::int8_t, std::int16_t, std::int32_t, std::int64_t;
+  using std::uint8_t, std::uint16_t, std::uint32_t, std::uint64_t;
+  if constexpr (std::is_same_v<T, double>) return {"double", f == "g"};
+  else if constexpr (std::is_same_v<T, float>) return {"float", f == "f"};
   // int64, timestamp (any unit and zone: "tsn:UTC"), date64, time64 (us, ns), duration.
-  static bool reads(std::string_view f) noexcept {
-    return f == "l" || f.substr(0, 2) == "ts" || f == "tdm" || f == "ttu" || f == "ttn" ||
-           (f.size() == 3 && f.substr(0, 2) == "tD");
-  }
-};
-template <> struct fixed<std::uint8_t> {
-  static constexpr const char* name = "uint8_t";
-  static bool reads(std::string_view f) noexcept { return f == "C"; }
-};
-template <> struct fixed<std::uint16_t> {
-  static constexpr const char* name = "uint16_t";
-  static bool reads(std::string_view f) noexcept { return f == "S"; }
-};
-template <> struct fixed<std::uint32_t> {
-  static constexpr const char* name = "uint32_t";
-  static bool reads(std::string_view f) noexcept { return f == "I"; }
-};
-template <> struct fixed<std::uint64_t> {
-  static constexpr const char* name = "uint64_t";
-  static bool reads(std::string_view f) noexcept { return f == "L"; }
-};
-template <> struct fixed<float> {
-  static constexpr const char* name = "float";
-  static bool reads(std::string_view f) noexcept { return f == "f"; }
-};
-template <> struct fixed<double> {
-  static constexpr const char* name = "double";
-  static bool reads(std::string_view f) noexcept { return f == "g"; }
-};
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return {"int64_t", f == "l" || f.substr(0, 2) == "ts" || f == "tdm" || f == "ttu" || f == "ttn" ||
+                           (f.size() == 3 && f.substr(0, 2) == "tD")};
+  // int32, date32, time32 (s, ms).
+  else if constexpr (std::is_same_v<T, int32_t>) return {"int32_t", f == "i" || f == "tdD" || f == "tts" || f == "ttm"};
+  else if constexpr (std::is_same_v<T, int16_t>) return {"int16_t", f == "s"};
+  else if constexpr (std::is_same_v<T, int8_t>) return {"int8_t", f == "c"};
+  else if constexpr (std::is_same_v<T, uint64_t>) return {"uint64_t", f == "L"};
+  else if constexpr (std::is_same_v<T, uint32_t>) return {"uint32_t", f == "I"};
+  else if constexpr (std::is_same_v<T, uint16_t>) return {"uint16_t", f == "S"};
+  else if constexpr (std::is_same_v<T, uint8_t>) return {"uint8_t", f == "C"};
+  else static_assert(unsupported_v<T>, "ringfeed::Batch::column<T>: T must be a fixed-width integer, float or double");
+}
 
 /// Flattens `symbols` into one buffer + offsets (reused across calls): one
 /// bridge call and one UTF-8 check instead of one per row.
@@ -561,13 +542,11 @@ class Batch {
   /// if the column has another type.
   template <class T>
   Column<T> column(std::size_t i) const {
-    static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>,
-                  "ringfeed::Batch::column<T>: T must be a fixed-width integer, float or double");
     const Exported& e = exported();
-    check(i);
-    if (!detail::fixed<T>::reads(e.schema->children[i]->format))
+    const detail::ReadsAs as = detail::reads_as<T>(e.schema->children[check(i)]->format);
+    if (!as.ok)
       throw SchemaMismatch(ErrorKind::SchemaMismatch, "column \"" + column_name(i) + "\" is " + column_type(i) +
-                                                          ", which cannot be read as " + detail::fixed<T>::name);
+                                                          ", which cannot be read as " + as.type);
     return Column<T>(*e.array.get(), *e.array->children[i]);
   }
   template <class T>
@@ -578,8 +557,7 @@ class Batch {
   /// A string column (Utf8, LargeUtf8, Utf8View) read in place.
   StringColumn strings(std::size_t i) const {
     const Exported& e = exported();
-    check(i);
-    const std::string_view f = e.schema->children[i]->format;
+    const std::string_view f = e.schema->children[check(i)]->format;
     StringColumn::Layout layout;
     if (f == "u") {
       layout = StringColumn::Layout::Utf8;
