@@ -184,7 +184,11 @@ inline std::uint64_t millis(std::chrono::milliseconds d) {
   return d.count() < 0 ? 0 : static_cast<std::uint64_t>(d.count());
 }
 
-/// A rust::Box that knows when it was moved from.
+/// The one owner of an opaque Rust object (`rust::Box<T>`), behind `Writer`,
+/// `Reader`, `Batch`, `Client`, `Bars` and `Replay`: move-only; destroying
+/// it runs Rust's `Drop` (a writer closes its ring, a reader detaches, a
+/// batch drops its lease); a moved-from handle is empty and throws `Error`
+/// when used instead of dereferencing null.
 template <class T>
 class Handle {
  public:
