@@ -163,6 +163,7 @@ impl<E: RingError> From<E> for Error {
     }
 }
 
+/// Test hook (`ringfeed::detail::panic_for_test`): panics inside the guard.
 pub(crate) fn panic_for_test(message: &str) -> Result<(), Error> {
     guard(|| panic!("{message}"))
 }

@@ -347,8 +347,11 @@ using UniqueSchema = detail::Released<ArrowSchema>;
 /// Owns an `ArrowArrayStream`.
 using UniqueStream = detail::Released<ArrowArrayStream>;
 
-/// The canonical bar schema (ts timestamp[ns, UTC], symbol utf8_view, open,
-/// high, low, close, volume float64; none nullable), exported into `out`.
+/// The 7-column OHLCV schema of `Writer::create_bars` and `write_bars` (ts
+/// timestamp[ns, UTC], symbol utf8_view, open, high, low, close, volume
+/// float64; none nullable; Rust's `ringfeed_arrow::ohlcv_schema()`),
+/// exported into `out`. The daemon's stored bars have these columns plus
+/// optional ones (quote_volume, trades, ...).
 inline void bar_schema(ArrowSchema* out) {
   detail::call([&] { ffi::export_bar_schema(out); });
 }
