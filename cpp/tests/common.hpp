@@ -232,6 +232,7 @@ struct Col {
   std::int64_t flags = 0;
   std::vector<std::vector<std::uint8_t>> storage;  // one per buffer (empty = null pointer)
   std::vector<bool> null_buffer;                    // buffer k is NULL
+  std::int64_t null_count = 0;                      // with a validity bitmap in storage[0]
 };
 
 template <class T>
@@ -344,7 +345,7 @@ inline std::pair<ringfeed::UniqueArray, ringfeed::UniqueSchema> make_struct(std:
     for (std::size_t k = 0; k < c.storage.size(); ++k)
       n->buffers.push_back(c.null_buffer[k] ? nullptr : static_cast<const void*>(c.storage[k].data()));
     ArrowArray& a = top->children[i];
-    a = ArrowArray{c.length, 0, 0, std::int64_t(n->buffers.size()), 0, n->buffers.data(), nullptr, nullptr,
+    a = ArrowArray{c.length, c.null_count, 0, std::int64_t(n->buffers.size()), 0, n->buffers.data(), nullptr, nullptr,
                    &detail::release_array, n};
     top->child_ptrs.push_back(&a);
 

@@ -99,34 +99,151 @@ void generic_writer_round_trip() {
 }
 
 void other_schemas_and_string_layouts() {
-  auto name = rftest::unique_name("schema");
   std::vector<std::string> names = {"a", "", "a string longer than twelve bytes", "twelve bytes"};
   auto make = [&] {
     return make_struct({rftest::i64_col("id", {1, 2, 3, 4}), rftest::f64_col("px", {1.5, 2.5, 3.5, 4.5}),
                         rftest::utf8_col("name", names), rftest::utf8view_col("view", names),
                         rftest::i32_col("qty", {-1, 0, 1, 2})});
   };
-  auto first = make();
-  auto w = ringfeed::Writer::create(name, *first.second.get(), small());
+  // By default the ring stores the Utf8 column as Utf8View (as Rust and
+  // Python do) and converts Utf8 batches on write; strings_as_given keeps Utf8.
+  for (bool as_given : {false, true}) {
+    auto name = rftest::unique_name(as_given ? "schema-as-given" : "schema-view");
+    auto first = make();
+    auto opts = small();
+    opts.strings_as_given = as_given;
+    auto w = ringfeed::Writer::create(name, *first.second.get(), opts);
+    ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
+    RF_CHECK(w.write(first.first.get(), first.second.get()) == 1);
+    RF_CHECK(w.write(make().first.get()) == 2);  // nullptr: the schema the ring was created with
+    ringfeed::UniqueSchema stored;
+    w.export_schema(stored.get());
+    RF_CHECK_MSG(std::strcmp(stored->children[2]->format, as_given ? "u" : "vu") == 0, "%s",
+                 stored->children[2]->format);
+    for (std::uint64_t seq = 1; seq <= 2; ++seq) {
+      auto b = r.read(2s);
+      RF_CHECK(b.has_value() && b->seq() == seq);
+      if (!b) return;
+      auto id = b->column<std::int64_t>("id");
+      RF_CHECK(id.size() == 4 && id[3] == 4);
+      RF_CHECK(b->column<double>("px")[1] == 2.5);
+      RF_CHECK(b->column<std::int32_t>("qty")[0] == -1);
+      RF_CHECK_MSG(b->column_type(2) == (as_given ? "Utf8" : "Utf8View"), "%s", b->column_type(2).c_str());
+      RF_CHECK(b->column_type(3) == "Utf8View");
+      for (const char* col : {"name", "view"}) {
+        auto s = b->strings(col);
+        RF_CHECK(s.size() == 4);
+        for (std::size_t i = 0; i < names.size(); ++i) {
+          RF_CHECK_MSG(s[i] == names[i], "%s row %zu: \"%.*s\"", col, i, int(s[i].size()), s[i].data());
+          RF_CHECK(s[i].empty() || b->in_arena(s[i].data()));
+        }
+      }
+      RF_CHECK(b->is_zero_copy());
+    }
+  }
+}
+
+/// A Utf8 column built by hand through the C Data Interface with `offsets` over `data`.
+rftest::Col raw_utf8(std::string name, std::vector<std::int32_t> offsets, std::string data) {
+  rftest::Col c{std::move(name), "u", std::int64_t(offsets.size()) - 1, 0, {}, {}};
+  c.storage = {{}, rftest::bytes_of(offsets), std::vector<std::uint8_t>(data.begin(), data.end())};
+  c.null_buffer = {true, false, false};
+  return c;
+}
+
+void broken_batches_are_refused_at_write() {
+  // The policy Rust and Python share (ringfeed_arrow::foreign::import_array):
+  // every value is validated before the writer reads it; nothing is published.
+  for (bool as_given : {false, true}) {
+    auto name = rftest::unique_name("broken");
+    auto schema = make_struct({rftest::i64_col("id", {1, 2}), raw_utf8("name", {0, 1, 2}, "ab")});
+    auto opts = small();
+    opts.strings_as_given = as_given;
+    auto w = ringfeed::Writer::create(name, *schema.second.get(), opts);
+    {
+      // Decreasing offsets (inside the data): row 1 would be bytes 3..2.
+      auto arr = make_struct({rftest::i64_col("id", {1, 2, 3}), raw_utf8("name", {0, 3, 2, 5}, "abcde")});
+      RF_EXPECT_THROW(ringfeed::Error, "column \"name\" is not valid Arrow data",
+                      w.write(arr.first.get(), arr.second.get()));
+      RF_CHECK(!arr.first);  // released although refused
+    }
+    {
+      // A string view pointing past the end of its data buffer (whose size the
+      // C Data Interface carries, so the import can check it; a Utf8 offset
+      // past the end cannot be checked: the values buffer's size is implied
+      // by the last offset).
+      auto col = rftest::utf8view_col("name", {"a string longer than twelve bytes", "b"});
+      const std::int32_t far = 1000;
+      std::memcpy(col.storage[1].data() + 12, &far, 4);  // row 0's offset into data buffer 0
+      auto arr = make_struct({rftest::i64_col("id", {1, 2}), col});
+      RF_EXPECT_THROW(ringfeed::Error, "column \"name\" is not valid Arrow data",
+                      w.write(arr.first.get(), arr.second.get()));
+    }
+    {
+      // Invalid UTF-8.
+      auto arr = make_struct({rftest::i64_col("id", {1, 2}), raw_utf8("name", {0, 1, 2}, "a\xff")});
+      try {
+        w.write(arr.first.get(), arr.second.get());
+        RF_CHECK_MSG(false, "invalid UTF-8 was accepted");
+      } catch (const ringfeed::Error& e) {
+        RF_CHECK(e.kind() == ringfeed::ErrorKind::InvalidArgument);
+        RF_CHECK_MSG(std::strstr(e.what(), "\"name\"") != nullptr, "%s", e.what());
+        std::printf("  ok: threw \"%s\"\n", e.what());
+      }
+    }
+    RF_CHECK(w.next_seq() == 1);  // nothing was published
+    auto good = make_struct({rftest::i64_col("id", {1, 2}), raw_utf8("name", {0, 1, 2}, "ab")});
+    RF_CHECK(w.write(good.first.get(), good.second.get()) == 1);
+  }
+}
+
+void typed_views_read_the_export() {
+  // Column views are header code over the batch's C Data Interface export:
+  // every fixed width, nulls, LargeUtf8 (kept with strings_as_given), and
+  // views that stay valid when the Batch moves.
+  auto name = rftest::unique_name("views");
+  auto i8 = rftest::fixed_col<std::int8_t>("i8", "c", {-1, 2, 3});
+  auto u16 = rftest::fixed_col<std::uint16_t>("u16", "S", {1, 65535, 3});
+  auto f32 = rftest::fixed_col<float>("f32", "f", {0.5f, 1.5f, 2.5f});
+  auto day = rftest::fixed_col<std::int32_t>("day", "tdD", {18628, 18629, 18630});
+  auto px = rftest::f64_col("px", {1.0, -7.0, 3.0});
+  px.flags = ARROW_FLAG_NULLABLE;
+  px.storage[0] = {0b101};  // row 1 is null
+  px.null_buffer[0] = false;
+  px.null_count = 1;
+  rftest::Col big{"big", "U", 3, 0, {}, {}};
+  big.storage = {{}, rftest::bytes_of(std::vector<std::int64_t>{0, 1, 1, 4}),
+                 std::vector<std::uint8_t>{'a', 'x', 'y', 'z'}};
+  big.null_buffer = {true, false, false};
+  auto arr = make_struct({i8, u16, f32, day, px, big});
+  auto opts = small();
+  opts.strings_as_given = true;
+  auto w = ringfeed::Writer::create(name, *arr.second.get(), opts);
   ringfeed::Reader r(name, ringfeed::StartAt::Oldest);
-  RF_CHECK(w.write(first.first.get(), first.second.get()) == 1);
+  w.write(arr.first.get(), arr.second.get());
   auto b = r.read(2s);
   RF_CHECK(b.has_value());
   if (!b) return;
-  auto id = b->column<std::int64_t>("id");
-  RF_CHECK(id.size() == 4 && id[3] == 4);
-  RF_CHECK(b->column<double>("px")[1] == 2.5);
-  RF_CHECK(b->column<std::int32_t>("qty")[0] == -1);
-  RF_CHECK(b->column_type(2) == "Utf8");
-  for (const char* col : {"name", "view"}) {
-    auto s = b->strings(col);
-    RF_CHECK(s.size() == 4);
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      RF_CHECK_MSG(s[i] == names[i], "%s row %zu: \"%.*s\"", col, i, int(s[i].size()), s[i].data());
-      RF_CHECK(s[i].empty() || b->in_arena(s[i].data()));
-    }
-  }
-  RF_CHECK(b->is_zero_copy());
+  RF_CHECK(b->column<std::int8_t>("i8")[0] == -1);
+  RF_CHECK(b->column<std::uint16_t>("u16")[1] == 65535);
+  RF_CHECK(b->column<float>("f32")[2] == 2.5f);
+  RF_CHECK(b->column<std::int32_t>("day").back() == 18630);
+  RF_EXPECT_THROW(ringfeed::SchemaMismatch, "cannot be read as int64_t", b->column<std::int64_t>("day"));
+  RF_CHECK(b->column_name(5) == "big" && b->column_index("f32") == 2);
+  auto px_col = b->column<double>("px");
+  auto big_col = b->strings("big");
+  RF_CHECK(b->column_type(5) == "LargeUtf8");
+  ringfeed::Batch moved = std::move(*b);  // the views point into the arena, not into the handle
+  b.reset();
+  RF_CHECK(px_col.size() == 3 && px_col.null_count() == 1);
+  RF_CHECK(px_col.is_valid(0) && !px_col.is_valid(1) && px_col.is_valid(2));
+  RF_CHECK(px_col[0] == 1.0 && px_col[2] == 3.0);
+  RF_CHECK(big_col[0] == "a" && big_col[1].empty() && big_col[2] == "xyz");
+  RF_CHECK(moved.in_arena(big_col[2].data()) && moved.in_arena(px_col.data()));
+  RF_CHECK(moved.column<double>("px").null_count() == 1);
+  ringfeed::Batch last = std::move(moved);
+  RF_CHECK(last.column<std::int8_t>(0)[2] == 3);
+  RF_EXPECT_THROW(ringfeed::Error, "moved-from ringfeed::Batch", moved.column<double>("px"));
 }
 
 void c_data_interface_export() {
@@ -237,7 +354,7 @@ void errors() {
     auto other = rftest::unique_name("other");
     auto arr = make_struct({rftest::f64_col("close", {1.0})});
     auto w2 = ringfeed::Writer::create(other, *arr.second.get(), small());
-    RF_EXPECT_THROW(ringfeed::SchemaMismatch, "bar_schema", rftest::write_bars(w2, rftest::bars(1, 1)));
+    RF_EXPECT_THROW(ringfeed::SchemaMismatch, "ohlcv_schema", rftest::write_bars(w2, rftest::bars(1, 1)));
     // A non-struct schema is not a record batch schema.
     RF_EXPECT_THROW(ringfeed::Error, "not a record batch schema",
                     ringfeed::Writer::create(rftest::unique_name("ns"), *arr.second->children[0], small()));
@@ -340,6 +457,8 @@ int main() {
   rftest::run("write_bars_symbols", write_bars_symbols);
   rftest::run("generic_writer_round_trip", generic_writer_round_trip);
   rftest::run("other_schemas_and_string_layouts", other_schemas_and_string_layouts);
+  rftest::run("broken_batches_are_refused_at_write", broken_batches_are_refused_at_write);
+  rftest::run("typed_views_read_the_export", typed_views_read_the_export);
   rftest::run("c_data_interface_export", c_data_interface_export);
   rftest::run("reader_and_writer_schemas", reader_and_writer_schemas);
   rftest::run("errors", errors);

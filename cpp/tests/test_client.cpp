@@ -16,7 +16,8 @@ namespace {
 constexpr std::int64_t kMin = 60'000'000'000;
 constexpr std::int64_t kT0 = 1'609'459'200'000'000'000;  // 2021-01-01T00:00:00Z
 
-/// `n` one-minute bars per symbol from minute `from`: open = minute, close = minute + 0.5.
+/// `n` one-minute bars per symbol from minute `from`: open = minute, close = minute + 0.5,
+/// low = open - 1 but never negative (the daemon refuses a negative low).
 rftest::Bars minutes(const std::vector<std::string>& symbols, std::int64_t from, std::int64_t n) {
   rftest::Bars b;
   for (std::int64_t m = from; m < from + n; ++m) {
@@ -26,7 +27,7 @@ rftest::Bars minutes(const std::vector<std::string>& symbols, std::int64_t from,
       b.symbol.push_back(s);
       b.open.push_back(o);
       b.high.push_back(o + 1.0);
-      b.low.push_back(o - 1.0);
+      b.low.push_back(o >= 1.0 ? o - 1.0 : 0.0);
       b.close.push_back(o + 0.5);
       b.volume.push_back(o);
     }
@@ -209,7 +210,7 @@ int main() {
     auto sub5 = c.subscribe("test", "5m", ringfeed::StartAt::Next);
     RF_CHECK_MSG(sub1->name() == prefix + ".t.test.1m", "%s", sub1->name().c_str());
 
-    // bar_schema() as exported by this binding is what the daemon stores.
+    // bar_schema() (the 7 OHLCV columns) holds the daemon's required columns; it adds the optional ones.
     auto arr = to_arrow(minutes({"AAA", "BBB"}, 0, 60));
     RF_CHECK(c.append("test", arr.first.get(), ringfeed::bar_schema().get()) == 120);
     RF_CHECK(!arr.first);  // moved in and released

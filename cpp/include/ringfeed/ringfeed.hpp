@@ -85,6 +85,7 @@ inline const char* to_string(ErrorKind kind) noexcept {
     case ErrorKind::Panic: return "Panic";
     case ErrorKind::Connect: return "Connect";
     case ErrorKind::Daemon: return "Daemon";
+    case ErrorKind::Forked: return "Forked";
   }
   return "Unknown";
 }
@@ -183,7 +184,11 @@ inline std::uint64_t millis(std::chrono::milliseconds d) {
   return d.count() < 0 ? 0 : static_cast<std::uint64_t>(d.count());
 }
 
-/// A rust::Box that knows when it was moved from.
+/// The one owner of an opaque Rust object (`rust::Box<T>`), behind `Writer`,
+/// `Reader`, `Batch`, `Client`, `Bars` and `Replay`: move-only; destroying
+/// it runs Rust's `Drop` (a writer closes its ring, a reader detaches, a
+/// batch drops its lease); a moved-from handle is empty and throws `Error`
+/// when used instead of dereferencing null.
 template <class T>
 class Handle {
  public:
@@ -214,17 +219,35 @@ class Handle {
   std::optional<rust::Box<T>> box_;
 };
 
-template <class T> struct physical;
-template <> struct physical<std::int8_t> { static constexpr ffi::Physical value = ffi::Physical::I8; };
-template <> struct physical<std::int16_t> { static constexpr ffi::Physical value = ffi::Physical::I16; };
-template <> struct physical<std::int32_t> { static constexpr ffi::Physical value = ffi::Physical::I32; };
-template <> struct physical<std::int64_t> { static constexpr ffi::Physical value = ffi::Physical::I64; };
-template <> struct physical<std::uint8_t> { static constexpr ffi::Physical value = ffi::Physical::U8; };
-template <> struct physical<std::uint16_t> { static constexpr ffi::Physical value = ffi::Physical::U16; };
-template <> struct physical<std::uint32_t> { static constexpr ffi::Physical value = ffi::Physical::U32; };
-template <> struct physical<std::uint64_t> { static constexpr ffi::Physical value = ffi::Physical::U64; };
-template <> struct physical<float> { static constexpr ffi::Physical value = ffi::Physical::F32; };
-template <> struct physical<double> { static constexpr ffi::Physical value = ffi::Physical::F64; };
+template <class T>
+inline constexpr bool unsupported_v = false;
+
+/// Whether a column of Arrow C Data Interface format `f` can be read in
+/// place as `T` (`Batch::column<T>`), and what errors call `T`.
+struct ReadsAs {
+  const char* type;
+  bool ok;
+};
+template <class T>
+ReadsAs reads_as(std::string_view f) noexcept {
+  using std::int8_t, std::int16_t, std::int32_t, std::int64_t;
+  using std::uint8_t, std::uint16_t, std::uint32_t, std::uint64_t;
+  if constexpr (std::is_same_v<T, double>) return {"double", f == "g"};
+  else if constexpr (std::is_same_v<T, float>) return {"float", f == "f"};
+  // int64, timestamp (any unit and zone: "tsn:UTC"), date64, time64 (us, ns), duration.
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return {"int64_t", f == "l" || f.substr(0, 2) == "ts" || f == "tdm" || f == "ttu" || f == "ttn" ||
+                           (f.size() == 3 && f.substr(0, 2) == "tD")};
+  // int32, date32, time32 (s, ms).
+  else if constexpr (std::is_same_v<T, int32_t>) return {"int32_t", f == "i" || f == "tdD" || f == "tts" || f == "ttm"};
+  else if constexpr (std::is_same_v<T, int16_t>) return {"int16_t", f == "s"};
+  else if constexpr (std::is_same_v<T, int8_t>) return {"int8_t", f == "c"};
+  else if constexpr (std::is_same_v<T, uint64_t>) return {"uint64_t", f == "L"};
+  else if constexpr (std::is_same_v<T, uint32_t>) return {"uint32_t", f == "I"};
+  else if constexpr (std::is_same_v<T, uint16_t>) return {"uint16_t", f == "S"};
+  else if constexpr (std::is_same_v<T, uint8_t>) return {"uint8_t", f == "C"};
+  else static_assert(unsupported_v<T>, "ringfeed::Batch::column<T>: T must be a fixed-width integer, float or double");
+}
 
 /// Flattens `symbols` into one buffer + offsets (reused across calls): one
 /// bridge call and one UTF-8 check instead of one per row.
@@ -249,17 +272,46 @@ inline bool bit(const std::uint8_t* bitmap, std::size_t offset, std::size_t i) n
   return (bitmap[k >> 3] >> (k & 7)) & 1;
 }
 
+/// Where row 0 of column `child` of the struct array `parent` is, how many
+/// rows it has, and its validity (C Data Interface: the parent's offset
+/// shifts its children too).
+struct Slice {
+  std::size_t offset = 0;
+  std::size_t length = 0;
+  const std::uint8_t* validity = nullptr;  // nullptr: no nulls
+  std::size_t null_count = 0;
+};
+
+inline Slice slice(const ArrowArray& parent, const ArrowArray& child) noexcept {
+  Slice s;
+  s.offset = static_cast<std::size_t>(child.offset + parent.offset);
+  s.length = static_cast<std::size_t>(parent.length);
+  const auto* bitmap = child.n_buffers > 0 ? static_cast<const std::uint8_t*>(child.buffers[0]) : nullptr;
+  if (bitmap == nullptr || child.null_count == 0) return s;
+  if (parent.offset == 0 && child.length == parent.length && child.null_count > 0) {
+    s.null_count = static_cast<std::size_t>(child.null_count);
+  } else {  // a slice of the child, or a count the producer did not compute (-1)
+    for (std::size_t i = 0; i < s.length; ++i) s.null_count += bit(bitmap, s.offset, i) ? 0 : 1;
+  }
+  if (s.null_count > 0) s.validity = bitmap;
+  return s;
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
 // Owning wrappers for the C Data Interface structs.
 
-/// Owns an `ArrowArray`: calls its release callback on destruction. Move-only.
-class UniqueArray {
+namespace detail {
+/// Owns a C Data Interface struct (`ArrowArray`, `ArrowSchema`,
+/// `ArrowArrayStream`): calls its release callback on destruction, or on
+/// `reset()`. Move-only; a moved-from owner holds a released struct.
+template <class C>
+class Released {
  public:
-  UniqueArray() noexcept { raw_.release = nullptr; }
-  UniqueArray(UniqueArray&& o) noexcept : raw_(o.raw_) { o.raw_.release = nullptr; }
-  UniqueArray& operator=(UniqueArray&& o) noexcept {
+  Released() noexcept { raw_.release = nullptr; }
+  Released(Released&& o) noexcept : raw_(o.raw_) { o.raw_.release = nullptr; }
+  Released& operator=(Released&& o) noexcept {
     if (this != &o) {
       reset();
       raw_ = o.raw_;
@@ -267,88 +319,39 @@ class UniqueArray {
     }
     return *this;
   }
-  UniqueArray(const UniqueArray&) = delete;
-  UniqueArray& operator=(const UniqueArray&) = delete;
-  ~UniqueArray() { reset(); }
+  Released(const Released&) = delete;
+  Released& operator=(const Released&) = delete;
+  ~Released() { reset(); }
 
-  ArrowArray* get() noexcept { return &raw_; }
-  const ArrowArray* get() const noexcept { return &raw_; }
-  ArrowArray* operator->() noexcept { return &raw_; }
-  const ArrowArray* operator->() const noexcept { return &raw_; }
-  /// Whether it holds an unreleased array.
+  C* get() noexcept { return &raw_; }
+  const C* get() const noexcept { return &raw_; }
+  C* operator->() noexcept { return &raw_; }
+  const C* operator->() const noexcept { return &raw_; }
+  /// Whether it holds an unreleased struct.
   explicit operator bool() const noexcept { return raw_.release != nullptr; }
-  /// Releases the array now (drops the lease it holds).
+  /// Releases the struct now (an array drops the lease it holds).
   void reset() noexcept {
     if (raw_.release != nullptr) raw_.release(&raw_);
     raw_.release = nullptr;
   }
 
  private:
-  ArrowArray raw_;
+  C raw_;
 };
+}  // namespace detail
 
-/// Owns an `ArrowSchema`: calls its release callback on destruction. Move-only.
-class UniqueSchema {
- public:
-  UniqueSchema() noexcept { raw_.release = nullptr; }
-  UniqueSchema(UniqueSchema&& o) noexcept : raw_(o.raw_) { o.raw_.release = nullptr; }
-  UniqueSchema& operator=(UniqueSchema&& o) noexcept {
-    if (this != &o) {
-      reset();
-      raw_ = o.raw_;
-      o.raw_.release = nullptr;
-    }
-    return *this;
-  }
-  UniqueSchema(const UniqueSchema&) = delete;
-  UniqueSchema& operator=(const UniqueSchema&) = delete;
-  ~UniqueSchema() { reset(); }
+/// Owns an `ArrowArray` (and the lease of the batch it was exported from).
+using UniqueArray = detail::Released<ArrowArray>;
+/// Owns an `ArrowSchema`.
+using UniqueSchema = detail::Released<ArrowSchema>;
+/// Owns an `ArrowArrayStream`.
+using UniqueStream = detail::Released<ArrowArrayStream>;
 
-  ArrowSchema* get() noexcept { return &raw_; }
-  const ArrowSchema* get() const noexcept { return &raw_; }
-  ArrowSchema* operator->() noexcept { return &raw_; }
-  const ArrowSchema* operator->() const noexcept { return &raw_; }
-  explicit operator bool() const noexcept { return raw_.release != nullptr; }
-  void reset() noexcept {
-    if (raw_.release != nullptr) raw_.release(&raw_);
-    raw_.release = nullptr;
-  }
-
- private:
-  ArrowSchema raw_;
-};
-
-/// Owns an `ArrowArrayStream`: calls its release callback on destruction. Move-only.
-class UniqueStream {
- public:
-  UniqueStream() noexcept { raw_.release = nullptr; }
-  UniqueStream(UniqueStream&& o) noexcept : raw_(o.raw_) { o.raw_.release = nullptr; }
-  UniqueStream& operator=(UniqueStream&& o) noexcept {
-    if (this != &o) {
-      reset();
-      raw_ = o.raw_;
-      o.raw_.release = nullptr;
-    }
-    return *this;
-  }
-  UniqueStream(const UniqueStream&) = delete;
-  UniqueStream& operator=(const UniqueStream&) = delete;
-  ~UniqueStream() { reset(); }
-
-  ArrowArrayStream* get() noexcept { return &raw_; }
-  ArrowArrayStream* operator->() noexcept { return &raw_; }
-  explicit operator bool() const noexcept { return raw_.release != nullptr; }
-  void reset() noexcept {
-    if (raw_.release != nullptr) raw_.release(&raw_);
-    raw_.release = nullptr;
-  }
-
- private:
-  ArrowArrayStream raw_;
-};
-
-/// The canonical bar schema (ts timestamp[ns, UTC], symbol utf8_view, open,
-/// high, low, close, volume float64; none nullable), exported into `out`.
+/// The 7-column OHLCV schema of `Writer::create_bars` and `write_bars` (ts
+/// timestamp[ns, UTC], symbol utf8_view, open, high, low, close, volume
+/// float64; none nullable; Rust's `ringfeed_arrow::ohlcv_schema()`),
+/// exported into `out`. The daemon's stored bars have these columns plus
+/// optional ones (quote_volume, trades, ...).
 inline void bar_schema(ArrowSchema* out) {
   detail::call([&] { ffi::export_bar_schema(out); });
 }
@@ -364,7 +367,7 @@ inline UniqueSchema bar_schema() {
 // Column views.
 
 /// A fixed-width column of a `Batch`, read in place: `data()` points into the
-/// shared-memory arena. Valid while the `Batch` (or an export of it) lives.
+/// shared-memory arena. Valid while the `Batch` lives (moving the `Batch` is fine).
 template <class T>
 class Column {
  public:
@@ -394,12 +397,17 @@ class Column {
 
  private:
   friend class Batch;
-  explicit Column(const ffi::FixedView& v)
-      : data_(reinterpret_cast<const T*>(v.values)),
-        size_(v.len),
-        validity_(reinterpret_cast<const std::uint8_t*>(v.validity)),
-        validity_offset_(v.validity_offset),
-        null_count_(v.null_count) {}
+  /// Over column `child` of the exported struct array `parent` (C Data
+  /// Interface: buffer 0 the validity bitmap, buffer 1 the values).
+  Column(const ArrowArray& parent, const ArrowArray& child) {
+    const detail::Slice s = detail::slice(parent, child);
+    const T* values = child.n_buffers > 1 ? static_cast<const T*>(child.buffers[1]) : nullptr;
+    data_ = values != nullptr ? values + s.offset : nullptr;
+    size_ = values != nullptr ? s.length : 0;
+    validity_ = s.validity;
+    validity_offset_ = s.offset;
+    null_count_ = s.null_count;
+  }
 
   const T* data_ = nullptr;
   std::size_t size_ = 0;
@@ -422,19 +430,19 @@ class StringColumn {
   /// The value of row `i` (unchecked row index). Null rows read as "".
   std::string_view operator[](std::size_t i) const {
     switch (layout_) {
-      case ffi::StringLayout::Utf8: {
+      case Layout::Utf8: {
         std::int32_t b, e;
         std::memcpy(&b, base_ + 4 * i, 4);
         std::memcpy(&e, base_ + 4 * (i + 1), 4);
-        return {data_.empty() ? "" : data_[0] + b, static_cast<std::size_t>(e - b)};
+        return {data(0) + b, static_cast<std::size_t>(e - b)};
       }
-      case ffi::StringLayout::LargeUtf8: {
+      case Layout::LargeUtf8: {
         std::int64_t b, e;
         std::memcpy(&b, base_ + 8 * i, 8);
         std::memcpy(&e, base_ + 8 * (i + 1), 8);
-        return {data_.empty() ? "" : data_[0] + b, static_cast<std::size_t>(e - b)};
+        return {data(0) + b, static_cast<std::size_t>(e - b)};
       }
-      case ffi::StringLayout::Utf8View: {
+      case Layout::View: {
         // 16-byte view: i32 length, then either the inline bytes (length <=
         // 12) or a 4-byte prefix, i32 buffer index and i32 offset.
         const std::uint8_t* v = base_ + 16 * i;
@@ -444,9 +452,9 @@ class StringColumn {
         std::int32_t buf, off;
         std::memcpy(&buf, v + 8, 4);
         std::memcpy(&off, v + 12, 4);
-        if (buf < 0 || static_cast<std::size_t>(buf) >= data_.size())
+        if (buf < 0 || static_cast<std::size_t>(buf) >= n_data_)
           throw Error(ErrorKind::Corrupt, "string view points to a data buffer that does not exist");
-        return {data_[static_cast<std::size_t>(buf)] + off, static_cast<std::size_t>(len)};
+        return {data(static_cast<std::size_t>(buf)) + off, static_cast<std::size_t>(len)};
       }
     }
     return {};
@@ -459,21 +467,36 @@ class StringColumn {
 
  private:
   friend class Batch;
-  explicit StringColumn(const ffi::StringsView& v)
-      : layout_(v.layout),
-        size_(v.len),
-        base_(reinterpret_cast<const std::uint8_t*>(v.offsets_or_views)),
-        validity_(reinterpret_cast<const std::uint8_t*>(v.validity)),
-        validity_offset_(v.validity_offset),
-        null_count_(v.null_count) {
-    data_.reserve(v.data.size());
-    for (std::size_t p : v.data) data_.push_back(reinterpret_cast<const char*>(p));
+  enum class Layout { Utf8, LargeUtf8, View };
+
+  /// Over column `child` (of `layout`) of the exported struct array
+  /// `parent`. C Data Interface buffers: validity, then offsets (Utf8: i32,
+  /// LargeUtf8: i64) and the one data buffer, or the views, the variadic
+  /// data buffers and their sizes (Utf8View).
+  StringColumn(const ArrowArray& parent, const ArrowArray& child, Layout layout) : layout_(layout) {
+    const detail::Slice s = detail::slice(parent, child);
+    const std::size_t width = layout == Layout::Utf8 ? 4 : layout == Layout::LargeUtf8 ? 8 : 16;
+    const auto* first = child.n_buffers > 1 ? static_cast<const std::uint8_t*>(child.buffers[1]) : nullptr;
+    if (first == nullptr) return;  // no rows
+    size_ = s.length;
+    base_ = first + width * s.offset;
+    data_ = child.buffers + 2;
+    n_data_ = layout == Layout::View ? static_cast<std::size_t>(child.n_buffers) - 3 : 1;
+    validity_ = s.validity;
+    validity_offset_ = s.offset;
+    null_count_ = s.null_count;
+  }
+  const char* data(std::size_t k) const noexcept {
+    const char* p = static_cast<const char*>(data_[k]);
+    return p != nullptr ? p : "";
   }
 
-  ffi::StringLayout layout_ = ffi::StringLayout::Utf8;
+  Layout layout_ = Layout::Utf8;
   std::size_t size_ = 0;
   const std::uint8_t* base_ = nullptr;
-  std::vector<const char*> data_;
+  /// The data buffers' addresses, inside the exported array (owned by the `Batch`).
+  const void* const* data_ = nullptr;
+  std::size_t n_data_ = 0;
   const std::uint8_t* validity_ = nullptr;
   std::size_t validity_offset_ = 0;
   std::size_t null_count_ = 0;
@@ -484,6 +507,12 @@ class StringColumn {
 
 /// One record batch read from a ring. Its buffers live in the shared-memory
 /// arena and it holds the slot's lease until it (and every export) is gone.
+///
+/// Column views are header code over the batch's Arrow C Data Interface
+/// export: the first view (or `column_name`, `column_index`) exports the
+/// batch once and the `Batch` keeps the export, so views cost no call into
+/// Rust after that. Like every handle, use a `Batch` (also its const
+/// methods) from one thread at a time.
 class Batch {
  public:
   Batch(Batch&&) noexcept = default;
@@ -497,16 +526,21 @@ class Batch {
   std::uint64_t ts_ns() const { return h_.get("Batch").ts_ns(); }
   std::size_t num_rows() const { return h_.get("Batch").num_rows(); }
   std::size_t num_columns() const { return h_.get("Batch").num_columns(); }
-  std::string column_name(std::size_t i) const {
-    return std::string(detail::call([&] { return h_.get("Batch").column_name(i); }));
-  }
+  std::string column_name(std::size_t i) const { return exported().schema->children[check(i)]->name; }
   /// The Arrow type of column `i`, e.g. "Timestamp(ns, \"UTC\")".
   std::string column_type(std::size_t i) const {
     return std::string(detail::call([&] { return h_.get("Batch").column_type(i); }));
   }
   /// Index of the column called `name`; throws `Error` (InvalidArgument) if there is none.
   std::size_t column_index(std::string_view name) const {
-    return detail::call([&] { return h_.get("Batch").column_index(detail::str(name)); });
+    const ArrowSchema& s = *exported().schema.get();
+    for (std::int64_t i = 0; i < s.n_children; ++i)
+      if (name == s.children[i]->name) return static_cast<std::size_t>(i);
+    std::string have;
+    for (std::int64_t i = 0; i < s.n_children; ++i)
+      have += std::string(i == 0 ? "\"" : ", \"") + s.children[i]->name + "\"";
+    throw Error(ErrorKind::InvalidArgument,
+                "no column named \"" + std::string(name) + "\"; the batch has [" + have + "]");
   }
 
   /// A fixed-width column read in place as `T`: double (float64), float,
@@ -515,9 +549,12 @@ class Batch {
   /// if the column has another type.
   template <class T>
   Column<T> column(std::size_t i) const {
-    static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>,
-                  "ringfeed::Batch::column<T>: T must be a fixed-width integer, float or double");
-    return Column<T>(detail::call([&] { return h_.get("Batch").fixed(i, detail::physical<T>::value); }));
+    const Exported& e = exported();
+    const detail::ReadsAs as = detail::reads_as<T>(e.schema->children[check(i)]->format);
+    if (!as.ok)
+      throw SchemaMismatch(ErrorKind::SchemaMismatch, "column \"" + column_name(i) + "\" is " + column_type(i) +
+                                                          ", which cannot be read as " + as.type);
+    return Column<T>(*e.array.get(), *e.array->children[i]);
   }
   template <class T>
   Column<T> column(std::string_view name) const {
@@ -526,7 +563,20 @@ class Batch {
 
   /// A string column (Utf8, LargeUtf8, Utf8View) read in place.
   StringColumn strings(std::size_t i) const {
-    return StringColumn(detail::call([&] { return h_.get("Batch").strings(i); }));
+    const Exported& e = exported();
+    const std::string_view f = e.schema->children[check(i)]->format;
+    StringColumn::Layout layout;
+    if (f == "u") {
+      layout = StringColumn::Layout::Utf8;
+    } else if (f == "U") {
+      layout = StringColumn::Layout::LargeUtf8;
+    } else if (f == "vu") {
+      layout = StringColumn::Layout::View;
+    } else {
+      throw SchemaMismatch(ErrorKind::SchemaMismatch, "column \"" + column_name(i) + "\" is " + column_type(i) +
+                                                          ", not a string column (Utf8, LargeUtf8 or Utf8View)");
+    }
+    return StringColumn(*e.array.get(), *e.array->children[i], layout);
   }
   StringColumn strings(std::string_view name) const { return strings(column_index(name)); }
 
@@ -568,7 +618,32 @@ class Batch {
   friend class Bars;
   friend class Replay;
   explicit Batch(rust::Box<ffi::RustBatch> b) : h_(std::move(b)) {}
+
+  /// The batch's own export, which the column views read.
+  struct Exported {
+    UniqueArray array;
+    UniqueSchema schema;
+  };
+  const Exported& exported() const {
+    if (!exported_.array) {
+      Exported e;
+      export_to(e.array.get(), e.schema.get());
+      if (e.array->n_children != e.schema->n_children)
+        throw Error(ErrorKind::Corrupt, "the exported batch's array and schema disagree on the number of columns");
+      exported_ = std::move(e);
+    }
+    return exported_;
+  }
+  std::size_t check(std::size_t i) const {
+    const auto n = static_cast<std::size_t>(exported().schema->n_children);
+    if (i >= n)
+      throw Error(ErrorKind::InvalidArgument, "column index " + std::to_string(i) +
+                                                  " is out of range: the batch has " + std::to_string(n) + " columns");
+    return i;
+  }
+
   detail::Handle<ffi::RustBatch> h_;
+  mutable Exported exported_;
 };
 
 // ---------------------------------------------------------------------------
@@ -674,6 +749,12 @@ struct RingOptions {
   std::uint32_t meta_cap = 64 << 10;
   /// Replace an existing arena of the same name.
   bool force = false;
+  /// Store string columns in the layout the schema gives. By default (false)
+  /// the ring stores Utf8 and LargeUtf8 columns as Utf8View (and binary as
+  /// BinaryView), as in Rust and Python: readers such as polars take views
+  /// without a copy. Batches may come in either layout; they are converted
+  /// on write.
+  bool strings_as_given = false;
 };
 
 /// Publishes record batches of one schema into a new ring. Move-only; the
@@ -681,6 +762,8 @@ struct RingOptions {
 class Writer {
  public:
   /// Creates ring `name` for batches of `schema` (a struct schema; borrowed, not released).
+  /// String columns are stored as Utf8View unless `opts.strings_as_given`
+  /// (`export_schema` gives the stored schema).
   static Writer create(std::string_view name, const ArrowSchema& schema, const RingOptions& opts = {}) {
     auto cfg = config(opts);
     return Writer(detail::call([&] { return ffi::writer_create(detail::str(name), &schema, cfg); }));
@@ -697,10 +780,15 @@ class Writer {
   Writer& operator=(const Writer&) = delete;
 
   /// Publishes a struct array (one child per column, in the ring's column
-  /// order, names and types equal). `*array` is moved in: it is released
-  /// when this returns, whether it succeeds or throws. `schema` describes
-  /// it (borrowed); nullptr means "the ring's schema". The data are fully
-  /// validated, then copied once into a slot. Returns the batch's seq.
+  /// order, with its names). `*array` is moved in: it is released when this
+  /// returns, whether it succeeds or throws. `schema` describes it
+  /// (borrowed); nullptr means the schema the ring was created with. The
+  /// rule is the one Rust and Python apply: the data are fully validated
+  /// (UTF-8, offsets, views, null counts; `Error` of kind InvalidArgument
+  /// names a bad column), a column in another layout of the same logical
+  /// type is converted (e.g. Utf8 to the ring's Utf8View), anything else
+  /// throws `SchemaMismatch`. Then it is copied once into a slot. Returns
+  /// the batch's seq.
   std::uint64_t write(ArrowArray* array, const ArrowSchema* schema = nullptr) {
     return detail::call([&] { return h_.get("Writer").write_arrow(array, schema); });
   }
@@ -771,6 +859,7 @@ class Writer {
     c.block_ms = o.block ? static_cast<std::int64_t>(detail::millis(*o.block)) : -1;
     c.meta_cap = o.meta_cap;
     c.force = o.force;
+    c.strings_as_given = o.strings_as_given;
     return c;
   }
   detail::Handle<ffi::RustWriter> h_;
