@@ -87,6 +87,27 @@ impl RustClient {
         })
     }
 
+    /// `rollups`: comma-separated; empty for the default ladder, "none" for none.
+    pub(crate) fn create_dataset(
+        &mut self,
+        dataset: &str,
+        base: &str,
+        rollups: &str,
+    ) -> Result<String, Error> {
+        let rollups = match rollups {
+            "" => None,
+            "none" => Some(vec![]),
+            r => Some(r.split(',').map(|s| s.trim().to_string()).collect()),
+        };
+        let spec = ringfeed_client::DatasetSpec {
+            dataset: dataset.into(),
+            base: base.into(),
+            rollups,
+            fsync: None,
+        };
+        guard(|| Ok(self.inner.create_dataset(&spec)?))
+    }
+
     pub(crate) fn write_down(
         &mut self,
         dataset: &str,

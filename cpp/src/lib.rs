@@ -275,6 +275,12 @@ mod ffi {
         fn stat(self: &mut RustClient) -> Result<String>;
         fn datasets(self: &mut RustClient) -> Result<String>;
         fn ready(self: &mut RustClient, dataset: &str) -> Result<String>;
+        fn create_dataset(
+            self: &mut RustClient,
+            dataset: &str,
+            base: &str,
+            rollups: &str,
+        ) -> Result<String>;
         /// `dataset` empty: all; `before` empty: before today.
         fn write_down(
             self: &mut RustClient,

@@ -203,6 +203,10 @@ int main() {
       unknown = e.kind() == "unknown_dataset";
     }
     RF_CHECK(unknown);
+    const std::string made = c.create_dataset("cppfresh", "1m", "5m");
+    RF_CHECK_MSG(made.find("created dataset cppfresh (1m, 5m)") != std::string::npos, "%s", made.c_str());
+    RF_CHECK(c.create_dataset("cppfresh", "1m", "5m").find("exists") != std::string::npos);
+    RF_EXPECT_THROW(ringfeed::DaemonError, "different configuration", c.create_dataset("cppfresh", "1m", "1h"));
   });
 
   rftest::run("append from C++, live 1m and 5m subscribers see it in place", [&] {

@@ -1043,6 +1043,14 @@ class Client {
   std::string ready(std::string_view dataset = {}) {
     return std::string(detail::call([&] { return h_.get("Client").ready(detail::str(dataset)); }));
   }
+  /// Creates `dataset` through the daemon with base timeframe `base` and `rollups`
+  /// ("5m,1h,1d"; empty: the ladder 5m, 15m, 1h, 1d above the base; "none": none). The
+  /// same settings again are a no-op. Returns the daemon's summary.
+  std::string create_dataset(std::string_view dataset, std::string_view base = "1m", std::string_view rollups = {}) {
+    return std::string(detail::call([&] {
+      return h_.get("Client").create_dataset(detail::str(dataset), detail::str(base), detail::str(rollups));
+    }));
+  }
   /// Asks the daemon to write finished days down to Parquet now: days before `before`
   /// ("YYYY-MM-DD"; empty: before today), or every day with `all`, of `dataset` (empty: all).
   /// The daemon also does this after each UTC midnight. Returns its summary.
