@@ -19,8 +19,11 @@ need_base
 command -v cmake >/dev/null 2>&1 || apt_install cmake
 command -v g++ >/dev/null 2>&1 || apt_install g++
 
-say "building Rust (release): ringfeed, ringfeedd, examples"
-cargo build --release -q -p ringfeed-cli -p ringfeed-daemon -p ringfeed-arrow --bins --examples
+# One compile of the dependency tree: the workspace-hack crate (cargo hakari) gives
+# every shared dependency the same features whichever crates a build selects, so the
+# wheel (maturin) and the C++ library (CMake) below reuse these release artifacts.
+say "building Rust (release): ringfeed, ringfeedd, the C++ bridge, examples"
+cargo build --release -q -p ringfeed-cli -p ringfeed-daemon -p ringfeed-arrow -p ringfeed-cpp -p ringfeed-xtest --bins --examples --lib
 say "building the Python package into .venv"
 source scripts/py_env.sh >/dev/null
 say "building the C++ subscriber (CMake)"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Sourced by scripts/test_python.sh and scripts/demo.sh: creates .venv (installing
 # python3-venv with apt-get if needed), installs python/requirements-dev.txt,
-# builds the Rust binaries the Python side spawns, and installs the ringfeed
-# wheel (maturin, release, abi3). Sets PY and VENV.
+# and installs the ringfeed
+# wheel (maturin, release, abi3). Sets PY and VENV. The workspace-hack crate
+# (cargo hakari) gives shared dependencies one feature set, so the wheel reuses
+# what an earlier `cargo build --release` compiled: only pyo3 and the extension
+# are built here.
 ROOT=${ROOT:-$PWD}
 VENV=$ROOT/.venv
 if [ ! -x "$VENV/bin/python" ]; then
@@ -24,8 +27,6 @@ PY=$VENV/bin/python
 echo "== pip install (python/requirements-dev.txt)"
 "$PY" -m pip install -q --disable-pip-version-check -r python/requirements-dev.txt
 
-echo "== cargo build -p ringfeed-xtest -p ringfeed-daemon -p ringfeed-cli (binaries the tests spawn)"
-cargo build -q -p ringfeed-xtest -p ringfeed-daemon -p ringfeed-cli
 
 echo "== maturin build --release (abi3 wheel)"
 WHEELS=$(mktemp -d)

@@ -9,6 +9,9 @@ VENV=$ROOT/.venv
 
 source scripts/py_env.sh
 
+echo "== cargo build -p ringfeed-xtest -p ringfeed-daemon -p ringfeed-cli (binaries the tests spawn)"
+cargo build -q -p ringfeed-xtest -p ringfeed-daemon -p ringfeed-cli
+
 echo "== pytest python/tests"
 # From the tests' directory, so `import ringfeed` finds the installed wheel, not the source tree.
 (cd python/tests && "$PY" -m pytest -p no:cacheprovider -q --timeout=120 .)
