@@ -183,6 +183,32 @@ def bench_large_in_process(batch: pa.RecordBatch, reps: int) -> dict[str, float]
     return {"floor: ringfeed read + DataFrame in one process (no wake-up)": statistics.median(times)}
 
 
+def bench_default_path(batch_utf8: pa.RecordBatch, reps: int) -> dict[str, float]:
+    """What a new user gets: a frame with plain utf8 strings, its ring created with
+    the frame's own schema (the default stores strings as views), read into polars in
+    the writer's process; against the same with strings="as_given" (plain utf8 in the
+    ring: polars copies it into views on every read)."""
+    out = {}
+    for label, strings in (("view (default)", "view"), ("as_given (utf8)", "as_given")):
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        w = rf.Writer.create(
+            name, batch_utf8.schema, slots=2, slot_bytes=batch_utf8.nbytes + (16 << 20), max_readers=1,
+            leases_per_reader=1, strings=strings,  # type: ignore[arg-type]
+        )
+        r = rf.Reader.open(name, start="next")
+        times = []
+        for _ in range(reps):
+            w.write(batch_utf8)
+            b = r.read(0)
+            t0 = now()
+            df = pl.DataFrame(b)
+            times.append((now() - t0) / 1e6)
+            del df, b
+        w.close()
+        out[f"default path: utf8 frame, own schema, strings={label} → DataFrame"] = statistics.median(times)
+    return out
+
+
 def large_mmap_reader(paths: list[str], reps: int, conn: Any) -> None:
     out = {}
     for path in paths:
@@ -557,6 +583,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     res["ringfeed_large_detail"] = {k.lstrip("_"): v for k, v in rfl.items() if k.startswith("_")}
     large.update({k: v for k, v in rfl.items() if not k.startswith("_")})
     large.update(bench_large_in_process(big, reps))
+    large.update(bench_default_path(big_utf8, reps))
     print("large: memory_map", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
         large.update(bench_large_mmap({"string_view": big, "utf8": big_utf8}, reps, tmp))

@@ -3,6 +3,7 @@
 // Mirrors crates/daemon/tests/e2e.rs: append from C++, query back in place,
 // the cache, live subscribers, replay without gap or duplicate, typed
 // errors, and a clean SIGTERM shutdown.
+#include <cmath>
 #include "common.hpp"
 
 #include <atomic>
@@ -403,6 +404,17 @@ int main() {
                     c.append("test", to_arrow(minutes({"Z"}, 0, 1)).first.get(), nullptr));
     RF_EXPECT_THROW(ringfeed::Error, "different lengths",
                     c.append_bars("test", {kT0}, std::vector<std::string>{}, {1.0}, {1.0}, {1.0}, {1.0}, {1.0}));
+    // The store's row rules apply to C++ appends too: high < low, a NaN close, a bar off
+    // the 1m grid are refused whole (nothing stored), naming the row.
+    const std::vector<std::string> bad_sym{"BAD"};
+    RF_EXPECT_THROW(ringfeed::DaemonError, "append:1",
+                    c.append_bars("test", {kT0}, bad_sym, {2.0}, {1.0}, {3.0}, {2.0}, {1.0}));
+    RF_EXPECT_THROW(ringfeed::DaemonError, "close",
+                    c.append_bars("test", {kT0}, bad_sym, {2.0}, {3.0}, {1.0}, {std::nan("")}, {1.0}));
+    RF_EXPECT_THROW(ringfeed::DaemonError, "grid",
+                    c.append_bars("test", {kT0 + 17'000'000'000}, bad_sym, {2.0}, {3.0}, {1.0}, {2.0}, {1.0}));
+    // Nothing of them was stored: the symbol is unknown to the dataset.
+    RF_EXPECT_THROW(ringfeed::DaemonError, "BAD", c.bars("test", "BAD", "1m"));
     c.ping();
   });
 

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::{create_exception, PyErr, PyTypeInfo};
-use ringfeed_arrow::{CreateError, OpenError, ReadError, WriteError};
+use ringfeed_arrow::{CreateError, ErrorKind, OpenError, ReadError, WriteError};
 use ringfeed_client::ClientError;
 
 create_exception!(
@@ -49,7 +49,7 @@ create_exception!(
     ringfeed,
     RingFullError,
     RingfeedError,
-    "on_full='block': the slowest reader did not make room within the timeout."
+    "The ring is full: on_full='block' and the slowest reader did not make room within the timeout, every buffer is leased, or every reader row is taken."
 );
 create_exception!(
     ringfeed,
@@ -170,68 +170,57 @@ fn with_attrs<T: Copy + for<'py> IntoPyObject<'py>>(err: PyErr, attrs: &[(&str, 
     err
 }
 
-pub(crate) fn create_error(e: CreateError) -> PyErr {
-    let msg = e.to_string();
-    match e {
-        CreateError::Ring(ringfeed_shm::CreateError::AlreadyExists { .. }) => {
-            ArenaExistsError::new_err(msg)
-        }
-        CreateError::Ring(
-            ringfeed_shm::CreateError::InvalidName { .. }
-            | ringfeed_shm::CreateError::InvalidOptions(_),
-        ) => invalid_argument(msg),
+/// The exception for a ring error of `kind`: one mapping for every ring
+/// operation (create, open, write, read, foreign import).
+fn by_kind(kind: ErrorKind, msg: String) -> PyErr {
+    match kind {
+        ErrorKind::InvalidArgument => invalid_argument(msg),
+        ErrorKind::NotFound => ArenaNotFoundError::new_err(msg),
+        ErrorKind::AlreadyExists => ArenaExistsError::new_err(msg),
+        ErrorKind::SchemaMismatch => SchemaMismatchError::new_err(msg),
+        ErrorKind::TooLarge => BatchTooLargeError::new_err(msg),
+        ErrorKind::Timeout | ErrorKind::Full => RingFullError::new_err(msg),
+        ErrorKind::Lagged => LaggedError::new_err(msg),
+        ErrorKind::WriterGone => WriterGoneError::new_err(msg),
+        ErrorKind::Closed => ClosedError::new_err(msg),
+        ErrorKind::TooManyLeases => TooManyLeasesError::new_err(msg),
+        ErrorKind::Corrupt => CorruptBatchError::new_err(msg),
         _ => RingfeedError::new_err(msg),
     }
+}
+
+pub(crate) fn create_error(e: CreateError) -> PyErr {
+    by_kind(e.kind(), e.to_string())
 }
 
 pub(crate) fn open_error(e: OpenError) -> PyErr {
-    let msg = e.to_string();
-    match e {
-        OpenError::Ring(ringfeed_shm::OpenError::NotFound { .. }) => {
-            ArenaNotFoundError::new_err(msg)
-        }
-        OpenError::Ring(ringfeed_shm::OpenError::InvalidName { .. }) => invalid_argument(msg),
-        _ => RingfeedError::new_err(msg),
-    }
+    by_kind(e.kind(), e.to_string())
 }
 
 pub(crate) fn write_error(e: WriteError) -> PyErr {
-    let msg = e.to_string();
+    let err = by_kind(e.kind(), e.to_string());
+    // The numbers a caller acts on, as attributes.
     match e {
-        WriteError::SchemaMismatch { .. } => SchemaMismatchError::new_err(msg),
-        WriteError::BatchTooLarge { size, slot_bytes } => with_attrs(
-            BatchTooLargeError::new_err(msg),
-            &[("size", size), ("slot_bytes", slot_bytes)],
-        ),
-        WriteError::Full(_) => RingFullError::new_err(msg),
-        WriteError::Closed => ClosedError::new_err(msg),
-        _ => RingfeedError::new_err(msg),
+        WriteError::BatchTooLarge { size, slot_bytes } => {
+            with_attrs(err, &[("size", size), ("slot_bytes", slot_bytes)])
+        }
+        _ => err,
     }
 }
 
 pub(crate) fn read_error(e: ReadError) -> PyErr {
-    let msg = e.to_string();
+    let err = by_kind(e.kind(), e.to_string());
     match e {
-        ReadError::Lagged { missed } => {
-            with_attrs(LaggedError::new_err(msg), &[("missed", missed)])
+        ReadError::Lagged { missed } => with_attrs(err, &[("missed", missed)]),
+        ReadError::TooManyLeases { held, max } => {
+            with_attrs(err, &[("held", u64::from(held)), ("max", u64::from(max))])
         }
-        ReadError::WriterGone { .. } => WriterGoneError::new_err(msg),
-        ReadError::Closed { .. } => ClosedError::new_err(msg),
-        ReadError::TooManyLeases { held, max } => with_attrs(
-            TooManyLeasesError::new_err(msg),
-            &[("held", u64::from(held)), ("max", u64::from(max))],
-        ),
-        ReadError::Corrupt { .. } => CorruptBatchError::new_err(msg),
-        _ => RingfeedError::new_err(msg),
+        _ => err,
     }
 }
 
 pub(crate) fn schema_mismatch(detail: String) -> PyErr {
     write_error(WriteError::SchemaMismatch { detail })
-}
-
-pub(crate) fn create_error_shm(e: ringfeed_shm::CreateError) -> PyErr {
-    create_error(CreateError::Ring(e))
 }
 
 /// A daemon client's error: `DaemonError` (with `.kind`) for a refusal,

@@ -46,20 +46,22 @@ fn bar_schema(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 /// processes that still have them; raises `ArenaNotFoundError` if absent.
 #[pyfunction]
 fn remove(name: &str) -> PyResult<()> {
-    ringfeed_shm::remove(name).map_err(|e| errors::open_error(ringfeed_arrow::OpenError::Ring(e)))
+    ringfeed_arrow::arena::remove(name).map_err(errors::open_error)
 }
 
 /// Names of the arenas in the shm directory (`$RINGFEED_SHM_DIR`, default `/dev/shm`).
 #[pyfunction]
 fn list_arenas() -> PyResult<Vec<String>> {
-    ringfeed_shm::list_arenas()
+    ringfeed_arrow::arena::list_arenas()
         .map_err(|e| errors::RingfeedError::new_err(format!("cannot list arenas: {e}")))
 }
 
 /// The directory arenas live in.
 #[pyfunction]
 fn shm_dir() -> String {
-    ringfeed_shm::shm_dir().to_string_lossy().into_owned()
+    ringfeed_arrow::arena::shm_dir()
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[pymodule]

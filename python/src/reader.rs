@@ -95,9 +95,10 @@ impl Reader {
             let res = py.detach(|| ringfeed_arrow::Reader::open_with(name, opts.clone()));
             match res {
                 Ok(r) => break r,
-                Err(ringfeed_arrow::OpenError::Ring(ringfeed_shm::OpenError::NotFound {
-                    ..
-                })) if Instant::now() < deadline => {
+                Err(e)
+                    if e.kind() == ringfeed_arrow::ErrorKind::NotFound
+                        && Instant::now() < deadline =>
+                {
                     let pause = deadline
                         .saturating_duration_since(Instant::now())
                         .min(Duration::from_millis(10));

@@ -6,8 +6,8 @@ use crate::{export, import, secs, WAIT_SLICE};
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use pyo3::prelude::*;
+use ringfeed_arrow::ClaimError;
 use ringfeed_arrow::{OnFull, RingOptions, WriteError};
-use ringfeed_shm::ClaimError;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -176,7 +176,7 @@ impl Writer {
                 )))
             }
         };
-        ringfeed_shm::check_name(name).map_err(|reason| {
+        ringfeed_arrow::arena::check_name(name).map_err(|reason| {
             errors::invalid_argument(format!("invalid arena name {name:?}: {reason}"))
         })?;
         let (policy, block_timeout) = match on_full {
@@ -314,7 +314,7 @@ impl Writer {
         Ok(self
             .opts
             .geometry()
-            .map_err(errors::create_error_shm)?
+            .map_err(|e| errors::create_error(e.into()))?
             .buffer_bytes)
     }
 

@@ -180,3 +180,26 @@ def test_array_that_is_not_a_record_batch(name: str) -> None:
     with rf.Writer.create(name, rf.bar_schema()) as w:
         with pytest.raises(TypeError, match="struct array"):
             w.write(pa.array([1.0, 2.0]))
+
+
+def test_a_batch_with_broken_offsets_is_refused_at_write_time(name: str) -> None:
+    """Readers skip value checks (they trust what the writer wrote), so the writer
+    checks every imported value, as the C++ writer does (one policy in ringfeed-arrow):
+    decreasing utf8 offsets and invalid UTF-8 are refused, nothing is published (offsets
+    past the data pyarrow itself refuses to build)."""
+    import struct
+
+    data = pa.py_buffer(b"abcdef")
+    broken = {
+        "decreasing offsets": (struct.pack("<3i", 0, 4, 2), data),
+        "invalid utf-8": (struct.pack("<3i", 0, 2, 4), pa.py_buffer(b"\xff\xfe\xfd\xfc")),
+    }
+    for what, (offsets, values) in broken.items():
+        arr = pa.Array.from_buffers(pa.string(), 2, [None, pa.py_buffer(offsets), values])
+        with pytest.raises(pa.ArrowInvalid):
+            arr.validate(full=True)  # pyarrow agrees the array is broken
+        batch = pa.record_batch([arr], names=["s"])
+        with rf.Writer.create(name, batch.schema, force=True) as w, rf.Reader.open(name) as r:
+            with pytest.raises(rf.RingfeedError, match='column "s"'):
+                w.write(batch)
+            assert r.read(0) is None, what  # nothing was published
