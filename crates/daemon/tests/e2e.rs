@@ -1319,3 +1319,40 @@ fn sigterm_stops_the_daemon_after_its_socket_file_is_gone() {
         .success());
     assert!(d.wait_exit("SIGTERM without a socket file").success());
 }
+
+/// Concurrent first subscribers to one topic share one ring (it is created once, under
+/// the topics lock): before, a losing creator's close could unlink the winner's file,
+/// leaving the topic without an arena for the daemon's lifetime.
+#[test]
+fn concurrent_first_subscribers_share_one_topic_ring() {
+    let d = Daemon::start();
+    let socket = d.socket.clone();
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (socket, barrier) = (socket.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::connect(Some(&socket)).unwrap();
+                barrier.wait();
+                c.subscribe("test", "5m", StartAt::Next).unwrap()
+            })
+        })
+        .collect();
+    let mut readers: Vec<_> = readers.into_iter().map(|t| t.join().unwrap()).collect();
+    let name = readers[0].ring().name().to_string();
+    assert!(readers.iter().all(|r| r.ring().name() == name));
+    assert!(
+        d.arenas().iter().any(|a| a.ends_with(&name) || *a == name),
+        "{:?}",
+        d.arenas()
+    );
+    let mut c = d.client();
+    c.append("test", &bars(&["A"], 0, 5)).unwrap();
+    for r in &mut readers {
+        let b = r
+            .read(Duration::from_secs(10))
+            .unwrap()
+            .expect("every subscriber sees the bar");
+        assert_eq!(b.num_rows(), 1);
+    }
+}
