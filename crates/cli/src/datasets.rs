@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ringfeed_client::protocol::{DatasetReady, TimeframeReady};
+use ringfeed_client::protocol::DatasetReady;
 use ringfeed_store::BarStore;
 use std::io::Write;
 use std::path::PathBuf;
@@ -68,26 +68,11 @@ fn from_store(dir: &std::path::Path) -> Result<Vec<DatasetReady>> {
         .with_context(|| format!("cannot open store {}", dir.display()))?;
     let mut out = Vec::new();
     for name in store.catalog().datasets.keys() {
-        let entry = store.dataset(name).expect("listed in the catalog");
-        let extent = store
-            .extent(name)
+        if let Some(d) = ringfeed_daemon::service::dataset_ready(&store, name)
             .with_context(|| format!("cannot read dataset {name}"))?
-            .unwrap_or_default();
-        out.push(DatasetReady {
-            dataset: name.clone(),
-            base: entry.config.base.to_string(),
-            symbols: entry.symbols.iter().cloned().collect(),
-            timeframes: extent
-                .into_iter()
-                .map(|e| TimeframeReady {
-                    timeframe: e.timeframe,
-                    first_ts: e.first_ts,
-                    last_ts: e.last_ts,
-                    hot_days: e.hot_days,
-                    cold_days: e.cold_days,
-                })
-                .collect(),
-        });
+        {
+            out.push(d);
+        }
     }
     Ok(out)
 }

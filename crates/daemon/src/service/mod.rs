@@ -24,7 +24,7 @@ mod writes;
 pub use cache::{ResultArena, Session};
 pub use error::{ErrorKind, ServiceError};
 pub use open::{OpenError, Service};
-pub use reads::ReplayAnswer;
+pub use reads::{dataset_ready, ReplayAnswer};
 pub use writes::{
     write_down_boundary, write_down_loop, AppendOutcome, DeleteOutcome, WriteDownOutcome,
 };

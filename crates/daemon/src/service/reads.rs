@@ -57,29 +57,11 @@ impl Service {
             Some(d) => vec![d.to_string()],
             None => store.catalog().datasets.keys().cloned().collect(),
         };
-        let mut datasets = Vec::new();
-        for name in names {
-            let entry = store.dataset(&name).expect("listed above");
-            let extent = store
-                .extent(&name)
-                .map_err(ServiceError::store)?
-                .unwrap_or_default();
-            datasets.push(DatasetReady {
-                dataset: name.clone(),
-                base: entry.config.base.to_string(),
-                symbols: entry.symbols.iter().cloned().collect(),
-                timeframes: extent
-                    .into_iter()
-                    .map(|e| TimeframeReady {
-                        timeframe: e.timeframe,
-                        first_ts: e.first_ts,
-                        last_ts: e.last_ts,
-                        hot_days: e.hot_days,
-                        cold_days: e.cold_days,
-                    })
-                    .collect(),
-            });
-        }
+        let datasets = names
+            .iter()
+            .filter_map(|name| dataset_ready(&store, name).transpose())
+            .collect::<Result<_, _>>()
+            .map_err(ServiceError::store)?;
         Ok(ReadyReport {
             ready: true,
             reason: None,
@@ -192,6 +174,32 @@ impl Service {
         );
         result
     }
+}
+
+/// How far `name`'s data goes, from the store itself (the daemon's `ready`,
+/// and `ringfeed datasets` on a data directory); `None` for an unknown dataset.
+pub fn dataset_ready(
+    store: &ringfeed_store::BarStore,
+    name: &str,
+) -> Result<Option<DatasetReady>, ringfeed_store::store::ReadError> {
+    let (Some(entry), Some(extent)) = (store.dataset(name), store.extent(name)?) else {
+        return Ok(None);
+    };
+    Ok(Some(DatasetReady {
+        dataset: name.to_string(),
+        base: entry.config.base.to_string(),
+        symbols: entry.symbols.iter().cloned().collect(),
+        timeframes: extent
+            .into_iter()
+            .map(|e| TimeframeReady {
+                timeframe: e.timeframe,
+                first_ts: e.first_ts,
+                last_ts: e.last_ts,
+                hot_days: e.hot_days,
+                cold_days: e.cold_days,
+            })
+            .collect(),
+    }))
 }
 
 /// A query's cache key: the spec with its symbol list normalised, so that
