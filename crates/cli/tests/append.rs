@@ -48,13 +48,15 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
         ),
     )
     .unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(["serve", "--arena-prefix", "clitest", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+            .args(["serve", "--arena-prefix", "clitest", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut c = loop {
         match Client::connect(Some(&sock)) {
@@ -158,7 +160,7 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
     assert!(!ok);
     assert!(
         err.contains("already open for writing")
-            && err.contains(&format!("pid {} (ringfeed)", daemon.id()))
+            && err.contains(&format!("pid {} (ringfeed)", daemon.0.id()))
             && err.contains("ringfeed append"),
         "{err}"
     );
@@ -250,8 +252,19 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
 
     drop((live, bars));
     Command::new("kill")
-        .arg(daemon.id().to_string())
+        .arg(daemon.0.id().to_string())
         .status()
         .unwrap();
-    assert!(daemon.wait().unwrap().success());
+    assert!(daemon.0.wait().unwrap().success());
+}
+
+/// The daemon child, killed if the test panics before stopping it (a leftover
+/// `ringfeed serve` would hold the test harness's output pipe open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -40,13 +40,15 @@ fn datasets_and_stat_through_the_daemon() {
         ),
     )
     .unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(["serve", "--arena-prefix", "dayone", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+            .args(["serve", "--arena-prefix", "dayone", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut c = loop {
         match Client::connect(Some(&sock)) {
@@ -146,8 +148,19 @@ fn datasets_and_stat_through_the_daemon() {
     drop(live);
     drop(c);
     Command::new("kill")
-        .arg(daemon.id().to_string())
+        .arg(daemon.0.id().to_string())
         .status()
         .unwrap();
-    assert!(daemon.wait().unwrap().success());
+    assert!(daemon.0.wait().unwrap().success());
+}
+
+/// The daemon child, killed if the test panics before stopping it (a leftover
+/// `ringfeed serve` would hold the test harness's output pipe open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
