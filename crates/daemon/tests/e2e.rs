@@ -1356,3 +1356,26 @@ fn concurrent_first_subscribers_share_one_topic_ring() {
         assert_eq!(b.num_rows(), 1);
     }
 }
+
+/// `ringfeedd --socket prices.csv` used to delete the CSV (issue 12 #16): only a stale
+/// socket is removed; anything else is refused and left alone.
+#[test]
+fn a_socket_path_holding_a_file_is_refused_and_the_file_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("prices.csv");
+    std::fs::write(&csv, "ts,close\n1,2\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--socket")
+        .arg(&csv)
+        .arg("--arena-prefix")
+        .arg("notsock")
+        .env("RINGFEED_SHM_DIR", shm_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "ts,close\n1,2\n");
+}

@@ -27,6 +27,9 @@ pub enum BindError {
     /// Another daemon answers on the socket.
     #[error("another ringfeedd is already serving on {0:?}: stop it, or pass a different socket")]
     AlreadyRunning(std::path::PathBuf),
+    /// Something that is not a socket is at the path (never removed).
+    #[error("{0:?} exists and is not a socket: refusing to replace it; pass a socket path (e.g. --socket /run/user/$UID/ringfeed.sock)")]
+    NotASocket(std::path::PathBuf),
     /// The socket could not be bound.
     #[error("cannot listen on {path:?}: {source}")]
     Io {
@@ -37,10 +40,15 @@ pub enum BindError {
     },
 }
 
-/// Binds the socket (0600), refusing to steal it from a live daemon and
-/// removing a stale one.
+/// Binds the socket (0600 from the start: created under a umask of 0177, so no
+/// other user can connect in between), refusing to steal it from a live daemon,
+/// removing a stale socket, and refusing to remove anything that is not a socket.
 pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
-    if path.exists() {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(BindError::NotASocket(path.to_path_buf()));
+        }
         if UnixStream::connect(path).is_ok() {
             return Err(BindError::AlreadyRunning(path.to_path_buf()));
         }
@@ -53,7 +61,12 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
         path: path.to_path_buf(),
         source,
     };
-    let l = UnixListener::bind(path).map_err(io_err)?;
+    // The umask is per process; the daemon binds before it starts any thread
+    // that creates files.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(old);
+    let l = bound.map_err(io_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
     Ok(l)
 }
