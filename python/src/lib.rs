@@ -26,6 +26,32 @@ use std::time::Duration;
 /// signals (Ctrl-C) and, for reads, the caller's deadline.
 pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
 
+/// Waits up to `timeout` seconds (`None`: forever) for `poll` to give a value,
+/// calling it with waits of at most [`WAIT_SLICE`] and checking for signals
+/// (Ctrl-C) between them. `poll` runs with the GIL; it releases it itself.
+pub(crate) fn wait_sliced<T>(
+    py: Python<'_>,
+    timeout: Option<f64>,
+    mut poll: impl FnMut(Duration) -> PyResult<Option<T>>,
+) -> PyResult<Option<T>> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + secs(t));
+    loop {
+        let slice = match deadline {
+            Some(d) => d
+                .saturating_duration_since(std::time::Instant::now())
+                .min(WAIT_SLICE),
+            None => WAIT_SLICE,
+        };
+        if let Some(v) = poll(slice)? {
+            return Ok(Some(v));
+        }
+        py.check_signals()?;
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(None);
+        }
+    }
+}
+
 /// Seconds (a Python float) as a `Duration`; negative and NaN become zero,
 /// and +inf or huge values saturate.
 pub(crate) fn secs(s: f64) -> Duration {

@@ -3,7 +3,7 @@
 use crate::batch::Batch;
 use crate::errors::{self, ClosedError};
 use crate::fork::{forked_error, Guarded};
-use crate::{export, secs, WAIT_SLICE};
+use crate::{export, secs};
 use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
 use ringfeed_arrow::{ReadError, ReaderOptions, StartAt};
@@ -123,22 +123,11 @@ impl Reader {
     #[pyo3(signature = (timeout=None))]
     fn read(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Batch>> {
         self.check_fork()?;
-        let deadline = timeout.map(|t| Instant::now() + secs(t));
-        loop {
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-                None => WAIT_SLICE,
-            };
-            match self.read_slice(py, slice)? {
-                Ok(Some(b)) => return Ok(Some(Batch::new(b))),
-                Ok(None) => {}
-                Err(e) => return Err(errors::read_error(e)),
-            }
-            py.check_signals()?;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
-        }
+        crate::wait_sliced(py, timeout, |slice| {
+            self.read_slice(py, slice)?
+                .map(|b| b.map(Batch::new))
+                .map_err(errors::read_error)
+        })
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {

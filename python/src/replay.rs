@@ -5,10 +5,8 @@
 use crate::batch::Batch;
 use crate::errors::{self, ClosedError};
 use crate::fork::{forked_error, Guarded};
-use crate::{secs, WAIT_SLICE};
 use pyo3::prelude::*;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
 
 /// History of (dataset, timeframe) from a time on, then every live batch
 /// (holding only the replay's symbols); made by `Client.replay` and by
@@ -59,25 +57,12 @@ impl Replay {
     #[pyo3(signature = (timeout=None))]
     fn read(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Batch>> {
         self.check_fork()?;
-        let deadline = timeout.map(|t| Instant::now() + secs(t));
-        loop {
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-                None => WAIT_SLICE,
-            };
-            let res = py
-                .detach(|| self.lock().as_mut().map(|r| r.read(slice)))
-                .ok_or_else(Self::closed_error)?;
-            match res {
-                Ok(Some(b)) => return Ok(Some(Batch::new(b))),
-                Ok(None) => {}
-                Err(e) => return Err(errors::client_error(e)),
-            }
-            py.check_signals()?;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
-        }
+        crate::wait_sliced(py, timeout, |slice| {
+            py.detach(|| self.lock().as_mut().map(|r| r.read(slice)))
+                .ok_or_else(Self::closed_error)?
+                .map(|b| b.map(Batch::new))
+                .map_err(errors::client_error)
+        })
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
