@@ -2,12 +2,12 @@
 //! through the result cache; a replay takes its seam under the ingest lock.
 
 use super::cache::{ResultArena, Scope, Session};
-use super::error::{ErrorKind, ServiceError};
+use super::error::{parse_timeframe, ServiceError};
 use super::open::Service;
 use ringfeed_client::protocol::{
     symbol_list, DatasetReady, QuerySpec, ReadyReport, ReplaySpec, TimeframeReady,
 };
-use ringfeed_store::{Query, Symbols, Timeframe};
+use ringfeed_store::{Query, Symbols};
 use std::time::Instant;
 
 /// A replay's history and its seam.
@@ -71,12 +71,7 @@ impl Service {
 
     /// A protocol query as a store query; every argument checked.
     fn store_query(&self, q: &QuerySpec) -> Result<Query, ServiceError> {
-        let tf: Timeframe = q.timeframe.parse().map_err(|e| {
-            ServiceError::new(
-                ErrorKind::BadTimeframe,
-                format!("timeframe {:?}: {e}", q.timeframe),
-            )
-        })?;
+        let tf = parse_timeframe(&q.timeframe, "timeframe")?;
         let mut sq = Query::new(&q.dataset, tf);
         let symbols = symbol_list(&q.symbols);
         if !symbols.is_empty() {
@@ -111,18 +106,9 @@ impl Service {
         r
     }
 
-    fn parse_timeframe(timeframe: &str) -> Result<Timeframe, ServiceError> {
-        timeframe.parse().map_err(|e| {
-            ServiceError::new(
-                ErrorKind::BadTimeframe,
-                format!("timeframe {timeframe:?}: {e}"),
-            )
-        })
-    }
-
     /// The arena name of the live topic of (dataset, timeframe).
     pub fn subscribe(&self, dataset: &str, timeframe: &str) -> Result<String, ServiceError> {
-        let tf = Self::parse_timeframe(timeframe)?;
+        let tf = parse_timeframe(timeframe, "timeframe")?;
         self.topics
             .subscribe(dataset, tf, || self.topic_schema(dataset, tf))
     }

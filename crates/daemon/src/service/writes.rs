@@ -2,13 +2,12 @@
 //! topic it changed), deletes, and end-of-day write-downs. Each holds the
 //! ingest lock, so a replay snapshot sees a write whole or not at all.
 
-use super::error::{ErrorKind, ServiceError};
+use super::error::{parse_timeframe, ServiceError};
 use super::open::Service;
 use arrow_array::RecordBatch;
 use ringfeed_client::{AppendReport, DatasetSpec, InvalidRows, TimeSpec};
 use ringfeed_store::store::{day_string, WriteDownSummary};
 use ringfeed_store::validate::{InvalidPolicy, RowPolicy};
-use ringfeed_store::Timeframe;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,16 +52,11 @@ impl Service {
     /// queries see it at once; no restart, no config edit.
     pub fn create_dataset(&self, spec: &DatasetSpec) -> Result<String, ServiceError> {
         use ringfeed_store::store::CreateDatasetError as C;
-        let tf = |s: &str, what: &str| -> Result<Timeframe, ServiceError> {
-            s.parse().map_err(|e| {
-                ServiceError::new(ErrorKind::BadTimeframe, format!("{what} {s:?}: {e}"))
-            })
-        };
-        let mut cfg = ringfeed_store::DatasetConfig::new(tf(&spec.base, "base")?);
+        let mut cfg = ringfeed_store::DatasetConfig::new(parse_timeframe(&spec.base, "base")?);
         if let Some(rollups) = &spec.rollups {
             cfg.rollups = rollups
                 .iter()
-                .map(|r| tf(r, "rollup"))
+                .map(|r| parse_timeframe(r, "rollup"))
                 .collect::<Result<_, _>>()?;
         }
         if let Some(f) = &spec.fsync {
@@ -160,8 +154,18 @@ impl Service {
         };
         let rows = s.accepted.num_rows() as u64;
         if rows > 0 {
-            let touched = Touched::of(&s.accepted, &s.write.rollups)?;
-            self.cache.invalidate(dataset, &touched.symbols, touched.lo);
+            // What the rows can change: their symbols, from the earliest of their
+            // bars and of the earlier rollup bars they closed (the store's report
+            // already holds the rows' symbols and smallest ts).
+            let lo = s
+                .write
+                .rollups
+                .iter()
+                .filter_map(|(_, b)| earliest_ts(b))
+                .chain(s.report.min_ts)
+                .min()
+                .unwrap_or(i64::MIN);
+            self.cache.invalidate(dataset, &s.report.symbols, lo);
             self.topics.publish(dataset, base, &s.accepted, || {
                 self.topic_schema(dataset, base)
             })?;
@@ -310,52 +314,14 @@ impl Service {
     }
 }
 
-/// What an appended batch changed: its symbols and the earliest bar it changed.
-struct Touched {
-    /// The earliest bar changed: a row of the batch, or an earlier rollup bar it closed.
-    lo: i64,
-    symbols: BTreeSet<String>,
-}
-
-impl Touched {
-    fn of(batch: &RecordBatch, rollups: &[(Timeframe, RecordBatch)]) -> Result<Self, ServiceError> {
-        let mut t = Touched {
-            lo: i64::MAX,
-            symbols: Default::default(),
-        };
-        let (ts, sym) = ts_and_symbols(batch)?;
-        for i in 0..batch.num_rows() {
-            t.lo = t.lo.min(ts.value(i));
-            t.symbols.insert(sym.value(i).to_string());
-        }
-        for (_, b) in rollups {
-            let (ts, _) = ts_and_symbols(b)?;
-            t.lo = ts.iter().flatten().fold(t.lo, i64::min);
-        }
-        Ok(t)
-    }
-}
-
-/// The `ts` and `symbol` columns of a batch in the store's canonical types.
-fn ts_and_symbols(
-    b: &RecordBatch,
-) -> Result<
-    (
-        &arrow_array::TimestampNanosecondArray,
-        &arrow_array::StringViewArray,
-    ),
-    ServiceError,
-> {
+/// The smallest `ts` of a store batch (`timestamp[ns]`), if any.
+fn earliest_ts(b: &RecordBatch) -> Option<i64> {
     use arrow_array::cast::AsArray;
-    let ts = b
-        .column_by_name("ts")
-        .and_then(|c| c.as_primitive_opt::<arrow_array::types::TimestampNanosecondType>())
-        .ok_or_else(|| ServiceError::internal("batch lacks a timestamp[ns] ts column"))?;
-    let sym = b
-        .column_by_name("symbol")
-        .and_then(|c| c.as_string_view_opt())
-        .ok_or_else(|| ServiceError::internal("batch lacks a Utf8View symbol column"))?;
-    Ok((ts, sym))
+    b.column_by_name("ts")?
+        .as_primitive_opt::<arrow_array::types::TimestampNanosecondType>()?
+        .iter()
+        .flatten()
+        .min()
 }
 
 fn decode_ipc_stream(payload: &[u8]) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
