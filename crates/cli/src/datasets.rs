@@ -78,7 +78,7 @@ fn from_store(dir: &std::path::Path) -> Result<Vec<DatasetReady>> {
 }
 
 fn iso(ts: Option<i64>) -> String {
-    ts.map(crate::store_cmd::iso).unwrap_or_else(|| "-".into())
+    ts.map(crate::output::iso).unwrap_or_else(|| "-".into())
 }
 
 /// The report with ISO-8601 `first` and `last` beside the ns fields.
@@ -87,7 +87,7 @@ fn json(list: &[DatasetReady]) -> serde_json::Value {
     for d in v["datasets"].as_array_mut().into_iter().flatten() {
         for t in d["timeframes"].as_array_mut().into_iter().flatten() {
             for (ns, text) in [("first_ts", "first"), ("last_ts", "last")] {
-                let s = t[ns].as_i64().map(crate::store_cmd::iso);
+                let s = t[ns].as_i64().map(crate::output::iso);
                 t[text] = s.map_or(serde_json::Value::Null, serde_json::Value::String);
             }
         }

@@ -7,8 +7,10 @@ use clap::{Parser, Subcommand};
 use ringfeed_shm::layout::row_state;
 use std::process::ExitCode;
 
+mod append_cmd;
 mod datasets;
 mod decimal;
+mod output;
 mod stat;
 mod store_cmd;
 
@@ -91,7 +93,7 @@ enum Cmd {
     Delete(store_cmd::Delete),
     /// Send bars (or trades) from files to the running daemon: durable, rolled up and
     /// published to its live topics. Reads the same formats as `ingest`.
-    Append(store_cmd::Append),
+    Append(append_cmd::Append),
     /// Run the sidecar daemon (same as `ringfeedd`): queries and live topics over shared memory.
     #[command(
         after_help = "Example:\n  ringfeed serve --data-dir ringfeed-data --metrics 127.0.0.1:9464"
@@ -127,7 +129,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Datasets(a) => datasets::run(a),
         Cmd::WriteDown(a) => store_cmd::write_down(a),
         Cmd::Delete(a) => store_cmd::delete(a),
-        Cmd::Append(a) => store_cmd::append(a),
+        Cmd::Append(a) => append_cmd::append(a),
         Cmd::Serve(a) => Ok(a.run()?),
         Cmd::Stat(a) => stat::run(a),
     }

@@ -1,18 +1,19 @@
 //! `ringfeed ingest | query | write-down | delete`: the bar store from the command line.
 
 use anyhow::{bail, Context, Result};
-use arrow_array::{Array, RecordBatch};
-use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use arrow_array::RecordBatch;
 use clap::Args;
 use ringfeed_store::ingest::{self, Format, IngestOptions, InvalidPolicy, TsFormat};
 use ringfeed_store::schema::Kind;
-use ringfeed_store::validate::{Grid, RowPolicy, RowReport, RowRules};
+use ringfeed_store::validate::{RowPolicy, RowReport, RowRules};
 use ringfeed_store::{
     BarStore, DatasetConfig, DeleteRange, FsyncPolicy, Query, Session, Symbols, Timeframe,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use crate::output::{display_batch, iso, write_table, write_text};
 
 /// Where the store lives.
 #[derive(Args, Debug, Clone)]
@@ -58,7 +59,7 @@ pub struct Parse {
     /// Keep rows that break a rule (NaN or negative prices, high < low, volume < 0, ts off
     /// the timeframe's grid) and flag them. Rows that do not parse are still rejected.
     #[arg(long)]
-    keep_invalid: bool,
+    pub(crate) keep_invalid: bool,
     /// Exit 0 even when rows were rejected (default: exit 3, see below).
     #[arg(long)]
     allow_rejects: bool,
@@ -72,6 +73,7 @@ macro_rules! exit_codes {
 Row rules (the store's, the same for every way in): prices finite and not negative, high >= low, open and close inside [low, high], volume and the other amounts not negative, ts on the timeframe's grid (a 1m dataset takes 02:03:00, not 02:03:17); trades: price and size finite and not negative."
     };
 }
+pub(crate) use exit_codes;
 
 /// Exit code of `ingest` and `append` when rows were rejected.
 const EXIT_REJECTED: i32 = 3;
@@ -288,28 +290,7 @@ fn parse_time(s: &str) -> Result<i64> {
     Ok(ringfeed_client::time::parse_time(s)?)
 }
 
-pub(crate) fn iso(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let sub = ns.rem_euclid(1_000_000_000) as u32;
-    match chrono_like(secs, sub) {
-        Some(s) => s,
-        None => ns.to_string(),
-    }
-}
-
-fn chrono_like(secs: i64, sub: u32) -> Option<String> {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let date = ringfeed_store::store::day_string(days);
-    let t = format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
-    Some(if sub == 0 {
-        format!("{date}T{t}Z")
-    } else {
-        format!("{date}T{t}.{sub:09}Z")
-    })
-}
-
-fn print_bad_rows(report: &RowReport) {
+pub(crate) fn print_bad_rows(report: &RowReport) {
     for r in &report.rejects {
         eprintln!("  rejected {r}");
     }
@@ -326,7 +307,7 @@ fn print_bad_rows(report: &RowReport) {
 
 /// After the summary of a load: exit [`EXIT_REJECTED`] when rows were rejected, unless
 /// `--allow-rejects`. Called last, with everything written and closed.
-fn exit_if_rejected(report: &RowReport, parse: &Parse) {
+pub(crate) fn exit_if_rejected(report: &RowReport, parse: &Parse) {
     if report.rejected > 0 && !parse.allow_rejects {
         eprintln!(
             "ringfeed: loaded, but {} row(s) were rejected (listed above); exit status {EXIT_REJECTED}. Fix them, pass --keep-invalid to keep rows that break a rule, or --allow-rejects to exit 0",
@@ -336,7 +317,7 @@ fn exit_if_rejected(report: &RowReport, parse: &Parse) {
     }
 }
 
-fn span(r: &RowReport) -> String {
+pub(crate) fn span(r: &RowReport) -> String {
     match (r.min_ts, r.max_ts) {
         (Some(a), Some(b)) => format!("{} .. {}", iso(a), iso(b)),
         _ => "(empty)".into(),
@@ -345,14 +326,14 @@ fn span(r: &RowReport) -> String {
 
 /// What an input file says about itself: how it will be read, and the timeframe its
 /// name (or, for Binance klines, its close times) gives.
-struct Input {
+pub(crate) struct Input {
     shown: String,
     detected: ingest::Detected,
 }
 
 impl Input {
     /// Every input but stdin, as `ingest::load` will read it.
-    fn all(files: &[PathBuf], kind: Kind, opts: &IngestOptions) -> Result<Vec<Input>> {
+    pub(crate) fn all(files: &[PathBuf], kind: Kind, opts: &IngestOptions) -> Result<Vec<Input>> {
         files
             .iter()
             .filter(|f| f.as_os_str() != "-")
@@ -366,7 +347,7 @@ impl Input {
     }
 
     /// The timeframe the file says it holds, and where it says so.
-    fn timeframe(&self) -> Option<(Timeframe, &'static str)> {
+    pub(crate) fn timeframe(&self) -> Option<(Timeframe, &'static str)> {
         let d = &self.detected;
         if let Some(tf) = d.name.as_ref().and_then(|n| n.timeframe) {
             return Some((tf, "file name"));
@@ -379,7 +360,7 @@ impl Input {
     }
 
     /// Tell the user what was not given but taken from the file.
-    fn tell(&self, parse: &Parse) {
+    pub(crate) fn tell(&self, parse: &Parse) {
         let d = &self.detected;
         let mut said = Vec::new();
         if d.from_content {
@@ -399,7 +380,10 @@ impl Input {
 
 /// The timeframe of `ingest`: `--timeframe` when given (a file that says otherwise is
 /// a warning), else the one the files agree on; `None` when nothing says.
-fn ingest_timeframe(given: Option<Timeframe>, inputs: &[Input]) -> Result<Option<Timeframe>> {
+pub(crate) fn ingest_timeframe(
+    given: Option<Timeframe>,
+    inputs: &[Input],
+) -> Result<Option<Timeframe>> {
     let said: Vec<(&Input, Timeframe, &str)> = inputs
         .iter()
         .filter_map(|i| i.timeframe().map(|(tf, from)| (i, tf, from)))
@@ -423,7 +407,7 @@ fn ingest_timeframe(given: Option<Timeframe>, inputs: &[Input]) -> Result<Option
 }
 
 /// Warn about every file that says it holds another timeframe than `tf`.
-fn warn_timeframe(said: &[(&Input, Timeframe, &str)], tf: Timeframe, why: &str) {
+pub(crate) fn warn_timeframe(said: &[(&Input, Timeframe, &str)], tf: Timeframe, why: &str) {
     for (input, file_tf, from) in said {
         if *file_tf != tf {
             eprintln!(
@@ -520,10 +504,12 @@ pub fn query(a: QueryArgs) -> Result<()> {
     let store = BarStore::open_read_only(&a.store.data_dir)
         .with_context(|| format!("cannot open store {}", a.store.data_dir.display()))?;
     let mut q = Query::new(&a.dataset, a.timeframe);
-    q.symbols = if a.symbol == "*" {
+    // The symbol-list forms of every face: "A,B", " A , B ", "*".
+    let symbols = ringfeed_client::protocol::symbol_list(&[&a.symbol]);
+    q.symbols = if symbols.is_empty() {
         Symbols::All
     } else {
-        Symbols::List(a.symbol.split(',').map(|s| s.trim().to_string()).collect())
+        Symbols::List(symbols)
     };
     q.offset = a
         .offset
@@ -569,163 +555,6 @@ pub fn query(a: QueryArgs) -> Result<()> {
         f => bail!("unknown output format {f:?}: use table, csv, json, arrow or parquet"),
     }
     out.flush()?;
-    Ok(())
-}
-
-/// Timestamps as ISO-8601 strings (arrow's formatter needs chrono-tz for named zones).
-fn display_batch(batch: &RecordBatch) -> Result<RecordBatch> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::TimestampNanosecondType;
-    let mut fields = Vec::new();
-    let mut cols: Vec<arrow_array::ArrayRef> = Vec::new();
-    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
-        if let arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, _) =
-            f.data_type()
-        {
-            let ts = c.as_primitive::<TimestampNanosecondType>();
-            let s: arrow_array::StringArray = ts.iter().map(|v| v.map(iso)).collect();
-            fields.push(arrow_schema::Field::new(
-                f.name(),
-                arrow_schema::DataType::Utf8,
-                true,
-            ));
-            cols.push(std::sync::Arc::new(s));
-        } else {
-            fields.push(f.as_ref().clone());
-            cols.push(c.clone());
-        }
-    }
-    Ok(RecordBatch::try_new(
-        std::sync::Arc::new(arrow_schema::Schema::new(fields)),
-        cols,
-    )?)
-}
-
-fn formatters(batch: &RecordBatch) -> Result<Vec<ArrayFormatter<'_>>> {
-    let opts = FormatOptions::default().with_null("");
-    batch
-        .columns()
-        .iter()
-        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).map_err(Into::into))
-        .collect()
-}
-
-/// The text of one cell: floats through [`crate::decimal::decimal`], the rest as Arrow
-/// displays them (nulls empty).
-fn cell(batch: &RecordBatch, fmts: &[ArrayFormatter<'_>], j: usize, i: usize) -> String {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::Float64Type;
-    let col = batch.column(j);
-    match col.as_primitive_opt::<Float64Type>() {
-        Some(f) if f.is_valid(i) => crate::decimal::decimal(f.value(i)),
-        _ => fmts[j].value(i).to_string(),
-    }
-}
-
-/// A table for people: columns that are null in every row are left out (and named
-/// below), and with `shown = Some(n)` only the first and last `n` rows are printed.
-fn write_table(out: &mut impl Write, batch: &RecordBatch, shown: Option<usize>) -> Result<()> {
-    let fmts = formatters(batch)?;
-    let schema = batch.schema();
-    let n = batch.num_rows();
-    let (kept, empty): (Vec<usize>, Vec<usize>) =
-        (0..batch.num_columns()).partition(|j| n == 0 || batch.column(*j).null_count() < n);
-    let names: Vec<String> = kept
-        .iter()
-        .map(|j| schema.field(*j).name().clone())
-        .collect();
-    // Rows printed, and where the gap goes.
-    let (head, tail) = match shown {
-        Some(k) if n > 2 * k => (0..k, n - k..n),
-        _ => (0..n, n..n),
-    };
-    let row =
-        |i: usize| -> Vec<String> { kept.iter().map(|j| cell(batch, &fmts, *j, i)).collect() };
-    let top: Vec<Vec<String>> = head.clone().map(row).collect();
-    let bottom: Vec<Vec<String>> = tail.clone().map(row).collect();
-    let widths: Vec<usize> = names
-        .iter()
-        .enumerate()
-        .map(|(j, name)| {
-            top.iter()
-                .chain(&bottom)
-                .map(|r| r[j].chars().count())
-                .chain([name.chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |out: &mut dyn Write, row: &[String]| -> std::io::Result<()> {
-        let s: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:>w$}"))
-            .collect();
-        writeln!(out, "{}", s.join("  ").trim_end())
-    };
-    line(out, &names)?;
-    for r in &top {
-        line(out, r)?;
-    }
-    let skipped = n - head.len() - tail.len();
-    if skipped > 0 {
-        writeln!(
-            out,
-            "… {skipped} rows not shown (--rows N or --all to see more) …"
-        )?;
-    }
-    for r in &bottom {
-        line(out, r)?;
-    }
-    writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })?;
-    if !empty.is_empty() && n > 0 {
-        let empty: Vec<&str> = empty
-            .iter()
-            .map(|j| schema.field(*j).name().as_str())
-            .collect();
-        writeln!(out, "(not shown, empty in every row: {})", empty.join(", "))?;
-    }
-    Ok(())
-}
-
-fn write_text(out: &mut impl Write, batch: &RecordBatch, json: bool) -> Result<()> {
-    let schema = batch.schema();
-    let fmts = formatters(batch)?;
-    if !json {
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        writeln!(out, "{}", names.join(","))?;
-    }
-    for i in 0..batch.num_rows() {
-        if json {
-            let mut m = serde_json::Map::new();
-            for (j, f) in schema.fields().iter().enumerate() {
-                let col = batch.column(j);
-                let v = if col.is_null(i) {
-                    serde_json::Value::Null
-                } else {
-                    use arrow_array::cast::AsArray;
-                    use arrow_array::types::{Float64Type, Int64Type};
-                    match col.data_type() {
-                        arrow_schema::DataType::Float64 => serde_json::json!(
-                            crate::decimal::rounded(col.as_primitive::<Float64Type>().value(i))
-                        ),
-                        arrow_schema::DataType::Int64 => {
-                            serde_json::json!(col.as_primitive::<Int64Type>().value(i))
-                        }
-                        arrow_schema::DataType::Boolean => {
-                            serde_json::json!(col.as_boolean().value(i))
-                        }
-                        _ => serde_json::Value::String(fmts[j].value(i).to_string()),
-                    }
-                };
-                m.insert(f.name().clone(), v);
-            }
-            writeln!(out, "{}", serde_json::Value::Object(m))?;
-        } else {
-            let row: Vec<String> = (0..fmts.len()).map(|j| cell(batch, &fmts, j, i)).collect();
-            writeln!(out, "{}", row.join(","))?;
-        }
-    }
     Ok(())
 }
 
@@ -785,140 +614,6 @@ pub fn delete(a: Delete) -> Result<()> {
     report_recovery(&store);
     let days = store.delete(&a.dataset, range)?;
     eprintln!("deleted from {days} days of {}", a.dataset);
-    Ok(())
-}
-
-/// `ringfeed append`.
-#[derive(Args, Debug)]
-#[command(after_help = concat!(
-    "Example:
-  ringfeed append --dataset crypto ADABTC-1m-2021-11-28.csv
-
-",
-    exit_codes!()
-))]
-pub struct Append {
-    /// Daemon socket (default: $RINGFEED_SOCKET, else the daemon's default path).
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// Dataset to append to (it must exist in the daemon's store, or pass --create).
-    #[arg(long)]
-    dataset: String,
-    /// Create the dataset through the daemon if it does not exist, with --timeframe
-    /// (default: what Binance file names say, else 1m) and --rollups.
-    #[arg(long)]
-    create: bool,
-    /// Base timeframe of a dataset made by --create, e.g. 1m or tick.
-    #[arg(long, requires = "create")]
-    timeframe: Option<Timeframe>,
-    /// Rollups of a dataset made by --create, e.g. 5m,1h,1d, or `none`
-    /// (default: the ladder 5m,15m,1h,1d above the timeframe).
-    #[arg(long, value_delimiter = ',', requires = "create")]
-    rollups: Option<Vec<String>>,
-    #[command(flatten)]
-    parse: Parse,
-    /// Rows per append request; each is durable and published before the next is sent.
-    #[arg(long, default_value_t = 65_536)]
-    batch_rows: usize,
-    /// Input files; `-` reads stdin; a .zip holding one CSV file (as Binance ships
-    /// them) is read in place.
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
-}
-
-/// Run `ringfeed append`: parse like `ingest`, send to the running daemon.
-pub fn append(a: Append) -> Result<()> {
-    let mut client = ringfeed_client::Client::connect(a.socket.as_deref())?;
-    let mut datasets = client.datasets()?;
-    if a.create && datasets.get(&a.dataset).is_none() {
-        let probe = Input::all(&a.files, Kind::Bars, &a.parse.options(false)?)?;
-        let base = ingest_timeframe(a.timeframe, &probe)?
-            .unwrap_or_else(|| "1m".parse().expect("a timeframe"));
-        let rollups = a.rollups.as_ref().map(|r| {
-            if r.len() == 1 && r[0] == "none" {
-                Vec::new()
-            } else {
-                r.clone()
-            }
-        });
-        let text = client.create_dataset(&ringfeed_client::DatasetSpec {
-            dataset: a.dataset.clone(),
-            base: base.to_string(),
-            rollups,
-            fsync: None,
-        })?;
-        eprintln!("ringfeed: {text}");
-        datasets = client.datasets()?;
-    }
-    let Some(base) = datasets
-        .get(&a.dataset)
-        .and_then(|d| d.get("base"))
-        .and_then(|b| b.as_str())
-    else {
-        let known: Vec<&String> = datasets
-            .as_object()
-            .map(|o| o.keys().collect())
-            .unwrap_or_default();
-        bail!(
-            "the daemon has no dataset {:?} (known: {known:?}); pass --create (with --timeframe and --rollups) to create it through the daemon",
-            a.dataset
-        );
-    };
-    let tf: Timeframe = base.parse()?;
-    let kind = if tf.is_tick() {
-        Kind::Ticks
-    } else {
-        Kind::Bars
-    };
-    let mut opts = a.parse.options(true)?;
-    let inputs = Input::all(&a.files, kind, &opts)?;
-    let said: Vec<(&Input, Timeframe, &str)> = inputs
-        .iter()
-        .filter_map(|i| i.timeframe().map(|(tf, from)| (i, tf, from)))
-        .collect();
-    warn_timeframe(&said, tf, &format!("dataset {} stores {tf}", a.dataset));
-    for i in &inputs {
-        i.tell(&a.parse);
-    }
-    opts.batch_rows = a.batch_rows.max(1);
-    // The daemon checks the same rules again; the grid of days depends on the dataset's
-    // session, which only the daemon knows.
-    opts.rules = RowRules {
-        grid: Grid::new(tf).filter(|_| tf.nanos() < Some(86_400_000_000_000)),
-    };
-    let t0 = Instant::now();
-    let mut report = RowReport::default();
-    let (mut sent, mut requests) = (0u64, 0u64);
-    for f in &a.files {
-        let path = (f.as_os_str() != "-").then_some(f.as_path());
-        let mut sink = |b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            // Rows the parser flagged (--keep-invalid) must be kept by the daemon too;
-            // any other rule break the daemon finds refuses the request whole.
-            let invalid = if a.parse.keep_invalid {
-                ringfeed_client::InvalidRows::Keep
-            } else {
-                ringfeed_client::InvalidRows::Refuse
-            };
-            sent += client
-                .append_with(&a.dataset, std::slice::from_ref(&b), invalid)?
-                .rows_stored;
-            requests += 1;
-            Ok(())
-        };
-        ingest::load(path, kind, &opts, &mut report, &mut sink)?;
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    eprintln!(
-        "appended {sent} rows to {}/{tf} in {requests} requests, {secs:.2}s ({:.0} rows/s): durable and published; span {}, {} rejected, {} flagged",
-        a.dataset,
-        sent as f64 / secs.max(1e-9),
-        span(&report),
-        report.rejected,
-        report.flagged
-    );
-    print_bad_rows(&report);
-    drop(client);
-    exit_if_rejected(&report, &a.parse);
     Ok(())
 }
 
