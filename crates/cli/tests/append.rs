@@ -3,14 +3,16 @@
 //! `--allow-rejects`), not fatal. A direct
 //! `ringfeed ingest` beside the daemon is refused; `ringfeed query` is not.
 
+mod common;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
+use common::run_code;
 use ringfeed_arrow::StartAt;
 use ringfeed_client::protocol::QuerySpec;
-use ringfeed_client::Client;
 use std::ffi::OsStr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// Runs `ringfeed` with `args`: (success, stdout, stderr).
 fn run<S: AsRef<OsStr>>(args: &[S]) -> (bool, String, String) {
@@ -18,53 +20,10 @@ fn run<S: AsRef<OsStr>>(args: &[S]) -> (bool, String, String) {
     (code == Some(0), out, err)
 }
 
-/// Runs `ringfeed` with `args`: (exit code, stdout, stderr).
-fn run_code<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(args)
-        .output()
-        .expect("run ringfeed");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let shm = dir.path().join("shm");
-    std::fs::create_dir_all(&shm).unwrap();
-    // The client library reads the same variable (one test in this binary).
-    std::env::set_var("RINGFEED_SHM_DIR", &shm);
-    let sock = dir.path().join("rf.sock");
-    let cfg = dir.path().join("rf.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = {:?}\nsocket = {sock:?}\n[datasets.fx]\nbase = \"1m\"\nrollups = [\"5m\"]\n",
-            dir.path().join("data")
-        ),
-    )
-    .unwrap();
-    let mut daemon = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-            .args(["serve", "--arena-prefix", "clitest", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut c = loop {
-        match Client::connect(Some(&sock)) {
-            Ok(c) => break c,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("ringfeed serve did not come up: {e}"),
-        }
-    };
+    let (served, mut c) = common::serve("fx", "clitest");
+    let (dir, sock, mut daemon) = (served.dir, served.sock, served.daemon);
     let mut live = c.subscribe("fx", "1m", StartAt::Next).unwrap();
 
     let csv = dir.path().join("bars.csv");
@@ -256,15 +215,4 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
         .status()
         .unwrap();
     assert!(daemon.0.wait().unwrap().success());
-}
-
-/// The daemon child, killed if the test panics before stopping it (a leftover
-/// `ringfeed serve` would hold the test harness's output pipe open).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -3,11 +3,12 @@
 //! readers and lag) and `--prometheus` the raw text; `append` of a Binance file takes
 //! its symbol from the name and warns when the name's timeframe is not the dataset's.
 
+mod common;
+
 use ringfeed_arrow::StartAt;
-use ringfeed_client::Client;
 use std::ffi::OsStr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// Runs `ringfeed` with `args`: (exit code, stdout, stderr); no ANSI escapes in either.
 fn run<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
@@ -25,38 +26,8 @@ fn run<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
 
 #[test]
 fn datasets_and_stat_through_the_daemon() {
-    let dir = tempfile::tempdir().unwrap();
-    let shm = dir.path().join("shm");
-    std::fs::create_dir_all(&shm).unwrap();
-    // The client library reads the same variable (one test in this binary).
-    std::env::set_var("RINGFEED_SHM_DIR", &shm);
-    let sock = dir.path().join("rf.sock");
-    let data = dir.path().join("data");
-    let cfg = dir.path().join("rf.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = {data:?}\nsocket = {sock:?}\n[datasets.spot]\nbase = \"1m\"\nrollups = [\"5m\"]\n"
-        ),
-    )
-    .unwrap();
-    let mut daemon = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-            .args(["serve", "--arena-prefix", "dayone", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut c = loop {
-        match Client::connect(Some(&sock)) {
-            Ok(c) => break c,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("ringfeed serve did not come up: {e}"),
-        }
-    };
+    let (served, mut c) = common::serve("spot", "dayone");
+    let (dir, sock, data, mut daemon) = (served.dir, served.sock, served.data, served.daemon);
     let mut live = c.subscribe("spot", "1m", StartAt::Next).unwrap();
     let sock_s = sock.to_str().unwrap();
     let data_s = data.to_str().unwrap();
@@ -152,15 +123,4 @@ fn datasets_and_stat_through_the_daemon() {
         .status()
         .unwrap();
     assert!(daemon.0.wait().unwrap().success());
-}
-
-/// The daemon child, killed if the test panics before stopping it (a leftover
-/// `ringfeed serve` would hold the test harness's output pipe open).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
