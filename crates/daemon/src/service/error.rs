@@ -53,12 +53,6 @@ impl ServiceError {
     }
 }
 
-/// `s` as a timeframe; `what` names the argument in the error ("timeframe", "rollup").
-pub fn parse_timeframe(s: &str, what: &str) -> Result<ringfeed_store::Timeframe, ServiceError> {
-    s.parse()
-        .map_err(|e| ServiceError::new(ErrorKind::BadTimeframe, format!("{what} {s:?}: {e}")))
-}
-
 impl From<ringfeed_client::TimeError> for ServiceError {
     fn from(e: ringfeed_client::TimeError) -> Self {
         Self::bad_request(e.to_string())

@@ -18,6 +18,7 @@ pub mod cache;
 mod error;
 mod open;
 mod reads;
+mod spec;
 pub mod topics;
 mod writes;
 

@@ -6,7 +6,7 @@ use super::topics::Topics;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use arrow_schema::SchemaRef;
-use ringfeed_store::{BarStore, DatasetConfig, Timeframe};
+use ringfeed_store::{BarStore, Timeframe};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Why the service could not start.
@@ -51,25 +51,14 @@ impl Service {
             tracing::warn!("store: {line}");
         }
         for (name, d) in &cfg.datasets {
-            let base: Timeframe = d
-                .base
-                .parse()
-                .map_err(|e: ringfeed_store::timeframe::TimeframeError| store_err(e.to_string()))?;
-            let mut dc = DatasetConfig::new(base);
-            if let Some(r) = &d.rollups {
-                dc.rollups = r
-                    .iter()
-                    .map(|s| s.parse())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e: ringfeed_store::timeframe::TimeframeError| {
-                        store_err(e.to_string())
-                    })?;
-            }
-            if let Some(f) = &d.fsync {
-                dc.fsync = f
-                    .parse()
-                    .map_err(|e| store_err(format!("datasets.{name}.fsync: {e}")))?;
-            }
+            let spec = ringfeed_client::DatasetSpec {
+                dataset: name.clone(),
+                base: d.base.clone(),
+                rollups: d.rollups.clone(),
+                fsync: d.fsync.clone(),
+            };
+            let dc = super::spec::dataset_config(&spec)
+                .map_err(|e| store_err(format!("datasets.{name}: {e}")))?;
             if store.dataset(name).is_none() {
                 store
                     .create_dataset(name, dc)

@@ -2,8 +2,9 @@
 //! through the result cache; a replay takes its seam under the ingest lock.
 
 use super::cache::{ResultArena, Scope, Session};
-use super::error::{parse_timeframe, ServiceError};
+use super::error::ServiceError;
 use super::open::Service;
+use super::spec::parse_timeframe;
 use ringfeed_client::protocol::{
     symbol_list, DatasetReady, QuerySpec, ReadyReport, ReplaySpec, TimeframeReady,
 };

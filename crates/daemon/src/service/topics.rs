@@ -115,9 +115,8 @@ impl Topics {
         let w = rings
             .get_mut(&Self::key(dataset, tf))
             .expect("ensured above");
-        let batch = ringfeed_store::schema::conform(batch, w.schema())
-            .map_err(|e| ServiceError::internal(e.to_string()))?;
-        let mut pending = vec![batch];
+        // The store's batches have the topic's schema (`BarStore::stored_schema`).
+        let mut pending = vec![batch.clone()];
         while let Some(b) = pending.pop() {
             match w.write(&b) {
                 Ok(_) => self.metrics.published.fetch_add(1, Ordering::Relaxed),

@@ -2,8 +2,9 @@
 //! topic it changed), deletes, and end-of-day write-downs. Each holds the
 //! ingest lock, so a replay snapshot sees a write whole or not at all.
 
-use super::error::{parse_timeframe, ServiceError};
+use super::error::ServiceError;
 use super::open::Service;
+use super::spec::dataset_config;
 use arrow_array::RecordBatch;
 use ringfeed_client::{AppendReport, DatasetSpec, InvalidRows, TimeSpec};
 use ringfeed_store::store::{day_string, WriteDownSummary};
@@ -52,18 +53,7 @@ impl Service {
     /// queries see it at once; no restart, no config edit.
     pub fn create_dataset(&self, spec: &DatasetSpec) -> Result<String, ServiceError> {
         use ringfeed_store::store::CreateDatasetError as C;
-        let mut cfg = ringfeed_store::DatasetConfig::new(parse_timeframe(&spec.base, "base")?);
-        if let Some(rollups) = &spec.rollups {
-            cfg.rollups = rollups
-                .iter()
-                .map(|r| parse_timeframe(r, "rollup"))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(f) = &spec.fsync {
-            cfg.fsync = f
-                .parse()
-                .map_err(|e| ServiceError::bad_request(format!("fsync {f:?}: {e}")))?;
-        }
+        let cfg = dataset_config(spec)?;
         let _ingest = self.ingest.lock().expect("ingest lock");
         let mut store = self.store.write().expect("store lock");
         let existed = store.dataset(&spec.dataset).is_some();
