@@ -172,7 +172,7 @@ impl From<ClientError> for Error {
     fn from(e: ClientError) -> Self {
         let message = e.to_string();
         match e {
-            ClientError::Connect { .. } | ClientError::Io(_) => {
+            ClientError::Connect { .. } | ClientError::Io(_) | ClientError::Peer(_) => {
                 Error::new(ErrorKind::Connect, message)
             }
             ClientError::Server { kind, .. } => Error {

@@ -232,7 +232,7 @@ pub(crate) fn client_error(e: ClientError) -> PyErr {
         ClientError::Server { kind, .. } => {
             with_attrs(DaemonError::new_err(msg), &[("kind", kind.as_str())])
         }
-        ClientError::Connect { .. } => ConnectError::new_err(msg),
+        ClientError::Connect { .. } | ClientError::Peer(_) => ConnectError::new_err(msg),
         ClientError::Io(_) => ConnectionLostError::new_err(msg),
         ClientError::Read { source, .. } => read_error(source),
         _ => RingfeedError::new_err(msg),

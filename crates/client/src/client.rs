@@ -29,6 +29,9 @@ pub enum ClientError {
     /// The connection is closed; the next call opens a new one.
     #[error("connection to ringfeedd failed: {0} (the next call reconnects)")]
     Io(String),
+    /// The socket's listener or directory belongs to another user.
+    #[error(transparent)]
+    Peer(#[from] crate::peer::PeerError),
     /// The daemon's answer lacks what the request needs (a version mismatch?).
     #[error("unexpected answer from ringfeedd: {0}")]
     Protocol(String),
@@ -221,11 +224,12 @@ fn arrow_cast_to_views(col: &arrow_array::ArrayRef) -> Option<arrow_array::Array
 /// Default for [`Client::set_timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Default socket path: `$XDG_RUNTIME_DIR/ringfeed.sock`, else `/tmp/ringfeed-$UID.sock`.
+/// Default socket path: `$XDG_RUNTIME_DIR/ringfeed.sock`, else
+/// `/tmp/ringfeed-$UID/ringfeed.sock` (a private directory: see [`crate::peer`]).
 pub fn default_socket() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => Path::new(&d).join("ringfeed.sock"),
-        _ => PathBuf::from(format!("/tmp/ringfeed-{}.sock", uid())),
+        _ => crate::peer::fallback_dir().join("ringfeed.sock"),
     }
 }
 
@@ -258,6 +262,8 @@ impl Conn {
             path: path.to_path_buf(),
             source,
         })?;
+        // Appends must never reach a listener of another user.
+        crate::peer::check_peer(&s, path)?;
         // A hung daemon must not hang its clients forever.
         s.set_read_timeout(timeout)
             .and_then(|_| s.set_write_timeout(timeout))

@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod client;
+pub mod peer;
 pub mod protocol;
 pub mod time;
 

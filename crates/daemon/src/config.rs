@@ -107,8 +107,24 @@ pub struct Config {
     pub max_result_bytes: u64,
     /// Query results one client may hold unreleased at once.
     pub max_pending_per_client: u32,
-    /// Simultaneous client connections.
+    /// Simultaneous client connections, across faces. When all are open, the
+    /// longest-idle one is closed for a newcomer; only when every one is inside
+    /// a request is a newcomer refused (`busy`).
     pub max_connections: u32,
+    /// Connections one client (process, or network address) may hold open.
+    pub max_connections_per_client: u32,
+    /// A connection silent for this long is closed (clients reconnect on their
+    /// next call). Default `"5m"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: std::time::Duration,
+    /// A request must arrive whole, and its answer be taken, within this once
+    /// it has started. Default `"30s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub request_timeout: std::time::Duration,
+    /// Bytes of request payloads (appends) held at once across connections;
+    /// more are answered `busy`. Default `"1GiB"`.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_inflight_bytes: u64,
     /// Largest append payload.
     #[serde(deserialize_with = "de_bytes")]
     pub max_append_bytes: u64,
@@ -143,6 +159,10 @@ impl Default for Config {
             max_result_bytes: 1 << 30,
             max_pending_per_client: 16,
             max_connections: 256,
+            max_connections_per_client: 64,
+            idle_timeout: std::time::Duration::from_secs(300),
+            request_timeout: std::time::Duration::from_secs(30),
+            max_inflight_bytes: 1 << 30,
             max_append_bytes: 256 << 20,
             chunk_rows: 262_144,
             result_readers: 64,
@@ -180,6 +200,24 @@ impl Config {
             key: key.into(),
             message: message.into(),
         };
+        if self.max_connections == 0 || self.max_connections_per_client == 0 {
+            return Err(bad(
+                "max_connections",
+                "max_connections and max_connections_per_client must be at least 1",
+            ));
+        }
+        if self.idle_timeout.is_zero() || self.request_timeout.is_zero() {
+            return Err(bad(
+                "idle_timeout",
+                "idle_timeout and request_timeout must be longer than 0s",
+            ));
+        }
+        if self.max_inflight_bytes < self.max_append_bytes {
+            return Err(bad(
+                "max_inflight_bytes",
+                "must be at least max_append_bytes, or no append of the largest size could ever be read",
+            ));
+        }
         if self.chunk_rows == 0 {
             return Err(bad("chunk_rows", "must be at least 1"));
         }
@@ -257,6 +295,12 @@ fn de_delay<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<std::time::Duration>, D::Error> {
     parse_delay(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    parse_delay(&String::deserialize(d)?)
+        .and_then(|d| d.ok_or_else(|| "\"off\" is not allowed here: give a duration".to_string()))
+        .map_err(serde::de::Error::custom)
 }
 
 fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {

@@ -1,9 +1,6 @@
 //! Counters for `ringfeed stat` and the Prometheus text endpoint.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Daemon-wide counters. All Relaxed: they are statistics, not synchronisation.
@@ -41,6 +38,12 @@ pub struct Metrics {
     pub written_down_partitions: AtomicU64,
     /// Time spent writing down, ns.
     pub write_down_ns: AtomicU64,
+    /// Connections refused (over a client's share, or every slot busy).
+    pub refused_connections: AtomicU64,
+    /// Idle connections closed to make room for new ones.
+    pub evicted_connections: AtomicU64,
+    /// Connections closed for missing a deadline mid-request.
+    pub timed_out_connections: AtomicU64,
 }
 
 impl Metrics {
@@ -191,6 +194,24 @@ impl Metrics {
             secs(g(&self.write_down_ns)),
         );
         line(
+            "refused_connections_total",
+            "Connections refused: over a client's share, or every slot busy.",
+            "counter",
+            g(&self.refused_connections).to_string(),
+        );
+        line(
+            "evicted_connections_total",
+            "Idle connections closed to make room for new ones.",
+            "counter",
+            g(&self.evicted_connections).to_string(),
+        );
+        line(
+            "timed_out_connections_total",
+            "Connections closed for missing a deadline mid-request.",
+            "counter",
+            g(&self.timed_out_connections).to_string(),
+        );
+        line(
             "connections",
             "Open client connections.",
             "gauge",
@@ -241,42 +262,4 @@ pub struct TopicStat {
     pub lag: u64,
     /// Batches leased by readers.
     pub leases: u32,
-}
-
-/// What the endpoint serves: the metrics text, rendered per request.
-pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
-
-/// Serves `GET /metrics` (Prometheus text from `render`) on `addr` in a background thread.
-pub fn serve_http(addr: SocketAddr, render: Render, stop: Arc<AtomicBool>) -> std::io::Result<()> {
-    let l = TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match l.accept() {
-                Ok((s, _)) => {
-                    let _ = s.set_nonblocking(false);
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                    let mut line = String::new();
-                    let mut r = BufReader::new(&s);
-                    if r.read_line(&mut line).is_err() {
-                        continue;
-                    }
-                    let mut w = &s;
-                    let (status, body) =
-                        if line.starts_with("GET /metrics") || line.starts_with("GET / ") {
-                            ("200 OK", render())
-                        } else {
-                            ("404 Not Found", "try GET /metrics\n".to_string())
-                        };
-                    let _ = write!(
-                        w,
-                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    });
-    Ok(())
 }

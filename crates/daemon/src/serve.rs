@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::service::{write_down_loop, Service};
-use crate::transport::{unix, Boundary};
+use crate::transport::{unix, Boundary, FaceLimits};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -26,6 +26,17 @@ pub enum ServeError {
     },
 }
 
+/// What every face enforces, from the config.
+fn face_limits(c: &Config) -> FaceLimits {
+    FaceLimits {
+        max_connections: c.max_connections,
+        max_connections_per_client: c.max_connections_per_client,
+        idle_timeout: c.idle_timeout,
+        request_timeout: c.request_timeout,
+        max_inflight_bytes: c.max_inflight_bytes,
+    }
+}
+
 /// Runs the daemon until `stop` is set (SIGTERM/SIGINT in `ringfeedd`).
 /// Returns after closing every arena and removing the socket.
 pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
@@ -45,14 +56,21 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             return Err(e.into());
         }
     };
-    let boundary = Arc::new(Boundary::new(service.metrics().clone()));
+    let boundary = Arc::new(Boundary::new(
+        face_limits(service.config()),
+        service.metrics().clone(),
+    ));
+    let mut http = None;
     if let Some(addr) = metrics_addr {
         let (s, b) = (service.clone(), boundary.clone());
         let render = Arc::new(move || s.stat(b.connections()));
-        if let Err(source) = crate::metrics::serve_http(addr, render, stop.clone()) {
-            service.shutdown();
-            let _ = std::fs::remove_file(&socket);
-            return Err(ServeError::Metrics { addr, source });
+        match crate::transport::http::serve_metrics(addr, render, boundary.clone(), stop.clone()) {
+            Ok(h) => http = Some(h),
+            Err(source) => {
+                service.shutdown();
+                let _ = std::fs::remove_file(&socket);
+                return Err(ServeError::Metrics { addr, source });
+            }
         }
     }
     let write_down = service.config().write_down_delay.map(|delay| {
@@ -69,6 +87,9 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         );
     }
     unix::run(listener, &socket, service.clone(), boundary, stop);
+    if let Some(h) = http {
+        let _ = h.join();
+    }
     if let Some(w) = write_down {
         // A pass in progress finishes first (it is crash-safe, but a clean stop is nicer).
         let _ = w.join();

@@ -7,12 +7,11 @@
 //! an `internal` answer, and everything the connection held is released when
 //! it ends, however it ends.
 
-use super::Boundary;
+use super::frame::{self, Incoming};
+use super::{Boundary, Closer, ConnectionSlot, Peer};
 use crate::service::{Service, ServiceError, Session};
-use ringfeed_client::protocol::{
-    read_frame, write_frame, ErrorKind, FrameError, Request, Response,
-};
-use std::io::{self, BufReader, Read};
+use ringfeed_client::protocol::{write_frame, ErrorKind, Request, Response};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -30,6 +29,9 @@ pub enum BindError {
     /// Something that is not a socket is at the path (never removed).
     #[error("{0:?} exists and is not a socket: refusing to replace it; pass a socket path (e.g. --socket /run/user/$UID/ringfeed.sock)")]
     NotASocket(std::path::PathBuf),
+    /// The socket's directory is not private.
+    #[error(transparent)]
+    Unsafe(#[from] ringfeed_client::peer::PeerError),
     /// The socket could not be bound.
     #[error("cannot listen on {path:?}: {source}")]
     Io {
@@ -54,8 +56,15 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
         }
         let _ = std::fs::remove_file(path);
     }
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    match path.parent() {
+        // The fallback directory in /tmp must be ours and private, whoever made it.
+        Some(dir) if dir == ringfeed_client::peer::fallback_dir() => {
+            ringfeed_client::peer::ensure_private_dir(dir)?
+        }
+        Some(dir) => {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        None => {}
     }
     let io_err = |source| BindError::Io {
         path: path.to_path_buf(),
@@ -161,64 +170,57 @@ fn dispatch(
     answer.unwrap_or_else(error_response)
 }
 
-/// Serves one connection until it closes or sends garbage it cannot recover from.
-fn serve_connection(service: &Service, b: &Boundary, stream: UnixStream) {
+/// Serves one connection until it closes, idles past `idle_timeout`, misses
+/// `request_timeout` mid-request, or sends garbage it cannot recover from.
+fn serve_connection(service: &Service, b: &Boundary, slot: &ConnectionSlot, stream: UnixStream) {
     let mut session = service.session();
-    let mut reader = BufReader::new(match stream.try_clone() {
+    let mut reader = match stream.try_clone() {
         Ok(s) => s,
         Err(_) => return,
-    });
+    };
     let mut writer = stream;
+    // An answer the client does not take within the request timeout ends the
+    // connection (a client that stopped reading must not hold a thread).
+    if writer
+        .set_write_timeout(Some(b.limits().request_timeout))
+        .is_err()
+    {
+        return;
+    }
     let max_payload = service.config().max_append_bytes;
     loop {
-        let (req, payload) = match read_frame::<_, Request>(&mut reader, max_payload) {
-            Ok(x) => x,
-            Err(FrameError::Eof) => break,
-            Err(FrameError::Json(m)) => {
+        let (req, payload, _budget) = match frame::read_request(&mut reader, b, max_payload) {
+            Incoming::Request(req, payload, budget) => (req, payload, budget),
+            Incoming::Eof => break,
+            Incoming::Idle => {
+                tracing::debug!("closing an idle connection (idle_timeout)");
+                break;
+            }
+            Incoming::Cut(why) => {
+                b.timed_out();
+                tracing::debug!(%why, "closing a connection cut mid-request");
+                break;
+            }
+            Incoming::Refuse(kind, m) => {
                 b.bad_request();
-                // The frame was read whole, so the stream is still in sync.
-                if write_frame(&mut writer, &Response::err(ErrorKind::BadRequest, m), &[]).is_err()
-                {
+                // The frame was consumed whole, so the stream is still in sync.
+                if write_frame(&mut writer, &Response::err(kind, m), &[]).is_err() {
                     break;
                 }
                 continue;
             }
-            Err(FrameError::TooLarge {
-                what: "payload",
-                len,
-                max,
-            }) => {
+            Incoming::Fatal(kind, m) => {
                 b.bad_request();
-                // The header was read; discard the payload (no memory held) so
-                // the client, still writing it, gets the reason, not a broken pipe.
-                let drained = io::copy(&mut (&mut reader).take(len), &mut io::sink());
-                let resp = Response::err(
-                    ErrorKind::TooLarge,
-                    format!(
-                        "request payload of {len} bytes exceeds this daemon's max_append_bytes ({max}): split the append into smaller batches"
-                    ),
-                );
-                if !matches!(drained, Ok(n) if n == len)
-                    || write_frame(&mut writer, &resp, &[]).is_err()
-                {
-                    break;
-                }
-                continue;
-            }
-            Err(e) => {
-                b.bad_request();
-                // Framing is lost (header too large, or cut): answer once and hang up.
-                let _ = write_frame(
-                    &mut writer,
-                    &Response::err(ErrorKind::BadRequest, e.to_string()),
-                    &[],
-                );
+                let _ = write_frame(&mut writer, &Response::err(kind, m), &[]);
                 break;
             }
         };
+        slot.busy(true);
         let resp = b
-            .call(|| dispatch(service, b, req, &payload, &mut session))
+            .call(|| dispatch(service, b, *req, &payload, &mut session))
             .unwrap_or_else(error_response);
+        drop(payload);
+        slot.busy(false);
         if write_frame(&mut writer, &resp, &[]).is_err() {
             break;
         }
@@ -226,8 +228,16 @@ fn serve_connection(service: &Service, b: &Boundary, stream: UnixStream) {
     // `session` drops here: every result this connection held is released.
 }
 
-/// Accepts connections until `stop`, one thread each, up to the service's
-/// `max_connections` (more are answered `busy`).
+/// The client process on the other end (its pid, from `SO_PEERCRED`).
+fn peer(stream: &UnixStream, n: u64) -> Peer {
+    match rustix::net::sockopt::socket_peercred(stream) {
+        Ok(c) => Peer::Pid(c.pid.as_raw_nonzero().get() as u32),
+        Err(_) => Peer::Unknown(n),
+    }
+}
+
+/// Accepts connections until `stop`, one thread each, within the boundary's
+/// limits (a refused client is answered `busy` with the reason).
 pub fn run(
     listener: UnixListener,
     socket: &Path,
@@ -251,24 +261,35 @@ pub fn run(
             let _ = UnixStream::connect(&socket);
         })
     };
-    let max = service.config().max_connections;
+    let mut accepted = 0u64;
     loop {
         match listener.accept() {
             Ok(_) if stop.load(Ordering::Relaxed) => break,
             Ok((stream, _)) => {
-                let Some(slot) = boundary.connection(max) else {
-                    let mut s = stream;
-                    let _ = write_frame(
-                        &mut s,
-                        &Response::err(ErrorKind::Busy, "too many connections: retry later"),
-                        &[],
-                    );
-                    continue;
+                accepted += 1;
+                let closer: Closer = match stream.try_clone() {
+                    Ok(s) => Box::new(move || {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }),
+                    Err(_) => continue,
+                };
+                let slot = match boundary.connection(peer(&stream, accepted), closer) {
+                    Ok(slot) => slot,
+                    Err(refused) => {
+                        let mut s = stream;
+                        // Never block the accept loop on a refused client.
+                        let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+                        let _ = write_frame(
+                            &mut s,
+                            &Response::err(ErrorKind::Busy, refused.to_string()),
+                            &[],
+                        );
+                        continue;
+                    }
                 };
                 let (service, boundary) = (service.clone(), boundary.clone());
                 std::thread::spawn(move || {
-                    let _slot = slot;
-                    serve_connection(&service, &boundary, stream);
+                    serve_connection(&service, &boundary, &slot, stream);
                 });
             }
             Err(e) if stop.load(Ordering::Relaxed) => {
