@@ -104,23 +104,40 @@ pub fn save(
     report: &mut CorruptionReport,
 ) -> std::io::Result<()> {
     let path = path_for(root, &report.wal, report.offset);
+    let mut side = path.clone().into_os_string();
+    side.push(".json");
+    let side = PathBuf::from(side);
+    let res = write_pair(opts, &path, &side, bytes, report);
+    if res.is_err() {
+        // A half-written copy is no copy (and on a full disk it holds needed space).
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&side);
+        report.quarantined = None;
+    }
+    res
+}
+
+fn write_pair(
+    opts: &StoreOptions,
+    path: &Path,
+    side: &Path,
+    bytes: &[u8],
+    report: &mut CorruptionReport,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
-        .expect("quarantine files live in a directory")
-        .to_path_buf();
-    opts.create_dir_all(&dir)?;
-    let (mut f, _) = opts.open_write(&path, Create::new_only())?;
+        .expect("quarantine files live in a directory");
+    opts.create_dir_all(dir)?;
+    let (mut f, _) = opts.open_write(path, Create::new_only())?;
     opts.check_fault()?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    report.quarantined = Some(path.clone());
-    let mut side = path.into_os_string();
-    side.push(".json");
+    report.quarantined = Some(path.to_path_buf());
     let body = serde_json::to_vec_pretty(report).expect("report serialises");
-    let (mut f, _) = opts.open_write(Path::new(&side), Create::new_only())?;
+    let (mut f, _) = opts.open_write(side, Create::new_only())?;
     f.write_all(&body)?;
     f.sync_all()?;
-    crate::perms::sync_dir(&dir)
+    crate::perms::sync_dir(dir)
 }
 
 /// Every quarantine sidecar under a store root, oldest first.
