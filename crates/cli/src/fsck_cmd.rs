@@ -101,7 +101,11 @@ fn print_human(out: &mut impl Write, rep: &FsckReport) -> std::io::Result<()> {
     for f in &rep.findings {
         writeln!(out, "{f}")?;
     }
-    let verdict = if rep.problems() == 0 { "clean" } else { "PROBLEMS FOUND" };
+    let verdict = if rep.problems() == 0 {
+        "clean"
+    } else {
+        "PROBLEMS FOUND"
+    };
     writeln!(
         out,
         "{verdict}: {} problems, {} warnings",

@@ -75,9 +75,16 @@ fn a_damaged_wal_exits_1_and_repair_keeps_every_valid_frame() {
 
     let (code, out, err) = fsck(dir.path(), &[]);
     assert_eq!(code, Some(1), "{out}{err}");
-    assert!(out.contains("PROBLEM") && out.contains("CORRUPT region at offset 0"), "{out}");
+    assert!(
+        out.contains("PROBLEM") && out.contains("CORRUPT region at offset 0"),
+        "{out}"
+    );
     assert!(out.contains("PROBLEMS FOUND: 1 problems"), "{out}");
-    assert_eq!(std::fs::read(&wal).unwrap(), b, "fsck without --repair changes nothing");
+    assert_eq!(
+        std::fs::read(&wal).unwrap(),
+        b,
+        "fsck without --repair changes nothing"
+    );
     let (_, out, _) = fsck(dir.path(), &["--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["findings"][0]["severity"], "problem", "{v}");
@@ -96,7 +103,8 @@ fn a_damaged_wal_exits_1_and_repair_keeps_every_valid_frame() {
         .unwrap()
         .num_rows();
     assert_eq!(n, 10 + 49);
-    st.append("d", &bar("X", 1440), &RowPolicy::default()).unwrap();
+    st.append("d", &bar("X", 1440), &RowPolicy::default())
+        .unwrap();
 }
 
 #[test]
@@ -104,14 +112,17 @@ fn symbols_missing_from_the_catalog_are_problems() {
     let dir = tempfile::tempdir().unwrap();
     let wal = store(dir.path());
     // What issue 12 item 11 left behind: rows of a symbol the catalog lost.
-    let mut w = ringfeed_store::wal::WalWriter::open(&wal, ringfeed_store::FsyncPolicy::Always)
-        .unwrap();
+    let mut w =
+        ringfeed_store::wal::WalWriter::open(&wal, ringfeed_store::FsyncPolicy::Always).unwrap();
     w.append(&[ringfeed_store::merge::Op::Upsert(bar("LOST", 1500))])
         .unwrap();
     w.close().unwrap();
     let (code, out, _) = fsck(dir.path(), &[]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("symbols the catalog does not list: LOST"), "{out}");
+    assert!(
+        out.contains("symbols the catalog does not list: LOST"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -128,5 +139,8 @@ fn fsck_that_cannot_run_exits_2() {
     assert!(err.contains("already open for writing"), "{err}");
     let (code, out, _) = run_code(&["fsck", "--help"]);
     assert_eq!(code, Some(0));
-    assert!(out.contains("Exit status") && out.contains("--repair"), "{out}");
+    assert!(
+        out.contains("Exit status") && out.contains("--repair"),
+        "{out}"
+    );
 }

@@ -8,12 +8,12 @@
 //! failed commit (a full disk) leaves the served catalog as it was, so memory never holds
 //! what a restart would not find.
 
+use crate::perms::StoreOptions;
 use crate::session::Session;
 use crate::timeframe::Timeframe;
 use crate::wal::FsyncPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use crate::perms::StoreOptions;
 use std::path::{Path, PathBuf};
 
 /// Version of the catalog and cold-file schema layout.

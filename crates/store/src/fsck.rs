@@ -292,9 +292,8 @@ fn check_wals(root: &Path, catalog: Option<&Catalog>, rep: &mut FsckReport) {
                 );
                 continue;
             };
-            let rolls = entry.is_some_and(|e| {
-                !e.config.rollups.is_empty() && tf == Some(e.config.base)
-            });
+            let rolls =
+                entry.is_some_and(|e| !e.config.rollups.is_empty() && tf == Some(e.config.base));
             check_wal(&f, day, kind, entry, rolls, rep);
         }
     }
@@ -371,11 +370,10 @@ fn check_wal(
             }
         };
         let v = schema::view(&b);
-        outside += v
-            .ts
-            .iter()
-            .filter(|t| t.div_euclid(NANOS_PER_DAY) != day)
-            .count();
+        outside +=
+            v.ts.iter()
+                .filter(|t| t.div_euclid(NANOS_PER_DAY) != day)
+                .count();
         if let Some(e) = entry {
             for s in crate::merge::symbols_of(&b) {
                 if !e.symbols.contains(&s) {
@@ -389,7 +387,9 @@ fn check_wal(
             Severity::Problem,
             "wal",
             path,
-            format!("{outside} rows lie outside the file's UTC day; they belong in another day's WAL"),
+            format!(
+                "{outside} rows lie outside the file's UTC day; they belong in another day's WAL"
+            ),
         );
     }
     if !unknown.is_empty() {
@@ -435,7 +435,10 @@ fn check_parts(root: &Path, catalog: &Catalog, rep: &mut FsckReport) {
                         Severity::Problem,
                         "catalog",
                         &path,
-                        format!("dataset {ds:?} does not list symbols of this part: {}", unknown.join(", ")),
+                        format!(
+                            "dataset {ds:?} does not list symbols of this part: {}",
+                            unknown.join(", ")
+                        ),
                     );
                 }
                 check_part(&path, &want, p.rows, rep);
@@ -450,7 +453,8 @@ fn check_parts(root: &Path, catalog: &Catalog, rep: &mut FsckReport) {
             for day in list_dir(&t) {
                 for f in list_dir(&day) {
                     let n = file_name(&f).unwrap_or_default();
-                    if n.ends_with(".tmp") || (n.ends_with(".parquet") && !referenced.contains(&f)) {
+                    if n.ends_with(".tmp") || (n.ends_with(".parquet") && !referenced.contains(&f))
+                    {
                         rep.push(
                             Severity::Warning,
                             "parquet",

@@ -67,7 +67,11 @@ impl StoreOptions {
         if path.is_dir() {
             return Ok(());
         }
-        let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.is_dir()).collect();
+        // (A relative path's last ancestor is "", the current directory.)
+        let missing: Vec<&Path> = path
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && !p.is_dir())
+            .collect();
         for dir in missing.into_iter().rev() {
             self.check_fault()?;
             match std::fs::DirBuilder::new().mode(self.dir_mode).create(dir) {
@@ -264,4 +268,29 @@ pub fn too_open(root: &Path, opts: &StoreOptions) -> Vec<(PathBuf, u32)> {
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_and_nested_directories_get_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions::default();
+        opts.create_dir_all(&dir.path().join("a/b/c")).unwrap();
+        for p in ["a", "a/b", "a/b/c"] {
+            let m = std::fs::metadata(dir.path().join(p)).unwrap();
+            assert_eq!(m.permissions().mode() & 0o777, 0o700, "{p}");
+        }
+        // A relative path (the CLI's default data dir is one) resolves from the cwd.
+        let cwd = std::env::current_dir().unwrap();
+        let rel = Path::new("target-perms-test-dir/x");
+        let _ = std::fs::remove_dir_all("target-perms-test-dir");
+        opts.create_dir_all(rel).unwrap();
+        assert!(cwd.join(rel).is_dir());
+        std::fs::remove_dir_all("target-perms-test-dir").unwrap();
+        // Existing directories are fine, and keep their mode.
+        opts.create_dir_all(dir.path()).unwrap();
+    }
 }

@@ -124,9 +124,7 @@ fn write_pair(
     bytes: &[u8],
     report: &mut CorruptionReport,
 ) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .expect("quarantine files live in a directory");
+    let dir = path.parent().expect("quarantine files live in a directory");
     opts.create_dir_all(dir)?;
     let (mut f, _) = opts.open_write(path, Create::new_only())?;
     opts.check_fault()?;

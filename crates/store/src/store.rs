@@ -8,12 +8,12 @@
 
 use crate::catalog::{self, Catalog, CatalogError, DatasetConfig, DatasetEntry, PartFile};
 use crate::merge::{self, DeleteRange, Op};
+use crate::perms::StoreOptions;
+use crate::quarantine::CorruptionReport;
 use crate::resample::{self, BucketError, Bucketing};
 use crate::schema::{self, InputError, Kind};
 use crate::timeframe::{Timeframe, NANOS_PER_DAY};
 use crate::validate::{self, BadRow, RowPolicy, RowReport, RowRules};
-use crate::perms::StoreOptions;
-use crate::quarantine::CorruptionReport;
 use crate::wal::{self, FsyncPolicy, ReplayReport, WalError, WalWriter};
 use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::{ArrowError, SchemaRef};
@@ -1428,14 +1428,12 @@ impl BarStore {
             .collect();
         let (root, opts) = (&self.root, &self.opts);
         let results = par_map(&work, |(path, known, ops)| {
-            WalWriter::open_known(path, FsyncPolicy::Never, *known, root, opts).and_then(
-                |mut w| {
-                    w.append(ops)?;
-                    let done = (w.valid_len(), w.created(), std::mem::take(&mut w.damage));
-                    w.close()?;
-                    Ok(done)
-                },
-            )
+            WalWriter::open_known(path, FsyncPolicy::Never, *known, root, opts).and_then(|mut w| {
+                w.append(ops)?;
+                let done = (w.valid_len(), w.created(), std::mem::take(&mut w.damage));
+                w.close()?;
+                Ok(done)
+            })
         });
         let mut first_err = None;
         for ((path, _, _), r) in work.into_iter().zip(results) {

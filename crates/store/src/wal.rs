@@ -211,7 +211,8 @@ fn check_frame(bytes: &[u8], off: usize, decode: bool) -> Result<(Vec<Op>, u8, u
         return Err(format!("CRC mismatch in the frame at offset {off}"));
     }
     let ops = if decode {
-        decode_op(kind, payload).map_err(|e| format!("frame at offset {off} does not decode: {e}"))?
+        decode_op(kind, payload)
+            .map_err(|e| format!("frame at offset {off} does not decode: {e}"))?
     } else if matches!(kind, KIND_UPSERT | KIND_DELETE | KIND_ROLLED) {
         Vec::new()
     } else {
@@ -376,8 +377,12 @@ pub fn recover(path: &Path, root: &Path, opts: &StoreOptions) -> Result<Recovere
     }
     for r in &out.damage {
         match r.kind {
-            DamageKind::Corrupt => tracing::error!(wal = %path.display(), offset = r.offset, len = r.len, "WAL corruption: {r}"),
-            DamageKind::TornTail => tracing::warn!(wal = %path.display(), offset = r.offset, len = r.len, "WAL torn tail: {r}"),
+            DamageKind::Corrupt => {
+                tracing::error!(wal = %path.display(), offset = r.offset, len = r.len, "WAL corruption: {r}")
+            }
+            DamageKind::TornTail => {
+                tracing::warn!(wal = %path.display(), offset = r.offset, len = r.len, "WAL torn tail: {r}")
+            }
         }
     }
     if rep.damaged.is_empty() {
@@ -505,9 +510,7 @@ impl WalWriter {
         } else {
             Recovered::default()
         };
-        let (mut file, created) = opts
-            .open_write(path, Create::either())
-            .map_err(io(path))?;
+        let (mut file, created) = opts.open_write(path, Create::either()).map_err(io(path))?;
         let pos = file.seek(SeekFrom::End(0)).map_err(io(path))?;
         if created && policy == FsyncPolicy::Always {
             sync_parent(path)?;

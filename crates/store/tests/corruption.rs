@@ -9,8 +9,7 @@ use ringfeed_store::perms::{WriteFault, ENOSPC};
 use ringfeed_store::schema::BarColumns;
 use ringfeed_store::store::{AppendError, CreateDatasetError, WriteError};
 use ringfeed_store::{
-    fsck, BarStore, DamageKind, DatasetConfig, FsyncPolicy, Query, RowPolicy, StoreOptions,
-    Symbols,
+    fsck, BarStore, DamageKind, DatasetConfig, FsyncPolicy, Query, RowPolicy, StoreOptions, Symbols,
 };
 use std::path::{Path, PathBuf};
 
@@ -60,7 +59,11 @@ fn minutes(st: &BarStore) -> Vec<i64> {
     (0..b.num_rows())
         .map(|i| {
             let m = ts.value(i) / MIN;
-            assert_eq!(close.value(i), m as f64, "a row with wrong content was served");
+            assert_eq!(
+                close.value(i),
+                m as f64,
+                "a row with wrong content was served"
+            );
             m
         })
         .collect()
@@ -99,7 +102,10 @@ fn a_flipped_bit_early_in_a_wal_loses_only_its_frame_and_quarantines_it() {
     assert_eq!(minutes(&st), (1..ROWS).collect::<Vec<_>>(), "49 of 50 kept");
     assert_eq!(st.corruption_count(), 1);
     let r = &st.damage()[0];
-    assert_eq!((r.kind, r.offset, r.frames_kept), (DamageKind::Corrupt, 0, 49));
+    assert_eq!(
+        (r.kind, r.offset, r.frames_kept),
+        (DamageKind::Corrupt, 0, 49)
+    );
     assert!(r.reason.contains("CRC"), "{}", r.reason);
     // The damaged bytes are in quarantine, exactly, with a sidecar saying where from.
     let q = r.quarantined.clone().expect("quarantined");
@@ -114,7 +120,10 @@ fn a_flipped_bit_early_in_a_wal_loses_only_its_frame_and_quarantines_it() {
     assert_eq!(side["kind"], "corrupt");
     assert!(side["found_at"].as_u64().unwrap() > 0);
     let notes = st.recovery_notes();
-    assert!(notes.iter().any(|l| l.starts_with("CORRUPTION")), "{notes:?}");
+    assert!(
+        notes.iter().any(|l| l.starts_with("CORRUPTION")),
+        "{notes:?}"
+    );
     // The WAL now holds the valid frames only; fsck finds it clean.
     assert_eq!(std::fs::read(&wal).unwrap(), clean[r.len as usize..]);
     // The store still works: an append lands, and everything is there after a reopen.
@@ -143,7 +152,10 @@ fn a_damaged_frame_in_a_base_wal_with_rollups_keeps_the_rest() {
     let want: Vec<i64> = (0..ROWS).filter(|m| *m != 2).collect();
     assert_eq!(minutes(&st), want);
     assert_eq!(st.corruption_count(), 1);
-    assert!(st.rollups_repaired.is_empty(), "the last write kept its marker");
+    assert!(
+        st.rollups_repaired.is_empty(),
+        "the last write kept its marker"
+    );
 }
 
 #[test]
@@ -156,7 +168,11 @@ fn a_torn_tail_longer_than_a_header_is_cut_into_quarantine() {
     std::fs::write(&wal, &clean[..last + 100]).unwrap(); // the last frame cut short
     let st = BarStore::open(dir.path()).unwrap();
     assert_eq!(minutes(&st), (0..ROWS - 1).collect::<Vec<_>>());
-    assert_eq!(st.corruption_count(), 0, "a torn tail is a crash, not corruption");
+    assert_eq!(
+        st.corruption_count(),
+        0,
+        "a torn tail is a crash, not corruption"
+    );
     let r = &st.damage()[0];
     assert_eq!((r.kind, r.len), (DamageKind::TornTail, 100));
     assert_eq!(
@@ -256,12 +272,16 @@ fn a_new_symbol_whose_catalog_commit_fails_is_not_kept() {
     );
     assert!(err.to_string().contains("disk is full"), "{err}");
     assert!(!st.catalog().datasets["d"].symbols.contains("B"));
-    assert_eq!(st.catalog().version, version, "the failed commit left no trace");
-    let e = st
-        .create_dataset("e", config(&[]))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("disk is full") && st.dataset("e").is_none(), "{e}");
+    assert_eq!(
+        st.catalog().version,
+        version,
+        "the failed commit left no trace"
+    );
+    let e = st.create_dataset("e", config(&[])).unwrap_err().to_string();
+    assert!(
+        e.contains("disk is full") && st.dataset("e").is_none(),
+        "{e}"
+    );
     // A known symbol's append fails at the WAL, also saying so.
     let err = st
         .append("d", &bar("A", 2), &RowPolicy::default())
@@ -303,10 +323,7 @@ fn a_writer_that_cannot_recover_opens_read_only_and_retries() {
     let mut st = BarStore::open_with(dir.path(), opts).unwrap();
     let reason = st.read_only_reason().expect("read-only").to_string();
     assert!(reason.contains("disk is full"), "{reason}");
-    assert!(st
-        .recovery_notes()
-        .iter()
-        .any(|l| l.contains("READ-ONLY")));
+    assert!(st.recovery_notes().iter().any(|l| l.contains("READ-ONLY")));
     // Queries serve every valid frame; nothing on disk changed.
     assert_eq!(minutes(&st), (1..ROWS).collect::<Vec<_>>());
     assert_eq!(std::fs::read(&wal).unwrap(), bytes);

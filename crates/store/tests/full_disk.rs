@@ -151,7 +151,9 @@ fn a_real_full_disk_refuses_writes_keeps_reads_and_recovers() {
     let lost_first = acked[1..].to_vec();
     let served = minutes(&st);
     assert!(lost_first.iter().all(|m| served.contains(m)), "{served:?}");
-    assert!(served.iter().all(|m| lost_first.contains(m) || refused.contains(m)));
+    assert!(served
+        .iter()
+        .all(|m| lost_first.contains(m) || refused.contains(m)));
     let err = st
         .append("d", &bar("A", 50), &RowPolicy::default())
         .unwrap_err()
@@ -162,12 +164,17 @@ fn a_real_full_disk_refuses_writes_keeps_reads_and_recovers() {
     std::fs::remove_file(&filler).unwrap();
     assert!(st.retry_writable(), "{:?}", st.read_only_reason());
     assert_eq!(st.corruption_count(), 1);
-    st.append("d", &bar("B", 100), &RowPolicy::default()).unwrap();
+    st.append("d", &bar("B", 100), &RowPolicy::default())
+        .unwrap();
     drop(st);
     let st = BarStore::open(&root).unwrap();
     let mut want = served;
     want.push(100);
-    assert_eq!(minutes(&st), want, "every row served before, and the new one");
+    assert_eq!(
+        minutes(&st),
+        want,
+        "every row served before, and the new one"
+    );
     drop(st);
     let rep = fsck::check(&root, &StoreOptions::default()).unwrap();
     assert_eq!(rep.problems(), 0, "{:#?}", rep.findings);

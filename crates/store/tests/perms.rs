@@ -54,7 +54,8 @@ fn every_kind_of_file(root: &Path, opts: &StoreOptions) -> Vec<(PathBuf, bool, u
     walk(root, &mut all);
     for want in ["_quarantine", ".parquet", "CURRENT", "_writer.lock", ".wal"] {
         assert!(
-            all.iter().any(|(p, _, _)| p.to_string_lossy().contains(want)),
+            all.iter()
+                .any(|(p, _, _)| p.to_string_lossy().contains(want)),
             "no {want} file made: {all:?}"
         );
     }
@@ -109,7 +110,9 @@ fn data_files_get_the_configured_modes_whatever_the_umask() {
     assert!(rep.repaired.iter().any(|r| r.contains("narrowed")));
     let mut all = Vec::new();
     walk(&root, &mut all);
-    assert!(all.iter().all(|(_, d, m)| *m == if *d { 0o700 } else { 0o600 }));
+    assert!(all
+        .iter()
+        .all(|(_, d, m)| *m == if *d { 0o700 } else { 0o600 }));
     // And the store still works after.
     let mut st = BarStore::open(&root).unwrap();
     st.append("d", &bars(2), &RowPolicy::default()).unwrap();

@@ -102,9 +102,13 @@ impl BarStore {
         })?;
         let (lock, lock_err) = match lock_writer(root, &opts) {
             Ok(f) => (Some(f), None),
-            Err(OpenError::Io { path, source }) if crate::perms::is_no_space(&source) => {
-                (None, Some(format!("the writer lock {} cannot be created: {source}", path.display())))
-            }
+            Err(OpenError::Io { path, source }) if crate::perms::is_no_space(&source) => (
+                None,
+                Some(format!(
+                    "the writer lock {} cannot be created: {source}",
+                    path.display()
+                )),
+            ),
             Err(e) => return Err(e),
         };
         let catalog = Catalog::load(root)?;
@@ -312,11 +316,12 @@ impl BarStore {
         for &day in days {
             let path = self.wal_path(dataset, cfg.base, day);
             let known = self.wal_lens.get(&path).copied();
-            let res = WalWriter::open_known(&path, FsyncPolicy::Never, known, &self.root, &self.opts)
-                .and_then(|mut w| {
-                    w.append_rollup_marker()?;
-                    Ok((w.valid_len(), w.created(), std::mem::take(&mut w.damage)))
-                });
+            let res =
+                WalWriter::open_known(&path, FsyncPolicy::Never, known, &self.root, &self.opts)
+                    .and_then(|mut w| {
+                        w.append_rollup_marker()?;
+                        Ok((w.valid_len(), w.created(), std::mem::take(&mut w.damage)))
+                    });
             self.record_append(&path, FsyncPolicy::Never, res)?;
         }
         Ok(())
@@ -329,13 +334,22 @@ impl BarStore {
             .recovered
             .iter()
             .map(|(p, rep)| {
-                format!(
-                    "recovered {}: cut {} torn bytes after {} valid frames ({})",
+                let mut line = format!(
+                    "recovered {}: kept {} valid frames",
                     p.display(),
-                    rep.cut_bytes(),
-                    rep.frames,
-                    rep.torn.as_deref().unwrap_or("")
-                )
+                    rep.frames
+                );
+                if !rep.damaged.is_empty() {
+                    let bytes: u64 = rep.damaged.iter().map(|d| d.len).sum();
+                    line += &format!(
+                        ", moved {} damaged region(s) ({bytes} bytes) to quarantine",
+                        rep.damaged.len()
+                    );
+                }
+                if let Some(why) = &rep.torn {
+                    line += &format!(", cut {} torn bytes ({why})", rep.cut_bytes());
+                }
+                line
             })
             .collect();
         for r in self.damage.iter().filter(|r| r.kind == DamageKind::Corrupt) {
