@@ -763,6 +763,49 @@ mod tests {
         assert_eq!((ops.len(), rep.torn), (2, None));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Flipped bits and a cut anywhere: no panic; every frame not hit and before the
+        /// cut is replayed, and nothing else.
+        #[test]
+        fn scan_keeps_every_frame_it_can(
+            flips in proptest::collection::vec((0usize..100_000, 0u8..8), 0..8),
+            cut in 0usize..100_000,
+        ) {
+            let mut buf = Vec::new();
+            let mut spans = Vec::new();
+            for i in 0..12 {
+                let start = buf.len();
+                let op = if i % 3 == 2 {
+                    Op::Delete(DeleteRange { symbol: Some("X".into()), start: i, end: i + 1 })
+                } else {
+                    Op::Upsert(batch(1 + i as usize))
+                };
+                let len = encode_into(&op, &mut buf).unwrap();
+                let payload = u32::from_le_bytes(buf[start + 8..start + 12].try_into().unwrap()) as usize;
+                spans.push((start, start + HEADER + payload, start + len));
+            }
+            let cut = cut % (buf.len() + 1);
+            let mut hit = vec![false; spans.len()];
+            for (at, bit) in flips {
+                let at = at % buf.len();
+                buf[at] ^= 1 << bit;
+                for (k, (s, e, _)) in spans.iter().enumerate() {
+                    hit[k] |= (*s..*e).contains(&at);
+                }
+            }
+            let (ops, rep) = scan(&buf[..cut], true);
+            let want = spans
+                .iter()
+                .zip(&hit)
+                .filter(|((_, e, _), h)| !**h && *e <= cut)
+                .count();
+            proptest::prop_assert_eq!(rep.frames, want);
+            proptest::prop_assert_eq!(ops.len(), want);
+        }
+    }
+
     #[test]
     fn fsync_policy_parses() {
         assert_eq!("always".parse(), Ok(FsyncPolicy::Always));
