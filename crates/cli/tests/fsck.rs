@@ -144,3 +144,125 @@ fn fsck_that_cannot_run_exits_2() {
         "{out}"
     );
 }
+
+/// A mounted tmpfs, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Mount a small tmpfs at `at`, or say why not (not root, no `mount`).
+fn tmpfs(at: &Path) -> Result<Tmpfs, String> {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        return Err("not root".into());
+    }
+    std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(at)
+        .output()
+        .map_err(|e| format!("cannot run mount: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(Tmpfs(at.to_path_buf()))
+}
+
+/// Issue 12 item 12: after a write cut short on a full disk, `ringfeed serve` still
+/// starts: queries work, appends are refused with the reason; fsck says what is wrong.
+#[test]
+fn serve_starts_read_only_on_a_full_disk() {
+    use ringfeed_client::{Client, QuerySpec};
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    let _fs = match tmpfs(&mnt) {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("SKIPPED serve_starts_read_only_on_a_full_disk: {why}");
+            return;
+        }
+    };
+    let wal = store(&mnt);
+    let data = mnt.join("data");
+    // A damaged frame (recovery must copy it to quarantine), and a full disk.
+    let mut b = std::fs::read(&wal).unwrap();
+    b[40] ^= 1;
+    std::fs::write(&wal, &b).unwrap();
+    let mut filler = std::fs::File::create(mnt.join("filler")).unwrap();
+    for chunk in [1 << 16, 4096, 1] {
+        while filler.write_all(&vec![1u8; chunk]).is_ok() {}
+    }
+    drop(filler);
+
+    let shm = dir.path().join("shm");
+    std::fs::create_dir_all(&shm).unwrap();
+    std::env::set_var("RINGFEED_SHM_DIR", &shm);
+    let sock = dir.path().join("rf.sock");
+    let cfg = dir.path().join("rf.toml");
+    std::fs::write(
+        &cfg,
+        format!("data_dir = {data:?}\nsocket = {sock:?}\n[datasets.d]\nbase = \"1m\"\n[datasets.new]\nbase = \"1m\"\n"),
+    )
+    .unwrap();
+    let serve = || {
+        let daemon = common::KillOnDrop(
+            std::process::Command::new(env!("CARGO_BIN_EXE_ringfeed"))
+                .args(["serve", "--arena-prefix", "rfsck", "--config"])
+                .arg(&cfg)
+                .env("RUST_LOG", "error")
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Client::connect(Some(&sock)) {
+                Ok(c) => break (daemon, c),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("ringfeed serve did not come up: {e}"),
+            }
+        }
+    };
+    let (daemon, mut c) = serve();
+    let bars = c
+        .bars(&QuerySpec {
+            dataset: "d".into(),
+            timeframe: "1m".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(bars.rows, 10 + 49, "every valid frame is served");
+    let err = c.append("d", &bar("X", 3000)).unwrap_err().to_string();
+    assert!(err.contains("read-only because"), "{err}");
+    assert!(err.contains("disk is full"), "{err}");
+
+    // Space freed and the daemon restarted: writable again, every row there.
+    drop(c);
+    drop(daemon);
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    let (_daemon, mut c) = serve();
+    c.append("d", &bar("X", 3000)).unwrap();
+    let bars = c
+        .bars(&QuerySpec {
+            dataset: "d".into(),
+            timeframe: "1m".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(bars.rows, 10 + 49 + 1);
+}
