@@ -10,6 +10,7 @@ use std::process::ExitCode;
 mod append_cmd;
 mod datasets;
 mod decimal;
+mod fsck_cmd;
 mod output;
 mod stat;
 mod store_cmd;
@@ -103,10 +104,19 @@ enum Cmd {
     /// readers and lag, connections (--prometheus: the raw metrics text).
     #[command(after_help = "Examples:\n  ringfeed stat\n  ringfeed stat --prometheus")]
     Stat(stat::StatArgs),
+    /// Check a data directory offline: WAL frames (CRC, damage, torn tails), catalog
+    /// consistency, Parquet footers and schema, permissions. Exit 0 clean, 1 problems, 2
+    /// could not run. --repair repairs what the writer's open repairs.
+    #[command(after_help = fsck_cmd::AFTER_HELP)]
+    Fsck(fsck_cmd::FsckArgs),
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Cmd::Fsck(a) = cli.cmd {
+        return fsck_cmd::run(a);
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringfeed: {e:#}");
@@ -132,6 +142,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Append(a) => append_cmd::append(a),
         Cmd::Serve(a) => Ok(a.run()?),
         Cmd::Stat(a) => stat::run(a),
+        Cmd::Fsck(_) => unreachable!("fsck runs from main: it has exit statuses of its own"),
     }
 }
 

@@ -2,14 +2,18 @@
 //! files with min/max ts, symbols and rows. Each commit writes a new immutable version
 //! file `_catalog/v<N>.json` (write to a temp name, fsync, rename) and then flips
 //! `_catalog/CURRENT` to it the same way, so a crash leaves the old or the new version.
+//!
+//! A change is a transaction: the store builds the next catalog beside the one it serves,
+//! commits it ([`Catalog::commit`]) and swaps it in only when the commit succeeded. A
+//! failed commit (a full disk) leaves the served catalog as it was, so memory never holds
+//! what a restart would not find.
 
+use crate::perms::StoreOptions;
 use crate::session::Session;
 use crate::timeframe::Timeframe;
 use crate::wal::FsyncPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Version of the catalog and cold-file schema layout.
@@ -109,6 +113,14 @@ pub enum CatalogError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The disk is full (or over quota, or read-only): the change was not made.
+    #[error("catalog {path}: the disk is full ({source}); the change was not made and nothing was acknowledged: free space on the data directory's disk (or raise its quota) and retry")]
+    DiskFull {
+        /// The file.
+        path: PathBuf,
+        /// The OS error (`ENOSPC`, `EDQUOT` or `EROFS`).
+        source: std::io::Error,
+    },
     /// A catalog file is not valid JSON of the expected shape.
     #[error("catalog {path} is corrupt ({detail}); restore it from the previous version file v<N>.json in the same directory")]
     Corrupt {
@@ -128,9 +140,18 @@ pub enum CatalogError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogError + '_ {
-    move |source| CatalogError::Io {
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        if crate::perms::is_no_space(&source) {
+            CatalogError::DiskFull {
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            CatalogError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     }
 }
 
@@ -187,41 +208,61 @@ impl Catalog {
         }
     }
 
-    /// Commit this catalog as the next version: write `v<N>.json`, fsync, then flip
-    /// `CURRENT`. Old versions are kept (the last 20) as snapshots.
+    /// Commit this catalog as the next version with the default file modes (see
+    /// [`Catalog::commit_with`]).
     pub fn commit(&mut self, root: &Path) -> Result<(), CatalogError> {
+        self.commit_with(root, &StoreOptions::default())
+    }
+
+    /// Commit this catalog as the next version: write `v<N>.json` (temp file, fsync,
+    /// rename, fsync the directory), then flip `CURRENT` the same way. On failure `self`
+    /// is unchanged (its version too), so the caller can drop it or try again. Old
+    /// versions are kept (the last 20) as snapshots.
+    pub fn commit_with(&mut self, root: &Path, opts: &StoreOptions) -> Result<(), CatalogError> {
         let d = dir(root);
-        std::fs::create_dir_all(&d).map_err(io(&d))?;
-        self.version += 1;
+        opts.create_dir_all(&d).map_err(io(&d))?;
+        let mut next = Catalog {
+            schema_version: SCHEMA_VERSION,
+            version: self.version + 1,
+            datasets: std::mem::take(&mut self.datasets),
+        };
+        let res = next.write_version(&d, opts);
+        // Hand the datasets back whatever happened (no copy of the catalog is made).
+        self.datasets = std::mem::take(&mut next.datasets);
+        res?;
+        self.version = next.version;
         self.schema_version = SCHEMA_VERSION;
-        let name = format!("v{:010}.json", self.version);
-        let body = serde_json::to_vec_pretty(self).expect("catalog serialises");
-        write_atomic(&d.join(&name), &body)?;
-        crate::failpoint("catalog:before_current");
-        write_atomic(&d.join("CURRENT"), name.as_bytes())?;
-        crate::failpoint("catalog:after_current");
         // Snapshots older than 20 versions are dropped; failures here are harmless.
         if self.version > 20 {
             let _ = std::fs::remove_file(d.join(format!("v{:010}.json", self.version - 20)));
         }
         Ok(())
     }
+
+    fn write_version(&self, d: &Path, opts: &StoreOptions) -> Result<(), CatalogError> {
+        let name = format!("v{:010}.json", self.version);
+        let body = serde_json::to_vec_pretty(self).expect("catalog serialises");
+        let path = d.join(&name);
+        opts.write_atomic(&path, &body).map_err(io(&path))?;
+        crate::failpoint("catalog:before_current");
+        let cur = d.join("CURRENT");
+        opts.write_atomic(&cur, name.as_bytes()).map_err(io(&cur))?;
+        crate::failpoint("catalog:after_current");
+        Ok(())
+    }
 }
 
-/// Write `path` atomically: temp file, fsync, rename, fsync the directory.
+/// Write `path` atomically with the default file mode: temp file, fsync, rename, fsync
+/// the directory.
 pub fn write_atomic(path: &Path, body: &[u8]) -> Result<(), CatalogError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(body).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(io(path))
+    StoreOptions::default()
+        .write_atomic(path, body)
+        .map_err(io(path))
 }
 
 /// fsync a directory so renames and creations in it are durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::perms::sync_dir(dir)
 }
 
 mod tf_str {

@@ -34,8 +34,11 @@
 
 pub mod catalog;
 pub mod extent;
+pub mod fsck;
 pub mod ingest;
 pub mod merge;
+pub mod perms;
+pub mod quarantine;
 pub mod resample;
 pub mod schema;
 pub mod session;
@@ -46,6 +49,8 @@ pub mod wal;
 
 pub use catalog::{Catalog, DatasetConfig};
 pub use merge::DeleteRange;
+pub use perms::StoreOptions;
+pub use quarantine::{CorruptionReport, DamageKind};
 pub use session::Session;
 pub use store::{AppendSummary, BarStore, Query, Symbols, WRITER_LOCK};
 pub use timeframe::Timeframe;

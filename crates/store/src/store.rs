@@ -8,6 +8,8 @@
 
 use crate::catalog::{self, Catalog, CatalogError, DatasetConfig, DatasetEntry, PartFile};
 use crate::merge::{self, DeleteRange, Op};
+use crate::perms::StoreOptions;
+use crate::quarantine::CorruptionReport;
 use crate::resample::{self, BucketError, Bucketing};
 use crate::schema::{self, InputError, Kind};
 use crate::timeframe::{Timeframe, NANOS_PER_DAY};
@@ -26,6 +28,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+mod open;
+
+pub use open::WRITER_LOCK;
 
 /// Failure to read stored data (shared by the operations that read).
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +121,15 @@ pub enum CreateDatasetError {
     /// The store was opened read-only.
     #[error("the store is open read-only")]
     ReadOnly,
+    /// The writer opened the store read-only because a write it had to make first failed
+    /// (a full disk): queries work, writes wait until space is freed.
+    #[error("the store at {root} is read-only because {reason}; queries still work. Free space on its disk (or fix the cause), then restart the writer or let it retry (BarStore::retry_writable)")]
+    Unwritable {
+        /// The data directory.
+        root: PathBuf,
+        /// Why it is read-only.
+        reason: String,
+    },
     /// The catalog commit failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -145,6 +160,15 @@ pub enum WriteError {
     /// The store was opened read-only.
     #[error("the store is open read-only")]
     ReadOnly,
+    /// The writer opened the store read-only because a write it had to make first failed
+    /// (a full disk): queries work, writes wait until space is freed.
+    #[error("the store at {root} is read-only because {reason}; queries still work. Free space on its disk (or fix the cause), then restart the writer or let it retry (BarStore::retry_writable)")]
+    Unwritable {
+        /// The data directory.
+        root: PathBuf,
+        /// Why it is read-only.
+        reason: String,
+    },
     /// A WAL append failed; the write is not acknowledged.
     #[error(transparent)]
     Wal(#[from] WalError),
@@ -171,6 +195,15 @@ pub enum AppendError {
     /// The store was opened read-only.
     #[error("the store is open read-only; append through its writer (the daemon, or a store opened with BarStore::open)")]
     ReadOnly,
+    /// The writer opened the store read-only because a write it had to make first failed
+    /// (a full disk): queries work, writes wait until space is freed.
+    #[error("the store at {root} is read-only because {reason}; queries still work. Free space on its disk (or fix the cause), then restart the writer or let it retry (BarStore::retry_writable)")]
+    Unwritable {
+        /// The data directory.
+        root: PathBuf,
+        /// Why it is read-only.
+        reason: String,
+    },
     /// The batch cannot be read as the dataset's rows: a column is missing or has an
     /// unusable type. Nothing was written.
     #[error("the batch does not fit dataset {dataset:?} ({base} {what}): {source}")]
@@ -305,6 +338,15 @@ pub enum WriteDownError {
     /// The store was opened read-only.
     #[error("the store is open read-only")]
     ReadOnly,
+    /// The writer opened the store read-only because a write it had to make first failed
+    /// (a full disk): queries work, writes wait until space is freed.
+    #[error("the store at {root} is read-only because {reason}; queries still work. Free space on its disk (or fix the cause), then restart the writer or let it retry (BarStore::retry_writable)")]
+    Unwritable {
+        /// The data directory.
+        root: PathBuf,
+        /// Why it is read-only.
+        reason: String,
+    },
     /// Reading the day failed.
     #[error(transparent)]
     Read(#[from] ReadError),
@@ -439,81 +481,23 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// The file in a data directory that its writer holds an exclusive `flock` on (the
-/// leading `_` keeps Hive-style readers of the cold tier away from it).
-pub const WRITER_LOCK: &str = "_writer.lock";
-
-/// How long [`BarStore::open`] waits for the writer lock before it says who holds it.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Take the data directory's writer lock, or say who has it. The lock is advisory
-/// (`flock`), held for the life of the returned file, and released by the kernel when the
-/// process dies, so a crashed writer never leaves a stale lock behind. The file holds the
-/// holder's pid, for the error message only.
-fn lock_writer(root: &Path) -> Result<File, OpenError> {
-    use std::io::{Read, Seek, Write};
-    let path = root.join(WRITER_LOCK);
-    let io = |source| OpenError::Io {
-        path: path.clone(),
-        source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
-    // A lock whose holder just let go can still look held for a moment: a process that
-    // forks (a thread of it spawning a child) while it holds the lock shares the locked
-    // file with that child until the child's exec closes it. Wait that out briefly.
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    let res = loop {
-        // fs4 (flock through rustix): std's `File::try_lock` needs Rust 1.89, above our MSRV.
-        match fs4::FileExt::try_lock(&f) {
-            Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            res => break res,
-        }
-    };
-    match res {
-        Ok(()) => {}
-        Err(fs4::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = f.read_to_string(&mut text);
-            let holder = match text.trim().parse::<u32>() {
-                Ok(pid) => match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-                    Ok(comm) => format!("pid {pid} ({})", comm.trim()),
-                    Err(_) => format!("pid {pid}"),
-                },
-                Err(_) => "another process".to_string(),
-            };
-            return Err(OpenError::Locked {
-                root: root.into(),
-                holder,
-            });
-        }
-        Err(fs4::TryLockError::Error(e)) => return Err(io(e)),
-    }
-    // Ours now: record who we are (best effort; only error messages read it).
-    let _ = f
-        .set_len(0)
-        .and_then(|()| f.rewind())
-        .and_then(|()| writeln!(f, "{}", std::process::id()));
-    Ok(f)
-}
-
 /// The embedded bar store over one data directory. One writer at a time (enforced with a
 /// lock file, [`WRITER_LOCK`]); any number of read-only openers beside it.
 pub struct BarStore {
     root: PathBuf,
     catalog: Catalog,
     writable: bool,
+    /// How files are created (modes), and the test hook that fails writes.
+    opts: StoreOptions,
+    /// Why a writer opened read-only (see [`BarStore::read_only_reason`]).
+    read_only_reason: Option<String>,
+    /// Damaged WAL regions and torn tails set aside (see [`BarStore::damage`]).
+    damage: Vec<CorruptionReport>,
     /// Writer only: the locked `_writer.lock` (see [`WRITER_LOCK`]); unlocked when dropped
     /// or when the process dies.
     _writer_lock: Option<File>,
-    /// WAL files whose torn tails were cut when the store was opened for writing.
+    /// WAL files whose torn tails were cut, or damaged regions moved to quarantine, when
+    /// the store was opened for writing.
     pub recovered: Vec<(PathBuf, ReplayReport)>,
     /// Days whose rollups were rewritten when the store was opened for writing, per
     /// dataset: a write was cut between its base frames and its rollup frames.
@@ -666,189 +650,6 @@ impl DayCache {
 }
 
 impl BarStore {
-    /// Open (creating if needed) a store for reading and writing. Recovers every hot WAL
-    /// (cutting torn tails, listed in `recovered`) and removes cold files the catalog does
-    /// not reference (leftovers of an interrupted write-down).
-    pub fn open(root: &Path) -> Result<Self, OpenError> {
-        std::fs::create_dir_all(root).map_err(|source| OpenError::Io {
-            path: root.into(),
-            source,
-        })?;
-        let lock = lock_writer(root)?;
-        let catalog = Catalog::load(root)?;
-        let mut s = BarStore {
-            root: root.into(),
-            catalog,
-            writable: true,
-            _writer_lock: Some(lock),
-            recovered: Vec::new(),
-            rollups_repaired: Vec::new(),
-            unrenamed: Vec::new(),
-            wal_lens: HashMap::new(),
-            hot_index: HashMap::new(),
-            pending_sync: BTreeSet::new(),
-            pending_dirs: BTreeSet::new(),
-            day_cache: Mutex::new(DayCache::default()),
-        };
-        s.rename_hot_timeframes();
-        let mut unrolled = BTreeSet::new();
-        for p in s.all_wal_files() {
-            let rep = wal::recover(&p)?;
-            s.note_wal(&p, rep.valid_len);
-            if rep.rollups_pending {
-                unrolled.insert(p.clone());
-            }
-            if rep.torn.is_some() {
-                s.recovered.push((p, rep));
-            }
-        }
-        s.collect_garbage();
-        s.repair_rollups(&unrolled)?;
-        Ok(s)
-    }
-
-    /// Rename hot timeframe directories written before timeframe spellings were
-    /// normalized (`_hot/<dataset>/60m` → `1h`), so that their WALs are found under the
-    /// name every path now uses. A directory whose normalized name exists already is left
-    /// alone and named in the recovery notes.
-    fn rename_hot_timeframes(&mut self) {
-        for d in read_dirs(&self.root.join("_hot")) {
-            for t in read_dirs(&d) {
-                let Some(name) = t.file_name().and_then(|n| n.to_str()) else {
-                    continue;
-                };
-                let Ok(tf) = name.parse::<Timeframe>() else {
-                    continue;
-                };
-                let canonical = tf.to_string();
-                if canonical == name {
-                    continue;
-                }
-                let to = d.join(&canonical);
-                if to.exists() || std::fs::rename(&t, &to).is_err() {
-                    self.unrenamed.push((t, to));
-                }
-            }
-        }
-    }
-
-    /// Rewrite the rollups of every day whose base WAL ends in a write without a rollup
-    /// marker (the process stopped between the base frames and the rollup frames), then
-    /// mark those WALs. Rollups are a function of the base bars, so this is exact.
-    fn repair_rollups(&mut self, unrolled: &BTreeSet<PathBuf>) -> Result<(), OpenError> {
-        let datasets: Vec<(String, DatasetConfig, BTreeSet<String>)> = self
-            .catalog
-            .datasets
-            .iter()
-            .filter(|(_, e)| !e.config.rollups.is_empty())
-            .map(|(n, e)| (n.clone(), e.config.clone(), e.symbols.clone()))
-            .collect();
-        for (name, cfg, syms) in datasets {
-            let days: Vec<i64> = self
-                .hot_days(&name, cfg.base)
-                .into_iter()
-                .filter(|d| unrolled.contains(&self.wal_path(&name, cfg.base, *d)))
-                .collect();
-            if days.is_empty() || syms.is_empty() {
-                continue;
-            }
-            let repair = |source| OpenError::Repair {
-                dataset: name.clone(),
-                source: Box::new(source),
-            };
-            self.refresh_after_delete(&name, &cfg, &days, &syms)
-                .map_err(repair)?;
-            self.sync_pending().map_err(|e| repair(e.into()))?;
-            self.mark_rollups_done(&name, &cfg, &days)
-                .map_err(|e| repair(e.into()))?;
-            self.rollups_repaired.push((name, days));
-        }
-        Ok(())
-    }
-
-    /// Append a rollup marker to the base WAL of each of `days` (see [`crate::wal`]): the
-    /// rollups derived from everything before it are durable. Not synced itself: a marker
-    /// lost in a power cut costs one needless repair at the next open.
-    fn mark_rollups_done(
-        &mut self,
-        dataset: &str,
-        cfg: &DatasetConfig,
-        days: &[i64],
-    ) -> Result<(), WalError> {
-        for &day in days {
-            let path = self.wal_path(dataset, cfg.base, day);
-            let known = self.wal_lens.get(&path).copied();
-            let res = WalWriter::open_known(&path, FsyncPolicy::Never, known).and_then(|mut w| {
-                w.append_rollup_marker()?;
-                Ok((w.valid_len(), w.created()))
-            });
-            self.record_append(&path, FsyncPolicy::Never, res)?;
-        }
-        Ok(())
-    }
-
-    /// What opening for writing repaired, one line each (empty when nothing was): torn
-    /// WAL tails cut, and days whose rollups were rewritten after an interrupted write.
-    pub fn recovery_notes(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .recovered
-            .iter()
-            .map(|(p, rep)| {
-                format!(
-                    "recovered {}: cut {} torn bytes after {} valid frames ({})",
-                    p.display(),
-                    rep.cut_bytes(),
-                    rep.frames,
-                    rep.torn.as_deref().unwrap_or("")
-                )
-            })
-            .collect();
-        for (from, to) in &self.unrenamed {
-            out.push(format!(
-                "cannot rename {} to {} (timeframes are now named in one spelling): its WALs are not read; move its files into {} by hand",
-                from.display(),
-                to.display(),
-                to.display()
-            ));
-        }
-        for (dataset, days) in &self.rollups_repaired {
-            out.push(format!(
-                "rewrote the rollups of dataset {dataset:?} for {} day(s) after an interrupted write: {}",
-                days.len(),
-                list(days.iter().map(|d| day_string(*d)))
-            ));
-        }
-        out
-    }
-
-    /// Open an existing store for queries only. Never modifies files; a torn WAL tail is
-    /// skipped, not served.
-    pub fn open_read_only(root: &Path) -> Result<Self, OpenError> {
-        if !root.is_dir() {
-            return Err(OpenError::Io {
-                path: root.into(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no store here (ingest something first)",
-                ),
-            });
-        }
-        Ok(BarStore {
-            root: root.into(),
-            catalog: Catalog::load(root)?,
-            writable: false,
-            _writer_lock: None,
-            recovered: Vec::new(),
-            rollups_repaired: Vec::new(),
-            unrenamed: Vec::new(),
-            wal_lens: HashMap::new(),
-            hot_index: HashMap::new(),
-            pending_sync: BTreeSet::new(),
-            pending_dirs: BTreeSet::new(),
-            day_cache: Mutex::new(DayCache::default()),
-        })
-    }
-
     /// Set how much memory the writer may use to keep recently written days merged (default
     /// [`DAY_CACHE_BYTES`]; estimated from rows and column widths). With the day of a
     /// live feed cached, an append reads back its day in time linear in the rows of the
@@ -889,6 +690,9 @@ impl BarStore {
         // `60m` and `1h` are one rollup: keep the first spelling of each.
         let mut seen = BTreeSet::new();
         config.rollups.retain(|r| seen.insert(*r));
+        if let Some((root, reason)) = self.unwritable() {
+            return Err(CreateDatasetError::Unwritable { root, reason });
+        }
         if !self.writable {
             return Err(CreateDatasetError::ReadOnly);
         }
@@ -925,16 +729,35 @@ impl BarStore {
                 return Err(CreateDatasetError::Session(s.to_string()));
             }
         }
-        self.catalog.datasets.insert(
-            name.into(),
-            DatasetEntry {
-                config,
-                symbols: BTreeSet::new(),
-                cold: BTreeMap::new(),
-            },
-        );
-        self.catalog.commit(&self.root)?;
+        self.change_catalog(|c| {
+            c.datasets.insert(
+                name.into(),
+                DatasetEntry {
+                    config,
+                    symbols: BTreeSet::new(),
+                    cold: BTreeMap::new(),
+                },
+            );
+        })?;
         Ok(())
+    }
+
+    /// A catalog change as a transaction: apply `edit` to a copy of the catalog, commit the
+    /// copy durably, and only then serve it. On failure the served catalog is unchanged.
+    fn change_catalog(&mut self, edit: impl FnOnce(&mut Catalog)) -> Result<(), CatalogError> {
+        let mut next = self.catalog.clone();
+        edit(&mut next);
+        next.commit_with(&self.root, &self.opts)?;
+        self.catalog = next;
+        Ok(())
+    }
+
+    /// The root and the reason when this writer opened read-only (see
+    /// [`BarStore::read_only_reason`]).
+    fn unwritable(&self) -> Option<(PathBuf, String)> {
+        self.read_only_reason
+            .as_ref()
+            .map(|r| (self.root.clone(), r.clone()))
     }
 
     fn kind_of(cfg: &DatasetConfig, tf: Timeframe) -> Kind {
@@ -1059,6 +882,9 @@ impl BarStore {
         batch: &RecordBatch,
         policy: &RowPolicy,
     ) -> Result<AppendSummary, AppendError> {
+        if let Some((root, reason)) = self.unwritable() {
+            return Err(AppendError::Unwritable { root, reason });
+        }
         if !self.writable {
             return Err(AppendError::ReadOnly);
         }
@@ -1150,6 +976,9 @@ impl BarStore {
         dataset: &str,
         batch: &RecordBatch,
     ) -> Result<WriteSummary, WriteError> {
+        if let Some((root, reason)) = self.unwritable() {
+            return Err(WriteError::Unwritable { root, reason });
+        }
         if !self.writable {
             return Err(WriteError::ReadOnly);
         }
@@ -1174,18 +1003,21 @@ impl BarStore {
         };
         // Record new symbols first, so a crash never leaves data under an unlisted symbol.
         let syms = merge::symbols_of(&batch);
-        let entry = self
-            .catalog
-            .datasets
-            .get_mut(dataset)
-            .expect("checked above");
+        let known = &self.entry(dataset)?.symbols;
         // Symbols written before: only they can have earlier bars that this batch closes.
         let (seen, new): (Vec<String>, Vec<String>) =
-            syms.into_iter().partition(|s| entry.symbols.contains(s));
+            syms.into_iter().partition(|s| known.contains(s));
         let seen: BTreeSet<String> = seen.into_iter().collect();
         if !new.is_empty() {
-            entry.symbols.extend(new);
-            self.catalog.commit(&self.root)?;
+            // Committed before it is served: a failed commit (a full disk) leaves the
+            // symbols unknown in memory too, and nothing of the batch is written.
+            self.change_catalog(|c| {
+                c.datasets
+                    .get_mut(dataset)
+                    .expect("checked above")
+                    .symbols
+                    .extend(new)
+            })?;
         }
         let mut fresh = BTreeMap::new();
         let mut jobs = Vec::with_capacity(pieces.len());
@@ -1457,6 +1289,9 @@ impl BarStore {
     /// Delete rows of a symbol (or all symbols) in `[start, end)` at the base timeframe,
     /// then rewrite the rollups of the days touched. Returns the number of days touched.
     pub fn delete(&mut self, dataset: &str, range: DeleteRange) -> Result<usize, WriteError> {
+        if let Some((root, reason)) = self.unwritable() {
+            return Err(WriteError::Unwritable { root, reason });
+        }
         if !self.writable {
             return Err(WriteError::ReadOnly);
         }
@@ -1591,10 +1426,11 @@ impl BarStore {
                 (p, known, ops)
             })
             .collect();
+        let (root, opts) = (&self.root, &self.opts);
         let results = par_map(&work, |(path, known, ops)| {
-            WalWriter::open_known(path, FsyncPolicy::Never, *known).and_then(|mut w| {
+            WalWriter::open_known(path, FsyncPolicy::Never, *known, root, opts).and_then(|mut w| {
                 w.append(ops)?;
-                let done = (w.valid_len(), w.created());
+                let done = (w.valid_len(), w.created(), std::mem::take(&mut w.damage));
                 w.close()?;
                 Ok(done)
             })
@@ -1614,12 +1450,13 @@ impl BarStore {
     /// the files of a many-day write concurrently and each directory once.
     fn append_wal(&mut self, path: &Path, policy: FsyncPolicy, ops: &[Op]) -> Result<(), WalError> {
         let known = self.wal_lens.get(path).copied();
-        let res = WalWriter::open_known(path, FsyncPolicy::Never, known).and_then(|mut w| {
-            w.append(ops)?;
-            let done = (w.valid_len(), w.created());
-            w.close()?;
-            Ok(done)
-        });
+        let res = WalWriter::open_known(path, FsyncPolicy::Never, known, &self.root, &self.opts)
+            .and_then(|mut w| {
+                w.append(ops)?;
+                let done = (w.valid_len(), w.created(), std::mem::take(&mut w.damage));
+                w.close()?;
+                Ok(done)
+            });
         self.record_append(path, policy, res)
     }
 
@@ -1628,10 +1465,12 @@ impl BarStore {
         &mut self,
         path: &Path,
         policy: FsyncPolicy,
-        res: Result<(u64, bool), WalError>,
+        res: Result<(u64, bool, Vec<CorruptionReport>), WalError>,
     ) -> Result<(), WalError> {
         match res {
-            Ok((len, created)) => {
+            Ok((len, created, damage)) => {
+                // Damage found when the file was reopened (it changed on disk since).
+                self.damage.extend(damage);
                 self.note_wal(path, len);
                 // `always` syncs the file and, for a new file, its directory entry;
                 // `<N>ms` synced each file when its writer closed, which it still does here.
@@ -2022,7 +1861,7 @@ impl BarStore {
             base.extend(read_parquet_as(&self.root.join(p), Some(&kind.schema()))?);
         }
         let (ops, rep) = wal::replay(wal_path)?;
-        let replayed = rep.torn.is_none().then_some(rep.valid_len);
+        let replayed = rep.is_clean().then_some(rep.valid_len);
         Ok((merge::apply(kind, base, ops)?, replayed))
     }
 
@@ -2307,6 +2146,9 @@ impl BarStore {
         dataset: Option<&str>,
         before_day: i64,
     ) -> Result<WriteDownSummary, WriteDownError> {
+        if let Some((root, reason)) = self.unwritable() {
+            return Err(WriteDownError::Unwritable { root, reason });
+        }
         if !self.writable {
             return Err(WriteDownError::ReadOnly);
         }
@@ -2340,7 +2182,7 @@ impl BarStore {
                             "dataset={name}/tf={key}/date={}/part-{part}.parquet",
                             day_string(day)
                         );
-                        let bytes = write_parquet(&self.root.join(&rel), &b)?;
+                        let bytes = write_parquet_with(&self.root.join(&rel), &b, &self.opts)?;
                         let v = schema::view(&b);
                         summary.rows += b.num_rows() as u64;
                         summary.bytes += bytes;
@@ -2366,7 +2208,7 @@ impl BarStore {
             return Ok(summary);
         }
         crate::failpoint("writedown:before_commit");
-        next.commit(&self.root)?;
+        next.commit_with(&self.root, &self.opts)?;
         self.catalog = next;
         crate::failpoint("writedown:after_commit");
         for g in garbage {
@@ -2631,16 +2473,29 @@ fn parquet_props() -> WriterProperties {
     p.build()
 }
 
-/// Write `batch` to `path` atomically (temp name, fsync, rename, fsync dir). Returns bytes.
+/// Write `batch` to `path` atomically (temp name, fsync, rename, fsync dir) with the
+/// default modes. Returns bytes.
 pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64, WriteDownError> {
+    write_parquet_with(path, batch, &StoreOptions::default())
+}
+
+/// [`write_parquet`] with the modes (and test hook) of `opts`.
+pub fn write_parquet_with(
+    path: &Path,
+    batch: &RecordBatch,
+    opts: &StoreOptions,
+) -> Result<u64, WriteDownError> {
     let err = |detail: String| WriteDownError::Write {
         path: path.into(),
         detail,
     };
     let dir = path.parent().expect("part files live in a directory");
-    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    opts.create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     let tmp = path.with_extension("parquet.tmp");
-    let f = File::create(&tmp).map_err(|e| err(e.to_string()))?;
+    let (f, _) = opts
+        .open_write(&tmp, crate::perms::Create::truncate())
+        .map_err(|e| err(e.to_string()))?;
+    opts.check_fault().map_err(|e| err(e.to_string()))?;
     // No embedded Arrow schema (~900 bytes a file): readers get the types from Parquet's
     // own logical types, and the store reads with its schema as the hint.
     let opts = ArrowWriterOptions::new()

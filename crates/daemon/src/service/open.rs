@@ -59,7 +59,11 @@ impl Service {
             };
             let dc = super::spec::dataset_config(&spec)
                 .map_err(|e| store_err(format!("datasets.{name}: {e}")))?;
-            if store.dataset(name).is_none() {
+            if store.dataset(name).is_none() && store.read_only_reason().is_some() {
+                tracing::warn!(
+                    "store: dataset {name:?} is not created while the store is read-only"
+                );
+            } else if store.dataset(name).is_none() {
                 store
                     .create_dataset(name, dc)
                     .map_err(|e| store_err(e.to_string()))?;

@@ -1,0 +1,411 @@
+//! Opening a store: the writer lock, recovery of the hot tier (damaged WAL bytes moved to
+//! quarantine, torn tails cut, rollups of an interrupted write rewritten), and the
+//! read-only start when that recovery cannot write (a full disk), so that reads survive
+//! what writes cannot.
+
+use super::{day_string, list, read_dirs, BarStore, DayCache, OpenError};
+use crate::catalog::{Catalog, DatasetConfig};
+use crate::perms::{Create, StoreOptions};
+use crate::quarantine::{CorruptionReport, DamageKind};
+use crate::timeframe::Timeframe;
+use crate::wal::{self, FsyncPolicy, WalError, WalWriter};
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The file in a data directory that its writer holds an exclusive `flock` on (the
+/// leading `_` keeps Hive-style readers of the cold tier away from it).
+pub const WRITER_LOCK: &str = "_writer.lock";
+
+/// How long [`BarStore::open`] waits for the writer lock before it says who holds it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Take the data directory's writer lock, or say who has it. The lock is advisory
+/// (`flock`), held for the life of the returned file, and released by the kernel when the
+/// process dies, so a crashed writer never leaves a stale lock behind. The file holds the
+/// holder's pid, for the error message only.
+fn lock_writer(root: &Path, opts: &StoreOptions) -> Result<File, OpenError> {
+    use std::io::{Read, Seek, Write};
+    let path = root.join(WRITER_LOCK);
+    let io = |source| OpenError::Io {
+        path: path.clone(),
+        source,
+    };
+    let (mut f, _) = opts
+        .open_write(&path, Create::either().and_read())
+        .map_err(io)?;
+    // A lock whose holder just let go can still look held for a moment: a process that
+    // forks (a thread of it spawning a child) while it holds the lock shares the locked
+    // file with that child until the child's exec closes it. Wait that out briefly.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let res = loop {
+        // fs4 (flock through rustix): std's `File::try_lock` needs Rust 1.89, above our MSRV.
+        match fs4::FileExt::try_lock(&f) {
+            Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            res => break res,
+        }
+    };
+    match res {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = f.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                    Ok(comm) => format!("pid {pid} ({})", comm.trim()),
+                    Err(_) => format!("pid {pid}"),
+                },
+                Err(_) => "another process".to_string(),
+            };
+            return Err(OpenError::Locked {
+                root: root.into(),
+                holder,
+            });
+        }
+        Err(fs4::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    // Ours now: record who we are (best effort; only error messages read it).
+    let _ = f
+        .set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| writeln!(f, "{}", std::process::id()));
+    Ok(f)
+}
+
+impl BarStore {
+    /// Open (creating if needed) a store for reading and writing, with the default modes
+    /// (directories `0700`, files `0600`); see [`BarStore::open_with`].
+    pub fn open(root: &Path) -> Result<Self, OpenError> {
+        Self::open_with(root, StoreOptions::default())
+    }
+
+    /// Open (creating if needed) a store for reading and writing. Recovers every hot WAL:
+    /// damaged regions with valid frames after them are moved to quarantine and every
+    /// valid frame is kept (listed in [`BarStore::damage`], logged as errors), torn tails
+    /// are cut (listed in `recovered`); rollups of a write cut short are rewritten; cold
+    /// files the catalog does not reference (leftovers of an interrupted write-down) and
+    /// temp files of interrupted commits are removed.
+    ///
+    /// When that recovery cannot write (a full disk, a read-only mount), the store opens
+    /// **read-only** instead of failing: queries serve every valid frame, writes return
+    /// an `Unwritable` error with the reason ([`BarStore::read_only_reason`]) until
+    /// [`BarStore::retry_writable`] succeeds or the writer restarts with space freed. Fails
+    /// only when nothing can be read (the catalog is unreadable) or another writer holds
+    /// the store.
+    pub fn open_with(root: &Path, opts: StoreOptions) -> Result<Self, OpenError> {
+        opts.create_dir_all(root).map_err(|source| OpenError::Io {
+            path: root.into(),
+            source,
+        })?;
+        let (lock, lock_err) = match lock_writer(root, &opts) {
+            Ok(f) => (Some(f), None),
+            Err(OpenError::Io { path, source }) if crate::perms::is_no_space(&source) => (
+                None,
+                Some(format!(
+                    "the writer lock {} cannot be created: {source}",
+                    path.display()
+                )),
+            ),
+            Err(e) => return Err(e),
+        };
+        let catalog = Catalog::load(root)?;
+        let mut s = BarStore {
+            root: root.into(),
+            catalog,
+            writable: true,
+            opts,
+            read_only_reason: None,
+            damage: Vec::new(),
+            _writer_lock: lock,
+            recovered: Vec::new(),
+            rollups_repaired: Vec::new(),
+            unrenamed: Vec::new(),
+            wal_lens: HashMap::new(),
+            hot_index: HashMap::new(),
+            pending_sync: BTreeSet::new(),
+            pending_dirs: BTreeSet::new(),
+            day_cache: Mutex::new(DayCache::default()),
+        };
+        s.rename_hot_timeframes();
+        s.remove_temp_files();
+        match lock_err {
+            Some(reason) => s.degrade(reason),
+            None => {
+                if let Err(e) = s.recover_hot() {
+                    s.degrade(e.to_string());
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Why the writer is read-only, when it opened read-only because recovery could not
+    /// write (see [`BarStore::open_with`]); `None` when it is writable, and for stores
+    /// opened with [`BarStore::open_read_only`] (read-only by request, not by fault).
+    pub fn read_only_reason(&self) -> Option<&str> {
+        self.read_only_reason.as_deref()
+    }
+
+    /// Every damaged region and torn tail this writer set aside since it opened (at open
+    /// and on later appends), oldest first. Corruption (`kind == Corrupt`) means bytes on
+    /// disk changed after they were written; each region's copy is in `quarantined`.
+    pub fn damage(&self) -> &[CorruptionReport] {
+        &self.damage
+    }
+
+    /// How many corrupt regions ([`DamageKind::Corrupt`]) this writer found: the
+    /// number for a metric or `ringfeed stat` (torn tails are crashes, not corruption).
+    pub fn corruption_count(&self) -> usize {
+        self.damage
+            .iter()
+            .filter(|r| r.kind == DamageKind::Corrupt)
+            .count()
+    }
+
+    /// Try again to make a store that opened read-only writable (after space was freed):
+    /// takes the writer lock if it had none, reruns recovery, and on success accepts
+    /// writes again. Returns whether the store is writable now; on failure the reason is
+    /// updated. A writable store, or one opened with [`BarStore::open_read_only`],
+    /// returns at once.
+    pub fn retry_writable(&mut self) -> bool {
+        if self.read_only_reason.is_none() {
+            return self.writable;
+        }
+        if self._writer_lock.is_none() {
+            match lock_writer(&self.root, &self.opts) {
+                Ok(f) => self._writer_lock = Some(f),
+                Err(e) => {
+                    self.read_only_reason = Some(e.to_string());
+                    return false;
+                }
+            }
+        }
+        self.writable = true;
+        self.read_only_reason = None;
+        self.wal_lens.clear();
+        self.hot_index.clear();
+        self.forget_pending();
+        self.day_cache().entries.clear();
+        if let Err(e) = self.recover_hot() {
+            self.degrade(e.to_string());
+            return false;
+        }
+        tracing::info!(root = %self.root.display(), "store: writable again");
+        true
+    }
+
+    /// Refuse writes from now on, for `reason`; reads go the read-only way (every valid
+    /// frame from disk, no cache).
+    fn degrade(&mut self, reason: String) {
+        tracing::error!(root = %self.root.display(), "store opened READ-ONLY: {reason}");
+        self.writable = false;
+        self.read_only_reason = Some(reason);
+        self.forget_pending();
+        self.day_cache().entries.clear();
+    }
+
+    /// Recover every hot WAL (see [`wal::recover`]), collect garbage, and rewrite the
+    /// rollups of writes cut short. Stops at the first failure: the caller degrades.
+    fn recover_hot(&mut self) -> Result<(), OpenError> {
+        let mut unrolled = BTreeSet::new();
+        for p in self.all_wal_files() {
+            let rec = wal::recover(&p, &self.root, &self.opts)?;
+            let rep = rec.report;
+            self.note_wal(&p, rep.valid_len);
+            if rep.rollups_pending {
+                unrolled.insert(p.clone());
+            }
+            self.damage.extend(rec.damage);
+            if !rep.is_clean() {
+                self.recovered.push((p, rep));
+            }
+        }
+        self.collect_garbage();
+        self.repair_rollups(&unrolled)
+    }
+
+    /// Remove temp files of writes cut short (a WAL rewrite, a catalog commit): they are
+    /// never read, and on a full disk they hold the space recovery needs.
+    fn remove_temp_files(&self) {
+        let mut dirs = vec![crate::catalog::dir(&self.root)];
+        for d in read_dirs(&self.root.join("_hot")) {
+            for t in read_dirs(&d) {
+                dirs.push(t);
+            }
+        }
+        for d in dirs {
+            for f in read_dirs(&d) {
+                if f.extension().is_some_and(|e| e == "tmp") {
+                    let _ = std::fs::remove_file(&f);
+                }
+            }
+        }
+    }
+
+    /// Rename hot timeframe directories written before timeframe spellings were
+    /// normalized (`_hot/<dataset>/60m` → `1h`), so that their WALs are found under the
+    /// name every path now uses. A directory whose normalized name exists already is left
+    /// alone and named in the recovery notes.
+    fn rename_hot_timeframes(&mut self) {
+        for d in read_dirs(&self.root.join("_hot")) {
+            for t in read_dirs(&d) {
+                let Some(name) = t.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                let Ok(tf) = name.parse::<Timeframe>() else {
+                    continue;
+                };
+                let canonical = tf.to_string();
+                if canonical == name {
+                    continue;
+                }
+                let to = d.join(&canonical);
+                if to.exists() || std::fs::rename(&t, &to).is_err() {
+                    self.unrenamed.push((t, to));
+                }
+            }
+        }
+    }
+
+    /// Rewrite the rollups of every day whose base WAL ends in a write without a rollup
+    /// marker (the process stopped between the base frames and the rollup frames), then
+    /// mark those WALs. Rollups are a function of the base bars, so this is exact.
+    fn repair_rollups(&mut self, unrolled: &BTreeSet<PathBuf>) -> Result<(), OpenError> {
+        let datasets: Vec<(String, DatasetConfig, BTreeSet<String>)> = self
+            .catalog
+            .datasets
+            .iter()
+            .filter(|(_, e)| !e.config.rollups.is_empty())
+            .map(|(n, e)| (n.clone(), e.config.clone(), e.symbols.clone()))
+            .collect();
+        for (name, cfg, syms) in datasets {
+            let days: Vec<i64> = self
+                .hot_days(&name, cfg.base)
+                .into_iter()
+                .filter(|d| unrolled.contains(&self.wal_path(&name, cfg.base, *d)))
+                .collect();
+            if days.is_empty() || syms.is_empty() {
+                continue;
+            }
+            let repair = |source| OpenError::Repair {
+                dataset: name.clone(),
+                source: Box::new(source),
+            };
+            self.refresh_after_delete(&name, &cfg, &days, &syms)
+                .map_err(repair)?;
+            self.sync_pending().map_err(|e| repair(e.into()))?;
+            self.mark_rollups_done(&name, &cfg, &days)
+                .map_err(|e| repair(e.into()))?;
+            self.rollups_repaired.push((name, days));
+        }
+        Ok(())
+    }
+
+    /// Append a rollup marker to the base WAL of each of `days` (see [`crate::wal`]): the
+    /// rollups derived from everything before it are durable. Not synced itself: a marker
+    /// lost in a power cut costs one needless repair at the next open.
+    pub(super) fn mark_rollups_done(
+        &mut self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        days: &[i64],
+    ) -> Result<(), WalError> {
+        for &day in days {
+            let path = self.wal_path(dataset, cfg.base, day);
+            let known = self.wal_lens.get(&path).copied();
+            let res =
+                WalWriter::open_known(&path, FsyncPolicy::Never, known, &self.root, &self.opts)
+                    .and_then(|mut w| {
+                        w.append_rollup_marker()?;
+                        Ok((w.valid_len(), w.created(), std::mem::take(&mut w.damage)))
+                    });
+            self.record_append(&path, FsyncPolicy::Never, res)?;
+        }
+        Ok(())
+    }
+
+    /// What opening for writing repaired, one line each (empty when nothing was): torn
+    /// WAL tails cut, and days whose rollups were rewritten after an interrupted write.
+    pub fn recovery_notes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .recovered
+            .iter()
+            .map(|(p, rep)| {
+                let mut line = format!(
+                    "recovered {}: kept {} valid frames",
+                    p.display(),
+                    rep.frames
+                );
+                if !rep.damaged.is_empty() {
+                    let bytes: u64 = rep.damaged.iter().map(|d| d.len).sum();
+                    line += &format!(
+                        ", moved {} damaged region(s) ({bytes} bytes) to quarantine",
+                        rep.damaged.len()
+                    );
+                }
+                if let Some(why) = &rep.torn {
+                    line += &format!(", cut {} torn bytes ({why})", rep.cut_bytes());
+                }
+                line
+            })
+            .collect();
+        for r in self.damage.iter().filter(|r| r.kind == DamageKind::Corrupt) {
+            out.push(format!("CORRUPTION: {r}"));
+        }
+        if let Some(reason) = &self.read_only_reason {
+            out.push(format!(
+                "opened READ-ONLY because {reason}: queries work, writes are refused until space is freed and the writer restarts (or retries)"
+            ));
+        }
+        for (from, to) in &self.unrenamed {
+            out.push(format!(
+                "cannot rename {} to {} (timeframes are now named in one spelling): its WALs are not read; move its files into {} by hand",
+                from.display(),
+                to.display(),
+                to.display()
+            ));
+        }
+        for (dataset, days) in &self.rollups_repaired {
+            out.push(format!(
+                "rewrote the rollups of dataset {dataset:?} for {} day(s) after an interrupted write: {}",
+                days.len(),
+                list(days.iter().map(|d| day_string(*d)))
+            ));
+        }
+        out
+    }
+
+    /// Open an existing store for queries only. Never modifies files; damaged WAL regions
+    /// and torn tails are skipped, not served.
+    pub fn open_read_only(root: &Path) -> Result<Self, OpenError> {
+        if !root.is_dir() {
+            return Err(OpenError::Io {
+                path: root.into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no store here (ingest something first)",
+                ),
+            });
+        }
+        Ok(BarStore {
+            root: root.into(),
+            catalog: Catalog::load(root)?,
+            writable: false,
+            opts: StoreOptions::default(),
+            read_only_reason: None,
+            damage: Vec::new(),
+            _writer_lock: None,
+            recovered: Vec::new(),
+            rollups_repaired: Vec::new(),
+            unrenamed: Vec::new(),
+            wal_lens: HashMap::new(),
+            hot_index: HashMap::new(),
+            pending_sync: BTreeSet::new(),
+            pending_dirs: BTreeSet::new(),
+            day_cache: Mutex::new(DayCache::default()),
+        })
+    }
+}
