@@ -352,7 +352,7 @@ impl Client {
 }
 
 /// The socket a client connects to by default: `$RINGFEED_SOCKET`, else
-/// `$XDG_RUNTIME_DIR/ringfeed.sock`, else `/tmp/ringfeed-$UID.sock`.
+/// `$XDG_RUNTIME_DIR/ringfeed.sock`, else `/tmp/ringfeed-$UID/ringfeed.sock`.
 #[pyfunction]
 pub(crate) fn default_socket() -> String {
     ringfeed_client::socket_path()

@@ -12,7 +12,7 @@ pub struct ServeArgs {
     /// Store root (default ./ringfeed-data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Control socket (default $XDG_RUNTIME_DIR/ringfeed.sock or /tmp/ringfeed-$UID.sock).
+    /// Control socket (default $XDG_RUNTIME_DIR/ringfeed.sock or /tmp/ringfeed-$UID/ringfeed.sock).
     #[arg(long)]
     pub socket: Option<PathBuf>,
     /// Serve Prometheus metrics at this address, e.g. 127.0.0.1:9464.

@@ -95,7 +95,7 @@ pub struct DatasetToml {
 pub struct Config {
     /// Store root. Default `./ringfeed-data`.
     pub data_dir: PathBuf,
-    /// Control socket. Default `$XDG_RUNTIME_DIR/ringfeed.sock`, else `/tmp/ringfeed-$UID.sock`.
+    /// Control socket. Default `$XDG_RUNTIME_DIR/ringfeed.sock`, else `/tmp/ringfeed-$UID/ringfeed.sock`.
     pub socket: PathBuf,
     /// Prometheus text endpoint (`GET /metrics`), off by default.
     pub metrics: Option<SocketAddr>,

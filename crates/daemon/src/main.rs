@@ -11,7 +11,7 @@ use std::process::ExitCode;
     about = "ringfeed's sidecar daemon: bar queries and live topics over shared memory (same as `ringfeed serve`)",
     long_about = "ringfeed's sidecar daemon: bar queries and live topics over shared memory.\n\n\
 With no options it uses ./ringfeed-data and $XDG_RUNTIME_DIR/ringfeed.sock \
-(or /tmp/ringfeed-$UID.sock). Stops cleanly on SIGTERM or SIGINT: every arena \
+(or /tmp/ringfeed-$UID/ringfeed.sock). Stops cleanly on SIGTERM or SIGINT: every arena \
 it created is closed and the socket removed."
 )]
 struct Cli {
