@@ -22,7 +22,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// `ENOSPC`: no space left on the device (Linux errno).
 pub const ENOSPC: i32 = 28;
@@ -73,7 +73,7 @@ impl StoreOptions {
             .take_while(|p| !p.as_os_str().is_empty() && !p.is_dir())
             .collect();
         for dir in missing.into_iter().rev() {
-            self.check_fault()?;
+            self.check_fault(dir)?;
             match std::fs::DirBuilder::new().mode(self.dir_mode).create(dir) {
                 Ok(()) => std::fs::set_permissions(dir, Permissions::from_mode(self.dir_mode))?,
                 // Another thread of this writer (a parallel WAL append) made it first.
@@ -93,11 +93,11 @@ impl StoreOptions {
         let (file, created) = match how.mode {
             CreateMode::Existing => (o.open(path)?, false),
             CreateMode::New => {
-                self.check_fault()?;
+                self.check_fault(path)?;
                 (o.create_new(true).open(path)?, true)
             }
             CreateMode::Truncate => {
-                self.check_fault()?;
+                self.check_fault(path)?;
                 (o.create(true).truncate(true).open(path)?, true)
             }
             CreateMode::Either => match o.clone().create_new(true).open(path) {
@@ -120,7 +120,7 @@ impl StoreOptions {
         let tmp = tmp_path(path);
         let res = (|| {
             let (mut f, _) = self.open_write(&tmp, Create::truncate())?;
-            self.check_fault()?;
+            self.check_fault(&tmp)?;
             f.write_all(body)?;
             f.sync_all()
         })();
@@ -132,10 +132,18 @@ impl StoreOptions {
         sync_dir(path.parent().unwrap_or(Path::new(".")))
     }
 
-    /// Fail the way a full disk does while the test hook is set.
-    pub fn check_fault(&self) -> io::Result<()> {
+    /// Fail the way a full disk does while the test hook is set (for `path`).
+    pub fn check_fault(&self, path: &Path) -> io::Result<()> {
         match &self.fault {
-            Some(f) => f.check(),
+            Some(f) => f.check(path),
+            None => Ok(()),
+        }
+    }
+
+    /// Fail the undo of a failed write while the test hook says so.
+    pub fn check_undo_fault(&self) -> io::Result<()> {
+        match &self.fault {
+            Some(f) => f.check_undo(),
             None => Ok(()),
         }
     }
@@ -212,29 +220,77 @@ pub fn is_no_space(e: &io::Error) -> bool {
 
 /// A switch that makes the store's durable writes (WAL frames, catalog versions, Parquet
 /// parts, quarantine copies, new files and directories) fail with an OS error: how tests
-/// reproduce a full disk without one. Clones share the switch.
+/// reproduce a full disk without one. A fault can be limited to the files under one path
+/// (a rollup's WAL directory, say), and the undo of a failed write (cutting its WAL frames
+/// back) can be made to fail too. Clones share the switch.
 ///
 /// ```
 /// use ringfeed_store::perms::{WriteFault, ENOSPC};
+/// use std::path::Path;
 /// let fault = WriteFault::default();
 /// fault.set(Some(ENOSPC));
-/// assert_eq!(fault.check().unwrap_err().raw_os_error(), Some(ENOSPC));
+/// assert_eq!(fault.check(Path::new("any")).unwrap_err().raw_os_error(), Some(ENOSPC));
+/// fault.set_for(Some(ENOSPC), Path::new("/data/_hot/d/5m"));
+/// assert!(fault.check(Path::new("/data/_hot/d/5m/1970-01-01.wal")).is_err());
+/// assert!(fault.check(Path::new("/data/_hot/d/1m/1970-01-01.wal")).is_ok());
 /// fault.set(None);
-/// assert!(fault.check().is_ok());
+/// assert!(fault.check(Path::new("any")).is_ok());
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct WriteFault(Arc<AtomicI32>);
+pub struct WriteFault(Arc<FaultState>);
+
+#[derive(Debug, Default)]
+struct FaultState {
+    /// The errno writes fail with (0: none).
+    errno: AtomicI32,
+    /// Only writes to this path or under it fail (`None`: every write).
+    only: Mutex<Option<PathBuf>>,
+    /// The errno the undo of a failed write fails with (0: none).
+    undo: AtomicI32,
+}
 
 impl WriteFault {
-    /// Make writes fail with `errno` (`None`: let them succeed again).
+    /// Make every write fail with `errno` (`None`: let them succeed again).
     pub fn set(&self, errno: Option<i32>) {
-        // Relaxed: a test flips it between operations on one thread; no data depends on it.
-        self.0.store(errno.unwrap_or(0), Ordering::Relaxed);
+        self.set_scope(errno, None);
     }
 
-    /// The error a write gets now, if any.
-    pub fn check(&self) -> io::Result<()> {
-        match self.0.load(Ordering::Relaxed) {
+    /// Make writes to `path`, or to anything under it, fail with `errno` (`None`: let
+    /// every write succeed again).
+    pub fn set_for(&self, errno: Option<i32>, path: &Path) {
+        self.set_scope(errno, Some(path.to_path_buf()));
+    }
+
+    fn set_scope(&self, errno: Option<i32>, only: Option<PathBuf>) {
+        *self.0.only.lock().unwrap_or_else(|p| p.into_inner()) = only;
+        // Relaxed: a test flips it between operations on one thread; no data depends on it.
+        self.0.errno.store(errno.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Make the undo of a failed write (cutting back the WAL frames it wrote) fail with
+    /// `errno` too (`None`: let it succeed): how tests reach the read-only fallback.
+    pub fn set_undo(&self, errno: Option<i32>) {
+        // Relaxed: as in `set_scope`.
+        self.0.undo.store(errno.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The error a write to `path` gets now, if any.
+    pub fn check(&self, path: &Path) -> io::Result<()> {
+        match self.0.errno.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            errno => {
+                let only = self.0.only.lock().unwrap_or_else(|p| p.into_inner());
+                match &*only {
+                    Some(dir) if !path.starts_with(dir) => Ok(()),
+                    _ => Err(io::Error::from_raw_os_error(errno)),
+                }
+            }
+        }
+    }
+
+    /// The error the undo of a failed write gets now, if any.
+    pub fn check_undo(&self) -> io::Result<()> {
+        match self.0.undo.load(Ordering::Relaxed) {
             0 => Ok(()),
             errno => Err(io::Error::from_raw_os_error(errno)),
         }

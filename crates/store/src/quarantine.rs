@@ -127,7 +127,7 @@ fn write_pair(
     let dir = path.parent().expect("quarantine files live in a directory");
     opts.create_dir_all(dir)?;
     let (mut f, _) = opts.open_write(path, Create::new_only())?;
-    opts.check_fault()?;
+    opts.check_fault(path)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     report.quarantined = Some(path.to_path_buf());

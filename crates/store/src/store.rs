@@ -14,7 +14,7 @@ use crate::resample::{self, BucketError, Bucketing};
 use crate::schema::{self, InputError, Kind};
 use crate::timeframe::{Timeframe, NANOS_PER_DAY};
 use crate::validate::{self, BadRow, RowPolicy, RowReport, RowRules};
-use crate::wal::{self, FsyncPolicy, ReplayReport, WalError, WalWriter};
+use crate::wal::{self, FsyncPolicy, ReplayReport, WalError};
 use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::{ArrowError, SchemaRef};
 use parquet::arrow::arrow_reader::{
@@ -30,6 +30,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 mod open;
+mod undo;
+
+use undo::{append_frames, Undo, UndoStep};
 
 pub use open::WRITER_LOCK;
 
@@ -178,6 +181,15 @@ pub enum WriteError {
     /// The catalog commit failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The write failed after it had written some WAL frames, and cutting them back
+    /// failed too: some of its rows may be stored. The store turned read-only.
+    #[error("{source}; undoing the frames it had written failed too ({undo}), so some of its rows may be stored: the store is read-only now (queries show what is stored). Fix the cause (the disk, its space or permissions), then let the writer retry (BarStore::retry_writable, which finishes the undo) or restart it")]
+    NotUndone {
+        /// Why the write failed.
+        source: Box<WriteError>,
+        /// Why its undo failed.
+        undo: WalError,
+    },
 }
 
 /// Failure of a client append ([`BarStore::append`]).
@@ -518,6 +530,11 @@ pub struct BarStore {
     pending_dirs: BTreeSet<PathBuf>,
     /// Writer only: recently read days, merged.
     day_cache: Mutex<DayCache>,
+    /// Writer only: what the write in progress changed, to put back if it fails.
+    undo: Option<Undo>,
+    /// Writer only: the steps of an undo that failed (the store went read-only), run
+    /// again by [`BarStore::retry_writable`] before anything else.
+    undo_left: Vec<UndoStep>,
 }
 
 /// The writer's cache of merged days (cold parts overlaid with the hot WAL), keyed by WAL
@@ -858,7 +875,8 @@ impl BarStore {
     /// grid) under `policy`, and upserts the rows that pass. Rejected rows are listed in
     /// the report with their 1-based row numbers in the batch (file `append`); when every
     /// row is rejected nothing is written. Under a strict policy the first rejected row
-    /// fails the call and nothing is written.
+    /// fails the call and nothing is written. The rows that pass are one write, all or
+    /// nothing (see [`BarStore::upsert`]): an error means none of them is stored.
     ///
     /// ```
     /// # use ringfeed_store::{BarStore, DatasetConfig, schema::BarColumns, validate::RowPolicy};
@@ -968,6 +986,13 @@ impl BarStore {
     /// `(symbol, ts)`, ticks by `(symbol, ts, trade_id)`), then rewrite the rollups of the
     /// days touched. Returns once the WAL frames are written (and synced, per policy).
     ///
+    /// All or nothing: when any step fails (a base or rollup frame write on a full disk,
+    /// an fsync, the catalog commit of new symbols), every WAL the write extended is cut
+    /// back to its length before it, so an error means nothing of the batch is stored, now
+    /// or after a restart. Only when that cut fails too is the error
+    /// [`WriteError::NotUndone`], and the store turns read-only until the cut is finished
+    /// ([`BarStore::retry_writable`]).
+    ///
     /// Rows are stored as given: this is the road for rows the caller has validated
     /// (`ringfeed ingest` does while parsing). Rows from clients go through
     /// [`BarStore::append`], which validates them.
@@ -982,6 +1007,17 @@ impl BarStore {
         if !self.writable {
             return Err(WriteError::ReadOnly);
         }
+        self.begin_write();
+        let res = self.upsert_frames(dataset, batch);
+        self.end_write(res)
+    }
+
+    /// [`BarStore::upsert`] as one undoable write (see [`BarStore::begin_write`]).
+    fn upsert_frames(
+        &mut self,
+        dataset: &str,
+        batch: &RecordBatch,
+    ) -> Result<WriteSummary, WriteError> {
         let cfg = self.entry(dataset)?.config.clone();
         let kind = Self::kind_of(&cfg, cfg.base);
         let schema_err = |source| WriteError::Schema {
@@ -992,7 +1028,6 @@ impl BarStore {
         if batch.num_rows() == 0 {
             return Ok(WriteSummary::default());
         }
-        self.forget_pending();
         let batch = schema::conform(batch, &kind.schema()).map_err(schema_err)?;
         let batch = merge::sort_dedup(kind, batch).map_err(schema_err)?;
         let pieces = split_days(&batch).map_err(schema_err)?;
@@ -1016,8 +1051,9 @@ impl BarStore {
                     .get_mut(dataset)
                     .expect("checked above")
                     .symbols
-                    .extend(new)
+                    .extend(new.iter().cloned())
             })?;
+            self.undo_symbols(dataset, new);
         }
         let mut fresh = BTreeMap::new();
         let mut jobs = Vec::with_capacity(pieces.len());
@@ -1295,7 +1331,13 @@ impl BarStore {
         if !self.writable {
             return Err(WriteError::ReadOnly);
         }
-        self.forget_pending();
+        self.begin_write();
+        let res = self.delete_frames(dataset, range);
+        self.end_write(res)
+    }
+
+    /// [`BarStore::delete`] as one undoable write (see [`BarStore::begin_write`]).
+    fn delete_frames(&mut self, dataset: &str, range: DeleteRange) -> Result<usize, WriteError> {
         let entry = self.entry(dataset)?;
         let cfg = entry.config.clone();
         let all_syms: BTreeSet<String> = match &range.symbol {
@@ -1428,12 +1470,7 @@ impl BarStore {
             .collect();
         let (root, opts) = (&self.root, &self.opts);
         let results = par_map(&work, |(path, known, ops)| {
-            WalWriter::open_known(path, FsyncPolicy::Never, *known, root, opts).and_then(|mut w| {
-                w.append(ops)?;
-                let done = (w.valid_len(), w.created(), std::mem::take(&mut w.damage));
-                w.close()?;
-                Ok(done)
-            })
+            append_frames(path, *known, root, opts, |w| w.append(ops))
         });
         let mut first_err = None;
         for ((path, _, _), r) in work.into_iter().zip(results) {
@@ -1450,46 +1487,8 @@ impl BarStore {
     /// the files of a many-day write concurrently and each directory once.
     fn append_wal(&mut self, path: &Path, policy: FsyncPolicy, ops: &[Op]) -> Result<(), WalError> {
         let known = self.wal_lens.get(path).copied();
-        let res = WalWriter::open_known(path, FsyncPolicy::Never, known, &self.root, &self.opts)
-            .and_then(|mut w| {
-                w.append(ops)?;
-                let done = (w.valid_len(), w.created(), std::mem::take(&mut w.damage));
-                w.close()?;
-                Ok(done)
-            });
+        let res = append_frames(path, known, &self.root, &self.opts, |w| w.append(ops));
         self.record_append(path, policy, res)
-    }
-
-    /// Book-keeping after an append: the file's valid length, and what to sync.
-    fn record_append(
-        &mut self,
-        path: &Path,
-        policy: FsyncPolicy,
-        res: Result<(u64, bool, Vec<CorruptionReport>), WalError>,
-    ) -> Result<(), WalError> {
-        match res {
-            Ok((len, created, damage)) => {
-                // Damage found when the file was reopened (it changed on disk since).
-                self.damage.extend(damage);
-                self.note_wal(path, len);
-                // `always` syncs the file and, for a new file, its directory entry;
-                // `<N>ms` synced each file when its writer closed, which it still does here.
-                if policy != FsyncPolicy::Never {
-                    self.pending_sync.insert(path.to_path_buf());
-                }
-                if created && policy == FsyncPolicy::Always {
-                    if let Some(dir) = path.parent() {
-                        self.pending_dirs.insert(dir.to_path_buf());
-                    }
-                }
-                Ok(())
-            }
-            Err(e) => {
-                // The file may exist with a torn frame now: recover it on the next append.
-                self.note_wal(path, u64::MAX);
-                Err(e)
-            }
-        }
     }
 
     /// Drop the sync list of a write that failed before its sync point.
@@ -2495,7 +2494,7 @@ pub fn write_parquet_with(
     let (f, _) = opts
         .open_write(&tmp, crate::perms::Create::truncate())
         .map_err(|e| err(e.to_string()))?;
-    opts.check_fault().map_err(|e| err(e.to_string()))?;
+    opts.check_fault(&tmp).map_err(|e| err(e.to_string()))?;
     // No embedded Arrow schema (~900 bytes a file): readers get the types from Parquet's
     // own logical types, and the store reads with its schema as the hint.
     let opts = ArrowWriterOptions::new()

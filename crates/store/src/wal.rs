@@ -410,6 +410,31 @@ pub fn recover(path: &Path, root: &Path, opts: &StoreOptions) -> Result<Recovere
     Ok(out)
 }
 
+/// Cut a WAL file back to its first `len` bytes, durably (`set_len`, then `fsync`): the
+/// undo of frames appended after them by a write that failed. With `remove`, the write
+/// created the file: it is emptied and synced before it is unlinked (and its directory
+/// synced), so a crash halfway leaves an empty WAL, never the frames.
+pub fn cut_back(path: &Path, len: u64, remove: bool, opts: &StoreOptions) -> Result<(), WalError> {
+    opts.check_undo_fault().map_err(io(path))?;
+    let f = match opts.open_write(path, Create::existing()) {
+        Ok((f, _)) => f,
+        // Nothing to cut: the file is gone (it was never created, or the cut already ran).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let target = if remove { 0 } else { len };
+    // Synced even when the length is right already: a cut made after a failed write
+    // (see `write_frames`) was not.
+    f.set_len(target).map_err(io(path))?;
+    f.sync_all().map_err(io(path))?;
+    drop(f);
+    if remove {
+        std::fs::remove_file(path).map_err(io(path))?;
+        sync_parent(path)?;
+    }
+    Ok(())
+}
+
 /// Encode an operation as one frame.
 pub fn encode(op: &Op) -> Result<Vec<u8>, arrow_schema::ArrowError> {
     let mut out = Vec::new();
@@ -626,6 +651,9 @@ impl WalWriter {
         self.write_frames(&buf)
     }
 
+    /// Write whole frames at the end, then sync per policy. All or nothing: when any step
+    /// fails, the file is cut back to where it ended before (best effort; recovery cuts a
+    /// torn tail otherwise) and the writer's position with it.
     fn write_frames(&mut self, buf: &[u8]) -> Result<(), WalError> {
         crate::failpoint("wal:before_write");
         if crate::failpoint_active("wal:torn_write") {
@@ -634,30 +662,36 @@ impl WalWriter {
             std::process::abort();
         }
         if let Some(f) = &self.fault {
-            f.check().map_err(io(&self.path))?;
+            f.check(&self.path).map_err(io(&self.path))?;
         }
-        if let Err(e) = self.file.write_all(buf) {
-            // A write cut short (a full disk) leaves part of a frame: cut it now, so the
-            // file ends on a whole frame (best effort; recovery cuts it otherwise).
-            let pos = self.pos;
+        let start = self.pos;
+        let res = self
+            .file
+            .write_all(buf)
+            .map_err(io(&self.path))
+            .and_then(|()| {
+                self.pos += buf.len() as u64;
+                self.dirty = true;
+                match self.policy {
+                    FsyncPolicy::Always => self.sync(),
+                    FsyncPolicy::EveryMillis(ms)
+                        if self.last_sync.elapsed() >= Duration::from_millis(ms) =>
+                    {
+                        self.sync()
+                    }
+                    _ => Ok(()),
+                }
+            });
+        if res.is_err() {
+            // A write cut short (a full disk) leaves part of a frame, and a failed sync
+            // leaves frames nobody was told about: cut both, so the file ends where it did.
             let _ = self
                 .file
-                .set_len(pos)
-                .and_then(|()| self.file.seek(SeekFrom::Start(pos)));
-            return Err(io(&self.path)(e));
+                .set_len(start)
+                .and_then(|()| self.file.seek(SeekFrom::Start(start)));
+            self.pos = start;
         }
-        self.pos += buf.len() as u64;
-        self.dirty = true;
-        match self.policy {
-            FsyncPolicy::Always => self.sync()?,
-            FsyncPolicy::EveryMillis(ms) => {
-                if self.last_sync.elapsed() >= Duration::from_millis(ms) {
-                    self.sync()?
-                }
-            }
-            FsyncPolicy::Never => {}
-        }
-        Ok(())
+        res
     }
 
     /// Append a rollup marker frame (see the module docs), synced per policy. The caller

@@ -283,3 +283,66 @@ fn a_crash_between_base_and_rollup_frames_is_repaired_on_open() {
     assert!(st.rollups_repaired.is_empty(), "{:?}", st.rollups_repaired);
     assert_eq!(hours(&st), expected_hours(4));
 }
+
+/// A process killed during the quarantine rewrite of a damaged WAL (its damaged region
+/// already copied to quarantine, the clean file not yet renamed over it) leaves the WAL
+/// exactly as it was; the next open quarantines the region again and rewrites the file.
+#[test]
+fn a_crash_during_the_quarantine_rewrite_keeps_the_wal_and_redoes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = child(dir.path(), &[("RINGFEED_CRASH_BATCHES", "4")])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    // Damage a payload byte of the first frame (batch 0, minutes 0..500).
+    let wal = dir.path().join("_hot/d/1m/1970-01-01.wal");
+    let mut damaged = std::fs::read(&wal).unwrap();
+    damaged[40] ^= 0x10;
+    std::fs::write(&wal, &damaged).unwrap();
+
+    let out = child(
+        dir.path(),
+        &[
+            ("RINGFEED_CRASH_FROM", "4"),
+            ("RINGFEED_CRASH_BATCHES", "4"),
+            ("RINGFEED_STORE_FAILPOINT", "wal:before_rewrite"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success(), "the failpoint fired");
+    assert_eq!(
+        std::fs::read(&wal).unwrap(),
+        damaged,
+        "the crash changed the WAL"
+    );
+    assert_eq!(quarantined(dir.path()), 1, "the copy made before the crash");
+
+    let st = BarStore::open(dir.path()).unwrap();
+    assert_eq!(st.corruption_count(), 1);
+    assert!(st.damage()[0].quarantined.is_some());
+    assert_eq!(quarantined(dir.path()), 2, "quarantined again");
+    let (_, rep) = ringfeed_store::wal::replay(&wal).unwrap();
+    assert!(rep.is_clean(), "the WAL was rewritten: {rep:?}");
+    let base = st.query(&Query::new("d", "1m".parse().unwrap())).unwrap();
+    let ts = base
+        .column_by_name("ts")
+        .unwrap()
+        .as_primitive::<TimestampNanosecondType>();
+    let got: Vec<i64> = ts.values().iter().map(|t| t / MIN).collect();
+    assert_eq!(got, (PER_BATCH..4 * PER_BATCH).collect::<Vec<_>>());
+    drop(st);
+    // Nothing is left to do on the open after.
+    let st = BarStore::open(dir.path()).unwrap();
+    assert_eq!(st.corruption_count(), 0);
+    assert!(st.recovered.is_empty(), "{:?}", st.recovered);
+    assert_eq!(quarantined(dir.path()), 2);
+}
+
+/// Quarantine copies (`*.bad`) under a store root.
+fn quarantined(root: &Path) -> usize {
+    walk(&root.join("_quarantine"))
+        .iter()
+        .filter(|p| p.ends_with(".bad"))
+        .count()
+}

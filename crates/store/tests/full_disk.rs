@@ -1,7 +1,8 @@
 //! A real full disk: a small tmpfs (needs root and `mount`; skipped with the reason
-//! otherwise). Appends on the full disk fail with "disk is full" and leave nothing in
-//! memory; a writer opened on it when recovery must write comes up read-only; once space
-//! is freed it becomes writable, and every acknowledged row is there.
+//! otherwise). Appends on the full disk fail with "disk is full" and leave nothing behind,
+//! in memory or on disk (a refused append never appears after a restart); a writer opened
+//! on it when recovery must write comes up read-only; once space is freed it becomes
+//! writable, and every acknowledged row is there.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
@@ -121,9 +122,9 @@ fn a_real_full_disk_refuses_writes_keeps_reads_and_recovers() {
         .to_string();
     assert!(err.contains("disk is full"), "{err}");
     assert!(!st.catalog().datasets["d"].symbols.contains("B"));
-    // Known symbols: acknowledged, or refused as a full disk. A refused append may still
-    // have landed its base frame (the rollup frames after it found no space): like a
-    // write cut by a crash, it is not acknowledged, and may or may not be there later.
+    // Known symbols: acknowledged, or refused as a full disk. A refused append is cut back
+    // whole (its base frame may have landed before its rollup frames found no space):
+    // exactly the acknowledged rows are served, now and after a restart.
     let mut refused = Vec::new();
     for i in 20..40 {
         match st.append("d", &bar("A", i), &RowPolicy::default()) {
@@ -133,8 +134,22 @@ fn a_real_full_disk_refuses_writes_keeps_reads_and_recovers() {
                 refused.push(i);
             }
         }
+        assert_eq!(minutes(&st), acked, "after the append of minute {i}");
     }
     assert!(!refused.is_empty(), "the disk was full");
+    assert_eq!(
+        st.read_only_reason(),
+        None,
+        "every refused append was undone"
+    );
+    drop(st);
+    let st = BarStore::open(&root).unwrap();
+    assert_eq!(
+        minutes(&st),
+        acked,
+        "a refused append appeared after a restart"
+    );
+    assert!(st.rollups_repaired.is_empty(), "{:?}", st.rollups_repaired);
     drop(st);
 
     // Damage a frame in place (no new space needed): recovery must copy it to
@@ -147,13 +162,9 @@ fn a_real_full_disk_refuses_writes_keeps_reads_and_recovers() {
     let mut st = BarStore::open(&root).unwrap();
     let reason = st.read_only_reason().expect("read-only").to_string();
     assert!(reason.contains("disk is full"), "{reason}");
-    // Every acknowledged row but minute 0 (in the damaged frame); refused ones at most.
-    let lost_first = acked[1..].to_vec();
+    // Every acknowledged row but minute 0 (in the damaged frame), and no refused one.
     let served = minutes(&st);
-    assert!(lost_first.iter().all(|m| served.contains(m)), "{served:?}");
-    assert!(served
-        .iter()
-        .all(|m| lost_first.contains(m) || refused.contains(m)));
+    assert_eq!(served, acked[1..].to_vec());
     let err = st
         .append("d", &bar("A", 50), &RowPolicy::default())
         .unwrap_err()

@@ -3,12 +3,12 @@
 //! read-only start when that recovery cannot write (a full disk), so that reads survive
 //! what writes cannot.
 
-use super::{day_string, list, read_dirs, BarStore, DayCache, OpenError};
+use super::{append_frames, day_string, list, read_dirs, BarStore, DayCache, OpenError};
 use crate::catalog::{Catalog, DatasetConfig};
 use crate::perms::{Create, StoreOptions};
 use crate::quarantine::{CorruptionReport, DamageKind};
 use crate::timeframe::Timeframe;
-use crate::wal::{self, FsyncPolicy, WalError, WalWriter};
+use crate::wal::{self, FsyncPolicy, WalError};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -128,6 +128,8 @@ impl BarStore {
             pending_sync: BTreeSet::new(),
             pending_dirs: BTreeSet::new(),
             day_cache: Mutex::new(DayCache::default()),
+            undo: None,
+            undo_left: Vec::new(),
         };
         s.rename_hot_timeframes();
         s.remove_temp_files();
@@ -183,6 +185,17 @@ impl BarStore {
                 }
             }
         }
+        // First the rest of an undo that failed (see `undo.rs`): until it is done, the
+        // disk holds frames of a write that was refused.
+        if !self.undo_left.is_empty() {
+            let steps = std::mem::take(&mut self.undo_left);
+            if let Err(e) = self.run_undo(steps) {
+                self.read_only_reason = Some(format!(
+                    "cutting back the WAL frames of a failed write still fails ({e})"
+                ));
+                return false;
+            }
+        }
         self.writable = true;
         self.read_only_reason = None;
         self.wal_lens.clear();
@@ -199,7 +212,7 @@ impl BarStore {
 
     /// Refuse writes from now on, for `reason`; reads go the read-only way (every valid
     /// frame from disk, no cache).
-    fn degrade(&mut self, reason: String) {
+    pub(super) fn degrade(&mut self, reason: String) {
         tracing::error!(root = %self.root.display(), "store opened READ-ONLY: {reason}");
         self.writable = false;
         self.read_only_reason = Some(reason);
@@ -316,12 +329,9 @@ impl BarStore {
         for &day in days {
             let path = self.wal_path(dataset, cfg.base, day);
             let known = self.wal_lens.get(&path).copied();
-            let res =
-                WalWriter::open_known(&path, FsyncPolicy::Never, known, &self.root, &self.opts)
-                    .and_then(|mut w| {
-                        w.append_rollup_marker()?;
-                        Ok((w.valid_len(), w.created(), std::mem::take(&mut w.damage)))
-                    });
+            let res = append_frames(&path, known, &self.root, &self.opts, |w| {
+                w.append_rollup_marker()
+            });
             self.record_append(&path, FsyncPolicy::Never, res)?;
         }
         Ok(())
@@ -406,6 +416,8 @@ impl BarStore {
             pending_sync: BTreeSet::new(),
             pending_dirs: BTreeSet::new(),
             day_cache: Mutex::new(DayCache::default()),
+            undo: None,
+            undo_left: Vec::new(),
         })
     }
 }
