@@ -1,11 +1,11 @@
 //! Read-only snapshots of an arena for `ringfeed inspect`.
 
-use crate::arena;
+use crate::arena::{self, Access};
 use crate::error::OpenError;
-use crate::layout::{state, Header, WRITER_LOCK_BYTE};
+use crate::layout::{state, Header};
 use crate::os;
 use crate::sync::Ordering;
-use crate::writer::{read_rows, ReaderInfo};
+use crate::table::{read_rows, ReaderInfo};
 
 /// What `ringfeed inspect NAME` shows.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct ArenaInfo {
     pub writer_pid: u32,
     /// Whether a live process holds the writer lock.
     pub writer_alive: bool,
-    /// Attached readers.
+    /// Attached readers, and rows that break an invariant (`problem` set).
     pub readers: Vec<ReaderInfo>,
     /// Buffers currently pinned by at least one reader.
     pub leased_buffers: u32,
@@ -49,24 +49,24 @@ impl ArenaInfo {
 
 /// Validates and snapshots arena `name` without joining it as a reader.
 pub fn inspect(name: &str) -> Result<ArenaInfo, OpenError> {
-    let v = arena::open_validated(name, true)?;
-    let regions = arena::map_reader(&v).map_err(|e| OpenError::Io {
-        path: v.path.clone(),
-        source: e,
-    })?;
+    let v = arena::open_validated(name, true, Access::Read)?;
+    let path = v.path.clone();
+    let header = v.header;
+    let regions = arena::map_reader(name, v, true)?;
     let ctl = regions.control();
     let st = ctl.state.0.state.load(Ordering::Acquire);
     let readers = read_rows(&regions);
     let leased_buffers = (0..regions.geo.buffers)
         .filter(|&b| {
-            (0..regions.geo.max_readers)
-                .any(|i| regions.pins(i)[b as usize].load(Ordering::Relaxed) != 0)
+            readers.iter().any(|r| {
+                r.problem.is_none() && regions.pins(r.row)[b as usize].load(Ordering::Relaxed) != 0
+            })
         })
         .count() as u32;
     Ok(ArenaInfo {
         name: name.to_string(),
-        path: v.path.clone(),
-        header: v.header,
+        path,
+        header,
         state: match st {
             state::READY => "ready",
             state::CLOSED => "closed",
@@ -75,7 +75,7 @@ pub fn inspect(name: &str) -> Result<ArenaInfo, OpenError> {
         write_seq: ctl.write_seq.0.load(Ordering::Acquire),
         writer_epoch: ctl.state.0.writer_epoch.load(Ordering::Relaxed),
         writer_pid: ctl.state.0.writer_pid.load(Ordering::Relaxed),
-        writer_alive: os::byte_is_locked(&v.file, WRITER_LOCK_BYTE).unwrap_or(false),
+        writer_alive: os::writer_lock_held(&regions.file).unwrap_or(false),
         readers,
         leased_buffers,
         meta_len: regions.meta_head().len,
