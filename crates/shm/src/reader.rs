@@ -21,6 +21,21 @@ pub enum StartAt {
     Next,
 }
 
+/// How much of each payload the layer above (`ringfeed-arrow`) checks before
+/// handing it out. This crate moves bytes and checks nothing of them itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Validate {
+    /// Trust what only the writer can write: the arena is ours (our uid, no
+    /// group/other write bits), mode 0400 once READY and mapped read-only by
+    /// every reader, so only its writer wrote the payloads. Structure is
+    /// still checked, in O(columns). The default.
+    #[default]
+    Trusted,
+    /// Check every value as well, in O(rows): for rings written by less
+    /// trusted writers (e.g. opened with `allow_foreign_owner`, which implies it).
+    Full,
+}
+
 /// Options for [`RingReader::open_with`].
 #[derive(Clone, Debug, Default)]
 pub struct ReaderOptions {
@@ -31,8 +46,10 @@ pub struct ReaderOptions {
     pub spin: Duration,
     /// Attach even if the arena belongs to another user, or others may
     /// write it: then its bytes cannot be trusted, so the layer above should
-    /// validate every batch in full.
+    /// validate every batch in full (it implies [`Validate::Full`]).
     pub allow_foreign_owner: bool,
+    /// How the layer above validates payloads (see [`Validate`]).
+    pub validate: Validate,
 }
 
 /// How often a sleeping reader wakes to check that the writer still lives.
