@@ -78,6 +78,7 @@ create_exception!(
 );
 
 static INVALID_ARGUMENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static INVALID_NAME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static ARGUMENT_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// `class <name>(RingfeedError, <builtin>)`, made once: `create_exception!`
@@ -107,6 +108,33 @@ fn invalid_argument_type(py: Python<'_>) -> PyResult<&'static Py<PyType>> {
         "An argument has the right type but a value ringfeed cannot use.",
         py.get_type::<PyValueError>(),
     )
+}
+
+/// `class InvalidNameError(InvalidArgumentError)`: a `RingfeedError` and a
+/// `ValueError`, so `except rf.RingfeedError` and `except ValueError` both
+/// catch a bad ring name.
+fn invalid_name_type(py: Python<'_>) -> PyResult<&'static Py<PyType>> {
+    let base = invalid_argument_type(py)?.bind(py).clone();
+    INVALID_NAME.get_or_try_init(py, || {
+        let attrs = PyDict::new(py);
+        attrs.set_item("__module__", "ringfeed")?;
+        attrs.set_item(
+            "__doc__",
+            "A ring (arena) name ringfeed refuses: 1-200 characters of [A-Za-z0-9._-], not starting with '.' or '-', without '.tmp-'.",
+        )?;
+        let bases = PyTuple::new(py, [base])?;
+        let t = PyType::type_object(py).call1(("InvalidNameError", bases, attrs))?;
+        Ok(t.cast_into::<PyType>()?.unbind())
+    })
+}
+
+/// An `InvalidNameError` (a `RingfeedError`, `InvalidArgumentError` and `ValueError`).
+pub(crate) fn invalid_name(msg: impl Into<String>) -> PyErr {
+    let msg = msg.into();
+    Python::attach(|py| match invalid_name_type(py) {
+        Ok(t) => PyErr::from_type(t.bind(py).clone(), msg),
+        Err(e) => e,
+    })
 }
 
 fn argument_type_type(py: Python<'_>) -> PyResult<&'static Py<PyType>> {
@@ -143,6 +171,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConnectError", py.get_type::<ConnectError>())?;
     m.add("ConnectionLostError", py.get_type::<ConnectionLostError>())?;
     m.add("InvalidArgumentError", invalid_argument_type(py)?.bind(py))?;
+    m.add("InvalidNameError", invalid_name_type(py)?.bind(py))?;
     m.add("ArgumentTypeError", argument_type_type(py)?.bind(py))?;
     m.add("RingfeedError", py.get_type::<RingfeedError>())?;
     m.add("ArenaNotFoundError", py.get_type::<ArenaNotFoundError>())?;
@@ -190,10 +219,16 @@ fn by_kind(kind: ErrorKind, msg: String) -> PyErr {
 }
 
 pub(crate) fn create_error(e: CreateError) -> PyErr {
+    if let CreateError::Ring(ringfeed_shm::CreateError::InvalidName { .. }) = &e {
+        return invalid_name(e.to_string());
+    }
     by_kind(e.kind(), e.to_string())
 }
 
 pub(crate) fn open_error(e: OpenError) -> PyErr {
+    if let OpenError::Ring(ringfeed_shm::OpenError::InvalidName { .. }) = &e {
+        return invalid_name(e.to_string());
+    }
     by_kind(e.kind(), e.to_string())
 }
 

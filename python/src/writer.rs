@@ -177,7 +177,7 @@ impl Writer {
             }
         };
         ringfeed_arrow::arena::check_name(name).map_err(|reason| {
-            errors::invalid_argument(format!("invalid arena name {name:?}: {reason}"))
+            errors::invalid_name(format!("invalid arena name {name:?}: {reason}"))
         })?;
         let (policy, block_timeout) = match on_full {
             "overwrite" | "overwrite_oldest" => (OnFull::OverwriteOldest, None),

@@ -124,10 +124,20 @@ def test_oversize_batch(name: str) -> None:
         assert r.read(5) is not None
 
 
-@pytest.mark.parametrize("bad", ["", "a/b", "..", "x" * 300])
+@pytest.mark.parametrize("bad", ["", "a/b", "..", "../../etc/passwd", "x" * 300])
 def test_invalid_name(bad: str) -> None:
-    with pytest.raises(ValueError, match="invalid arena name"):
-        rf.Writer.create(bad, rf.bar_schema())
+    """A bad ring name is an InvalidNameError: caught by `except rf.RingfeedError`
+    and by `except ValueError`, from every entry point that takes a name."""
+    for call in (
+        lambda: rf.Writer.create(bad, rf.bar_schema()),
+        lambda: rf.Reader.open(bad),
+        lambda: rf.remove(bad),
+    ):
+        with pytest.raises(rf.InvalidNameError, match="invalid arena name") as e:
+            call()
+        assert isinstance(e.value, rf.RingfeedError)
+        assert isinstance(e.value, ValueError)
+        assert isinstance(e.value, rf.InvalidArgumentError)
 
 
 def test_invalid_options(name: str) -> None:
@@ -138,6 +148,8 @@ def test_invalid_options(name: str) -> None:
     with rf.Writer.create(name, rf.bar_schema()):
         with pytest.raises(ValueError, match="start"):
             rf.Reader.open(name, start="newest")  # type: ignore[arg-type]
+        with pytest.raises(rf.InvalidArgumentError, match="validate"):
+            rf.Reader.open(name, validate="some")  # type: ignore[arg-type]
 
 
 def test_lagged_reader_reports_missed_and_goes_on(name: str) -> None:

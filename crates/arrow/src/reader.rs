@@ -283,14 +283,14 @@ mod tests {
         codec::copy_into(&bufs, &mut slot);
         let len = (long.len() as u32).to_le_bytes();
         let needle = [&len[..], &long.as_bytes()[..4]].concat();
-        let at = slot.windows(8).position(|x| x == needle.as_slice()).unwrap();
+        let at = slot
+            .windows(8)
+            .position(|x| x == needle.as_slice())
+            .unwrap();
         slot[at + 12..at + 16].copy_from_slice(&100_000u32.to_le_bytes());
 
         let good1 = w.write(&batch).unwrap();
-        let bad = w
-            .ring_mut()
-            .publish(&slot, 2, FORMAT_ARROW_IPC_V1)
-            .unwrap();
+        let bad = w.ring_mut().publish(&slot, 2, FORMAT_ARROW_IPC_V1).unwrap();
         let good2 = w.write(&batch).unwrap();
         let t = Duration::from_secs(5);
         assert_eq!(r.read(t).unwrap().unwrap().seq(), good1);

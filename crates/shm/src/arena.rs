@@ -203,12 +203,7 @@ impl Regions {
 
 /// Maps the arena (`writable`: read-write with `MAP_POPULATE`, else read-only)
 /// and the reader table, and registers both with the fork and SIGBUS guards.
-fn map_both(
-    file: File,
-    table_file: File,
-    header: Header,
-    writable: bool,
-) -> io::Result<Regions> {
+fn map_both(file: File, table_file: File, header: Header, writable: bool) -> io::Result<Regions> {
     let off = header.offsets();
     let (arena_map, head) = if writable {
         // SAFETY: the file is a regular tmpfs file of total_len bytes
@@ -716,8 +711,8 @@ pub(crate) fn create(
         header_crc: 0,
     };
     header.header_crc = header.compute_crc();
-    let (table_file, ttmp) = new_table_file(name, &header)
-        .map_err(|e| no_space(e, off.readers_len, &tpath))?;
+    let (table_file, ttmp) =
+        new_table_file(name, &header).map_err(|e| no_space(e, off.readers_len, &tpath))?;
     let mut tguard = TmpGuard(Some(ttmp.clone()));
     let regions = map_both(file, table_file, header, true).map_err(|e| io_err(&tmp, e))?;
     // The files are fresh (zero-filled by tmpfs), so every atomic already

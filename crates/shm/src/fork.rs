@@ -95,9 +95,9 @@ pub(crate) fn register(fd: i32, writable: bool, maps: &[Mapping]) -> Registered 
         s.fd.store(fd, Ordering::Relaxed);
         s.writable.store(writable as u32, Ordering::Relaxed);
         for (k, m) in s.maps.iter().enumerate() {
-            let (addr, len, off, w) = maps
-                .get(k)
-                .map_or((0, 0, 0, false), |m| (m.addr as usize, m.len, m.offset as usize, m.writable));
+            let (addr, len, off, w) = maps.get(k).map_or((0, 0, 0, false), |m| {
+                (m.addr as usize, m.len, m.offset as usize, m.writable)
+            });
             m.addr.store(addr, Ordering::Relaxed);
             m.len.store(len, Ordering::Relaxed);
             m.offset.store(off, Ordering::Relaxed);
@@ -164,7 +164,10 @@ pub(crate) fn rehome_in_child() {
             writable = false;
         }
         for m in &s.maps {
-            let (addr, len) = (m.addr.load(Ordering::Relaxed), m.len.load(Ordering::Relaxed));
+            let (addr, len) = (
+                m.addr.load(Ordering::Relaxed),
+                m.len.load(Ordering::Relaxed),
+            );
             if len == 0 {
                 continue;
             }
@@ -205,10 +208,7 @@ pub(crate) fn rehome_in_child() {
         // /dev/null), so the Rust `File` that owns the number stays valid.
         unsafe {
             if nfd < 0 {
-                nfd = libc::open(
-                    c"/dev/null".as_ptr(),
-                    libc::O_RDONLY | libc::O_CLOEXEC,
-                );
+                nfd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             }
             if nfd >= 0 {
                 libc::dup3(nfd, fd, libc::O_CLOEXEC);

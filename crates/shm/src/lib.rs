@@ -40,9 +40,7 @@ mod writer;
 pub use arena::{remove, validate_header};
 pub use error::{ClaimError, CreateError, OpenError, ReadError};
 pub use inspect::{inspect, ArenaInfo};
-pub use os::{
-    arena_path, check_name, list_arenas, mmap_large_allocations, shm_dir, table_path,
-};
+pub use os::{arena_path, check_name, list_arenas, mmap_large_allocations, shm_dir, table_path};
 pub use reader::{Lease, ReaderOptions, RingReader, StartAt, Validate};
 pub use table::ReaderInfo;
 pub use writer::{Claim, OnFull, RingOptions, RingWriter};

@@ -85,7 +85,13 @@ impl ReaderShared {
     /// our mapping by zero pages) or the writer rebuilt it since we joined.
     fn detached(&self) -> bool {
         self.regions.table_lost()
-            || self.regions.control().state.0.readers_epoch.load(Ordering::Relaxed)
+            || self
+                .regions
+                .control()
+                .state
+                .0
+                .readers_epoch
+                .load(Ordering::Relaxed)
                 != self.readers_epoch
     }
 

@@ -86,8 +86,7 @@ pub(crate) fn guard(start: *mut u8, len: usize) -> Guarded {
         let s = &TABLE[i];
         s.start.store(start as usize, Ordering::Relaxed);
         s.len.store(len, Ordering::Relaxed);
-        s.lost
-            .store(Arc::as_ptr(&lost) as usize, Ordering::Relaxed);
+        s.lost.store(Arc::as_ptr(&lost) as usize, Ordering::Relaxed);
         // SYNC POINT: sigbus-slot. Pairs with the handler's Acquire load of
         // `state`: it sees the range and flag address filled in.
         s.state.store(LIVE, Ordering::Release);

@@ -22,8 +22,8 @@ pub struct ReaderInfo {
     pub pid: u32,
     /// Next seq it will read.
     pub cursor: u64,
-    /// Leases held (sum of the row's pins).
-    pub leases: u64,
+    /// Leases held (sum of the row's pins, saturating).
+    pub leases: u32,
     /// Batches lost to lag.
     pub missed: u64,
     /// Why the writer does not trust this row, if it breaks an invariant: its
@@ -46,7 +46,10 @@ pub(crate) fn row_problem(
     write_seq: u64,
 ) -> Option<&'static str> {
     let st = row.head.state.load(Ordering::Relaxed);
-    if !matches!(st, row_state::FREE | row_state::ACTIVE | row_state::DRAINING) {
+    if !matches!(
+        st,
+        row_state::FREE | row_state::ACTIVE | row_state::DRAINING
+    ) {
         return Some("unknown row state");
     }
     if row.head.sleeping.load(Ordering::Relaxed) > 1 {
@@ -78,26 +81,28 @@ pub(crate) fn read_rows(r: &Regions) -> Vec<ReaderInfo> {
     // SYNC POINT: publish (diagnostic read). Pairs with the writer's Release store.
     let write_seq = r.control().write_seq.0.load(Ordering::Acquire);
     let p = r.geo.leases_per_reader;
-    (0..r.geo.max_readers).filter_map(|i| {
-        let row = r.row_view(i);
-        // SYNC POINT: row-active (diagnostic read). Pairs with the reader's Release store.
-        let st = row.head.state.load(Ordering::Acquire);
-        let problem = row_problem(&row, p, write_seq);
-        (st != row_state::FREE || problem.is_some()).then(|| ReaderInfo {
-            row: i,
-            state: st,
-            pid: row.head.pid.load(Ordering::Relaxed),
-            cursor: row.head.cursor.load(Ordering::Relaxed),
-            leases: row
-                .pins
-                .iter()
-                .map(|p| p.load(Ordering::Relaxed) as u64)
-                .sum(),
-            missed: row.head.missed.load(Ordering::Relaxed),
-            problem,
+    (0..r.geo.max_readers)
+        .filter_map(|i| {
+            let row = r.row_view(i);
+            // SYNC POINT: row-active (diagnostic read). Pairs with the reader's Release store.
+            let st = row.head.state.load(Ordering::Acquire);
+            let problem = row_problem(&row, p, write_seq);
+            (st != row_state::FREE || problem.is_some()).then(|| ReaderInfo {
+                row: i,
+                state: st,
+                pid: row.head.pid.load(Ordering::Relaxed),
+                cursor: row.head.cursor.load(Ordering::Relaxed),
+                leases: row
+                    .pins
+                    .iter()
+                    .map(|p| p.load(Ordering::Relaxed) as u64)
+                    .sum::<u64>()
+                    .min(u32::MAX as u64) as u32,
+                missed: row.head.missed.load(Ordering::Relaxed),
+                problem,
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 /// The table header for an arena with this `header`.

@@ -594,11 +594,11 @@ impl RingWriter {
         ctl.state.0.state.store(state::CLOSED, Ordering::Release);
         ctl.notify.0.fetch_add(1, Ordering::Release);
         futex_wake(&ctl.notify.0, i32::MAX);
-        let same = |p: &std::path::Path, f: &std::fs::File| match (std::fs::metadata(p), f.metadata())
-        {
-            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-            _ => false,
-        };
+        let same =
+            |p: &std::path::Path, f: &std::fs::File| match (std::fs::metadata(p), f.metadata()) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
         if same(&self.path, &self.regions.file) {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -645,7 +645,14 @@ impl RingWriter {
         fence(Ordering::SeqCst);
         // A reader may scribble `waiters`: a wrong count costs at most a
         // needless wake, or a sleeper waking on its 100 ms liveness slice.
-        if self.regions.table_control().waiters.0.load(Ordering::Relaxed) > 0 {
+        if self
+            .regions
+            .table_control()
+            .waiters
+            .0
+            .load(Ordering::Relaxed)
+            > 0
+        {
             ctl.notify.0.fetch_add(1, Ordering::Release);
             futex_wake(&ctl.notify.0, i32::MAX);
         }

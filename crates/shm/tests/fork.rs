@@ -86,7 +86,11 @@ fn a_forked_child_neither_keeps_nor_drops_the_parents_locks() {
     wait_pid(c);
     let info = inspect(&name).unwrap();
     assert!(info.writer_alive, "a child's exit released our writer lock");
-    assert_eq!(info.readers.len(), 1, "a child's exit released our reader row");
+    assert_eq!(
+        info.readers.len(),
+        1,
+        "a child's exit released our reader row"
+    );
     // Both still work, and every acknowledged batch arrives.
     let deadline = Instant::now() + Duration::from_secs(30);
     for k in 0..5u64 {

@@ -5,8 +5,8 @@
 
 use ringfeed_shm::layout::{row_state, ReaderRow, ROWS_OFF};
 use ringfeed_shm::{
-    inspect, table_path, CreateError, OpenError, ReadError, RingOptions, RingReader,
-    RingWriter, StartAt,
+    inspect, table_path, CreateError, OpenError, ReadError, RingOptions, RingReader, RingWriter,
+    StartAt,
 };
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
@@ -85,11 +85,16 @@ fn a_scribbled_free_row_never_freezes_publishing_and_inspect_shows_it() {
     let t = table(&name);
     // Pin every buffer in row 1, which nobody owns.
     for b in 0..3 {
-        t.write_all_at(&7u32.to_ne_bytes(), pin_off(&w, 1, b)).unwrap();
+        t.write_all_at(&7u32.to_ne_bytes(), pin_off(&w, 1, b))
+            .unwrap();
     }
     // inspect (read-only) reports it before anyone repairs it.
     let info = inspect(&name).unwrap();
-    let bad = info.readers.iter().find(|r| r.row == 1).expect("row 1 reported");
+    let bad = info
+        .readers
+        .iter()
+        .find(|r| r.row == 1)
+        .expect("row 1 reported");
     assert_eq!(bad.problem, Some("pins in a FREE row"));
     assert_eq!(bad.state, row_state::FREE);
     assert_eq!(info.leased_buffers, 0, "a bad row's pins lease nothing");
@@ -120,7 +125,8 @@ fn a_live_reader_pinning_more_than_its_share_is_ignored_after_a_sweep() {
     let row = r.readers()[0].row;
     let t = table(&name);
     for b in 0..3 {
-        t.write_all_at(&1u32.to_ne_bytes(), pin_off(&w, row, b)).unwrap();
+        t.write_all_at(&1u32.to_ne_bytes(), pin_off(&w, row, b))
+            .unwrap();
     }
     // The sweep at the next claim finds the row broken; its pins stop counting.
     publish_n(&mut w, 10);
@@ -195,7 +201,9 @@ fn files_others_may_write_are_refused() {
     let name = unique("mode");
     let w = RingWriter::create(&name, &tight(), b"m").unwrap();
     std::fs::set_permissions(table_path(&name), PermissionsExt::from_mode(0o666)).unwrap();
-    let err = RingReader::open(&name, StartAt::Oldest).err().expect("refused");
+    let err = RingReader::open(&name, StartAt::Oldest)
+        .err()
+        .expect("refused");
     assert!(matches!(err, OpenError::UnsafeFile { .. }), "{err}");
     assert!(err.to_string().contains("others may write"), "{err}");
     std::fs::set_permissions(table_path(&name), PermissionsExt::from_mode(0o600)).unwrap();
@@ -213,8 +221,13 @@ fn files_of_another_user_are_refused_by_readers_and_writers() {
     let name = unique("foreign");
     let w = RingWriter::create(&name, &tight(), b"m").unwrap();
     std::os::unix::fs::chown(w.path(), Some(4242), None).unwrap();
-    let err = RingReader::open(&name, StartAt::Oldest).err().expect("refused");
-    assert!(matches!(err, OpenError::ForeignOwner { owner: 4242, .. }), "{err}");
+    let err = RingReader::open(&name, StartAt::Oldest)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, OpenError::ForeignOwner { owner: 4242, .. }),
+        "{err}"
+    );
     drop(w);
     // A file planted at a predictable name by another user: never used or replaced.
     let planted = unique("planted");

@@ -695,8 +695,8 @@ mod tests {
     /// (reading them would be out of bounds) are refused by full validation.
     #[test]
     fn full_validation_refuses_bad_views_and_dictionary_keys() {
-        use arrow_array::{ArrayRef, DictionaryArray, StringViewArray};
         use arrow_array::types::Int32Type;
+        use arrow_array::{ArrayRef, DictionaryArray, StringViewArray};
         let long = "a string longer than twelve bytes";
         let views: ArrayRef = Arc::new(StringViewArray::from_iter_values([long, "short", long]));
         let dict: ArrayRef = Arc::new(

@@ -80,8 +80,11 @@ fn wait_for_readers_does_not_count_a_dead_reader() {
 fn waiters(name: &str) -> u32 {
     let f = File::open(ringfeed_shm::table_path(name)).expect("open reader table");
     let mut b = [0u8; 4];
-    f.read_exact_at(&mut b, TABLE_CONTROL_OFF + offset_of!(TableControl, waiters) as u64)
-        .expect("read waiters");
+    f.read_exact_at(
+        &mut b,
+        TABLE_CONTROL_OFF + offset_of!(TableControl, waiters) as u64,
+    )
+    .expect("read waiters");
     u32::from_ne_bytes(b)
 }
 
