@@ -38,7 +38,7 @@ pub const ENDIAN_TAG: u32 = 0x0102_0304;
 pub const ALIGN: u64 = 64;
 /// The page size the layout was computed for.
 pub const PAGE: u64 = 4096;
-/// Feature bits a reader must understand to attach. None exist in v1.
+/// Feature bits a reader must understand to attach. None exist in v2.
 pub const FEATURES_REQUIRED_KNOWN: u64 = 0;
 /// Value of [`Descriptor::seq`] while the writer rewrites the entry.
 pub const SEQ_BUSY: u64 = u64::MAX;
