@@ -502,7 +502,10 @@ fn another_users_arena_or_no_permission_is_refused() {
     let _w = Writer::create(&name, &ohlcv_schema(), RingOptions::default()).unwrap();
     let path = ringfeed_shm::arena_path(&name);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o400, "arenas are private to their owner, and read-only once READY");
+    assert_eq!(
+        mode, 0o400,
+        "arenas are private to their owner, and read-only once READY"
+    );
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc_geteuid() } == 0 {
         // root: hand the file to `nobody` and check the ownership guard.

@@ -251,8 +251,8 @@ fn show(name: &str) -> Result<()> {
         println!("readers    none");
     } else {
         println!(
-            "readers    {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}  {}",
-            "ROW", "PID", "STATE", "CURSOR", "LAG", "LEASES", "MISSED", "PROBLEM"
+            "readers    {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}  PROBLEM",
+            "ROW", "PID", "STATE", "CURSOR", "LAG", "LEASES", "MISSED"
         );
         for r in &i.readers {
             let st = match r.state {

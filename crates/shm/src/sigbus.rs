@@ -16,6 +16,7 @@
 //! `mmap` call, so it is async-signal-safe.
 
 use crate::sync::{AtomicU32, Ordering};
+use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Once};
@@ -47,7 +48,11 @@ const SLOT: Slot = Slot {
 static TABLE: [Slot; SLOTS] = [SLOT; SLOTS];
 
 /// The action that was installed before ours, to chain to.
-static mut PREVIOUS: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
+struct Previous(UnsafeCell<MaybeUninit<libc::sigaction>>);
+// SAFETY: written once, in `install` (under `INSTALL`), by the same
+// `sigaction` call that installs the handler reading it; read-only afterwards.
+unsafe impl Sync for Previous {}
+static PREVIOUS: Previous = Previous(UnsafeCell::new(MaybeUninit::uninit()));
 static INSTALL: Once = Once::new();
 
 /// A registered mapping. Dropping it unregisters the range (do that before
@@ -105,8 +110,7 @@ fn install() {
             sa.sa_sigaction = on_sigbus as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_ONSTACK;
             libc::sigemptyset(&mut sa.sa_mask);
-            let prev = &raw mut PREVIOUS;
-            libc::sigaction(libc::SIGBUS, &sa, (*prev).as_mut_ptr());
+            libc::sigaction(libc::SIGBUS, &sa, (*PREVIOUS.0.get()).as_mut_ptr());
         }
     });
 }
@@ -153,7 +157,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     // would have received; SIG_DFL/SIG_IGN are restored so that returning
     // re-executes the fault under the default action.
     unsafe {
-        let prev = (*(&raw const PREVIOUS)).assume_init_ref();
+        let prev = (*PREVIOUS.0.get()).assume_init_ref();
         let h = prev.sa_sigaction;
         if h == libc::SIG_DFL || h == libc::SIG_IGN {
             libc::sigaction(libc::SIGBUS, prev, std::ptr::null_mut());
