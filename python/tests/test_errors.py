@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 import pytest
+from conftest import run_python
 from helpers import bar_batch
 
 import ringfeed as rf
@@ -38,10 +39,20 @@ def test_open_waits_for_the_arena_then_gives_up(name: str) -> None:
 
 
 def test_arena_exists_and_force(name: str) -> None:
+    """force replaces only a dead writer's leftover, never a live writer's ring
+    (two daemons with one arena prefix must not replace each other's topics)."""
     w = rf.Writer.create(name, rf.bar_schema())
-    with pytest.raises(rf.ArenaExistsError, match="force"):
+    with pytest.raises(rf.ArenaExistsError, match="alive"):
         rf.Writer.create(name, rf.bar_schema())
-    w2 = rf.Writer.create(name, rf.bar_schema(), force=True)
+    with pytest.raises(rf.ArenaExistsError, match="alive"):
+        rf.Writer.create(name, rf.bar_schema(), force=True)
+    w.write(bar_batch(1, 3))  # the live writer is untouched
+    # A leftover: its writer process died without closing.
+    res = run_python("import sys, os, ringfeed as rf; rf.Writer.create(sys.argv[1] + '-x', rf.bar_schema()); os._exit(0)", name)
+    assert res.returncode == 0, res.stderr
+    with pytest.raises(rf.ArenaExistsError, match="force"):
+        rf.Writer.create(name + "-x", rf.bar_schema())
+    w2 = rf.Writer.create(name + "-x", rf.bar_schema(), force=True)
     w2.close()
     w.close()
 

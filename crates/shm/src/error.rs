@@ -27,7 +27,7 @@ pub enum CreateError {
         cap: usize,
     },
     /// An arena with this name exists already.
-    #[error("arena {name:?} already exists at {path:?}{}: remove it with `ringfeed rm {name}`, take it over with Writer::open_existing, or pass force", if *writer_alive { " and its writer is alive" } else { " (its writer is gone: a leftover)" })]
+    #[error("arena {name:?} already exists at {path:?}{}", if *writer_alive { " and its writer is alive: another process (another daemon with the same arena prefix?) owns it, and force never replaces a live writer; stop that writer or use another name".to_string() } else { format!(" (its writer is gone: a leftover): remove it with `ringfeed rm {name}`, take it over with Writer::open_existing, or pass force") })]
     AlreadyExists {
         /// The name.
         name: String,

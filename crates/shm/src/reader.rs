@@ -242,7 +242,10 @@ impl RingReader {
         }
         r.leases.store(0, Ordering::Relaxed);
         r.missed.store(0, Ordering::Relaxed);
-        r.gen.fetch_add(1, Ordering::Relaxed);
+        // SYNC POINT: row-claim. Pairs with the writer's Acquire load of `gen`
+        // in its sweep: a row recorded as bad under the old gen is ours now,
+        // with the pins zeroed above, and the writer no longer ignores it.
+        r.gen.fetch_add(1, Ordering::Release);
         r.pid.store(std::process::id(), Ordering::Relaxed);
         r.start_time.store(
             os::process_start_time(std::process::id()),

@@ -517,6 +517,11 @@ impl RingWriter {
         let mut freed = 0;
         for i in 0..self.regions.geo.max_readers {
             let row = self.regions.row(i);
+            // SYNC POINT: row-claim. Pairs with the Release bump of `gen` by a
+            // reader claiming the row after zeroing its pins: if we see the new
+            // gen we see the zeroed pins, and a verdict taken on older contents
+            // carries an older gen, which never matches the new owner's.
+            let gen = row.gen.load(Ordering::Acquire);
             let st = row.state.load(Ordering::Acquire);
             let problem = table::row_problem(&self.regions.row_view(i), p, write_seq);
             if st == row_state::FREE && problem.is_none() {
@@ -527,7 +532,7 @@ impl RingWriter {
             if !matches!(os::try_lock_byte(&self.regions.table_file, byte), Ok(true)) {
                 // Its owner is alive (or a reader is claiming the row right
                 // now): trust the row only if it is well-formed.
-                self.bad[i as usize] = problem.map(|_| row.gen.load(Ordering::Relaxed));
+                self.bad[i as usize] = problem.map(|_| gen);
                 continue;
             }
             // The owner is dead: nobody else can touch this row while we hold its lock.
