@@ -48,7 +48,7 @@ def test_arena_exists_and_force(name: str) -> None:
         rf.Writer.create(name, rf.bar_schema(), force=True)
     w.write(bar_batch(1, 3))  # the live writer is untouched
     # A leftover: its writer process died without closing.
-    res = run_python("import sys, os, ringfeed as rf; rf.Writer.create(sys.argv[1] + '-x', rf.bar_schema()); os._exit(0)", name)
+    res = run_python("import sys, os, ringfeed as rf; w = rf.Writer.create(sys.argv[1] + '-x', rf.bar_schema()); os._exit(0)", name)
     assert res.returncode == 0, res.stderr
     with pytest.raises(rf.ArenaExistsError, match="force"):
         rf.Writer.create(name + "-x", rf.bar_schema())
