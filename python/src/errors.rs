@@ -273,3 +273,69 @@ pub(crate) fn client_error(e: ClientError) -> PyErr {
         _ => RingfeedError::new_err(msg),
     }
 }
+
+/// Argument converters for `#[pyo3(from_py_with = ...)]`: a value of the
+/// wrong type raises `ArgumentTypeError` and an out-of-range number
+/// `InvalidArgumentError`, both `RingfeedError`s, where pyo3's own extraction
+/// would raise a bare `TypeError` or `OverflowError`.
+pub(crate) mod arg {
+    use super::{argument_type, invalid_argument};
+    use pyo3::prelude::*;
+    use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
+
+    fn wrong_type(obj: &Bound<'_, PyAny>, want: &str) -> PyErr {
+        let got = obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        argument_type(format!("expected {want}, got {got}"))
+    }
+
+    /// A `str`.
+    pub(crate) fn string(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+        match obj.cast::<PyString>() {
+            Ok(s) => Ok(s.to_cow()?.into_owned()),
+            Err(_) => Err(wrong_type(obj, "a str")),
+        }
+    }
+
+    fn int<T: TryFrom<i128>>(obj: &Bound<'_, PyAny>, range: &str) -> PyResult<T> {
+        if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+            return Err(wrong_type(obj, "an int"));
+        }
+        obj.extract::<i128>()
+            .ok()
+            .and_then(|v| T::try_from(v).ok())
+            .ok_or_else(|| invalid_argument(format!("{obj} is out of range ({range})")))
+    }
+
+    /// An `int` in `0..2**64`.
+    pub(crate) fn u64(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+        int(obj, "0 to 2**64-1")
+    }
+
+    /// An `int` in `0..2**32`.
+    pub(crate) fn u32(obj: &Bound<'_, PyAny>) -> PyResult<u32> {
+        int(obj, "0 to 2**32-1")
+    }
+
+    /// A `float` (or an `int`).
+    pub(crate) fn f64(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+        if obj.is_instance_of::<PyBool>()
+            || !(obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>())
+        {
+            return Err(wrong_type(obj, "a number"));
+        }
+        obj.extract::<f64>()
+            .map_err(|_| invalid_argument(format!("{obj} is out of range for a float")))
+    }
+
+    /// A `bool`.
+    pub(crate) fn boolean(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match obj.cast::<PyBool>() {
+            Ok(b) => Ok(b.is_true()),
+            Err(_) => Err(wrong_type(obj, "a bool")),
+        }
+    }
+}

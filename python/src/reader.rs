@@ -1,7 +1,7 @@
 //! `ringfeed.Reader`.
 
 use crate::batch::Batch;
-use crate::errors::{self, ClosedError};
+use crate::errors::{self, arg, ClosedError};
 use crate::fork::{forked_error, Guarded};
 use crate::{export, secs};
 use arrow_schema::SchemaRef;
@@ -101,12 +101,13 @@ impl Reader {
     #[pyo3(signature = (name, start="oldest", spin_us=0, wait=0.0, validate="trusted"))]
     fn open(
         py: Python<'_>,
-        name: &str,
+        #[pyo3(from_py_with = arg::string)] name: String,
         start: &str,
-        spin_us: u64,
-        wait: f64,
+        #[pyo3(from_py_with = arg::u64)] spin_us: u64,
+        #[pyo3(from_py_with = arg::f64)] wait: f64,
         validate: &str,
     ) -> PyResult<Self> {
+        let name = name.as_str();
         let opts = ReaderOptions {
             start: parse_start(start)?,
             spin: Duration::from_micros(spin_us),

@@ -151,6 +151,25 @@ def test_invalid_name(bad: str) -> None:
         assert isinstance(e.value, rf.InvalidArgumentError)
 
 
+def test_argument_errors_are_ringfeed_errors(name: str) -> None:
+    """Wrong types and out-of-range numbers raise RingfeedErrors that are also the
+    builtin a caller would catch (TypeError / ValueError), not bare builtins."""
+    cases = [
+        (lambda: rf.Reader.open(123), rf.ArgumentTypeError, TypeError, "str"),  # type: ignore[arg-type]
+        (lambda: rf.Writer.create(name, rf.bar_schema(), slots="8"), rf.ArgumentTypeError, TypeError, "int"),  # type: ignore[arg-type]
+        (lambda: rf.Writer.create(name, rf.bar_schema(), slots=-1), rf.InvalidArgumentError, ValueError, "range"),
+        (lambda: rf.Writer.create(name, rf.bar_schema(), force=1), rf.ArgumentTypeError, TypeError, "bool"),  # type: ignore[arg-type]
+        (lambda: rf.Writer.create(name, rf.bar_schema(), timeout="1"), rf.ArgumentTypeError, TypeError, "number"),  # type: ignore[arg-type]
+    ]
+    for call, exc, builtin, match in cases:
+        with pytest.raises(exc, match=match) as e:
+            call()
+        assert isinstance(e.value, rf.RingfeedError) and isinstance(e.value, builtin)
+    with rf.Writer.create(name, rf.bar_schema()):
+        with pytest.raises(rf.InvalidArgumentError, match="range"):
+            rf.Reader.open(name, spin_us=-5)
+
+
 def test_invalid_options(name: str) -> None:
     with pytest.raises(ValueError, match="on_full"):
         rf.Writer.create(name, rf.bar_schema(), on_full="drop")
