@@ -193,6 +193,9 @@ fn show(name: &str) -> Result<()> {
         human(h.total_len)
     );
     println!("state      {}", i.state);
+    if let Some(p) = &i.table_problem {
+        println!("table      unreadable: {p}");
+    }
     println!(
         "writer     pid {} ({})  epoch {}",
         i.writer_pid,

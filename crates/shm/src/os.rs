@@ -66,7 +66,9 @@ pub fn writer_alive_at(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Names of all arenas in [`shm_dir`] (finished ones, not temporaries).
+/// Names of all arenas in [`shm_dir`] (finished ones, not temporaries),
+/// including the names of leftover reader tables whose arena file is gone
+/// (`inspect` then fails with `NotFound` and `remove` deletes the table).
 pub fn list_arenas() -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(shm_dir())? {
@@ -75,13 +77,22 @@ pub fn list_arenas() -> io::Result<Vec<String>> {
         let Some(s) = file_name.to_str() else {
             continue;
         };
-        if let Some(name) = s.strip_prefix(FILE_PREFIX) {
-            if !name.contains(TMP_MARKER) && check_name(name).is_ok() {
-                names.push(name.to_string());
-            }
+        let Some(name) = s.strip_prefix(FILE_PREFIX) else {
+            continue;
+        };
+        let (name, is_table) = match name.strip_suffix(TABLE_SUFFIX) {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        if name.contains(TMP_MARKER) || check_name(name).is_err() {
+            continue;
+        }
+        if !is_table || std::fs::symlink_metadata(arena_path(name)).is_err() {
+            names.push(name.to_string());
         }
     }
     names.sort();
+    names.dedup();
     Ok(names)
 }
 

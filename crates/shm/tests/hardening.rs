@@ -246,3 +246,35 @@ fn files_of_another_user_are_refused_by_readers_and_writers() {
     assert_eq!(std::fs::metadata(&p).unwrap().uid(), 4242);
     std::fs::remove_file(&p).unwrap();
 }
+
+#[test]
+fn leftovers_of_either_file_are_found_and_a_missing_table_hides_no_live_writer() {
+    let name = unique("orphan");
+    let w = RingWriter::create(&name, &tight(), b"m").unwrap();
+    std::fs::remove_file(table_path(&name)).unwrap();
+    // inspect still sees the live writer (so `rm --stale` and daemons leave it alone).
+    let info = inspect(&name).unwrap();
+    assert!(info.writer_alive);
+    assert!(info
+        .table_problem
+        .as_deref()
+        .unwrap()
+        .contains("does not exist"));
+    assert!(RingWriter::create(
+        &name,
+        &RingOptions {
+            force: true,
+            ..tight()
+        },
+        b"m"
+    )
+    .is_err());
+    drop(w);
+    // A table whose arena is gone is listed under its arena's name and removable.
+    let orphan = unique("orphan-table");
+    std::fs::write(table_path(&orphan), b"left over").unwrap();
+    assert!(ringfeed_shm::list_arenas().unwrap().contains(&orphan));
+    assert!(matches!(inspect(&orphan), Err(OpenError::NotFound { .. })));
+    ringfeed_shm::remove(&orphan).unwrap();
+    assert!(!table_path(&orphan).exists());
+}
