@@ -584,10 +584,10 @@ fn new_table_file(name: &str, header: &Header) -> io::Result<(File, PathBuf)> {
         .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
-    let guard = TmpGuard(Some(tmp.clone()));
+    let mut guard = TmpGuard(Some(tmp.clone()));
     file.set_len(header.readers_len)?;
     os::fallocate(&file, header.readers_len)?;
-    std::mem::forget(guard);
+    guard.0 = None; // the caller's own guard takes over
     Ok((file, tmp))
 }
 
