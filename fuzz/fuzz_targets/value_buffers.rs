@@ -50,7 +50,7 @@ fn fixtures() -> &'static [Fixture] {
             .map(|b| {
                 // The schema as a reader gets it (through the meta block).
                 let schema = Arc::new(
-                    codec::decode_schema(&codec::encode_schema(&b.schema()).unwrap()).unwrap(),
+                    codec::decode_schema(&codec::encode_schema(&b.schema())).unwrap(),
                 );
                 let b = b.clone().with_schema(schema.clone()).unwrap();
                 let bufs = SlotEncoder::new(&schema).unwrap().encode(&b).unwrap();
