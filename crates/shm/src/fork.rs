@@ -74,6 +74,7 @@ pub(crate) struct Registered(Option<usize>);
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Some(i) = self.0 {
+            // SYNC POINT: fork-slot-reuse. Pairs with the Acquire CAS in `register`.
             TABLE[i].state.store(EMPTY, Ordering::Release);
         }
     }
@@ -86,6 +87,8 @@ pub(crate) fn register(fd: i32, writable: bool, maps: &[Mapping]) -> Registered 
     debug_assert!(maps.len() <= MAPS);
     crate::sync::fork_generation(); // installs the atfork hook
     let slot = TABLE.iter().position(|s| {
+        // SYNC POINT: fork-slot-reuse. Pairs with the Release store of EMPTY
+        // in `Registered::drop`: the previous owner is done with the slot.
         s.state
             .compare_exchange(EMPTY, FILLING, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()

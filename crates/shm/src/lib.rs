@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod arena;
+mod create;
 mod error;
 mod fork;
 mod inspect;

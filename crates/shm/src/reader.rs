@@ -430,8 +430,9 @@ impl RingReader {
             return Err(ReadError::TooManyLeases { held, max });
         }
         let pins = r.pins(s.row);
-        // Release: the writer, on seeing this pin, also sees our row ACTIVE
-        // (it ignores pins of rows that are not attached).
+        // SYNC POINT: row-active. Release pairs with the writer's Acquire load
+        // of the pin: seeing it, the writer also sees our row ACTIVE (it
+        // ignores pins of rows that are not attached).
         pins[buf as usize].fetch_add(1, Ordering::Release);
         // SYNC POINT: recycle. Pairs with the writer's fence after it marks a
         // buffer odd: either it sees our pin, or we see its odd gen / new seq.

@@ -73,6 +73,7 @@ impl Guarded {
 impl Drop for Guarded {
     fn drop(&mut self) {
         if let Some(i) = self.slot {
+            // SYNC POINT: sigbus-slot-reuse. Pairs with the Acquire CAS in `guard`.
             TABLE[i].state.store(EMPTY, Ordering::Release);
         }
     }
@@ -83,6 +84,8 @@ pub(crate) fn guard(start: *mut u8, len: usize) -> Guarded {
     install();
     let lost = Arc::new(AtomicU32::new(0));
     let slot = TABLE.iter().position(|s| {
+        // SYNC POINT: sigbus-slot-reuse. Pairs with the Release store of EMPTY
+        // in `Guarded::drop`: the previous owner is done with the slot.
         s.state
             .compare_exchange(EMPTY, FILLING, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()

@@ -1,6 +1,7 @@
 //! The single writer of a ring: claims a free buffer, fills it, publishes it.
 
 use crate::arena::{self, Access, Regions};
+use crate::create;
 use crate::error::{ClaimError, CreateError, OpenError};
 use crate::layout::{
     row_state, state, Geometry, CONTROL_OFF, PAGE, READER_LOCK_BASE, SEQ_BUSY, WRITER_LOCK_BYTE,
@@ -138,7 +139,7 @@ impl RingWriter {
             OnFull::OverwriteOldest => (0, 0),
             OnFull::Block(t) => (1, t.as_nanos().min(u64::MAX as u128) as u64),
         };
-        let (path, regions) = arena::create(name, geo, on_full, timeout_ns, meta, opts.force)?;
+        let (path, regions) = create::create(name, geo, on_full, timeout_ns, meta, opts.force)?;
         Ok(Self {
             desc_buf: vec![NONE; geo.slots as usize],
             free: (0..geo.buffers).collect(),
@@ -522,6 +523,7 @@ impl RingWriter {
             // gen we see the zeroed pins, and a verdict taken on older contents
             // carries an older gen, which never matches the new owner's.
             let gen = row.gen.load(Ordering::Acquire);
+            // SYNC POINT: row-active. Pairs with the reader's Release store of ACTIVE.
             let st = row.state.load(Ordering::Acquire);
             let problem = table::row_problem(&self.regions.row_view(i), p, write_seq);
             if st == row_state::FREE && problem.is_none() {
