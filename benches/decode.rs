@@ -231,6 +231,10 @@ fn bench_decode(c: &mut Criterion) {
                 // whose arrays arrow's safe constructors validated.
                 b.iter(|| unsafe { codec::decode(&schema, black_box(&slot)) }.expect("decode"))
             });
+            // The same slot with every value checked (`Validate::Full`).
+            group.bench_function(BenchmarkId::new("ringfeed_codec_full", &label), |b| {
+                b.iter(|| codec::decode_validated(&schema, black_box(&slot)).expect("decode"))
+            });
             // Diagnostic: arrow's own floor for the same slot, without
             // ringfeed's structural checks (FileDecoder, skip_validation).
             group.bench_function(

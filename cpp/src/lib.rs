@@ -114,6 +114,9 @@ mod ffi {
         start: Start,
         spin_us: u64,
         allow_foreign_owner: bool,
+        /// Check every value of every batch (offsets, string views,
+        /// dictionary keys, UTF-8) instead of trusting the ring's writer.
+        validate_full: bool,
     }
 
     /// An address range `[begin, end)`.

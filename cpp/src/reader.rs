@@ -22,6 +22,11 @@ pub(crate) fn reader_open(name: &str, cfg: &ffi::ReaderConfig) -> Result<Box<Rus
             start,
             spin: Duration::from_micros(cfg.spin_us),
             allow_foreign_owner: cfg.allow_foreign_owner,
+            validate: if cfg.validate_full {
+                ringfeed_arrow::Validate::Full
+            } else {
+                ringfeed_arrow::Validate::Trusted
+            },
         };
         Ok(Box::new(RustReader {
             inner: ringfeed_arrow::Reader::open_with(name, opts)?,
@@ -84,6 +89,7 @@ mod tests {
             start: ffi::Start::Oldest,
             spin_us: 0,
             allow_foreign_owner: false,
+            validate_full: false,
         };
         let e = reader_open("rf-cpp-unit-missing", &rc)
             .err()

@@ -284,6 +284,7 @@ mod tests {
             start: ffi::Start::Oldest,
             spin_us: 0,
             allow_foreign_owner: false,
+            validate_full: false,
         };
         let mut r = reader_open(&name, &rc).unwrap();
         let schema = Arc::new(ringfeed_arrow::ohlcv_schema());

@@ -56,6 +56,25 @@ void bars_round_trip() {
   RF_CHECK(r.writer_alive());
 }
 
+// A reader that checks every value reads a ring's batches as the trusting one does.
+void full_validation_reads_valid_batches() {
+  auto name = rftest::unique_name("full");
+  auto w = ringfeed::Writer::create_bars(name, small());
+  ringfeed::ReaderOptions o;
+  o.start = ringfeed::StartAt::Oldest;
+  o.validate = ringfeed::Validate::Full;
+  ringfeed::Reader r(name, o);
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) RF_CHECK(rftest::write_bars(w, rftest::bars(seq, 100)) == seq);
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+    auto b = r.read(2s);
+    RF_CHECK(b.has_value());
+    if (!b) return;
+    RF_CHECK(b->seq() == seq);
+    RF_CHECK_MSG(rftest::verify_bars(*b, seq).empty(), "%s", rftest::verify_bars(*b, seq).c_str());
+    RF_CHECK(b->is_zero_copy());
+  }
+}
+
 void write_bars_symbols() {
   auto name = rftest::unique_name("symbols");
   auto w = ringfeed::Writer::create_bars(name, small());
@@ -454,6 +473,7 @@ void blocking_ring_times_out() {
 int main() {
   rftest::watchdog(std::getenv("RF_UNDER_VALGRIND") ? 240 : 60);
   rftest::run("bars_round_trip", bars_round_trip);
+  rftest::run("full_validation_reads_valid_batches", full_validation_reads_valid_batches);
   rftest::run("write_bars_symbols", write_bars_symbols);
   rftest::run("generic_writer_round_trip", generic_writer_round_trip);
   rftest::run("other_schemas_and_string_layouts", other_schemas_and_string_layouts);

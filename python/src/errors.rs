@@ -78,6 +78,7 @@ create_exception!(
 );
 
 static INVALID_ARGUMENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static INVALID_NAME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static ARGUMENT_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// `class <name>(RingfeedError, <builtin>)`, made once: `create_exception!`
@@ -107,6 +108,33 @@ fn invalid_argument_type(py: Python<'_>) -> PyResult<&'static Py<PyType>> {
         "An argument has the right type but a value ringfeed cannot use.",
         py.get_type::<PyValueError>(),
     )
+}
+
+/// `class InvalidNameError(InvalidArgumentError)`: a `RingfeedError` and a
+/// `ValueError`, so `except rf.RingfeedError` and `except ValueError` both
+/// catch a bad ring name.
+fn invalid_name_type(py: Python<'_>) -> PyResult<&'static Py<PyType>> {
+    let base = invalid_argument_type(py)?.bind(py).clone();
+    INVALID_NAME.get_or_try_init(py, || {
+        let attrs = PyDict::new(py);
+        attrs.set_item("__module__", "ringfeed")?;
+        attrs.set_item(
+            "__doc__",
+            "A ring (arena) name ringfeed refuses: 1-200 characters of [A-Za-z0-9._-], not starting with '.' or '-', without '.tmp-'.",
+        )?;
+        let bases = PyTuple::new(py, [base])?;
+        let t = PyType::type_object(py).call1(("InvalidNameError", bases, attrs))?;
+        Ok(t.cast_into::<PyType>()?.unbind())
+    })
+}
+
+/// An `InvalidNameError` (a `RingfeedError`, `InvalidArgumentError` and `ValueError`).
+pub(crate) fn invalid_name(msg: impl Into<String>) -> PyErr {
+    let msg = msg.into();
+    Python::attach(|py| match invalid_name_type(py) {
+        Ok(t) => PyErr::from_type(t.bind(py).clone(), msg),
+        Err(e) => e,
+    })
 }
 
 fn argument_type_type(py: Python<'_>) -> PyResult<&'static Py<PyType>> {
@@ -143,6 +171,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConnectError", py.get_type::<ConnectError>())?;
     m.add("ConnectionLostError", py.get_type::<ConnectionLostError>())?;
     m.add("InvalidArgumentError", invalid_argument_type(py)?.bind(py))?;
+    m.add("InvalidNameError", invalid_name_type(py)?.bind(py))?;
     m.add("ArgumentTypeError", argument_type_type(py)?.bind(py))?;
     m.add("RingfeedError", py.get_type::<RingfeedError>())?;
     m.add("ArenaNotFoundError", py.get_type::<ArenaNotFoundError>())?;
@@ -190,10 +219,16 @@ fn by_kind(kind: ErrorKind, msg: String) -> PyErr {
 }
 
 pub(crate) fn create_error(e: CreateError) -> PyErr {
+    if let CreateError::Ring(ringfeed_shm::CreateError::InvalidName { .. }) = &e {
+        return invalid_name(e.to_string());
+    }
     by_kind(e.kind(), e.to_string())
 }
 
 pub(crate) fn open_error(e: OpenError) -> PyErr {
+    if let OpenError::Ring(ringfeed_shm::OpenError::InvalidName { .. }) = &e {
+        return invalid_name(e.to_string());
+    }
     by_kind(e.kind(), e.to_string())
 }
 
@@ -236,5 +271,71 @@ pub(crate) fn client_error(e: ClientError) -> PyErr {
         ClientError::Io(_) => ConnectionLostError::new_err(msg),
         ClientError::Read { source, .. } => read_error(source),
         _ => RingfeedError::new_err(msg),
+    }
+}
+
+/// Argument converters for `#[pyo3(from_py_with = ...)]`: a value of the
+/// wrong type raises `ArgumentTypeError` and an out-of-range number
+/// `InvalidArgumentError`, both `RingfeedError`s, where pyo3's own extraction
+/// would raise a bare `TypeError` or `OverflowError`.
+pub(crate) mod arg {
+    use super::{argument_type, invalid_argument};
+    use pyo3::prelude::*;
+    use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
+
+    fn wrong_type(obj: &Bound<'_, PyAny>, want: &str) -> PyErr {
+        let got = obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        argument_type(format!("expected {want}, got {got}"))
+    }
+
+    /// A `str`.
+    pub(crate) fn string(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+        match obj.cast::<PyString>() {
+            Ok(s) => Ok(s.to_cow()?.into_owned()),
+            Err(_) => Err(wrong_type(obj, "a str")),
+        }
+    }
+
+    fn int<T: TryFrom<i128>>(obj: &Bound<'_, PyAny>, range: &str) -> PyResult<T> {
+        if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+            return Err(wrong_type(obj, "an int"));
+        }
+        obj.extract::<i128>()
+            .ok()
+            .and_then(|v| T::try_from(v).ok())
+            .ok_or_else(|| invalid_argument(format!("{obj} is out of range ({range})")))
+    }
+
+    /// An `int` in `0..2**64`.
+    pub(crate) fn u64(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+        int(obj, "0 to 2**64-1")
+    }
+
+    /// An `int` in `0..2**32`.
+    pub(crate) fn u32(obj: &Bound<'_, PyAny>) -> PyResult<u32> {
+        int(obj, "0 to 2**32-1")
+    }
+
+    /// A `float` (or an `int`).
+    pub(crate) fn f64(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+        if obj.is_instance_of::<PyBool>()
+            || !(obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>())
+        {
+            return Err(wrong_type(obj, "a number"));
+        }
+        obj.extract::<f64>()
+            .map_err(|_| invalid_argument(format!("{obj} is out of range for a float")))
+    }
+
+    /// A `bool`.
+    pub(crate) fn boolean(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match obj.cast::<PyBool>() {
+            Ok(b) => Ok(b.is_true()),
+            Err(_) => Err(wrong_type(obj, "a bool")),
+        }
     }
 }

@@ -1,12 +1,12 @@
 //! `ringfeed.Reader`.
 
 use crate::batch::Batch;
-use crate::errors::{self, ClosedError};
+use crate::errors::{self, arg, ClosedError};
 use crate::fork::{forked_error, Guarded};
 use crate::{export, secs};
 use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
-use ringfeed_arrow::{ReadError, ReaderOptions, StartAt};
+use ringfeed_arrow::{ReadError, ReaderOptions, StartAt, Validate};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,16 @@ fn parse_start(s: &str) -> PyResult<StartAt> {
         "next" => Ok(StartAt::Next),
         _ => Err(errors::invalid_argument(format!(
             "start must be \"oldest\", \"latest\" or \"next\", not {s:?}"
+        ))),
+    }
+}
+
+fn parse_validate(s: &str) -> PyResult<Validate> {
+    match s {
+        "trusted" => Ok(Validate::Trusted),
+        "full" => Ok(Validate::Full),
+        _ => Err(errors::invalid_argument(format!(
+            "validate must be \"trusted\" or \"full\", not {s:?}"
         ))),
     }
 }
@@ -82,12 +92,26 @@ impl Reader {
     /// `spin_us`: busy-poll this long before sleeping (lower latency, burns a core).
     /// `wait`: seconds to wait for the arena to appear (0: fail at once with
     /// `ArenaNotFoundError`).
+    /// `validate`: "trusted" (the default: only the ring's writer can write
+    /// it, so values are trusted and a read costs O(columns)) or "full" (check
+    /// every offset, string view, dictionary key and UTF-8 value, O(rows), for
+    /// rings written by less trusted writers; a bad batch raises
+    /// `CorruptBatchError` and the reader goes on).
     #[staticmethod]
-    #[pyo3(signature = (name, start="oldest", spin_us=0, wait=0.0))]
-    fn open(py: Python<'_>, name: &str, start: &str, spin_us: u64, wait: f64) -> PyResult<Self> {
+    #[pyo3(signature = (name, start="oldest", spin_us=0, wait=0.0, validate="trusted"))]
+    fn open(
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::string)] name: String,
+        start: &str,
+        #[pyo3(from_py_with = arg::u64)] spin_us: u64,
+        #[pyo3(from_py_with = arg::f64)] wait: f64,
+        validate: &str,
+    ) -> PyResult<Self> {
+        let name = name.as_str();
         let opts = ReaderOptions {
             start: parse_start(start)?,
             spin: Duration::from_micros(spin_us),
+            validate: parse_validate(validate)?,
             ..Default::default()
         };
         let deadline = Instant::now() + secs(wait);

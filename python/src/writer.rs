@@ -1,6 +1,6 @@
 //! `ringfeed.Writer`.
 
-use crate::errors::{self, ClosedError, RingFullError};
+use crate::errors::{self, arg, ClosedError, RingFullError};
 use crate::fork::{forked_error, Guarded};
 use crate::{export, import, secs, WAIT_SLICE};
 use arrow_array::RecordBatch;
@@ -156,17 +156,18 @@ impl Writer {
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
-        name: &str,
+        #[pyo3(from_py_with = arg::string)] name: String,
         schema: Option<&Bound<'_, PyAny>>,
-        slots: u32,
-        slot_bytes: u64,
+        #[pyo3(from_py_with = arg::u32)] slots: u32,
+        #[pyo3(from_py_with = arg::u64)] slot_bytes: u64,
         on_full: &str,
-        timeout: f64,
-        max_readers: u32,
-        leases_per_reader: u32,
-        force: bool,
+        #[pyo3(from_py_with = arg::f64)] timeout: f64,
+        #[pyo3(from_py_with = arg::u32)] max_readers: u32,
+        #[pyo3(from_py_with = arg::u32)] leases_per_reader: u32,
+        #[pyo3(from_py_with = arg::boolean)] force: bool,
         strings: &str,
     ) -> PyResult<Self> {
+        let name = name.as_str();
         let strings = match strings {
             "view" => ringfeed_arrow::StringLayout::View,
             "as_given" => ringfeed_arrow::StringLayout::AsGiven,
@@ -177,7 +178,7 @@ impl Writer {
             }
         };
         ringfeed_arrow::arena::check_name(name).map_err(|reason| {
-            errors::invalid_argument(format!("invalid arena name {name:?}: {reason}"))
+            errors::invalid_name(format!("invalid arena name {name:?}: {reason}"))
         })?;
         let (policy, block_timeout) = match on_full {
             "overwrite" | "overwrite_oldest" => (OnFull::OverwriteOldest, None),

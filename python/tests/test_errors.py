@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 import pytest
+from conftest import run_python
 from helpers import bar_batch
 
 import ringfeed as rf
@@ -38,10 +39,20 @@ def test_open_waits_for_the_arena_then_gives_up(name: str) -> None:
 
 
 def test_arena_exists_and_force(name: str) -> None:
+    """force replaces only a dead writer's leftover, never a live writer's ring
+    (two daemons with one arena prefix must not replace each other's topics)."""
     w = rf.Writer.create(name, rf.bar_schema())
-    with pytest.raises(rf.ArenaExistsError, match="force"):
+    with pytest.raises(rf.ArenaExistsError, match="alive"):
         rf.Writer.create(name, rf.bar_schema())
-    w2 = rf.Writer.create(name, rf.bar_schema(), force=True)
+    with pytest.raises(rf.ArenaExistsError, match="alive"):
+        rf.Writer.create(name, rf.bar_schema(), force=True)
+    w.write(bar_batch(1, 3))  # the live writer is untouched
+    # A leftover: its writer process died without closing.
+    res = run_python("import sys, os, ringfeed as rf; w = rf.Writer.create(sys.argv[1] + '-x', rf.bar_schema()); os._exit(0)", name)
+    assert res.returncode == 0, res.stderr
+    with pytest.raises(rf.ArenaExistsError, match="force"):
+        rf.Writer.create(name + "-x", rf.bar_schema())
+    w2 = rf.Writer.create(name + "-x", rf.bar_schema(), force=True)
     w2.close()
     w.close()
 
@@ -124,10 +135,39 @@ def test_oversize_batch(name: str) -> None:
         assert r.read(5) is not None
 
 
-@pytest.mark.parametrize("bad", ["", "a/b", "..", "x" * 300])
+@pytest.mark.parametrize("bad", ["", "a/b", "..", "../../etc/passwd", "x" * 300])
 def test_invalid_name(bad: str) -> None:
-    with pytest.raises(ValueError, match="invalid arena name"):
-        rf.Writer.create(bad, rf.bar_schema())
+    """A bad ring name is an InvalidNameError: caught by `except rf.RingfeedError`
+    and by `except ValueError`, from every entry point that takes a name."""
+    for call in (
+        lambda: rf.Writer.create(bad, rf.bar_schema()),
+        lambda: rf.Reader.open(bad),
+        lambda: rf.remove(bad),
+    ):
+        with pytest.raises(rf.InvalidNameError, match="invalid arena name") as e:
+            call()
+        assert isinstance(e.value, rf.RingfeedError)
+        assert isinstance(e.value, ValueError)
+        assert isinstance(e.value, rf.InvalidArgumentError)
+
+
+def test_argument_errors_are_ringfeed_errors(name: str) -> None:
+    """Wrong types and out-of-range numbers raise RingfeedErrors that are also the
+    builtin a caller would catch (TypeError / ValueError), not bare builtins."""
+    cases = [
+        (lambda: rf.Reader.open(123), rf.ArgumentTypeError, TypeError, "str"),  # type: ignore[arg-type]
+        (lambda: rf.Writer.create(name, rf.bar_schema(), slots="8"), rf.ArgumentTypeError, TypeError, "int"),  # type: ignore[arg-type]
+        (lambda: rf.Writer.create(name, rf.bar_schema(), slots=-1), rf.InvalidArgumentError, ValueError, "range"),
+        (lambda: rf.Writer.create(name, rf.bar_schema(), force=1), rf.ArgumentTypeError, TypeError, "bool"),  # type: ignore[arg-type]
+        (lambda: rf.Writer.create(name, rf.bar_schema(), timeout="1"), rf.ArgumentTypeError, TypeError, "number"),  # type: ignore[arg-type]
+    ]
+    for call, exc, builtin, match in cases:
+        with pytest.raises(exc, match=match) as e:
+            call()
+        assert isinstance(e.value, rf.RingfeedError) and isinstance(e.value, builtin)
+    with rf.Writer.create(name, rf.bar_schema()):
+        with pytest.raises(rf.InvalidArgumentError, match="range"):
+            rf.Reader.open(name, spin_us=-5)
 
 
 def test_invalid_options(name: str) -> None:
@@ -138,6 +178,8 @@ def test_invalid_options(name: str) -> None:
     with rf.Writer.create(name, rf.bar_schema()):
         with pytest.raises(ValueError, match="start"):
             rf.Reader.open(name, start="newest")  # type: ignore[arg-type]
+        with pytest.raises(rf.InvalidArgumentError, match="validate"):
+            rf.Reader.open(name, validate="some")  # type: ignore[arg-type]
 
 
 def test_lagged_reader_reports_missed_and_goes_on(name: str) -> None:

@@ -3,6 +3,7 @@ Python writer → Rust reader, writer death, fork."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import multiprocessing as mp
@@ -260,3 +261,41 @@ def test_fork_child_must_reopen_and_cannot_disturb_the_parent(name: str) -> None
     assert r.leases == 1
     r.close()
     w.close()
+
+
+FORKING_WRITER = """
+import os, sys, time, ringfeed as rf
+w = rf.Writer.create(sys.argv[1], rf.bar_schema())
+pid = os.fork()
+if pid == 0:  # the child lives on, holding whatever it inherited
+    time.sleep(600)
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_killed_writer_is_gone_although_its_forked_child_lives(name: str) -> None:
+    """A forked child shares the parent's open file descriptions; it must not keep
+    the parent's liveness lock alive (issue 12, item 13)."""
+    p = spawn_python(FORKING_WRITER, name)
+    child = 0
+    try:
+        assert p.stdout is not None
+        child = int(p.stdout.readline())
+        r = open_reader_of(p, name)
+        assert r.writer_alive
+        p.kill()
+        p.wait(timeout=30)
+        os.kill(child, 0)  # the child still lives
+        assert not r.writer_alive
+        with pytest.raises(rf.WriterGoneError):
+            r.read(5)
+        r.close()
+    finally:
+        p.kill()
+        if child:
+            os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(rf.RingfeedError):
+            rf.remove(name)

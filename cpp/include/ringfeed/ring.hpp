@@ -303,12 +303,25 @@ enum class StartAt {
   Next,
 };
 
+/// How much of each batch a reader checks before handing it out.
+enum class Validate {
+  /// Structure only, O(columns): the ring is this user's, mode 0400 and
+  /// mapped read-only by readers, so only its writer wrote the values.
+  Trusted,
+  /// Every value too, O(rows): offsets, string views, dictionary keys and
+  /// UTF-8, for rings written by less trusted writers. A bad batch throws an
+  /// `Error` of kind `ErrorKind::Corrupt` and the reader goes on.
+  Full,
+};
+
 struct ReaderOptions {
   StartAt start = StartAt::Latest;
   /// Busy-poll this long before sleeping on the futex (0: sleep at once).
   std::chrono::microseconds spin{0};
-  /// Attach even if the arena belongs to another user.
+  /// Attach even if the arena belongs to another user (implies `Validate::Full`).
   bool allow_foreign_owner = false;
+  /// See `Validate`.
+  Validate validate = Validate::Trusted;
 };
 
 /// Reads the batches of one ring, at its own pace. Move-only; detaches on destruction
@@ -366,6 +379,7 @@ class Reader {
     cfg.start = start(o.start);
     cfg.spin_us = o.spin.count() < 0 ? 0 : static_cast<std::uint64_t>(o.spin.count());
     cfg.allow_foreign_owner = o.allow_foreign_owner;
+    cfg.validate_full = o.validate == Validate::Full;
     return detail::call([&] { return ffi::reader_open(detail::str(name), cfg); });
   }
   detail::Handle<ffi::RustReader> h_;

@@ -84,7 +84,7 @@ fn shm_create_kind(e: &ringfeed_shm::CreateError) -> ErrorKind {
         E::InvalidName { .. } | E::InvalidOptions(_) => ErrorKind::InvalidArgument,
         E::MetaTooLarge { .. } => ErrorKind::TooLarge,
         E::AlreadyExists { .. } => ErrorKind::AlreadyExists,
-        E::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+        E::PermissionDenied { .. } | E::UnsafeFile { .. } => ErrorKind::PermissionDenied,
         _ => ErrorKind::Other,
     }
 }
@@ -94,7 +94,11 @@ fn shm_open_kind(e: &ringfeed_shm::OpenError) -> ErrorKind {
     match e {
         E::InvalidName { .. } => ErrorKind::InvalidArgument,
         E::NotFound { .. } => ErrorKind::NotFound,
-        E::PermissionDenied { .. } | E::ForeignOwner { .. } => ErrorKind::PermissionDenied,
+        E::PermissionDenied { .. } | E::ForeignOwner { .. } | E::UnsafeFile { .. } => {
+            ErrorKind::PermissionDenied
+        }
+        // The arena is being (re-)created: as if it were not there yet.
+        E::StaleTable { .. } => ErrorKind::NotFound,
         E::Truncated { .. }
         | E::BadMagic { .. }
         | E::UnsupportedVersion { .. }

@@ -40,7 +40,7 @@ mod writer;
 
 pub use error::{CreateError, ErrorKind, OpenError, ReadError, WriteError};
 pub use reader::{Batch, Reader};
-pub use ringfeed_shm::{ClaimError, ReaderOptions, StartAt};
+pub use ringfeed_shm::{ClaimError, ReaderOptions, StartAt, Validate};
 #[allow(deprecated)]
 pub use schema::bar_schema;
 pub use schema::{ohlcv_schema, storage_schema, StringLayout};

@@ -7,7 +7,7 @@ use crate::writer::FORMAT_ARROW_IPC_V1;
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
 use arrow_schema::SchemaRef;
-use ringfeed_shm::{Lease, ReaderOptions, RingReader, StartAt};
+use ringfeed_shm::{Lease, ReaderOptions, RingReader, StartAt, Validate};
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -83,9 +83,31 @@ impl From<Batch> for RecordBatch {
 }
 
 /// Reads record batches from a ring, each reader at its own pace.
+///
+/// By default ([`Validate::Trusted`]) a batch's structure is checked in
+/// O(columns) and its values are trusted, because only the ring's writer can
+/// have written them (`docs/layout.md`, "Trust model"). For a ring written by
+/// a less trusted writer, ask for [`Validate::Full`]:
+///
+/// ```
+/// # std::env::set_var("RINGFEED_SHM_DIR", std::env::temp_dir());
+/// use ringfeed_arrow::{Reader, ReaderOptions, RingOptions, StartAt, Validate, Writer};
+/// use arrow_array::record_batch;
+/// let name = format!("doc-validate-{}", std::process::id());
+/// let batch = record_batch!(("symbol", Utf8, ["BTC", "ETH"]))?;
+/// let mut w = Writer::create(&name, &batch.schema(), RingOptions::default())?;
+/// let opts = ReaderOptions { start: StartAt::Oldest, validate: Validate::Full, ..Default::default() };
+/// let mut r = Reader::open_with(&name, opts)?;
+/// w.write(&batch)?;
+/// let got = r.read(std::time::Duration::from_secs(1))?.expect("a batch");
+/// assert_eq!(got.num_rows(), 2);
+/// assert_eq!(r.validation(), Validate::Full);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Reader {
     ring: RingReader,
     schema: SchemaRef,
+    validate: Validate,
     done: bool,
 }
 
@@ -101,16 +123,29 @@ impl Reader {
         )
     }
 
-    /// Attaches with full options (start position, spin budget).
+    /// Attaches with full options (start position, spin budget, validation).
+    /// `allow_foreign_owner` implies [`Validate::Full`]: another user's arena
+    /// is not one only a trusted writer could write.
     pub fn open_with(name: &str, opts: ReaderOptions) -> Result<Self, OpenError> {
+        let validate = if opts.allow_foreign_owner {
+            Validate::Full
+        } else {
+            opts.validate
+        };
         let ring = RingReader::open_with(name, opts)?;
         let schema =
             codec::decode_schema(&ring.meta()).map_err(|e| OpenError::BadSchema(e.to_string()))?;
         Ok(Self {
             ring,
             schema: Arc::new(schema),
+            validate,
             done: false,
         })
+    }
+
+    /// How this reader validates batches.
+    pub fn validation(&self) -> Validate {
+        self.validate
     }
 
     /// The ring's schema.
@@ -165,13 +200,19 @@ impl Reader {
                 })
             }
         };
-        // SAFETY: the trust model (docs/layout.md): the arena is mode 0600
-        // and owned by this user (`Reader::open` refuses another user's
-        // unless `allow_foreign_owner`), and its writer is a `Writer`, which
-        // encodes only arrays validated when they were built or imported
-        // (`foreign::import_array`). `decode` checks the structure itself.
-        let batch = unsafe { codec::decode(&self.schema, &buffer) }
-            .map_err(|e| ReadError::Corrupt { seq, what: e.0 })?;
+        let batch = match self.validate {
+            Validate::Full => codec::decode_validated(&self.schema, &buffer),
+            // SAFETY: the trust model (docs/layout.md): the arena file is owned
+            // by this user, writable by nobody else, mode 0400 once READY and
+            // mapped read-only by every reader, so only its writer wrote this
+            // payload (`Reader::open` refuses other arenas unless
+            // `allow_foreign_owner`, which selects `Full`); that writer is a
+            // `Writer`, which encodes only arrays validated when they were
+            // built or imported (`foreign::import_array`). `decode` checks the
+            // structure itself.
+            _ => unsafe { codec::decode(&self.schema, &buffer) },
+        }
+        .map_err(|e| ReadError::Corrupt { seq, what: e.0 })?;
         Ok(Batch {
             batch,
             seq,
@@ -208,5 +249,61 @@ impl Iterator for Reader {
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{self, SlotEncoder};
+    use crate::{RingOptions, Writer};
+    use arrow_array::{ArrayRef, StringViewArray};
+
+    /// A writer that puts a slot with a corrupt view in the ring (as a less
+    /// trusted writer could): a `Full` reader refuses that batch with an
+    /// error and reads on; every batch written properly arrives.
+    #[test]
+    fn full_validation_skips_a_corrupt_batch_and_reads_on() {
+        let name = format!("reader-full-{}", std::process::id());
+        let long = "a string longer than twelve bytes";
+        let col: ArrayRef = Arc::new(StringViewArray::from_iter_values([long, long]));
+        let batch = RecordBatch::try_from_iter([("s", col)]).unwrap();
+        let mut w = Writer::create(&name, &batch.schema(), RingOptions::default()).unwrap();
+        let opts = ReaderOptions {
+            start: StartAt::Oldest,
+            validate: Validate::Full,
+            ..Default::default()
+        };
+        let mut r = Reader::open_with(&name, opts).unwrap();
+        assert_eq!(r.validation(), Validate::Full);
+
+        let mut enc = SlotEncoder::new(r.schema()).unwrap();
+        let bufs = enc.encode(&batch).unwrap();
+        let mut slot = vec![0u8; codec::encoded_len(&bufs)];
+        codec::copy_into(&bufs, &mut slot);
+        let len = (long.len() as u32).to_le_bytes();
+        let needle = [&len[..], &long.as_bytes()[..4]].concat();
+        let at = slot
+            .windows(8)
+            .position(|x| x == needle.as_slice())
+            .unwrap();
+        slot[at + 12..at + 16].copy_from_slice(&100_000u32.to_le_bytes());
+
+        let good1 = w.write(&batch).unwrap();
+        let bad = w.ring_mut().publish(&slot, 2, FORMAT_ARROW_IPC_V1).unwrap();
+        let good2 = w.write(&batch).unwrap();
+        let t = Duration::from_secs(5);
+        assert_eq!(r.read(t).unwrap().unwrap().seq(), good1);
+        match r.read(t) {
+            Err(ReadError::Corrupt { seq, what }) => {
+                assert_eq!(seq, bad);
+                assert!(what.contains("is invalid"), "{what}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        let b = r.read(t).unwrap().unwrap();
+        assert_eq!(b.seq(), good2);
+        assert_eq!(b.record_batch(), &batch);
+        drop(w);
     }
 }

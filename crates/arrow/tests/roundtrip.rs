@@ -388,6 +388,9 @@ fn tampered_header_fields_are_rejected() {
     let name = unique("tamper");
     let _w = Writer::create(&name, &ohlcv_schema(), RingOptions::default()).unwrap();
     let path = ringfeed_shm::arena_path(&name);
+    // The arena file is 0400 once READY: its owner lifts that to tamper.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -397,7 +400,7 @@ fn tampered_header_fields_are_rejected() {
     f.read_exact_at(&mut orig, 0).unwrap();
     // (offset, new bytes, expected message fragment)
     let cases: &[(u64, &[u8], &str)] = &[
-        (8, &2u16.to_le_bytes(), "layout version 2"),
+        (8, &3u16.to_le_bytes(), "layout version 3"),
         (12, &0x0403_0201u32.to_le_bytes(), "other byte order"),
         (64, &9u32.to_le_bytes(), "CRC"),
         (0, b"X", "bad magic"),
@@ -499,7 +502,10 @@ fn another_users_arena_or_no_permission_is_refused() {
     let _w = Writer::create(&name, &ohlcv_schema(), RingOptions::default()).unwrap();
     let path = ringfeed_shm::arena_path(&name);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "arenas are private to their owner");
+    assert_eq!(
+        mode, 0o400,
+        "arenas are private to their owner, and read-only once READY"
+    );
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc_geteuid() } == 0 {
         // root: hand the file to `nobody` and check the ownership guard.

@@ -182,7 +182,7 @@ fn list() -> Result<()> {
                 i.state,
                 if i.writer_alive { "alive" } else { "gone" },
                 i.write_seq,
-                i.readers.len(),
+                i.readers.iter().filter(|r| r.problem.is_none()).count(),
                 i.max_lag()
             ),
             Err(e) => println!("{n:<40} unreadable: {e}"),
@@ -204,6 +204,9 @@ fn show(name: &str) -> Result<()> {
         human(h.total_len)
     );
     println!("state      {}", i.state);
+    if let Some(p) = &i.table_problem {
+        println!("table      unreadable: {p}");
+    }
     println!(
         "writer     pid {} ({})  epoch {}",
         i.writer_pid,
@@ -262,25 +265,32 @@ fn show(name: &str) -> Result<()> {
         println!("readers    none");
     } else {
         println!(
-            "readers    {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}",
+            "readers    {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}  PROBLEM",
             "ROW", "PID", "STATE", "CURSOR", "LAG", "LEASES", "MISSED"
         );
         for r in &i.readers {
             let st = match r.state {
                 row_state::ACTIVE => "active",
                 row_state::DRAINING => "draining",
+                row_state::FREE => "free",
                 _ => "?",
             };
             println!(
-                "           {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}",
+                "           {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}  {}",
                 r.row,
                 r.pid,
                 st,
                 r.cursor,
                 (i.write_seq + 1).saturating_sub(r.cursor),
                 r.leases,
-                r.missed
+                r.missed,
+                // The writer ignores a bad row's pins (and cursor).
+                r.problem.map_or_else(String::new, |p| format!("BAD: {p}"))
             );
+        }
+        let bad = i.readers.iter().filter(|r| r.problem.is_some()).count();
+        if bad > 0 {
+            println!("           {bad} bad rows: a reader process wrote nonsense into its row (a bug in it); the writer ignores those rows");
         }
     }
     Ok(())

@@ -1,37 +1,50 @@
 //! Mapping an arena file and finding its regions. Creation and validation live
 //! here; the ring protocol lives in `writer.rs` and `reader.rs`.
 
-use crate::error::{CreateError, OpenError};
+use crate::create::new_table_file;
+use crate::error::OpenError;
 use crate::layout::*;
-use crate::os;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64};
+use crate::{fork, os, sigbus, table};
 use memmap2::{Mmap, MmapMut, MmapOptions};
 use std::fs::File;
 use std::io;
 use std::mem::size_of;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-enum Maps {
-    /// The writer maps everything read-write.
-    Whole(#[allow(dead_code)] MmapMut),
-    /// A reader maps header..pool read-write (it owns its row) and the pool read-only.
-    Split(#[allow(dead_code)] MmapMut, #[allow(dead_code)] Mmap),
+/// The mappings behind [`Regions`], kept alive (and unmapped on drop).
+enum ArenaMap {
+    /// The writer maps the arena file read-write.
+    Writer(#[allow(dead_code)] MmapMut),
+    /// Readers map it read-only, from an `O_RDONLY` descriptor.
+    Reader(#[allow(dead_code)] Mmap),
 }
 
-/// Raw views of an arena's regions. Owns the mappings, so the pointers stay
-/// valid as long as it lives.
+/// Raw views of an arena's regions in both files. Owns the files and the
+/// mappings, so the pointers stay valid as long as it lives. Fields drop in
+/// order: the fork and SIGBUS registrations go before the mappings they
+/// describe, the mappings before the files.
 pub(crate) struct Regions {
-    head: *mut u8,
+    pub(crate) head: *mut u8,
     pool: *mut u8,
+    pub(crate) table: *mut u8,
     pub(crate) header: Header,
     pub(crate) geo: Geometry,
     pub(crate) off: Offsets,
     pool_len: usize,
-    _maps: Maps,
+    guard: sigbus::Guarded,
+    _fork: [fork::Registered; 2],
+    _arena_map: ArenaMap,
+    table_map: MmapMut,
+    /// The arena file: read-write for the writer, `O_RDONLY` for readers.
+    pub(crate) file: File,
+    /// The reader table file (read-write for everyone).
+    pub(crate) table_file: File,
 }
 
-// SAFETY: the pointers refer to MAP_SHARED memory owned by `_maps`; everything
+// SAFETY: the pointers refer to MAP_SHARED memory owned by the maps; everything
 // mutable in it is accessed through atomics, and buffer bytes are only written
 // by the single writer under the pin protocol, so sharing across threads is as
 // sound as sharing across processes.
@@ -42,13 +55,32 @@ unsafe impl Sync for Regions {}
 impl Regions {
     pub(crate) fn control(&self) -> &Control {
         // SAFETY: CONTROL_OFF + size_of::<Control>() <= meta_off <= pool_off, the
-        // head mapping covers [0, pool_off) and is page-aligned, so the pointer
+        // arena mapping covers [0, total_len) and is page-aligned, so the pointer
         // is in bounds and 128-aligned. Control is ZeroCopy (atomics only).
         unsafe { &*(self.head.add(CONTROL_OFF as usize) as *const Control) }
     }
 
+    /// The part of the control state readers write (waiters, writer doorbell).
+    pub(crate) fn table_control(&self) -> &TableControl {
+        // SAFETY: the table mapping is readers_len >= ROWS_OFF bytes long and
+        // page-aligned; TABLE_CONTROL_OFF is 128-aligned; atomics only.
+        unsafe { &*(self.table.add(TABLE_CONTROL_OFF as usize) as *const TableControl) }
+    }
+
+    /// The table's header as stored now.
+    pub(crate) fn table_header(&self) -> TableHeader {
+        // SAFETY: the table mapping is at least ROWS_OFF bytes long.
+        unsafe { table::read_table_header(self.table) }
+    }
+
+    /// Whether a fault replaced the table mapping by zero pages (a process
+    /// truncated the table file): see `sigbus.rs`.
+    pub(crate) fn table_lost(&self) -> bool {
+        self.guard.lost()
+    }
+
     pub(crate) fn meta_head(&self) -> MetaHead {
-        // SAFETY: meta_off + 8 is inside the head mapping (layout checked);
+        // SAFETY: meta_off + 8 is inside the arena mapping (layout checked);
         // MetaHead is plain data, valid for any bits; read_volatile because
         // another process wrote it (it is immutable after READY).
         unsafe {
@@ -63,7 +95,7 @@ impl Regions {
             return None;
         }
         let mut v = vec![0u8; h.len as usize];
-        // SAFETY: [meta_off+64, meta_off+64+meta_cap) lies inside the head
+        // SAFETY: [meta_off+64, meta_off+64+meta_cap) lies inside the arena
         // mapping (layout), and len <= meta_cap was checked above.
         unsafe {
             std::ptr::copy_nonoverlapping(
@@ -78,7 +110,7 @@ impl Regions {
 
     pub(crate) fn gen(&self, buf: u32) -> &AtomicU64 {
         assert!(buf < self.geo.buffers);
-        // SAFETY: buf < M, and gens_off + 8*M <= descs_off lies inside the head
+        // SAFETY: buf < M, and gens_off + 8*M <= descs_off lies inside the arena
         // mapping; 128-aligned base + 8*buf is 8-aligned.
         unsafe {
             &*(self.head.add(self.off.gens_off as usize + 8 * buf as usize) as *const AtomicU64)
@@ -88,18 +120,18 @@ impl Regions {
     pub(crate) fn desc(&self, seq: u64) -> &Descriptor {
         let slot = (seq % self.geo.slots as u64) as usize;
         // SAFETY: slot < D and the descriptor array [descs_off, descs_off+64*D)
-        // lies inside the head mapping; 128-aligned base + 64*slot is 64-aligned.
+        // lies inside the arena mapping; 128-aligned base + 64*slot is 64-aligned.
         unsafe { &*(self.head.add(self.off.descs_off as usize + 64 * slot) as *const Descriptor) }
     }
 
     pub(crate) fn row(&self, i: u32) -> &ReaderRow {
         assert!(i < self.geo.max_readers);
-        // SAFETY: i < R and rows occupy [readers_off, readers_off + stride*R)
-        // inside the head mapping; stride is a multiple of 128.
+        // SAFETY: i < R and rows occupy [ROWS_OFF, ROWS_OFF + stride*R) = the
+        // rest of the table mapping (readers_len); stride is a multiple of 128.
         unsafe {
             &*(self
-                .head
-                .add(self.off.readers_off as usize + self.off.reader_stride as usize * i as usize)
+                .table
+                .add(ROWS_OFF as usize + self.off.reader_stride as usize * i as usize)
                 as *const ReaderRow)
         }
     }
@@ -116,6 +148,13 @@ impl Regions {
         }
     }
 
+    pub(crate) fn row_view(&self, i: u32) -> table::RowView<'_> {
+        table::RowView {
+            head: self.row(i),
+            pins: self.pins(i),
+        }
+    }
+
     /// Start of buffer `buf` in the pool.
     pub(crate) fn buffer_ptr(&self, buf: u32) -> *mut u8 {
         assert!(buf < self.geo.buffers);
@@ -129,6 +168,134 @@ impl Regions {
     pub(crate) fn pool_range(&self) -> std::ops::Range<usize> {
         self.pool as usize..self.pool as usize + self.pool_len
     }
+
+    /// Writer only: gives the table file back its length and maps it again
+    /// over the same addresses (after a process truncated it), with every row
+    /// FREE, then registers the fresh mapping with the SIGBUS guard. Readers
+    /// attached before are detached by the caller (readers_epoch).
+    pub(crate) fn rebuild_table(&mut self) -> io::Result<()> {
+        let len = self.off.readers_len;
+        self.table_file.set_len(0)?;
+        self.table_file.set_len(len)?;
+        os::fallocate(&self.table_file, len)?;
+        // SAFETY: [table, table+len) is our table mapping (now possibly zero
+        // pages put there by the SIGBUS guard); mapping the same file range
+        // over it with MAP_FIXED keeps every pointer valid. The file is ours
+        // (we hold the writer lock) and was just zeroed by the truncation.
+        let p = unsafe {
+            libc::mmap(
+                self.table as *mut libc::c_void,
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                self.table_file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the table mapping is writable and at least ROWS_OFF long.
+        unsafe { table::write_table_header(self.table, &table::table_header(&self.header)) };
+        self.guard = sigbus::guard(self.table, len as usize);
+        Ok(())
+    }
+}
+
+/// Maps the arena (`writable`: read-write with `MAP_POPULATE`, else read-only)
+/// and the reader table, and registers both with the fork and SIGBUS guards.
+pub(crate) fn map_both(
+    file: File,
+    table_file: File,
+    header: Header,
+    writable: bool,
+) -> io::Result<Regions> {
+    let off = header.offsets();
+    let (arena_map, head) = if writable {
+        // SAFETY: the file is a regular tmpfs file of total_len bytes
+        // (checked or just created); other processes modify it only through
+        // atomics and the pin protocol, which is what `Regions` assumes.
+        let mut m = unsafe {
+            MmapOptions::new()
+                .len(off.total_len as usize)
+                .populate()
+                .map_mut(&file)?
+        };
+        let p = m.as_mut_ptr();
+        (ArenaMap::Writer(m), p)
+    } else {
+        // SAFETY: as above; this mapping is read-only.
+        let m = unsafe { MmapOptions::new().len(off.total_len as usize).map(&file)? };
+        let p = m.as_ptr() as *mut u8;
+        (ArenaMap::Reader(m), p)
+    };
+    // SAFETY: as above: a tmpfs file of readers_len bytes (checked or just
+    // created), shared through atomics only. A truncation by another process
+    // is survived through the SIGBUS guard registered below.
+    let mut table_map = unsafe {
+        MmapOptions::new()
+            .len(off.readers_len as usize)
+            .map_mut(&table_file)?
+    };
+    let table = table_map.as_mut_ptr();
+    let guard = sigbus::guard(table, off.readers_len as usize);
+    let fork = [
+        fork::register(
+            file.as_raw_fd(),
+            writable,
+            &[fork::Mapping {
+                addr: head,
+                len: off.total_len as usize,
+                offset: 0,
+                writable,
+            }],
+        ),
+        fork::register(
+            table_file.as_raw_fd(),
+            true,
+            &[fork::Mapping {
+                addr: table,
+                len: off.readers_len as usize,
+                offset: 0,
+                writable: true,
+            }],
+        ),
+    ];
+    // SAFETY: pool_off < total_len, the mapping's length.
+    let pool = unsafe { head.add(off.pool_off as usize) };
+    Ok(Regions {
+        head,
+        pool,
+        table,
+        header,
+        geo: header.geometry(),
+        off,
+        pool_len: (off.total_len - off.pool_off) as usize,
+        guard,
+        _fork: fork,
+        _arena_map: arena_map,
+        table_map,
+        file,
+        table_file,
+    })
+}
+
+impl Regions {
+    /// Length of the table mapping (diagnostics and tests).
+    #[allow(dead_code)]
+    pub(crate) fn table_len(&self) -> usize {
+        self.table_map.len()
+    }
+}
+
+/// How an arena is opened.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// A reader or `inspect`: the arena file `O_RDONLY`.
+    Read,
+    /// A writer taking over: the arena file read-write (it is mode 0400 once
+    /// READY, so the owner lifts that for the open and puts it back).
+    TakeOver,
 }
 
 /// An arena file opened and its header validated, not yet mapped.
@@ -147,6 +314,10 @@ fn open_err(path: &Path, name: &str, e: io::Error) -> OpenError {
         io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
             path: path.to_path_buf(),
         },
+        _ if e.raw_os_error() == Some(libc::ELOOP) => OpenError::UnsafeFile {
+            path: path.to_path_buf(),
+            why: "it is a symbolic link",
+        },
         _ => OpenError::Io {
             path: path.to_path_buf(),
             source: e,
@@ -154,28 +325,86 @@ fn open_err(path: &Path, name: &str, e: io::Error) -> OpenError {
     }
 }
 
-/// Opens `name`, checks ownership, size, magic, version, byte order, CRC,
-/// features and that the offsets match the geometry.
-pub(crate) fn open_validated(name: &str, allow_foreign: bool) -> Result<Validated, OpenError> {
+/// Why a file in the shm directory must not be trusted: another owner, or a
+/// mode that lets others write it, or not a regular file. `None` if it is fine.
+pub(crate) fn unsafe_file(md: &std::fs::Metadata) -> Option<(&'static str, u32)> {
+    if !md.file_type().is_file() {
+        return Some(("it is not a regular file", md.uid()));
+    }
+    if md.uid() != os::euid() {
+        return Some(("it belongs to another user", md.uid()));
+    }
+    if md.permissions().mode() & 0o022 != 0 {
+        return Some(("its group or others may write it", md.uid()));
+    }
+    None
+}
+
+fn check_owner(md: &std::fs::Metadata, path: &Path, allow_foreign: bool) -> Result<(), OpenError> {
+    match unsafe_file(md) {
+        None => Ok(()),
+        Some(_) if allow_foreign && md.file_type().is_file() => Ok(()),
+        Some((_, owner)) if owner != os::euid() => Err(OpenError::ForeignOwner {
+            path: path.to_path_buf(),
+            owner,
+            me: os::euid(),
+        }),
+        Some((why, _)) => Err(OpenError::UnsafeFile {
+            path: path.to_path_buf(),
+            why,
+        }),
+    }
+}
+
+/// Opens `name`'s arena file (never following a symlink), checks ownership,
+/// mode, size, magic, version, byte order, CRC, features and that the
+/// offsets match the geometry.
+pub(crate) fn open_validated(
+    name: &str,
+    allow_foreign: bool,
+    access: Access,
+) -> Result<Validated, OpenError> {
     os::check_name(name).map_err(|reason| OpenError::InvalidName {
         name: name.to_string(),
         reason,
     })?;
     let path = os::arena_path(name);
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| open_err(&path, name, e))?;
-    let md = file.metadata().map_err(|e| open_err(&path, name, e))?;
-    let me = os::euid();
-    if md.uid() != me && !allow_foreign {
-        return Err(OpenError::ForeignOwner {
-            path,
-            owner: md.uid(),
-            me,
-        });
+    let ro = || {
+        File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+    };
+    let file = match access {
+        Access::Read => ro(),
+        Access::TakeOver => {
+            // Check before lifting the 0400: never chmod someone else's file.
+            let md = ro()
+                .and_then(|f| f.metadata())
+                .map_err(|e| open_err(&path, name, e))?;
+            check_owner(&md, &path, allow_foreign)?;
+            let rw = || {
+                File::options()
+                    .read(true)
+                    .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+            };
+            match rw() {
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .and_then(|()| rw())
+                        .inspect(|f| {
+                            let _ = f.set_permissions(std::fs::Permissions::from_mode(0o400));
+                        })
+                }
+                r => r,
+            }
+        }
     }
+    .map_err(|e| open_err(&path, name, e))?;
+    let md = file.metadata().map_err(|e| open_err(&path, name, e))?;
+    check_owner(&md, &path, allow_foreign)?;
     let len = md.len();
     if len < PAGE {
         return Err(OpenError::Truncated {
@@ -256,242 +485,95 @@ pub fn validate_header(h: &Header, path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// Maps a validated arena for a reader: head read-write, pool read-only.
-pub(crate) fn map_reader(v: &Validated) -> io::Result<Regions> {
-    let off = v.header.offsets();
-    // SAFETY: the file is a regular tmpfs file of total_len bytes (checked);
-    // other processes modify it only through atomics and the pin protocol,
-    // which is what every access through `Regions` assumes.
-    let mut head = unsafe {
-        MmapOptions::new()
-            .len(off.pool_off as usize)
-            .map_mut(&v.file)?
-    };
-    // SAFETY: as above; this mapping is read-only.
-    let pool = unsafe {
-        MmapOptions::new()
-            .offset(off.pool_off)
-            .len((off.total_len - off.pool_off) as usize)
-            .map(&v.file)?
-    };
-    let head_ptr = head.as_mut_ptr();
-    let pool_ptr = pool.as_ptr() as *mut u8;
-    Ok(Regions {
-        head: head_ptr,
-        pool: pool_ptr,
-        header: v.header,
-        geo: v.header.geometry(),
-        off,
-        pool_len: pool.len(),
-        _maps: Maps::Split(head, pool),
-    })
-}
-
-/// Maps a whole arena read-write with `MAP_POPULATE` (writer side).
-pub(crate) fn map_writer(file: &File, header: Header) -> io::Result<Regions> {
-    let off = header.offsets();
-    // SAFETY: see `map_reader`; the writer is the only process that writes
-    // non-atomic bytes (buffer contents), under the pin protocol.
-    let mut map = unsafe {
-        MmapOptions::new()
-            .len(off.total_len as usize)
-            .populate()
-            .map_mut(file)?
-    };
-    let base = map.as_mut_ptr();
-    // SAFETY: pool_off < total_len, the mapping's length.
-    let pool = unsafe { base.add(off.pool_off as usize) };
-    Ok(Regions {
-        head: base,
-        pool,
-        header,
-        geo: header.geometry(),
-        off,
-        pool_len: (off.total_len - off.pool_off) as usize,
-        _maps: Maps::Whole(map),
-    })
-}
-
-/// Removes a temporary file unless disarmed.
-struct TmpGuard(Option<PathBuf>);
-impl Drop for TmpGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Builds a new arena under a temporary name, initialises every region,
-/// marks it READY and renames it into place without replacing anything.
-/// Returns the file (holding the writer lock) and its mapping.
-pub(crate) fn create(
-    name: &str,
-    geo: Geometry,
-    on_full: u32,
-    block_timeout_ns: u64,
-    meta: &[u8],
-    force: bool,
-) -> Result<(File, PathBuf, Regions), CreateError> {
-    os::check_name(name).map_err(|reason| CreateError::InvalidName {
-        name: name.to_string(),
-        reason,
-    })?;
-    geo.check().map_err(CreateError::InvalidOptions)?;
-    if meta.len() > geo.meta_cap as usize {
-        return Err(CreateError::MetaTooLarge {
-            len: meta.len(),
-            cap: geo.meta_cap as usize,
-        });
-    }
-    let path = os::arena_path(name);
-    let io_err = |p: &Path, e: io::Error| match e.kind() {
-        io::ErrorKind::PermissionDenied => CreateError::PermissionDenied {
-            path: p.to_path_buf(),
-        },
-        _ => CreateError::Io {
-            path: p.to_path_buf(),
-            source: e,
-        },
-    };
-    let exists_err = |path: &Path| {
-        let writer_alive = File::open(path)
-            .and_then(|f| os::byte_is_locked(&f, WRITER_LOCK_BYTE))
-            .unwrap_or(false);
-        CreateError::AlreadyExists {
-            name: name.to_string(),
-            path: path.to_path_buf(),
-            writer_alive,
-        }
-    };
-    if path.exists() {
-        if !force {
-            return Err(exists_err(&path));
-        }
-        std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-    }
-
-    let off = geo.layout();
-    let tmp = os::shm_dir().join(format!(
-        "{}{name}{}{}-{:x}",
-        os::FILE_PREFIX,
-        os::TMP_MARKER,
-        std::process::id(),
-        os::random_u64()
-    ));
+/// Opens the reader table of a validated arena (read-write, never following
+/// a symlink) and checks its owner, mode and length.
+fn open_table(name: &str, v: &Validated, allow_foreign: bool) -> Result<File, OpenError> {
+    let path = os::table_path(name);
     let file = File::options()
         .read(true)
         .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| io_err(&tmp, e))?;
-    let mut guard = TmpGuard(Some(tmp.clone()));
-    if !os::try_lock_byte(&file, WRITER_LOCK_BYTE).map_err(|e| io_err(&tmp, e))? {
-        return Err(io_err(
-            &tmp,
-            io::Error::other("fresh arena file is locked by someone else"),
-        ));
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| open_err(&path, name, e))?;
+    let md = file.metadata().map_err(|e| open_err(&path, name, e))?;
+    check_owner(&md, &path, allow_foreign)?;
+    if md.len() != v.header.readers_len {
+        return Err(OpenError::Truncated {
+            path,
+            len: md.len(),
+            expected: v.header.readers_len,
+        });
     }
-    file.set_len(off.total_len).map_err(|e| io_err(&tmp, e))?;
-    os::fallocate(&file, off.total_len).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ENOSPC) {
-            CreateError::NoSpace {
-                bytes: off.total_len,
-                dir: os::shm_dir(),
-            }
-        } else {
-            io_err(&tmp, e)
-        }
+    Ok(file)
+}
+
+/// Maps a validated arena for a reader (or `inspect`): the arena file
+/// read-only, the reader table read-write, whose header must name this
+/// arena instance.
+pub(crate) fn map_reader(
+    name: &str,
+    v: Validated,
+    allow_foreign: bool,
+) -> Result<Regions, OpenError> {
+    let table_file = open_table(name, &v, allow_foreign)?;
+    let tpath = os::table_path(name);
+    let header = v.header;
+    let regions = map_both(v.file, table_file, header, false).map_err(|e| OpenError::Io {
+        path: v.path.clone(),
+        source: e,
     })?;
-
-    let mut header = Header {
-        magic: MAGIC,
-        layout_major: LAYOUT_MAJOR,
-        layout_minor: LAYOUT_MINOR,
-        endian_tag: ENDIAN_TAG,
-        page_size: PAGE as u32,
-        align: ALIGN as u32,
-        features_required: 0,
-        features_optional: 0,
-        instance_id: os::random_u64(),
-        created_unix_ns: os::realtime_ns(),
-        total_len: off.total_len,
-        slots: geo.slots,
-        buffers: geo.buffers,
-        buffer_bytes: geo.buffer_bytes,
-        max_readers: geo.max_readers,
-        leases_per_reader: geo.leases_per_reader,
-        meta_cap: geo.meta_cap,
-        on_full,
-        block_timeout_ns,
-        control_off: CONTROL_OFF,
-        meta_off: off.meta_off,
-        gens_off: off.gens_off,
-        descs_off: off.descs_off,
-        readers_off: off.readers_off,
-        reader_stride: off.reader_stride,
-        pool_off: off.pool_off,
-        creator_uid: os::euid(),
-        header_crc: 0,
-    };
-    header.header_crc = header.compute_crc();
-    let regions = map_writer(&file, header).map_err(|e| io_err(&tmp, e))?;
-    // The file is fresh (zero-filled by tmpfs), so every atomic already holds
-    // its initial value: state INIT, write_seq 0, rows FREE, gens 0, seq 0.
-    // SAFETY: the header page [0, 4096) is inside the writable mapping and no
-    // other process can see the file yet (temporary, exclusive name).
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            header.as_bytes().as_ptr(),
-            regions.head,
-            size_of::<Header>(),
-        );
-        let mh = MetaHead {
-            len: meta.len() as u32,
-            crc: crc32c::crc32c(meta),
-        };
-        std::ptr::write(regions.head.add(off.meta_off as usize) as *mut MetaHead, mh);
-        std::ptr::copy_nonoverlapping(
-            meta.as_ptr(),
-            regions.head.add((off.meta_off + META_PAYLOAD_OFF) as usize),
-            meta.len(),
-        );
+    let th = regions.table_header();
+    if th != table::table_header(&header) {
+        return Err(OpenError::StaleTable { path: tpath });
     }
-    let ctl = regions.control();
-    ctl.state.0.writer_epoch.store(1, Ordering::Relaxed);
-    ctl.state
-        .0
-        .writer_pid
-        .store(std::process::id(), Ordering::Relaxed);
-    ctl.state.0.writer_start.store(
-        os::process_start_time(std::process::id()),
-        Ordering::Relaxed,
-    );
-    ctl.heartbeat_ns
-        .0
-        .store(os::monotonic_ns(), Ordering::Relaxed);
-    // SYNC POINT: ready. Everything above happens-before a reader's Acquire
-    // load of READY (map_reader → check_ready).
-    ctl.state.0.state.store(state::READY, Ordering::Release);
+    Ok(regions)
+}
 
-    match os::rename_noreplace(&tmp, &path) {
-        Ok(()) => {
-            guard.0 = None;
-            Ok((file, path, regions))
+/// Maps a validated arena whose writer lock we hold, for a writer taking
+/// over. A missing, short or foreign-instance reader table is rebuilt (its
+/// readers, if any, are detached).
+pub(crate) fn map_takeover(name: &str, v: Validated) -> Result<(Regions, bool), OpenError> {
+    let header = v.header;
+    let path = v.path.clone();
+    let io = |p: &Path, e| OpenError::Io {
+        path: p.to_path_buf(),
+        source: e,
+    };
+    match open_table(name, &v, false) {
+        Ok(t) => {
+            let mut r = map_both(v.file, t, header, true).map_err(|e| io(&path, e))?;
+            let rebuilt = r.table_header() != table::table_header(&header);
+            if rebuilt {
+                r.rebuild_table().map_err(|e| io(&path, e))?;
+            }
+            Ok((r, rebuilt))
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(exists_err(&path)),
-        Err(e) => Err(io_err(&path, e)),
+        Err(OpenError::NotFound { .. } | OpenError::Truncated { .. }) => {
+            let tpath = os::table_path(name);
+            let (t, tmp) = new_table_file(name, &header).map_err(|e| io(&tpath, e))?;
+            let r = map_both(v.file, t, header, true).map_err(|e| io(&path, e))?;
+            // SAFETY: fresh table mapping, at least ROWS_OFF long, not yet visible.
+            unsafe { table::write_table_header(r.table, &table::table_header(&header)) };
+            std::fs::rename(&tmp, &tpath).map_err(|e| io(&tpath, e))?;
+            Ok((r, true))
+        }
+        Err(e) => Err(e),
     }
 }
 
-/// Removes the arena `name`. Readers that have it mapped keep their mapping;
-/// a live writer keeps writing into the unlinked file.
+/// Removes the arena `name` (both its files). Readers that have it mapped
+/// keep their mapping; a live writer keeps writing into the unlinked file.
 pub fn remove(name: &str) -> Result<(), OpenError> {
     os::check_name(name).map_err(|reason| OpenError::InvalidName {
         name: name.to_string(),
         reason,
     })?;
     let path = os::arena_path(name);
-    std::fs::remove_file(&path).map_err(|e| open_err(&path, name, e))
+    let tpath = os::table_path(name);
+    let main = std::fs::remove_file(&path).map_err(|e| open_err(&path, name, e));
+    let table = std::fs::remove_file(&tpath);
+    match (main, table) {
+        (Err(OpenError::NotFound { .. }), Ok(())) => Ok(()), // a leftover table alone
+        (r, _) => r,
+    }
 }

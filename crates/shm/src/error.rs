@@ -27,7 +27,7 @@ pub enum CreateError {
         cap: usize,
     },
     /// An arena with this name exists already.
-    #[error("arena {name:?} already exists at {path:?}{}: remove it with `ringfeed rm {name}`, take it over with Writer::open_existing, or pass force", if *writer_alive { " and its writer is alive" } else { " (its writer is gone: a leftover)" })]
+    #[error("arena {name:?} already exists at {path:?}{}", if *writer_alive { " and its writer is alive: another process (another daemon with the same arena prefix?) owns it, and force never replaces a live writer; stop that writer or use another name".to_string() } else { format!(" (its writer is gone: a leftover): remove it with `ringfeed rm {name}`, take it over with Writer::open_existing, or pass force") })]
     AlreadyExists {
         /// The name.
         name: String,
@@ -35,6 +35,18 @@ pub enum CreateError {
         path: PathBuf,
         /// Whether a live process holds its writer lock.
         writer_alive: bool,
+    },
+    /// A file at the arena's (or its reader table's) name must not be
+    /// trusted: another user's (it may have been planted there), writable by
+    /// others, or not a regular file. Never replaced, not even with `force`.
+    #[error("refusing {path:?}: {why} (owner uid {owner}); remove it as its owner or root, or pick another arena name")]
+    UnsafeFile {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: &'static str,
+        /// Its owner.
+        owner: u32,
     },
     /// The tmpfs has no room for the arena.
     #[error("no space for a {bytes}-byte arena in {dir:?}: free /dev/shm (see `ringfeed inspect`), or lower slots, slot_bytes or max_readers")]
@@ -97,6 +109,21 @@ pub enum OpenError {
         owner: u32,
         /// Our euid.
         me: u32,
+    },
+    /// The file is writable by other users, or not a regular file.
+    #[error("refusing {path:?}: {why}; ringfeed creates arenas mode 0600/0400 owned by their user: remove it with `ringfeed rm` and re-create it")]
+    UnsafeFile {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The reader table beside the arena belongs to another instance of it:
+    /// the arena is being (re-)created right now, or the table is a leftover.
+    #[error("reader table {path:?} belongs to another instance of the arena (it is being re-created): retry in a moment, or re-create the arena")]
+    StaleTable {
+        /// The table's path.
+        path: PathBuf,
     },
     /// The file is shorter than its header says.
     #[error("arena {path:?} is truncated: {len} bytes, expected {expected}; remove it with `ringfeed rm`")]
@@ -210,6 +237,14 @@ pub enum ClaimError {
     /// This handle was inherited across `fork()`; the parent owns it.
     #[error("this writer was created before fork(): the parent process owns it; create a new one in the child")]
     Forked,
+    /// The reader table was truncated by another process and could not be rebuilt.
+    #[error("the reader table {path:?} was truncated by another process and rebuilding it failed ({source}): close this writer and re-create the ring")]
+    TableLost {
+        /// The table's path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// Why a read failed. The reader stays usable after `Lagged` and `TooManyLeases`.
@@ -245,6 +280,13 @@ pub enum ReadError {
     /// This reader was inherited across `fork()`; the parent owns it.
     #[error("this reader was opened before fork(): the parent process owns it; open a new reader in the child")]
     Forked,
+    /// The arena's reader table was truncated by some process and the writer
+    /// rebuilt it: this reader's row (and its pins) are gone.
+    #[error("the reader table of arena {name:?} was truncated by another process and rebuilt: this reader is detached; open a new reader (batches already read may have been overwritten)")]
+    Detached {
+        /// Arena name.
+        name: String,
+    },
     /// A descriptor read from shared memory is out of bounds.
     #[error("corrupt descriptor in arena {name:?}: {what}")]
     Corrupt {

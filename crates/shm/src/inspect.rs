@@ -1,11 +1,13 @@
 //! Read-only snapshots of an arena for `ringfeed inspect`.
 
-use crate::arena;
+use crate::arena::{self, Access};
 use crate::error::OpenError;
-use crate::layout::{state, Header, WRITER_LOCK_BYTE};
+use crate::layout::{state, Control, Header, StateLine, CONTROL_OFF};
 use crate::os;
 use crate::sync::Ordering;
-use crate::writer::{read_rows, ReaderInfo};
+use crate::table::{read_rows, ReaderInfo};
+use std::mem::offset_of;
+use std::os::unix::fs::FileExt;
 
 /// What `ringfeed inspect NAME` shows.
 #[derive(Debug, Clone)]
@@ -26,7 +28,7 @@ pub struct ArenaInfo {
     pub writer_pid: u32,
     /// Whether a live process holds the writer lock.
     pub writer_alive: bool,
-    /// Attached readers.
+    /// Attached readers, and rows that break an invariant (`problem` set).
     pub readers: Vec<ReaderInfo>,
     /// Buffers currently pinned by at least one reader.
     pub leased_buffers: u32,
@@ -34,6 +36,9 @@ pub struct ArenaInfo {
     pub meta_len: u32,
     /// The meta payload, if intact.
     pub meta: Option<Vec<u8>>,
+    /// Why the reader table could not be read, if it could not (then
+    /// `readers` is empty and `meta` unread; the rest comes from the arena file).
+    pub table_problem: Option<String>,
 }
 
 impl ArenaInfo {
@@ -49,36 +54,83 @@ impl ArenaInfo {
 
 /// Validates and snapshots arena `name` without joining it as a reader.
 pub fn inspect(name: &str) -> Result<ArenaInfo, OpenError> {
-    let v = arena::open_validated(name, true)?;
-    let regions = arena::map_reader(&v).map_err(|e| OpenError::Io {
-        path: v.path.clone(),
-        source: e,
-    })?;
+    let v = arena::open_validated(name, true, Access::Read)?;
+    let path = v.path.clone();
+    let header = v.header;
+    let regions = match arena::map_reader(name, v, true) {
+        Ok(r) => r,
+        // The arena is fine but its reader table is not (missing, short,
+        // another instance's: being created, or damaged): still tell whether
+        // the writer lives, so that nobody removes a live writer's arena.
+        Err(e @ OpenError::Io { .. }) => return Err(e),
+        Err(e) => return without_table(name, e),
+    };
     let ctl = regions.control();
     let st = ctl.state.0.state.load(Ordering::Acquire);
     let readers = read_rows(&regions);
     let leased_buffers = (0..regions.geo.buffers)
         .filter(|&b| {
-            (0..regions.geo.max_readers)
-                .any(|i| regions.pins(i)[b as usize].load(Ordering::Relaxed) != 0)
+            readers.iter().any(|r| {
+                r.problem.is_none() && regions.pins(r.row)[b as usize].load(Ordering::Relaxed) != 0
+            })
         })
         .count() as u32;
     Ok(ArenaInfo {
         name: name.to_string(),
-        path: v.path.clone(),
-        header: v.header,
-        state: match st {
-            state::READY => "ready",
-            state::CLOSED => "closed",
-            _ => "init",
-        },
+        path,
+        header,
+        state: state_name(st),
         write_seq: ctl.write_seq.0.load(Ordering::Acquire),
         writer_epoch: ctl.state.0.writer_epoch.load(Ordering::Relaxed),
         writer_pid: ctl.state.0.writer_pid.load(Ordering::Relaxed),
-        writer_alive: os::byte_is_locked(&v.file, WRITER_LOCK_BYTE).unwrap_or(false),
+        writer_alive: os::writer_lock_held(&regions.file).unwrap_or(false),
         readers,
         leased_buffers,
         meta_len: regions.meta_head().len,
         meta: regions.meta_bytes(),
+        table_problem: None,
+    })
+}
+
+fn state_name(st: u32) -> &'static str {
+    match st {
+        state::READY => "ready",
+        state::CLOSED => "closed",
+        _ => "init",
+    }
+}
+
+/// [`inspect`] from the arena file alone (read with `pread`, not mapped).
+fn without_table(name: &str, why: OpenError) -> Result<ArenaInfo, OpenError> {
+    let v = arena::open_validated(name, true, Access::Read)?;
+    let io = |e| OpenError::Io {
+        path: v.path.clone(),
+        source: e,
+    };
+    let u32_at = |off: u64| -> Result<u32, OpenError> {
+        let mut b = [0u8; 4];
+        v.file.read_exact_at(&mut b, off).map_err(io)?;
+        Ok(u32::from_ne_bytes(b))
+    };
+    let line0 = CONTROL_OFF + offset_of!(Control, state) as u64;
+    let st = u32_at(line0 + offset_of!(StateLine, state) as u64)?;
+    let mut ws = [0u8; 8];
+    v.file
+        .read_exact_at(&mut ws, CONTROL_OFF + offset_of!(Control, write_seq) as u64)
+        .map_err(io)?;
+    Ok(ArenaInfo {
+        name: name.to_string(),
+        path: v.path.clone(),
+        header: v.header,
+        state: state_name(st),
+        write_seq: u64::from_ne_bytes(ws),
+        writer_epoch: u32_at(line0 + offset_of!(StateLine, writer_epoch) as u64)?,
+        writer_pid: u32_at(line0 + offset_of!(StateLine, writer_pid) as u64)?,
+        writer_alive: os::writer_lock_held(&v.file).unwrap_or(false),
+        readers: Vec::new(),
+        leased_buffers: 0,
+        meta_len: u32_at(v.header.meta_off)?,
+        meta: None,
+        table_problem: Some(why.to_string()),
     })
 }

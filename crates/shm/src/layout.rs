@@ -1,14 +1,26 @@
-//! Byte layout of an arena, version 1. `docs/layout.md` is the prose twin of
+//! Byte layout of an arena, version 2. `docs/layout.md` is the prose twin of
 //! this file; the `const` assertions below keep the two honest.
+//!
+//! An arena is two files. The *arena file* holds everything only the writer
+//! writes; readers open it `O_RDONLY` and map it read-only, and the writer
+//! makes it mode 0400 once it is READY:
 //!
 //! ```text
 //! 0            Header          (one 4 KiB page, immutable after READY)
-//! 4096         Control         (6 lines of 128 bytes: state, write_seq, notify, waiters, heartbeat, writer doorbell)
+//! 4096         Control         (4 lines of 128 bytes: state, write_seq, notify, heartbeat)
 //! meta_off     MetaBlock       (64-byte head + meta_cap bytes: the Arrow IPC schema message)
 //! gens_off     M x u64         (buffer generations; odd = being written)
 //! descs_off    D x Descriptor  (64 bytes each, a seqlock per entry)
-//! readers_off  R x ReaderRow   (128-byte head + M x u32 pins, stride a multiple of 128)
-//! pool_off     M x buffer      (page-aligned, buffer_bytes each; readers map this read-only)
+//! pool_off     M x buffer      (page-aligned, buffer_bytes each)
+//! ```
+//!
+//! The *reader table* (`<arena file>@readers`) holds everything readers
+//! write; the writer validates every value it reads from it:
+//!
+//! ```text
+//! 0            TableHeader     (magic, version, the arena's instance_id, geometry)
+//! 128          TableControl    (2 lines: waiters, writer doorbell)
+//! ROWS_OFF     R x ReaderRow   (128-byte head + M x u32 pins, stride a multiple of 128)
 //! ```
 
 use crate::sync::{AtomicU32, AtomicU64};
@@ -17,7 +29,7 @@ use std::mem::{offset_of, size_of};
 /// `b"RINGFEED"`: first eight bytes of every arena.
 pub const MAGIC: [u8; 8] = *b"RINGFEED";
 /// Incompatible layout changes bump this; readers refuse other majors.
-pub const LAYOUT_MAJOR: u16 = 1;
+pub const LAYOUT_MAJOR: u16 = 2;
 /// Compatible additions bump this.
 pub const LAYOUT_MINOR: u16 = 0;
 /// Written in native byte order; a reader of the other endianness sees it swapped.
@@ -26,14 +38,21 @@ pub const ENDIAN_TAG: u32 = 0x0102_0304;
 pub const ALIGN: u64 = 64;
 /// The page size the layout was computed for.
 pub const PAGE: u64 = 4096;
-/// Feature bits a reader must understand to attach. None exist in v1.
+/// Feature bits a reader must understand to attach. None exist in v2.
 pub const FEATURES_REQUIRED_KNOWN: u64 = 0;
 /// Value of [`Descriptor::seq`] while the writer rewrites the entry.
 pub const SEQ_BUSY: u64 = u64::MAX;
-/// Byte of the file that the live writer holds an OFD write lock on.
+/// Byte of the arena file that the live writer holds an OFD write lock on.
 pub const WRITER_LOCK_BYTE: u64 = 0;
-/// Reader row *i* is owned by whoever holds the OFD lock on byte `READER_LOCK_BASE + i`.
+/// Reader row *i* is owned by whoever holds the OFD lock on byte
+/// `READER_LOCK_BASE + i` of the reader table file.
 pub const READER_LOCK_BASE: u64 = 1;
+/// `b"RFREADRS"`: first eight bytes of every reader table file.
+pub const TABLE_MAGIC: [u8; 8] = *b"RFREADRS";
+/// Offset of [`TableControl`] in the reader table file.
+pub const TABLE_CONTROL_OFF: u64 = 128;
+/// Offset of the first reader row in the reader table file.
+pub const ROWS_OFF: u64 = TABLE_CONTROL_OFF + 256;
 
 /// Upper bounds that keep every size computation far from overflow.
 pub const MAX_SLOTS: u32 = 1 << 20;
@@ -131,8 +150,8 @@ pub struct Header {
     pub gens_off: u64,
     /// Offset of the descriptor ring.
     pub descs_off: u64,
-    /// Offset of the reader table.
-    pub readers_off: u64,
+    /// Length of the reader table file (a separate file, see the module docs).
+    pub readers_len: u64,
     /// Bytes per reader row.
     pub reader_stride: u64,
     /// Offset of the buffer pool (page-aligned).
@@ -143,20 +162,45 @@ pub struct Header {
     pub header_crc: u32,
 }
 
-/// The control block: mutable, shared, one hot atomic per line.
+/// The control block of the arena file: written by the writer only, one hot
+/// atomic per line.
 #[repr(C)]
 pub struct Control {
-    /// Line 0: arena state, writer epoch, writer pid/start (diagnostics).
+    /// Line 0: arena state, writer epoch, reader-table epoch, writer pid/start.
     pub state: Line<StateLine>,
     /// Line 1: highest published sequence number (0 = none yet).
     pub write_seq: Line<AtomicU64>,
     /// Line 2: futex word readers sleep on; the writer bumps it to wake them.
     pub notify: Line<AtomicU32>,
-    /// Line 3: how many readers are (about to be) asleep on `notify`.
-    pub waiters: Line<AtomicU32>,
-    /// Line 4: writer heartbeat, ns on `CLOCK_MONOTONIC` (diagnostics).
+    /// Line 3: writer heartbeat, ns on `CLOCK_MONOTONIC` (diagnostics).
     pub heartbeat_ns: Line<AtomicU64>,
-    /// Line 5: the doorbell a blocked writer sleeps on.
+}
+
+/// Head of the reader table file. Written once by the arena's creator (or a
+/// writer that rebuilt the table); readers check it, the writer never reads it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableHeader {
+    /// [`TABLE_MAGIC`].
+    pub magic: [u8; 8],
+    /// [`LAYOUT_MAJOR`].
+    pub layout_major: u16,
+    /// [`LAYOUT_MINOR`].
+    pub layout_minor: u16,
+    /// Reserved, zero.
+    pub _reserved: u32,
+    /// [`Header::instance_id`] of the arena this table belongs to.
+    pub instance_id: u64,
+    /// Exact file length ([`Header::readers_len`]).
+    pub total_len: u64,
+}
+
+/// The control block of the reader table: the atomics readers store to.
+#[repr(C)]
+pub struct TableControl {
+    /// Line 0: how many readers are (about to be) asleep on `Control::notify`.
+    pub waiters: Line<AtomicU32>,
+    /// Line 1: the doorbell a blocked writer sleeps on.
     pub writer_bell: Line<WriterBell>,
 }
 
@@ -167,11 +211,13 @@ pub struct StateLine {
     pub state: AtomicU32,
     /// Bumped by every writer that takes over.
     pub writer_epoch: AtomicU32,
-    /// Pid of the current writer (diagnostics only).
+    /// Pid of the current writer (liveness: with `writer_start`, tells a
+    /// writer whose lock a forked child kept alive from a live one).
     pub writer_pid: AtomicU32,
-    /// Reserved.
-    pub _reserved: AtomicU32,
-    /// Start time of the writer process, clock ticks since boot (diagnostics).
+    /// Bumped by the writer whenever it rebuilds the reader table (after a
+    /// process truncated it): readers attached to the old table are detached.
+    pub readers_epoch: AtomicU32,
+    /// Start time of the writer process, clock ticks since boot.
     pub writer_start: AtomicU64,
 }
 
@@ -249,6 +295,10 @@ unsafe impl ZeroCopy for MetaHead {}
 unsafe impl ZeroCopy for Descriptor {}
 // SAFETY: repr(C), atomics only.
 unsafe impl ZeroCopy for ReaderRow {}
+// SAFETY: repr(C), integers and a byte array, no padding (asserted below).
+unsafe impl ZeroCopy for TableHeader {}
+// SAFETY: repr(C) lines of atomics only.
+unsafe impl ZeroCopy for TableControl {}
 
 /// Size of the byte range covered by [`Header::header_crc`].
 pub const HEADER_CRC_SPAN: usize = offset_of!(Header, header_crc);
@@ -267,19 +317,31 @@ const _: () = {
     assert!(offset_of!(Header, slots) == 64);
     assert!(offset_of!(Header, buffer_bytes) == 72);
     assert!(offset_of!(Header, control_off) == 104);
+    assert!(offset_of!(Header, readers_len) == 136);
+    assert!(offset_of!(Header, reader_stride) == 144);
     assert!(offset_of!(Header, pool_off) == 152);
     assert!(offset_of!(Header, creator_uid) == 160);
     assert!(offset_of!(Header, header_crc) == 164);
 
-    assert!(size_of::<Control>() == 6 * 128);
+    assert!(size_of::<Control>() == 4 * 128);
     assert!(offset_of!(Control, state) == 0);
     assert!(offset_of!(Control, write_seq) == 128);
     assert!(offset_of!(Control, notify) == 256);
-    assert!(offset_of!(Control, waiters) == 384);
-    assert!(offset_of!(Control, heartbeat_ns) == 512);
-    assert!(offset_of!(Control, writer_bell) == 640);
+    assert!(offset_of!(Control, heartbeat_ns) == 384);
+    assert!(offset_of!(StateLine, writer_pid) == 8);
+    assert!(offset_of!(StateLine, readers_epoch) == 12);
     assert!(offset_of!(StateLine, writer_start) == 16);
     assert!(offset_of!(WriterBell, writer_waiting) == 4);
+
+    assert!(size_of::<TableHeader>() == 32);
+    assert!(offset_of!(TableHeader, instance_id) == 16);
+    assert!(offset_of!(TableHeader, total_len) == 24);
+    assert!(size_of::<TableHeader>() as u64 <= TABLE_CONTROL_OFF);
+    assert!(size_of::<TableControl>() == 2 * 128);
+    assert!(offset_of!(TableControl, waiters) == 0);
+    assert!(offset_of!(TableControl, writer_bell) == 128);
+    assert!(TABLE_CONTROL_OFF + size_of::<TableControl>() as u64 == ROWS_OFF);
+    assert!(ROWS_OFF.is_multiple_of(128));
 
     assert!(size_of::<MetaHead>() == 8);
 
@@ -326,8 +388,8 @@ pub struct Offsets {
     pub gens_off: u64,
     /// [`Header::descs_off`].
     pub descs_off: u64,
-    /// [`Header::readers_off`].
-    pub readers_off: u64,
+    /// [`Header::readers_len`].
+    pub readers_len: u64,
     /// [`Header::reader_stride`].
     pub reader_stride: u64,
     /// [`Header::pool_off`].
@@ -373,18 +435,18 @@ impl Geometry {
         let meta_off = CONTROL_OFF + size_of::<Control>() as u64;
         let gens_off = round_up(meta_off + META_PAYLOAD_OFF + self.meta_cap as u64, 128);
         let descs_off = round_up(gens_off + 8 * self.buffers as u64, 128);
-        let readers_off = round_up(
-            descs_off + size_of::<Descriptor>() as u64 * self.slots as u64,
-            128,
-        );
         let reader_stride = round_up(size_of::<ReaderRow>() as u64 + 4 * self.buffers as u64, 128);
-        let pool_off = round_up(readers_off + reader_stride * self.max_readers as u64, PAGE);
+        let readers_len = ROWS_OFF + reader_stride * self.max_readers as u64;
+        let pool_off = round_up(
+            descs_off + size_of::<Descriptor>() as u64 * self.slots as u64,
+            PAGE,
+        );
         let total_len = pool_off + self.buffer_bytes * self.buffers as u64;
         Offsets {
             meta_off,
             gens_off,
             descs_off,
-            readers_off,
+            readers_len,
             reader_stride,
             pool_off,
             total_len,
@@ -433,7 +495,7 @@ impl Header {
             meta_off: self.meta_off,
             gens_off: self.gens_off,
             descs_off: self.descs_off,
-            readers_off: self.readers_off,
+            readers_len: self.readers_len,
             reader_stride: self.reader_stride,
             pool_off: self.pool_off,
             total_len: self.total_len,
@@ -461,15 +523,15 @@ mod tests {
         let g = geo();
         g.check().unwrap();
         let o = g.layout();
-        assert!(o.meta_off >= CONTROL_OFF + 768);
+        assert!(o.meta_off >= CONTROL_OFF + 512);
         assert!(o.gens_off >= o.meta_off + 64 + 4096);
         assert!(o.descs_off >= o.gens_off + 8 * 25);
-        assert!(o.readers_off >= o.descs_off + 64 * 8);
+        assert!(o.pool_off >= o.descs_off + 64 * 8);
         assert!(o.reader_stride >= 128 + 4 * 25);
-        assert!(o.pool_off >= o.readers_off + o.reader_stride * 8);
+        assert_eq!(o.readers_len, ROWS_OFF + o.reader_stride * 8);
         assert_eq!(o.pool_off % PAGE, 0);
         assert_eq!(o.total_len, o.pool_off + 25 * (1 << 20));
-        for off in [o.gens_off, o.descs_off, o.readers_off, o.reader_stride] {
+        for off in [o.gens_off, o.descs_off, o.reader_stride, ROWS_OFF] {
             assert_eq!(off % 128, 0);
         }
     }

@@ -26,17 +26,22 @@
 #![deny(missing_docs)]
 
 mod arena;
+mod create;
 mod error;
+mod fork;
 mod inspect;
 pub mod layout;
 mod os;
 mod reader;
+mod sigbus;
 pub mod sync;
+mod table;
 mod writer;
 
 pub use arena::{remove, validate_header};
 pub use error::{ClaimError, CreateError, OpenError, ReadError};
 pub use inspect::{inspect, ArenaInfo};
-pub use os::{arena_path, check_name, list_arenas, mmap_large_allocations, shm_dir};
-pub use reader::{Lease, ReaderOptions, RingReader, StartAt};
-pub use writer::{Claim, OnFull, ReaderInfo, RingOptions, RingWriter};
+pub use os::{arena_path, check_name, list_arenas, mmap_large_allocations, shm_dir, table_path};
+pub use reader::{Lease, ReaderOptions, RingReader, StartAt, Validate};
+pub use table::ReaderInfo;
+pub use writer::{Claim, OnFull, RingOptions, RingWriter};

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Prefix of every arena file, so leftovers can be listed and told apart.
@@ -45,7 +46,29 @@ pub fn arena_path(name: &str) -> PathBuf {
     shm_dir().join(format!("{FILE_PREFIX}{name}"))
 }
 
-/// Names of all arenas in [`shm_dir`] (finished ones, not temporaries).
+/// Suffix of an arena's reader table file. `@` is not allowed in names, so
+/// no arena name collides with a table and [`list_arenas`] skips tables.
+pub const TABLE_SUFFIX: &str = "@readers";
+
+/// Path of the reader table of the arena called `name`.
+pub fn table_path(name: &str) -> PathBuf {
+    shm_dir().join(format!("{FILE_PREFIX}{name}{TABLE_SUFFIX}"))
+}
+
+/// Whether a live process holds the writer lock of the arena file at `path`
+/// (false if it cannot be opened).
+pub fn writer_alive_at(path: &Path) -> bool {
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|f| writer_lock_held(&f))
+        .unwrap_or(false)
+}
+
+/// Names of all arenas in [`shm_dir`] (finished ones, not temporaries),
+/// including the names of leftover reader tables whose arena file is gone
+/// (`inspect` then fails with `NotFound` and `remove` deletes the table).
 pub fn list_arenas() -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(shm_dir())? {
@@ -54,13 +77,22 @@ pub fn list_arenas() -> io::Result<Vec<String>> {
         let Some(s) = file_name.to_str() else {
             continue;
         };
-        if let Some(name) = s.strip_prefix(FILE_PREFIX) {
-            if !name.contains(TMP_MARKER) && check_name(name).is_ok() {
-                names.push(name.to_string());
-            }
+        let Some(name) = s.strip_prefix(FILE_PREFIX) else {
+            continue;
+        };
+        let (name, is_table) = match name.strip_suffix(TABLE_SUFFIX) {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        if name.contains(TMP_MARKER) || check_name(name).is_err() {
+            continue;
+        }
+        if !is_table || std::fs::symlink_metadata(arena_path(name)).is_err() {
+            names.push(name.to_string());
         }
     }
     names.sort();
+    names.dedup();
     Ok(names)
 }
 
@@ -152,6 +184,7 @@ pub fn unlock_byte(file: &File, byte: u64) -> io::Result<()> {
 }
 
 /// Whether some *other* open file description holds a lock on `byte`.
+#[cfg(test)]
 pub fn byte_is_locked(file: &File, byte: u64) -> io::Result<bool> {
     let fl = ofd_lock(
         file,
@@ -160,6 +193,30 @@ pub fn byte_is_locked(file: &File, byte: u64) -> io::Result<bool> {
         byte,
     )?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Whether another description holds the *write* lock on the writer byte.
+/// Only a read-write descriptor can take it, so a reader (whose arena
+/// descriptor is `O_RDONLY`) taking a read lock there cannot fake a writer.
+pub fn writer_lock_held(file: &File) -> io::Result<bool> {
+    let fl = ofd_lock(
+        file,
+        libc::F_OFD_GETLK,
+        libc::F_WRLCK as libc::c_short,
+        crate::layout::WRITER_LOCK_BYTE,
+    )?;
+    Ok(fl.l_type == libc::F_WRLCK as libc::c_short)
+}
+
+/// Whether process `pid` is known to be a *different* process from the one
+/// that had `start_time`: it exists with another start time (pid reused).
+/// Absence proves nothing (another pid namespace), so it answers false then.
+pub fn pid_reused(pid: u32, start_time: u64) -> bool {
+    if pid == 0 || start_time == 0 {
+        return false;
+    }
+    let now = process_start_time(pid);
+    now != 0 && now != start_time
 }
 
 /// ns on `CLOCK_MONOTONIC` (vDSO, no syscall).

@@ -1,12 +1,11 @@
 //! A reader of a ring: its own row, its own cursor, leases that pin buffers.
 
-use crate::arena::{self, Regions};
+use crate::arena::{self, Access, Regions};
 use crate::error::{OpenError, ReadError};
-use crate::layout::{row_state, state, READER_LOCK_BASE, WRITER_LOCK_BYTE};
+use crate::layout::{row_state, state, READER_LOCK_BASE};
 use crate::os;
 use crate::sync::{fence, futex_wait, futex_wake, AtomicU32, Ordering};
-use crate::writer::ReaderInfo;
-use std::fs::File;
+use crate::table::{self, ReaderInfo};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,21 @@ pub enum StartAt {
     Next,
 }
 
+/// How much of each payload the layer above (`ringfeed-arrow`) checks before
+/// handing it out. This crate moves bytes and checks nothing of them itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Validate {
+    /// Trust what only the writer can write: the arena is ours (our uid, no
+    /// group/other write bits), mode 0400 once READY and mapped read-only by
+    /// every reader, so only its writer wrote the payloads. Structure is
+    /// still checked, in O(columns). The default.
+    #[default]
+    Trusted,
+    /// Check every value as well, in O(rows): for rings written by less
+    /// trusted writers (e.g. opened with `allow_foreign_owner`, which implies it).
+    Full,
+}
+
 /// Options for [`RingReader::open_with`].
 #[derive(Clone, Debug, Default)]
 pub struct ReaderOptions {
@@ -30,8 +44,12 @@ pub struct ReaderOptions {
     /// Busy-poll this long before sleeping on the futex. Zero (the default)
     /// sleeps at once: on small machines spinning steals the writer's core.
     pub spin: Duration,
-    /// Attach even if the arena belongs to another user.
+    /// Attach even if the arena belongs to another user, or others may
+    /// write it: then its bytes cannot be trusted, so the layer above should
+    /// validate every batch in full (it implies [`Validate::Full`]).
     pub allow_foreign_owner: bool,
+    /// How the layer above validates payloads (see [`Validate`]).
+    pub validate: Validate,
 }
 
 /// How often a sleeping reader wakes to check that the writer still lives.
@@ -39,8 +57,10 @@ const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 
 pub(crate) struct ReaderShared {
     pub(crate) regions: Regions,
-    file: File,
     row: u32,
+    /// `Control::readers_epoch` when we joined: a change means the writer
+    /// rebuilt the reader table and our row is gone.
+    readers_epoch: u32,
     leases: AtomicU32,
     block_mode: bool,
     name: String,
@@ -56,11 +76,25 @@ impl Drop for ReaderShared {
         // The last lease is gone: no pins remain. Free the row, then the lock.
         let row = self.regions.row(self.row);
         row.state.store(row_state::FREE, Ordering::Release);
-        let _ = os::unlock_byte(&self.file, READER_LOCK_BASE + self.row as u64);
+        let _ = os::unlock_byte(&self.regions.table_file, READER_LOCK_BASE + self.row as u64);
     }
 }
 
 impl ReaderShared {
+    /// Whether our row is gone: the table was truncated (a SIGBUS replaced
+    /// our mapping by zero pages) or the writer rebuilt it since we joined.
+    fn detached(&self) -> bool {
+        self.regions.table_lost()
+            || self
+                .regions
+                .control()
+                .state
+                .0
+                .readers_epoch
+                .load(Ordering::Relaxed)
+                != self.readers_epoch
+    }
+
     fn ring_writer_bell(&self) {
         if !self.block_mode {
             return;
@@ -68,7 +102,7 @@ impl ReaderShared {
         // SYNC POINT: writer-bell. Pairs with the writer's fence after it sets
         // writer_waiting.
         fence(Ordering::SeqCst);
-        let bell = &self.regions.control().writer_bell.0;
+        let bell = &self.regions.table_control().writer_bell.0;
         if bell.writer_waiting.load(Ordering::Relaxed) != 0 {
             bell.bell.fetch_add(1, Ordering::Release);
             futex_wake(&bell.bell, 1);
@@ -136,6 +170,9 @@ impl Drop for Lease {
         if s.fork_gen != crate::sync::fork_generation() {
             return; // the parent's copy of this lease releases the pin
         }
+        if s.detached() {
+            return; // our row was rebuilt from zero: nothing of ours is in it
+        }
         // SYNC POINT: unpin. Release pairs with the writer's Acquire load of
         // the pin: our reads of the buffer happen-before it is rewritten.
         s.regions.pins(s.row)[self.buf as usize].fetch_sub(1, Ordering::Release);
@@ -167,23 +204,22 @@ impl RingReader {
 
     /// Attaches with full options.
     pub fn open_with(name: &str, opts: ReaderOptions) -> Result<Self, OpenError> {
-        let v = arena::open_validated(name, opts.allow_foreign_owner)?;
-        let regions = arena::map_reader(&v).map_err(|e| OpenError::Io {
-            path: v.path.clone(),
-            source: e,
-        })?;
+        let v = arena::open_validated(name, opts.allow_foreign_owner, Access::Read)?;
+        let path = v.path.clone();
+        let regions = arena::map_reader(name, v, opts.allow_foreign_owner)?;
         let ctl = regions.control();
+        let readers_epoch = ctl.state.0.readers_epoch.load(Ordering::Relaxed);
         // SYNC POINT: ready. Pairs with the creator's Release store of READY.
         let st = ctl.state.0.state.load(Ordering::Acquire);
         if st != state::READY && st != state::CLOSED {
             return Err(OpenError::CorruptHeader {
-                path: v.path,
+                path,
                 what: "arena is not READY (a foreign or half-built file)",
             });
         }
         if regions.meta_bytes().is_none() {
             return Err(OpenError::CorruptHeader {
-                path: v.path,
+                path,
                 what: "meta block length or CRC",
             });
         }
@@ -191,7 +227,7 @@ impl RingReader {
         let row = (0..geo.max_readers)
             .find(|&i| {
                 matches!(
-                    os::try_lock_byte(&v.file, READER_LOCK_BASE + i as u64),
+                    os::try_lock_byte(&regions.table_file, READER_LOCK_BASE + i as u64),
                     Ok(true)
                 )
             })
@@ -206,7 +242,10 @@ impl RingReader {
         }
         r.leases.store(0, Ordering::Relaxed);
         r.missed.store(0, Ordering::Relaxed);
-        r.gen.fetch_add(1, Ordering::Relaxed);
+        // SYNC POINT: row-claim. Pairs with the writer's Acquire load of `gen`
+        // in its sweep: a row recorded as bad under the old gen is ours now,
+        // with the pins zeroed above, and the writer no longer ignores it.
+        r.gen.fetch_add(1, Ordering::Release);
         r.pid.store(std::process::id(), Ordering::Relaxed);
         r.start_time.store(
             os::process_start_time(std::process::id()),
@@ -243,7 +282,7 @@ impl RingReader {
         Ok(Self {
             shared: Arc::new(ReaderShared {
                 regions,
-                file: v.file,
+                readers_epoch,
                 row,
                 leases: AtomicU32::new(0),
                 block_mode,
@@ -298,12 +337,20 @@ impl RingReader {
 
     /// Readers attached to the arena (including this one).
     pub fn readers(&self) -> Vec<ReaderInfo> {
-        crate::writer::read_rows(&self.shared.regions)
+        table::read_rows(&self.shared.regions)
     }
 
-    /// Whether a live process holds the writer lock. One syscall.
+    /// Whether the writer lives: a live process holds the writer lock, and
+    /// the writer's pid has not been reused by another process (a lock kept
+    /// by a child that escaped the fork hook). One or two syscalls.
     pub fn writer_alive(&self) -> bool {
-        os::byte_is_locked(&self.shared.file, WRITER_LOCK_BYTE).unwrap_or(true)
+        let r = &self.shared.regions;
+        let st = &r.control().state.0;
+        os::writer_lock_held(&r.file).unwrap_or(true)
+            && !os::pid_reused(
+                st.writer_pid.load(Ordering::Relaxed),
+                st.writer_start.load(Ordering::Relaxed),
+            )
     }
 
     fn lag(&mut self, at: u64) -> ReadError {
@@ -334,6 +381,11 @@ impl RingReader {
         let s = &self.shared;
         if s.fork_gen != crate::sync::fork_generation() {
             return Err(ReadError::Forked);
+        }
+        if s.detached() {
+            return Err(ReadError::Detached {
+                name: s.name.clone(),
+            });
         }
         let r = &s.regions;
         let c = self.cursor;
@@ -378,7 +430,10 @@ impl RingReader {
             return Err(ReadError::TooManyLeases { held, max });
         }
         let pins = r.pins(s.row);
-        pins[buf as usize].fetch_add(1, Ordering::Relaxed);
+        // SYNC POINT: row-active. Release pairs with the writer's Acquire load
+        // of the pin: seeing it, the writer also sees our row ACTIVE (it
+        // ignores pins of rows that are not attached).
+        pins[buf as usize].fetch_add(1, Ordering::Release);
         // SYNC POINT: recycle. Pairs with the writer's fence after it marks a
         // buffer odd: either it sees our pin, or we see its odd gen / new seq.
         fence(Ordering::SeqCst);
@@ -469,7 +524,8 @@ impl RingReader {
                 return Ok(None);
             }
             let row = shared.regions.row(shared.row);
-            ctl.waiters.0.fetch_add(1, Ordering::Relaxed);
+            let waiters = &shared.regions.table_control().waiters.0;
+            waiters.fetch_add(1, Ordering::Relaxed);
             row.sleeping.store(1, Ordering::Relaxed);
             // SYNC POINT: wake. Pairs with the writer's fence after its store of
             // write_seq: either it sees our waiter count, or we see its seq.
@@ -481,7 +537,7 @@ impl RingReader {
                 futex_wait(&ctl.notify.0, v, (timeout - elapsed).min(LIVENESS_SLICE));
             }
             row.sleeping.store(0, Ordering::Relaxed);
-            ctl.waiters.0.fetch_sub(1, Ordering::Relaxed);
+            waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

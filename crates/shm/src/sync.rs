@@ -18,6 +18,9 @@ static FORK_GEN: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    // Give the child descriptions of its own, so it holds none of the
+    // parent's OFD locks alive (see `fork.rs`).
+    crate::fork::rehome_in_child();
 }
 
 /// The current fork generation, registering the `pthread_atfork` hook on first use.
@@ -25,7 +28,8 @@ pub fn fork_generation() -> u64 {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         // SAFETY: registers a plain extern "C" fn with no captured state; the
-        // handler only bumps an atomic, which is async-signal-safe.
+        // handler bumps an atomic and makes plain syscalls over a lock-free
+        // table (`fork::rehome_in_child`), all async-signal-safe.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
     });
     FORK_GEN.load(Ordering::Relaxed)

@@ -1,15 +1,16 @@
 //! The single writer of a ring: claims a free buffer, fills it, publishes it.
 
-use crate::arena::{self, Regions};
+use crate::arena::{self, Access, Regions};
+use crate::create;
 use crate::error::{ClaimError, CreateError, OpenError};
 use crate::layout::{
-    row_state, state, Geometry, PAGE, READER_LOCK_BASE, SEQ_BUSY, WRITER_LOCK_BYTE,
+    row_state, state, Geometry, CONTROL_OFF, PAGE, READER_LOCK_BASE, SEQ_BUSY, WRITER_LOCK_BYTE,
 };
 use crate::os;
 use crate::sync::{fence, futex_wait, futex_wake, Ordering};
+use crate::table::{self, ReaderInfo};
 use std::collections::VecDeque;
-use std::fs::File;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -97,27 +98,9 @@ const NONE: u32 = u32::MAX;
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
-/// A live reader as the writer sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReaderInfo {
-    /// Row index.
-    pub row: u32,
-    /// Row state (see [`crate::layout::row_state`]).
-    pub state: u32,
-    /// Owner pid (diagnostic).
-    pub pid: u32,
-    /// Next seq it will read.
-    pub cursor: u64,
-    /// Leases held.
-    pub leases: u32,
-    /// Batches lost to lag.
-    pub missed: u64,
-}
-
 /// The writer end of a ring. One per arena, enforced by an OFD lock.
 pub struct RingWriter {
     regions: Regions,
-    file: File,
     path: PathBuf,
     name: String,
     next_seq: u64,
@@ -129,6 +112,11 @@ pub struct RingWriter {
     last_sweep: Option<Instant>,
     closed: bool,
     fork_gen: u64,
+    /// Rows the last sweep found breaking an invariant, with the row `gen`
+    /// it saw: their pins are ignored until the row is claimed anew.
+    bad: Vec<Option<u32>>,
+    /// Times the reader table was found truncated and rebuilt.
+    table_rebuilds: u64,
 }
 
 /// A buffer claimed for the next batch. Fill [`Claim::buf`], then
@@ -151,13 +139,13 @@ impl RingWriter {
             OnFull::OverwriteOldest => (0, 0),
             OnFull::Block(t) => (1, t.as_nanos().min(u64::MAX as u128) as u64),
         };
-        let (file, path, regions) =
-            arena::create(name, geo, on_full, timeout_ns, meta, opts.force)?;
+        let (path, regions) = create::create(name, geo, on_full, timeout_ns, meta, opts.force)?;
         Ok(Self {
             desc_buf: vec![NONE; geo.slots as usize],
             free: (0..geo.buffers).collect(),
+            bad: vec![None; geo.max_readers as usize],
+            table_rebuilds: 0,
             regions,
-            file,
             path,
             name: name.to_string(),
             next_seq: 1,
@@ -172,23 +160,26 @@ impl RingWriter {
     /// epoch, frees buffers a dead writer left half-written and continues at
     /// `write_seq + 1`. Fails with `WriterAlive` if its writer still lives.
     pub fn open_existing(name: &str) -> Result<Self, OpenError> {
-        let v = arena::open_validated(name, false)?;
+        let v = arena::open_validated(name, false, Access::TakeOver)?;
         let io = |e| OpenError::Io {
             path: v.path.clone(),
             source: e,
         };
         if !os::try_lock_byte(&v.file, WRITER_LOCK_BYTE).map_err(io)? {
-            let pid = arena::map_reader(&v)
-                .map(|r| r.control().state.0.writer_pid.load(Ordering::Relaxed))
-                .unwrap_or(0);
+            let mut pid = [0u8; 4];
+            let _ = v.file.read_exact_at(&mut pid, CONTROL_OFF + 8);
             return Err(OpenError::WriterAlive {
                 name: name.to_string(),
-                pid,
+                pid: u32::from_ne_bytes(pid),
             });
         }
-        let regions = arena::map_writer(&v.file, v.header).map_err(io)?;
+        let path = v.path.clone();
+        let (regions, rebuilt) = arena::map_takeover(name, v)?;
         let geo = regions.geo;
         let ctl = regions.control();
+        if rebuilt {
+            ctl.state.0.readers_epoch.fetch_add(1, Ordering::Relaxed);
+        }
         ctl.state.0.writer_epoch.fetch_add(1, Ordering::Relaxed);
         ctl.state
             .0
@@ -198,7 +189,12 @@ impl RingWriter {
             os::process_start_time(std::process::id()),
             Ordering::Relaxed,
         );
-        ctl.writer_bell.0.writer_waiting.store(0, Ordering::Relaxed);
+        regions
+            .table_control()
+            .writer_bell
+            .0
+            .writer_waiting
+            .store(0, Ordering::Relaxed);
         let w = ctl.write_seq.0.load(Ordering::Acquire);
         let mut desc_buf = vec![NONE; geo.slots as usize];
         let mut in_ring = vec![false; geo.buffers as usize];
@@ -229,9 +225,10 @@ impl RingWriter {
         // SYNC POINT: ready (takeover). Pairs with readers' Acquire of state.
         ctl.state.0.state.store(state::READY, Ordering::Release);
         let mut me = Self {
+            bad: vec![None; geo.max_readers as usize],
+            table_rebuilds: 0,
             regions,
-            file: v.file,
-            path: v.path,
+            path,
             name: name.to_string(),
             next_seq: w + 1,
             desc_buf,
@@ -290,6 +287,9 @@ impl RingWriter {
                 size: len,
                 slot_bytes: geo.buffer_bytes,
             });
+        }
+        if self.regions.table_lost() {
+            self.rebuild_table()?;
         }
         let seq = self.next_seq;
         let slot = (seq % geo.slots as u64) as usize;
@@ -350,12 +350,60 @@ impl RingWriter {
         Ok(c.commit(payload.len() as u64, rows, user))
     }
 
+    /// The reader table was truncated by some process (the SIGBUS guard
+    /// replaced it by zero pages): give it back its length, every row FREE,
+    /// and tell the readers attached to it that they are detached.
+    fn rebuild_table(&mut self) -> Result<(), ClaimError> {
+        self.regions
+            .rebuild_table()
+            .map_err(|source| ClaimError::TableLost {
+                path: os::table_path(&self.name),
+                source,
+            })?;
+        self.table_rebuilds += 1;
+        self.bad.iter_mut().for_each(|b| *b = None);
+        // Readers load it on every read; Relaxed is enough: a reader that
+        // misses the bump for a while only writes into a row nobody reads.
+        self.regions
+            .control()
+            .state
+            .0
+            .readers_epoch
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Times the reader table was found truncated and rebuilt.
+    pub fn table_rebuilds(&self) -> u64 {
+        self.table_rebuilds
+    }
+
+    /// Rows the last sweep found breaking an invariant (their pins are ignored).
+    pub fn bad_rows(&self) -> u32 {
+        self.bad.iter().filter(|b| b.is_some()).count() as u32
+    }
+
+    /// Whether row `i`'s pins must not count: the row is not attached (a FREE
+    /// or unknown state never holds legitimate pins), or the last sweep found
+    /// it broken and it has not been claimed anew since.
+    fn ignored(&self, i: u32) -> bool {
+        let row = self.regions.row(i);
+        // SYNC POINT: row-active. Pairs with the reader's Release store of
+        // ACTIVE; the pin we just loaded was stored (Release) after it.
+        let st = row.state.load(Ordering::Acquire);
+        if st != row_state::ACTIVE && st != row_state::DRAINING {
+            return true;
+        }
+        self.bad[i as usize].is_some_and(|g| g == row.gen.load(Ordering::Relaxed))
+    }
+
     fn any_pin(&self, buf: u32) -> bool {
         (0..self.regions.geo.max_readers).any(|i| {
             // SYNC POINT: unpin. Acquire pairs with the Release decrement in
             // `Lease::drop`, so the reader's reads of the buffer happen-before
-            // our rewrite of it.
-            self.regions.pins(i)[buf as usize].load(Ordering::Acquire) != 0
+            // our rewrite of it; and with the reader's Release increment, so
+            // we see the row state it stored before pinning.
+            self.regions.pins(i)[buf as usize].load(Ordering::Acquire) != 0 && !self.ignored(i)
         })
     }
 
@@ -401,13 +449,16 @@ impl RingWriter {
         for i in 0..self.regions.geo.max_readers {
             let row = self.regions.row(i);
             // SYNC POINT: row-active. Pairs with the reader's Release store of ACTIVE.
-            if row.state.load(Ordering::Acquire) != row_state::ACTIVE {
+            if row.state.load(Ordering::Acquire) != row_state::ACTIVE
+                || self.bad[i as usize].is_some_and(|g| g == row.gen.load(Ordering::Relaxed))
+            {
                 continue;
             }
             // SYNC POINT: consumed. Pairs with the reader's Release store of its
             // cursor: its reads of the old descriptor happen-before our rewrite.
             let c = row.cursor.load(Ordering::Acquire);
-            if c <= seq && worst.is_none_or(|(_, wc)| c < wc) {
+            // A cursor past everything published is not a reader's: ignore it.
+            if c <= seq && c <= self.next_seq && worst.is_none_or(|(_, wc)| c < wc) {
                 worst = Some((row.pid.load(Ordering::Relaxed), c));
             }
         }
@@ -429,7 +480,7 @@ impl RingWriter {
             if elapsed >= timeout {
                 break Err(());
             }
-            let bell = &self.regions.control().writer_bell.0;
+            let bell = &self.regions.table_control().writer_bell.0;
             bell.writer_waiting.store(1, Ordering::Relaxed);
             // SYNC POINT: writer-bell. Pairs with the fence readers run after
             // moving their cursor or dropping a pin: either they see
@@ -440,11 +491,11 @@ impl RingWriter {
                 break Ok(());
             }
             self.sweep_dead_readers(false);
-            let bell = &self.regions.control().writer_bell.0;
+            let bell = &self.regions.table_control().writer_bell.0;
             futex_wait(&bell.bell, v, (timeout - elapsed).min(WAIT_SLICE));
         };
         self.regions
-            .control()
+            .table_control()
             .writer_bell
             .0
             .writer_waiting
@@ -452,44 +503,64 @@ impl RingWriter {
         result
     }
 
-    /// Frees the rows (and pins) of readers whose process died: their OFD
-    /// lock is gone, so we can take it. Rate-limited unless `force`.
+    /// Frees the rows (and pins) of readers whose process died (their OFD
+    /// lock is gone, so we can take it), and re-validates every row: a row
+    /// that breaks an invariant is recorded as bad and its pins are ignored
+    /// until it is claimed anew. Rate-limited unless `force`. Returns the
+    /// rows freed.
     pub fn sweep_dead_readers(&mut self, force: bool) -> u32 {
         if !force && self.last_sweep.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
             return 0;
         }
         self.last_sweep = Some(Instant::now());
+        let write_seq = self.next_seq - 1;
+        let p = self.regions.geo.leases_per_reader;
         let mut freed = 0;
         for i in 0..self.regions.geo.max_readers {
             let row = self.regions.row(i);
-            if row.state.load(Ordering::Acquire) == row_state::FREE {
+            // SYNC POINT: row-claim. Pairs with the Release bump of `gen` by a
+            // reader claiming the row after zeroing its pins: if we see the new
+            // gen we see the zeroed pins, and a verdict taken on older contents
+            // carries an older gen, which never matches the new owner's.
+            let gen = row.gen.load(Ordering::Acquire);
+            // SYNC POINT: row-active. Pairs with the reader's Release store of ACTIVE.
+            let st = row.state.load(Ordering::Acquire);
+            let problem = table::row_problem(&self.regions.row_view(i), p, write_seq);
+            if st == row_state::FREE && problem.is_none() {
+                self.bad[i as usize] = None;
                 continue;
             }
             let byte = READER_LOCK_BASE + i as u64;
-            if !matches!(os::try_lock_byte(&self.file, byte), Ok(true)) {
-                continue; // its owner is alive
+            if !matches!(os::try_lock_byte(&self.regions.table_file, byte), Ok(true)) {
+                // Its owner is alive (or a reader is claiming the row right
+                // now): trust the row only if it is well-formed.
+                self.bad[i as usize] = problem.map(|_| gen);
+                continue;
             }
             // The owner is dead: nobody else can touch this row while we hold its lock.
-            for p in self.regions.pins(i) {
-                p.store(0, Ordering::Release);
+            for pin in self.regions.pins(i) {
+                pin.store(0, Ordering::Release);
             }
             row.leases.store(0, Ordering::Relaxed);
             if row.sleeping.swap(0, Ordering::Relaxed) != 0 {
                 // It died asleep: take back its count so publishes stop waking nobody.
-                let waiters = &self.regions.control().waiters.0;
+                let waiters = &self.regions.table_control().waiters.0;
                 let _ = waiters
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
             }
             row.state.store(row_state::FREE, Ordering::Release);
-            let _ = os::unlock_byte(&self.file, byte);
-            freed += 1;
+            let _ = os::unlock_byte(&self.regions.table_file, byte);
+            self.bad[i as usize] = None;
+            if st != row_state::FREE {
+                freed += 1;
+            }
         }
         freed
     }
 
     /// Readers currently attached (ACTIVE or DRAINING rows).
     pub fn readers(&self) -> Vec<ReaderInfo> {
-        read_rows(&self.regions)
+        table::read_rows(&self.regions)
     }
 
     /// Waits until at least `n` readers are ACTIVE.
@@ -500,7 +571,7 @@ impl RingWriter {
             let active = self
                 .readers()
                 .iter()
-                .filter(|r| r.state == row_state::ACTIVE)
+                .filter(|r| r.state == row_state::ACTIVE && r.problem.is_none())
                 .count();
             if active >= n {
                 return true;
@@ -530,10 +601,17 @@ impl RingWriter {
         ctl.state.0.state.store(state::CLOSED, Ordering::Release);
         ctl.notify.0.fetch_add(1, Ordering::Release);
         futex_wake(&ctl.notify.0, i32::MAX);
-        if let (Ok(a), Ok(b)) = (std::fs::metadata(&self.path), self.file.metadata()) {
-            if a.ino() == b.ino() && a.dev() == b.dev() {
-                let _ = std::fs::remove_file(&self.path);
-            }
+        let same =
+            |p: &std::path::Path, f: &std::fs::File| match (std::fs::metadata(p), f.metadata()) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+        if same(&self.path, &self.regions.file) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        let tpath = os::table_path(&self.name);
+        if same(&tpath, &self.regions.table_file) {
+            let _ = std::fs::remove_file(&tpath);
         }
     }
 
@@ -572,7 +650,16 @@ impl RingWriter {
         // SYNC POINT: wake. Pairs with the reader's fence after `waiters += 1`:
         // either we see its increment, or it sees the new write_seq.
         fence(Ordering::SeqCst);
-        if ctl.waiters.0.load(Ordering::Relaxed) > 0 {
+        // A reader may scribble `waiters`: a wrong count costs at most a
+        // needless wake, or a sleeper waking on its 100 ms liveness slice.
+        if self
+            .regions
+            .table_control()
+            .waiters
+            .0
+            .load(Ordering::Relaxed)
+            > 0
+        {
             ctl.notify.0.fetch_add(1, Ordering::Release);
             futex_wake(&ctl.notify.0, i32::MAX);
         }
@@ -631,21 +718,4 @@ impl Drop for Claim<'_> {
             self.w.free.push_front(self.buf);
         }
     }
-}
-
-pub(crate) fn read_rows(r: &Regions) -> Vec<ReaderInfo> {
-    (0..r.geo.max_readers)
-        .filter_map(|i| {
-            let row = r.row(i);
-            let st = row.state.load(Ordering::Acquire);
-            (st != row_state::FREE).then(|| ReaderInfo {
-                row: i,
-                state: st,
-                pid: row.pid.load(Ordering::Relaxed),
-                cursor: row.cursor.load(Ordering::Relaxed),
-                leases: r.pins(i).iter().map(|p| p.load(Ordering::Relaxed)).sum(),
-                missed: row.missed.load(Ordering::Relaxed),
-            })
-        })
-        .collect()
 }

@@ -691,6 +691,101 @@ mod tests {
         assert_eq!(decode_validated(&schema, &aligned(&slot)).unwrap(), b);
     }
 
+    /// Views, offsets and dictionary keys that the structural decoder trusts
+    /// (reading them would be out of bounds) are refused by full validation.
+    #[test]
+    fn full_validation_refuses_bad_views_and_dictionary_keys() {
+        use arrow_array::types::Int32Type;
+        use arrow_array::{ArrayRef, DictionaryArray, StringViewArray};
+        let long = "a string longer than twelve bytes";
+        let views: ArrayRef = Arc::new(StringViewArray::from_iter_values([long, "short", long]));
+        let dict: ArrayRef = Arc::new(
+            vec!["x", "y", "x"]
+                .into_iter()
+                .collect::<DictionaryArray<Int32Type>>(),
+        );
+        let b = RecordBatch::try_from_iter([("v", views), ("d", dict)]).unwrap();
+        let schema = through_meta(&b.schema());
+        let b = b.with_schema(schema.clone()).unwrap();
+        let slot = slot_of(&mut SlotEncoder::new(&schema).unwrap(), &b);
+        assert_eq!(decode_validated(&schema, &aligned(&slot)).unwrap(), b);
+        let find = |needle: &[u8]| {
+            let at: Vec<usize> = slot
+                .windows(needle.len())
+                .enumerate()
+                .filter(|(_, w)| *w == needle)
+                .map(|(i, _)| i)
+                .collect();
+            assert!(!at.is_empty(), "needle not in slot");
+            at
+        };
+        // A long view: {len u32, prefix [u8;4], buffer_index u32, offset u32}.
+        let len = (long.len() as u32).to_le_bytes();
+        let view_at = find(&[&len[..], &long.as_bytes()[..4]].concat())[0];
+        let mut cases = Vec::new();
+        let mut bad_index = slot.clone();
+        bad_index[view_at + 8] = 7; // no data buffer 7
+        cases.push(("view buffer index", bad_index));
+        let mut bad_offset = slot.clone();
+        bad_offset[view_at + 12..view_at + 16].copy_from_slice(&10_000u32.to_le_bytes());
+        cases.push(("view offset", bad_offset));
+        let mut bad_len = slot.clone();
+        bad_len[view_at..view_at + 4].copy_from_slice(&5_000u32.to_le_bytes());
+        cases.push(("view length", bad_len));
+        // Dictionary keys [0, 1, 0]: make the second one 9 (2 values).
+        let keys_at = *find(&[0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]).last().unwrap();
+        let mut bad_key = slot.clone();
+        bad_key[keys_at + 4] = 9;
+        cases.push(("dictionary key", bad_key));
+        for (what, broken) in cases {
+            let buf = aligned(&broken);
+            // Structure only: accepted (its values are never read here).
+            assert!(trusted_decode(&schema, &buf).is_ok(), "{what}: structure");
+            let err = decode_validated(&schema, &buf).unwrap_err();
+            assert!(err.0.contains("is invalid"), "{what}: {err}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("CODEC_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300),
+            ..ProptestConfig::default()
+        })]
+
+        /// Corrupt *value* buffers (message bodies, metadata intact): full
+        /// validation returns Ok or an error, never crashes, and what it
+        /// accepts is valid to the last value.
+        #[test]
+        fn corrupt_value_buffers_never_crash_full_validation(
+            which in 0usize..3,
+            mutations in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let (schema, mut slot) = slots().swap_remove(which);
+            let bodies: Vec<(usize, usize)> = frames(&slot)
+                .unwrap()
+                .iter()
+                .filter(|f| f.body_len > 0)
+                .map(|f| (f.offset + f.meta_len, f.offset + f.meta_len + f.body_len))
+                .collect();
+            for (idx, val) in mutations {
+                let (a, b) = bodies[idx.index(bodies.len())];
+                slot[a + idx.index(b - a)] = val;
+            }
+            if let Ok(batch) = decode_validated(&schema, &aligned(&slot)) {
+                for c in batch.columns() {
+                    prop_assert!(c.to_data().validate_full().is_ok());
+                    // Reading every value is safe now: format them all.
+                    let _ = arrow_cast_free_render(c.as_ref());
+                }
+            }
+        }
+    }
+
+    /// Touches every value of `a` (Debug formatting walks them all).
+    fn arrow_cast_free_render(a: &dyn arrow_array::Array) -> usize {
+        format!("{a:?}").len()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: std::env::var("CODEC_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300),

@@ -5,7 +5,7 @@
 
 use crate::common::*;
 use ringfeed_arrow::{ohlcv_schema, RingOptions, Writer};
-use ringfeed_shm::layout::{Control, CONTROL_OFF};
+use ringfeed_shm::layout::{TableControl, TABLE_CONTROL_OFF};
 use ringfeed_xtest::bar_batch;
 use std::fs::File;
 use std::mem::offset_of;
@@ -76,12 +76,15 @@ fn wait_for_readers_does_not_count_a_dead_reader() {
     });
 }
 
-/// `Control::waiters` as stored in the arena file.
+/// `TableControl::waiters` as stored in the reader table file.
 fn waiters(name: &str) -> u32 {
-    let f = File::open(ringfeed_shm::arena_path(name)).expect("open arena file");
+    let f = File::open(ringfeed_shm::table_path(name)).expect("open reader table");
     let mut b = [0u8; 4];
-    f.read_exact_at(&mut b, CONTROL_OFF + offset_of!(Control, waiters) as u64)
-        .expect("read waiters");
+    f.read_exact_at(
+        &mut b,
+        TABLE_CONTROL_OFF + offset_of!(TableControl, waiters) as u64,
+    )
+    .expect("read waiters");
     u32::from_ne_bytes(b)
 }
 
