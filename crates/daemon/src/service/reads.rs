@@ -1,5 +1,6 @@
 //! Reads: queries, replays, subscriptions, readiness, listings. Queries go
-//! through the result cache; a replay takes its seam under the ingest lock.
+//! through the result cache; a replay takes its seam under the ingest lock,
+//! and materialises its history after letting go of it.
 
 use super::cache::{ResultArena, Scope, Session};
 use super::error::ServiceError;
@@ -136,8 +137,19 @@ impl Service {
             let sq = self.store_query(&q)?;
             let tf = sq.timeframe;
             let schema = self.topic_schema(&r.dataset, tf)?;
-            // No write runs between reading the seam and reading the store.
-            let _ingest = self.ingest.lock().expect("ingest lock");
+            // The seam: under the ingest lock, no write runs between reading it
+            // and taking the store's read lock, so the store holds exactly the
+            // publications before it. Rows stored but not yet published go out
+            // first, so that they are live (after the seam), not history.
+            let ingest = self.ingest();
+            self.topics
+                .flush(&r.dataset, tf, || Ok(schema.clone()))
+                .map_err(|e| {
+                    ServiceError::new(
+                        e.kind,
+                        format!("the live topic has stored rows it could not publish yet ({e}); retry the replay shortly"),
+                    )
+                })?;
             let seam = self
                 .topics
                 .next_seq(&r.dataset, tf, || Ok(schema.clone()))?;
@@ -146,8 +158,19 @@ impl Service {
                 serde_json::to_string(&sq_key(&q)).expect("serialisable"),
                 self.topics.name(&r.dataset, tf)
             );
-            let history = self.cache.get_or_build(key, Scope::of(&sq), session, || {
-                let b = self.store().query(&sq)?;
+            // Lock hand-over: the store's read lock is taken before the ingest
+            // lock is let go. Appends then wait only for the store read below
+            // (as for any query), never for the conversion and the copy into
+            // shared memory, which run with no lock held.
+            let store = self.store();
+            drop(ingest);
+            let history = self.cache.get_or_build(key, Scope::of(&sq), session, move || {
+                let b = store.query(&sq);
+                drop(store);
+                let b = b?;
+                if let Some(hook) = self.replay_hook() {
+                    hook();
+                }
                 // The topic's columns, so history and live batches concatenate.
                 ringfeed_store::schema::conform(&b, &schema)
                     .map_err(|e| ServiceError::internal(e.to_string()))
