@@ -164,8 +164,8 @@ fn messages(payload: &[u8]) -> Result<Vec<RawMessage<'_>>, StreamError> {
             })?;
         let msg = arrow_ipc::root_as_message(&payload[meta_start..meta_end])
             .map_err(|e| framing(pos, format!("invalid message flatbuffer: {e}")))?;
-        let body_len = usize::try_from(msg.bodyLength())
-            .map_err(|_| framing(pos, "negative bodyLength"))?;
+        let body_len =
+            usize::try_from(msg.bodyLength()).map_err(|_| framing(pos, "negative bodyLength"))?;
         let end = meta_end
             .checked_add(body_len)
             .filter(|&e| e <= payload.len())
@@ -303,7 +303,10 @@ fn check_batch(
     let need = variadic
         .iter()
         .try_fold(
-            types.iter().map(|t| flat_buffers(t).unwrap_or(2)).sum::<usize>(),
+            types
+                .iter()
+                .map(|t| flat_buffers(t).unwrap_or(2))
+                .sum::<usize>(),
             |n, &c| n.checked_add(usize::try_from(c).ok()?),
         )
         .ok_or_else(|| bad("variadic buffer counts overflow".into()))?;
@@ -316,7 +319,11 @@ fn check_batch(
     }
     for b in buffers.iter() {
         let (o, l) = (b.offset(), b.length());
-        let inside = o >= 0 && l >= 0 && (o as u64).checked_add(l as u64).is_some_and(|e| e <= body_len as u64);
+        let inside = o >= 0
+            && l >= 0
+            && (o as u64)
+                .checked_add(l as u64)
+                .is_some_and(|e| e <= body_len as u64);
         if !inside {
             return Err(bad(format!(
                 "buffer [{o}, +{l}) runs past the body of {body_len} bytes (bodyLength too short for its buffers)"
@@ -373,7 +380,9 @@ pub fn decode_stream(
     limits: &StreamLimits,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), StreamError> {
     let msgs = messages(payload)?;
-    let first = msgs.first().ok_or_else(|| framing(0, "no schema message"))?;
+    let first = msgs
+        .first()
+        .ok_or_else(|| framing(0, "no schema message"))?;
     let fb_schema = first
         .msg
         .header_as_schema()
@@ -533,7 +542,10 @@ mod tests {
         let n: ArrayRef = Arc::new(NullArray::new(4));
         let b = RecordBatch::try_from_iter([("ts", n.clone()), ("symbol", n)]).unwrap();
         let e = decode(&stream(&[b])).unwrap_err();
-        assert!(matches!(&e, StreamError::Unsupported { column, .. } if column == "ts"), "{e}");
+        assert!(
+            matches!(&e, StreamError::Unsupported { column, .. } if column == "ts"),
+            "{e}"
+        );
         assert!(e.to_string().contains("cast it"), "{e}");
     }
 

@@ -200,10 +200,26 @@ impl Metrics {
             secs(g(&self.write_down_ns)),
         );
         for (name, help, v) in [
-            ("cache_refusals_total", "Queries refused busy: every cached result was in use.", &self.cache_refusals),
-            ("dead_readers_swept_total", "Reader rows of dead processes freed in result arenas.", &self.dead_readers_swept),
-            ("store_recoveries_total", "Store reopens after a request panicked while holding it.", &self.store_recoveries),
-            ("publish_failures_total", "Topic publications that failed after their rows were stored (retried).", &self.publish_failures),
+            (
+                "cache_refusals_total",
+                "Queries refused busy: every cached result was in use.",
+                &self.cache_refusals,
+            ),
+            (
+                "dead_readers_swept_total",
+                "Reader rows of dead processes freed in result arenas.",
+                &self.dead_readers_swept,
+            ),
+            (
+                "store_recoveries_total",
+                "Store reopens after a request panicked while holding it.",
+                &self.store_recoveries,
+            ),
+            (
+                "publish_failures_total",
+                "Topic publications that failed after their rows were stored (retried).",
+                &self.publish_failures,
+            ),
         ] {
             line(name, help, "counter", g(v).to_string());
         }

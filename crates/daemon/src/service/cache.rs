@@ -307,11 +307,7 @@ impl ResultCache {
             return Ok(r);
         }
         self.make_room(&mut self.state())?;
-        let gate = self
-            .building()
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let gate = self.building().entry(key.clone()).or_default().clone();
         let result = {
             let _g = gate.lock().unwrap_or_else(|p| p.into_inner());
             // A build of the same key may have finished while this one waited.

@@ -48,13 +48,19 @@ impl Service {
     pub fn health(&self) -> HealthReport {
         let mut checks = Vec::new();
         let wait = HEALTH_LOCK_WAIT;
-        let store = within(wait, || match self.store.try_read() {
-            Ok(g) => Some(Ok(g.catalog().datasets.len())),
-            Err(TryLockError::Poisoned(_)) => {
+        let store = within(wait, || {
+            let poisoned = match self.store.try_read() {
+                Ok(g) => return Some(Ok(g.catalog().datasets.len())),
+                Err(TryLockError::Poisoned(p)) => {
+                    drop(p); // before recovering, which takes the write lock
+                    true
+                }
+                Err(TryLockError::WouldBlock) => false,
+            };
+            if poisoned {
                 self.recover_store();
-                None
             }
-            Err(TryLockError::WouldBlock) => None,
+            None
         });
         let fault = self
             .store_fault
@@ -126,7 +132,10 @@ impl Service {
             Err(e) => check(
                 "data_dir",
                 false,
-                format!("cannot write to {}: {e}; free space or fix its permissions", dir.display()),
+                format!(
+                    "cannot write to {}: {e}; free space or fix its permissions",
+                    dir.display()
+                ),
             ),
         }
     }
@@ -147,12 +156,22 @@ impl Service {
                     .topics
                     .flush(&dataset, tf, || self.topic_schema(&dataset, tf))
                 {
-                    self.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .publish_failures
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(dataset, timeframe = %tf, error = %e, "stored rows still not published; retrying at the next pass");
                 }
             }
         }
         freed
+    }
+
+    /// Fault injection for tests: panics while holding the store's write
+    /// lock, as a bug in a write would (the lock is left poisoned).
+    #[doc(hidden)]
+    pub fn panic_while_holding_the_store(&self) {
+        let _store = self.store_mut();
+        panic!("injected fault: a panic while the store's write lock is held");
     }
 
     /// Sets (or clears) the hook a replay runs between its store read and

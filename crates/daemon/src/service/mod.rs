@@ -26,8 +26,8 @@ pub mod topics;
 mod writes;
 
 pub use cache::{CacheLimits, ResultArena, Session};
-pub use health::{ReplayHook, HEALTH_LOCK_WAIT, MAINTENANCE_EVERY};
 pub use error::{ErrorKind, ServiceError};
+pub use health::{ReplayHook, HEALTH_LOCK_WAIT, MAINTENANCE_EVERY};
 pub use open::{OpenError, Service};
 pub use reads::{dataset_ready, ReplayAnswer};
 pub use writes::{

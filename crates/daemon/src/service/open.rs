@@ -131,8 +131,11 @@ impl Service {
         loop {
             match self.store.read() {
                 Ok(g) => return g,
-                Err(_) => self.recover_store(),
+                // The poisoned guard is dropped before recovering (which
+                // takes the write lock).
+                Err(p) => drop(p),
             }
+            self.recover_store();
         }
     }
 
@@ -141,8 +144,9 @@ impl Service {
         loop {
             match self.store.write() {
                 Ok(g) => return g,
-                Err(_) => self.recover_store(),
+                Err(p) => drop(p),
             }
+            self.recover_store();
         }
     }
 
@@ -164,7 +168,9 @@ impl Service {
             Ok(_) => return, // another thread recovered it
             Err(p) => p.into_inner(),
         };
-        self.metrics.store_recoveries.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .store_recoveries
+            .fetch_add(1, Ordering::Relaxed);
         let dir = &self.cfg.data_dir;
         tracing::error!(data_dir = %dir.display(), "a request panicked while it held the store; reopening the store from disk");
         // The writer's flock is released only when the old store is dropped,
@@ -180,7 +186,9 @@ impl Service {
                     Err(e) => Some(format!("the store was reopened read-only after a failed request; reopening it for writes failed: {e}; restart the daemon")),
                 }
             }
-            Err(e) => Some(format!("the store could not be reopened after a failed request: {e}; restart the daemon")),
+            Err(e) => Some(format!(
+                "the store could not be reopened after a failed request: {e}; restart the daemon"
+            )),
         };
         if let Some(f) = &fault {
             tracing::error!("{f}");

@@ -5,7 +5,7 @@
 use super::cache::{ResultArena, Scope, Session};
 use super::error::ServiceError;
 use super::open::Service;
-use super::spec::parse_timeframe;
+use super::spec::{parse_offset, parse_timeframe};
 use ringfeed_client::protocol::{
     symbol_list, DatasetReady, QuerySpec, ReadyReport, ReplaySpec, TimeframeReady,
 };
@@ -80,10 +80,7 @@ impl Service {
             sq.symbols = Symbols::List(symbols);
         }
         if let Some(o) = &q.offset {
-            sq.offset = Some(
-                ringfeed_store::timeframe::parse_duration(o)
-                    .map_err(|e| ServiceError::bad_request(format!("offset {o:?}: {e}")))?,
-            );
+            sq.offset = Some(parse_offset(o)?);
         }
         (sq.start, sq.end) = ringfeed_client::time::range(q.start.as_ref(), q.end.as_ref())?;
         sq.fields = q.fields.clone();
@@ -164,17 +161,19 @@ impl Service {
             // shared memory, which run with no lock held.
             let store = self.store();
             drop(ingest);
-            let history = self.cache.get_or_build(key, Scope::of(&sq), session, move || {
-                let b = store.query(&sq);
-                drop(store);
-                let b = b?;
-                if let Some(hook) = self.replay_hook() {
-                    hook();
-                }
-                // The topic's columns, so history and live batches concatenate.
-                ringfeed_store::schema::conform(&b, &schema)
-                    .map_err(|e| ServiceError::internal(e.to_string()))
-            })?;
+            let history = self
+                .cache
+                .get_or_build(key, Scope::of(&sq), session, move || {
+                    let b = store.query(&sq);
+                    drop(store);
+                    let b = b?;
+                    if let Some(hook) = self.replay_hook() {
+                        hook();
+                    }
+                    // The topic's columns, so history and live batches concatenate.
+                    ringfeed_store::schema::conform(&b, &schema)
+                        .map_err(|e| ServiceError::internal(e.to_string()))
+                })?;
             Ok(ReplayAnswer { history, seam })
         })();
         self.metrics.observe_query(

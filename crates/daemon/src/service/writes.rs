@@ -171,7 +171,9 @@ impl Service {
                     .topics
                     .publish(dataset, tf, bars, || self.topic_schema(dataset, tf))
                 {
-                    self.metrics.publish_failures.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .publish_failures
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::error!(dataset, timeframe = %tf, error = %e, "stored rows not yet published; kept for the topic's next publication");
                     unpublished.push(format!("{dataset}/{tf}: {e}"));
                 }
