@@ -387,6 +387,11 @@ pub fn decode_stream(
         .msg
         .header_as_schema()
         .ok_or_else(|| framing(first.offset, "the first message is not a schema"))?;
+    if first.body_len != 0 {
+        // arrow-ipc does not skip a schema's body: it would read it as the
+        // next message, not the one checked here.
+        return Err(framing(first.offset, "a schema message with a body"));
+    }
     let schema = catch_unwind(AssertUnwindSafe(|| {
         arrow_ipc::convert::try_fb_to_schema(fb_schema)
     }))
@@ -564,8 +569,19 @@ mod tests {
             + meta_start;
         let mut bad = p.clone();
         bad[at..at + 8].copy_from_slice(&8i64.to_le_bytes());
+        // The stream ends after the 8 bytes now declared (arrow-ipc would
+        // slice the buffers past them and panic).
+        let meta_len = u32::from_le_bytes(p[rb.offset + 4..rb.offset + 8].try_into().unwrap());
+        bad.truncate(rb.offset + 8 + meta_len as usize + 8);
         let e = decode(&bad).unwrap_err();
         assert!(matches!(e, StreamError::Batch { .. }), "{e}");
+        assert!(e.to_string().contains("bodyLength too short"), "{e}");
+        // Without the check, arrow-ipc panics on these bytes.
+        let raw = catch_unwind(|| {
+            arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&bad), None)
+                .map(|r| r.collect::<Vec<_>>())
+        });
+        assert!(raw.is_err() || raw.unwrap().is_err());
     }
 
     #[test]
