@@ -227,6 +227,20 @@ fn is_view(t: &DataType) -> bool {
     matches!(t, DataType::Utf8View | DataType::BinaryView)
 }
 
+/// The element width arrow reads each buffer of a flat column of type `t`
+/// as (1: bytes or bits, any length), after its validity buffer; view
+/// columns' variadic data buffers come after these (width 1).
+fn buffer_widths(t: &DataType) -> Vec<usize> {
+    use DataType as D;
+    match t {
+        D::Utf8 | D::Binary => vec![4, 1],
+        D::LargeUtf8 | D::LargeBinary => vec![8, 1],
+        D::Utf8View | D::BinaryView => vec![16],
+        D::Dictionary(k, _) => vec![k.primitive_width().unwrap_or(1)],
+        t => vec![t.primitive_width().unwrap_or(1)],
+    }
+}
+
 /// Checks that every column is flat (see the module docs).
 fn check_schema(schema: &Schema) -> Result<(), StreamError> {
     if schema.fields().is_empty() {
@@ -317,7 +331,21 @@ fn check_batch(
             buffers.len()
         )));
     }
-    for b in buffers.iter() {
+    // What arrow reads each buffer as: validity, then the column's own
+    // buffers, then (views) its variadic data buffers. Arrow asserts (panics)
+    // that a typed buffer is aligned and a whole number of elements.
+    let mut variadic = variadic.iter();
+    let widths = types.iter().flat_map(|t| {
+        let data = if is_view(t) {
+            variadic.next().map_or(0, |&c| c as usize)
+        } else {
+            0
+        };
+        std::iter::once(1)
+            .chain(buffer_widths(t))
+            .chain(std::iter::repeat_n(1, data))
+    });
+    for (b, width) in buffers.iter().zip(widths) {
         let (o, l) = (b.offset(), b.length());
         let inside = o >= 0
             && l >= 0
@@ -327,6 +355,12 @@ fn check_batch(
         if !inside {
             return Err(bad(format!(
                 "buffer [{o}, +{l}) runs past the body of {body_len} bytes (bodyLength too short for its buffers)"
+            )));
+        }
+        // The format aligns every buffer to 8 bytes.
+        if o % 8 != 0 || l as usize % width != 0 {
+            return Err(bad(format!(
+                "buffer [{o}, +{l}) is not 8-byte aligned or not a whole number of {width}-byte values"
             )));
         }
     }
@@ -609,6 +643,35 @@ mod tests {
         let b = RecordBatch::try_from_iter([("symbol", d)]).unwrap();
         let e = decode(&stream(&[b])).unwrap_err();
         assert!(matches!(e, StreamError::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn every_single_byte_change_of_the_metadata_is_answered_without_panic() {
+        let p = stream(&[bars(3)]);
+        let msgs = messages(&p).unwrap();
+        let body = msgs[1].body_len;
+        let meta_end = p.len() - body - 8; // the end-of-stream marker is last
+                                           // Panics caught inside decode_stream count too: the checks must
+                                           // refuse everything arrow would panic on (a fuzzer aborts on them).
+        thread_local!(static PANICS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.with(|p| p.set(p.get() + 1));
+            prev(info)
+        }));
+        let mut panicked = vec![];
+        for at in 0..meta_end {
+            for v in [0x00, 0x01, 0x2e, 0x7f, 0x80, 0xff, p[at] ^ 1, p[at] ^ 0x10] {
+                let mut m = p.clone();
+                m[at] = v;
+                let before = PANICS.with(|p| p.get());
+                let _ = decode(&m);
+                if PANICS.with(|p| p.get()) != before {
+                    panicked.push((at, v));
+                }
+            }
+        }
+        assert!(panicked.is_empty(), "arrow panicked on {panicked:?}");
     }
 
     #[test]
