@@ -358,7 +358,7 @@ fn check_batch(
             )));
         }
         // The format aligns every buffer to 8 bytes.
-        if o % 8 != 0 || l as usize % width != 0 {
+        if o % 8 != 0 || !(l as usize).is_multiple_of(width) {
             return Err(bad(format!(
                 "buffer [{o}, +{l}) is not 8-byte aligned or not a whole number of {width}-byte values"
             )));
