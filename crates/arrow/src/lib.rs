@@ -34,6 +34,7 @@ pub mod arena;
 pub mod codec;
 mod error;
 pub mod foreign;
+pub mod ipc_stream;
 mod reader;
 mod schema;
 mod writer;

@@ -426,6 +426,17 @@ impl Client {
         serde_json::from_value(data).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
+    /// Whether queries and appends work right now, subsystem by subsystem
+    /// (the daemon checks its locks with a bounded wait, its data directory,
+    /// its result cache and its topics).
+    pub fn health(&mut self) -> Result<crate::protocol::HealthReport, ClientError> {
+        let data = self
+            .call(&Request::Health, &[])?
+            .data
+            .ok_or_else(|| ClientError::Protocol("health answer without data".into()))?;
+        serde_json::from_value(data).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
     /// Runs a query; the result is mapped from the daemon's arena, not copied.
     pub fn bars(&mut self, q: &QuerySpec) -> Result<Bars, ClientError> {
         let resp = self.call(&Request::Query(q.clone()), &[])?;

@@ -40,6 +40,11 @@ pub enum Request {
         #[serde(default)]
         dataset: Option<String>,
     },
+    /// Whether queries and appends work right now: each subsystem (store
+    /// lock, ingest lock, data directory, result cache, topics) checked with a
+    /// bounded wait. Answers `ok: true` with a [`HealthReport`] in `data`
+    /// (healthy or not: look at `healthy`).
+    Health,
     /// Bars into a shared-memory arena.
     Query(QuerySpec),
     /// The client is done with a query arena (it has mapped what it needs).
@@ -146,6 +151,11 @@ pub struct AppendReport {
     /// The first flagged rows, same form.
     #[serde(default)]
     pub flags: Vec<String>,
+    /// Set when the rows were stored but publishing them to a live topic
+    /// failed: what failed. They stay queued in the daemon and reach
+    /// subscribers, in order, before the topic's next publication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpublished: Option<String>,
 }
 
 /// A replay request: the history half of `subscribe(..., start=T)`.
@@ -290,6 +300,26 @@ pub struct WireError {
     pub kind: String,
     /// Human message that says what to do.
     pub message: String,
+}
+
+/// What a `health` request found.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct HealthReport {
+    /// Every check passed: queries and appends work.
+    pub healthy: bool,
+    /// One entry per subsystem.
+    pub checks: Vec<HealthCheck>,
+}
+
+/// One subsystem's state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct HealthCheck {
+    /// "store", "ingest", "data_dir", "cache" or "topics".
+    pub name: String,
+    /// Whether it works.
+    pub ok: bool,
+    /// What was found (and, when not ok, what to do).
+    pub detail: String,
 }
 
 /// A response header.

@@ -14,7 +14,9 @@
 //!   an integer as above written as text.
 //!
 //! A range is `[start, end)`; an empty or inverted range is an error in every
-//! face ([`check_range`]).
+//! face ([`check_range`]), and so is an end outside [`MIN_NS`]..=[`MAX_NS`]
+//! (about 1750 to 2189): the store adds bar lengths and margins to range
+//! ends, which must not overflow. Leave an end out to mean "unbounded".
 //!
 //! ```
 //! use ringfeed_client::time::parse_time;
@@ -50,6 +52,12 @@ pub enum TimeError {
     OutOfRange {
         /// What was given.
         text: String,
+    },
+    /// A range end too close to the ends of i64 nanoseconds.
+    #[error("time {} ({ns} ns) is outside the range accepted for query and delete bounds ({} to {}); leave the bound out for an unbounded range", iso(*ns), iso(MIN_NS), iso(MAX_NS))]
+    Beyond {
+        /// The time, ns.
+        ns: i64,
     },
     /// `start` is not before `end`.
     #[error("empty or inverted range: start {} is not before end {} (the range is [start, end))", iso(*start), iso(*end))]
@@ -125,6 +133,12 @@ impl<'de> Deserialize<'de> for TimeSpec {
         })
     }
 }
+
+/// Latest range bound accepted ([`range`]): i64::MAX ns less 2^61 ns (73
+/// years of headroom for bar lengths and margins), early 2189.
+pub const MAX_NS: i64 = i64::MAX - (1 << 61);
+/// Earliest range bound accepted ([`range`]), symmetric to [`MAX_NS`].
+pub const MIN_NS: i64 = -MAX_NS;
 
 /// `ns` as RFC 3339 text (UTC), for messages.
 pub fn iso(ns: i64) -> String {
@@ -211,6 +225,13 @@ pub fn parse_time(s: &str) -> Result<i64, TimeError> {
 
 /// `[start, end)` must hold at least one instant when both ends are given.
 pub fn check_range(start: Option<i64>, end: Option<i64>) -> Result<(), TimeError> {
+    if let Some(ns) = [start, end]
+        .into_iter()
+        .flatten()
+        .find(|ns| !(MIN_NS..=MAX_NS).contains(ns))
+    {
+        return Err(TimeError::Beyond { ns });
+    }
     match (start, end) {
         (Some(start), Some(end)) if start >= end => Err(TimeError::EmptyRange { start, end }),
         _ => Ok(()),
@@ -315,6 +336,75 @@ mod tests {
                 .contains("start 2022-01-01T00:00:00Z is not before end 2021-01-01T00:00:00Z"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn range_bounds_near_the_ends_of_i64_are_refused() {
+        for v in [
+            i64::MIN,
+            i64::MIN + 1,
+            MIN_NS - 1,
+            MAX_NS + 1,
+            i64::MAX - 1,
+            i64::MAX,
+        ] {
+            let e = range(Some(&TimeSpec::Nanos(v)), None).unwrap_err();
+            assert!(matches!(e, TimeError::Beyond { ns } if ns == v), "{v}: {e}");
+            let e = range(None, Some(&TimeSpec::Nanos(v))).unwrap_err();
+            assert!(e.to_string().contains("leave the bound out"), "{e}");
+        }
+        assert!(range(
+            Some(&TimeSpec::Nanos(MIN_NS)),
+            Some(&TimeSpec::Nanos(MAX_NS))
+        )
+        .is_ok());
+        assert!(range(None, Some(&"2262-04-11".into())).is_err());
+        assert!(range(None, Some(&"2100-01-01".into())).is_ok());
+    }
+
+    /// Nothing a client can send as a time panics (checked in debug builds,
+    /// where overflow panics): extreme integers, their neighbours and random
+    /// ones, as ints, ns, text and fractional text, alone and as ranges.
+    #[test]
+    fn no_time_input_panics() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut values: Vec<i64> = vec![0, 1, -1, 99_999_999_999, 100_000_000_000, MIN_NS, MAX_NS];
+        for e in [
+            i64::MIN,
+            i64::MAX,
+            MIN_NS,
+            MAX_NS,
+            10i64.pow(11),
+            10i64.pow(14),
+            10i64.pow(17),
+        ] {
+            values.extend((-3..=3).map(|d| e.saturating_add(d)));
+        }
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x as i64);
+            values.push((x >> (x % 63)) as i64);
+        }
+        for &a in &values {
+            let _ = int_to_nanos(a);
+            let _ = parse_time(&a.to_string());
+            let _ = parse_time(&format!("{a}.5"));
+            let _ = parse_time(&(a as f64 * 1e3).to_string());
+        }
+        for w in values.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            for (s, e) in [
+                (TimeSpec::Nanos(a), TimeSpec::Nanos(b)),
+                (TimeSpec::Int(a), TimeSpec::Int(b)),
+                (TimeSpec::Text(a.to_string()), TimeSpec::Nanos(b)),
+            ] {
+                if let Ok((Some(s), Some(e))) = range(Some(&s), Some(&e)) {
+                    assert!(s < e && s >= MIN_NS && e <= MAX_NS);
+                }
+            }
+        }
     }
 
     #[test]

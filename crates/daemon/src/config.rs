@@ -102,6 +102,12 @@ pub struct Config {
     /// Bytes of query results kept in shared memory before LRU eviction.
     #[serde(deserialize_with = "de_bytes")]
     pub memory_budget: u64,
+    /// Query results kept at once (each is a file in /dev/shm and a
+    /// descriptor); beyond it the least recently used unheld one is evicted.
+    pub max_cached_results: usize,
+    /// Create the data directory's files 0640 and directories 0750 (for a
+    /// group of readers) instead of 0600 and 0700.
+    pub data_group_readable: bool,
     /// Largest query result one request may materialise.
     #[serde(deserialize_with = "de_bytes")]
     pub max_result_bytes: u64,
@@ -157,6 +163,10 @@ impl Default for Config {
             metrics: None,
             memory_budget: 2 << 30,
             max_result_bytes: 1 << 30,
+            // Far below a default RLIMIT_NOFILE of 1024, leaving room for
+            // connections and topics.
+            max_cached_results: 256,
+            data_group_readable: false,
             max_pending_per_client: 16,
             max_connections: 256,
             max_connections_per_client: 64,
@@ -217,6 +227,9 @@ impl Config {
                 "max_inflight_bytes",
                 "must be at least max_append_bytes, or no append of the largest size could ever be read",
             ));
+        }
+        if self.max_cached_results == 0 {
+            return Err(bad("max_cached_results", "must be at least 1"));
         }
         if self.chunk_rows == 0 {
             return Err(bad("chunk_rows", "must be at least 1"));

@@ -44,6 +44,15 @@ pub struct Metrics {
     pub evicted_connections: AtomicU64,
     /// Connections closed for missing a deadline mid-request.
     pub timed_out_connections: AtomicU64,
+    /// Queries refused because every cached result was in use (entry cap).
+    pub cache_refusals: AtomicU64,
+    /// Reader rows of dead processes freed in result arenas.
+    pub dead_readers_swept: AtomicU64,
+    /// Store reopens after a request panicked while holding it.
+    pub store_recoveries: AtomicU64,
+    /// Publications to topic rings that failed after their rows were stored
+    /// (retried on the next append to the topic).
+    pub publish_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -193,6 +202,30 @@ impl Metrics {
             "counter",
             secs(g(&self.write_down_ns)),
         );
+        for (name, help, v) in [
+            (
+                "cache_refusals_total",
+                "Queries refused busy: every cached result was in use.",
+                &self.cache_refusals,
+            ),
+            (
+                "dead_readers_swept_total",
+                "Reader rows of dead processes freed in result arenas.",
+                &self.dead_readers_swept,
+            ),
+            (
+                "store_recoveries_total",
+                "Store reopens after a request panicked while holding it.",
+                &self.store_recoveries,
+            ),
+            (
+                "publish_failures_total",
+                "Topic publications that failed after their rows were stored (retried).",
+                &self.publish_failures,
+            ),
+        ] {
+            line(name, help, "counter", g(v).to_string());
+        }
         line(
             "refused_connections_total",
             "Connections refused: over a client's share, or every slot busy.",

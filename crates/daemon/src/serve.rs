@@ -1,7 +1,7 @@
 //! `serve`: the service and its faces, wired together until a stop signal.
 
 use crate::config::Config;
-use crate::service::{write_down_loop, Service};
+use crate::service::{write_down_loop, Service, MAINTENANCE_EVERY};
 use crate::transport::{unix, Boundary, FaceLimits};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -77,6 +77,19 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         let (s, stop) = (service.clone(), stop.clone());
         std::thread::spawn(move || write_down_loop(s, delay, stop))
     });
+    let maintenance = {
+        let (s, stop) = (service.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut last = std::time::Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if last.elapsed() >= MAINTENANCE_EVERY {
+                    last = std::time::Instant::now();
+                    s.maintain();
+                }
+            }
+        })
+    };
     let data_dir = std::fs::canonicalize(&service.config().data_dir)
         .unwrap_or_else(|_| service.config().data_dir.clone());
     tracing::info!(socket = %socket.display(), data_dir = %data_dir.display(), "ringfeedd serving");
@@ -87,6 +100,7 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         );
     }
     unix::run(listener, &socket, service.clone(), boundary, stop);
+    let _ = maintenance.join();
     if let Some(h) = http {
         let _ = h.join();
     }

@@ -114,12 +114,7 @@ fn exchange(d: &Daemon, bytes: &[u8]) -> Option<Response> {
 }
 
 fn ipc_stream(b: &RecordBatch) -> Vec<u8> {
-    let mut out = vec![];
-    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, &b.schema()).unwrap();
-    w.write(b).unwrap();
-    w.finish().unwrap();
-    drop(w);
-    out
+    ipc(std::slice::from_ref(b))
 }
 
 #[test]

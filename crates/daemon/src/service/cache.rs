@@ -1,7 +1,18 @@
 //! The shared result cache: query results materialised into shared-memory
 //! arenas, shared by identical queries, refcounted per client session, and
-//! evicted LRU under a memory budget that never evicts memory a reader still
-//! maps.
+//! evicted LRU under a memory budget and an entry cap that never evict memory
+//! a reader still maps.
+//!
+//! Every cached result is an arena file in /dev/shm and an open descriptor
+//! (its writer keeps the file for the readers' liveness locks). So the cache
+//! bounds both: the budget counts each arena's real file length (header,
+//! reader table, metadata and pool, from `fstat`), and at most
+//! [`CacheLimits::max_entries`] results exist at once. When the cap is reached
+//! and every result is in use, a new query is refused with `busy` (it says
+//! what to release) instead of running the daemon out of descriptors; the
+//! cache recovers by itself as clients release results, end their sessions,
+//! or die (their reader rows are swept by [`ResultCache::maintain`] and
+//! before each eviction).
 
 use super::error::{ErrorKind, ServiceError};
 use crate::metrics::Metrics;
@@ -26,6 +37,28 @@ pub struct CacheLimits {
     pub result_readers: u32,
     /// Results one session may hold unreleased.
     pub max_pending_per_client: u32,
+    /// Results (arena files and descriptors) kept at once, held or not.
+    pub max_entries: usize,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self::from_config(&crate::config::Config::default())
+    }
+}
+
+impl CacheLimits {
+    /// The limits of a daemon's config.
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        Self {
+            memory_budget: cfg.memory_budget,
+            max_result_bytes: cfg.max_result_bytes,
+            chunk_rows: cfg.chunk_rows,
+            result_readers: cfg.result_readers,
+            max_pending_per_client: cfg.max_pending_per_client,
+            max_entries: cfg.max_cached_results,
+        }
+    }
 }
 
 /// What a query (or replay history) answer holds.
@@ -86,7 +119,7 @@ struct Entry {
     rows: u64,
     /// Encoded bytes of the result (what the answer reports).
     bytes: u64,
-    /// Bytes of its buffers in shared memory (what the budget counts).
+    /// Length of its arena file in /dev/shm (what the budget counts).
     arena_bytes: u64,
     last_used: Instant,
     /// Answers handed out and not yet released (or whose session is still open).
@@ -174,8 +207,68 @@ impl ResultCache {
         }
     }
 
+    /// The cache state. Its updates are each complete before anything can
+    /// panic (map inserts and removes, counters), so a poisoned lock holds a
+    /// consistent state: the poison is cleared.
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("cache lock")
+        self.state.lock().unwrap_or_else(|p| {
+            self.state.clear_poison();
+            p.into_inner()
+        })
+    }
+
+    fn building(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<()>>>> {
+        self.building.lock().unwrap_or_else(|p| {
+            self.building.clear_poison();
+            p.into_inner()
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &CacheLimits {
+        &self.limits
+    }
+
+    /// Results cached now, and the bytes of their arena files.
+    pub fn usage(&self) -> (usize, u64) {
+        let st = self.state();
+        (st.entries.len(), st.bytes)
+    }
+
+    /// Evicts until one more result fits the entry cap; `busy` if every
+    /// result is in use.
+    fn make_room(&self, st: &mut State) -> Result<(), ServiceError> {
+        self.evict(st, 1);
+        if st.entries.len() < self.limits.max_entries {
+            return Ok(());
+        }
+        self.metrics.cache_refusals.fetch_add(1, Ordering::Relaxed);
+        Err(ServiceError::new(
+            ErrorKind::Busy,
+            format!(
+                "the daemon holds {} query results, its limit, and clients still use every one: release results you have read (Client::release, or close idle connections) and retry",
+                st.entries.len()
+            ),
+        ))
+    }
+
+    /// Periodic maintenance (the daemon calls it every few seconds through
+    /// `Service::maintain`): frees the reader rows of dead processes in
+    /// every result arena, then evicts what that made unused. Returns the
+    /// reader rows freed.
+    pub fn maintain(&self) -> u32 {
+        let mut st = self.state();
+        let freed = st
+            .entries
+            .values_mut()
+            .map(|e| e.writer.ring_mut().sweep_dead_readers(true))
+            .sum();
+        self.metrics
+            .dead_readers_swept
+            .fetch_add(u64::from(freed), Ordering::Relaxed);
+        self.evict(&mut st, 0);
+        self.metrics.set_cache(st.entries.len() as u64, st.bytes);
+        freed
     }
 
     /// Answers `key` from the cache, or builds it with `build`, materialises
@@ -201,22 +294,17 @@ impl ResultCache {
         if let Some(r) = self.hit(&key, session) {
             return Ok(r);
         }
-        let gate = self
-            .building
-            .lock()
-            .expect("building lock")
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        self.make_room(&mut self.state())?;
+        let gate = self.building().entry(key.clone()).or_default().clone();
         let result = {
-            let _g = gate.lock().expect("build gate");
+            let _g = gate.lock().unwrap_or_else(|p| p.into_inner());
             // A build of the same key may have finished while this one waited.
             match self.hit(&key, session) {
                 Some(r) => Ok(r),
                 None => self.build(&key, scope, session, build),
             }
         };
-        let mut b = self.building.lock().expect("building lock");
+        let mut b = self.building();
         if b.get(&key).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
             b.remove(&key);
         }
@@ -267,10 +355,21 @@ impl ResultCache {
             materialise_ms = (t.elapsed() - read).as_secs_f64() * 1e3,
             "query built"
         );
-        let geo = writer.ring().geometry();
-        let arena_bytes = geo.buffer_bytes * geo.buffers as u64;
+        // What the arena really occupies in /dev/shm: its file's length.
+        let arena_bytes = std::fs::metadata(writer.ring().path())
+            .map(|m| m.len())
+            .unwrap_or_else(|_| {
+                let geo = writer.ring().geometry();
+                geo.buffer_bytes * u64::from(geo.buffers)
+            });
         let rows = batch.num_rows() as u64;
         let mut st = self.state();
+        // Other builds may have filled the cache meanwhile.
+        if let Err(e) = self.make_room(&mut st) {
+            drop(st);
+            writer.close();
+            return Err(e);
+        }
         // A write landed while this was built: answer with it, but do not cache it.
         let stale = st.generation.get(&scope.dataset).copied().unwrap_or(0) != generation;
         st.bytes += arena_bytes;
@@ -292,7 +391,7 @@ impl ResultCache {
             },
         );
         session.held.push(name.clone());
-        self.evict(&mut st);
+        self.evict(&mut st, 0);
         self.metrics.set_cache(st.entries.len() as u64, st.bytes);
         Ok(ResultArena {
             arena: name,
@@ -345,7 +444,7 @@ impl ResultCache {
         if let Some(e) = st.entries.get_mut(arena) {
             e.pending = e.pending.saturating_sub(1);
         }
-        self.evict(&mut st);
+        self.evict(&mut st, 0);
     }
 
     /// The current write generation of `dataset` (bumped by [`Self::invalidate`]).
@@ -369,14 +468,31 @@ impl ResultCache {
             .collect();
         if !stale.is_empty() {
             st.by_key.retain(|_, v| !stale.contains(v));
-            self.evict(&mut st);
+            self.evict(&mut st, 0);
             self.metrics.set_cache(st.entries.len() as u64, st.bytes);
         }
     }
 
-    /// LRU eviction under the memory budget. Never evicts a result that is
-    /// pending or still mapped by a reader (its leases are live memory).
-    fn evict(&self, st: &mut State) {
+    /// LRU eviction under the memory budget and the entry cap, leaving
+    /// room for `room` more entries. Never evicts a result that is pending or
+    /// still mapped by a live reader (its leases are live memory); the rows
+    /// of dead readers are swept first, so a killed client pins nothing.
+    fn evict(&self, st: &mut State, room: usize) {
+        let over = |st: &State| {
+            st.bytes > self.limits.memory_budget
+                || st.entries.len() + room > self.limits.max_entries
+        };
+        if over(st) || st.entries.values().any(|e| e.stale) {
+            let mut freed = 0;
+            for e in st.entries.values_mut() {
+                if e.pending == 0 && !e.writer.ring().readers().is_empty() {
+                    freed += e.writer.ring_mut().sweep_dead_readers(true);
+                }
+            }
+            self.metrics
+                .dead_readers_swept
+                .fetch_add(u64::from(freed), Ordering::Relaxed);
+        }
         let unused = |e: &Entry| e.pending == 0 && e.writer.ring().readers().is_empty();
         let dead: Vec<String> = st
             .entries
@@ -390,7 +506,7 @@ impl ResultCache {
             e.writer.close();
             tracing::debug!(arena = %name, "closed a stale query result");
         }
-        while st.bytes > self.limits.memory_budget {
+        while over(st) {
             let victim = st
                 .entries
                 .iter()

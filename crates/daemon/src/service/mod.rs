@@ -7,6 +7,8 @@
 //! - [`cache::ResultCache`]: query results in shared memory (get-or-build,
 //!   release, evict, invalidate, budget), held per client by a [`Session`];
 //! - [`topics::Topics`]: the live topic rings (create once, publish, split);
+//! - `health.rs`: [`Service::health`] (do queries and appends work?) and
+//!   [`Service::maintain`] (the periodic pass: dead readers, unpublished rows);
 //! - `open.rs`: the [`Service`] itself (the store, the ingest lock, the parts
 //!   above) and opening it; `reads.rs` and `writes.rs` hold its operations
 //!   (appends, deletes and write-downs are serialised by the ingest lock).
@@ -16,16 +18,19 @@
 
 pub mod cache;
 mod error;
+mod health;
 mod open;
 mod reads;
 mod spec;
 pub mod topics;
 mod writes;
 
-pub use cache::{ResultArena, Session};
+pub use cache::{CacheLimits, ResultArena, Session};
 pub use error::{ErrorKind, ServiceError};
+pub use health::{ReplayHook, HEALTH_LOCK_WAIT, MAINTENANCE_EVERY};
 pub use open::{OpenError, Service};
 pub use reads::{dataset_ready, ReplayAnswer};
 pub use writes::{
-    write_down_boundary, write_down_loop, AppendOutcome, DeleteOutcome, WriteDownOutcome,
+    decode_append_payload, write_down_boundary, write_down_loop, AppendOutcome, DeleteOutcome,
+    WriteDownOutcome,
 };

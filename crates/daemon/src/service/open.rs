@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use arrow_schema::SchemaRef;
 use ringfeed_store::{BarStore, Timeframe};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,29 +25,55 @@ pub enum OpenError {
 }
 
 /// The daemon's operations over one store, its result cache and its topics.
+///
+/// **Locks and panics.** The store and ingest locks are `std` locks, taken
+/// only through [`Service::store`], [`Service::store_mut`] and
+/// [`Service::ingest`]. Payloads are bounded and checked before either lock
+/// is taken, so no known input panics under them; if a panic still happens
+/// under the store's write lock, the store may be half-updated in memory, so
+/// the next caller does not use it: it reopens the store from disk (the same
+/// crash recovery as after a kill: the WAL holds every acknowledged row) and
+/// clears the poison ([`Service::recover_store`]). The ingest lock guards no
+/// data (`()`): its poison is cleared. `parking_lot` locks (no poisoning)
+/// would hide exactly the case that needs the reopen.
 pub struct Service {
     pub(super) cfg: Config,
     /// Queries read concurrently; writes take it for writing.
     pub(super) store: RwLock<BarStore>,
     /// Held across a write (store change + every publish and invalidation) and
-    /// across a replay snapshot (topic seq + store read): a snapshot sees
-    /// exactly the publications before its seam.
+    /// while a replay reads its seam: a snapshot sees exactly the
+    /// publications before its seam.
     pub(super) ingest: Mutex<()>,
     pub(super) cache: Arc<ResultCache>,
     pub(super) topics: Topics,
     pub(super) metrics: Arc<Metrics>,
+    /// Why the last reopen of the store after a panic failed (health reports it).
+    pub(super) store_fault: Mutex<Option<String>>,
+    pub(super) replay_hook: Mutex<Option<super::health::ReplayHook>>,
 }
 
 impl Service {
     /// Opens the store (creating configured datasets) and reclaims arenas a
     /// previous run with the same prefix left behind.
     pub fn open(cfg: Config) -> Result<Arc<Self>, OpenError> {
+        let limits = CacheLimits::from_config(&cfg);
+        Self::open_with(cfg, limits)
+    }
+
+    /// [`Service::open`] with these cache limits instead of the config's
+    /// (tests lower them).
+    pub fn open_with(cfg: Config, limits: CacheLimits) -> Result<Arc<Self>, OpenError> {
         let store_err = |m: String| OpenError::Store {
             path: cfg.data_dir.clone(),
             message: m,
         };
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| store_err(e.to_string()))?;
-        let mut store = BarStore::open(&cfg.data_dir).map_err(|e| store_err(e.to_string()))?;
+        let opts = if cfg.data_group_readable {
+            ringfeed_store::StoreOptions::default().group_readable()
+        } else {
+            ringfeed_store::StoreOptions::default()
+        };
+        let mut store =
+            BarStore::open_with(&cfg.data_dir, opts).map_err(|e| store_err(e.to_string()))?;
         for line in store.recovery_notes() {
             tracing::warn!("store: {line}");
         }
@@ -81,19 +108,14 @@ impl Service {
             }
         }
         let metrics = Arc::new(Metrics::default());
-        let limits = CacheLimits {
-            memory_budget: cfg.memory_budget,
-            max_result_bytes: cfg.max_result_bytes,
-            chunk_rows: cfg.chunk_rows,
-            result_readers: cfg.result_readers,
-            max_pending_per_client: cfg.max_pending_per_client,
-        };
         Ok(Arc::new(Self {
             cache: Arc::new(ResultCache::new(&cfg.arena_prefix, limits, metrics.clone())),
             topics: Topics::new(&cfg.arena_prefix, cfg.topics.clone(), metrics.clone()),
             store: RwLock::new(store),
             ingest: Mutex::new(()),
             metrics,
+            store_fault: Mutex::new(None),
+            replay_hook: Mutex::new(None),
             cfg,
         }))
     }
@@ -113,8 +135,75 @@ impl Service {
         Session::new(self.cache.clone())
     }
 
-    pub(super) fn store(&self) -> std::sync::RwLockReadGuard<'_, BarStore> {
-        self.store.read().expect("store lock")
+    /// The store, for reading. Recovers it first if a panic left it poisoned.
+    pub(super) fn store(&self) -> RwLockReadGuard<'_, BarStore> {
+        loop {
+            match self.store.read() {
+                Ok(g) => return g,
+                // The poisoned guard is dropped before recovering (which
+                // takes the write lock).
+                Err(p) => drop(p),
+            }
+            self.recover_store();
+        }
+    }
+
+    /// The store, for writing. Recovers it first if a panic left it poisoned.
+    pub(super) fn store_mut(&self) -> RwLockWriteGuard<'_, BarStore> {
+        loop {
+            match self.store.write() {
+                Ok(g) => return g,
+                Err(p) => drop(p),
+            }
+            self.recover_store();
+        }
+    }
+
+    /// The ingest lock. It guards no data, so a panic that poisoned it left
+    /// nothing half-done behind it: the poison is cleared.
+    pub(super) fn ingest(&self) -> MutexGuard<'_, ()> {
+        self.ingest.lock().unwrap_or_else(|p| {
+            self.ingest.clear_poison();
+            p.into_inner()
+        })
+    }
+
+    /// A panic under the store's write lock may have left the store
+    /// half-updated in memory: drop it and reopen it from disk (WAL replay,
+    /// as after a crash), then clear the poison. If the reopen fails, the
+    /// store is served read-only from disk and health says why.
+    pub(super) fn recover_store(&self) {
+        let mut g = match self.store.write() {
+            Ok(_) => return, // another thread recovered it
+            Err(p) => p.into_inner(),
+        };
+        self.metrics
+            .store_recoveries
+            .fetch_add(1, Ordering::Relaxed);
+        let dir = &self.cfg.data_dir;
+        tracing::error!(data_dir = %dir.display(), "a request panicked while it held the store; reopening the store from disk");
+        // The writer's flock is released only when the old store is dropped,
+        // so a read-only store (no lock) stands in while the new one opens.
+        let fault = match BarStore::open_read_only(dir) {
+            Ok(ro) => {
+                drop(std::mem::replace(&mut *g, ro));
+                match BarStore::open(dir) {
+                    Ok(s) => {
+                        *g = s;
+                        None
+                    }
+                    Err(e) => Some(format!("the store was reopened read-only after a failed request; reopening it for writes failed: {e}; restart the daemon")),
+                }
+            }
+            Err(e) => Some(format!(
+                "the store could not be reopened after a failed request: {e}; restart the daemon"
+            )),
+        };
+        if let Some(f) = &fault {
+            tracing::error!("{f}");
+        }
+        *self.store_fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+        self.store.clear_poison();
     }
 
     /// The schema of the live topic of (dataset, tf): the base timeframe or a rollup.

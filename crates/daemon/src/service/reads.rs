@@ -1,10 +1,11 @@
 //! Reads: queries, replays, subscriptions, readiness, listings. Queries go
-//! through the result cache; a replay takes its seam under the ingest lock.
+//! through the result cache; a replay takes its seam under the ingest lock,
+//! and materialises its history after letting go of it.
 
 use super::cache::{ResultArena, Scope, Session};
 use super::error::ServiceError;
 use super::open::Service;
-use super::spec::parse_timeframe;
+use super::spec::{parse_offset, parse_timeframe};
 use ringfeed_client::protocol::{
     symbol_list, DatasetReady, QuerySpec, ReadyReport, ReplaySpec, TimeframeReady,
 };
@@ -24,7 +25,17 @@ impl Service {
     /// The metrics as Prometheus text (what `ringfeed stat` prints).
     /// `connections`: open client connections, counted by the faces.
     pub fn stat(&self, connections: u32) -> String {
-        self.metrics.render(&self.topics.stats(), connections)
+        let (read_only, damaged) = {
+            let store = self.store();
+            (store.read_only_reason().is_some(), store.corruption_count())
+        };
+        let mut s = self.metrics.render(&self.topics.stats(), connections);
+        s.push_str(&format!(
+            "# HELP ringfeed_store_read_only 1 while appends are refused (full disk, failed recovery): see health.\n# TYPE ringfeed_store_read_only gauge\nringfeed_store_read_only {}\n\
+             # HELP ringfeed_wal_corruptions Damaged WAL regions set aside in _quarantine at open (ringfeed fsck lists them).\n# TYPE ringfeed_wal_corruptions gauge\nringfeed_wal_corruptions {damaged}\n",
+            read_only as u8
+        ));
+        s
     }
 
     /// Datasets, their base and stored timeframes, and symbols.
@@ -79,10 +90,7 @@ impl Service {
             sq.symbols = Symbols::List(symbols);
         }
         if let Some(o) = &q.offset {
-            sq.offset = Some(
-                ringfeed_store::timeframe::parse_duration(o)
-                    .map_err(|e| ServiceError::bad_request(format!("offset {o:?}: {e}")))?,
-            );
+            sq.offset = Some(parse_offset(o)?);
         }
         (sq.start, sq.end) = ringfeed_client::time::range(q.start.as_ref(), q.end.as_ref())?;
         sq.fields = q.fields.clone();
@@ -136,8 +144,19 @@ impl Service {
             let sq = self.store_query(&q)?;
             let tf = sq.timeframe;
             let schema = self.topic_schema(&r.dataset, tf)?;
-            // No write runs between reading the seam and reading the store.
-            let _ingest = self.ingest.lock().expect("ingest lock");
+            // The seam: under the ingest lock, no write runs between reading it
+            // and taking the store's read lock, so the store holds exactly the
+            // publications before it. Rows stored but not yet published go out
+            // first, so that they are live (after the seam), not history.
+            let ingest = self.ingest();
+            self.topics
+                .flush(&r.dataset, tf, || Ok(schema.clone()))
+                .map_err(|e| {
+                    ServiceError::new(
+                        e.kind,
+                        format!("the live topic has stored rows it could not publish yet ({e}); retry the replay shortly"),
+                    )
+                })?;
             let seam = self
                 .topics
                 .next_seq(&r.dataset, tf, || Ok(schema.clone()))?;
@@ -146,12 +165,25 @@ impl Service {
                 serde_json::to_string(&sq_key(&q)).expect("serialisable"),
                 self.topics.name(&r.dataset, tf)
             );
-            let history = self.cache.get_or_build(key, Scope::of(&sq), session, || {
-                let b = self.store().query(&sq)?;
-                // The topic's columns, so history and live batches concatenate.
-                ringfeed_store::schema::conform(&b, &schema)
-                    .map_err(|e| ServiceError::internal(e.to_string()))
-            })?;
+            // Lock hand-over: the store's read lock is taken before the ingest
+            // lock is let go. Appends then wait only for the store read below
+            // (as for any query), never for the conversion and the copy into
+            // shared memory, which run with no lock held.
+            let store = self.store();
+            drop(ingest);
+            let history = self
+                .cache
+                .get_or_build(key, Scope::of(&sq), session, move || {
+                    let b = store.query(&sq);
+                    drop(store);
+                    let b = b?;
+                    if let Some(hook) = self.replay_hook() {
+                        hook();
+                    }
+                    // The topic's columns, so history and live batches concatenate.
+                    ringfeed_store::schema::conform(&b, &schema)
+                        .map_err(|e| ServiceError::internal(e.to_string()))
+                })?;
             Ok(ReplayAnswer { history, seam })
         })();
         self.metrics.observe_query(

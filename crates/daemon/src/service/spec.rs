@@ -4,13 +4,63 @@
 use super::error::{ErrorKind, ServiceError};
 use ringfeed_client::DatasetSpec;
 
+/// Longest timeframe (and offset) a client may ask for: 1000 weeks, about 19
+/// years. The store's counts go to 1,000,000 of any unit, and 1,000,000 days
+/// or weeks overflow i64 nanoseconds (a panic in debug builds, a wrapped
+/// bucket width in release ones).
+pub const MAX_TIMEFRAME_NS: i64 = 1000 * 7 * 86_400 * 1_000_000_000;
+
 /// `s` as a timeframe; `what` names the argument in the error ("timeframe", "rollup").
 pub(super) fn parse_timeframe(
     s: &str,
     what: &str,
 ) -> Result<ringfeed_store::Timeframe, ServiceError> {
-    s.parse()
-        .map_err(|e| ServiceError::new(ErrorKind::BadTimeframe, format!("{what} {s:?}: {e}")))
+    let tf: ringfeed_store::Timeframe = s
+        .parse()
+        .map_err(|e| ServiceError::new(ErrorKind::BadTimeframe, format!("{what} {s:?}: {e}")))?;
+    checked_nanos(&tf).ok_or_else(|| {
+        ServiceError::new(
+            ErrorKind::BadTimeframe,
+            format!("{what} {s:?} is longer than 1000 weeks: ask for a shorter one"),
+        )
+    })?;
+    Ok(tf)
+}
+
+/// The length of `tf` in ns, computed without overflow from its canonical
+/// spelling ("5m", "2w", "tick"), if it is at most [`MAX_TIMEFRAME_NS`]
+/// (`Some(0)` for ticks). `Timeframe::nanos` multiplies unchecked.
+fn checked_nanos(tf: &ringfeed_store::Timeframe) -> Option<i64> {
+    let text = tf.to_string();
+    if tf.is_tick() {
+        return Some(0);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = text.split_at(split);
+    let secs: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    n.parse::<i64>()
+        .ok()?
+        .checked_mul(secs)?
+        .checked_mul(1_000_000_000)
+        .filter(|&ns| ns <= MAX_TIMEFRAME_NS)
+}
+
+/// A resampling offset ("15m", "-1h", "0") in ns, bounded like timeframes.
+pub(super) fn parse_offset(s: &str) -> Result<i64, ServiceError> {
+    let t = s.trim();
+    let body = t.strip_prefix('-').unwrap_or(t);
+    if body != "0" {
+        parse_timeframe(body, "offset")?;
+    }
+    ringfeed_store::timeframe::parse_duration(s)
+        .map_err(|e| ServiceError::bad_request(format!("offset {s:?}: {e}")))
 }
 
 /// A dataset's store settings from its spec (a client's `create_dataset`, or

@@ -1,5 +1,11 @@
 //! Live topics: one ring per (dataset, timeframe), created once on first use
 //! and written by every append and rollup update.
+//!
+//! A publication that fails (the ring cannot be created, /dev/shm is full)
+//! comes after its rows were stored, so it is not dropped: it stays in the
+//! topic's backlog and goes out, in order, before the topic's next
+//! publication, at the next maintenance pass, or before a replay reads the
+//! topic's seam (so a replay's history and its live part never overlap).
 
 use super::error::ServiceError;
 use crate::config::TopicConfig;
@@ -8,16 +14,30 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use ringfeed_arrow::{RingOptions, Writer};
 use ringfeed_store::Timeframe;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+type Key = (String, String);
+
+/// The rings, and what could not be published yet.
+#[derive(Default)]
+pub(super) struct Rings {
+    rings: HashMap<Key, Writer>,
+    /// Per topic, batches stored but not yet published, oldest first.
+    backlog: HashMap<Key, VecDeque<RecordBatch>>,
+}
+
+/// Rows a topic's backlog keeps at most; past that the oldest are dropped
+/// (logged): a subscriber that missed them sees them in a replay or query.
+const MAX_BACKLOG_ROWS: usize = 1 << 20;
 
 /// The topic rings of one daemon.
 pub struct Topics {
     /// Prefix of topic arena names.
     prefix: String,
     cfg: TopicConfig,
-    rings: Mutex<HashMap<(String, String), Writer>>,
+    rings: Mutex<Rings>,
     metrics: Arc<Metrics>,
 }
 
@@ -27,16 +47,22 @@ impl Topics {
         Self {
             prefix: prefix.to_string(),
             cfg,
-            rings: Mutex::new(HashMap::new()),
+            rings: Mutex::new(Rings::default()),
             metrics,
         }
     }
 
-    fn rings(&self) -> MutexGuard<'_, HashMap<(String, String), Writer>> {
-        self.rings.lock().expect("topics lock")
+    /// The rings. A panic under this lock (inside a ring write) leaves the
+    /// maps consistent (each insert or removal is one step), so the poison
+    /// is cleared.
+    fn rings(&self) -> MutexGuard<'_, Rings> {
+        self.rings.lock().unwrap_or_else(|p| {
+            self.rings.clear_poison();
+            p.into_inner()
+        })
     }
 
-    fn key(dataset: &str, tf: Timeframe) -> (String, String) {
+    fn key(dataset: &str, tf: Timeframe) -> Key {
         (dataset.to_string(), tf.to_string())
     }
 
@@ -48,15 +74,15 @@ impl Topics {
     /// The topic's ring, created with `schema()` on first use. Created under
     /// the lock, so concurrent first subscribers share one ring (a second
     /// create would replace, then unlink, the first one's file).
-    fn ensure<'a>(
-        &'a self,
-        rings: &mut MutexGuard<'a, HashMap<(String, String), Writer>>,
+    fn ensure(
+        &self,
+        rings: &mut Rings,
         dataset: &str,
         tf: Timeframe,
         schema: impl FnOnce() -> Result<SchemaRef, ServiceError>,
     ) -> Result<(), ServiceError> {
         let key = Self::key(dataset, tf);
-        if rings.contains_key(&key) {
+        if rings.rings.contains_key(&key) {
             return Ok(());
         }
         let opts = RingOptions {
@@ -69,7 +95,7 @@ impl Topics {
         let schema = schema()?;
         let w =
             Writer::create(&self.name(dataset, tf), &schema, opts).map_err(ServiceError::ring)?;
-        rings.insert(key, w);
+        rings.rings.insert(key, w);
         Ok(())
     }
 
@@ -95,11 +121,12 @@ impl Topics {
     ) -> Result<u64, ServiceError> {
         let mut rings = self.rings();
         self.ensure(&mut rings, dataset, tf, schema)?;
-        Ok(rings[&Self::key(dataset, tf)].ring().next_seq())
+        Ok(rings.rings[&Self::key(dataset, tf)].ring().next_seq())
     }
 
-    /// Writes `batch` to the topic, conformed to its schema; a batch larger
-    /// than a slot is split in halves until each part fits.
+    /// Writes `batch` to the topic, after anything still in its backlog; a
+    /// batch larger than a slot is split in halves until each part fits. On
+    /// failure, what was not written stays in the backlog, in order.
     pub fn publish(
         &self,
         dataset: &str,
@@ -111,23 +138,77 @@ impl Topics {
             return Ok(());
         }
         let mut rings = self.rings();
-        self.ensure(&mut rings, dataset, tf, schema)?;
-        let w = rings
-            .get_mut(&Self::key(dataset, tf))
-            .expect("ensured above");
-        // The store's batches have the topic's schema (`BarStore::stored_schema`).
-        let mut pending = vec![batch.clone()];
-        while let Some(b) = pending.pop() {
-            match w.write(&b) {
-                Ok(_) => self.metrics.published.fetch_add(1, Ordering::Relaxed),
-                Err(ringfeed_arrow::WriteError::BatchTooLarge { .. }) if b.num_rows() > 1 => {
-                    let h = b.num_rows() / 2;
-                    pending.push(b.slice(h, b.num_rows() - h));
-                    pending.push(b.slice(0, h));
-                    continue;
+        let key = Self::key(dataset, tf);
+        let backlog = rings.backlog.entry(key.clone()).or_default();
+        backlog.push_back(batch.clone());
+        let mut rows: usize = backlog.iter().map(RecordBatch::num_rows).sum();
+        while rows > MAX_BACKLOG_ROWS && backlog.len() > 1 {
+            let dropped = backlog.pop_front().expect("longer than 1");
+            rows -= dropped.num_rows();
+            tracing::error!(dataset, timeframe = %tf, rows = dropped.num_rows(), "topic backlog full: dropped its oldest unpublished rows (they are stored; subscribers see them by replay or query)");
+        }
+        self.flush_locked(&mut rings, dataset, tf, schema)
+    }
+
+    /// Publishes the topic's backlog. `Ok` when it is empty afterwards.
+    pub fn flush(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        schema: impl FnOnce() -> Result<SchemaRef, ServiceError>,
+    ) -> Result<(), ServiceError> {
+        self.flush_locked(&mut self.rings(), dataset, tf, schema)
+    }
+
+    /// Topics with unpublished batches: (dataset, timeframe text).
+    pub fn backlogged(&self) -> Vec<(String, String)> {
+        self.rings()
+            .backlog
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn flush_locked(
+        &self,
+        rings: &mut Rings,
+        dataset: &str,
+        tf: Timeframe,
+        schema: impl FnOnce() -> Result<SchemaRef, ServiceError>,
+    ) -> Result<(), ServiceError> {
+        let key = Self::key(dataset, tf);
+        if rings.backlog.get(&key).is_none_or(VecDeque::is_empty) {
+            return Ok(());
+        }
+        self.ensure(rings, dataset, tf, schema)?;
+        let Rings { rings, backlog } = rings;
+        let w = rings.get_mut(&key).expect("ensured above");
+        let queue = backlog.get_mut(&key).expect("not empty");
+        while let Some(batch) = queue.pop_front() {
+            // The store's batches have the topic's schema (`BarStore::stored_schema`).
+            let mut pending = vec![batch];
+            while let Some(b) = pending.pop() {
+                match w.write(&b) {
+                    Ok(_) => {
+                        self.metrics.published.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(ringfeed_arrow::WriteError::BatchTooLarge { .. }) if b.num_rows() > 1 => {
+                        let h = b.num_rows() / 2;
+                        pending.push(b.slice(h, b.num_rows() - h));
+                        pending.push(b.slice(0, h));
+                    }
+                    Err(e) => {
+                        // Put back what was not written, in order: `b`, then
+                        // the parts still pending (popped last-first).
+                        pending.push(b);
+                        for part in pending {
+                            queue.push_front(part);
+                        }
+                        return Err(ServiceError::ring(e));
+                    }
                 }
-                Err(e) => return Err(ServiceError::ring(e)),
-            };
+            }
         }
         Ok(())
     }
@@ -135,6 +216,7 @@ impl Topics {
     /// Per-topic figures for metrics.
     pub fn stats(&self) -> Vec<TopicStat> {
         self.rings()
+            .rings
             .iter()
             .map(|((d, tf), w)| {
                 let readers = w.ring().readers();
@@ -156,7 +238,7 @@ impl Topics {
 
     /// Closes every topic ring (shutdown): readers see `Closed` once drained.
     pub fn close_all(&self) {
-        for (_, w) in self.rings().drain() {
+        for (_, w) in self.rings().rings.drain() {
             w.close();
         }
     }

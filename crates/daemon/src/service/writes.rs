@@ -54,8 +54,8 @@ impl Service {
     pub fn create_dataset(&self, spec: &DatasetSpec) -> Result<String, ServiceError> {
         use ringfeed_store::store::CreateDatasetError as C;
         let cfg = dataset_config(spec)?;
-        let _ingest = self.ingest.lock().expect("ingest lock");
-        let mut store = self.store.write().expect("store lock");
+        let _ingest = self.ingest();
+        let mut store = self.store_mut();
         let existed = store.dataset(&spec.dataset).is_some();
         store
             .create_dataset(&spec.dataset, cfg)
@@ -82,16 +82,17 @@ impl Service {
         })
     }
 
-    /// Appends an Arrow IPC stream (the payload of a local `append`).
+    /// Appends an Arrow IPC stream (the payload of a local `append`). The
+    /// stream is checked before anything decodes it ([`decode_append_payload`]),
+    /// so no payload can panic the decoder or make the cast to the store's
+    /// columns allocate more than a small multiple of its own size.
     pub fn append_ipc(
         &self,
         dataset: &str,
         payload: &[u8],
         invalid: InvalidRows,
     ) -> Result<AppendOutcome, ServiceError> {
-        let batches = decode_ipc_stream(payload).map_err(|e| {
-            ServiceError::bad_request(format!("append payload is not an Arrow IPC stream: {e}"))
-        })?;
+        let batches = decode_append_payload(payload)?;
         self.append(dataset, &batches, invalid)
     }
 
@@ -126,9 +127,9 @@ impl Service {
             strict: invalid == InvalidRows::Refuse,
         };
         // Store write and publications are one step for replay snapshots.
-        let _ingest = self.ingest.lock().expect("ingest lock");
+        let _ingest = self.ingest();
         let (base, s) = {
-            let mut store = self.store.write().expect("store lock");
+            let mut store = self.store_mut();
             let base = store
                 .dataset(dataset)
                 .map(|e| e.config.base)
@@ -143,6 +144,11 @@ impl Service {
             (base, store.append(dataset, &batch, &policy)?)
         };
         let rows = s.accepted.num_rows() as u64;
+        // The rows are stored (durable per the dataset's fsync policy): from
+        // here on nothing answers an error. A publication that fails stays in
+        // its topic's backlog and goes out, in order, before the topic's next
+        // one; the report says so.
+        let mut unpublished = Vec::new();
         if rows > 0 {
             // What the rows can change: their symbols, from the earliest of their
             // bars and of the earlier rollup bars they closed (the store's report
@@ -156,14 +162,21 @@ impl Service {
                 .min()
                 .unwrap_or(i64::MIN);
             self.cache.invalidate(dataset, &s.report.symbols, lo);
-            self.topics.publish(dataset, base, &s.accepted, || {
-                self.topic_schema(dataset, base)
-            })?;
-            // Publish every rollup bar the store rewrote: the buckets the rows landed in
-            // and the earlier bars they closed, each with its new complete flag.
-            for (tf, bars) in &s.write.rollups {
-                self.topics
-                    .publish(dataset, *tf, bars, || self.topic_schema(dataset, *tf))?;
+            // Publish the rows, then every rollup bar the store rewrote: the buckets the
+            // rows landed in and the earlier bars they closed, each with its new complete flag.
+            let publications = std::iter::once((base, &s.accepted))
+                .chain(s.write.rollups.iter().map(|(tf, bars)| (*tf, bars)));
+            for (tf, bars) in publications {
+                if let Err(e) = self
+                    .topics
+                    .publish(dataset, tf, bars, || self.topic_schema(dataset, tf))
+                {
+                    self.metrics
+                        .publish_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(dataset, timeframe = %tf, error = %e, "stored rows not yet published; kept for the topic's next publication");
+                    unpublished.push(format!("{dataset}/{tf}: {e}"));
+                }
             }
         }
         self.metrics.observe_ingest(rows, t.elapsed());
@@ -177,6 +190,12 @@ impl Service {
                 flagged: r.flagged,
                 rejects: r.rejects.iter().map(|b| b.to_string()).collect(),
                 flags: r.flags.iter().map(|b| b.to_string()).collect(),
+                unpublished: (!unpublished.is_empty()).then(|| {
+                    format!(
+                        "all {rows} rows were stored; publishing them to live topics failed ({}); they stay queued and go out, in order, before each topic's next publication (next append, maintenance pass or replay)",
+                        unpublished.join("; ")
+                    )
+                }),
             },
         })
     }
@@ -198,8 +217,8 @@ impl Service {
         };
         // Store change and cache invalidation are one step for replay snapshots and
         // concurrent builds, as for appends.
-        let _ingest = self.ingest.lock().expect("ingest lock");
-        let mut store = self.store.write().expect("store lock");
+        let _ingest = self.ingest();
+        let mut store = self.store_mut();
         let symbols: BTreeSet<String> = match (&symbol, store.dataset(dataset)) {
             (_, None) => {
                 return Err(ServiceError::unknown_dataset(
@@ -273,11 +292,7 @@ impl Service {
             }
             let last = *chunk.last().expect("chunks are not empty");
             let held = Instant::now();
-            let r = self
-                .store
-                .write()
-                .expect("store lock")
-                .write_down(dataset, last + 1);
+            let r = self.store_mut().write_down(dataset, last + 1);
             tracing::debug!(
                 days = chunk.len(),
                 last = %day_string(last),
@@ -314,9 +329,17 @@ fn earliest_ts(b: &RecordBatch) -> Option<i64> {
         .min()
 }
 
-fn decode_ipc_stream(payload: &[u8]) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
-    let r = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(payload), None)?;
-    r.collect()
+/// A client's append payload as record batches: the stream's structure
+/// checked before arrow-ipc reads it, row counts and decoded sizes bounded by
+/// the payload's size, every column validated
+/// ([`ringfeed_arrow::ipc_stream::decode_stream`]). Every refusal is
+/// `bad_request` and says what is wrong. The daemon's `append` and the
+/// `append_payload` fuzz target run exactly this.
+pub fn decode_append_payload(payload: &[u8]) -> Result<Vec<RecordBatch>, ServiceError> {
+    use ringfeed_arrow::ipc_stream::{decode_stream, StreamLimits};
+    decode_stream(payload, &StreamLimits::for_payload(payload.len()))
+        .map(|(_, batches)| batches)
+        .map_err(|e| ServiceError::bad_request(format!("append payload refused: {e}")))
 }
 
 /// The first day (days since the epoch, UTC) that is not yet due for write-down at

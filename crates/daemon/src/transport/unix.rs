@@ -111,6 +111,10 @@ fn dispatch(
                 data: Some(serde_json::to_value(r).expect("serialisable")),
                 ..Response::ok()
             }),
+            Request::Health => Ok(Response {
+                data: Some(serde_json::to_value(service.health()).expect("serialisable")),
+                ..Response::ok()
+            }),
             Request::Query(q) => service.query(&q, session).map(|a| Response {
                 arena: Some(a.arena),
                 batches: Some(a.batches),
