@@ -99,7 +99,18 @@ fn health_reports_every_subsystem() {
     let h = s.health();
     assert!(h.healthy, "{h:?}");
     let names: Vec<&str> = h.checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["store", "ingest", "data_dir", "cache", "topics"]);
+    assert_eq!(
+        names,
+        [
+            "store",
+            "ingest",
+            "data_dir",
+            "writable",
+            "integrity",
+            "cache",
+            "topics"
+        ]
+    );
 }
 
 #[test]

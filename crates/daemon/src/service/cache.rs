@@ -41,6 +41,10 @@ pub struct CacheLimits {
     pub max_entries: usize,
 }
 
+/// Descriptors one cached result keeps open: its arena and its reader
+/// table (the writer holds both for the readers' liveness locks).
+pub const FDS_PER_RESULT: u64 = 2;
+
 impl Default for CacheLimits {
     fn default() -> Self {
         Self::from_config(&crate::config::Config::default())
@@ -235,11 +239,24 @@ impl ResultCache {
         (st.entries.len(), st.bytes)
     }
 
+    /// The most results kept at once: [`CacheLimits::max_entries`], and no
+    /// more than a quarter of the process's descriptor limit
+    /// (`RLIMIT_NOFILE`, read each time, so a limit lowered while the daemon
+    /// runs is honoured) at [`FDS_PER_RESULT`] each: the rest stay free for
+    /// connections, topics and the store's files.
+    pub fn entry_cap(&self) -> usize {
+        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        let by_fds = usize::try_from(nofile / 4 / FDS_PER_RESULT).unwrap_or(usize::MAX);
+        self.limits.max_entries.min(by_fds).max(1)
+    }
+
     /// Evicts until one more result fits the entry cap; `busy` if every
     /// result is in use.
     fn make_room(&self, st: &mut State) -> Result<(), ServiceError> {
         self.evict(st, 1);
-        if st.entries.len() < self.limits.max_entries {
+        if st.entries.len() < self.entry_cap() {
             return Ok(());
         }
         self.metrics.cache_refusals.fetch_add(1, Ordering::Relaxed);
@@ -355,13 +372,13 @@ impl ResultCache {
             materialise_ms = (t.elapsed() - read).as_secs_f64() * 1e3,
             "query built"
         );
-        // What the arena really occupies in /dev/shm: its file's length.
-        let arena_bytes = std::fs::metadata(writer.ring().path())
-            .map(|m| m.len())
-            .unwrap_or_else(|_| {
-                let geo = writer.ring().geometry();
-                geo.buffer_bytes * u64::from(geo.buffers)
-            });
+        // What the arena really occupies in /dev/shm: its file's length and
+        // its reader table's.
+        let file_len = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).ok();
+        let arena_bytes = file_len(writer.ring().path()).unwrap_or_else(|| {
+            let geo = writer.ring().geometry();
+            geo.buffer_bytes * u64::from(geo.buffers)
+        }) + file_len(&ringfeed_shm::table_path(&name)).unwrap_or(0);
         let rows = batch.num_rows() as u64;
         let mut st = self.state();
         // Other builds may have filled the cache meanwhile.
@@ -478,10 +495,9 @@ impl ResultCache {
     /// still mapped by a live reader (its leases are live memory); the rows
     /// of dead readers are swept first, so a killed client pins nothing.
     fn evict(&self, st: &mut State, room: usize) {
-        let over = |st: &State| {
-            st.bytes > self.limits.memory_budget
-                || st.entries.len() + room > self.limits.max_entries
-        };
+        let cap = self.entry_cap();
+        let over =
+            |st: &State| st.bytes > self.limits.memory_budget || st.entries.len() + room > cap;
         if over(st) || st.entries.values().any(|e| e.stale) {
             let mut freed = 0;
             for e in st.entries.values_mut() {

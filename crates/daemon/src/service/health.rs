@@ -121,7 +121,8 @@ impl Service {
             true,
             format!(
                 "{entries} of at most {} results, {bytes} bytes of a {}-byte budget",
-                limits.max_entries, limits.memory_budget
+                self.cache.entry_cap(),
+                limits.memory_budget
             ),
         ));
         let behind = self.topics.backlogged();
