@@ -148,6 +148,16 @@ impl Client {
         json::to_py(py, &v)
     }
 
+    /// Whether queries and appends work right now: a dict shaped like the
+    /// protocol's `HealthReport` (`healthy`, and `checks` of `name`, `ok`,
+    /// `detail`).
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let report = self.with(py, |c| c.health())?;
+        let v = serde_json::to_value(&report)
+            .map_err(|e| errors::RingfeedError::new_err(e.to_string()))?;
+        json::to_py(py, &v)
+    }
+
     /// Bars of `dataset` as the daemon's result batches (zero-copy views of
     /// its shared-memory arena). See `ringfeed.Client.bars` for the arguments.
     #[pyo3(signature = (dataset, symbols=None, timeframe="1m", *, start=None, end=None, fields=None, limit=None, from_end=false, offset=None))]

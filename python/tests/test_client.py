@@ -53,6 +53,15 @@ def test_ready_reports_an_empty_and_a_filled_dataset(daemon: str) -> None:
         assert e.value.kind == "unknown_dataset"
 
 
+def test_health_reports_every_subsystem(daemon: str) -> None:
+    with rf.connect(daemon) as c:
+        h = c.health()
+        assert h["healthy"] is True, h
+        names = [x["name"] for x in h["checks"]]
+        assert names == ["store", "ingest", "data_dir", "writable", "integrity", "cache", "topics"]
+        assert all(x["ok"] and x["detail"] for x in h["checks"])
+
+
 def test_times_follow_the_one_grammar(daemon: str) -> None:
     """Integers by magnitude (s, ms, us, ns), ISO without a zone = UTC, datetime
     exact (naive = UTC), date = UTC midnight: all the same instant."""

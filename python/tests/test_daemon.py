@@ -165,7 +165,7 @@ def test_replay_from_a_time_then_live_without_gap_or_duplicate(daemon: str) -> N
 
 
 def test_limits_are_clear_errors_and_the_daemon_keeps_serving(tmp_path: Path) -> None:
-    extra = 'max_result_bytes = "16KiB"\nmax_connections = 2\nmax_append_bytes = "64KiB"'
+    extra = 'max_result_bytes = "16KiB"\nmax_connections = 4\nmax_connections_per_client = 2\nmax_append_bytes = "64KiB"'
     with run_daemon(tmp_path, extra) as sock, rf.connect(sock) as c:
         c.append("demo", minutes(["X"], 0, 600))
         with pytest.raises(rf.DaemonError, match="max_result_bytes") as e:
@@ -179,10 +179,11 @@ def test_limits_are_clear_errors_and_the_daemon_keeps_serving(tmp_path: Path) ->
         with pytest.raises(rf.DaemonError) as e:
             c.bars("demo", "Y", "1m")
         assert e.value.kind == "unknown_symbol"
-        # Connections: c is one of two; the third is told to retry later.
+        # Connections: c is one of this process's two; the third is told why.
         with rf.connect(sock) as c2:
             c2.ping()
             with rf.connect(sock) as c3, pytest.raises(rf.DaemonError) as e:
                 c3.ping()
             assert e.value.kind == "busy"
+            assert "max_connections_per_client" in str(e.value)
         c.ping()

@@ -11,6 +11,7 @@ mod append_cmd;
 mod datasets;
 mod decimal;
 mod fsck_cmd;
+mod health;
 mod output;
 mod stat;
 mod store_cmd;
@@ -109,12 +110,19 @@ enum Cmd {
     /// could not run. --repair repairs what the writer's open repairs.
     #[command(after_help = fsck_cmd::AFTER_HELP)]
     Fsck(fsck_cmd::FsckArgs),
+    /// Whether the running daemon can answer queries and take appends now: the store,
+    /// the ingest lock, the data directory, the result cache, the topics. Exit 0 healthy,
+    /// 1 unhealthy, 2 no daemon.
+    #[command(after_help = health::AFTER_HELP)]
+    Health(health::HealthArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Cmd::Fsck(a) = cli.cmd {
-        return fsck_cmd::run(a);
+    match cli.cmd {
+        Cmd::Fsck(a) => return fsck_cmd::run(a),
+        Cmd::Health(a) => return health::run(a),
+        _ => {}
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,7 +150,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Append(a) => append_cmd::append(a),
         Cmd::Serve(a) => Ok(a.run()?),
         Cmd::Stat(a) => stat::run(a),
-        Cmd::Fsck(_) => unreachable!("fsck runs from main: it has exit statuses of its own"),
+        Cmd::Fsck(_) | Cmd::Health(_) => {
+            unreachable!("fsck and health run from main: they have exit statuses of their own")
+        }
     }
 }
 

@@ -80,6 +80,19 @@ fn ms(secs: f64) -> String {
 fn summary(m: &Metrics) -> String {
     let mut s = String::new();
     let n = |name: &str| m.get(name) as u64;
+    if n("store_read_only") > 0 {
+        let _ = writeln!(
+            s,
+            "STORE READ-ONLY: appends are refused (full disk or a failed recovery); `ringfeed health` says why"
+        );
+    }
+    if n("wal_corruptions") > 0 {
+        let _ = writeln!(
+            s,
+            "WAL CORRUPTION: {} damaged region(s) set aside in _quarantine at open, every valid frame kept; `ringfeed fsck` lists them",
+            n("wal_corruptions")
+        );
+    }
     let queries = n("queries_total");
     let hits = n("cache_hits_total");
     let _ = write!(

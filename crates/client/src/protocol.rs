@@ -314,7 +314,7 @@ pub struct HealthReport {
 /// One subsystem's state.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct HealthCheck {
-    /// "store", "ingest", "data_dir", "cache" or "topics".
+    /// "store", "ingest", "data_dir", "writable", "integrity", "cache" or "topics".
     pub name: String,
     /// Whether it works.
     pub ok: bool,

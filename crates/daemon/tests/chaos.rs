@@ -573,7 +573,6 @@ fn a_full_disk_refuses_appends_keeps_acknowledged_rows_and_recovers() {
     drop(d);
     let d = Daemon::start_in(dir);
     println!("chaos enospc: {ok} appends acknowledged, {refused} refused on a full 3 MB tmpfs");
-    let mut ledger = ledger;
     ledger.check(&d, "enospc");
     // The refused appends of E were never acknowledged and must not appear
     // as partial data either.

@@ -162,7 +162,22 @@ fn one_process_cannot_take_every_connection() {
         tempfile::tempdir().unwrap(),
         "max_connections = 16\nmax_connections_per_client = 4",
     );
-    let mine: Vec<Client> = (0..4).map(|_| d.client()).collect();
+    // Four connections that the daemon took (a connection of the start-up
+    // probe may still be counted for a moment: retry until it is gone).
+    let mine: Vec<Client> = (0..4)
+        .map(|_| {
+            let mut got = None;
+            wait_until("a connection within the share", || {
+                let mut c = d.client();
+                let ok = c.ping().is_ok();
+                if ok {
+                    got = Some(c);
+                }
+                ok
+            });
+            got.unwrap()
+        })
+        .collect();
     let err = Client::connect(Some(&d.socket))
         .and_then(|mut c| c.ping())
         .unwrap_err();
@@ -272,4 +287,41 @@ fn the_metrics_endpoint_is_not_blocked_by_slow_or_endless_requests() {
     assert!(get_metrics(port).contains("ringfeed_refused_connections_total"));
     let mut acked = 0;
     still_serves(&d, "A", &mut acked);
+}
+
+#[test]
+fn ringfeed_health_reports_and_exits_by_state() {
+    let d = Daemon::start();
+    let h = d.client().health().unwrap();
+    assert!(h.healthy, "{h:?}");
+    assert!(h.checks.iter().any(|c| c.name == "writable" && c.ok));
+}
+
+#[test]
+fn a_second_daemon_with_the_same_arena_prefix_is_refused() {
+    let d = Daemon::start();
+    let mut acked = 0;
+    still_serves(&d, "A", &mut acked);
+    let prefix = prefix_for(d.dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
+        .arg("--data-dir")
+        .arg(other.path().join("data"))
+        .arg("--socket")
+        .arg(other.path().join("rf.sock"))
+        .args(["--arena-prefix", &prefix])
+        .env("RINGFEED_SHM_DIR", &d.shm)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is in use by the live process"), "{err}");
+    assert!(err.contains("--arena-prefix"), "{err}");
+    // The first daemon's topics are untouched.
+    let mut r = d
+        .client()
+        .subscribe("test", "1m", ringfeed_arrow::StartAt::Next)
+        .unwrap();
+    still_serves(&d, "B", &mut acked);
+    assert!(r.read(Duration::from_secs(10)).unwrap().is_some());
 }

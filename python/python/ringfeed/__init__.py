@@ -56,7 +56,7 @@ from ._ringfeed import (
 )
 
 from .client import Client, RowsRejectedWarning, connect
-from .types import AppendReport, InvalidRows, ReadyReport, TimeLike
+from .types import AppendReport, HealthCheck, HealthReport, InvalidRows, ReadyReport, TimeLike
 
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -77,6 +77,8 @@ __all__ = [
     "InvalidNameError",
     "LaggedError",
     "ReadyReport",
+    "HealthCheck",
+    "HealthReport",
     "RowsRejectedWarning",
     "AppendReport",
     "InvalidRows",

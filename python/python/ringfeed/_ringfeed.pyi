@@ -4,7 +4,7 @@ import os
 from types import TracebackType
 from typing import Any, Dict, List, Literal, Optional, Protocol, Sequence, Tuple, Type, Union, final, overload
 
-from ringfeed.types import AppendReport, InvalidRows, Position, ReadyReport, Symbols, TimeLike
+from ringfeed.types import AppendReport, HealthReport, InvalidRows, Position, ReadyReport, Symbols, TimeLike
 
 __version__: str
 __all__ = [
@@ -216,6 +216,7 @@ class Client:
         self, dataset: str, base: str = "1m", rollups: Optional[List[str]] = None, fsync: Optional[str] = None
     ) -> str: ...
     def ready(self, dataset: Optional[str] = None) -> ReadyReport: ...
+    def health(self) -> HealthReport: ...
     def bars(
         self,
         dataset: str,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Type, Union, ov
 
 from . import _ringfeed
 from ._ringfeed import Batch, DaemonError, Reader, Replay, default_socket
-from .types import InvalidRows, Position, ReadyReport, Symbols, TimeLike
+from .types import HealthReport, InvalidRows, Position, ReadyReport, Symbols, TimeLike
 
 if TYPE_CHECKING:
     import polars as pl
@@ -106,6 +106,13 @@ class Client:
         all) its symbols and, per stored timeframe, the first and last bar (ns since
         the epoch, None when empty), the hot days and the number of cold days."""
         return self.native.ready(dataset)
+
+    def health(self) -> HealthReport:
+        """Whether the daemon can answer queries and take appends right now (``ping``
+        only says it answers): ``healthy``, and per subsystem (store, ingest lock,
+        data directory, writability, integrity, result cache, topics) ``ok`` and a
+        ``detail`` that says what to do when not ok."""
+        return self.native.health()
 
     def call(self, request: Dict[str, Any], payload: bytes = b"") -> Dict[str, Any]:
         """Sends one raw protocol request (``{"op": ...}``) and returns the answer's

@@ -54,12 +54,36 @@ class ReadyReport(TypedDict):
     datasets: List[DatasetReady]
 
 
+class HealthCheck(TypedDict):
+    """One subsystem in ``Client.health()``."""
+
+    name: str
+    """"store", "ingest", "data_dir", "writable", "integrity", "cache" or "topics"."""
+    ok: bool
+    detail: str
+    """What was found and, when not ok, what to do."""
+
+
+class HealthReport(TypedDict):
+    """The answer of ``Client.health()``."""
+
+    healthy: bool
+    """Every check passed: queries and appends work now."""
+    checks: List[HealthCheck]
+
+
 InvalidRows = Union[Literal["refuse"], Literal["skip"], Literal["keep"]]
 """What an append does with a row that breaks the store's rules: refuse the whole
 append (default), skip the row, or keep it flagged."""
 
 
-class AppendReport(TypedDict):
+class _AppendReportOptional(TypedDict, total=False):
+    unpublished: str
+    """Present when the rows were stored but reaching live subscribers failed:
+    what failed. The daemon publishes them, in order, before the topic's next batch."""
+
+
+class AppendReport(_AppendReportOptional):
     """What the store's row rules made of an append."""
 
     rows_read: int
@@ -75,6 +99,8 @@ class AppendReport(TypedDict):
 __all__ = [
     "AppendReport",
     "DatasetReady",
+    "HealthCheck",
+    "HealthReport",
     "InvalidRows",
     "Position",
     "ReadyReport",

@@ -22,6 +22,16 @@ pub enum OpenError {
         /// Store error.
         message: String,
     },
+    /// Another live process writes arenas under this daemon's prefix.
+    #[error("arena prefix {prefix:?} is in use by the live process {pid} ({arena}): another ringfeedd runs with the same arena_prefix. Stop it, or give this daemon another arena_prefix (--arena-prefix)")]
+    PrefixInUse {
+        /// The prefix.
+        prefix: String,
+        /// One of its arenas with a live writer.
+        arena: String,
+        /// That writer's pid.
+        pid: u32,
+    },
 }
 
 /// The daemon's operations over one store, its result cache and its topics.
@@ -50,6 +60,44 @@ pub struct Service {
     /// Why the last reopen of the store after a panic failed (health reports it).
     pub(super) store_fault: Mutex<Option<String>>,
     pub(super) replay_hook: Mutex<Option<super::health::ReplayHook>>,
+    /// `<shm dir>/ringfeed.<prefix>@daemon`, flock'ed for the daemon's life:
+    /// a second daemon with the same arena prefix is refused at start.
+    _prefix_lock: std::fs::File,
+}
+
+/// Takes the arena prefix's lock file, or says who holds it.
+fn lock_prefix(prefix: &str) -> Result<std::fs::File, OpenError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = ringfeed_shm::shm_dir().join(format!("ringfeed.{prefix}@daemon"));
+    let io_err = |e: std::io::Error| OpenError::Store {
+        path: path.clone(),
+        message: format!("cannot take the arena prefix's lock file: {e}"),
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err)?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            // Who holds it, for the next daemon's message.
+            let _ = f.set_len(0);
+            let _ = std::io::Write::write_all(&mut &f, std::process::id().to_string().as_bytes());
+            Ok(f)
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(OpenError::PrefixInUse {
+            prefix: prefix.to_string(),
+            arena: path.display().to_string(),
+            pid: std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
+        }),
+        Err(e) => Err(io_err(e.into())),
+    }
 }
 
 impl Service {
@@ -67,6 +115,26 @@ impl Service {
             path: cfg.data_dir.clone(),
             message: m,
         };
+        // Two daemons with one prefix would replace each other's topics:
+        // refuse before touching anything (a dead writer's arenas are
+        // leftovers, removed below). The lock file says so for daemons of this
+        // version; a live writer of one of the prefix's arenas for any other.
+        let prefix_lock = lock_prefix(&cfg.arena_prefix)?;
+        let prefix = format!("{}.", cfg.arena_prefix);
+        for n in ringfeed_shm::list_arenas().unwrap_or_default() {
+            if !n.starts_with(&prefix) {
+                continue;
+            }
+            if let Ok(i) = ringfeed_shm::inspect(&n) {
+                if i.writer_alive {
+                    return Err(OpenError::PrefixInUse {
+                        prefix: cfg.arena_prefix.clone(),
+                        arena: n,
+                        pid: i.writer_pid,
+                    });
+                }
+            }
+        }
         let opts = if cfg.data_group_readable {
             ringfeed_store::StoreOptions::default().group_readable()
         } else {
@@ -96,7 +164,6 @@ impl Service {
                     .map_err(|e| store_err(e.to_string()))?;
             }
         }
-        let prefix = format!("{}.", cfg.arena_prefix);
         for n in ringfeed_shm::list_arenas().unwrap_or_default() {
             if n.starts_with(&prefix)
                 && ringfeed_shm::inspect(&n)
@@ -116,6 +183,7 @@ impl Service {
             metrics,
             store_fault: Mutex::new(None),
             replay_hook: Mutex::new(None),
+            _prefix_lock: prefix_lock,
             cfg,
         }))
     }
