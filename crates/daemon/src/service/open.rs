@@ -62,11 +62,11 @@ pub struct Service {
     pub(super) replay_hook: Mutex<Option<super::health::ReplayHook>>,
     /// `<shm dir>/ringfeed.<prefix>@daemon`, flock'ed for the daemon's life:
     /// a second daemon with the same arena prefix is refused at start.
-    _prefix_lock: std::fs::File,
+    prefix_lock: (std::fs::File, std::path::PathBuf),
 }
 
 /// Takes the arena prefix's lock file, or says who holds it.
-fn lock_prefix(prefix: &str) -> Result<std::fs::File, OpenError> {
+fn lock_prefix(prefix: &str) -> Result<(std::fs::File, std::path::PathBuf), OpenError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = ringfeed_shm::shm_dir().join(format!("ringfeed.{prefix}@daemon"));
     let io_err = |e: std::io::Error| OpenError::Store {
@@ -86,7 +86,7 @@ fn lock_prefix(prefix: &str) -> Result<std::fs::File, OpenError> {
             // Who holds it, for the next daemon's message.
             let _ = f.set_len(0);
             let _ = std::io::Write::write_all(&mut &f, std::process::id().to_string().as_bytes());
-            Ok(f)
+            Ok((f, path))
         }
         Err(rustix::io::Errno::WOULDBLOCK) => Err(OpenError::PrefixInUse {
             prefix: prefix.to_string(),
@@ -183,7 +183,7 @@ impl Service {
             metrics,
             store_fault: Mutex::new(None),
             replay_hook: Mutex::new(None),
-            _prefix_lock: prefix_lock,
+            prefix_lock,
             cfg,
         }))
     }
@@ -297,5 +297,8 @@ impl Service {
     pub fn shutdown(&self) {
         self.topics.close_all();
         self.cache.close_all();
+        // Last: the prefix is free once its arenas are gone. (A crash leaves
+        // the file; the next daemon takes its lock, as the flock died with us.)
+        let _ = std::fs::remove_file(&self.prefix_lock.1);
     }
 }
