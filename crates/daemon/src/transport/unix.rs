@@ -178,19 +178,22 @@ fn dispatch(
 /// `request_timeout` mid-request, or sends garbage it cannot recover from.
 fn serve_connection(service: &Service, b: &Boundary, slot: &ConnectionSlot, stream: UnixStream) {
     let mut session = service.session();
-    let mut reader = match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let mut writer = stream;
     // An answer the client does not take within the request timeout ends the
-    // connection (a client that stopped reading must not hold a thread).
-    if writer
+    // connection (a client that stopped reading must not hold a thread). The
+    // read timeout is set once; deadlines are checked as reads return.
+    if stream
         .set_write_timeout(Some(b.limits().request_timeout))
+        .and_then(|()| stream.set_read_timeout(Some(frame::socket_timeout(b.limits()))))
         .is_err()
     {
         return;
     }
+    // Buffered: a small request arrives whole in one read.
+    let mut reader = match stream.try_clone() {
+        Ok(s) => std::io::BufReader::with_capacity(64 << 10, s),
+        Err(_) => return,
+    };
+    let mut writer = stream;
     let max_payload = service.config().max_append_bytes;
     loop {
         let (req, payload, _budget) = match frame::read_request(&mut reader, b, max_payload) {
