@@ -22,6 +22,20 @@ use std::time::{Duration, Instant};
 pub fn shm_dir() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
+        // Arena dirs of earlier test runs whose process is gone (a killed
+        // daemon's arenas stay behind: GBs over many runs).
+        for e in std::fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("rf-e2e-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let d = std::env::temp_dir().join(format!("rf-e2e-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         std::env::set_var("RINGFEED_SHM_DIR", &d);
@@ -137,6 +151,17 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Its arenas (the daemon may have been killed before closing them);
+        // a mapping the test still holds stays valid.
+        let mine = format!("ringfeed.{}", prefix_for(self.dir.path()));
+        for e in std::fs::read_dir(&self.shm).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&mine)
+                && matches!(name.as_bytes().get(mine.len()), Some(b'.' | b'@'))
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
