@@ -8,58 +8,11 @@ mod common;
 use common::*;
 use ringfeed_client::protocol::{Request, Response};
 use ringfeed_client::{Client, InvalidRows};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// The daemon, and the directory it serves (removed after it is killed).
-struct Daemon(Child, #[allow(dead_code)] tempfile::TempDir);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn start() -> (Daemon, Client) {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("rf.sock");
-    let cfg = dir.path().join("ringfeed.toml");
-    let prefix: String = dir
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = {:?}\nsocket = {:?}\narena_prefix = \"sock{prefix}\"\n[datasets.test]\nbase = \"1m\"\nrollups = [\"5m\", \"1h\"]\n",
-            dir.path().join("data"),
-            socket,
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
-        .arg("--config")
-        .arg(&cfg)
-        .env("RINGFEED_SHM_DIR", shm_dir())
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let d = Daemon(child, dir);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match Client::connect(Some(&socket)) {
-            Ok(c) => return (d, c),
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("ringfeedd did not come up: {e}"),
-        }
-    }
+    let d = Daemon::start();
+    let c = d.client();
+    (d, c)
 }
 
 fn append_raw(c: &mut Client, payload: &[u8]) -> Result<Response, ringfeed_client::ClientError> {
@@ -73,9 +26,9 @@ fn append_raw(c: &mut Client, payload: &[u8]) -> Result<Response, ringfeed_clien
 }
 
 fn kind(e: &ringfeed_client::ClientError) -> String {
-    match e {
-        ringfeed_client::ClientError::Server { kind, .. } => kind.to_string(),
-        other => format!("not a server error: {other}"),
+    match server_kind(e) {
+        "" => format!("not a server error: {e}"),
+        k => k.to_string(),
     }
 }
 
@@ -106,14 +59,7 @@ fn the_issues_append_cases_are_refused_and_the_daemon_keeps_serving() {
     c.append("test", &bars(&["A"], 0, 5)).unwrap();
 
     // 2^33 rows of Null-typed ts and symbol, in a few hundred bytes.
-    let n: arrow_array::ArrayRef = Arc::new(arrow_array::NullArray::new(12_345));
-    let b = arrow_array::RecordBatch::try_from_iter([("ts", n.clone()), ("symbol", n)]).unwrap();
-    let mut p = ipc(&[b]);
-    for i in 0..p.len() - 8 {
-        if p[i..i + 8] == 12_345i64.to_le_bytes() {
-            p[i..i + 8].copy_from_slice(&(1i64 << 33).to_le_bytes());
-        }
-    }
+    let p = null_stream(1 << 33);
     let e = append_raw(&mut c, &p).unwrap_err();
     assert_eq!(kind(&e), "bad_request", "{e}");
     let h = c.health().unwrap();

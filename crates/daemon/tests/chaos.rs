@@ -93,15 +93,6 @@ impl Ledger {
     }
 }
 
-/// One raw frame: header JSON and payload.
-fn frame(header: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut v = (header.len() as u32).to_le_bytes().to_vec();
-    v.extend_from_slice(header);
-    v.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    v.extend_from_slice(payload);
-    v
-}
-
 /// Sends one frame and reads the answer (None: the connection was closed).
 fn exchange(d: &Daemon, bytes: &[u8]) -> Option<Response> {
     let mut s = UnixStream::connect(&d.socket).ok()?;
@@ -196,25 +187,7 @@ fn socket_fuzzer_junk_bad_frames_and_mutated_appends() {
         cases += 1;
     }
     // The 280-byte bomb: 2^33 rows of Null-typed ts/symbol.
-    let bomb = {
-        use arrow_array::{ArrayRef, NullArray};
-        let b = RecordBatch::try_from_iter([
-            ("ts", std::sync::Arc::new(NullArray::new(4)) as ArrayRef),
-            ("symbol", std::sync::Arc::new(NullArray::new(4)) as ArrayRef),
-        ])
-        .unwrap();
-        let mut bytes = ipc_stream(&b);
-        // Rewrite the record batch's length (4) to 2^33 wherever it appears
-        // as a little-endian i64 in the metadata.
-        let four = 4i64.to_le_bytes();
-        let big = (1i64 << 33).to_le_bytes();
-        for i in 0..bytes.len().saturating_sub(8) {
-            if bytes[i..i + 8] == four {
-                bytes[i..i + 8].copy_from_slice(&big);
-            }
-        }
-        bytes
-    };
+    let bomb = null_stream(1 << 33);
     let resp = exchange(&d, &frame(br#"{"op":"append","dataset":"test"}"#, &bomb))
         .expect("the bomb is answered");
     assert!(!resp.ok, "the bomb is refused");

@@ -34,10 +34,9 @@ fn rss(pid: u32) -> u64 {
 
 /// A frame header announcing `payload` bytes for an append.
 fn append_head(payload: u64) -> Vec<u8> {
-    let h = br#"{"op":"append","dataset":"test"}"#;
-    let mut v = (h.len() as u32).to_le_bytes().to_vec();
-    v.extend_from_slice(h);
-    v.extend_from_slice(&payload.to_le_bytes());
+    let mut v = frame(br#"{"op":"append","dataset":"test"}"#, &[]);
+    let at = v.len() - 8;
+    v[at..].copy_from_slice(&payload.to_le_bytes());
     v
 }
 
@@ -202,14 +201,9 @@ fn a_payload_on_an_operation_without_one_is_refused_and_the_stream_stays_in_sync
     let d = Daemon::start();
     let mut s = UnixStream::connect(&d.socket).unwrap();
     let h = br#"{"op":"ping"}"#;
-    let mut frame = (h.len() as u32).to_le_bytes().to_vec();
-    frame.extend_from_slice(h);
-    frame.extend_from_slice(&5u64.to_le_bytes());
-    frame.extend_from_slice(b"12345");
-    // The same again, well-formed.
-    frame.extend_from_slice(&(h.len() as u32).to_le_bytes());
-    frame.extend_from_slice(h);
-    frame.extend_from_slice(&0u64.to_le_bytes());
+    // A payload on an op without one, then the same again, well-formed.
+    let mut frame = common::frame(h, b"12345");
+    frame.extend_from_slice(&common::frame(h, &[]));
     s.write_all(&frame).unwrap();
     let mut r = std::io::BufReader::new(s);
     let (first, _): (ringfeed_client::Response, _) =

@@ -13,25 +13,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-/// A stream declaring `rows` rows of Null-typed `ts` and `symbol`: the
-/// issue's 280-byte append (2^33 rows) once `rows` is patched in.
-fn null_stream(rows: i64) -> Vec<u8> {
-    const MARK: i64 = 12_345;
-    let n: arrow_array::ArrayRef = Arc::new(arrow_array::NullArray::new(MARK as usize));
-    let b = arrow_array::RecordBatch::try_from_iter([("ts", n.clone()), ("symbol", n)]).unwrap();
-    let mut p = ipc(&[b]);
-    let (from, to) = (MARK.to_le_bytes(), rows.to_le_bytes());
-    let mut patched = 0;
-    for i in 0..p.len() - 8 {
-        if p[i..i + 8] == from {
-            p[i..i + 8].copy_from_slice(&to);
-            patched += 1;
-        }
-    }
-    assert!(patched >= 3, "row count and both field nodes patched");
-    p
-}
-
 #[test]
 fn a_tiny_append_declaring_2_pow_33_null_rows_is_refused_and_nothing_wedges() {
     let (s, _dir) = service();

@@ -325,3 +325,32 @@ pub fn still_works(s: &Service, symbol: &str, acknowledged: &[i64], next: i64) {
     let h = s.health();
     assert!(h.healthy, "{h:?}");
 }
+
+/// A stream declaring `rows` rows of Null-typed `ts` and `symbol`: the
+/// issue's 280-byte append (2^33 rows) once `rows` is patched in.
+pub fn null_stream(rows: i64) -> Vec<u8> {
+    const MARK: i64 = 12_345;
+    let n: ArrayRef = Arc::new(arrow_array::NullArray::new(MARK as usize));
+    let b = RecordBatch::try_from_iter([("ts", n.clone()), ("symbol", n)]).unwrap();
+    let mut p = ipc(&[b]);
+    let (from, to) = (MARK.to_le_bytes(), rows.to_le_bytes());
+    let mut patched = 0;
+    for i in 0..p.len() - 8 {
+        if p[i..i + 8] == from {
+            p[i..i + 8].copy_from_slice(&to);
+            patched += 1;
+        }
+    }
+    assert!(patched >= 3, "row count and both field nodes patched");
+    p
+}
+
+/// One raw protocol frame: `u32` header length, JSON header, `u64` payload
+/// length, payload.
+pub fn frame(header: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut v = (header.len() as u32).to_le_bytes().to_vec();
+    v.extend_from_slice(header);
+    v.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    v.extend_from_slice(payload);
+    v
+}

@@ -82,6 +82,35 @@ impl BarStore {
         Self::open_with(root, StoreOptions::default())
     }
 
+    /// A handle with nothing recovered, cached or pending yet.
+    fn fresh(
+        root: &Path,
+        catalog: Catalog,
+        writable: bool,
+        opts: StoreOptions,
+        lock: Option<std::fs::File>,
+    ) -> Self {
+        BarStore {
+            root: root.into(),
+            catalog,
+            writable,
+            opts,
+            read_only_reason: None,
+            damage: Vec::new(),
+            _writer_lock: lock,
+            recovered: Vec::new(),
+            rollups_repaired: Vec::new(),
+            unrenamed: Vec::new(),
+            wal_lens: HashMap::new(),
+            hot_index: HashMap::new(),
+            pending_sync: BTreeSet::new(),
+            pending_dirs: BTreeSet::new(),
+            day_cache: Mutex::new(DayCache::default()),
+            undo: None,
+            undo_left: Vec::new(),
+        }
+    }
+
     /// Open (creating if needed) a store for reading and writing. Recovers every hot WAL:
     /// damaged regions with valid frames after them are moved to quarantine and every
     /// valid frame is kept (listed in [`BarStore::damage`], logged as errors), torn tails
@@ -112,25 +141,7 @@ impl BarStore {
             Err(e) => return Err(e),
         };
         let catalog = Catalog::load(root)?;
-        let mut s = BarStore {
-            root: root.into(),
-            catalog,
-            writable: true,
-            opts,
-            read_only_reason: None,
-            damage: Vec::new(),
-            _writer_lock: lock,
-            recovered: Vec::new(),
-            rollups_repaired: Vec::new(),
-            unrenamed: Vec::new(),
-            wal_lens: HashMap::new(),
-            hot_index: HashMap::new(),
-            pending_sync: BTreeSet::new(),
-            pending_dirs: BTreeSet::new(),
-            day_cache: Mutex::new(DayCache::default()),
-            undo: None,
-            undo_left: Vec::new(),
-        };
+        let mut s = BarStore::fresh(root, catalog, true, opts, lock);
         s.rename_hot_timeframes();
         s.remove_temp_files();
         match lock_err {
@@ -400,24 +411,12 @@ impl BarStore {
                 ),
             });
         }
-        Ok(BarStore {
-            root: root.into(),
-            catalog: Catalog::load(root)?,
-            writable: false,
-            opts: StoreOptions::default(),
-            read_only_reason: None,
-            damage: Vec::new(),
-            _writer_lock: None,
-            recovered: Vec::new(),
-            rollups_repaired: Vec::new(),
-            unrenamed: Vec::new(),
-            wal_lens: HashMap::new(),
-            hot_index: HashMap::new(),
-            pending_sync: BTreeSet::new(),
-            pending_dirs: BTreeSet::new(),
-            day_cache: Mutex::new(DayCache::default()),
-            undo: None,
-            undo_left: Vec::new(),
-        })
+        Ok(BarStore::fresh(
+            root,
+            Catalog::load(root)?,
+            false,
+            StoreOptions::default(),
+            None,
+        ))
     }
 }
