@@ -99,7 +99,7 @@ impl Metrics {
     }
 
     /// Prometheus text exposition.
-    pub fn render(&self, topics: &[TopicStat], connections: u32) -> String {
+    pub fn render(&self, topics: &[TopicStat], connections: u32, store: StoreStat) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut s = String::new();
         let secs = |ns: u64| format!("{:.9}", ns as f64 / 1e9);
@@ -250,6 +250,18 @@ impl Metrics {
             "gauge",
             connections.to_string(),
         );
+        line(
+            "store_read_only",
+            "1 while appends are refused (full disk, failed recovery): see health.",
+            "gauge",
+            u8::from(store.read_only).to_string(),
+        );
+        line(
+            "wal_corruptions",
+            "Damaged WAL regions set aside in _quarantine at open (ringfeed fsck lists them).",
+            "gauge",
+            store.wal_corruptions.to_string(),
+        );
         s.push_str("# HELP ringfeed_topic_write_seq Last published seq per topic.\n# TYPE ringfeed_topic_write_seq gauge\n");
         for t in topics {
             s.push_str(&format!(
@@ -280,6 +292,15 @@ impl Metrics {
         }
         s
     }
+}
+
+/// What the store says of itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStat {
+    /// Appends are refused.
+    pub read_only: bool,
+    /// Damaged WAL regions found at open.
+    pub wal_corruptions: usize,
 }
 
 /// Figures of one live topic.

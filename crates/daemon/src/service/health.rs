@@ -50,7 +50,13 @@ impl Service {
         let wait = HEALTH_LOCK_WAIT;
         let store = within(wait, || {
             let poisoned = match self.store.try_read() {
-                Ok(g) => return Some(Ok(g.catalog().datasets.len())),
+                Ok(g) => {
+                    return Some(Ok((
+                        g.catalog().datasets.len(),
+                        g.read_only_reason().map(str::to_string),
+                        g.corruption_count(),
+                    )))
+                }
                 Err(TryLockError::Poisoned(p)) => {
                     drop(p); // before recovering, which takes the write lock
                     true
@@ -67,9 +73,14 @@ impl Service {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        // What the store says of itself, read under the same bounded wait.
+        let (read_only, damaged) = match &store {
+            Some(Ok((_, r, d))) => (Some(r.clone()), Some(*d)),
+            _ => (None, None),
+        };
         checks.push(match (store, fault) {
             (_, Some(f)) => check("store", false, f),
-            (Some(Ok::<usize, ()>(n)), None) => check("store", true, format!("{n} datasets")),
+            (Some(Ok::<_, ()>((n, _, _))), None) => check("store", true, format!("{n} datasets")),
             _ => check(
                 "store",
                 false,
@@ -94,26 +105,24 @@ impl Service {
             ),
         });
         checks.push(self.data_dir_check());
-        let store = self.store();
-        checks.push(match store.read_only_reason() {
-            Some(why) => check(
+        checks.push(match read_only {
+            Some(Some(why)) => check(
                 "writable",
                 false,
                 format!("the store is read-only: {why}; appends are refused until it recovers (retried every {MAINTENANCE_EVERY:?})"),
             ),
-            None => check("writable", true, "appends are accepted"),
+            Some(None) => check("writable", true, "appends are accepted"),
+            None => check("writable", false, "unknown: the store lock was not readable"),
         });
-        let damaged = store.corruption_count();
-        checks.push(check(
-            "integrity",
-            true,
-            if damaged == 0 {
-                "no damaged WAL region found at open".to_string()
-            } else {
-                format!("{damaged} damaged WAL region(s) were set aside in _quarantine at open (every valid frame kept); run `ringfeed fsck` to see them")
-            },
-        ));
-        drop(store);
+        checks.push(match damaged {
+            Some(0) => check("integrity", true, "no damaged WAL region found at open"),
+            Some(n) => check(
+                "integrity",
+                true,
+                format!("{n} damaged WAL region(s) were set aside in _quarantine at open (every valid frame kept); run `ringfeed fsck` to see them"),
+            ),
+            None => check("integrity", false, "unknown: the store lock was not readable"),
+        });
         let (entries, bytes) = self.cache.usage();
         let limits = self.cache.limits();
         checks.push(check(

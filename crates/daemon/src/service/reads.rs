@@ -25,17 +25,15 @@ impl Service {
     /// The metrics as Prometheus text (what `ringfeed stat` prints).
     /// `connections`: open client connections, counted by the faces.
     pub fn stat(&self, connections: u32) -> String {
-        let (read_only, damaged) = {
+        let store = {
             let store = self.store();
-            (store.read_only_reason().is_some(), store.corruption_count())
+            crate::metrics::StoreStat {
+                read_only: store.read_only_reason().is_some(),
+                wal_corruptions: store.corruption_count(),
+            }
         };
-        let mut s = self.metrics.render(&self.topics.stats(), connections);
-        s.push_str(&format!(
-            "# HELP ringfeed_store_read_only 1 while appends are refused (full disk, failed recovery): see health.\n# TYPE ringfeed_store_read_only gauge\nringfeed_store_read_only {}\n\
-             # HELP ringfeed_wal_corruptions Damaged WAL regions set aside in _quarantine at open (ringfeed fsck lists them).\n# TYPE ringfeed_wal_corruptions gauge\nringfeed_wal_corruptions {damaged}\n",
-            read_only as u8
-        ));
-        s
+        self.metrics
+            .render(&self.topics.stats(), connections, store)
     }
 
     /// Datasets, their base and stored timeframes, and symbols.
