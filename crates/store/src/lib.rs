@@ -36,6 +36,7 @@ pub mod catalog;
 mod cold;
 pub mod extent;
 pub mod fsck;
+mod hot;
 pub mod ingest;
 pub mod merge;
 pub mod perms;
@@ -44,6 +45,7 @@ pub mod resample;
 pub mod schema;
 pub mod session;
 pub mod store;
+pub mod time;
 pub mod timeframe;
 pub mod validate;
 pub mod wal;
@@ -72,4 +74,40 @@ pub(crate) fn failpoint_active(name: &str) -> bool {
     FP.get_or_init(|| std::env::var("RINGFEED_STORE_FAILPOINT").ok())
         .as_deref()
         == Some(name)
+}
+
+/// The entries of a directory, sorted; empty when it cannot be read.
+pub(crate) fn read_dirs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `f` over `items` on up to the available CPUs (at most 4), results in item order.
+/// Small inputs (under 16 items) stay on the calling thread.
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(items.len() / 8)
+        .max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .skip(1)
+            .map(|c| sc.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out: Vec<R> = items[..per].iter().map(f).collect();
+        for h in handles {
+            out.extend(h.join().expect("worker thread"));
+        }
+        out
+    })
 }

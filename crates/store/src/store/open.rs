@@ -3,77 +3,16 @@
 //! read-only start when that recovery cannot write (a full disk), so that reads survive
 //! what writes cannot.
 
-use super::{append_frames, day_string, list, read_dirs, BarStore, DayCache, OpenError};
+use super::lock::lock_writer;
+use super::{list, BarStore, OpenError};
 use crate::catalog::{Catalog, DatasetConfig};
-use crate::perms::{Create, StoreOptions};
+use crate::hot::{HotTier, Recovered};
+use crate::perms::StoreOptions;
 use crate::quarantine::{CorruptionReport, DamageKind};
-use crate::timeframe::Timeframe;
-use crate::wal::{self, FsyncPolicy, WalError};
-use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
-/// The file in a data directory that its writer holds an exclusive `flock` on (the
-/// leading `_` keeps Hive-style readers of the cold tier away from it).
-pub const WRITER_LOCK: &str = "_writer.lock";
-
-/// How long [`BarStore::open`] waits for the writer lock before it says who holds it.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Take the data directory's writer lock, or say who has it. The lock is advisory
-/// (`flock`), held for the life of the returned file, and released by the kernel when the
-/// process dies, so a crashed writer never leaves a stale lock behind. The file holds the
-/// holder's pid, for the error message only.
-fn lock_writer(root: &Path, opts: &StoreOptions) -> Result<File, OpenError> {
-    use std::io::{Read, Seek, Write};
-    let path = root.join(WRITER_LOCK);
-    let io = |source| OpenError::Io {
-        path: path.clone(),
-        source,
-    };
-    let (mut f, _) = opts
-        .open_write(&path, Create::either().and_read())
-        .map_err(io)?;
-    // A lock whose holder just let go can still look held for a moment: a process that
-    // forks (a thread of it spawning a child) while it holds the lock shares the locked
-    // file with that child until the child's exec closes it. Wait that out briefly.
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    let res = loop {
-        // fs4 (flock through rustix): std's `File::try_lock` needs Rust 1.89, above our MSRV.
-        match fs4::FileExt::try_lock(&f) {
-            Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            res => break res,
-        }
-    };
-    match res {
-        Ok(()) => {}
-        Err(fs4::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = f.read_to_string(&mut text);
-            let holder = match text.trim().parse::<u32>() {
-                Ok(pid) => match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-                    Ok(comm) => format!("pid {pid} ({})", comm.trim()),
-                    Err(_) => format!("pid {pid}"),
-                },
-                Err(_) => "another process".to_string(),
-            };
-            return Err(OpenError::Locked {
-                root: root.into(),
-                holder,
-            });
-        }
-        Err(fs4::TryLockError::Error(e)) => return Err(io(e)),
-    }
-    // Ours now: record who we are (best effort; only error messages read it).
-    let _ = f
-        .set_len(0)
-        .and_then(|()| f.rewind())
-        .and_then(|()| writeln!(f, "{}", std::process::id()));
-    Ok(f)
-}
+use crate::read_dirs;
+use crate::time::day_string;
+use std::collections::BTreeSet;
+use std::path::Path;
 
 impl BarStore {
     /// Open (creating if needed) a store for reading and writing, with the default modes
@@ -93,21 +32,13 @@ impl BarStore {
         BarStore {
             root: root.into(),
             catalog,
-            writable,
-            opts,
+            hot: HotTier::new(root, opts, writable),
             read_only_reason: None,
-            damage: Vec::new(),
             _writer_lock: lock,
             recovered: Vec::new(),
             rollups_repaired: Vec::new(),
             unrenamed: Vec::new(),
-            wal_lens: HashMap::new(),
-            hot_index: HashMap::new(),
-            pending_sync: BTreeSet::new(),
-            pending_dirs: BTreeSet::new(),
-            day_cache: Mutex::new(DayCache::default()),
-            undo: None,
-            undo_left: Vec::new(),
+            new_symbols: None,
         }
     }
 
@@ -142,7 +73,7 @@ impl BarStore {
         };
         let catalog = Catalog::load(root)?;
         let mut s = BarStore::fresh(root, catalog, true, opts, lock);
-        s.rename_hot_timeframes();
+        s.unrenamed = s.hot.rename_timeframes();
         s.remove_temp_files();
         match lock_err {
             Some(reason) => s.degrade(reason),
@@ -166,13 +97,14 @@ impl BarStore {
     /// and on later appends), oldest first. Corruption (`kind == Corrupt`) means bytes on
     /// disk changed after they were written; each region's copy is in `quarantined`.
     pub fn damage(&self) -> &[CorruptionReport] {
-        &self.damage
+        &self.hot.damage
     }
 
     /// How many corrupt regions ([`DamageKind::Corrupt`]) this writer found: the
     /// number for a metric or `ringfeed stat` (torn tails are crashes, not corruption).
     pub fn corruption_count(&self) -> usize {
-        self.damage
+        self.hot
+            .damage
             .iter()
             .filter(|r| r.kind == DamageKind::Corrupt)
             .count()
@@ -185,10 +117,10 @@ impl BarStore {
     /// returns at once.
     pub fn retry_writable(&mut self) -> bool {
         if self.read_only_reason.is_none() {
-            return self.writable;
+            return self.hot.writable();
         }
         if self._writer_lock.is_none() {
-            match lock_writer(&self.root, &self.opts) {
+            match lock_writer(&self.root, self.hot.opts()) {
                 Ok(f) => self._writer_lock = Some(f),
                 Err(e) => {
                     self.read_only_reason = Some(e.to_string());
@@ -198,21 +130,13 @@ impl BarStore {
         }
         // First the rest of an undo that failed (see `undo.rs`): until it is done, the
         // disk holds frames of a write that was refused.
-        if !self.undo_left.is_empty() {
-            let steps = std::mem::take(&mut self.undo_left);
-            if let Err(e) = self.run_undo(steps) {
-                self.read_only_reason = Some(format!(
-                    "cutting back the WAL frames of a failed write still fails ({e})"
-                ));
-                return false;
-            }
+        if let Err(e) = self.hot.finish_undo() {
+            self.read_only_reason = Some(format!(
+                "cutting back the WAL frames of a failed write still fails ({e})"
+            ));
+            return false;
         }
-        self.writable = true;
         self.read_only_reason = None;
-        self.wal_lens.clear();
-        self.hot_index.clear();
-        self.forget_pending();
-        self.day_cache().entries.clear();
         if let Err(e) = self.recover_hot() {
             self.degrade(e.to_string());
             return false;
@@ -225,79 +149,34 @@ impl BarStore {
     /// frame from disk, no cache).
     pub(super) fn degrade(&mut self, reason: String) {
         tracing::error!(root = %self.root.display(), "store opened READ-ONLY: {reason}");
-        self.writable = false;
         self.read_only_reason = Some(reason);
-        self.forget_pending();
-        self.day_cache().entries.clear();
+        self.hot.degrade();
     }
 
-    /// Recover every hot WAL (see [`wal::recover`]), collect garbage, and rewrite the
-    /// rollups of writes cut short. Stops at the first failure: the caller degrades.
+    /// Recover every hot WAL (see [`crate::wal::recover`]), collect garbage, and rewrite
+    /// the rollups of writes cut short. Stops at the first failure: the caller degrades.
     fn recover_hot(&mut self) -> Result<(), OpenError> {
-        let mut unrolled = BTreeSet::new();
-        for p in self.all_wal_files() {
-            let rec = wal::recover(&p, &self.root, &self.opts)?;
-            let rep = rec.report;
-            self.note_wal(&p, rep.valid_len);
-            if rep.rollups_pending {
-                unrolled.insert(p.clone());
-            }
-            self.damage.extend(rec.damage);
-            if !rep.is_clean() {
-                self.recovered.push((p, rep));
-            }
-        }
-        self.collect_garbage();
-        self.repair_rollups(&unrolled)
+        let rec = self.hot.recover()?;
+        self.recovered.extend(rec.repaired.iter().cloned());
+        self.cold().collect_garbage();
+        self.repair_rollups(&rec)
     }
 
     /// Remove temp files of writes cut short (a WAL rewrite, a catalog commit): they are
     /// never read, and on a full disk they hold the space recovery needs.
     fn remove_temp_files(&self) {
-        let mut dirs = vec![crate::catalog::dir(&self.root)];
-        for d in read_dirs(&self.root.join("_hot")) {
-            for t in read_dirs(&d) {
-                dirs.push(t);
+        for f in read_dirs(&crate::catalog::dir(&self.root)) {
+            if f.extension().is_some_and(|e| e == "tmp") {
+                let _ = std::fs::remove_file(&f);
             }
         }
-        for d in dirs {
-            for f in read_dirs(&d) {
-                if f.extension().is_some_and(|e| e == "tmp") {
-                    let _ = std::fs::remove_file(&f);
-                }
-            }
-        }
-    }
-
-    /// Rename hot timeframe directories written before timeframe spellings were
-    /// normalized (`_hot/<dataset>/60m` → `1h`), so that their WALs are found under the
-    /// name every path now uses. A directory whose normalized name exists already is left
-    /// alone and named in the recovery notes.
-    fn rename_hot_timeframes(&mut self) {
-        for d in read_dirs(&self.root.join("_hot")) {
-            for t in read_dirs(&d) {
-                let Some(name) = t.file_name().and_then(|n| n.to_str()) else {
-                    continue;
-                };
-                let Ok(tf) = name.parse::<Timeframe>() else {
-                    continue;
-                };
-                let canonical = tf.to_string();
-                if canonical == name {
-                    continue;
-                }
-                let to = d.join(&canonical);
-                if to.exists() || std::fs::rename(&t, &to).is_err() {
-                    self.unrenamed.push((t, to));
-                }
-            }
-        }
+        self.hot.remove_temp_files();
     }
 
     /// Rewrite the rollups of every day whose base WAL ends in a write without a rollup
     /// marker (the process stopped between the base frames and the rollup frames), then
     /// mark those WALs. Rollups are a function of the base bars, so this is exact.
-    fn repair_rollups(&mut self, unrolled: &BTreeSet<PathBuf>) -> Result<(), OpenError> {
+    fn repair_rollups(&mut self, rec: &Recovered) -> Result<(), OpenError> {
         let datasets: Vec<(String, DatasetConfig, BTreeSet<String>)> = self
             .catalog
             .datasets
@@ -307,9 +186,10 @@ impl BarStore {
             .collect();
         for (name, cfg, syms) in datasets {
             let days: Vec<i64> = self
-                .hot_days(&name, cfg.base)
+                .hot
+                .days(&name, cfg.base)
                 .into_iter()
-                .filter(|d| unrolled.contains(&self.wal_path(&name, cfg.base, *d)))
+                .filter(|d| self.hot.is_unrolled(rec, &name, cfg.base, *d))
                 .collect();
             if days.is_empty() || syms.is_empty() {
                 continue;
@@ -320,30 +200,11 @@ impl BarStore {
             };
             self.refresh_after_delete(&name, &cfg, &days, &syms)
                 .map_err(repair)?;
-            self.sync_pending().map_err(|e| repair(e.into()))?;
-            self.mark_rollups_done(&name, &cfg, &days)
+            self.hot.sync_pending().map_err(|e| repair(e.into()))?;
+            self.hot
+                .mark_rollups_done(&name, cfg.base, &days)
                 .map_err(|e| repair(e.into()))?;
             self.rollups_repaired.push((name, days));
-        }
-        Ok(())
-    }
-
-    /// Append a rollup marker to the base WAL of each of `days` (see [`crate::wal`]): the
-    /// rollups derived from everything before it are durable. Not synced itself: a marker
-    /// lost in a power cut costs one needless repair at the next open.
-    pub(super) fn mark_rollups_done(
-        &mut self,
-        dataset: &str,
-        cfg: &DatasetConfig,
-        days: &[i64],
-    ) -> Result<(), WalError> {
-        for &day in days {
-            let path = self.wal_path(dataset, cfg.base, day);
-            let known = self.wal_lens.get(&path).copied();
-            let res = append_frames(&path, known, &self.root, &self.opts, |w| {
-                w.append_rollup_marker()
-            });
-            self.record_append(&path, FsyncPolicy::Never, res)?;
         }
         Ok(())
     }
@@ -373,7 +234,12 @@ impl BarStore {
                 line
             })
             .collect();
-        for r in self.damage.iter().filter(|r| r.kind == DamageKind::Corrupt) {
+        for r in self
+            .hot
+            .damage
+            .iter()
+            .filter(|r| r.kind == DamageKind::Corrupt)
+        {
             out.push(format!("CORRUPTION: {r}"));
         }
         if let Some(reason) = &self.read_only_reason {

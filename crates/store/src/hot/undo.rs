@@ -10,9 +10,9 @@
 //! passed through, which the next open repairs like any interrupted write (rollups
 //! rewritten from unmarked base frames). When a cut fails (`EIO`), the store turns
 //! read-only rather than serve memory that disagrees with the disk; the cuts left are run
-//! again by [`BarStore::retry_writable`].
+//! again by [`crate::BarStore::retry_writable`].
 
-use super::{BarStore, WriteError};
+use super::HotTier;
 use crate::perms::StoreOptions;
 use crate::quarantine::CorruptionReport;
 use crate::wal::{self, FsyncPolicy, WalError, WalWriter};
@@ -35,11 +35,9 @@ pub(super) struct Undo {
     steps: Vec<UndoStep>,
     /// Every WAL file the write tried to append to, extended or not.
     touched: Vec<PathBuf>,
-    /// Symbols the write added to a dataset's catalog entry.
-    symbols: Option<(String, Vec<String>)>,
 }
 
-/// One WAL append as it went (see [`BarStore::record_append`]).
+/// One WAL append as it went (see [`HotTier::record_append`]).
 pub(super) struct Appended {
     /// The file's valid length before the append and whether the append created it;
     /// `None` when the file could not be opened (the append wrote nothing).
@@ -83,52 +81,36 @@ pub(super) fn append_frames(
     }
 }
 
-impl BarStore {
-    /// Start a write that [`BarStore::end_write`] commits or undoes.
-    pub(super) fn begin_write(&mut self) {
+impl HotTier {
+    /// Start a write that [`HotTier::end_write`] keeps or undoes.
+    pub(crate) fn begin_write(&mut self) {
         self.forget_pending();
         self.undo = Some(Undo::default());
     }
 
-    /// Note symbols the write in progress added to the catalog (removed again if it fails).
-    pub(super) fn undo_symbols(&mut self, dataset: &str, symbols: Vec<String>) {
-        if let Some(u) = &mut self.undo {
-            u.symbols = Some((dataset.to_string(), symbols));
+    /// Finish the write begun by [`HotTier::begin_write`]: keep it when `ok`, else cut
+    /// back every WAL extension it made. Err when the cut failed (then the caller turns the
+    /// store read-only; the cuts left wait in [`HotTier::finish_undo`]).
+    pub(crate) fn end_write(&mut self, ok: bool) -> Result<(), WalError> {
+        let undo = self.undo.take().unwrap_or_default();
+        if ok {
+            return Ok(());
         }
+        self.forget_pending();
+        self.roll_back(undo)
     }
 
-    /// Finish the write begun by [`BarStore::begin_write`]: keep it when `res` is `Ok`,
-    /// else undo every WAL extension it made and return its error. An undo that fails
-    /// turns the store read-only and says so in the error ([`WriteError::NotUndone`]).
-    pub(super) fn end_write<T>(&mut self, res: Result<T, WriteError>) -> Result<T, WriteError> {
-        let undo = self.undo.take().unwrap_or_default();
-        let err = match res {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        self.forget_pending();
-        match self.roll_back(undo) {
-            Ok(()) => Err(err),
-            Err(undo) => {
-                self.degrade(format!(
-                    "a write failed ({err}) and cutting back the WAL frames it had written failed too ({undo})"
-                ));
-                Err(WriteError::NotUndone {
-                    source: Box::new(err),
-                    undo,
-                })
-            }
-        }
+    /// Run the cuts of an undo that failed earlier (see [`HotTier::end_write`]); until
+    /// they are done, the disk holds frames of a write that was refused.
+    pub(crate) fn finish_undo(&mut self) -> Result<(), WalError> {
+        let steps = std::mem::take(&mut self.undo_left);
+        self.run_undo(steps)
     }
 
     /// Cut back every WAL extension of `undo` and bring the writer's view of those files
-    /// (valid lengths, day index, day cache) and the catalog back to before the write.
+    /// (valid lengths, day index, day cache) back to before the write.
     fn roll_back(&mut self, undo: Undo) -> Result<(), WalError> {
-        let Undo {
-            steps,
-            touched,
-            symbols,
-        } = undo;
+        let Undo { steps, touched } = undo;
         let firsts: Vec<Option<UndoStep>> = touched
             .iter()
             .map(|p| steps.iter().find(|s| s.path == *p).cloned())
@@ -145,26 +127,12 @@ impl BarStore {
                 _ => self.forget_wal(path),
             }
         }
-        res?;
-        if let Some((dataset, syms)) = symbols {
-            // Best effort: a symbol left listed holds no rows, which queries show as such.
-            let removed = self.change_catalog(|c| {
-                if let Some(e) = c.datasets.get_mut(&dataset) {
-                    for s in &syms {
-                        e.symbols.remove(s);
-                    }
-                }
-            });
-            if let Err(e) = removed {
-                tracing::warn!(dataset, symbols = ?syms, "a failed write's new symbols stay listed, with no rows: {e}");
-            }
-        }
-        Ok(())
+        res
     }
 
     /// Cut back `steps` newest first, each synced before the next. On failure the steps
     /// not done (the failed one included) are kept in `undo_left`.
-    pub(super) fn run_undo(&mut self, mut steps: Vec<UndoStep>) -> Result<(), WalError> {
+    fn run_undo(&mut self, mut steps: Vec<UndoStep>) -> Result<(), WalError> {
         while let Some(s) = steps.pop() {
             if let Err(e) = wal::cut_back(&s.path, s.before, s.created, &self.opts) {
                 steps.push(s);

@@ -1,0 +1,142 @@
+//! The writer's cache of merged days (see [`DayCache`]).
+
+use crate::merge;
+use crate::schema::Kind;
+use arrow_array::RecordBatch;
+use arrow_schema::ArrowError;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The writer's cache of merged days (cold parts overlaid with the hot WAL), keyed by WAL
+/// path and split by symbol. An entry is used only while the day's cold parts are the ones
+/// it was built from and its WAL has not shrunk; when the WAL grew (by this writer's
+/// appends: it is the only writer), the frames after the entry's length are decoded and
+/// merged onto the symbols they touch. Entries are dropped when their WAL is deleted
+/// (write-down) or an append to it fails. Bounded by [`DAY_CACHE_BYTES`], least recently
+/// used out first.
+pub(super) struct DayCache {
+    pub(super) entries: Vec<CachedDay>,
+    clock: u64,
+    /// Memory the entries may hold (estimated from rows and column widths).
+    pub(super) limit: usize,
+}
+
+impl Default for DayCache {
+    fn default() -> Self {
+        DayCache {
+            entries: Vec::new(),
+            clock: 0,
+            limit: DAY_CACHE_BYTES,
+        }
+    }
+}
+
+pub(super) struct CachedDay {
+    wal: PathBuf,
+    pub(super) wal_len: u64,
+    cold: Vec<String>,
+    /// The merged day, per symbol.
+    pub(super) day: BTreeMap<String, merge::Chunks>,
+    pub(super) bytes: usize,
+    used: u64,
+}
+
+/// Default memory the writer's day cache may hold: a day of 1m bars of 1,000 symbols
+/// is ~155 MB merged, and a live feed keeps its base day and the rollup days in it.
+pub const DAY_CACHE_BYTES: usize = 1 << 30;
+
+impl CachedDay {
+    pub(super) fn new(
+        wal: PathBuf,
+        cold: Vec<String>,
+        wal_len: u64,
+        merged: Option<&RecordBatch>,
+    ) -> Self {
+        let mut e = CachedDay {
+            wal,
+            wal_len,
+            cold,
+            day: merged.map(merge::split_by_symbol).unwrap_or_default(),
+            bytes: 0,
+            used: 0,
+        };
+        e.bytes = e.estimate();
+        e
+    }
+
+    pub(super) fn estimate(&self) -> usize {
+        let mut chunks = self.day.values().flatten().peekable();
+        let width: usize = chunks.peek().map_or(0, |b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().primitive_width().unwrap_or(16) + 1)
+                .sum()
+        });
+        chunks.map(|b| b.num_rows() * width + 1024).sum()
+    }
+
+    /// The rows of `symbols` (all when `None`), sorted by key; no copy for one symbol.
+    pub(super) fn select(
+        &self,
+        kind: Kind,
+        symbols: Option<&BTreeSet<String>>,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let parts: Vec<&RecordBatch> = match symbols {
+            None => self.day.values().flatten().collect(),
+            Some(s) if s.len() < self.day.len() => {
+                s.iter().filter_map(|x| self.day.get(x)).flatten().collect()
+            }
+            Some(s) => self
+                .day
+                .iter()
+                .filter(|(k, _)| s.contains(*k))
+                .flat_map(|(_, b)| b)
+                .collect(),
+        };
+        Ok(match parts[..] {
+            [] => None,
+            [one] => Some(one.clone()),
+            _ => Some(arrow_select::concat::concat_batches(&kind.schema(), parts)?),
+        })
+    }
+}
+
+impl DayCache {
+    pub(super) fn find(&mut self, wal: &Path, cold: &[String]) -> Option<&mut CachedDay> {
+        self.clock += 1;
+        let now = self.clock;
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| e.wal == wal && e.cold == cold)?;
+        e.used = now;
+        Some(e)
+    }
+
+    pub(super) fn put(&mut self, mut e: CachedDay) {
+        self.forget(&e.wal);
+        if e.bytes > self.limit {
+            return;
+        }
+        self.make_room(e.bytes);
+        self.clock += 1;
+        e.used = self.clock;
+        self.entries.push(e);
+    }
+
+    pub(super) fn make_room(&mut self, bytes: usize) {
+        while !self.entries.is_empty()
+            && self.entries.iter().map(|e| e.bytes).sum::<usize>() + bytes > self.limit
+        {
+            let oldest = (0..self.entries.len())
+                .min_by_key(|&i| self.entries[i].used)
+                .expect("not empty");
+            self.entries.swap_remove(oldest);
+        }
+    }
+
+    pub(super) fn forget(&mut self, wal: &Path) {
+        self.entries.retain(|e| e.wal != wal);
+    }
+}

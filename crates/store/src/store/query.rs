@@ -1,0 +1,324 @@
+//! Queries: what is asked ([`Query`]), and how it is answered from the tiers: stored
+//! timeframes as stored (hot merged over cold), others resampled on read.
+
+use super::rollup::raise_watermarks;
+use super::{list, BarStore, QueryError, ReadError};
+use crate::catalog::DatasetConfig;
+use crate::merge;
+use crate::resample::{self, Bucketing};
+use crate::schema::{self, Kind};
+use crate::timeframe::{Timeframe, NANOS_PER_DAY};
+use crate::validate;
+use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
+use arrow_schema::ArrowError;
+use std::collections::{BTreeSet, HashMap};
+
+/// Which symbols a query asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Symbols {
+    /// Every symbol.
+    #[default]
+    All,
+    /// These symbols.
+    List(Vec<String>),
+}
+
+/// A query: symbols × timeframe × time range, with projection and limit.
+///
+/// ```no_run
+/// # use ringfeed_store::{BarStore, Query, Symbols};
+/// let store = BarStore::open_read_only("ringfeed-data".as_ref()).unwrap();
+/// let mut q = Query::new("binance-spot", "1h".parse().unwrap());
+/// q.symbols = Symbols::List(vec!["BTCUSDT".into()]);
+/// q.limit = Some(24);
+/// q.from_end = true;
+/// let bars = store.query(&q).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// Dataset name.
+    pub dataset: String,
+    /// Symbols.
+    pub symbols: Symbols,
+    /// Timeframe: stored, or resampled on read.
+    pub timeframe: Timeframe,
+    /// Bucket offset in ns for resampling (buckets start at `offset + k * interval`).
+    pub offset: Option<i64>,
+    /// First ts included (ns).
+    pub start: Option<i64>,
+    /// First ts excluded (ns).
+    pub end: Option<i64>,
+    /// Columns besides `ts` and `symbol`; `None` = all.
+    pub fields: Option<Vec<String>>,
+    /// At most this many rows per symbol.
+    pub limit: Option<usize>,
+    /// Take the limit from the end instead of the start.
+    pub from_end: bool,
+}
+
+impl Query {
+    /// A query for every symbol and all time.
+    pub fn new(dataset: &str, timeframe: Timeframe) -> Self {
+        Query {
+            dataset: dataset.into(),
+            symbols: Symbols::All,
+            timeframe,
+            offset: None,
+            start: None,
+            end: None,
+            fields: None,
+            limit: None,
+            from_end: false,
+        }
+    }
+}
+
+impl BarStore {
+    /// Answer a query: stored timeframes are read as stored (hot merged over cold); other
+    /// timeframes are resampled on read from the coarsest stored one that divides them.
+    /// Rows are sorted by (symbol, ts); `limit` applies per symbol.
+    pub fn query(&self, q: &Query) -> Result<RecordBatch, QueryError> {
+        let entry =
+            self.catalog
+                .datasets
+                .get(&q.dataset)
+                .ok_or_else(|| QueryError::UnknownDataset {
+                    name: q.dataset.clone(),
+                    known: self.known(),
+                })?;
+        let cfg = &entry.config;
+        let symbols: Option<BTreeSet<String>> = match &q.symbols {
+            Symbols::All => None,
+            Symbols::List(v) => {
+                for s in v {
+                    if !entry.symbols.contains(s) {
+                        return Err(QueryError::UnknownSymbol {
+                            dataset: q.dataset.clone(),
+                            symbol: s.clone(),
+                            known: list(&entry.symbols),
+                        });
+                    }
+                }
+                Some(v.iter().cloned().collect())
+            }
+        };
+        let stored = self.stored_timeframes(&q.dataset);
+        let offset = q.offset.unwrap_or_else(|| q.timeframe.default_offset());
+        let (start, end) = (q.start.unwrap_or(i64::MIN), q.end.unwrap_or(i64::MAX));
+        if start >= end {
+            return Err(QueryError::Range {
+                start: validate::iso(start),
+                end: validate::iso(end),
+            });
+        }
+        let direct = stored.contains(&q.timeframe) && offset == q.timeframe.default_offset();
+        let session_cal = match &cfg.session {
+            Some(s) if q.timeframe.nanos() >= Some(NANOS_PER_DAY) => {
+                Some(s.calendar().expect("validated at creation"))
+            }
+            _ => None,
+        };
+        let mut out = if direct {
+            let kind = Self::kind_of(cfg, q.timeframe);
+            self.read_range(&q.dataset, q.timeframe, kind, start, end, symbols.as_ref())?
+        } else {
+            let asked = q.timeframe.nanos().ok_or_else(|| QueryError::Timeframe {
+                dataset: q.dataset.clone(),
+                asked: q.timeframe,
+                stored: list(stored.iter().map(|t| t.to_string())),
+            })?;
+            // Coarsest stored timeframe whose bars nest inside the asked buckets.
+            let src = stored
+                .iter()
+                .copied()
+                .filter(|t| match t.nanos() {
+                    None => true,
+                    Some(n) => {
+                        asked % n == 0
+                            && offset.rem_euclid(n) == t.default_offset().rem_euclid(n)
+                            // With a session, the source bars must nest in its
+                            // half-hour-aligned opening and closing times.
+                            && (session_cal.is_none() || (30 * 60 * 1_000_000_000) % n == 0)
+                    }
+                })
+                .max_by_key(|t| t.nanos().unwrap_or(0))
+                .ok_or_else(|| QueryError::Timeframe {
+                    dataset: q.dataset.clone(),
+                    asked: q.timeframe,
+                    stored: list(stored.iter().map(|t| t.to_string())),
+                })?;
+            let mut b = Bucketing::new(q.timeframe, offset, session_cal)?;
+            let (ws, we) = b.widen(start, end);
+            let kind = Self::kind_of(cfg, src);
+            let raw = self.read_range(&q.dataset, src, kind, ws, we, symbols.as_ref())?;
+            // `complete` as rollups on write set it: a bucket is closed when it ends at or
+            // before the end of the symbol's latest base bar. The last source row says so
+            // only when the source is the base and the read ran to the end of the data: a
+            // source rollup's last bar may still be forming (the 05:00 1h bar of a last
+            // base bar at 05:31 ends at 06:00, yet 05:00–06:00 is not closed), and a read
+            // that stops at `end` misses later bars.
+            let marks = if src == cfg.base && we == i64::MAX {
+                None
+            } else {
+                let syms: BTreeSet<String> = merge::symbols_of(&raw).into_iter().collect();
+                Some(self.base_watermarks(&q.dataset, cfg, syms)?)
+            };
+            let res = resample::resample(&raw, kind, src, &mut b, marks.as_ref())
+                .map_err(ReadError::from)?;
+            filter_ts(&res, start, end).map_err(ReadError::from)?
+        };
+        if let Some(n) = q.limit {
+            out = limit_per_symbol(&out, n, q.from_end).map_err(ReadError::from)?;
+        }
+        if let Some(fields) = &q.fields {
+            let schema = out.schema();
+            let mut idx = vec![0, 1];
+            for f in fields {
+                if f == schema::TS || f == schema::SYMBOL {
+                    continue;
+                }
+                match schema.index_of(f) {
+                    Ok(i) => idx.push(i),
+                    Err(_) => {
+                        return Err(QueryError::UnknownField {
+                            field: f.clone(),
+                            known: list(schema.fields().iter().map(|f| f.name())),
+                        })
+                    }
+                }
+            }
+            out = out.project(&idx).map_err(ReadError::from)?;
+        }
+        Ok(out)
+    }
+
+    /// Per symbol of `syms`, the end of its latest base bar (`ts` + the base length; for
+    /// ticks the latest trade's `ts`), found from the newest day with base data back: the
+    /// watermark of `complete`.
+    fn base_watermarks(
+        &self,
+        dataset: &str,
+        cfg: &DatasetConfig,
+        mut pending: BTreeSet<String>,
+    ) -> Result<HashMap<String, i64>, ReadError> {
+        let kind = Self::kind_of(cfg, cfg.base);
+        let len = cfg.base.nanos().unwrap_or(0);
+        let mut days: BTreeSet<i64> = self.hot.days(dataset, cfg.base).into_iter().collect();
+        days.extend(self.cold().parts(dataset, cfg.base).iter().map(|p| p.day));
+        let mut wm = HashMap::new();
+        for day in days.into_iter().rev() {
+            if pending.is_empty() {
+                break;
+            }
+            if let Some(b) = self.read_day(dataset, cfg.base, kind, day, Some(&pending))? {
+                raise_watermarks(&b, len, &mut wm);
+                for s in merge::symbols_of(&b) {
+                    pending.remove(&s);
+                }
+            }
+        }
+        Ok(wm)
+    }
+
+    /// The rows of (dataset, tf) in `[start, end)`, of `symbols` (all when `None`),
+    /// sorted by key: the cold tier says which days have parts that may hold them, the
+    /// hot tier which days have WALs, and the hot tier reads each day (its parts overlaid
+    /// with its WAL) on every CPU.
+    fn read_range(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        kind: Kind,
+        start: i64,
+        end: i64,
+        symbols: Option<&BTreeSet<String>>,
+    ) -> Result<RecordBatch, ReadError> {
+        let first = start.div_euclid(NANOS_PER_DAY);
+        let last = if end == i64::MAX {
+            i64::MAX
+        } else {
+            (end - 1).div_euclid(NANOS_PER_DAY)
+        };
+        let cold = self.cold();
+        let mut days: BTreeSet<i64> = self
+            .hot
+            .days(dataset, tf)
+            .into_iter()
+            .filter(|d| (first..=last).contains(d))
+            .collect();
+        days.extend(cold.days_with(dataset, tf, first..=last, symbols, start, end));
+        let plan = cold.by_day(dataset, tf, &days);
+        let pieces = self.hot.read_days(dataset, tf, kind, &plan, symbols)?;
+        let all = arrow_select::concat::concat_batches(&kind.schema(), &pieces)?;
+        let all = filter_ts(&all, start, end)?;
+        Ok(merge::sort_dedup(kind, all)?)
+    }
+}
+
+/// The rows of `symbols` in a batch sorted by (symbol, ts), found by binary search: a
+/// slice (no copy) for one symbol. `None` when there are none.
+pub(crate) fn select_symbols(
+    b: &RecordBatch,
+    symbols: &BTreeSet<String>,
+) -> Result<Option<RecordBatch>, ArrowError> {
+    let v = schema::view(b);
+    let n = b.num_rows();
+    let first_at_or_after = |s: &str, strictly_after: bool| {
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let c = v.symbol.value(mid).cmp(s);
+            if c.is_lt() || (strictly_after && c.is_eq()) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let runs: Vec<(usize, usize)> = symbols
+        .iter()
+        .map(|s| (first_at_or_after(s, false), first_at_or_after(s, true)))
+        .filter(|(a, z)| a < z)
+        .collect();
+    Ok(match runs[..] {
+        [] => None,
+        [(a, z)] => Some(b.slice(a, z - a)),
+        _ => {
+            let idx: UInt32Array = runs
+                .iter()
+                .flat_map(|&(a, z)| (a as u32)..(z as u32))
+                .collect();
+            Some(arrow_select::take::take_record_batch(b, &idx)?)
+        }
+    })
+}
+
+fn filter_ts(b: &RecordBatch, start: i64, end: i64) -> Result<RecordBatch, ArrowError> {
+    let ts = schema::f_ts(b);
+    if ts.iter().all(|t| *t >= start && *t < end) {
+        return Ok(b.clone());
+    }
+    let keep: BooleanArray = ts.iter().map(|t| Some(*t >= start && *t < end)).collect();
+    arrow_select::filter::filter_record_batch(b, &keep)
+}
+
+fn limit_per_symbol(b: &RecordBatch, n: usize, from_end: bool) -> Result<RecordBatch, ArrowError> {
+    let v = schema::view(b);
+    let mut idx = Vec::new();
+    let mut i = 0;
+    while i < b.num_rows() {
+        let mut j = i;
+        while j < b.num_rows() && v.symbol.value(j) == v.symbol.value(i) {
+            j += 1;
+        }
+        let (lo, hi) = if from_end {
+            (j.saturating_sub(n).max(i), j)
+        } else {
+            (i, (i + n).min(j))
+        };
+        idx.extend((lo..hi).map(|k| k as u32));
+        i = j;
+    }
+    arrow_select::take::take_record_batch(b, &UInt32Array::from(idx))
+}
