@@ -919,7 +919,7 @@ def main() -> int:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         R["write_down_s"] = time.perf_counter() - t
         csv.unlink()
-        glob = str(data / f"dataset={DATASET}" / "tf=1m" / "date=*" / "*.parquet")
+        glob = str(data / f"dataset={DATASET}" / "tf=1m" / "*" / "*.parquet")
         files = sorted(globmod.glob(glob))
         hot = sorted((data / "_hot" / DATASET / "1m").glob("*.wal")) if (data / "_hot").exists() else []
         print(f"== ingest {R['ingest_s']:.1f} s, write-down {R['write_down_s']:.1f} s: {len(files)} cold 1m "

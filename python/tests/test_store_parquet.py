@@ -53,7 +53,7 @@ def test_polars_scans_the_cold_tier(store):
                          hive_partitioning=True).collect()
     assert df.height == 3 * 144 * 2
     assert set(df["symbol"].unique()) == {"AAA", "BBB"}
-    assert {"ts", "open", "high", "low", "close", "volume", "date"} <= set(df.columns)
+    assert {"ts", "open", "high", "low", "close", "volume", "month"} <= set(df.columns)
     assert str(df.schema["ts"]).startswith("Datetime")
     one = df.filter(pl.col("symbol") == "AAA").sort("ts")
     assert one["ts"].is_sorted()
@@ -67,7 +67,7 @@ def test_duckdb_reads_the_cold_tier(store):
     duckdb = pytest.importorskip("duckdb")
     glob = str(store / "dataset=demo" / "tf=1m" / "**" / "*.parquet")
     n, syms, days = duckdb.sql(
-        f"SELECT count(*), count(DISTINCT symbol), count(DISTINCT date) "
+        f"SELECT count(*), count(DISTINCT symbol), count(DISTINCT CAST(ts AS DATE)) "
         f"FROM read_parquet('{glob}', hive_partitioning = true)").fetchall()[0]
     assert (n, syms, days) == (3 * 144 * 2, 2, 3)
     # The 1h rollup on disk equals DuckDB's own group-by over the 1m bars.

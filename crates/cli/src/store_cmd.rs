@@ -589,6 +589,12 @@ pub fn write_down(a: WriteDown) -> Result<()> {
         t0.elapsed().as_secs_f64(),
         store.catalog().version
     );
+    if s.compacted_months > 0 {
+        eprintln!(
+            "compacted {} day parts into {} month parts (one file per dataset, timeframe and finished month)",
+            s.compacted_parts, s.compacted_months
+        );
+    }
     Ok(())
 }
 

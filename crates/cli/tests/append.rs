@@ -143,7 +143,10 @@ fn append_sends_files_to_the_daemon_and_reports_bad_rows() {
     let (ok, _, err) = run(&["write-down", "--all", "--socket", sock_s]);
     assert!(ok, "{err}");
     assert!(err.contains("wrote down 2 partitions: 12 rows"), "{err}");
-    assert!(data.join("dataset=fx/tf=1m/date=2021-01-01").is_dir());
+    // (January 2021 is a finished month: compacted into one part.)
+    assert!(data
+        .join("dataset=fx/tf=1m/month=2021-01/part-0.parquet")
+        .is_file());
     assert_eq!(run(&query).1, out, "the same answer from Parquet");
     // A delete (a correction): refused directly, done by the daemon when asked.
     let range = [

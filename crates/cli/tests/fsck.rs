@@ -114,8 +114,12 @@ fn symbols_missing_from_the_catalog_are_problems() {
     // What issue 12 item 11 left behind: rows of a symbol the catalog lost.
     let mut w =
         ringfeed_store::wal::WalWriter::open(&wal, ringfeed_store::FsyncPolicy::Always).unwrap();
-    w.append(&[ringfeed_store::merge::Op::Upsert(bar("LOST", 1500))])
-        .unwrap();
+    let stream = ringfeed_store::wal::stream_of("1m".parse().unwrap());
+    w.append_stream(
+        stream,
+        &[ringfeed_store::merge::Op::Upsert(bar("LOST", 1500))],
+    )
+    .unwrap();
     w.close().unwrap();
     let (code, out, _) = fsck(dir.path(), &[]);
     assert_eq!(code, Some(1), "{out}");

@@ -48,6 +48,17 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     let listener = unix::bind(&cfg.socket)?;
     let socket = cfg.socket.clone();
     let metrics_addr = cfg.metrics;
+    // Bound with the socket: a scrape right after start is queued, not refused.
+    let metrics_listener = match metrics_addr.map(std::net::TcpListener::bind).transpose() {
+        Ok(l) => l,
+        Err(source) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(ServeError::Metrics {
+                addr: metrics_addr.expect("bound only when set"),
+                source,
+            });
+        }
+    };
     let service = match Service::open(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -61,10 +72,10 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         service.metrics().clone(),
     ));
     let mut http = None;
-    if let Some(addr) = metrics_addr {
+    if let (Some(addr), Some(l)) = (metrics_addr, metrics_listener) {
         let (s, b) = (service.clone(), boundary.clone());
         let render = Arc::new(move || s.stat(b.connections()));
-        match crate::transport::http::serve_metrics(addr, render, boundary.clone(), stop.clone()) {
+        match crate::transport::http::serve_metrics(l, render, boundary.clone(), stop.clone()) {
             Ok(h) => http = Some(h),
             Err(source) => {
                 service.shutdown();

@@ -407,7 +407,7 @@ fn wal_bit_flips_lose_only_the_damaged_frames() {
     drop(c);
     d.child.kill().unwrap();
     d.child.wait().unwrap();
-    let wal = d.dir.path().join("data/_hot/test/1m/2021-01-01.wal");
+    let wal = d.dir.path().join("data/_hot/test/2021-01-01.wal");
     let mut bytes = std::fs::read(&wal).unwrap();
     // One bit early in the file: the frame it hits is quarantined, the rest kept.
     let at = bytes.len() / 10;

@@ -58,14 +58,18 @@ impl DatasetConfig {
     }
 }
 
-/// One immutable Parquet file of the cold tier.
+/// One immutable Parquet file of the cold tier: one UTC day, or a run of days (a
+/// compacted month). The parts of a (dataset, timeframe) never cover a day twice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartFile {
     /// Path relative to the store root.
     pub path: String,
-    /// UTC day number (days since 1970-01-01).
+    /// UTC day number (days since 1970-01-01): the first day it covers.
     pub day: i64,
-    /// Part number within the day's directory.
+    /// The last day it covers, when more than `day` (a compacted month).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_day: Option<i64>,
+    /// Part number within its directory.
     pub part: u32,
     /// Rows in the file.
     pub rows: u64,
@@ -77,6 +81,23 @@ pub struct PartFile {
     pub max_ts: i64,
     /// Symbols present, sorted.
     pub symbols: Vec<String>,
+}
+
+impl PartFile {
+    /// The last day the part covers.
+    pub fn last(&self) -> i64 {
+        self.last_day.unwrap_or(self.day)
+    }
+
+    /// Whether the part covers `day`.
+    pub fn covers(&self, day: i64) -> bool {
+        (self.day..=self.last()).contains(&day)
+    }
+
+    /// Whether the part covers more than one day (a compacted month).
+    pub fn is_compacted(&self) -> bool {
+        self.last_day.is_some()
+    }
 }
 
 /// A dataset in the catalog.

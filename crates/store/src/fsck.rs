@@ -229,23 +229,37 @@ pub fn repair(root: &Path, opts: &StoreOptions) -> Result<FsckReport, FsckError>
     Ok(rep)
 }
 
-/// The datasets' timeframe directories of the hot tier: `(dataset, tf dir name, dir)`.
-fn hot_dirs(root: &Path) -> Vec<(String, String, PathBuf)> {
+/// The hot tier's directories: `(dataset, Some(tf dir name) for a one-timeframe
+/// directory of an older store or None for the dataset's own, dir)`.
+fn hot_dirs(root: &Path) -> Vec<(String, Option<String>, PathBuf)> {
     let mut out = Vec::new();
     for d in list_dir(&root.join("_hot")) {
-        for t in list_dir(&d) {
-            if let (Some(ds), Some(tf)) = (file_name(&d), file_name(&t)) {
-                out.push((ds, tf, t));
+        let Some(ds) = file_name(&d) else { continue };
+        out.push((ds.clone(), None, d.clone()));
+        for t in list_dir(&d).into_iter().filter(|t| t.is_dir()) {
+            if let Some(tf) = file_name(&t) {
+                out.push((ds.clone(), Some(tf), t));
             }
         }
     }
     out
 }
 
+/// The kind of a dataset's stored timeframe.
+fn kind_of(e: &DatasetEntry, tf: Timeframe) -> Kind {
+    if tf != e.config.base {
+        Kind::Rollup
+    } else if tf.is_tick() {
+        Kind::Ticks
+    } else {
+        Kind::Bars
+    }
+}
+
 fn check_wals(root: &Path, catalog: Option<&Catalog>, rep: &mut FsckReport) {
     for (ds, tf_name, dir) in hot_dirs(root) {
         let entry = catalog.and_then(|c| c.datasets.get(&ds));
-        if catalog.is_some() && entry.is_none() {
+        if catalog.is_some() && entry.is_none() && tf_name.is_none() {
             rep.push(
                 Severity::Problem,
                 "catalog",
@@ -253,26 +267,35 @@ fn check_wals(root: &Path, catalog: Option<&Catalog>, rep: &mut FsckReport) {
                 format!("WALs of dataset {ds:?}, which the catalog does not list: their rows cannot be queried"),
             );
         }
-        let tf = tf_name.parse::<Timeframe>().ok();
-        let kind = match (entry, tf) {
-            (Some(e), Some(tf)) if tf == e.config.base => Some(if tf.is_tick() {
-                Kind::Ticks
-            } else {
-                Kind::Bars
-            }),
-            (Some(e), Some(tf)) if e.config.rollups.contains(&tf) => Some(Kind::Rollup),
-            (Some(_), _) => {
+        // The streams to check, each with the schema its frames must have: every stored
+        // timeframe of a dataset-day WAL, or the one timeframe of an older store's WAL.
+        let tf = tf_name.as_deref().map(|n| n.parse::<Timeframe>().ok());
+        let kinds: Vec<(Option<u32>, Kind)> = match (entry, tf) {
+            (Some(e), None) => std::iter::once(e.config.base)
+                .chain(e.config.rollups.iter().copied())
+                .map(|t| (Some(wal::stream_of(t)), kind_of(e, t)))
+                .collect(),
+            (Some(e), Some(Some(tf))) if tf == e.config.base || e.config.rollups.contains(&tf) => {
+                vec![(None, kind_of(e, tf))]
+            }
+            (Some(_), Some(_)) => {
                 rep.push(
                     Severity::Problem,
                     "wal",
                     &dir,
-                    format!("timeframe {tf_name:?} is not stored by dataset {ds:?}: its WALs are not read"),
+                    format!(
+                        "timeframe {:?} is not stored by dataset {ds:?}: its WALs are not read",
+                        tf_name.as_deref().unwrap_or("")
+                    ),
                 );
-                None
+                Vec::new()
             }
-            (None, _) => None,
+            (None, _) => Vec::new(),
         };
         for f in list_dir(&dir) {
+            if f.is_dir() {
+                continue;
+            }
             let name = file_name(&f).unwrap_or_default();
             if name.ends_with(".tmp") {
                 rep.push(
@@ -292,9 +315,10 @@ fn check_wals(root: &Path, catalog: Option<&Catalog>, rep: &mut FsckReport) {
                 );
                 continue;
             };
-            let rolls =
-                entry.is_some_and(|e| !e.config.rollups.is_empty() && tf == Some(e.config.base));
-            check_wal(&f, day, kind, entry, rolls, rep);
+            let rolls = entry.is_some_and(|e| {
+                !e.config.rollups.is_empty() && tf.is_none_or(|t| t == Some(e.config.base))
+            });
+            check_wal(&f, day, &kinds, entry, rolls, rep);
         }
     }
 }
@@ -302,7 +326,7 @@ fn check_wals(root: &Path, catalog: Option<&Catalog>, rep: &mut FsckReport) {
 fn check_wal(
     path: &Path,
     day: i64,
-    kind: Option<Kind>,
+    kinds: &[(Option<u32>, Kind)],
     entry: Option<&DatasetEntry>,
     rolls: bool,
     rep: &mut FsckReport,
@@ -315,7 +339,7 @@ fn check_wal(
         }
     };
     rep.wal_files += 1;
-    let (ops, scan) = wal::scan(&bytes, true);
+    let (_, scan) = wal::scan(&bytes, true);
     rep.wal_frames += scan.frames;
     for d in &scan.damaged {
         rep.push(
@@ -348,16 +372,35 @@ fn check_wal(
             "the last write has no rollup marker (cut short between base and rollup frames); the writer's next open rewrites the day's rollups".into(),
         );
     }
-    let Some(kind) = kind else {
-        return;
-    };
+    if kinds.iter().all(|(s, _)| s.is_some()) && !kinds.is_empty() {
+        let stray: Vec<u32> = scan
+            .streams
+            .iter()
+            .filter(|s| !kinds.iter().any(|(k, _)| *k == Some(**s)))
+            .copied()
+            .collect();
+        if !stray.is_empty() {
+            rep.push(
+                Severity::Problem,
+                "wal",
+                path,
+                format!("frames of streams {stray:?}, which are no timeframe the dataset stores: they are not read"),
+            );
+        }
+    }
     let mut unknown = BTreeSet::new();
     let mut outside = 0usize;
-    for op in &ops {
+    let ops = kinds.iter().flat_map(|(stream, kind)| {
+        wal::scan_stream(&bytes, true, *stream)
+            .0
+            .into_iter()
+            .map(move |op| (*kind, op))
+    });
+    for (kind, op) in ops {
         let Op::Upsert(b) = op else {
             continue;
         };
-        let b = match schema::conform(b, &kind.schema()) {
+        let b = match schema::conform(&b, &kind.schema()) {
             Ok(b) => b,
             Err(e) => {
                 rep.push(

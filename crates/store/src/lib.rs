@@ -1,7 +1,7 @@
 //! `ringfeed-store`: the bar store behind ringfeed.
 //!
 //! An embedded store over one data directory. Writes land in the **hot tier**, an
-//! append-only WAL of Arrow IPC frames per (dataset, timeframe, UTC day) with a length and
+//! append-only WAL of Arrow IPC frames per (dataset, UTC day), every timeframe in it, with a length and
 //! CRC per frame; **write-down** moves closed days into the **cold tier**, zstd Parquet in a
 //! Hive layout (`dataset=…/tf=…/date=…/part-N.parquet`) that DuckDB and polars read in
 //! place; a versioned **catalog** lists datasets, symbols and cold files. **Rollups** to
@@ -110,4 +110,47 @@ pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync)
         }
         out
     })
+}
+
+/// `f` over every item on up to the available CPUs, results in item order: for a few
+/// heavy items (files to decode), where [`par_map`] would stay on one thread.
+pub(crate) fn par_map_all<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len())
+        .max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    // Items are taken one at a time from a shared counter, so uneven files balance.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let results: Vec<Vec<(usize, R)>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                sc.spawn(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        // Relaxed: the counter only hands out indices; results are joined.
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        out.push((i, f(item)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker thread"))
+            .collect()
+    });
+    for (i, r) in results.into_iter().flatten() {
+        slots[i] = Some(r);
+    }
+    slots
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
 }

@@ -1,4 +1,5 @@
-//! The hot tier's write-ahead log: one append-only file per (dataset, timeframe, UTC day).
+//! The hot tier's write-ahead log: one append-only file per (dataset, UTC day), holding the
+//! frames of the base timeframe and of every rollup, each frame tagged with its stream.
 //!
 //! A file is a sequence of frames, each starting on a 64-byte boundary:
 //!
@@ -6,16 +7,18 @@
 //! 0   magic  u32 LE  0x314C5752 ("RWL1")
 //! 4   kind   u8      1 = upsert (payload: Arrow IPC stream), 2 = delete (payload: JSON),
 //!                    3 = rollup marker (no payload; see below)
-//! 5   zero   [u8; 3]
+//! 5   stream u24 LE  which timeframe the frame belongs to (see [`stream_of`]); 0 in the
+//!                    one-timeframe files of stores written before dataset-day files
 //! 8   len    u32 LE  payload length in bytes
 //! 12  crc    u32 LE  crc32c of bytes 0..12 followed by the payload
 //! 16  payload, then zero padding to the next multiple of 64
 //! ```
 //!
-//! A rollup marker in a base-timeframe WAL says that the rollups derived from every frame
-//! before it are written and durable. The store appends one after each write's rollup
-//! frames; a base WAL whose last upsert or delete has no marker after it was cut between
-//! the two (a crash), and the store rewrites that day's rollups when it next opens.
+//! A rollup marker says that the rollups derived from every base frame before it are
+//! written and durable. The store appends one after each write's rollup frames; a file
+//! whose last upsert or delete has no marker after it was cut between the base frames and
+//! the rollup frames (a crash), and the store rewrites that day's rollups when it next
+//! opens.
 //!
 //! A frame that is short, has a bad magic or CRC, or does not decode is bad. Replay then
 //! looks for the next valid frame on the 64-byte grid: when one follows, the bad bytes are
@@ -41,6 +44,22 @@ pub const MAX_FRAME: usize = 1 << 30;
 const KIND_UPSERT: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_ROLLED: u8 = 3;
+/// Largest stream tag (24 bits).
+const MAX_STREAM: u32 = 0xFF_FFFF;
+
+/// The stream tag of a timeframe's frames in a dataset-day WAL: its length in seconds for
+/// bars (capped at 2^24 - 1: only a base of 194 days or more reaches it, and rollups are at
+/// most a day, so tags stay distinct within a dataset), 0 for ticks, `MAX_STREAM` for
+/// calendar timeframes.
+pub fn stream_of(tf: crate::timeframe::Timeframe) -> u32 {
+    if tf.is_tick() {
+        return 0;
+    }
+    match tf.nanos() {
+        Some(n) => ((n / 1_000_000_000) as u64).min(MAX_STREAM as u64) as u32,
+        None => MAX_STREAM,
+    }
+}
 
 /// When appended frames are forced to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -136,8 +155,10 @@ pub struct ReplayReport {
     /// file order. Replay skips them and keeps the frames after.
     pub damaged: Vec<Damage>,
     /// The last valid upsert or delete frame has no rollup marker after it. Meaningful
-    /// for the base-timeframe WALs of datasets with rollups only.
+    /// for the WALs of datasets with rollups only.
     pub rollups_pending: bool,
+    /// The streams of the valid upsert and delete frames.
+    pub streams: std::collections::BTreeSet<u32>,
 }
 
 /// A region of a WAL with no valid frame in it, followed by a valid frame.
@@ -163,6 +184,12 @@ impl ReplayReport {
     }
 }
 
+/// The error of an I/O failure on `path` (a full disk is [`WalError::DiskFull`]); `errno`
+/// when `e` was rebuilt from an OS error.
+pub(crate) fn io_error(path: &Path, e: std::io::Error, errno: Option<i32>) -> WalError {
+    io(path)(errno.map_or(e, std::io::Error::from_raw_os_error))
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
     move |source| {
         if crate::perms::is_no_space(&source) {
@@ -183,10 +210,15 @@ fn pad(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
+/// A checked frame: its operations (empty unless decoded), kind, stream, and the offset
+/// after it.
+type Checked = (Vec<Op>, u8, u32, usize);
+
 /// Check the frame at `bytes[off..]`: magic, bounds, CRC, kind, and the payload decodes
-/// when `decode`. Returns its operations (empty unless decoding), its kind and the offset
-/// after it (and its padding, which may run past the end: a cut-short padding is whole).
-fn check_frame(bytes: &[u8], off: usize, decode: bool) -> Result<(Vec<Op>, u8, usize), String> {
+/// when `decode`. Returns its operations (empty unless decoding), its kind, its stream and
+/// the offset after it (and its padding, which may run past the end: a cut-short padding
+/// is whole).
+fn check_frame(bytes: &[u8], off: usize, decode: bool) -> Result<Checked, String> {
     let rest = &bytes[off..];
     if rest.len() < HEADER {
         return Err(format!(
@@ -196,6 +228,7 @@ fn check_frame(bytes: &[u8], off: usize, decode: bool) -> Result<(Vec<Op>, u8, u
     }
     let word = |i: usize| u32::from_le_bytes(rest[i..i + 4].try_into().expect("4 bytes"));
     let (magic, kind, len, crc) = (word(0), rest[4], word(8) as usize, word(12));
+    let stream = u32::from_le_bytes([rest[5], rest[6], rest[7], 0]);
     if magic != MAGIC {
         return Err(format!("bad frame magic {magic:#010x} at offset {off}"));
     }
@@ -218,7 +251,7 @@ fn check_frame(bytes: &[u8], off: usize, decode: bool) -> Result<(Vec<Op>, u8, u
     } else {
         return Err(format!("unknown frame kind {kind} at offset {off}"));
     };
-    Ok((ops, kind, off + pad(HEADER + len)))
+    Ok((ops, kind, stream, off + pad(HEADER + len)))
 }
 
 /// The next offset after `bad` (on the frame grid) where a valid frame starts, if any.
@@ -240,6 +273,12 @@ fn resync(bytes: &[u8], bad: usize, decode: bool) -> Option<usize> {
 /// bytes as a [`Damage`] and goes on. Only bad bytes with nothing valid after them are a
 /// torn tail (`torn`).
 pub fn scan(bytes: &[u8], decode: bool) -> (Vec<Op>, ReplayReport) {
+    scan_stream(bytes, decode, None)
+}
+
+/// [`scan`] keeping the operations of one stream only (`None`: all). Frames of other
+/// streams are checked (magic, bounds, CRC) but not decoded.
+pub fn scan_stream(bytes: &[u8], decode: bool, stream: Option<u32>) -> (Vec<Op>, ReplayReport) {
     let mut ops = Vec::new();
     let mut rep = ReplayReport {
         file_len: bytes.len() as u64,
@@ -247,9 +286,18 @@ pub fn scan(bytes: &[u8], decode: bool) -> (Vec<Op>, ReplayReport) {
     };
     let mut off = 0usize;
     while off < bytes.len() {
-        match check_frame(bytes, off, decode) {
-            Ok((mut o, kind, next)) => {
-                ops.append(&mut o);
+        let wanted = |o: usize| {
+            stream
+                .is_none_or(|s| bytes.len() >= o + 8 && bytes[o + 5..o + 8] == s.to_le_bytes()[..3])
+        };
+        match check_frame(bytes, off, decode && wanted(off)) {
+            Ok((mut o, kind, tag, next)) => {
+                if stream.is_none_or(|s| s == tag) {
+                    ops.append(&mut o);
+                }
+                if kind != KIND_ROLLED {
+                    rep.streams.insert(tag);
+                }
                 rep.rollups_pending = kind != KIND_ROLLED;
                 rep.frames += 1;
                 off = next;
@@ -292,18 +340,36 @@ fn decode_op(kind: u8, payload: &[u8]) -> Result<Vec<Op>, String> {
 
 /// Read and decode a WAL file without changing it. A missing file is empty.
 pub fn replay(path: &Path) -> Result<(Vec<Op>, ReplayReport), WalError> {
+    replay_stream(path, None)
+}
+
+/// [`replay`] keeping the operations of one stream only (`None`: all).
+pub fn replay_stream(
+    path: &Path,
+    stream: Option<u32>,
+) -> Result<(Vec<Op>, ReplayReport), WalError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io(path)(e)),
     };
-    Ok(scan(&bytes, true))
+    Ok(scan_stream(&bytes, true, stream))
 }
 
 /// Decode the frames in bytes `from..to` of a WAL file, for a caller that knows those
 /// bytes hold whole frames (the store's writer, which appended them). `None` when they do
 /// not (short file, torn or undecodable frame): the caller replays the whole file instead.
 pub fn replay_range(path: &Path, from: u64, to: u64) -> Result<Option<Vec<Op>>, WalError> {
+    replay_range_stream(path, from, to, None)
+}
+
+/// [`replay_range`] keeping the operations of one stream only (`None`: all).
+pub fn replay_range_stream(
+    path: &Path,
+    from: u64,
+    to: u64,
+    stream: Option<u32>,
+) -> Result<Option<Vec<Op>>, WalError> {
     if to < from || !(from as usize).is_multiple_of(ALIGN) {
         return Ok(None);
     }
@@ -317,7 +383,7 @@ pub fn replay_range(path: &Path, from: u64, to: u64) -> Result<Option<Vec<Op>>, 
     f.take(to - from)
         .read_to_end(&mut bytes)
         .map_err(io(path))?;
-    let (ops, rep) = scan(&bytes, true);
+    let (ops, rep) = scan_stream(&bytes, true, stream);
     let whole = rep.is_clean() && rep.valid_len == to - from;
     Ok(whole.then_some(ops))
 }
@@ -435,6 +501,59 @@ pub fn cut_back(path: &Path, len: u64, remove: bool, opts: &StoreOptions) -> Res
     Ok(())
 }
 
+/// The valid frames of `bytes` (a recovered WAL: whole frames only) re-tagged as
+/// `stream`, each with its CRC recomputed: how the frames of a one-timeframe WAL of an
+/// older store move into its dataset-day WAL. `None` when `bytes` are not whole frames.
+pub fn restream(bytes: &[u8], stream: u32) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut off = 0;
+    while off < bytes.len() {
+        let (_, kind, _, next) = check_frame(bytes, off, false).ok()?;
+        let len =
+            u32::from_le_bytes(bytes[off + 8..off + 12].try_into().expect("4 bytes")) as usize;
+        let start = out.len();
+        out.extend_from_slice(&[0u8; HEADER]);
+        out.extend_from_slice(&bytes[off + HEADER..off + HEADER + len]);
+        finish_frame(
+            &mut out,
+            start,
+            kind,
+            if kind == KIND_ROLLED { 0 } else { stream },
+        );
+        off = next;
+    }
+    Some(out)
+}
+
+/// Move the frames of `from` (a one-timeframe WAL of an older store, recovered: whole
+/// frames only) to the end of the dataset-day WAL `to`, tagged as `stream`: appended and
+/// synced, then `from` removed and its directory synced. A crash in between leaves the
+/// frames in both files, and moving them again appends them again, which replays to the
+/// same rows: a sequence of upserts and deletes applied twice gives what it gives once.
+pub fn move_frames(
+    from: &Path,
+    stream: u32,
+    to: &Path,
+    root: &Path,
+    opts: &StoreOptions,
+) -> Result<(), WalError> {
+    let bytes = std::fs::read(from).map_err(io(from))?;
+    let frames = restream(&bytes, stream).ok_or_else(|| {
+        io(from)(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not whole frames after recovery",
+        ))
+    })?;
+    if !frames.is_empty() {
+        let mut w = WalWriter::open_in(to, FsyncPolicy::Always, root, opts)?;
+        w.write_frames(&frames)?;
+        w.close()?;
+    }
+    crate::failpoint("wal:moved_before_remove");
+    std::fs::remove_file(from).map_err(io(from))?;
+    sync_parent(from)
+}
+
 /// Encode an operation as one frame.
 pub fn encode(op: &Op) -> Result<Vec<u8>, arrow_schema::ArrowError> {
     let mut out = Vec::new();
@@ -445,6 +564,15 @@ pub fn encode(op: &Op) -> Result<Vec<u8>, arrow_schema::ArrowError> {
 /// Append the frame of `op` to `out`, the payload encoded in place (no intermediate copy).
 /// Returns the frame's length.
 pub fn encode_into(op: &Op, out: &mut Vec<u8>) -> Result<usize, arrow_schema::ArrowError> {
+    encode_stream_into(op, 0, out)
+}
+
+/// [`encode_into`] with the frame tagged as `stream` (see [`stream_of`]).
+pub fn encode_stream_into(
+    op: &Op,
+    stream: u32,
+    out: &mut Vec<u8>,
+) -> Result<usize, arrow_schema::ArrowError> {
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER]);
     let kind = match op {
@@ -461,16 +589,17 @@ pub fn encode_into(op: &Op, out: &mut Vec<u8>) -> Result<usize, arrow_schema::Ar
             KIND_DELETE
         }
     };
-    Ok(finish_frame(out, start, kind))
+    Ok(finish_frame(out, start, kind, stream))
 }
 
 /// Fill in the header of the frame that starts at `out[start]` (its payload written after
 /// the header) and pad it. Returns the frame's length.
-fn finish_frame(out: &mut Vec<u8>, start: usize, kind: u8) -> usize {
+fn finish_frame(out: &mut Vec<u8>, start: usize, kind: u8, stream: u32) -> usize {
     let len = out.len() - start - HEADER;
     let h = &mut out[start..start + HEADER];
     h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
     h[4] = kind;
+    h[5..8].copy_from_slice(&stream.min(MAX_STREAM).to_le_bytes()[..3]);
     h[8..12].copy_from_slice(&(len as u32).to_le_bytes());
     let crc = crc32c::crc32c_append(
         crc32c::crc32c(&out[start..start + 12]),
@@ -618,9 +747,21 @@ impl WalWriter {
     /// Append operations as frames, then sync per policy. When this returns `Ok` under
     /// `FsyncPolicy::Always`, the frames are durable.
     pub fn append(&mut self, ops: &[Op]) -> Result<(), WalError> {
+        self.append_stream(0, ops)
+    }
+
+    /// [`WalWriter::append`] with the frames tagged as `stream` (see [`stream_of`]).
+    pub fn append_stream(&mut self, stream: u32, ops: &[Op]) -> Result<(), WalError> {
+        self.append_streams(&[(stream, ops)])
+    }
+
+    /// Append the operations of several streams as one write (one `write` call, one sync
+    /// per policy): all frames or none.
+    pub fn append_streams(&mut self, groups: &[(u32, &[Op])]) -> Result<(), WalError> {
         // Room for every frame up front: growing a many-megabyte buffer would copy it.
-        let estimate: usize = ops
+        let estimate: usize = groups
             .iter()
+            .flat_map(|(_, ops)| ops.iter())
             .map(|op| match op {
                 // (Not get_array_memory_size: a slice reports its whole buffers.)
                 Op::Upsert(b) => {
@@ -636,16 +777,20 @@ impl WalWriter {
             })
             .sum();
         let mut buf = Vec::with_capacity(estimate);
-        for op in ops {
-            let len = encode_into(op, &mut buf).map_err(|source| WalError::Encode {
-                path: self.path.clone(),
-                source,
-            })?;
-            if len > MAX_FRAME {
-                return Err(WalError::TooLarge {
-                    path: self.path.clone(),
-                    len,
-                });
+        for (stream, ops) in groups {
+            for op in *ops {
+                let len = encode_stream_into(op, *stream, &mut buf).map_err(|source| {
+                    WalError::Encode {
+                        path: self.path.clone(),
+                        source,
+                    }
+                })?;
+                if len > MAX_FRAME {
+                    return Err(WalError::TooLarge {
+                        path: self.path.clone(),
+                        len,
+                    });
+                }
             }
         }
         self.write_frames(&buf)
@@ -698,7 +843,7 @@ impl WalWriter {
     /// syncs the rollup frames it covers first.
     pub fn append_rollup_marker(&mut self) -> Result<(), WalError> {
         let mut buf = vec![0u8; HEADER];
-        finish_frame(&mut buf, 0, KIND_ROLLED);
+        finish_frame(&mut buf, 0, KIND_ROLLED, 0);
         self.write_frames(&buf)
     }
 

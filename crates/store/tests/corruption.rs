@@ -143,9 +143,9 @@ fn a_damaged_frame_in_a_base_wal_with_rollups_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let wal = fifty_rows(dir.path(), &["5m"]);
     let mut bytes = std::fs::read(&wal).unwrap();
-    // The base WAL alternates upsert frames and rollup markers: hit the 3rd upsert.
+    // Each write is a base frame, a 5m frame and a rollup marker: hit the 3rd base frame.
     let spans = frame_spans(&bytes);
-    let (off, _) = spans[4];
+    let (off, _) = spans[6];
     bytes[off + 1] ^= 0x80; // its magic
     std::fs::write(&wal, &bytes).unwrap();
     let st = BarStore::open(dir.path()).unwrap();
@@ -217,7 +217,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(tdir.path(), dir.path());
         let _ = std::fs::remove_file(dir.path().join(ringfeed_store::WRITER_LOCK));
-        let wal = dir.path().join("_hot/d/1m/1970-01-01.wal");
+        let wal = dir.path().join("_hot/d/1970-01-01.wal");
         let mut bytes = clean.clone();
         let spans = frame_spans(clean);
         let mut hit = std::collections::BTreeSet::new();
@@ -367,7 +367,8 @@ fn rollups_cut_short_are_repaired_once_space_is_back() {
     let wal = fifty_rows(dir.path(), &["5m"]);
     // A base frame with no rollup marker after it: the process stopped between the two.
     let mut w = ringfeed_store::wal::WalWriter::open(&wal, FsyncPolicy::Always).unwrap();
-    w.append(&[ringfeed_store::merge::Op::Upsert(bar("X", ROWS))])
+    let stream = ringfeed_store::wal::stream_of("1m".parse().unwrap());
+    w.append_stream(stream, &[ringfeed_store::merge::Op::Upsert(bar("X", ROWS))])
         .unwrap();
     w.close().unwrap();
     let fault = WriteFault::default();

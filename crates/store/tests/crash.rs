@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 const MIN: i64 = 60_000_000_000;
 const PER_BATCH: i64 = 500;
 
@@ -152,6 +154,9 @@ fn a_crash_at_any_write_down_step_leaves_old_or_new_state() {
         "catalog:before_current",
         "catalog:after_current",
         "writedown:after_commit",
+        // The compaction that follows (January 1970 is a finished month for `i64::MAX`).
+        "compact:before_commit",
+        "compact:after_commit",
     ] {
         let dir = tempfile::tempdir().unwrap();
         let ok = child(dir.path(), &[("RINGFEED_CRASH_BATCHES", "4")])
@@ -190,6 +195,13 @@ fn a_crash_at_any_write_down_step_leaves_old_or_new_state() {
             .filter(|p| p.ends_with(".parquet"))
             .count();
         assert_eq!(referenced, on_disk, "{fp}: orphan Parquet files");
+        // And the month is compacted: one part per timeframe.
+        assert_eq!(referenced, 2, "{fp}");
+        assert!(st.catalog().datasets["d"]
+            .cold
+            .values()
+            .flatten()
+            .all(|p| p.is_compacted()));
     }
 }
 
@@ -284,6 +296,71 @@ fn a_crash_between_base_and_rollup_frames_is_repaired_on_open() {
     assert_eq!(hours(&st), expected_hours(4));
 }
 
+/// A process that stops after a write's rollup frames are durable, before its rollup
+/// marker: the next open rewrites the day's rollups (a needless but harmless repair), and
+/// nothing acknowledged is lost.
+#[test]
+fn a_crash_before_the_rollup_marker_costs_one_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = child(
+        dir.path(),
+        &[
+            ("RINGFEED_CRASH_BATCHES", "4"),
+            ("RINGFEED_STORE_FAILPOINT", "upsert:before_marker"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success(), "the failpoint fired");
+    let st = BarStore::open(dir.path()).unwrap();
+    assert_eq!(st.rollups_repaired, vec![("d".to_string(), vec![0])]);
+    assert_eq!(hours(&st), expected_hours(1));
+    drop(st);
+    // The batch was written in full before the crash (only its marker is missing).
+    assert_eq!(check_store(dir.path(), 0), PER_BATCH as usize);
+}
+
+/// A store of one-timeframe WALs (written before dataset-day WALs) opened by a writer that
+/// is killed after moving a file's frames into the day's WAL and before removing the old
+/// file: the next open moves them again, and every row is there once.
+#[test]
+fn a_crash_while_moving_old_wals_into_day_wals_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = child(dir.path(), &[("RINGFEED_CRASH_BATCHES", "4")])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let want = {
+        let ro = BarStore::open_read_only(dir.path()).unwrap();
+        (
+            ro.query(&Query::new("d", "1m".parse().unwrap())).unwrap(),
+            hours(&ro),
+        )
+    };
+    let hot = dir.path().join("_hot/d");
+    common::to_legacy_layout(&hot, &[("1m", "1m"), ("1h", "1h")]);
+    let out = child(
+        dir.path(),
+        &[
+            ("RINGFEED_CRASH_BATCHES", "0"),
+            ("RINGFEED_STORE_FAILPOINT", "wal:moved_before_remove"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success(), "the failpoint fired");
+    assert!(hot.join("1m").is_dir(), "the old files are still there");
+    let st = BarStore::open(dir.path()).unwrap();
+    assert!(!hot.join("1m").exists() && !hot.join("1h").exists());
+    assert_eq!(
+        st.query(&Query::new("d", "1m".parse().unwrap())).unwrap(),
+        want.0
+    );
+    assert_eq!(hours(&st), want.1);
+    drop(st);
+    assert_eq!(check_store(dir.path(), 4), 4 * PER_BATCH as usize);
+}
+
 /// A process killed during the quarantine rewrite of a damaged WAL (its damaged region
 /// already copied to quarantine, the clean file not yet renamed over it) leaves the WAL
 /// exactly as it was; the next open quarantines the region again and rewrites the file.
@@ -295,7 +372,7 @@ fn a_crash_during_the_quarantine_rewrite_keeps_the_wal_and_redoes_it() {
         .unwrap();
     assert!(ok.status.success());
     // Damage a payload byte of the first frame (batch 0, minutes 0..500).
-    let wal = dir.path().join("_hot/d/1m/1970-01-01.wal");
+    let wal = dir.path().join("_hot/d/1970-01-01.wal");
     let mut damaged = std::fs::read(&wal).unwrap();
     damaged[40] ^= 0x10;
     std::fs::write(&wal, &damaged).unwrap();

@@ -154,7 +154,7 @@ fn a_real_full_disk_refuses_writes_keeps_reads_and_recovers() {
 
     // Damage a frame in place (no new space needed): recovery must copy it to
     // quarantine, which the full disk refuses, so the writer comes up read-only.
-    let wal = root.join("_hot/d/1m/1970-01-01.wal");
+    let wal = root.join("_hot/d/1970-01-01.wal");
     let mut f = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
     std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(40)).unwrap();
     f.write_all(&[0xFF]).unwrap();

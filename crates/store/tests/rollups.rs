@@ -330,12 +330,30 @@ fn tick_rollups_follow_single_tick_upserts() {
     }
 }
 
-/// Bytes of every timeframe's WAL for one day.
+/// Frames and bytes per stream of a day's WAL (frame headers: stream in bytes 5..8,
+/// payload length in 8..12, frames padded to 64 bytes).
+fn streams(st: &BarStore, day: i64) -> std::collections::BTreeMap<u32, (u64, u64)> {
+    let bytes = std::fs::read(st.wal_path("d", "1m".parse().unwrap(), day)).unwrap_or_default();
+    let mut out = std::collections::BTreeMap::new();
+    let mut off = 0;
+    while off + 16 <= bytes.len() {
+        let stream = u32::from_le_bytes([bytes[off + 5], bytes[off + 6], bytes[off + 7], 0]);
+        let len = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
+        let size = (16 + len).div_ceil(64) * 64;
+        let e = out.entry(stream).or_insert((0, 0));
+        *e = (e.0 + 1, e.1 + size as u64);
+        off += size;
+    }
+    out
+}
+
+/// Bytes of every timeframe's frames in one day's WAL.
 fn wal_bytes(st: &BarStore, tfs: &[&str], day: i64) -> Vec<u64> {
+    let per = streams(st, day);
     tfs.iter()
         .map(|tf| {
-            let p = st.wal_path("d", tf.parse::<Timeframe>().unwrap(), day);
-            std::fs::metadata(p).map_or(0, |m| m.len())
+            let s = ringfeed_store::wal::stream_of(tf.parse::<Timeframe>().unwrap());
+            per.get(&s).map_or(0, |(_, b)| *b)
         })
         .collect()
 }
@@ -366,12 +384,15 @@ fn a_live_append_adds_one_small_frame_per_rollup() {
     }
     // One frame per append; bytes linear in 300 (the whole-day rewrite this replaced wrote
     // 1.57 MB in 599 frames to the 5m WAL here, and quadratically more over a day).
+    let per = streams(&st, 0);
     for (tf, bytes) in tfs.iter().zip(&prev) {
-        let p = st.wal_path("d", tf.parse::<Timeframe>().unwrap(), 0);
-        let (_, rep) = ringfeed_store::wal::scan(&std::fs::read(p).unwrap(), false);
-        assert_eq!(rep.frames, 300, "{tf}");
+        let s = ringfeed_store::wal::stream_of(tf.parse::<Timeframe>().unwrap());
+        assert_eq!(per[&s].0, 300, "{tf}");
         assert!(*bytes <= 300 * (first[0] + 64), "{tf}: {bytes} bytes");
     }
+    // And the base frames and one rollup marker per append, in the same file.
+    assert_eq!(per[&60].0, 300);
+    assert_eq!(per[&0].0, 300, "markers");
     let five = bars(&query(&st, "5m"));
     assert_eq!(five.len(), 60);
     assert!(

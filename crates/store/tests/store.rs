@@ -7,6 +7,8 @@ use ringfeed_store::schema::{self, BarColumns};
 use ringfeed_store::{BarStore, DatasetConfig, DeleteRange, Query, Symbols, Timeframe};
 use std::collections::BTreeMap;
 
+mod common;
+
 const MIN: i64 = 60_000_000_000;
 
 type Row = (String, i64, [f64; 5]);
@@ -187,7 +189,7 @@ fn write_down_moves_days_to_parquet_and_queries_do_not_change() {
     assert_eq!(s.partitions, 4);
     assert!(dir
         .path()
-        .join("dataset=d/tf=1m/date=1970-01-01/part-0.parquet")
+        .join("dataset=d/tf=1m/month=1970-01/date-1970-01-01-part-0.parquet")
         .exists());
     assert_eq!(st.hot_days("d", "1m".parse().unwrap()), vec![2]);
     assert_eq!(rows(&st.query(&q("1m")).unwrap()), before_1m);
@@ -200,11 +202,11 @@ fn write_down_moves_days_to_parquet_and_queries_do_not_change() {
     assert_eq!(after.len(), before_1m.len());
     assert!(dir
         .path()
-        .join("dataset=d/tf=1m/date=1970-01-01/part-1.parquet")
+        .join("dataset=d/tf=1m/month=1970-01/date-1970-01-01-part-1.parquet")
         .exists());
     assert!(!dir
         .path()
-        .join("dataset=d/tf=1m/date=1970-01-01/part-0.parquet")
+        .join("dataset=d/tf=1m/month=1970-01/date-1970-01-01-part-0.parquet")
         .exists());
     // Reopen read-only: same answers from the catalog alone.
     let ro = BarStore::open_read_only(dir.path()).unwrap();
@@ -219,7 +221,7 @@ fn write_down_moves_days_to_parquet_and_queries_do_not_change() {
     // types (Utf8View symbols, UTC timestamps), other readers get Parquet's logical types.
     let part = dir
         .path()
-        .join("dataset=d/tf=1m/date=1970-01-01/part-1.parquet");
+        .join("dataset=d/tf=1m/month=1970-01/date-1970-01-01-part-1.parquet");
     let hinted =
         ringfeed_store::store::read_parquet_as(&part, Some(&schema::bar_schema())).unwrap();
     assert_eq!(hinted[0].schema(), schema::bar_schema());
@@ -400,9 +402,84 @@ fn complete_flag_marks_only_the_open_bar() {
     assert!(c.value(2));
 }
 
+/// Compaction merges a finished month's day parts into one part per timeframe; queries do
+/// not change, a write-down inside the compacted month rewrites the month's part (a delete
+/// included), and a later compaction has nothing to do.
+#[test]
+fn compaction_merges_a_month_and_late_writes_rewrite_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_with(dir.path(), &["1h"]);
+    // Two symbols over 40 days (January and part of February 1970).
+    let a: Vec<Row> = (0..40 * 1440)
+        .step_by(97)
+        .flat_map(|i| [bar("A", i * MIN, 1.0 + i as f64), bar("B", i * MIN, 2.0)])
+        .collect();
+    st.upsert("d", &batch(&a)).unwrap();
+    let (before_1m, before_1h) = (
+        rows(&st.query(&q("1m")).unwrap()),
+        rows(&st.query(&q("1h")).unwrap()),
+    );
+    // Write down everything before 1970-02-05: January's 31 days are then a finished month.
+    let s = st.write_down(None, 35).unwrap();
+    assert_eq!((s.compacted_months, s.compacted_parts), (2, 62), "{s:?}");
+    let month = dir.path().join("dataset=d/tf=1m/month=1970-01");
+    let files: Vec<String> = std::fs::read_dir(&month)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, vec!["part-0.parquet".to_string()]);
+    let feb = dir.path().join("dataset=d/tf=1m/month=1970-02");
+    assert_eq!(
+        std::fs::read_dir(&feb).unwrap().count(),
+        4,
+        "February's days stay day parts"
+    );
+    assert_eq!(rows(&st.query(&q("1m")).unwrap()), before_1m);
+    assert_eq!(rows(&st.query(&q("1h")).unwrap()), before_1h);
+    let mut one = q("1m");
+    one.symbols = Symbols::List(vec!["B".into()]);
+    one.start = Some(10 * 1440 * MIN);
+    one.end = Some(12 * 1440 * MIN);
+    let b: Vec<Row> = before_1m
+        .iter()
+        .filter(|r| r.0 == "B" && (10 * 1440 * MIN..12 * 1440 * MIN).contains(&r.1))
+        .cloned()
+        .collect();
+    assert_eq!(rows(&st.query(&one).unwrap()), b);
+    // A late correction and a delete inside January, then a write-down: the month's part is
+    // rewritten (part-1), the day's rows replaced, nothing else changed.
+    st.upsert("d", &batch(&[bar("A", 97 * MIN, 999.0)]))
+        .unwrap();
+    st.delete(
+        "d",
+        DeleteRange {
+            symbol: Some("B".into()),
+            start: 20 * 1440 * MIN,
+            end: 21 * 1440 * MIN,
+        },
+    )
+    .unwrap();
+    let s = st.write_down(None, 35).unwrap();
+    assert_eq!(s.compacted_months, 0);
+    assert!(month.join("part-1.parquet").exists() && !month.join("part-0.parquet").exists());
+    let mut want = before_1m.clone();
+    want.retain(|r| !(r.0 == "B" && (20 * 1440 * MIN..21 * 1440 * MIN).contains(&r.1)));
+    want.iter_mut()
+        .filter(|r| r.0 == "A" && r.1 == 97 * MIN)
+        .for_each(|r| r.2 = bar("A", 0, 999.0).2);
+    assert_eq!(rows(&st.query(&q("1m")).unwrap()), want);
+    drop(st);
+    let ro = BarStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(rows(&ro.query(&q("1m")).unwrap()), want);
+    let parts = &ro.dataset("d").unwrap().cold["1m"];
+    assert_eq!(parts.iter().filter(|p| p.is_compacted()).count(), 1);
+}
+
 /// A store written when timeframes kept their spelling (`60m` rollup: catalog entries and
-/// hot directory named `60m`) opens with every path in the normalized name: the hot
-/// directory is renamed, cold files are found under `1h`, and `1h` and `60m` both read them.
+/// hot directory named `60m`), and WALs were one file per timeframe and day, opens with
+/// every path in the normalized name: the hot directory is renamed and its WALs moved into
+/// the dataset-day WALs, cold files are found under `1h`, and `1h` and `60m` both read
+/// them.
 #[test]
 fn a_store_with_an_old_timeframe_spelling_is_read_under_the_normalized_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -429,11 +506,29 @@ fn a_store_with_an_old_timeframe_spelling_is_read_under_the_normalized_one() {
     assert!(json.contains("\"1h\""));
     std::fs::write(cat.join(current.trim()), json.replace("\"1h\"", "\"60m\"")).unwrap();
     let hot = dir.path().join("_hot/d");
-    std::fs::rename(hot.join("1h"), hot.join("60m")).unwrap();
+    common::to_legacy_layout(&hot, &[("1m", "1m"), ("60m", "1h")]);
+    assert!(hot.join("60m").is_dir() && !hot.join("1970-01-02.wal").exists());
+    // A reader before the writer has moved anything reads the old layout (of the
+    // timeframes whose directories have their normalized names: the writer renames).
+    let ro = BarStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(
+        ro.query(&Query::new("d", "1m".parse().unwrap()))
+            .unwrap()
+            .num_rows(),
+        270
+    );
+    drop(ro);
 
     let st = BarStore::open(dir.path()).unwrap();
-    assert!(st.unrenamed.is_empty() && hot.join("1h").is_dir() && !hot.join("60m").exists());
+    assert!(st.unrenamed.is_empty() && !hot.join("1h").exists() && !hot.join("60m").exists());
+    assert!(hot.join("1970-01-02.wal").is_file() && hot.join("1970-01-03.wal").is_file());
     assert_eq!(st.dataset("d").unwrap().config.rollups[0].to_string(), "1h");
     assert_eq!(hour(&st, "1h"), before);
     assert_eq!(hour(&st, "60m"), before);
+    assert_eq!(
+        st.query(&Query::new("d", "1m".parse().unwrap()))
+            .unwrap()
+            .num_rows(),
+        270
+    );
 }

@@ -260,11 +260,19 @@ impl Service {
             rows: s.rows,
             bytes: s.bytes,
             text: format!(
-                "wrote down {} partitions: {} rows, {} bytes of Parquet in {:.2}s",
+                "wrote down {} partitions: {} rows, {} bytes of Parquet in {:.2}s{}",
                 s.partitions,
                 s.rows,
                 s.bytes,
-                t.elapsed().as_secs_f64()
+                t.elapsed().as_secs_f64(),
+                if s.compacted_months > 0 {
+                    format!(
+                        "; compacted {} day parts into {} month parts",
+                        s.compacted_parts, s.compacted_months
+                    )
+                } else {
+                    String::new()
+                }
             ),
         })
     }
@@ -304,11 +312,24 @@ impl Service {
                     total.partitions += s.partitions;
                     total.rows += s.rows;
                     total.bytes += s.bytes;
+                    total.compacted_months += s.compacted_months;
+                    total.compacted_parts += s.compacted_parts;
                 }
                 Err(e) => {
                     result = Err(ServiceError::from(e));
                     break;
                 }
+            }
+        }
+        // Each chunk compacted the months that ended before it; the months that end
+        // before `before_day` but after the last chunk are compacted here.
+        if result.is_ok() {
+            match self.store_mut().compact(dataset, before_day) {
+                Ok(c) => {
+                    total.compacted_months += c.months;
+                    total.compacted_parts += c.parts_in;
+                }
+                Err(e) => result = Err(ServiceError::from(e)),
             }
         }
         self.metrics.observe_write_down(

@@ -11,7 +11,6 @@ use axum::routing::get;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,15 +48,15 @@ fn router(render: Render) -> Router {
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "try GET /metrics\n") })
 }
 
-/// Serves `GET /metrics` on `addr` until `stop`, on a thread of its own.
-/// Binding happens before this returns, so a taken port is reported here.
+/// Serves `GET /metrics` on `std_listener` (bound by the caller, early, so that the port
+/// accepts connections from the moment the daemon's socket does, and a taken port is
+/// reported before anything starts) until `stop`, on a thread of its own.
 pub fn serve_metrics(
-    addr: SocketAddr,
+    std_listener: std::net::TcpListener,
     render: Render,
     boundary: Arc<Boundary>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,12 +1,18 @@
 //! The cold tier: closed days as Parquet in a Hive layout, listed by the catalog.
 //!
 //! ```text
-//! <root>/dataset=<D>/tf=<tf>/date=<YYYY-MM-DD>/part-<N>.parquet
+//! <root>/dataset=<D>/tf=<tf>/month=<YYYY-MM>/part-<N>.parquet                a compacted month
+//! <root>/dataset=<D>/tf=<tf>/month=<YYYY-MM>/date-<YYYY-MM-DD>-part-<N>.parquet   one day
+//! <root>/dataset=<D>/tf=<tf>/date=<YYYY-MM-DD>/part-<N>.parquet   one day, stores written before months
 //! ```
 //!
+//! Write-down writes one part per closed day; compaction ([`crate::BarStore::compact`])
+//! merges the days of a finished month into one part, rows sorted by (symbol, ts), so a
+//! symbol-year reads 12 files. The parts of a (dataset, timeframe) never cover a day twice:
+//! a day written down inside a compacted month rewrites that month's part.
+//!
 //! [`ColdTier`] is a view of the parts the current catalog lists, with the Parquet I/O
-//! ([`parquet`]) under it. Write-down ([`crate::BarStore::write_down`]) writes parts
-//! through it and commits the catalog that lists them.
+//! ([`parquet`]) under it.
 
 pub(crate) mod parquet;
 
@@ -17,7 +23,7 @@ use crate::read_dirs;
 use crate::schema::{self, Kind};
 use crate::store::{ReadError, WriteDownError};
 use crate::time::day_string;
-use crate::timeframe::Timeframe;
+use crate::timeframe::{Timeframe, NANOS_PER_DAY};
 use arrow_array::RecordBatch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -40,57 +46,72 @@ impl<'a> ColdTier<'a> {
             .map_or(&[], |v| v.as_slice())
     }
 
-    /// The parts of one day.
+    /// The part covering one day (a list: empty, or one part; stores written before the
+    /// rule of one part per day could hold more, read in order).
     pub(crate) fn on(&self, dataset: &str, tf: Timeframe, day: i64) -> Vec<PartFile> {
         self.parts(dataset, tf)
             .iter()
-            .filter(|p| p.day == day)
+            .filter(|p| p.covers(day))
             .cloned()
             .collect()
     }
 
-    /// Whether (dataset, tf, day) has a part.
+    /// Whether a part covers (dataset, tf, day).
     pub(crate) fn has(&self, dataset: &str, tf: Timeframe, day: i64) -> bool {
-        self.parts(dataset, tf).iter().any(|p| p.day == day)
+        self.parts(dataset, tf).iter().any(|p| p.covers(day))
     }
 
-    /// The days of `days` whose parts may hold rows of `symbols` (all when `None`) in
-    /// `[start, end)`, by the catalog's per-part symbols and time bounds.
-    pub(crate) fn days_with(
+    /// The parts that may hold rows of `symbols` (all when `None`) in `[start, end)`, by
+    /// the catalog's per-part symbols and time bounds, in day order.
+    pub(crate) fn in_range(
         &self,
         dataset: &str,
         tf: Timeframe,
-        days: std::ops::RangeInclusive<i64>,
         symbols: Option<&BTreeSet<String>>,
         start: i64,
         end: i64,
-    ) -> BTreeSet<i64> {
+    ) -> Vec<PartFile> {
         self.parts(dataset, tf)
             .iter()
             .filter(|p| {
-                days.contains(&p.day)
-                    && symbols.is_none_or(|s| p.symbols.iter().any(|x| s.contains(x)))
+                symbols.is_none_or(|s| p.symbols.iter().any(|x| s.contains(x)))
                     && p.max_ts >= start
                     && p.min_ts < end
             })
-            .map(|p| p.day)
+            .cloned()
             .collect()
     }
 
-    /// The parts of each of `days`, in day order (an empty list for a day with none).
+    /// The parts covering each of `days`, in day order (an empty list for a day with none).
     pub(crate) fn by_day(
         &self,
         dataset: &str,
         tf: Timeframe,
         days: &BTreeSet<i64>,
     ) -> Vec<(i64, Vec<PartFile>)> {
-        let mut out: BTreeMap<i64, Vec<PartFile>> = days.iter().map(|d| (*d, Vec::new())).collect();
+        let parts = self.parts(dataset, tf);
+        days.iter()
+            .map(|d| (*d, parts.iter().filter(|p| p.covers(*d)).cloned().collect()))
+            .collect()
+    }
+
+    /// The days in `range` that parts cover, each with whether its part is a compacted
+    /// one (whose symbols are those of its whole run of days, not of the day).
+    pub(crate) fn days_in(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        range: impl std::ops::RangeBounds<i64>,
+    ) -> BTreeMap<i64, bool> {
+        let mut out = BTreeMap::new();
         for p in self.parts(dataset, tf) {
-            if let Some(v) = out.get_mut(&p.day) {
-                v.push(p.clone());
+            for d in p.day..=p.last() {
+                if range.contains(&d) {
+                    out.insert(d, p.is_compacted());
+                }
             }
         }
-        out.into_iter().collect()
+        out
     }
 
     /// Write one day's merged rows as the next part of (dataset, tf, day), after `old`
@@ -105,14 +126,41 @@ impl<'a> ColdTier<'a> {
     ) -> Result<PartFile, WriteDownError> {
         let part = old.iter().map(|p| p.part + 1).max().unwrap_or(0);
         let rel = format!(
-            "dataset={dataset}/tf={tf}/date={}/part-{part}.parquet",
+            "{}/date-{}-part-{part}.parquet",
+            month_dir(dataset, tf, day),
             day_string(day)
         );
+        self.write(rel, day, None, part, rows)
+    }
+
+    /// Write a compacted part of the days `first..=last` (a month, or what of it has rows)
+    /// as part `part` of its month's directory: atomically, not yet in any catalog.
+    pub(crate) fn write_run(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        (first, last): (i64, i64),
+        part: u32,
+        rows: &RecordBatch,
+    ) -> Result<PartFile, WriteDownError> {
+        let rel = format!("{}/part-{part}.parquet", month_dir(dataset, tf, first));
+        self.write(rel, first, Some(last), part, rows)
+    }
+
+    fn write(
+        &self,
+        rel: String,
+        day: i64,
+        last_day: Option<i64>,
+        part: u32,
+        rows: &RecordBatch,
+    ) -> Result<PartFile, WriteDownError> {
         let bytes = parquet::write_parquet_with(&self.root.join(&rel), rows, self.opts)?;
         let v = schema::view(rows);
         Ok(PartFile {
             path: rel,
             day,
+            last_day,
             part,
             rows: rows.num_rows() as u64,
             bytes,
@@ -157,16 +205,98 @@ impl<'a> ColdTier<'a> {
     }
 }
 
-/// Read part files (paths relative to `root`), decoded into `kind`'s schema.
-pub(crate) fn read_parts(
+/// The month directory of a day: `dataset=<D>/tf=<tf>/month=<YYYY-MM>`.
+fn month_dir(dataset: &str, tf: Timeframe, day: i64) -> String {
+    format!("dataset={dataset}/tf={tf}/month={}", &day_string(day)[..7])
+}
+
+/// The first and last UTC day of the month holding `day`.
+pub(crate) fn month_of(day: i64) -> (i64, i64) {
+    use chrono::Datelike;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
+    let d = epoch + chrono::Duration::days(day);
+    let first = d.with_day(1).expect("day 1 exists");
+    let next = if first.month() == 12 {
+        chrono::NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+    } else {
+        chrono::NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+    }
+    .expect("valid");
+    ((first - epoch).num_days(), (next - epoch).num_days() - 1)
+}
+
+/// The rows of `day` in `parts` (the parts covering it, in catalog order), decoded into
+/// `kind`'s schema. A compacted part is read whole and cut to the day.
+pub(crate) fn read_day(
     root: &Path,
-    paths: impl IntoIterator<Item = String>,
+    parts: &[PartFile],
     kind: Kind,
+    day: i64,
 ) -> Result<Vec<RecordBatch>, ReadError> {
     let schema = kind.schema();
     let mut out = Vec::new();
-    for p in paths {
-        out.extend(parquet::read_parquet_as(&root.join(p), Some(&schema))?);
+    for p in parts {
+        let batches = parquet::read_parquet_as(&root.join(&p.path), Some(&schema))?;
+        if !p.is_compacted() {
+            out.extend(batches);
+            continue;
+        }
+        let (lo, hi) = (day * NANOS_PER_DAY, (day + 1) * NANOS_PER_DAY);
+        for b in batches {
+            out.push(keep_rows(&b, |t| (lo..hi).contains(&t))?);
+        }
     }
     Ok(out)
+}
+
+/// The rows of `parts` with `ts` in `[start, end)`, of `symbols` (all when `None`), and not
+/// on a day of `skip` (days the hot tier answers for), each part decoded into `kind`'s
+/// schema; parts are read on every CPU, results in part order.
+pub(crate) fn read_rows(
+    root: &Path,
+    parts: &[PartFile],
+    kind: Kind,
+    symbols: Option<&BTreeSet<String>>,
+    (start, end): (i64, i64),
+    skip: &BTreeSet<i64>,
+) -> Result<Vec<RecordBatch>, ReadError> {
+    let schema = kind.schema();
+    let one = |p: &PartFile| -> Result<Vec<RecordBatch>, ReadError> {
+        let inside = p.min_ts >= start && p.max_ts < end && !skip.iter().any(|d| p.covers(*d));
+        let mut out = Vec::new();
+        for b in parquet::read_parquet_as(&root.join(&p.path), Some(&schema))? {
+            let b = match symbols {
+                Some(s) if p.symbols.iter().any(|x| !s.contains(x)) => {
+                    match crate::store::select_symbols(&b, s)? {
+                        Some(b) => b,
+                        None => continue,
+                    }
+                }
+                _ => b,
+            };
+            if inside {
+                out.push(b);
+            } else {
+                out.push(keep_rows(&b, |t| {
+                    (start..end).contains(&t) && !skip.contains(&t.div_euclid(NANOS_PER_DAY))
+                })?);
+            }
+        }
+        Ok(out)
+    };
+    let mut out = Vec::new();
+    for r in crate::par_map_all(parts, one) {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// The rows of `b` whose `ts` passes `keep` (no copy when all do).
+fn keep_rows(b: &RecordBatch, keep: impl Fn(i64) -> bool) -> Result<RecordBatch, ReadError> {
+    let ts = schema::f_ts(b);
+    let mask: arrow_array::BooleanArray = ts.iter().map(|t| Some(keep(*t))).collect();
+    if mask.true_count() == b.num_rows() {
+        return Ok(b.clone());
+    }
+    Ok(arrow_select::filter::filter_record_batch(b, &mask)?)
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The writer's cache of merged days (cold parts overlaid with the hot WAL), keyed by WAL
-/// path and split by symbol. An entry is used only while the day's cold parts are the ones
+/// path and stream (the timeframe's frames in the dataset-day WAL), split by symbol. An entry is used only while the day's cold parts are the ones
 /// it was built from and its WAL has not shrunk; when the WAL grew (by this writer's
 /// appends: it is the only writer), the frames after the entry's length are decoded and
 /// merged onto the symbols they touch. Entries are dropped when their WAL is deleted
@@ -33,6 +33,8 @@ impl Default for DayCache {
 
 pub(super) struct CachedDay {
     wal: PathBuf,
+    stream: u32,
+    /// The WAL's length (all streams) up to which this stream's frames are merged in.
     pub(super) wal_len: u64,
     cold: Vec<String>,
     /// The merged day, per symbol.
@@ -48,12 +50,14 @@ pub const DAY_CACHE_BYTES: usize = 1 << 30;
 impl CachedDay {
     pub(super) fn new(
         wal: PathBuf,
+        stream: u32,
         cold: Vec<String>,
         wal_len: u64,
         merged: Option<&RecordBatch>,
     ) -> Self {
         let mut e = CachedDay {
             wal,
+            stream,
             wal_len,
             cold,
             day: merged.map(merge::split_by_symbol).unwrap_or_default(),
@@ -103,19 +107,25 @@ impl CachedDay {
 }
 
 impl DayCache {
-    pub(super) fn find(&mut self, wal: &Path, cold: &[String]) -> Option<&mut CachedDay> {
+    pub(super) fn find(
+        &mut self,
+        wal: &Path,
+        stream: u32,
+        cold: &[String],
+    ) -> Option<&mut CachedDay> {
         self.clock += 1;
         let now = self.clock;
         let e = self
             .entries
             .iter_mut()
-            .find(|e| e.wal == wal && e.cold == cold)?;
+            .find(|e| e.wal == wal && e.stream == stream && e.cold == cold)?;
         e.used = now;
         Some(e)
     }
 
     pub(super) fn put(&mut self, mut e: CachedDay) {
-        self.forget(&e.wal);
+        self.entries
+            .retain(|x| x.wal != e.wal || x.stream != e.stream);
         if e.bytes > self.limit {
             return;
         }
@@ -136,6 +146,7 @@ impl DayCache {
         }
     }
 
+    /// Drop every stream of a WAL.
     pub(super) fn forget(&mut self, wal: &Path) {
         self.entries.retain(|e| e.wal != wal);
     }

@@ -1,14 +1,22 @@
-//! The hot tier: the WAL of each (dataset, timeframe, UTC day) not yet written down, what
-//! the writer knows about those files (valid lengths, the days per timeframe, what to
-//! sync), its cache of merged days, and the undo of a write that failed halfway.
+//! The hot tier: one WAL per (dataset, UTC day) not yet written down, holding the frames
+//! of the base timeframe and of every rollup (each frame tagged with its timeframe's
+//! stream, [`wal::stream_of`]); what the writer knows about those files (valid lengths,
+//! the days and streams of each dataset, what to sync); its cache of merged days; and the
+//! undo of a write that failed halfway.
 //!
 //! ```text
-//! <root>/_hot/<dataset>/<tf>/<YYYY-MM-DD>.wal
+//! <root>/_hot/<dataset>/<YYYY-MM-DD>.wal
+//! <root>/_hot/<dataset>/<tf>/<YYYY-MM-DD>.wal    one timeframe per file: stores written
+//!                                                 before dataset-day files (read, and
+//!                                                 moved into the day files by the writer)
 //! ```
+//!
+//! One file per dataset-day instead of one per timeframe-day: a symbol-year of 1m bars
+//! with four rollups creates 365 files, not 1,825, and a write syncs one file per day.
 //!
 //! The façade ([`crate::BarStore`]) names WALs by (dataset, timeframe, day) and never by
 //! path; reads of a day overlay its cold parts (given by the caller, from the catalog)
-//! with its WAL.
+//! with the day's frames of the timeframe's stream.
 
 mod day_cache;
 mod recover;
@@ -26,14 +34,14 @@ use crate::wal::{self, FsyncPolicy, WalError};
 use crate::{par_map, read_dirs};
 use arrow_array::RecordBatch;
 use day_cache::{CachedDay, DayCache};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use day_cache::DAY_CACHE_BYTES;
 pub(crate) use recover::Recovered;
-use undo::{append_frames, Undo, UndoStep};
+use undo::{append_frames, Appended, Undo, UndoStep};
 
 /// WAL appends of one write: (timeframe, day, operations), one file each.
 pub(crate) type Jobs = Vec<(Timeframe, i64, Vec<Op>)>;
@@ -50,13 +58,16 @@ pub(crate) struct HotTier {
     /// (recovered at open, or written since). Appends to a file whose length still matches
     /// skip the recovery pass; a path absent here does not exist (one writer per directory).
     wal_lens: HashMap<PathBuf, u64>,
-    /// Writer only: the days of `wal_lens`, per timeframe directory (`_hot/<dataset>/<tf>`),
-    /// so "the days with a WAL before / after day D" needs no directory listing.
-    index: HashMap<PathBuf, BTreeSet<i64>>,
+    /// Writer only: per dataset, the days of `wal_lens` and the streams each holds frames
+    /// of, so "the days with rows of this timeframe before / after day D" needs no
+    /// directory listing or read.
+    index: HashMap<String, BTreeMap<i64, BTreeSet<u32>>>,
     /// WAL files appended since the last [`HotTier::sync_pending`] that the policy wants
     /// synced, and the directories that gained a file (synced under `always`).
     pending_sync: BTreeSet<PathBuf>,
     pending_dirs: BTreeSet<PathBuf>,
+    /// WAL files appended since the last rollup marker ([`HotTier::mark_rollups_done`]).
+    unmarked: BTreeSet<PathBuf>,
     /// Writer only: recently read days, merged.
     day_cache: Mutex<DayCache>,
     /// Writer only: what the write in progress changed, to put back if it fails.
@@ -79,6 +90,7 @@ impl HotTier {
             index: HashMap::new(),
             pending_sync: BTreeSet::new(),
             pending_dirs: BTreeSet::new(),
+            unmarked: BTreeSet::new(),
             day_cache: Mutex::new(DayCache::default()),
             undo: None,
             undo_left: Vec::new(),
@@ -103,111 +115,193 @@ impl HotTier {
         c.make_room(0);
     }
 
-    /// WAL path of a (dataset, timeframe, day).
-    pub(crate) fn wal_path(&self, dataset: &str, tf: Timeframe, day: i64) -> PathBuf {
-        self.tf_dir(dataset, tf)
+    /// The WAL of (dataset, day): every timeframe's frames of the day.
+    pub(crate) fn day_path(&self, dataset: &str, day: i64) -> PathBuf {
+        self.root
+            .join("_hot")
+            .join(dataset)
             .join(format!("{}.wal", day_string(day)))
     }
 
-    fn tf_dir(&self, dataset: &str, tf: Timeframe) -> PathBuf {
-        self.root.join("_hot").join(dataset).join(tf.to_string())
+    /// The one-timeframe WAL of (dataset, tf, day) of a store written before dataset-day
+    /// files (read-only openers read it; the writer moves it into the day file).
+    fn legacy_path(&self, dataset: &str, tf: Timeframe, day: i64) -> PathBuf {
+        self.root
+            .join("_hot")
+            .join(dataset)
+            .join(tf.to_string())
+            .join(format!("{}.wal", day_string(day)))
     }
 
-    fn all_wal_files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
+    /// (dataset, day) of a dataset-day WAL path.
+    fn key_of(path: &Path) -> Option<(String, i64)> {
+        let day = parse_day(path.file_stem()?.to_str()?)?;
+        let dataset = path.parent()?.file_name()?.to_str()?.to_string();
+        Some((dataset, day))
+    }
+
+    /// Dataset-day WALs, and legacy one-timeframe WALs as (file, timeframe).
+    fn all_wal_files(&self) -> (Vec<PathBuf>, Vec<(PathBuf, Timeframe)>) {
+        let (mut days, mut legacy) = (Vec::new(), Vec::new());
+        let is_wal = |f: &Path| f.extension().is_some_and(|e| e == "wal");
         for d in read_dirs(&self.root.join("_hot")) {
-            for t in read_dirs(&d) {
-                for f in read_dirs(&t) {
-                    if f.extension().is_some_and(|e| e == "wal") {
-                        out.push(f);
-                    }
+            for f in read_dirs(&d) {
+                if f.is_dir() {
+                    let Some(tf) = canonical_tf(&f) else { continue };
+                    legacy.extend(
+                        read_dirs(&f)
+                            .into_iter()
+                            .filter(|x| is_wal(x))
+                            .map(|x| (x, tf)),
+                    );
+                } else if is_wal(&f) {
+                    days.push(f);
                 }
             }
         }
-        out
+        (days, legacy)
     }
 
-    /// UTC days with a WAL for (dataset, tf), ascending (from the directory: the writer's
-    /// index may be behind a read-only opener's view of the disk).
+    /// UTC days with rows of (dataset, tf) in the hot tier, ascending. The writer answers
+    /// from its index; a read-only opener lists the files (a day listed may hold frames of
+    /// other timeframes only: reading it then gives nothing).
     pub(crate) fn days(&self, dataset: &str, tf: Timeframe) -> Vec<i64> {
-        let mut days: Vec<i64> = read_dirs(&self.tf_dir(dataset, tf))
-            .iter()
-            .filter_map(|p| parse_day(p.file_stem()?.to_str()?))
-            .collect();
-        days.sort();
-        days
+        if self.writable {
+            return self.indexed_days(dataset, tf, ..);
+        }
+        let dir = self.root.join("_hot").join(dataset);
+        let day_of = |p: &PathBuf| {
+            p.extension()
+                .is_some_and(|e| e == "wal")
+                .then(|| parse_day(p.file_stem()?.to_str()?))
+                .flatten()
+        };
+        let mut days: BTreeSet<i64> = read_dirs(&dir).iter().filter_map(day_of).collect();
+        days.extend(
+            read_dirs(&dir.join(tf.to_string()))
+                .iter()
+                .filter_map(day_of),
+        );
+        days.into_iter().collect()
     }
 
-    /// Writer only: the days in `range` with a WAL for (dataset, tf), from the index.
+    /// Writer only: the days in `range` with frames of (dataset, tf), from the index.
     pub(crate) fn indexed_days(
         &self,
         dataset: &str,
         tf: Timeframe,
         range: impl std::ops::RangeBounds<i64>,
     ) -> Vec<i64> {
+        let stream = wal::stream_of(tf);
         self.index
-            .get(&self.tf_dir(dataset, tf))
-            .map(|d| d.range(range).copied().collect())
+            .get(dataset)
+            .map(|d| {
+                d.range(range)
+                    .filter(|(_, s)| s.contains(&stream))
+                    .map(|(d, _)| *d)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    /// Whether (dataset, tf, day) has a WAL (writer only: from the index, no `stat`).
+    /// Whether (dataset, tf, day) has frames in the hot tier (writer only: from the index,
+    /// no `stat`). May say yes after a failed write whose frames were cut back: reads then
+    /// find nothing, which costs a read, never a row.
     pub(crate) fn exists(&self, dataset: &str, tf: Timeframe, day: i64) -> bool {
-        self.wal_lens.contains_key(&self.wal_path(dataset, tf, day))
+        self.index
+            .get(dataset)
+            .and_then(|d| d.get(&day))
+            .is_some_and(|s| s.contains(&wal::stream_of(tf)))
     }
 
-    /// Append each job's operations to its WAL, the files on every CPU, then record them
-    /// (valid lengths, the sync list, the undo) in job order. Unsynced: the write syncs
-    /// with [`HotTier::sync_pending`] before it returns. The first failure, in job order,
-    /// is returned.
+    /// Append each job's operations to its day's WAL (the jobs of one day as one write),
+    /// the files on every CPU, then record them (valid lengths, streams, the sync list,
+    /// the undo) in day order. Unsynced: the write syncs with [`HotTier::sync_pending`]
+    /// before it returns. The first failure, in day order, is returned.
     pub(crate) fn write(
         &mut self,
         dataset: &str,
         policy: FsyncPolicy,
         jobs: Jobs,
     ) -> Result<(), WalError> {
-        let work: Vec<(PathBuf, Option<u64>, Vec<Op>)> = jobs
+        let mut by_day: BTreeMap<i64, Vec<(Timeframe, Vec<Op>)>> = BTreeMap::new();
+        for (tf, day, ops) in jobs {
+            by_day.entry(day).or_default().push((tf, ops));
+        }
+        type Work = (
+            PathBuf,
+            Option<u64>,
+            Vec<(u32, Vec<Op>)>,
+            Option<std::io::Error>,
+        );
+        let work: Vec<Work> = by_day
             .into_iter()
-            .map(|(tf, day, ops)| {
-                let p = self.wal_path(dataset, tf, day);
+            .map(|(day, groups)| {
+                let p = self.day_path(dataset, day);
                 let known = self.wal_lens.get(&p).copied();
-                (p, known, ops)
+                // The test hook that fails writes under a directory: a timeframe's frames
+                // fail as its own directory's file did before dataset-day files.
+                let fault = groups.iter().find_map(|(tf, _)| {
+                    let dir = self.root.join("_hot").join(dataset).join(tf.to_string());
+                    self.opts.check_fault(&dir).err()
+                });
+                let groups = groups
+                    .into_iter()
+                    .map(|(tf, ops)| (wal::stream_of(tf), ops))
+                    .collect();
+                (p, known, groups, fault)
             })
             .collect();
         let (root, opts) = (&self.root, &self.opts);
+        let append = |(path, known, groups, fault): &Work| match fault {
+            Some(e) => Appended::failed(wal::io_error(
+                path,
+                std::io::Error::new(e.kind(), e.to_string()),
+                e.raw_os_error(),
+            )),
+            None => append_frames(path, *known, root, opts, |w| {
+                let g: Vec<(u32, &[Op])> = groups.iter().map(|(s, o)| (*s, o.as_slice())).collect();
+                w.append_streams(&g)
+            }),
+        };
         let results = if work.len() == 1 {
-            let (path, known, ops) = &work[0];
-            vec![append_frames(path, *known, root, opts, |w| w.append(ops))]
+            vec![append(&work[0])]
         } else {
-            par_map(&work, |(path, known, ops)| {
-                append_frames(path, *known, root, opts, |w| w.append(ops))
-            })
+            par_map(&work, append)
         };
         let mut first_err = None;
-        for ((path, _, _), r) in work.into_iter().zip(results) {
+        for ((path, _, groups, _), r) in work.into_iter().zip(results) {
+            let ok = r.is_ok();
             if let Err(e) = self.record_append(&path, policy, r) {
                 first_err.get_or_insert(e);
+            }
+            if ok {
+                self.note_streams(&path, groups.iter().map(|(s, _)| *s));
+                self.unmarked.insert(path);
             }
         }
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Append a rollup marker to the base WAL of each of `days` (see [`crate::wal`]): the
-    /// rollups derived from everything before it are durable. Not synced itself: a marker
-    /// lost in a power cut costs one needless repair at the next open.
-    pub(crate) fn mark_rollups_done(
-        &mut self,
-        dataset: &str,
-        base: Timeframe,
-        days: &[i64],
-    ) -> Result<(), WalError> {
-        for &day in days {
-            let path = self.wal_path(dataset, base, day);
+    /// Append a rollup marker to each WAL of `dataset` appended since the last marker
+    /// (see [`crate::wal`]): the rollups derived from everything before it are durable (the
+    /// caller synced them). A write's rollup frames can land in earlier days' WALs (the
+    /// bars the write closes), which get a marker too. Not synced itself: a marker lost in
+    /// a power cut costs one needless repair at the next open.
+    pub(crate) fn mark_rollups_done(&mut self, dataset: &str) -> Result<(), WalError> {
+        let paths: Vec<PathBuf> = self
+            .unmarked
+            .iter()
+            .filter(|p| Self::key_of(p).is_some_and(|(d, _)| d == dataset))
+            .cloned()
+            .collect();
+        for path in paths {
             let known = self.wal_lens.get(&path).copied();
             let res = append_frames(&path, known, &self.root, &self.opts, |w| {
                 w.append_rollup_marker()
             });
             self.record_append(&path, FsyncPolicy::Never, res)?;
+            self.unmarked.remove(&path);
         }
         Ok(())
     }
@@ -216,6 +310,7 @@ impl HotTier {
     pub(crate) fn forget_pending(&mut self) {
         self.pending_sync.clear();
         self.pending_dirs.clear();
+        self.unmarked.clear();
     }
 
     /// `fdatasync` every WAL appended since the last call (on up to 4 threads: the device
@@ -268,18 +363,31 @@ impl HotTier {
             // A failed append: whatever the file holds now is read afresh.
             self.day_cache().forget(path);
         }
-        let day = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(parse_day);
-        if let (Some(dir), Some(day)) = (path.parent(), day) {
-            self.index.entry(dir.to_path_buf()).or_default().insert(day);
+        if let Some((dataset, day)) = Self::key_of(path) {
+            self.index
+                .entry(dataset)
+                .or_default()
+                .entry(day)
+                .or_default();
         }
     }
 
-    /// Delete the WAL of (dataset, tf, day) after its day was written down, and forget it.
-    pub(crate) fn remove(&mut self, dataset: &str, tf: Timeframe, day: i64) {
-        let path = self.wal_path(dataset, tf, day);
+    /// Record that a hot WAL holds frames of `streams`.
+    fn note_streams(&mut self, path: &Path, streams: impl IntoIterator<Item = u32>) {
+        if let Some((dataset, day)) = Self::key_of(path) {
+            self.index
+                .entry(dataset)
+                .or_default()
+                .entry(day)
+                .or_default()
+                .extend(streams);
+        }
+    }
+
+    /// Delete the WAL of (dataset, day) after its day was written down (every timeframe
+    /// of it), and forget it.
+    pub(crate) fn remove_day(&mut self, dataset: &str, day: i64) {
+        let path = self.day_path(dataset, day);
         let _ = std::fs::remove_file(&path);
         self.forget_wal(&path);
     }
@@ -288,12 +396,8 @@ impl HotTier {
     fn forget_wal(&mut self, path: &Path) {
         self.wal_lens.remove(path);
         self.day_cache().forget(path);
-        let day = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(parse_day);
-        if let (Some(dir), Some(day)) = (path.parent(), day) {
-            if let Some(days) = self.index.get_mut(dir) {
+        if let Some((dataset, day)) = Self::key_of(path) {
+            if let Some(days) = self.index.get_mut(&dataset) {
                 days.remove(&day);
             }
         }
@@ -320,24 +424,25 @@ impl HotTier {
         symbols: Option<&BTreeSet<String>>,
         keep: bool,
     ) -> Result<Option<RecordBatch>, ReadError> {
-        let path = self.wal_path(dataset, tf, day);
+        let path = self.day_path(dataset, day);
+        let stream = wal::stream_of(tf);
         if !self.writable {
             // Parts without any of the symbols asked for are not read.
-            let wanted = cold
+            let wanted: Vec<PartFile> = cold
                 .iter()
                 .filter(|p| symbols.is_none_or(|s| p.symbols.iter().any(|x| s.contains(x))))
-                .map(|p| p.path.clone());
-            let base = crate::cold::read_parts(&self.root, wanted, kind)?;
-            let (ops, _) = wal::replay(&path)?;
+                .cloned()
+                .collect();
+            let base = crate::cold::read_day(&self.root, &wanted, kind, day)?;
+            // A legacy one-timeframe WAL holds older frames than the day file.
+            let (mut ops, _) = wal::replay(&self.legacy_path(dataset, tf, day))?;
+            ops.extend(wal::replay_stream(&path, Some(stream))?.0);
             return select(merge::apply(kind, base, ops)?, symbols);
         }
+        let parts = cold;
         let cold: Vec<String> = cold.iter().map(|p| p.path.clone()).collect();
-        let keep = keep
-            || self
-                .index
-                .get(&self.tf_dir(dataset, tf))
-                .and_then(|d| d.last())
-                == Some(&day);
+        let newest = self.indexed_days(dataset, tf, day..).last() == Some(&day);
+        let keep = keep || newest;
         // The WAL's valid length as the writer knows it (0: no WAL). Unknown after a failed
         // append: then the file is read as it is, and not cached.
         let len = match self.wal_lens.get(&path) {
@@ -346,16 +451,21 @@ impl HotTier {
             Some(&n) => Some(n),
         };
         if let Some(len) = len {
-            let have = match self.day_cache().find(&path, &cold) {
+            let have = match self.day_cache().find(&path, stream, &cold) {
                 Some(e) if e.wal_len == len => return Ok(e.select(kind, symbols)?),
                 Some(e) if e.wal_len < len => Some(e.wal_len),
                 _ => None,
             };
             // Decode the frames appended since, outside the lock, then merge them in.
-            let tail = have.map(|h| wal::replay_range(&path, h, len)).transpose()?;
+            let tail = have
+                .map(|h| wal::replay_range_stream(&path, h, len, Some(stream)))
+                .transpose()?;
             if let (Some(have), Some(Some(ops))) = (have, tail) {
                 let mut cache = self.day_cache();
-                if let Some(e) = cache.find(&path, &cold).filter(|e| e.wal_len == have) {
+                if let Some(e) = cache
+                    .find(&path, stream, &cold)
+                    .filter(|e| e.wal_len == have)
+                {
                     if let Err(err) = merge::apply_by_symbol(kind, &mut e.day, ops) {
                         cache.forget(&path);
                         return Err(err.into());
@@ -364,20 +474,24 @@ impl HotTier {
                     e.bytes = e.estimate();
                 }
                 // (Another reader may have brought it up to date meanwhile.)
-                if let Some(e) = cache.find(&path, &cold).filter(|e| e.wal_len == len) {
+                if let Some(e) = cache
+                    .find(&path, stream, &cold)
+                    .filter(|e| e.wal_len == len)
+                {
                     let out = e.select(kind, symbols)?;
                     cache.make_room(0);
                     return Ok(out);
                 }
             }
         }
-        let base = crate::cold::read_parts(&self.root, cold.iter().cloned(), kind)?;
-        let (ops, rep) = wal::replay(&path)?;
+        let base = crate::cold::read_day(&self.root, parts, kind, day)?;
+        let (ops, rep) = wal::replay_stream(&path, Some(stream))?;
         let replayed = rep.is_clean().then_some(rep.valid_len);
         let merged = merge::apply(kind, base, ops)?;
         if keep && len.is_some() && replayed == len {
             self.day_cache().put(CachedDay::new(
                 path,
+                stream,
                 cold,
                 replayed.unwrap_or(0),
                 merged.as_ref(),
@@ -454,6 +568,14 @@ impl HotTier {
         self.forget_pending();
         self.day_cache().entries.clear();
     }
+}
+
+/// The timeframe a legacy one-timeframe WAL directory is named after, when the name is
+/// its normalized spelling (others are left alone: see [`HotTier::rename_timeframes`]).
+fn canonical_tf(dir: &Path) -> Option<Timeframe> {
+    let name = dir.file_name()?.to_str()?;
+    let tf: Timeframe = name.parse().ok()?;
+    (tf.to_string() == name).then_some(tf)
 }
 
 /// The rows of `symbols` (all when `None`) of a merged day.

@@ -48,6 +48,22 @@ pub(super) struct Appended {
     result: Result<u64, WalError>,
 }
 
+impl Appended {
+    /// An append refused before the file was opened (it wrote nothing).
+    pub(super) fn failed(e: WalError) -> Self {
+        Appended {
+            before: None,
+            damage: Vec::new(),
+            result: Err(e),
+        }
+    }
+
+    /// Whether the append went through.
+    pub(super) fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+}
+
 /// Open a hot WAL the store tracks (`known`: its valid length in `wal_lens`) and let
 /// `write` append to it; unsynced (the store syncs per policy in `sync_pending`).
 pub(super) fn append_frames(

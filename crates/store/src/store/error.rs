@@ -374,6 +374,10 @@ pub struct WriteDownSummary {
     pub rows: u64,
     /// Bytes of Parquet written.
     pub bytes: u64,
+    /// Months compacted after the write-down (see [`crate::BarStore::compact`]).
+    pub compacted_months: usize,
+    /// Day parts merged into them.
+    pub compacted_parts: usize,
 }
 
 pub(crate) fn list(v: impl IntoIterator<Item = impl AsRef<str>>) -> String {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <root>/_catalog/CURRENT, v<N>.json                      catalog versions
-//! <root>/_hot/<dataset>/<tf>/<YYYY-MM-DD>.wal               hot tier (WAL), per UTC day
+//! <root>/_hot/<dataset>/<YYYY-MM-DD>.wal                    hot tier (WAL), per dataset-day
 //! <root>/dataset=<D>/tf=<tf>/date=<YYYY-MM-DD>/part-<N>.parquet   cold tier (Hive layout)
 //! ```
 //!
@@ -44,6 +44,7 @@ pub use error::{
 pub use lock::WRITER_LOCK;
 pub(crate) use query::select_symbols;
 pub use query::{Query, Symbols};
+pub use write_down::CompactSummary;
 
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
@@ -424,8 +425,8 @@ impl BarStore {
         if !cfg.rollups.is_empty() {
             let bars = self.refresh_after_upsert(dataset, &cfg, &batch, &pieces, &fresh, &seen)?;
             self.hot.sync_pending()?;
-            let days: Vec<i64> = pieces.iter().map(|(d, _)| *d).collect();
-            self.hot.mark_rollups_done(dataset, cfg.base, &days)?;
+            crate::failpoint("upsert:before_marker");
+            self.hot.mark_rollups_done(dataset)?;
             summary.rollup_rows = bars.iter().map(|(_, _, b)| b.num_rows()).sum();
             for tf in &cfg.rollups {
                 let of_tf: Vec<RecordBatch> = bars
@@ -533,14 +534,15 @@ impl BarStore {
         if !cfg.rollups.is_empty() && !days.is_empty() {
             self.refresh_after_delete(dataset, &cfg, &days, &all_syms)?;
             self.hot.sync_pending()?;
-            self.hot.mark_rollups_done(dataset, cfg.base, &days)?;
+            self.hot.mark_rollups_done(dataset)?;
         }
         Ok(days.len())
     }
 
     /// Hot WAL path of a (dataset, timeframe, day).
     pub fn wal_path(&self, dataset: &str, tf: Timeframe, day: i64) -> PathBuf {
-        self.hot.wal_path(dataset, tf, day)
+        let _ = tf;
+        self.hot.day_path(dataset, day)
     }
 
     /// UTC days with a hot WAL for (dataset, tf), ascending.

@@ -189,7 +189,7 @@ impl BarStore {
                 .hot
                 .days(&name, cfg.base)
                 .into_iter()
-                .filter(|d| self.hot.is_unrolled(rec, &name, cfg.base, *d))
+                .filter(|d| self.hot.is_unrolled(rec, &name, *d))
                 .collect();
             if days.is_empty() || syms.is_empty() {
                 continue;
@@ -202,7 +202,7 @@ impl BarStore {
                 .map_err(repair)?;
             self.hot.sync_pending().map_err(|e| repair(e.into()))?;
             self.hot
-                .mark_rollups_done(&name, cfg.base, &days)
+                .mark_rollups_done(&name)
                 .map_err(|e| repair(e.into()))?;
             self.rollups_repaired.push((name, days));
         }

@@ -193,8 +193,9 @@ impl BarStore {
     }
 
     /// Per symbol of `syms`, the end of its latest base bar (`ts` + the base length; for
-    /// ticks the latest trade's `ts`), found from the newest day with base data back: the
-    /// watermark of `complete`.
+    /// ticks the latest trade's `ts`): the watermark of `complete`. Read back from the
+    /// newest base data in growing windows (a day, then 4×, …) until every symbol is found
+    /// or the data's start is passed.
     fn base_watermarks(
         &self,
         dataset: &str,
@@ -203,27 +204,42 @@ impl BarStore {
     ) -> Result<HashMap<String, i64>, ReadError> {
         let kind = Self::kind_of(cfg, cfg.base);
         let len = cfg.base.nanos().unwrap_or(0);
-        let mut days: BTreeSet<i64> = self.hot.days(dataset, cfg.base).into_iter().collect();
-        days.extend(self.cold().parts(dataset, cfg.base).iter().map(|p| p.day));
+        let hot = self.hot.days(dataset, cfg.base);
+        let parts = self.cold().parts(dataset, cfg.base);
+        let newest = hot
+            .last()
+            .copied()
+            .max(parts.iter().map(|p| p.last()).max());
+        let oldest = [hot.first().copied(), parts.iter().map(|p| p.day).min()]
+            .into_iter()
+            .flatten()
+            .min();
         let mut wm = HashMap::new();
-        for day in days.into_iter().rev() {
-            if pending.is_empty() {
+        let (Some(newest), Some(oldest)) = (newest, oldest) else {
+            return Ok(wm);
+        };
+        let mut hi = (newest + 1).saturating_mul(NANOS_PER_DAY);
+        let mut span = 1i64;
+        while !pending.is_empty() {
+            let lo = hi.saturating_sub(span.saturating_mul(NANOS_PER_DAY));
+            let b = self.read_range(dataset, cfg.base, kind, lo, hi, Some(&pending))?;
+            raise_watermarks(&b, len, &mut wm);
+            for s in merge::symbols_of(&b) {
+                pending.remove(&s);
+            }
+            if lo <= oldest.saturating_mul(NANOS_PER_DAY) {
                 break;
             }
-            if let Some(b) = self.read_day(dataset, cfg.base, kind, day, Some(&pending))? {
-                raise_watermarks(&b, len, &mut wm);
-                for s in merge::symbols_of(&b) {
-                    pending.remove(&s);
-                }
-            }
+            hi = lo;
+            span = span.saturating_mul(4);
         }
         Ok(wm)
     }
 
     /// The rows of (dataset, tf) in `[start, end)`, of `symbols` (all when `None`),
-    /// sorted by key: the cold tier says which days have parts that may hold them, the
-    /// hot tier which days have WALs, and the hot tier reads each day (its parts overlaid
-    /// with its WAL) on every CPU.
+    /// sorted by key. The hot tier answers for the days it has frames of (each day its
+    /// parts overlaid with its WAL, days on every CPU); the cold tier for the rest, each
+    /// part that may hold such rows read once (on every CPU), whatever days it covers.
     fn read_range(
         &self,
         dataset: &str,
@@ -240,15 +256,17 @@ impl BarStore {
             (end - 1).div_euclid(NANOS_PER_DAY)
         };
         let cold = self.cold();
-        let mut days: BTreeSet<i64> = self
+        let hot_days: BTreeSet<i64> = self
             .hot
             .days(dataset, tf)
             .into_iter()
             .filter(|d| (first..=last).contains(d))
             .collect();
-        days.extend(cold.days_with(dataset, tf, first..=last, symbols, start, end));
-        let plan = cold.by_day(dataset, tf, &days);
-        let pieces = self.hot.read_days(dataset, tf, kind, &plan, symbols)?;
+        let parts = cold.in_range(dataset, tf, symbols, start, end);
+        let mut pieces =
+            crate::cold::read_rows(self.root(), &parts, kind, symbols, (start, end), &hot_days)?;
+        let plan = cold.by_day(dataset, tf, &hot_days);
+        pieces.extend(self.hot.read_days(dataset, tf, kind, &plan, symbols)?);
         let all = arrow_select::concat::concat_batches(&kind.schema(), &pieces)?;
         let all = filter_ts(&all, start, end)?;
         Ok(merge::sort_dedup(kind, all)?)

@@ -323,8 +323,8 @@ impl BarStore {
     }
 
     /// Days with base data of (dataset, tf) in `range`, per the writer's view: hot WALs
-    /// and cold parts. `true` marks a day with a hot WAL (its content needs a read; a
-    /// cold-only day's symbols are in the catalog).
+    /// and cold parts. `true` marks a day whose content needs a read to know its symbols
+    /// (a hot WAL, or a compacted part); a day of its own part lists them in the catalog.
     pub(super) fn data_days(
         &self,
         dataset: &str,
@@ -337,10 +337,10 @@ impl BarStore {
             .into_iter()
             .map(|d| (d, true))
             .collect();
-        for p in self.cold().parts(dataset, tf) {
-            if range.contains(&p.day) {
-                days.entry(p.day).or_insert(false);
-            }
+        // A day of a compacted part needs a read too: the part lists the symbols of its
+        // whole run of days, not of the day.
+        for (d, compacted) in self.cold().days_in(dataset, tf, range) {
+            days.entry(d).or_insert(compacted);
         }
         days
     }

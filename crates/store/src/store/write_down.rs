@@ -1,9 +1,10 @@
 //! Write-down: closed days of the hot tier become parts of the cold tier, committed by
 //! one catalog version, after which the replaced parts and the WALs go.
 
-use super::{BarStore, WriteDownError, WriteDownSummary};
-use crate::timeframe::Timeframe;
-use std::collections::BTreeSet;
+use super::{BarStore, ReadError, WriteDownError, WriteDownSummary};
+use crate::catalog::PartFile;
+use arrow_array::RecordBatch;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 impl BarStore {
@@ -41,8 +42,10 @@ impl BarStore {
     }
 
     /// Move closed days of the hot tier into Parquet: for every (dataset, timeframe, day)
-    /// with `day < before_day` that has a WAL, write the merged day as a new part, commit
-    /// the catalog once, then delete the replaced parts and the WALs.
+    /// with `day < before_day` that has a WAL, write the merged day as a new part (a day
+    /// inside a compacted month rewrites that month's part), commit the catalog once, then
+    /// delete the replaced parts and the WALs. Then compact the months that end before
+    /// `before_day` ([`BarStore::compact`]).
     pub fn write_down(
         &mut self,
         dataset: Option<&str>,
@@ -58,55 +61,200 @@ impl BarStore {
         let mut summary = WriteDownSummary::default();
         let mut next = self.catalog.clone();
         let mut old_parts: Vec<PathBuf> = Vec::new();
-        let mut wals: Vec<(String, Timeframe, i64)> = Vec::new();
+        let mut wals: BTreeSet<(String, i64)> = BTreeSet::new();
         let cold = self.cold();
         for name in &names {
             for tf in self.stored_timeframes(name) {
                 let cfg = &self.catalog.datasets[name].config;
                 let kind = Self::kind_of(cfg, tf);
-                for day in self
+                // Days inside a compacted part, per part: the part is rewritten once.
+                let mut runs: BTreeMap<String, (PartFile, DaysOfRun)> = BTreeMap::new();
+                let days: Vec<i64> = self
                     .hot
                     .days(name, tf)
                     .into_iter()
                     .filter(|d| *d < before_day)
-                {
+                    .collect();
+                let parts = next
+                    .datasets
+                    .get_mut(name)
+                    .expect("dataset exists")
+                    .cold
+                    .entry(tf.to_string())
+                    .or_default();
+                for day in days {
                     let old = cold.on(name, tf, day);
                     let merged = self.hot.read_day(name, tf, kind, day, &old, None, false)?;
-                    let parts = next
-                        .datasets
-                        .get_mut(name)
-                        .expect("dataset exists")
-                        .cold
-                        .entry(tf.to_string())
-                        .or_default();
-                    parts.retain(|p| p.day != day);
+                    summary.partitions += 1;
+                    wals.insert((name.clone(), day));
+                    if let Some(run) = old.iter().find(|p| p.is_compacted()) {
+                        runs.entry(run.path.clone())
+                            .or_insert_with(|| (run.clone(), Vec::new()))
+                            .1
+                            .push((day, merged));
+                        continue;
+                    }
+                    parts.retain(|p| !p.covers(day));
+                    old_parts.extend(old.iter().map(|p| self.root.join(&p.path)));
                     if let Some(b) = merged {
                         let part = cold.write_part(name, tf, day, &old, &b)?;
                         summary.rows += part.rows;
                         summary.bytes += part.bytes;
                         parts.push(part);
-                        parts.sort_by_key(|p| p.day);
                     }
-                    summary.partitions += 1;
-                    old_parts.extend(old.iter().map(|p| self.root.join(&p.path)));
-                    wals.push((name.clone(), tf, day));
                 }
+                for (_, (run, days)) in runs {
+                    // The run's rows of other days, then the new content of these days.
+                    let gone: BTreeSet<i64> = days.iter().map(|(d, _)| *d).collect();
+                    let mut pieces = crate::cold::read_rows(
+                        &self.root,
+                        std::slice::from_ref(&run),
+                        kind,
+                        None,
+                        (i64::MIN, i64::MAX),
+                        &gone,
+                    )?;
+                    pieces.extend(days.into_iter().filter_map(|(_, b)| b));
+                    let rows = arrow_select::concat::concat_batches(&kind.schema(), &pieces)
+                        .and_then(|b| crate::merge::sort_dedup(kind, b))
+                        .map_err(ReadError::from)?;
+                    parts.retain(|p| p.path != run.path);
+                    old_parts.push(self.root.join(&run.path));
+                    if rows.num_rows() > 0 {
+                        let part =
+                            cold.write_run(name, tf, (run.day, run.last()), run.part + 1, &rows)?;
+                        summary.rows += part.rows;
+                        summary.bytes += part.bytes;
+                        parts.push(part);
+                    }
+                }
+                parts.sort_by_key(|p| p.day);
             }
         }
-        if summary.partitions == 0 {
+        if summary.partitions > 0 {
+            crate::failpoint("writedown:before_commit");
+            next.commit_with(&self.root, self.hot.opts())?;
+            self.catalog = next;
+            crate::failpoint("writedown:after_commit");
+            for p in old_parts {
+                let _ = std::fs::remove_file(&p);
+            }
+            // Every timeframe of these days is in the cold tier now: their WALs go.
+            for (name, day) in wals {
+                self.hot.remove_day(&name, day);
+            }
+            self.cold().collect_garbage();
+        }
+        let c = self.compact(dataset, before_day)?;
+        summary.compacted_months = c.months;
+        summary.compacted_parts = c.parts_in;
+        Ok(summary)
+    }
+
+    /// Merge the day parts of every month that ends before `before_day` into one part per
+    /// (dataset, timeframe, month), rows sorted by (symbol, ts), so that a year reads 12
+    /// files. One catalog commit for all of them, then the merged parts are deleted:
+    /// a crash before the commit leaves the day parts (the new files are removed as
+    /// orphans at the next open), after it the month parts.
+    pub fn compact(
+        &mut self,
+        dataset: Option<&str>,
+        before_day: i64,
+    ) -> Result<CompactSummary, WriteDownError> {
+        if let Some((root, reason)) = self.unwritable() {
+            return Err(WriteDownError::Unwritable { root, reason });
+        }
+        if !self.hot.writable() {
+            return Err(WriteDownError::ReadOnly);
+        }
+        let names = self.write_down_names(dataset)?;
+        let mut summary = CompactSummary::default();
+        let mut next = self.catalog.clone();
+        let mut old_parts: Vec<PathBuf> = Vec::new();
+        let cold = self.cold();
+        for name in &names {
+            for tf in self.stored_timeframes(name) {
+                let kind = Self::kind_of(&self.catalog.datasets[name].config, tf);
+                // Months with day parts, each with every part it holds.
+                let mut months: BTreeMap<(i64, i64), Vec<PartFile>> = BTreeMap::new();
+                for p in cold.parts(name, tf) {
+                    let m = crate::cold::month_of(p.day);
+                    if p.last() <= m.1 && m.1 < before_day {
+                        months.entry(m).or_default().push(p.clone());
+                    }
+                }
+                months.retain(|_, ps| ps.iter().any(|p| !p.is_compacted()));
+                if months.is_empty() {
+                    continue;
+                }
+                let parts = next
+                    .datasets
+                    .get_mut(name)
+                    .expect("dataset exists")
+                    .cold
+                    .entry(tf.to_string())
+                    .or_default();
+                for ((first, last), old) in months {
+                    let pieces = crate::cold::read_rows(
+                        &self.root,
+                        &old,
+                        kind,
+                        None,
+                        (i64::MIN, i64::MAX),
+                        &BTreeSet::new(),
+                    )?;
+                    let rows = arrow_select::concat::concat_batches(&kind.schema(), &pieces)
+                        .and_then(|b| crate::merge::sort_dedup(kind, b))
+                        .map_err(ReadError::from)?;
+                    let part_no = old
+                        .iter()
+                        .filter(|p| p.is_compacted())
+                        .map(|p| p.part + 1)
+                        .max()
+                        .unwrap_or(0);
+                    let part = cold.write_run(name, tf, (first, last), part_no, &rows)?;
+                    summary.months += 1;
+                    summary.parts_in += old.len();
+                    summary.bytes_in += old.iter().map(|p| p.bytes).sum::<u64>();
+                    summary.bytes_out += part.bytes;
+                    summary.rows += part.rows;
+                    let gone: BTreeSet<&str> = old.iter().map(|p| p.path.as_str()).collect();
+                    parts.retain(|p| !gone.contains(p.path.as_str()));
+                    parts.push(part);
+                    old_parts.extend(old.iter().map(|p| self.root.join(&p.path)));
+                }
+                parts.sort_by_key(|p| p.day);
+            }
+        }
+        if summary.months == 0 {
             return Ok(summary);
         }
-        crate::failpoint("writedown:before_commit");
+        crate::failpoint("compact:before_commit");
         next.commit_with(&self.root, self.hot.opts())?;
         self.catalog = next;
-        crate::failpoint("writedown:after_commit");
+        crate::failpoint("compact:after_commit");
         for p in old_parts {
             let _ = std::fs::remove_file(&p);
-        }
-        for (name, tf, day) in wals {
-            self.hot.remove(&name, tf, day);
         }
         self.cold().collect_garbage();
         Ok(summary)
     }
+}
+
+/// The merged content of days inside one compacted part (`None`: no rows left).
+type DaysOfRun = Vec<(i64, Option<RecordBatch>)>;
+
+/// What a compaction ([`BarStore::compact`]) merged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactSummary {
+    /// (dataset, timeframe, month) parts written.
+    pub months: usize,
+    /// Parts merged into them.
+    pub parts_in: usize,
+    /// Rows written.
+    pub rows: u64,
+    /// Bytes of the parts merged.
+    pub bytes_in: u64,
+    /// Bytes of the parts written.
+    pub bytes_out: u64,
 }
