@@ -7,7 +7,8 @@
 //! place; a versioned **catalog** lists datasets, symbols and cold files. **Rollups** to
 //! coarser timeframes are maintained on write; any other timeframe is **resampled on
 //! read**. Every row is checked by one set of **rules** ([`validate`]) whichever way it
-//! comes in: `ingest` while it parses files, [`BarStore::append`] for clients' Arrow batches.
+//! comes in: the `ringfeed-ingest` crate while it parses files, [`BarStore::append`] for
+//! clients' Arrow batches.
 //! This crate knows nothing of shared memory: the daemon joins it to the rings.
 //!
 //! ```
@@ -36,7 +37,6 @@ pub mod catalog;
 mod cold;
 pub mod extent;
 pub mod fsck;
-pub mod ingest;
 pub mod merge;
 pub mod perms;
 pub mod quarantine;

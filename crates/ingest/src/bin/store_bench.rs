@@ -10,7 +10,9 @@
 //! store_bench encodings <data_dir> <dataset>
 //! store_bench live     <data_dir> <symbols> <minutes> <row|minute> <never|always> [max_secs] [query]
 //! ```
-//! Built with `cargo build --release -p ringfeed-store --features bench-bin --bin store_bench`.
+//! Built with `cargo build --release -p ringfeed-ingest --features bench-bin --bin store_bench`
+//! (it lives in the ingest crate because it times `ingest::load`; everything else it
+//! times is the store's public API).
 //! `parse` times the loader alone (batches are dropped); it reports CPU seconds too.
 //! `ingest` creates the dataset (fsync never) in a fresh directory and reports the time of
 //! `ingest::load` + `BarStore::upsert` (process start and argument parsing excluded).
@@ -29,7 +31,7 @@
 //! followed by what the daemon does to publish rollup updates: a query of each rollup
 //! timeframe for the append's symbols, from one bucket before its rows to their end.
 
-use ringfeed_store::ingest::{self, Format, IngestOptions, RowReport};
+use ringfeed_ingest::{self as ingest, Format, IngestOptions, RowReport};
 use ringfeed_store::resample::{self, Bucketing};
 use ringfeed_store::schema::Kind;
 use ringfeed_store::validate::RowRules;
