@@ -31,6 +31,11 @@
 //! followed by what the daemon does to publish rollup updates: a query of each rollup
 //! timeframe for the append's symbols, from one bucket before its rows to their end.
 
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_writer::{ArrowWriter, ArrowWriterOptions};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use ringfeed_ingest::{self as ingest, Format, IngestOptions, RowReport};
 use ringfeed_store::resample::{self, Bucketing};
 use ringfeed_store::schema::Kind;
@@ -61,244 +66,276 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> R<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     match a.first().map(String::as_str) {
-        Some("parse") => {
-            // The loader alone: parse into batches and drop them.
-            let (file, fmt, sym) = (&a[1], &a[2], &a[3]);
-            let opts = IngestOptions {
-                format: Some(fmt.parse::<Format>()?),
-                symbol: Some(sym.clone()),
-                rules: RowRules::for_dataset(&DatasetConfig::new("1m".parse()?)),
-                ..Default::default()
-            };
-            let (c0, t0) = (cpu_secs(), Instant::now());
-            let mut report = RowReport::default();
-            let mut sink = |_b| -> R<()> { Ok(()) };
-            ingest::load(
-                Some(Path::new(file)),
-                Kind::Bars,
-                &opts,
-                &mut report,
-                &mut sink,
-            )?;
-            println!(
-                "{{\"secs\":{},\"cpu_secs\":{},\"rows\":{}}}",
-                t0.elapsed().as_secs_f64(),
-                cpu_secs() - c0,
-                report.rows_ok
-            );
-        }
-        Some("ingest") => {
-            let (dir, file, fmt, rollups, sym) = (&a[1], &a[2], &a[3], &a[4], &a[5]);
-            let _ = std::fs::remove_dir_all(dir);
-            let c0 = cpu_secs();
-            let t0 = Instant::now();
-            let mut store = BarStore::open(Path::new(dir))?;
-            let mut cfg = DatasetConfig::new("1m".parse()?);
-            if rollups == "none" {
-                cfg.rollups.clear();
-            }
-            cfg.fsync = FsyncPolicy::Never;
-            let rules = RowRules::for_dataset(&cfg);
-            store.create_dataset("b", cfg)?;
-            let opts = IngestOptions {
-                format: Some(fmt.parse::<Format>()?),
-                symbol: Some(sym.clone()),
-                rules,
-                ..Default::default()
-            };
-            let mut report = RowReport::default();
-            let mut upsert = 0.0;
-            let mut sink = |b| -> R<()> {
-                let t = Instant::now();
-                store.upsert("b", &b)?;
-                upsert += t.elapsed().as_secs_f64();
-                Ok(())
-            };
-            ingest::load(
-                Some(Path::new(file)),
-                Kind::Bars,
-                &opts,
-                &mut report,
-                &mut sink,
-            )?;
-            let secs = t0.elapsed().as_secs_f64();
-            println!(
-                "{{\"secs\":{secs},\"cpu_secs\":{},\"upsert_secs\":{upsert},\"rows\":{},\"rejected\":{}}}",
-                cpu_secs() - c0,
-                report.rows_ok,
-                report.rejected
-            );
-        }
-        Some("query") => {
-            let (dir, ds, sym, tf) = (&a[1], &a[2], &a[3], a[4].parse::<Timeframe>()?);
-            let (start, end): (i64, i64) = (a[5].parse()?, a[6].parse()?);
-            let repeat: usize = a[7].parse()?;
-            let mut times = Vec::new();
-            let mut rows = 0;
-            for _ in 0..repeat {
-                let t = Instant::now();
-                let store = BarStore::open_read_only(Path::new(dir))?;
-                let mut q = Query::new(ds, tf);
-                q.symbols = Symbols::List(vec![sym.clone()]);
-                q.start = Some(start);
-                q.end = Some(end);
-                rows = store.query(&q)?.num_rows();
-                times.push(t.elapsed().as_secs_f64());
-            }
-            println!("{{\"secs\":{},\"rows\":{rows}}}", median(times));
-        }
-        Some("resample") => {
-            let (dir, ds, sym, tf) = (&a[1], &a[2], &a[3], a[4].parse::<Timeframe>()?);
-            let repeat: usize = a[5].parse()?;
-            let store = BarStore::open_read_only(Path::new(dir))?;
-            let base = store.dataset(ds).ok_or("no such dataset")?.config.base;
-            let mut q = Query::new(ds, base);
-            q.symbols = Symbols::List(vec![sym.clone()]);
-            let input = store.query(&q)?;
-            let mut times = Vec::new();
-            let mut rows = 0;
-            for _ in 0..repeat {
-                let t = Instant::now();
-                let mut b = Bucketing::new(tf, tf.default_offset(), None)?;
-                rows = resample::resample(&input, Kind::Bars, base, &mut b, None)?.num_rows();
-                times.push(t.elapsed().as_secs_f64());
-            }
-            println!(
-                "{{\"secs\":{},\"rows\":{rows},\"input_rows\":{}}}",
-                median(times),
-                input.num_rows()
-            );
-        }
-        Some("encodings") => {
-            // Experiment: bytes of the 1m cold tier under several Parquet settings.
-            use parquet::arrow::arrow_writer::{ArrowWriter, ArrowWriterOptions};
-            use parquet::basic::{Compression, Encoding, ZstdLevel};
-            use parquet::file::properties::{EnabledStatistics, WriterProperties};
-            use parquet::schema::types::ColumnPath;
-            let (dir, ds) = (&a[1], &a[2]);
-            let store = BarStore::open_read_only(Path::new(dir))?;
-            let tf: Timeframe = "1m".parse()?;
-            let mut day_numbers: Vec<i64> = store.hot_days(ds, tf);
-            if let Some(parts) = store.dataset(ds).and_then(|e| e.cold.get("1m")) {
-                day_numbers.extend(parts.iter().map(|p| p.day));
-            }
-            day_numbers.sort();
-            day_numbers.dedup();
-            let mut days = Vec::new();
-            for d in day_numbers {
-                if let Some(b) = store.read_day(ds, tf, Kind::Bars, d, None)? {
-                    days.push(b);
-                }
-            }
-            let rows: usize = days.iter().map(|b| b.num_rows()).sum();
-            let floats = [
-                "open",
-                "high",
-                "low",
-                "close",
-                "volume",
-                "quote_volume",
-                "taker_buy_base",
-                "taker_buy_quote",
-            ];
-            for (name, level, bss, delta_trades, skip_meta, float_stats, offset_index) in [
-                ("old: zstd9 bss", 9, true, false, false, true, true),
-                ("zstd9 plain", 9, false, false, false, true, true),
-                (
-                    "zstd9 plain delta-trades",
-                    9,
-                    false,
-                    true,
-                    false,
-                    true,
-                    true,
-                ),
-                (
-                    "zstd9 plain delta-trades no-arrow-meta",
-                    9,
-                    false,
-                    true,
-                    true,
-                    true,
-                    true,
-                ),
-                (
-                    "zstd9 ... no float stats",
-                    9,
-                    false,
-                    true,
-                    true,
-                    false,
-                    true,
-                ),
-                (
-                    "zstd9 ... no offset index",
-                    9,
-                    false,
-                    true,
-                    true,
-                    false,
-                    false,
-                ),
-                ("zstd3 ...", 3, false, true, true, false, false),
-                ("zstd6 ...", 6, false, true, true, false, false),
-                ("zstd12 ...", 12, false, true, true, false, false),
-                ("zstd15 ...", 15, false, true, true, false, false),
-                ("zstd19 ...", 19, false, true, true, false, false),
-            ] {
-                let mut p = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
-                    .set_offset_index_disabled(!offset_index)
-                    .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
-                    .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED);
-                if !offset_index {
-                    p = p.set_statistics_enabled(EnabledStatistics::Chunk);
-                }
-                for c in floats {
-                    p = p.set_column_dictionary_enabled(ColumnPath::from(c), false);
-                    if bss {
-                        p = p.set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
-                    }
-                    if !float_stats {
-                        p = p.set_column_statistics_enabled(
-                            ColumnPath::from(c),
-                            EnabledStatistics::None,
-                        );
-                    }
-                }
-                if delta_trades {
-                    p = p
-                        .set_column_dictionary_enabled(ColumnPath::from("trades"), false)
-                        .set_column_encoding(
-                            ColumnPath::from("trades"),
-                            Encoding::DELTA_BINARY_PACKED,
-                        );
-                }
-                let props = p.build();
-                let t = Instant::now();
-                let mut bytes = 0;
-                for b in &days {
-                    let mut buf = Vec::new();
-                    let opts = ArrowWriterOptions::new()
-                        .with_properties(props.clone())
-                        .with_skip_arrow_metadata(skip_meta);
-                    let mut w = ArrowWriter::try_new_with_options(&mut buf, b.schema(), opts)?;
-                    w.write(b)?;
-                    w.close()?;
-                    bytes += buf.len();
-                }
-                println!(
-                    "{name:45} {:6.2} B/bar  {:6.1} ms ({} days)",
-                    bytes as f64 / rows as f64,
-                    t.elapsed().as_secs_f64() * 1e3,
-                    days.len()
-                );
-            }
-        }
+        Some("parse") => parse(&a)?,
+        Some("ingest") => ingest_file(&a)?,
+        Some("query") => query(&a)?,
+        Some("resample") => resample_bars(&a)?,
+        Some("encodings") => encodings(&a)?,
         Some("live") => live(&a[1..])?,
         _ => return Err("usage: store_bench ingest|query|resample|encodings|live ...".into()),
     }
     Ok(())
+}
+
+/// `parse`: the loader alone, batches dropped; wall and CPU seconds.
+fn parse(a: &[String]) -> R<()> {
+    // The loader alone: parse into batches and drop them.
+    let (file, fmt, sym) = (&a[1], &a[2], &a[3]);
+    let opts = IngestOptions {
+        format: Some(fmt.parse::<Format>()?),
+        symbol: Some(sym.clone()),
+        rules: RowRules::for_dataset(&DatasetConfig::new("1m".parse()?)),
+        ..Default::default()
+    };
+    let (c0, t0) = (cpu_secs(), Instant::now());
+    let mut report = RowReport::default();
+    let mut sink = |_b| -> R<()> { Ok(()) };
+    ingest::load(
+        Some(Path::new(file)),
+        Kind::Bars,
+        &opts,
+        &mut report,
+        &mut sink,
+    )?;
+    println!(
+        "{{\"secs\":{},\"cpu_secs\":{},\"rows\":{}}}",
+        t0.elapsed().as_secs_f64(),
+        cpu_secs() - c0,
+        report.rows_ok
+    );
+    Ok(())
+}
+
+/// `ingest`: a fresh store, then `ingest::load` + `BarStore::upsert` of the file.
+fn ingest_file(a: &[String]) -> R<()> {
+    let (dir, file, fmt, rollups, sym) = (&a[1], &a[2], &a[3], &a[4], &a[5]);
+    let _ = std::fs::remove_dir_all(dir);
+    let c0 = cpu_secs();
+    let t0 = Instant::now();
+    let mut store = BarStore::open(Path::new(dir))?;
+    let mut cfg = DatasetConfig::new("1m".parse()?);
+    if rollups == "none" {
+        cfg.rollups.clear();
+    }
+    cfg.fsync = FsyncPolicy::Never;
+    let rules = RowRules::for_dataset(&cfg);
+    store.create_dataset("b", cfg)?;
+    let opts = IngestOptions {
+        format: Some(fmt.parse::<Format>()?),
+        symbol: Some(sym.clone()),
+        rules,
+        ..Default::default()
+    };
+    let mut report = RowReport::default();
+    let mut upsert = 0.0;
+    let mut sink = |b| -> R<()> {
+        let t = Instant::now();
+        store.upsert("b", &b)?;
+        upsert += t.elapsed().as_secs_f64();
+        Ok(())
+    };
+    ingest::load(
+        Some(Path::new(file)),
+        Kind::Bars,
+        &opts,
+        &mut report,
+        &mut sink,
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{{\"secs\":{secs},\"cpu_secs\":{},\"upsert_secs\":{upsert},\"rows\":{},\"rejected\":{}}}",
+        cpu_secs() - c0,
+        report.rows_ok,
+        report.rejected
+    );
+    Ok(())
+}
+
+/// `query`: `open_read_only` + `query` of one symbol's range, `repeat` times.
+fn query(a: &[String]) -> R<()> {
+    let (dir, ds, sym, tf) = (&a[1], &a[2], &a[3], a[4].parse::<Timeframe>()?);
+    let (start, end): (i64, i64) = (a[5].parse()?, a[6].parse()?);
+    let repeat: usize = a[7].parse()?;
+    let mut times = Vec::new();
+    let mut rows = 0;
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let store = BarStore::open_read_only(Path::new(dir))?;
+        let mut q = Query::new(ds, tf);
+        q.symbols = Symbols::List(vec![sym.clone()]);
+        q.start = Some(start);
+        q.end = Some(end);
+        rows = store.query(&q)?.num_rows();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    println!("{{\"secs\":{},\"rows\":{rows}}}", median(times));
+    Ok(())
+}
+
+/// `resample`: the in-memory kernel on the symbol's stored base bars, `repeat` times.
+fn resample_bars(a: &[String]) -> R<()> {
+    let (dir, ds, sym, tf) = (&a[1], &a[2], &a[3], a[4].parse::<Timeframe>()?);
+    let repeat: usize = a[5].parse()?;
+    let store = BarStore::open_read_only(Path::new(dir))?;
+    let base = store.dataset(ds).ok_or("no such dataset")?.config.base;
+    let mut q = Query::new(ds, base);
+    q.symbols = Symbols::List(vec![sym.clone()]);
+    let input = store.query(&q)?;
+    let mut times = Vec::new();
+    let mut rows = 0;
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let mut b = Bucketing::new(tf, tf.default_offset(), None)?;
+        rows = resample::resample(&input, Kind::Bars, base, &mut b, None)?.num_rows();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "{{\"secs\":{},\"rows\":{rows},\"input_rows\":{}}}",
+        median(times),
+        input.num_rows()
+    );
+    Ok(())
+}
+
+/// `encodings`: bytes of the 1m cold tier under several Parquet settings.
+fn encodings(a: &[String]) -> R<()> {
+    let (dir, ds) = (&a[1], &a[2]);
+    let store = BarStore::open_read_only(Path::new(dir))?;
+    let days = stored_days(&store, ds)?;
+    let rows: usize = days.iter().map(|b| b.num_rows()).sum();
+    for (name, level, bss, delta_trades, skip_meta, float_stats, offset_index) in [
+        ("old: zstd9 bss", 9, true, false, false, true, true),
+        ("zstd9 plain", 9, false, false, false, true, true),
+        (
+            "zstd9 plain delta-trades",
+            9,
+            false,
+            true,
+            false,
+            true,
+            true,
+        ),
+        (
+            "zstd9 plain delta-trades no-arrow-meta",
+            9,
+            false,
+            true,
+            true,
+            true,
+            true,
+        ),
+        (
+            "zstd9 ... no float stats",
+            9,
+            false,
+            true,
+            true,
+            false,
+            true,
+        ),
+        (
+            "zstd9 ... no offset index",
+            9,
+            false,
+            true,
+            true,
+            false,
+            false,
+        ),
+        ("zstd3 ...", 3, false, true, true, false, false),
+        ("zstd6 ...", 6, false, true, true, false, false),
+        ("zstd12 ...", 12, false, true, true, false, false),
+        ("zstd15 ...", 15, false, true, true, false, false),
+        ("zstd19 ...", 19, false, true, true, false, false),
+    ] {
+        let props = writer_props(level, bss, delta_trades, float_stats, offset_index)?;
+        let t = Instant::now();
+        let bytes = encoded_bytes(&days, &props, skip_meta)?;
+        println!(
+            "{name:45} {:6.2} B/bar  {:6.1} ms ({} days)",
+            bytes as f64 / rows as f64,
+            t.elapsed().as_secs_f64() * 1e3,
+            days.len()
+        );
+    }
+    Ok(())
+}
+
+/// Every 1m day of dataset `ds`, hot and cold, one batch a day.
+fn stored_days(store: &BarStore, ds: &str) -> R<Vec<RecordBatch>> {
+    let tf: Timeframe = "1m".parse()?;
+    let mut day_numbers: Vec<i64> = store.hot_days(ds, tf);
+    if let Some(parts) = store.dataset(ds).and_then(|e| e.cold.get("1m")) {
+        day_numbers.extend(parts.iter().map(|p| p.day));
+    }
+    day_numbers.sort();
+    day_numbers.dedup();
+    let mut days = Vec::new();
+    for d in day_numbers {
+        if let Some(b) = store.read_day(ds, tf, Kind::Bars, d, None)? {
+            days.push(b);
+        }
+    }
+    Ok(days)
+}
+
+/// The Parquet settings of one row of the `encodings` experiment.
+fn writer_props(
+    level: i32,
+    bss: bool,
+    delta_trades: bool,
+    float_stats: bool,
+    offset_index: bool,
+) -> R<WriterProperties> {
+    let floats = [
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "taker_buy_base",
+        "taker_buy_quote",
+    ];
+    let mut p = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
+        .set_offset_index_disabled(!offset_index)
+        .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
+        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED);
+    if !offset_index {
+        p = p.set_statistics_enabled(EnabledStatistics::Chunk);
+    }
+    for c in floats {
+        p = p.set_column_dictionary_enabled(ColumnPath::from(c), false);
+        if bss {
+            p = p.set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
+        }
+        if !float_stats {
+            p = p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
+        }
+    }
+    if delta_trades {
+        p = p
+            .set_column_dictionary_enabled(ColumnPath::from("trades"), false)
+            .set_column_encoding(ColumnPath::from("trades"), Encoding::DELTA_BINARY_PACKED);
+    }
+    Ok(p.build())
+}
+
+/// Bytes of `days` written one Parquet file a day with `props`.
+fn encoded_bytes(days: &[RecordBatch], props: &WriterProperties, skip_meta: bool) -> R<usize> {
+    let mut bytes = 0;
+    for b in days {
+        let mut buf = Vec::new();
+        let opts = ArrowWriterOptions::new()
+            .with_properties(props.clone())
+            .with_skip_arrow_metadata(skip_meta);
+        let mut w = ArrowWriter::try_new_with_options(&mut buf, b.schema(), opts)?;
+        w.write(b)?;
+        w.close()?;
+        bytes += buf.len();
+    }
+    Ok(bytes)
 }
 
 /// `live`: the daemon's append pattern, timed per append (see the module doc).
