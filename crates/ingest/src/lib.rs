@@ -17,6 +17,30 @@
 //! `rows` (the row buffers both fill), `detect` (what a file's name and first line say),
 //! `time` (timestamps), `field` (numbers and sides). This file holds the API: formats,
 //! options, errors, column resolution, [`load`] and [`detect`].
+//!
+//! ```
+//! use ringfeed_ingest::{load, IngestOptions, RowReport};
+//! use ringfeed_store::schema::Kind;
+//! let dir = tempfile::tempdir().unwrap();
+//! let csv = dir.path().join("bars.csv");
+//! std::fs::write(
+//!     &csv,
+//!     "ts,open,high,low,close,volume\n\
+//!      2024-01-02T00:00:00Z,10,11,9,10.5,3\n\
+//!      2024-01-02T00:01:00Z,10.5,10,11,10,1\n",
+//! )
+//! .unwrap();
+//! let opts = IngestOptions { symbol: Some("BTCUSDT".into()), ..Default::default() };
+//! let mut report = RowReport::default();
+//! let mut rows = 0;
+//! let mut sink = |b: arrow_array::RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     rows += b.num_rows();
+//!     Ok(())
+//! };
+//! load(Some(&csv), Kind::Bars, &opts, &mut report, &mut sink).unwrap();
+//! // The second bar has high < low: rejected, with its line; the first is passed on.
+//! assert_eq!((rows, report.rejected, report.rejects[0].line), (1, 1, 3));
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
