@@ -3,7 +3,7 @@
 
 Usage:
     CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-cli
-    CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-store --features bench-bin --bin store_bench
+    CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-ingest --features bench-bin --bin store_bench
     .venv/bin/python scripts/bench_store.py [--rows 525600] [--repeat 5] [--json out.json]
 
 Needs `duckdb` and `pyarrow` in the Python environment (`.venv/bin/pip install duckdb pyarrow`).
@@ -94,7 +94,7 @@ def main():
     sb = a.bench_bin or find([ROOT / "target/store/release/store_bench", ROOT / "target/release/store_bench"])
     if not rf or not sb:
         sys.exit("build first: CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-cli && "
-                 "CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-store --features bench-bin --bin store_bench")
+                 "CARGO_TARGET_DIR=target/store cargo build --release -p ringfeed-ingest --features bench-bin --bin store_bench")
     try:
         import duckdb
         import pyarrow  # noqa: F401  (DuckDB's Arrow output)

@@ -9,7 +9,7 @@ use crate::store_cmd::{
 use anyhow::{bail, Result};
 use arrow_array::RecordBatch;
 use clap::Args;
-use ringfeed_store::ingest;
+use ringfeed_ingest as ingest;
 use ringfeed_store::schema::Kind;
 use ringfeed_store::validate::{Grid, RowReport, RowRules};
 use ringfeed_store::Timeframe;

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use arrow_array::RecordBatch;
 use clap::Args;
-use ringfeed_store::ingest::{self, Format, IngestOptions, InvalidPolicy, TsFormat};
+use ringfeed_ingest::{self as ingest, Format, IngestOptions, InvalidPolicy, TsFormat};
 use ringfeed_store::schema::Kind;
 use ringfeed_store::validate::{RowPolicy, RowReport, RowRules};
 use ringfeed_store::{
@@ -79,7 +79,7 @@ pub(crate) use exit_codes;
 const EXIT_REJECTED: i32 = 3;
 
 impl Parse {
-    /// The store's ingest options for these flags.
+    /// The ingest options (`ringfeed_ingest`) for these flags.
     pub fn options(&self, progress: bool) -> Result<IngestOptions> {
         Ok(IngestOptions {
             format: self.format,

@@ -3,11 +3,12 @@
 //! An embedded store over one data directory. Writes land in the **hot tier**, an
 //! append-only WAL of Arrow IPC frames per (dataset, UTC day), every timeframe in it, with a length and
 //! CRC per frame; **write-down** moves closed days into the **cold tier**, zstd Parquet in a
-//! Hive layout (`dataset=…/tf=…/date=…/part-N.parquet`) that DuckDB and polars read in
+//! Hive layout (`dataset=…/tf=…/month=…/part-N.parquet`) that DuckDB and polars read in
 //! place; a versioned **catalog** lists datasets, symbols and cold files. **Rollups** to
 //! coarser timeframes are maintained on write; any other timeframe is **resampled on
 //! read**. Every row is checked by one set of **rules** ([`validate`]) whichever way it
-//! comes in: `ingest` while it parses files, [`BarStore::append`] for clients' Arrow batches.
+//! comes in: the `ringfeed-ingest` crate while it parses files, [`BarStore::append`] for
+//! clients' Arrow batches.
 //! This crate knows nothing of shared memory: the daemon joins it to the rings.
 //!
 //! ```
@@ -37,7 +38,6 @@ mod cold;
 pub mod extent;
 pub mod fsck;
 mod hot;
-pub mod ingest;
 pub mod merge;
 pub mod perms;
 pub mod quarantine;

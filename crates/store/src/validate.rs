@@ -113,19 +113,24 @@ pub struct RowReport {
 const MAX_LISTED: usize = 10;
 
 impl RowReport {
-    pub(crate) fn reject(&mut self, r: BadRow) {
+    /// Count a rejected row and list it (the first 10 are listed). For loaders outside
+    /// the store (`ringfeed-ingest`) that judge rows themselves.
+    pub fn reject(&mut self, r: BadRow) {
         self.rejected += 1;
         if self.rejects.len() < MAX_LISTED {
             self.rejects.push(r);
         }
     }
-    pub(crate) fn flag(&mut self, r: BadRow) {
+    /// Count a flagged row (kept under [`InvalidPolicy::Keep`]) and list it (the first 10
+    /// are listed).
+    pub fn flag(&mut self, r: BadRow) {
         self.flagged += 1;
         if self.flags.len() < MAX_LISTED {
             self.flags.push(r);
         }
     }
-    pub(crate) fn accept(&mut self, ts: i64) {
+    /// Count a row passed on to the store and widen the report's time range to `ts`.
+    pub fn accept(&mut self, ts: i64) {
         self.rows_ok += 1;
         self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
         self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
@@ -448,8 +453,10 @@ impl RowRules {
 }
 
 /// Apply `policy` to a fault of row `line` of `file`: `Ok(true)` keeps the row (flagged),
-/// `Ok(false)` drops it (rejected), `Err` is the row that fails a strict call.
-pub(crate) fn judge(
+/// `Ok(false)` drops it (rejected), `Err` is the row that fails a strict call. Public for
+/// loaders outside the store (`ringfeed-ingest`), so a file's rows get the same verdicts as
+/// [`crate::BarStore::append`] gives a batch's.
+pub fn judge(
     report: &mut RowReport,
     policy: &RowPolicy,
     fault: RowFault,

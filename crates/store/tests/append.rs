@@ -1,5 +1,6 @@
 //! `BarStore::append`, the road of every client batch: rows are checked by the same
-//! rules as `ringfeed ingest` (same verdicts, same reasons), `ts` must be an Arrow
+//! rules as `ringfeed ingest` (same verdicts, same reasons: checked by
+//! `crates/ingest/tests/same_verdicts.rs`), `ts` must be an Arrow
 //! timestamp (converted exactly, zone-less read as UTC, integers refused), columns are
 //! checked before anything is allocated, and only the rows that pass are stored.
 
@@ -10,10 +11,9 @@ use arrow_array::{
     TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
 };
 use arrow_schema::{DataType, Field, Schema};
-use ringfeed_store::ingest::{self, IngestOptions};
-use ringfeed_store::schema::{InputError, Kind};
+use ringfeed_store::schema::InputError;
 use ringfeed_store::store::AppendError;
-use ringfeed_store::validate::{InvalidPolicy, RowPolicy, RowReport, RowRules};
+use ringfeed_store::validate::{InvalidPolicy, RowPolicy, RowReport};
 use ringfeed_store::{BarStore, DatasetConfig, FsyncPolicy, Query};
 use std::path::Path;
 use std::sync::Arc;
@@ -201,70 +201,6 @@ fn every_row_rejected_writes_nothing_and_says_why() {
     assert_eq!((s.write.rows, s.report.rejected), (0, 1));
     assert!(s.report.rejects[0].reason.contains("not on the 1m grid"));
     assert!(st.hot_days("m1", "1m".parse().unwrap()).is_empty());
-}
-
-#[test]
-fn ingest_gives_the_same_rows_the_same_reasons() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut st = open(dir.path());
-    let csv = dir.path().join("bars.csv");
-    let mut text = String::from("ts,open,high,low,close,volume\n");
-    for r in mixed() {
-        text += &format!("{},{},{},{},{},{}\n", r.0, r.1, r.2, r.3, r.4, r.5);
-    }
-    std::fs::write(&csv, text).unwrap();
-    let cfg = st.dataset("m1").unwrap().config.clone();
-    for keep in [false, true] {
-        let opts = IngestOptions {
-            symbol: Some("BTCUSDT".into()),
-            rules: RowRules::for_dataset(&cfg),
-            policy: RowPolicy {
-                invalid: if keep {
-                    InvalidPolicy::Keep
-                } else {
-                    InvalidPolicy::Reject
-                },
-                strict: false,
-            },
-            ..Default::default()
-        };
-        let mut rep = RowReport::default();
-        let mut rows = 0;
-        let mut sink = |b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            rows += b.num_rows();
-            Ok(())
-        };
-        ingest::load(Some(&csv), Kind::Bars, &opts, &mut rep, &mut sink).unwrap();
-        // CSV lines count the header: row k of the batch is line k + 1.
-        assert_eq!(reasons(&rep, keep), want(1), "keep_invalid = {keep}");
-        assert_eq!(rows, if keep { 9 } else { 3 });
-        // The same rows through append: the same reasons.
-        let policy = RowPolicy {
-            invalid: opts.policy.invalid,
-            strict: false,
-        };
-        let s = st.append("m1", &batch(&mixed()), &policy).unwrap();
-        assert_eq!(reasons(&s.report, keep), want(0));
-    }
-    // The columnar path of ingest (Feather) too.
-    let feather = dir.path().join("bars.feather");
-    let b = batch(&mixed());
-    let mut w = arrow_ipc::writer::FileWriter::try_new(
-        std::fs::File::create(&feather).unwrap(),
-        &b.schema(),
-    )
-    .unwrap();
-    w.write(&b).unwrap();
-    w.finish().unwrap();
-    let opts = IngestOptions {
-        rules: RowRules::for_dataset(&cfg),
-        ..Default::default()
-    };
-    let mut rep = RowReport::default();
-    let mut sink =
-        |_b: RecordBatch| -> Result<(), Box<dyn std::error::Error + Send + Sync>> { Ok(()) };
-    ingest::load(Some(&feather), Kind::Bars, &opts, &mut rep, &mut sink).unwrap();
-    assert_eq!(reasons(&rep, false), want(0));
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampNanosecondType};
 use arrow_array::{Array, RecordBatch};
-use ringfeed_store::ingest::{self, detect, Format, IngestOptions, RowReport};
+use ringfeed_ingest::{self as ingest, detect, Format, IngestOptions, RowReport};
 use ringfeed_store::schema::Kind;
 use std::path::{Path, PathBuf};
 

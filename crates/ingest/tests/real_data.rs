@@ -1,7 +1,7 @@
 //! Real market data from ../shared/data (skipped with a message when absent).
 
 use arrow_array::{Array, Float64Array, RecordBatch, TimestampNanosecondArray};
-use ringfeed_store::ingest::{self, Format, IngestOptions, RowReport};
+use ringfeed_ingest::{self as ingest, Format, IngestOptions, RowReport};
 use ringfeed_store::schema::Kind;
 use ringfeed_store::{BarStore, DatasetConfig, Query, Symbols};
 use std::io::Read;

@@ -2,7 +2,8 @@
 //! Binance kline layout of its first line, and the symbol and interval in a
 //! Binance file name (`ADABTC-1m-2021-11-27.csv`).
 
-use crate::Timeframe;
+use crate::field::{num, trim};
+use ringfeed_store::Timeframe;
 use std::path::Path;
 
 /// What a Binance file name says: `SYMBOL-INTERVAL-YYYY-MM-DD.csv` (a daily file)
@@ -10,7 +11,7 @@ use std::path::Path;
 /// data.binance.vision ships them.
 ///
 /// ```
-/// use ringfeed_store::ingest::BinanceName;
+/// use ringfeed_ingest::BinanceName;
 /// let n = BinanceName::parse("dl/ADABTC-1m-2021-11-27.csv".as_ref()).unwrap();
 /// assert_eq!((n.symbol.as_str(), n.interval.as_str()), ("ADABTC", "1m"));
 /// assert_eq!(n.timeframe, Some("1m".parse().unwrap()));
@@ -78,14 +79,14 @@ impl BinanceName {
 /// numbers elsewhere. Returns the bar interval in ns (close - open + 1 time unit).
 ///
 /// ```
-/// use ringfeed_store::ingest::sniff_binance_kline;
+/// use ringfeed_ingest::sniff_binance_kline;
 /// let line = b"1637971200000,0.00002853,0.00002854,0.00002851,0.00002854,36304.2,\
 ///              1637971259999,1.03547608,79,19523.0,0.55694227,0";
 /// assert_eq!(sniff_binance_kline(line), Some(60_000_000_000));
 /// assert_eq!(sniff_binance_kline(b"1637971200000,1,2,0.5,1.5,10"), None);
 /// ```
 pub fn sniff_binance_kline(line: &[u8]) -> Option<i64> {
-    let f: Vec<&[u8]> = line.split(|c| *c == b',').map(super::trim).collect();
+    let f: Vec<&[u8]> = line.split(|c| *c == b',').map(trim).collect();
     if f.len() != 12 {
         return None;
     }
@@ -104,7 +105,7 @@ pub fn sniff_binance_kline(line: &[u8]) -> Option<i64> {
     };
     int(f[8])?;
     for k in [1, 2, 3, 4, 5, 7, 9, 10] {
-        super::num(f[k], "").ok().filter(|x| x.is_finite())?;
+        num(f[k], "").ok().filter(|x| x.is_finite())?;
     }
     (close > open).then(|| (close - open + 1).saturating_mul(unit_ns))
 }

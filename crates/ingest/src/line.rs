@@ -1,47 +1,34 @@
 //! One CSV line into a row: fields split at the separator (quotes honoured),
 //! numbers, times and sides parsed, and the row checked by the store's rules.
 
-use super::*;
+use crate::csv::Layout;
+use crate::field::{num, parse_side, trim};
+use crate::rows::BarBuf;
+use crate::{
+    parse_ts, resolve, Format, IngestError, IngestOptions, InvalidPolicy, TsFormat, BAR_FIELDS,
+    TICK_FIELDS,
+};
+use chrono_tz::Tz;
+use ringfeed_store::schema::{Kind, TickColumns};
+use ringfeed_store::validate::{BarRow, RowFault, RowRules};
+use std::path::Path;
 
 /// Parses the lines of one CSV file.
-pub(super) struct LineParser {
-    pub(super) sep: u8,
-    pub(super) binance: bool,
+pub(crate) struct LineParser {
+    pub(crate) sep: u8,
+    pub(crate) binance: bool,
     /// Column of each canonical field, for generic CSV.
-    pub(super) cols: Vec<Option<usize>>,
-    pub(super) symbol: Option<String>,
-    pub(super) ts_format: TsFormat,
-    pub(super) tz: Option<Tz>,
-    pub(super) keep_invalid: bool,
-    pub(super) rules: RowRules,
-    pub(super) ncols: usize,
+    pub(crate) cols: Vec<Option<usize>>,
+    pub(crate) symbol: Option<String>,
+    pub(crate) ts_format: TsFormat,
+    pub(crate) tz: Option<Tz>,
+    pub(crate) keep_invalid: bool,
+    pub(crate) rules: RowRules,
+    pub(crate) ncols: usize,
 }
 
-pub(super) const BAR_FIELDS: [&str; 11] = [
-    "ts",
-    "symbol",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades",
-    "taker_buy_base",
-    "taker_buy_quote",
-];
-pub(super) const TICK_FIELDS: [&str; 7] = [
-    "ts",
-    "symbol",
-    "price",
-    "size",
-    "side",
-    "trade_id",
-    "buyer_maker",
-];
-
 impl LineParser {
-    pub(super) fn new(
+    pub(crate) fn new(
         first: &[u8],
         format: Format,
         kind: Kind,
@@ -123,7 +110,7 @@ impl LineParser {
     /// Eight bytes at a time: a word's separator bytes are found with an exact
     /// zero-byte mask (no false positives), then visited lowest first.
     #[inline]
-    pub(super) fn split<'a>(&self, line: &'a [u8], out: &mut [&'a [u8]; 16]) -> usize {
+    pub(crate) fn split<'a>(&self, line: &'a [u8], out: &mut [&'a [u8]; 16]) -> usize {
         const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
         let mut n = 0;
         let mut start = 0;
@@ -169,7 +156,7 @@ impl LineParser {
     }
 
     /// Parse one bar line. `Ok(Some(reason))` = kept but flagged.
-    pub(super) fn bar(&self, line: &[u8], out: &mut BarBuf) -> Result<Option<String>, String> {
+    pub(crate) fn bar(&self, line: &[u8], out: &mut BarBuf) -> Result<Option<String>, String> {
         let mut f: [&[u8]; 16] = [b""; 16];
         let n = self.split(line, &mut f);
         let (ts, o, h, l, c, v, sym, extra);
@@ -246,7 +233,7 @@ impl LineParser {
         Ok(verdict)
     }
 
-    pub(super) fn tick(
+    pub(crate) fn tick(
         &self,
         line: &[u8],
         out: &mut TickColumns,
@@ -291,5 +278,43 @@ impl LineParser {
         out.side.push(side);
         out.trade_id.push(id);
         Ok(verdict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_finds_every_separator() {
+        let p = LineParser {
+            sep: b',',
+            binance: true,
+            cols: Vec::new(),
+            symbol: None,
+            ts_format: TsFormat::Auto,
+            tz: None,
+            keep_invalid: false,
+            rules: RowRules::default(),
+            ncols: 0,
+        };
+        let mut rnd = 12345u64;
+        for len in 0..80 {
+            for _ in 0..50 {
+                let line: Vec<u8> = (0..len)
+                    .map(|_| {
+                        rnd = rnd
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        b",-+.0a\xac\x2d\x2c"[(rnd >> 60) as usize % 9]
+                    })
+                    .collect();
+                let want: Vec<&[u8]> = line.split(|c| *c == b',').collect();
+                let mut f: [&[u8]; 16] = [b""; 16];
+                let n = p.split(&line, &mut f);
+                assert_eq!(n, want.len());
+                assert_eq!(&f[..n.min(16)], &want[..n.min(16)]);
+            }
+        }
     }
 }

@@ -1,11 +1,12 @@
 //! Timestamps in files: Unix times in any unit, ISO-8601 and compact dates,
 //! strftime patterns, naive times in a zone.
 
-use super::{trim, TsFormat};
+use crate::field::trim;
+use crate::TsFormat;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
-pub(super) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -15,7 +16,7 @@ pub(super) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-pub(super) fn digits(b: &[u8]) -> Option<u32> {
+pub(crate) fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -90,7 +91,7 @@ pub fn parse_ts(field: &[u8], fmt: &TsFormat, tz: Option<&Tz>) -> Result<i64, St
     }
 }
 
-pub(super) fn naive_to_ns(n: NaiveDateTime, tz: Option<&Tz>) -> Option<i64> {
+pub(crate) fn naive_to_ns(n: NaiveDateTime, tz: Option<&Tz>) -> Option<i64> {
     match tz {
         None => n.and_utc().timestamp_nanos_opt(),
         Some(tz) => tz
@@ -101,7 +102,7 @@ pub(super) fn naive_to_ns(n: NaiveDateTime, tz: Option<&Tz>) -> Option<i64> {
 }
 
 /// `YYYY-MM-DD[( |T)HH:MM[:SS[.f+]]][Z|±HH[:]MM]` or `YYYYMMDD[ HHMMSS]`.
-pub(super) fn parse_iso(f: &[u8], tz: Option<&Tz>) -> Option<i64> {
+pub(crate) fn parse_iso(f: &[u8], tz: Option<&Tz>) -> Option<i64> {
     let (y, mo, d, mut rest) = if f.len() >= 10 && f[4] == b'-' && f[7] == b'-' {
         (
             digits(&f[0..4])?,
@@ -188,5 +189,31 @@ pub(super) fn parse_iso(f: &[u8], tz: Option<&Tz>) -> Option<i64> {
             Some((secs(days_from_civil(y as i64, mo, d)) - off) * 1_000_000_000 + frac)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_in_every_format() {
+        let a = TsFormat::Auto;
+        let want = 1_637_971_200_000_000_000i64; // 2021-11-27T00:00:00Z
+        assert_eq!(parse_ts(b"1637971200000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"1637971200000000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"1637971200", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"1637971200000000000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"2021-11-27 00:00:00.000000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"2021-11-27T01:00:00+01:00", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"2021-11-27T00:00Z", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"20211127 000000", &a, None), Ok(want));
+        assert_eq!(parse_ts(b"2021-11-27", &a, None), Ok(want));
+        let ny: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(parse_ts(b"20211126 190000", &a, Some(&ny)), Ok(want));
+        let p = TsFormat::Pattern("%Y%m%d %H%M%S".into());
+        assert_eq!(parse_ts(b"20211127 000000", &p, None), Ok(want));
+        assert!(parse_ts(b"yesterday", &a, None).is_err());
+        assert!(parse_ts(b"2021-13-01", &a, None).is_err());
     }
 }

@@ -1,0 +1,435 @@
+//! In-process timings of the bar store for `scripts/bench_store.py`, which runs DuckDB on
+//! the same files in the same run. Every subcommand prints one JSON object on stdout;
+//! times are seconds, medians of `repeat` runs.
+//!
+//! ```text
+//! store_bench parse    <file> <binance-kline|parquet> <symbol>
+//! store_bench ingest   <data_dir> <file> <binance-kline|parquet> <none|default> <symbol>
+//! store_bench query    <data_dir> <dataset> <symbol> <tf> <start_ns> <end_ns> <repeat>
+//! store_bench resample <data_dir> <dataset> <symbol> <tf> <repeat>
+//! store_bench encodings <data_dir> <dataset>
+//! store_bench live     <data_dir> <symbols> <minutes> <row|minute> <never|always> [max_secs] [query]
+//! ```
+//! Built with `cargo build --release -p ringfeed-ingest --features bench-bin --bin store_bench`
+//! (it lives in the ingest crate because it times `ingest::load`; everything else it
+//! times is the store's public API).
+//! `parse` times the loader alone (batches are dropped); it reports CPU seconds too.
+//! `ingest` creates the dataset (fsync never) in a fresh directory and reports the time of
+//! `ingest::load` + `BarStore::upsert` (process start and argument parsing excluded).
+//! `query` times `BarStore::open_read_only` + `BarStore::query` (catalog load, WAL replay or
+//! Parquet decode, merge, filter), the result materialised as one `RecordBatch`.
+//! `resample` loads the symbol's stored base bars once, then times the in-memory kernel
+//! `resample::resample` to `tf` on them.
+//! `encodings` rewrites every 1m day of a store under several Parquet settings and prints
+//! bytes per bar and encode time (the experiment behind the cold tier's settings).
+//! `live` replays what the daemon does with a live feed: one UTC day, `minutes` minutes of 1m
+//! bars for `symbols` symbols, appended through `BarStore::upsert` one row at a time (`row`)
+//! or one batch of all symbols per minute (`minute`), default rollups (5m, 15m, 1h, 1d). It
+//! reports the mean µs per append over each tenth of the run and the first and last 100,
+//! then each timeframe's WAL (bytes, frames) and the time to read back the day's 5m bars.
+//! `max_secs` stops early (the old, quadratic store needs it). With `query`, each append is
+//! followed by what the daemon does to publish rollup updates: a query of each rollup
+//! timeframe for the append's symbols, from one bucket before its rows to their end.
+
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_writer::{ArrowWriter, ArrowWriterOptions};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use ringfeed_ingest::{self as ingest, Format, IngestOptions, RowReport};
+use ringfeed_store::resample::{self, Bucketing};
+use ringfeed_store::schema::Kind;
+use ringfeed_store::validate::RowRules;
+use ringfeed_store::{BarStore, DatasetConfig, FsyncPolicy, Query, Symbols, Timeframe};
+use std::path::Path;
+use std::time::Instant;
+
+type R<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// CPU seconds (user + system, all threads) of this process so far, from /proc/self/stat.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name.
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> R<()> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    match a.first().map(String::as_str) {
+        Some("parse") => parse(&a)?,
+        Some("ingest") => ingest_file(&a)?,
+        Some("query") => query(&a)?,
+        Some("resample") => resample_bars(&a)?,
+        Some("encodings") => encodings(&a)?,
+        Some("live") => live(&a[1..])?,
+        _ => return Err("usage: store_bench ingest|query|resample|encodings|live ...".into()),
+    }
+    Ok(())
+}
+
+/// `parse`: the loader alone, batches dropped; wall and CPU seconds.
+fn parse(a: &[String]) -> R<()> {
+    // The loader alone: parse into batches and drop them.
+    let (file, fmt, sym) = (&a[1], &a[2], &a[3]);
+    let opts = IngestOptions {
+        format: Some(fmt.parse::<Format>()?),
+        symbol: Some(sym.clone()),
+        rules: RowRules::for_dataset(&DatasetConfig::new("1m".parse()?)),
+        ..Default::default()
+    };
+    let (c0, t0) = (cpu_secs(), Instant::now());
+    let mut report = RowReport::default();
+    let mut sink = |_b| -> R<()> { Ok(()) };
+    ingest::load(
+        Some(Path::new(file)),
+        Kind::Bars,
+        &opts,
+        &mut report,
+        &mut sink,
+    )?;
+    println!(
+        "{{\"secs\":{},\"cpu_secs\":{},\"rows\":{}}}",
+        t0.elapsed().as_secs_f64(),
+        cpu_secs() - c0,
+        report.rows_ok
+    );
+    Ok(())
+}
+
+/// `ingest`: a fresh store, then `ingest::load` + `BarStore::upsert` of the file.
+fn ingest_file(a: &[String]) -> R<()> {
+    let (dir, file, fmt, rollups, sym) = (&a[1], &a[2], &a[3], &a[4], &a[5]);
+    let _ = std::fs::remove_dir_all(dir);
+    let c0 = cpu_secs();
+    let t0 = Instant::now();
+    let mut store = BarStore::open(Path::new(dir))?;
+    let mut cfg = DatasetConfig::new("1m".parse()?);
+    if rollups == "none" {
+        cfg.rollups.clear();
+    }
+    cfg.fsync = FsyncPolicy::Never;
+    let rules = RowRules::for_dataset(&cfg);
+    store.create_dataset("b", cfg)?;
+    let opts = IngestOptions {
+        format: Some(fmt.parse::<Format>()?),
+        symbol: Some(sym.clone()),
+        rules,
+        ..Default::default()
+    };
+    let mut report = RowReport::default();
+    let mut upsert = 0.0;
+    let mut sink = |b| -> R<()> {
+        let t = Instant::now();
+        store.upsert("b", &b)?;
+        upsert += t.elapsed().as_secs_f64();
+        Ok(())
+    };
+    ingest::load(
+        Some(Path::new(file)),
+        Kind::Bars,
+        &opts,
+        &mut report,
+        &mut sink,
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{{\"secs\":{secs},\"cpu_secs\":{},\"upsert_secs\":{upsert},\"rows\":{},\"rejected\":{}}}",
+        cpu_secs() - c0,
+        report.rows_ok,
+        report.rejected
+    );
+    Ok(())
+}
+
+/// `query`: `open_read_only` + `query` of one symbol's range, `repeat` times.
+fn query(a: &[String]) -> R<()> {
+    let (dir, ds, sym, tf) = (&a[1], &a[2], &a[3], a[4].parse::<Timeframe>()?);
+    let (start, end): (i64, i64) = (a[5].parse()?, a[6].parse()?);
+    let repeat: usize = a[7].parse()?;
+    let mut times = Vec::new();
+    let mut rows = 0;
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let store = BarStore::open_read_only(Path::new(dir))?;
+        let mut q = Query::new(ds, tf);
+        q.symbols = Symbols::List(vec![sym.clone()]);
+        q.start = Some(start);
+        q.end = Some(end);
+        rows = store.query(&q)?.num_rows();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    println!("{{\"secs\":{},\"rows\":{rows}}}", median(times));
+    Ok(())
+}
+
+/// `resample`: the in-memory kernel on the symbol's stored base bars, `repeat` times.
+fn resample_bars(a: &[String]) -> R<()> {
+    let (dir, ds, sym, tf) = (&a[1], &a[2], &a[3], a[4].parse::<Timeframe>()?);
+    let repeat: usize = a[5].parse()?;
+    let store = BarStore::open_read_only(Path::new(dir))?;
+    let base = store.dataset(ds).ok_or("no such dataset")?.config.base;
+    let mut q = Query::new(ds, base);
+    q.symbols = Symbols::List(vec![sym.clone()]);
+    let input = store.query(&q)?;
+    let mut times = Vec::new();
+    let mut rows = 0;
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let mut b = Bucketing::new(tf, tf.default_offset(), None)?;
+        rows = resample::resample(&input, Kind::Bars, base, &mut b, None)?.num_rows();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "{{\"secs\":{},\"rows\":{rows},\"input_rows\":{}}}",
+        median(times),
+        input.num_rows()
+    );
+    Ok(())
+}
+
+/// `encodings`: bytes of the 1m cold tier under several Parquet settings.
+fn encodings(a: &[String]) -> R<()> {
+    let (dir, ds) = (&a[1], &a[2]);
+    let store = BarStore::open_read_only(Path::new(dir))?;
+    let days = stored_days(&store, ds)?;
+    let rows: usize = days.iter().map(|b| b.num_rows()).sum();
+    for (name, level, bss, delta_trades, skip_meta, float_stats, offset_index) in [
+        ("old: zstd9 bss", 9, true, false, false, true, true),
+        ("zstd9 plain", 9, false, false, false, true, true),
+        (
+            "zstd9 plain delta-trades",
+            9,
+            false,
+            true,
+            false,
+            true,
+            true,
+        ),
+        (
+            "zstd9 plain delta-trades no-arrow-meta",
+            9,
+            false,
+            true,
+            true,
+            true,
+            true,
+        ),
+        (
+            "zstd9 ... no float stats",
+            9,
+            false,
+            true,
+            true,
+            false,
+            true,
+        ),
+        (
+            "zstd9 ... no offset index",
+            9,
+            false,
+            true,
+            true,
+            false,
+            false,
+        ),
+        ("zstd3 ...", 3, false, true, true, false, false),
+        ("zstd6 ...", 6, false, true, true, false, false),
+        ("zstd12 ...", 12, false, true, true, false, false),
+        ("zstd15 ...", 15, false, true, true, false, false),
+        ("zstd19 ...", 19, false, true, true, false, false),
+    ] {
+        let props = writer_props(level, bss, delta_trades, float_stats, offset_index)?;
+        let t = Instant::now();
+        let bytes = encoded_bytes(&days, &props, skip_meta)?;
+        println!(
+            "{name:45} {:6.2} B/bar  {:6.1} ms ({} days)",
+            bytes as f64 / rows as f64,
+            t.elapsed().as_secs_f64() * 1e3,
+            days.len()
+        );
+    }
+    Ok(())
+}
+
+/// Every 1m day of dataset `ds`, hot and cold, one batch a day.
+fn stored_days(store: &BarStore, ds: &str) -> R<Vec<RecordBatch>> {
+    let tf: Timeframe = "1m".parse()?;
+    let mut day_numbers: Vec<i64> = store.hot_days(ds, tf);
+    if let Some(parts) = store.dataset(ds).and_then(|e| e.cold.get("1m")) {
+        day_numbers.extend(parts.iter().flat_map(|p| p.day..=p.last()));
+    }
+    day_numbers.sort();
+    day_numbers.dedup();
+    let mut days = Vec::new();
+    for d in day_numbers {
+        if let Some(b) = store.read_day(ds, tf, Kind::Bars, d, None)? {
+            days.push(b);
+        }
+    }
+    Ok(days)
+}
+
+/// The Parquet settings of one row of the `encodings` experiment.
+fn writer_props(
+    level: i32,
+    bss: bool,
+    delta_trades: bool,
+    float_stats: bool,
+    offset_index: bool,
+) -> R<WriterProperties> {
+    let floats = [
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "taker_buy_base",
+        "taker_buy_quote",
+    ];
+    let mut p = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
+        .set_offset_index_disabled(!offset_index)
+        .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
+        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED);
+    if !offset_index {
+        p = p.set_statistics_enabled(EnabledStatistics::Chunk);
+    }
+    for c in floats {
+        p = p.set_column_dictionary_enabled(ColumnPath::from(c), false);
+        if bss {
+            p = p.set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
+        }
+        if !float_stats {
+            p = p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
+        }
+    }
+    if delta_trades {
+        p = p
+            .set_column_dictionary_enabled(ColumnPath::from("trades"), false)
+            .set_column_encoding(ColumnPath::from("trades"), Encoding::DELTA_BINARY_PACKED);
+    }
+    Ok(p.build())
+}
+
+/// Bytes of `days` written one Parquet file a day with `props`.
+fn encoded_bytes(days: &[RecordBatch], props: &WriterProperties, skip_meta: bool) -> R<usize> {
+    let mut bytes = 0;
+    for b in days {
+        let mut buf = Vec::new();
+        let opts = ArrowWriterOptions::new()
+            .with_properties(props.clone())
+            .with_skip_arrow_metadata(skip_meta);
+        let mut w = ArrowWriter::try_new_with_options(&mut buf, b.schema(), opts)?;
+        w.write(b)?;
+        w.close()?;
+        bytes += buf.len();
+    }
+    Ok(bytes)
+}
+
+/// `live`: the daemon's append pattern, timed per append (see the module doc).
+fn live(a: &[String]) -> R<()> {
+    use ringfeed_store::schema::BarColumns;
+    let dir = Path::new(&a[0]);
+    let (syms, minutes): (usize, i64) = (a[1].parse()?, a[2].parse()?);
+    let per_row = match a[3].as_str() {
+        "row" => true,
+        "minute" => false,
+        o => return Err(format!("batching {o:?}: use row or minute").into()),
+    };
+    let fsync: FsyncPolicy = a[4].parse()?;
+    let max_secs: f64 = a.get(5).map_or(Ok(f64::INFINITY), |s| s.parse())?;
+    let daemon_queries = a.get(6).is_some_and(|s| s == "query");
+    let _ = std::fs::remove_dir_all(dir);
+    let mut store = BarStore::open(dir)?;
+    let mut cfg = DatasetConfig::new("1m".parse()?);
+    cfg.fsync = fsync;
+    store.create_dataset("live", cfg.clone())?;
+    const MIN: i64 = 60_000_000_000;
+    let day0 = 19_000 * 1440 * MIN; // 2022-01-08
+    let names: Vec<String> = (0..syms).map(|k| format!("SYM{k:04}")).collect();
+    let bar = |c: &mut BarColumns, s: &str, m: i64| {
+        let p = 100.0 + (m % 97) as f64;
+        c.ts.push(day0 + m * MIN);
+        c.symbol.push(s.to_string());
+        c.open.push(p);
+        c.high.push(p + 1.0);
+        c.low.push(p - 1.0);
+        c.close.push(p + 0.5);
+        c.volume.push(1.0);
+    };
+    let mut times: Vec<f64> = Vec::new();
+    let t_all = Instant::now();
+    'feed: for m in 0..minutes {
+        let groups: Vec<Vec<&String>> = if per_row {
+            names.iter().map(|s| vec![s]).collect()
+        } else {
+            vec![names.iter().collect()]
+        };
+        for g in groups {
+            let mut c = BarColumns::default();
+            for s in &g {
+                bar(&mut c, s, m);
+            }
+            let b = c.into_batch()?;
+            let t = Instant::now();
+            store.upsert("live", &b)?;
+            if daemon_queries {
+                for tf in &cfg.rollups {
+                    let mut q = Query::new("live", *tf);
+                    q.symbols = Symbols::List(g.iter().map(|s| s.to_string()).collect());
+                    q.start = Some(day0 + m * MIN - tf.nanos().unwrap_or(0));
+                    q.end = Some(day0 + m * MIN + 1);
+                    store.query(&q)?;
+                }
+            }
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            if t_all.elapsed().as_secs_f64() > max_secs {
+                break 'feed;
+            }
+        }
+    }
+    let n = times.len();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let tenths: Vec<String> = (0..10)
+        .map(|k| format!("{:.0}", mean(&times[k * n / 10..(k + 1) * n / 10])))
+        .collect();
+    let mut wals = Vec::new();
+    let mut tfs = vec![cfg.base];
+    tfs.extend(cfg.rollups.iter().copied());
+    // One WAL per dataset-day holds every timeframe: frames per stream, bytes of the file.
+    let p = store.wal_path("live", cfg.base, day0 / (1440 * MIN));
+    for tf in &tfs {
+        let stream = ringfeed_store::wal::stream_of(*tf);
+        let (ops, rep) = ringfeed_store::wal::replay_stream(&p, Some(stream))?;
+        wals.push(format!(
+            "\"{tf}\":{{\"bytes\":{},\"frames\":{}}}",
+            rep.valid_len,
+            ops.len()
+        ));
+    }
+    let t = Instant::now();
+    let five = store.query(&Query::new("live", "5m".parse()?))?.num_rows();
+    let q5 = t.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "{{\"appends\":{n},\"rows_per_append\":{},\"us_per_append_by_tenth\":[{}],\"first100_us\":{:.0},\"last100_us\":{:.0},\"total_secs\":{:.3},\"wal\":{{{}}},\"query_5m_ms\":{q5:.2},\"rows_5m\":{five}}}",
+        if per_row { 1 } else { syms },
+        tenths.join(","),
+        mean(&times[..n.min(100)]),
+        mean(&times[n.saturating_sub(100)..]),
+        t_all.elapsed().as_secs_f64(),
+        wals.join(","),
+    );
+    Ok(())
+}
