@@ -160,6 +160,10 @@ pub struct Ingest {
     /// WAL fsync policy of a new dataset: always, never or <N>ms.
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
+    /// First day of the week of a new dataset's 1w bars resampled on read: mon, tue,
+    /// ..., sun (with --session, the week starts at that weekday's session).
+    #[arg(long, value_name = "DAY", default_value = "mon", value_parser = parse_weekday)]
+    week_start: ringfeed_store::timeframe::Weekday,
     /// Input files; `-` reads stdin; a .zip holding one CSV file (as Binance ships
     /// them) is read in place.
     #[arg(required = true)]
@@ -171,6 +175,8 @@ pub struct Ingest {
 #[command(after_help = "Examples:
   ringfeed query --dataset crypto --symbol ADABTC --timeframe 5m --start 2021-11-27 --end 2021-11-28
   ringfeed query --dataset crypto --timeframe 1h --offset 30m --format csv > bars.csv
+  ringfeed query --dataset stocks --symbol SPY --timeframe 1M
+  ringfeed query --dataset crypto --timeframe 1w --week-start sun
 
 The table shows the first and last --rows rows (default 10 each; --all for every row) and
 leaves out columns that are empty in every row (it says which). Text formats print floats
@@ -185,9 +191,14 @@ pub struct QueryArgs {
     /// Symbols, comma-separated, or `*` for all.
     #[arg(long, default_value = "*")]
     symbol: String,
-    /// Timeframe: stored or resampled on read (any N{s,m,h,d,w}).
+    /// Timeframe: stored or resampled on read (any N{s,m,h,d,w}, or calendar months and
+    /// years N{M,Y}: 1M, 3M, 1Y; capital M is months, lowercase m minutes).
     #[arg(long, default_value = "1m")]
     timeframe: Timeframe,
+    /// First day of 1w buckets: mon, tue, ..., sun (default: the dataset's, Monday
+    /// unless set when it was created).
+    #[arg(long, value_name = "DAY", value_parser = parse_weekday)]
+    week_start: Option<ringfeed_store::timeframe::Weekday>,
     /// Bucket offset for resampling, e.g. 15m or -1h.
     #[arg(long)]
     offset: Option<String>,
@@ -450,6 +461,7 @@ pub fn ingest(a: Ingest) -> Result<()> {
         }
         cfg.session = a.session.clone();
         cfg.fsync = a.fsync;
+        cfg.week_start = a.week_start;
         store.create_dataset(&a.dataset, cfg)?;
     } else {
         let base = store.dataset(&a.dataset).unwrap().config.base;
@@ -499,6 +511,13 @@ pub fn ingest(a: Ingest) -> Result<()> {
     Ok(())
 }
 
+/// A weekday flag: `mon`, `Monday`, `sun`, ... (any case).
+fn parse_weekday(s: &str) -> Result<ringfeed_store::timeframe::Weekday, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a weekday: write mon, tue, wed, thu, fri, sat or sun"))
+}
+
 /// Run `ringfeed query`.
 pub fn query(a: QueryArgs) -> Result<()> {
     let store = BarStore::open_read_only(&a.store.data_dir)
@@ -530,6 +549,7 @@ pub fn query(a: QueryArgs) -> Result<()> {
     q.fields = a.fields.clone();
     q.limit = a.limit;
     q.from_end = a.from_end;
+    q.week_start = a.week_start;
     let batch = store.query(&q)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

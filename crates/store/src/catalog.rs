@@ -10,8 +10,9 @@
 
 use crate::perms::StoreOptions;
 use crate::session::Session;
-use crate::timeframe::Timeframe;
+use crate::timeframe::{Timeframe, Unit};
 use crate::wal::FsyncPolicy;
+use chrono::Weekday;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,37 @@ pub struct DatasetConfig {
     /// When WAL appends are synced.
     #[serde(with = "fsync_str", default)]
     pub fsync: FsyncPolicy,
+    /// First day of the week of `1w` bars resampled on read (a query may override it).
+    /// Left out of the catalog when Monday, so catalogs without it load as Monday.
+    #[serde(
+        with = "weekday_str",
+        default = "monday",
+        skip_serializing_if = "is_monday"
+    )]
+    pub week_start: Weekday,
+}
+
+fn monday() -> Weekday {
+    Weekday::Mon
+}
+
+fn is_monday(d: &Weekday) -> bool {
+    *d == Weekday::Mon
+}
+
+/// Why a dataset's calendar settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CalendarConfigError {
+    /// A calendar timeframe (`1M`, `1Y`) among the rollups.
+    #[error("rollup {0}: calendar rollups are resampled on read, not kept on write; drop {0} from the rollups and query --timeframe {0}, which is built from the stored 1d (or finer) bars")]
+    Rollup(Timeframe),
+    /// A calendar timeframe as the base.
+    #[error("base {0}: calendar timeframes are resampled on read, not stored; store a fixed base such as 1d and query --timeframe {0}")]
+    Base(Timeframe),
+    /// Weekly base bars with a week start other than Monday.
+    #[error("week start {0}: a weekly base holds Monday weeks; keep the week start on Monday, or store a finer base (1d) and resample weeks on read")]
+    WeeklyBase(Weekday),
 }
 
 impl DatasetConfig {
@@ -54,7 +86,30 @@ impl DatasetConfig {
             rollups,
             session: None,
             fsync: FsyncPolicy::Always,
+            week_start: Weekday::Mon,
         }
+    }
+
+    /// Refuse calendar timeframes as base or rollups (they are resampled on read), and a
+    /// week start other than Monday with a weekly base.
+    pub fn check_calendar(&self) -> Result<(), CalendarConfigError> {
+        if self.base.is_calendar() {
+            return Err(CalendarConfigError::Base(self.base));
+        }
+        if let Some(r) = self.rollups.iter().find(|r| r.is_calendar()) {
+            return Err(CalendarConfigError::Rollup(*r));
+        }
+        let weekly = matches!(
+            self.base,
+            Timeframe::Bars {
+                unit: Unit::Week,
+                ..
+            }
+        );
+        if weekly && self.week_start != Weekday::Mon {
+            return Err(CalendarConfigError::WeeklyBase(self.week_start));
+        }
+        Ok(())
     }
 }
 
@@ -323,5 +378,57 @@ mod fsync_str {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+mod weekday_str {
+    use chrono::Weekday;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(d: &Weekday, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&d.to_string().to_ascii_lowercase())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Weekday, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(|_| serde::de::Error::custom("a week start is a weekday such as mon or sun"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn week_start_defaults_to_monday_and_is_kept_otherwise() {
+        // A dataset config as catalogs wrote it before week starts existed.
+        let old = r#"{"base":"1m","rollups":["5m","1h"],"session":null,"fsync":"always"}"#;
+        let cfg: DatasetConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(cfg.week_start, Weekday::Mon);
+        assert_eq!(
+            cfg,
+            DatasetConfig::new("1m".parse().unwrap()).with_rollups(&["5m", "1h"])
+        );
+        // Monday is left out, so the catalog reads as before; other days are kept.
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(!json.contains("week_start"), "{json}");
+        let sunday = DatasetConfig {
+            week_start: Weekday::Sun,
+            ..cfg
+        };
+        let json = serde_json::to_string(&sunday).unwrap();
+        assert!(json.contains(r#""week_start":"sun""#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<DatasetConfig>(&json).unwrap(),
+            sunday
+        );
+        let bad = json.replace("sun", "someday");
+        assert!(serde_json::from_str::<DatasetConfig>(&bad).is_err());
+    }
+
+    impl DatasetConfig {
+        fn with_rollups(mut self, r: &[&str]) -> Self {
+            self.rollups = r.iter().map(|s| s.parse().unwrap()).collect();
+            self
+        }
     }
 }

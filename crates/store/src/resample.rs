@@ -12,15 +12,33 @@ use arrow_array::{
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::ArrowError;
+use chrono::{Datelike, NaiveDate};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How instants map to buckets.
 #[derive(Clone, Debug)]
 pub struct Bucketing {
-    interval: i64,
+    windows: Windows,
     offset: i64,
-    session: Option<(Calendar, bool)>,
+    /// The last calendar bucket found, as `(key, label, end)`: rows of one bucket come in
+    /// runs, so a run pays the date arithmetic once.
+    memo: Option<(i64, i64, i64)>,
+}
+
+/// The shape of the buckets.
+#[derive(Clone, Debug)]
+enum Windows {
+    /// Fixed windows of this many ns from `offset`.
+    Fixed(i64),
+    /// Spans of this many UTC calendar months, their boundaries shifted by `offset`.
+    Months(u32),
+    /// One bucket per session.
+    SessionDays(Calendar),
+    /// Weeks of sessions, from the session of the weekday this many days after Monday.
+    SessionWeeks(Calendar, i64),
+    /// Spans of this many months of the sessions' local dates.
+    SessionMonths(Calendar, u32),
 }
 
 /// Why a bucketing was refused.
@@ -31,80 +49,194 @@ pub enum BucketError {
     #[error("cannot resample to `tick`; ask for a bar timeframe such as 1m")]
     Tick,
     /// A session was given with an interval it cannot shape.
-    #[error("with a trading session, bars of 1d and 1w follow the session; {0} is not supported (use 1d or 1w, or an intraday interval)")]
+    #[error("with a trading session, bars of 1d, 1w and calendar months and years (1M, 3M, 1Y) follow the session; {0} is not supported (use 1d, 1w, a calendar timeframe, or an intraday interval)")]
     SessionInterval(String),
 }
 
+/// The local date `day` days after 1970-01-01 (clamped to chrono's range).
+fn date_of_day(day: i64) -> NaiveDate {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+    i32::try_from(day)
+        .ok()
+        .and_then(|d| epoch.checked_add_signed(chrono::Duration::days(d.into())))
+        .unwrap_or(if day < 0 {
+            NaiveDate::MIN
+        } else {
+            NaiveDate::MAX
+        })
+}
+
+/// Days from 1970-01-01 to `d`.
+fn day_of_date(d: NaiveDate) -> i64 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+    (d - epoch).num_days()
+}
+
+/// Months from 1970-01 to the month of `d`.
+fn month_index(d: NaiveDate) -> i64 {
+    (i64::from(d.year()) - 1970) * 12 + i64::from(d.month0())
+}
+
+/// The first day of month `k` (months from 1970-01), as days since the epoch.
+fn first_day_of_month(k: i64) -> i64 {
+    let year = i32::try_from(1970 + k.div_euclid(12)).unwrap_or(i32::MAX);
+    let month = u32::try_from(k.rem_euclid(12)).unwrap_or(0) + 1;
+    NaiveDate::from_ymd_opt(year, month, 1)
+        .map(day_of_date)
+        .unwrap_or(if k < 0 { i64::MIN / 2 } else { i64::MAX / 2 })
+}
+
+/// The bucket with key `key`: from `memo` when it holds that key, else from `make`
+/// (and then kept in `memo`).
+fn cached(
+    memo: &mut Option<(i64, i64, i64)>,
+    key: i64,
+    make: impl FnOnce() -> (i64, i64),
+) -> (i64, i64) {
+    match *memo {
+        Some((k, l, e)) if k == key => (l, e),
+        _ => {
+            let (l, e) = make();
+            *memo = Some((key, l, e));
+            (l, e)
+        }
+    }
+}
+
+/// `day * NANOS_PER_DAY + offset`, clamped to the i64 range.
+fn day_start(day: i64, offset: i64) -> i64 {
+    let ns = i128::from(day) * i128::from(NANOS_PER_DAY) + i128::from(offset);
+    ns.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 impl Bucketing {
-    /// Fixed windows of `tf` starting at `offset + k * interval` (ns since the epoch).
-    /// With a session, `1d` and `1w` windows are sessions (weeks: Monday's session open to
-    /// the next Monday's); intraday timeframes ignore the session.
+    /// Buckets of `tf`. Fixed timeframes: windows starting at `offset + k * interval` (ns
+    /// since the epoch). Calendar timeframes (`NM`, `NY`): UTC calendar months, spans of
+    /// `N` months counted from 1970-01 (so `3M` are quarters and `1Y` years), each
+    /// boundary a UTC midnight shifted by `offset`.
+    ///
+    /// With a session, `1d` windows are sessions; `1w` windows run from the session of
+    /// the weekday on which the fixed week at `offset` starts (`offset` 4 days: Monday,
+    /// see [`Timeframe::week_offset`]) to that of the next week; calendar windows hold
+    /// the sessions of the months of their local dates, labelled at the session of the
+    /// first day of the span and ending at the session of the first day of the next.
+    /// Intraday timeframes ignore the session.
     pub fn new(tf: Timeframe, offset: i64, session: Option<Calendar>) -> Result<Self, BucketError> {
-        let interval = tf.nanos().ok_or(BucketError::Tick)?;
-        let session = match (session, tf.normalized()) {
+        let tf = tf.normalized();
+        if tf.is_tick() {
+            return Err(BucketError::Tick);
+        }
+        let months = tf.months();
+        let windows = match (session, tf) {
             (
                 Some(c),
                 Timeframe::Bars {
                     n: 1,
                     unit: Unit::Day,
                 },
-            ) => Some((c, false)),
+            ) => Windows::SessionDays(c),
             (
                 Some(c),
                 Timeframe::Bars {
                     n: 1,
                     unit: Unit::Week,
                 },
-            ) => Some((c, true)),
-            (Some(_), t) if interval >= NANOS_PER_DAY => {
+            ) => Windows::SessionWeeks(c, (offset.div_euclid(NANOS_PER_DAY) + 3).rem_euclid(7)),
+            (Some(c), _) if months.is_some() => Windows::SessionMonths(c, months.unwrap_or(1)),
+            (Some(_), t) if t.spans_days() => {
                 return Err(BucketError::SessionInterval(t.to_string()))
             }
-            _ => None,
+            (_, t) => match (t.nanos(), months) {
+                (Some(interval), _) => Windows::Fixed(interval),
+                (None, m) => Windows::Months(m.unwrap_or(1)),
+            },
+        };
+        let offset = match windows {
+            Windows::Fixed(interval) => offset.rem_euclid(interval),
+            _ => offset,
         };
         Ok(Bucketing {
-            interval,
-            offset: offset.rem_euclid(interval),
-            session,
+            windows,
+            offset,
+            memo: None,
         })
     }
 
     /// Bucket of an instant as `(label, end)`; `None` when outside the session.
     pub fn bucket(&mut self, ts: i64) -> Option<(i64, i64)> {
-        match &mut self.session {
-            None => {
-                let label =
-                    (ts - self.offset).div_euclid(self.interval) * self.interval + self.offset;
-                Some((label, label + self.interval))
+        let Bucketing {
+            windows,
+            offset,
+            memo,
+        } = self;
+        let offset = *offset;
+        match windows {
+            Windows::Fixed(interval) => {
+                let label = (ts - offset).div_euclid(*interval) * *interval + offset;
+                Some((label, label + *interval))
             }
-            Some((cal, false)) => cal.session_at(ts).map(|(_, o, c)| (o, c)),
-            Some((cal, true)) => {
+            Windows::Months(m) => {
+                if let Some((_, l, e)) = *memo {
+                    if l <= ts && ts < e {
+                        return Some((l, e));
+                    }
+                }
+                let day = ts.saturating_sub(offset).div_euclid(NANOS_PER_DAY);
+                let m = i64::from(*m);
+                let k = month_index(date_of_day(day)).div_euclid(m) * m;
+                Some(cached(memo, k, || {
+                    (
+                        day_start(first_day_of_month(k), offset),
+                        day_start(first_day_of_month(k + m), offset),
+                    )
+                }))
+            }
+            Windows::SessionDays(cal) => cal.session_at(ts).map(|(_, o, c)| (o, c)),
+            Windows::SessionWeeks(cal, first) => {
                 let (day, _, _) = cal.session_at(ts)?;
-                // 1970-01-01 was a Thursday: Monday = day - (day + 3) mod 7.
-                let monday = day - (day + 3).rem_euclid(7);
-                let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-                let d = |k: i64| epoch + chrono::Duration::days(k);
-                Some((
-                    cal.session_of_date(d(monday)).0,
-                    cal.session_of_date(d(monday + 7)).0,
-                ))
+                // 1970-01-01 was a Thursday (3 days after Monday).
+                let start = day - (day + 3 - *first).rem_euclid(7);
+                Some(cached(memo, start, || {
+                    (
+                        cal.session_of_date(date_of_day(start)).0,
+                        cal.session_of_date(date_of_day(start + 7)).0,
+                    )
+                }))
+            }
+            Windows::SessionMonths(cal, m) => {
+                let (day, _, _) = cal.session_at(ts)?;
+                let m = i64::from(*m);
+                let k = month_index(date_of_day(day)).div_euclid(m) * m;
+                Some(cached(memo, k, || {
+                    (
+                        cal.session_of_date(date_of_day(first_day_of_month(k))).0,
+                        cal.session_of_date(date_of_day(first_day_of_month(k + m)))
+                            .0,
+                    )
+                }))
             }
         }
     }
 
-    /// `(interval, offset)` when windows are fixed (no session): the bucket of `ts` is then
-    /// `floor((ts - offset) / interval) * interval + offset`.
+    /// `(interval, offset)` when windows are fixed (no session, no calendar): the bucket
+    /// of `ts` is then `floor((ts - offset) / interval) * interval + offset`.
     pub fn fixed(&self) -> Option<(i64, i64)> {
-        self.session
-            .is_none()
-            .then_some((self.interval, self.offset))
+        match self.windows {
+            Windows::Fixed(interval) => Some((interval, self.offset)),
+            _ => None,
+        }
     }
 
-    /// The span of source data needed to fill the buckets that overlap `[start, end)`.
+    /// The span of source data needed to fill the buckets that overlap `[start, end)`:
+    /// one bucket's length each side (a month is at most 31 days; sessions add two days
+    /// of local-date slack).
     pub fn widen(&self, start: i64, end: i64) -> (i64, i64) {
-        let pad = if self.session.is_some() {
-            8 * NANOS_PER_DAY
-        } else {
-            self.interval
+        let pad = match &self.windows {
+            Windows::Fixed(interval) => *interval,
+            Windows::SessionDays(_) | Windows::SessionWeeks(..) => 8 * NANOS_PER_DAY,
+            Windows::Months(m) | Windows::SessionMonths(_, m) => {
+                (i64::from(*m) * 31 + 2).saturating_mul(NANOS_PER_DAY)
+            }
         };
         (start.saturating_sub(pad), end.saturating_add(pad))
     }
@@ -667,7 +799,7 @@ mod tests {
         #[test]
         fn one_pass_kernel_equals_the_old_one(
             r in rows(),
-            tf in prop_oneof![Just("1m"), Just("5m"), Just("1h"), Just("7h"), Just("1d"), Just("1w"), Just("2s")],
+            tf in prop_oneof![Just("1m"), Just("5m"), Just("1h"), Just("7h"), Just("1d"), Just("1w"), Just("2s"), Just("1M"), Just("1Y")],
             off in prop_oneof![Just(0i64), Just(90_000_000_000i64), Just(-3_600_000_000_000i64)],
             src in prop_oneof![Just("bars"), Just("ticks")],
             session in any::<bool>(),
@@ -680,7 +812,7 @@ mod tests {
             } else {
                 (ticks(&r), Kind::Ticks, Timeframe::Tick)
             };
-            let cal = (session && tf.nanos() >= Some(NANOS_PER_DAY)).then(|| {
+            let cal = (session && tf.spans_days()).then(|| {
                 "09:30-16:00 America/New_York".parse::<crate::Session>().unwrap().calendar().unwrap()
             });
             let Ok(mut b1) = Bucketing::new(tf, tf.default_offset() + off, cal.clone()) else {
@@ -694,5 +826,239 @@ mod tests {
             let old = old::old_resample(&input, kind, source, &mut b2, marks).unwrap();
             prop_assert_eq!(new, old);
         }
+    }
+
+    /// An RFC 3339 instant in ns.
+    fn at(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap()
+    }
+
+    fn months(tf: &str, offset: i64, session: Option<&str>) -> Bucketing {
+        let cal = session.map(|s| s.parse::<crate::Session>().unwrap().calendar().unwrap());
+        Bucketing::new(tf.parse().unwrap(), offset, cal).unwrap()
+    }
+
+    #[test]
+    fn utc_months_and_years() {
+        let mut m = months("1M", 0, None);
+        assert_eq!(m.fixed(), None);
+        for (ts, label, end) in [
+            // Leap and common Februaries (2100 is not a leap year, 2000 is).
+            (
+                "2024-02-29T23:59:59Z",
+                "2024-02-01T00:00:00Z",
+                "2024-03-01T00:00:00Z",
+            ),
+            (
+                "2023-02-14T00:00:00Z",
+                "2023-02-01T00:00:00Z",
+                "2023-03-01T00:00:00Z",
+            ),
+            (
+                "2100-02-28T12:00:00Z",
+                "2100-02-01T00:00:00Z",
+                "2100-03-01T00:00:00Z",
+            ),
+            (
+                "2000-02-29T00:00:00Z",
+                "2000-02-01T00:00:00Z",
+                "2000-03-01T00:00:00Z",
+            ),
+            // Both sides of a year boundary.
+            (
+                "2023-12-31T23:59:59.999999999Z",
+                "2023-12-01T00:00:00Z",
+                "2024-01-01T00:00:00Z",
+            ),
+            (
+                "2024-01-01T00:00:00Z",
+                "2024-01-01T00:00:00Z",
+                "2024-02-01T00:00:00Z",
+            ),
+            // Before the epoch.
+            (
+                "1969-12-31T12:00:00Z",
+                "1969-12-01T00:00:00Z",
+                "1970-01-01T00:00:00Z",
+            ),
+            (
+                "1960-02-29T01:00:00Z",
+                "1960-02-01T00:00:00Z",
+                "1960-03-01T00:00:00Z",
+            ),
+            (
+                "1970-01-01T00:00:00Z",
+                "1970-01-01T00:00:00Z",
+                "1970-02-01T00:00:00Z",
+            ),
+        ] {
+            assert_eq!(m.bucket(at(ts)), Some((at(label), at(end))), "{ts}");
+        }
+        // Month lengths over a leap year, one row per day: 31, 29, 31, 30, ...
+        let mut lengths = Vec::new();
+        let mut t = at("2024-01-01T00:00:00Z");
+        while t < at("2025-01-01T00:00:00Z") {
+            let (l, e) = m.bucket(t).unwrap();
+            lengths.push((e - l) / NANOS_PER_DAY);
+            t = e;
+        }
+        assert_eq!(lengths, [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]);
+        let mut y = months("1Y", 0, None);
+        assert_eq!(
+            y.bucket(at("1999-07-04T00:00:00Z")),
+            Some((at("1999-01-01T00:00:00Z"), at("2000-01-01T00:00:00Z")))
+        );
+        assert_eq!(
+            y.bucket(at("1969-07-20T20:17:00Z")),
+            Some((at("1969-01-01T00:00:00Z"), at("1970-01-01T00:00:00Z")))
+        );
+        // Quarters count from 1970-01; 2Y from 1970.
+        let mut q = months("3M", 0, None);
+        assert_eq!(
+            q.bucket(at("2024-05-10T00:00:00Z")),
+            Some((at("2024-04-01T00:00:00Z"), at("2024-07-01T00:00:00Z")))
+        );
+        let mut y2 = months("2Y", 0, None);
+        assert_eq!(
+            y2.bucket(at("2025-03-01T00:00:00Z")),
+            Some((at("2024-01-01T00:00:00Z"), at("2026-01-01T00:00:00Z")))
+        );
+        // An offset shifts every boundary: months from 22:00 UTC on the last day.
+        let mut shifted = months("1M", -2 * 3600 * 1_000_000_000, None);
+        assert_eq!(
+            shifted.bucket(at("2024-02-29T22:30:00Z")),
+            Some((at("2024-02-29T22:00:00Z"), at("2024-03-31T22:00:00Z")))
+        );
+        // Extremes saturate instead of overflowing.
+        let (l, e) = m.bucket(i64::MIN).unwrap();
+        assert!(l == i64::MIN && e > l);
+        let (l, e) = m.bucket(i64::MAX).unwrap();
+        assert!(l < i64::MAX && e == i64::MAX);
+    }
+
+    #[test]
+    fn session_months_follow_local_dates_across_dst() {
+        let ny = Some("09:30-16:00 America/New_York");
+        let mut m = months("1M", 0, ny);
+        // March 2024: opens in EST (14:30Z), DST starts on the 10th, April opens in EDT.
+        let march = Some((at("2024-03-01T14:30:00Z"), at("2024-04-01T13:30:00Z")));
+        assert_eq!(m.bucket(at("2024-03-01T14:30:00Z")), march);
+        assert_eq!(
+            m.bucket(at("2024-03-11T13:30:00Z")),
+            march,
+            "first EDT open"
+        );
+        assert_eq!(m.bucket(at("2024-03-31T19:59:00Z")), march, "last minute");
+        assert_eq!(
+            m.bucket(at("2024-03-31T20:00:00Z")),
+            None,
+            "after the close"
+        );
+        assert_eq!(
+            m.bucket(at("2024-03-01T14:29:00Z")),
+            None,
+            "before the open"
+        );
+        // November 2024: DST ends on the 3rd.
+        let nov = Some((at("2024-11-01T13:30:00Z"), at("2024-12-01T14:30:00Z")));
+        assert_eq!(m.bucket(at("2024-11-04T14:30:00Z")), nov);
+        // An overnight session belongs to the month of its opening date: the 17:00-01:00
+        // session of 31 January ends at 00:59 on 1 February, still January's.
+        let mut late = months("1M", 0, Some("17:00-01:00 America/New_York"));
+        assert_eq!(
+            late.bucket(at("2024-02-01T05:30:00Z")),
+            Some((at("2024-01-01T22:00:00Z"), at("2024-02-01T22:00:00Z"))),
+            "00:30 on 1 Feb New York is in the session of 31 Jan"
+        );
+        let mut y = months("1Y", 0, ny);
+        assert_eq!(
+            y.bucket(at("2024-07-01T15:00:00Z")),
+            Some((at("2024-01-01T14:30:00Z"), at("2025-01-01T14:30:00Z")))
+        );
+        // widen covers the months that overlap the range, whole.
+        let (s, e) = m.widen(at("2024-03-31T00:00:00Z"), at("2024-04-01T00:00:00Z"));
+        assert!(s <= at("2024-03-01T14:30:00Z") && e >= at("2024-04-01T13:30:00Z"));
+        let (s, e) = m.widen(at("2024-03-01T00:00:00Z"), at("2024-03-01T01:00:00Z"));
+        assert!(s <= at("2024-02-01T14:30:00Z") && e >= at("2024-04-01T13:30:00Z"));
+    }
+
+    #[test]
+    fn session_weeks_start_on_the_offsets_weekday() {
+        let cal = "09:30-16:00 America/New_York"
+            .parse::<crate::Session>()
+            .unwrap()
+            .calendar()
+            .unwrap();
+        let w: Timeframe = "1w".parse().unwrap();
+        // Wednesday 2024-03-13.
+        let wed = at("2024-03-13T15:00:00Z");
+        let mut mon =
+            Bucketing::new(w, w.week_offset(chrono::Weekday::Mon), Some(cal.clone())).unwrap();
+        assert_eq!(
+            mon.bucket(wed),
+            Some((at("2024-03-11T13:30:00Z"), at("2024-03-18T13:30:00Z")))
+        );
+        // Sunday weeks: from Sunday 10 March (the DST change: 09:30 is EDT already).
+        let mut sun = Bucketing::new(w, w.week_offset(chrono::Weekday::Sun), Some(cal)).unwrap();
+        assert_eq!(
+            sun.bucket(wed),
+            Some((at("2024-03-10T13:30:00Z"), at("2024-03-17T13:30:00Z")))
+        );
+    }
+
+    #[test]
+    fn monthly_bars_from_daily_bars_and_their_complete_flags() {
+        // Daily bars for 2024-01-01 .. 2024-03-31 (91 days): price = day number.
+        let mut c = BarColumns::default();
+        let d0 = at("2024-01-01T00:00:00Z") / NANOS_PER_DAY;
+        for k in 0..91 {
+            c.ts.push((d0 + k) * NANOS_PER_DAY);
+            c.symbol.push("S".into());
+            let p = k as f64;
+            c.open.push(p);
+            c.high.push(p + 1.0);
+            c.low.push(p - 1.0);
+            c.close.push(p + 0.5);
+            c.volume.push(1.0);
+            c.quote_volume.push(None);
+            c.trades.push(Some(2));
+            c.taker_buy_base.push(None);
+            c.taker_buy_quote.push(None);
+        }
+        let input = c.into_batch().unwrap();
+        let day: Timeframe = "1d".parse().unwrap();
+        let run = |rows: usize| {
+            let mut b = months("1M", 0, None);
+            resample(&input.slice(0, rows), Kind::Bars, day, &mut b, None).unwrap()
+        };
+        let f = |b: &RecordBatch, n: &str| schema::f64_col(b, n).unwrap().values().to_vec();
+        let done = |b: &RecordBatch| {
+            let c = b.column_by_name("complete").unwrap();
+            let c = c.as_any().downcast_ref::<BooleanArray>().unwrap();
+            (0..c.len()).map(|i| c.value(i)).collect::<Vec<_>>()
+        };
+        let all = run(91);
+        assert_eq!(
+            schema::view(&all).ts.to_vec(),
+            [
+                at("2024-01-01T00:00:00Z"),
+                at("2024-02-01T00:00:00Z"),
+                at("2024-03-01T00:00:00Z"),
+            ]
+        );
+        assert_eq!(f(&all, "volume"), [31.0, 29.0, 31.0]);
+        assert_eq!(f(&all, "open"), [0.0, 31.0, 60.0]);
+        assert_eq!(f(&all, "close"), [30.5, 59.5, 90.5]);
+        assert_eq!(f(&all, "high"), [31.0, 60.0, 91.0]);
+        assert_eq!(f(&all, "low"), [-1.0, 30.0, 59.0]);
+        // The data ends exactly at the end of March: every month is complete.
+        assert_eq!(done(&all), [true, true, true]);
+        // Ending on 30 March, March is still forming; ending on 29 Feb, February closed.
+        assert_eq!(done(&run(90)), [true, true, false]);
+        assert_eq!(done(&run(60)), [true, true]);
+        assert_eq!(done(&run(59)), [true, false]);
     }
 }

@@ -219,3 +219,81 @@ fn a_rollup_given_in_two_spellings_is_kept_once() {
         .collect();
     assert_eq!(rollups, ["1h", "5m"]);
 }
+
+/// The naive group-by into UTC calendar spans of `months` months (from 1970-01).
+fn naive_months(model: &Model, months: i32, start: i64, end: i64) -> Vec<Bar> {
+    use chrono::{DateTime, Datelike, NaiveDate};
+    let span = |t: i64| {
+        let d = DateTime::from_timestamp_nanos(t).date_naive();
+        let k = ((d.year() - 1970) * 12 + d.month0() as i32).div_euclid(months) * months;
+        let first = |k: i32| {
+            let d =
+                NaiveDate::from_ymd_opt(1970 + k.div_euclid(12), k.rem_euclid(12) as u32 + 1, 1);
+            d.unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_nanos_opt()
+                .unwrap()
+        };
+        (first(k), first(k + months))
+    };
+    let mut last: BTreeMap<&str, i64> = BTreeMap::new();
+    for (s, t) in model.keys() {
+        last.insert(s, *t + MIN);
+    }
+    let mut g: BTreeMap<(String, i64), ([f64; 5], i64)> = BTreeMap::new();
+    for ((s, t), v) in model {
+        let (label, e) = span(*t);
+        g.entry((s.clone(), label))
+            .and_modify(|(a, _)| {
+                a[1] = a[1].max(v[1]);
+                a[2] = a[2].min(v[2]);
+                a[3] = v[3];
+                a[4] += v[4];
+            })
+            .or_insert((*v, e));
+    }
+    g.into_iter()
+        .filter(|((_, t), _)| (start..end).contains(t))
+        .map(|((s, t), (v, e))| {
+            let done = e <= last[s.as_str()];
+            (s, t, v, done)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    /// Months and years in every spelling, across the 1 February boundary of the model,
+    /// from the base or from rollups, with or without a range: the naive calendar group-by.
+    #[test]
+    fn every_calendar_spelling_gives_the_same_bars(
+        m in model(),
+        window in proptest::option::of((0i64..(3 * 1440), 1i64..1440)),
+    ) {
+        let (start, end) = match window {
+            Some((a, len)) => (Some(T0 + a * MIN), Some(T0 + (a + len) * MIN)),
+            None => (None, None),
+        };
+        let raw = |n, unit| Timeframe::Bars { n, unit };
+        let p = |s: &str| s.parse::<Timeframe>().unwrap();
+        let calendar = [
+            (1, vec![p("1M"), p("1mo"), p("1mon"), raw(1, Unit::Month)]),
+            (3, vec![p("3M"), p("3mo"), raw(3, Unit::Month)]),
+            (12, vec![p("1Y"), p("1y"), p("12M"), raw(12, Unit::Month), raw(1, Unit::Year)]),
+        ];
+        for rollups in [&["5m", "1h", "1d"][..], &[][..]] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut st = store(dir.path(), rollups);
+            write(&mut st, &m);
+            for (months, tfs) in &calendar {
+                let want = naive_months(&m, *months, start.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX));
+                for tf in tfs {
+                    let got = query(&st, *tf, start, end);
+                    prop_assert_eq!(&got, &want, "{:?} ({}), rollups {:?}", tf, tf, rollups);
+                }
+            }
+        }
+    }
+}

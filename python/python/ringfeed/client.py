@@ -127,7 +127,9 @@ class Client:
 
         ``symbols``: one symbol, ``"A,B"``, a list, or None/``"*"`` for all.
         ``timeframe``: stored ("1m", "5m", ...) or any other interval, resampled on
-        read (``offset`` shifts the buckets). ``start`` (included) and ``end``
+        read (``offset`` shifts the buckets), including calendar months and years
+        ("1M", "3M", "1Y"; capital M is months, lowercase m minutes), resampled on read
+        only, within the dataset's session when it has one. ``start`` (included) and ``end``
         (excluded): see :data:`ringfeed.types.TimeLike`. ``fields``: columns besides
         ts and symbol. ``limit`` bars per symbol, from the end if ``from_end``.
 

@@ -28,7 +28,8 @@ pub(super) fn parse_timeframe(
 }
 
 /// The length of `tf` in ns, computed without overflow from its canonical
-/// spelling ("5m", "2w", "tick"), if it is at most [`MAX_TIMEFRAME_NS`]
+/// spelling ("5m", "2w", "1M", "tick"; months and years at their mean
+/// Gregorian length), if it is at most [`MAX_TIMEFRAME_NS`]
 /// (`Some(0)` for ticks). `Timeframe::nanos` multiplies unchecked.
 fn checked_nanos(tf: &ringfeed_store::Timeframe) -> Option<i64> {
     let text = tf.to_string();
@@ -43,6 +44,9 @@ fn checked_nanos(tf: &ringfeed_store::Timeframe) -> Option<i64> {
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
+        // Calendar spans at their mean length: up to 19Y (228M) pass.
+        "M" => 2_629_746,
+        "Y" => 31_556_952,
         _ => return None,
     };
     n.parse::<i64>()
@@ -82,4 +86,21 @@ pub(super) fn dataset_config(
             .map_err(|e| ServiceError::bad_request(format!("fsync {f:?}: {e}")))?;
     }
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_timeframes_are_bounded_like_the_others() {
+        for ok in ["1M", "3M", "1Y", "19Y", "228M", "1000w"] {
+            assert!(parse_timeframe(ok, "timeframe").is_ok(), "{ok}");
+        }
+        for long in ["20Y", "240M", "1001w"] {
+            let e = parse_timeframe(long, "timeframe").unwrap_err();
+            assert!(e.to_string().contains("1000 weeks"), "{long}: {e}");
+        }
+        assert!(parse_offset("1M").is_err(), "a month is not an offset");
+    }
 }

@@ -60,7 +60,7 @@ impl Service {
         store
             .create_dataset(&spec.dataset, cfg)
             .map_err(|e| match e {
-                C::Name(_) | C::Exists(_) | C::Rollup { .. } | C::Session(_) => {
+                C::Name(_) | C::Exists(_) | C::Rollup { .. } | C::Session(_) | C::Calendar(_) => {
                     ServiceError::bad_request(e.to_string())
                 }
                 _ => ServiceError::store(e),

@@ -92,6 +92,9 @@ pub enum CreateDatasetError {
         /// The base timeframe.
         base: Timeframe,
     },
+    /// A calendar timeframe as base or rollup, or a week start a weekly base cannot keep.
+    #[error(transparent)]
+    Calendar(#[from] crate::catalog::CalendarConfigError),
     /// The session crosses a UTC midnight.
     #[error("session {0} crosses a UTC midnight, which rollups on write do not support yet; resample on read instead")]
     Session(String),

@@ -144,6 +144,7 @@ impl BarStore {
                 Err(CreateDatasetError::Exists(name.into()))
             };
         }
+        config.check_calendar()?;
         for r in &config.rollups {
             let ok = match (config.base.nanos(), r.nanos()) {
                 (_, None) => false,

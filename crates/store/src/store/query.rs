@@ -54,6 +54,8 @@ pub struct Query {
     pub limit: Option<usize>,
     /// Take the limit from the end instead of the start.
     pub from_end: bool,
+    /// First day of `1w` buckets; `None` = the dataset's `week_start`.
+    pub week_start: Option<chrono::Weekday>,
 }
 
 impl Query {
@@ -69,6 +71,7 @@ impl Query {
             fields: None,
             limit: None,
             from_end: false,
+            week_start: None,
         }
     }
 }
@@ -103,7 +106,10 @@ impl BarStore {
             }
         };
         let stored = self.stored_timeframes(&q.dataset);
-        let offset = q.offset.unwrap_or_else(|| q.timeframe.default_offset());
+        let week_start = q.week_start.unwrap_or(cfg.week_start);
+        let offset = q
+            .offset
+            .unwrap_or_else(|| q.timeframe.week_offset(week_start));
         let (start, end) = (q.start.unwrap_or(i64::MIN), q.end.unwrap_or(i64::MAX));
         if start >= end {
             return Err(QueryError::Range {
@@ -113,7 +119,7 @@ impl BarStore {
         }
         let direct = stored.contains(&q.timeframe) && offset == q.timeframe.default_offset();
         let session_cal = match &cfg.session {
-            Some(s) if q.timeframe.nanos() >= Some(NANOS_PER_DAY) => {
+            Some(s) if q.timeframe.spans_days() => {
                 Some(s.calendar().expect("validated at creation"))
             }
             _ => None,
@@ -122,26 +128,18 @@ impl BarStore {
             let kind = Self::kind_of(cfg, q.timeframe);
             self.read_range(&q.dataset, q.timeframe, kind, start, end, symbols.as_ref())?
         } else {
-            let asked = q.timeframe.nanos().ok_or_else(|| QueryError::Timeframe {
-                dataset: q.dataset.clone(),
-                asked: q.timeframe,
-                stored: list(stored.iter().map(|t| t.to_string())),
-            })?;
             // Coarsest stored timeframe whose bars nest inside the asked buckets.
             let src = stored
                 .iter()
                 .copied()
-                .filter(|t| match t.nanos() {
-                    None => true,
-                    Some(n) => {
-                        asked % n == 0
-                            && offset.rem_euclid(n) == t.default_offset().rem_euclid(n)
-                            // With a session, the source bars must nest in its
-                            // half-hour-aligned opening and closing times.
-                            && (session_cal.is_none() || (30 * 60 * 1_000_000_000) % n == 0)
-                    }
+                .filter(|t| {
+                    q.timeframe.nests(*t, offset)
+                        // With a session, the source bars must nest in its
+                        // half-hour-aligned opening and closing times.
+                        && (session_cal.is_none()
+                            || t.nanos().is_none_or(|n| (30 * 60 * 1_000_000_000) % n == 0))
                 })
-                .max_by_key(|t| t.nanos().unwrap_or(0))
+                .max()
                 .ok_or_else(|| QueryError::Timeframe {
                     dataset: q.dataset.clone(),
                     asked: q.timeframe,

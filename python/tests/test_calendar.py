@@ -1,0 +1,76 @@
+"""Calendar timeframes through the daemon against polars: Lean's daily equity bars
+(../shared/data, skipped when absent) appended to a 1d dataset, then ``bars(..., "1M")``
+and ``"1Y"`` compared with ``group_by_dynamic("1mo")`` / ``("1y")`` of the same rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import ringfeed as rf
+from conftest import REPO
+from daemons import run_daemon
+
+LEAN = REPO.parent / "shared" / "data" / "lean" / "equity" / "usa" / "daily"
+# Whether each file's last month is closed: SPY ends on 31 March 2021, GOOAV on 2 April
+# 2014, WMI on 4 August 2009.
+CLOSED = {"spy": True, "gooav": False, "wmi": False}
+
+
+def lean_daily(sym: str) -> pl.DataFrame:
+    """A Lean daily file: ``YYYYMMDD 00:00,open*10000,high,low,close,volume``."""
+    with zipfile.ZipFile(LEAN / f"{sym}.zip") as z:
+        text = z.read(z.namelist()[0]).decode()
+    df = pl.read_csv(io.StringIO(text), has_header=False,
+                     new_columns=["date", "open", "high", "low", "close", "volume"])
+    return df.select(
+        pl.col("date").str.slice(0, 8).str.strptime(pl.Datetime("ns"), "%Y%m%d")
+        .dt.replace_time_zone("UTC").alias("ts"),
+        pl.lit(sym.upper()).alias("symbol"),
+        *(pl.col(c).cast(pl.Float64) / 1e4 for c in ["open", "high", "low", "close"]),
+        pl.col("volume").cast(pl.Float64),
+    )
+
+
+def reference(daily: pl.DataFrame, every: str) -> pl.DataFrame:
+    """polars' calendar group-by; complete = the window ends by the end of the last daily bar."""
+    last_end = daily["ts"].max() + dt.timedelta(days=1)  # type: ignore[operator]
+    out = (
+        daily.sort("ts")
+        .group_by_dynamic("ts", every=every, closed="left", label="left", group_by="symbol")
+        .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(),
+             pl.col("close").last(), pl.col("volume").sum())
+        .with_columns((pl.col("ts").dt.offset_by(every) <= last_end).alias("complete"))
+    )
+    return out.select("ts", "symbol", "open", "high", "low", "close", "volume", "complete")
+
+
+@pytest.mark.skipif(not LEAN.is_dir(), reason="../shared/data/lean is absent (real data lives beside the project)")
+def test_months_and_years_match_polars_group_by_dynamic(tmp_path: Path) -> None:
+    with run_daemon(tmp_path) as sock, rf.connect(sock) as c:
+        c.create_dataset("lean", base="1d", rollups=[])
+        for sym in CLOSED:
+            daily = lean_daily(sym)
+            assert c.append("lean", daily) == daily.height
+            for ours, theirs in [("1M", "1mo"), ("3M", "3mo"), ("1Y", "1y")]:
+                got = c.bars("lean", sym.upper(), ours).select(
+                    "ts", "symbol", "open", "high", "low", "close", "volume", "complete"
+                ).with_columns(pl.col("symbol").cast(pl.String))
+                want = reference(daily, theirs)
+                assert got.height == want.height, (sym, ours)
+                assert got.drop("volume").equals(want.drop("volume")), (sym, ours)
+                diff = (got["volume"] - want["volume"]).abs() / want["volume"].abs().clip(lower_bound=1.0)
+                assert diff.max() <= 1e-12, (sym, ours)  # type: ignore[operator]
+            # The last month is closed only when the data ends on its last day.
+            last = c.bars("lean", sym.upper(), "1M", limit=1, from_end=True)
+            assert last["complete"].to_list() == [CLOSED[sym]], sym
+        # Calendar rollups are refused with a clear error.
+        with pytest.raises(rf.DaemonError) as e:
+            c.create_dataset("cal", base="1d", rollups=["1M"])
+        assert e.value.kind == "bad_request"
+        assert "calendar rollups are resampled on read" in str(e.value)
