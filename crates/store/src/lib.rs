@@ -33,7 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
-mod cold;
+pub mod cold;
 pub mod extent;
 pub mod fsck;
 pub mod ingest;

@@ -1,3 +1,3 @@
 //! The cold tier: closed days as Parquet in a Hive layout.
 
-pub(crate) mod parquet;
+pub mod parquet;
