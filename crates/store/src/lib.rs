@@ -34,7 +34,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
-mod cold;
+pub mod cold;
 pub mod extent;
 pub mod fsck;
 mod hot;

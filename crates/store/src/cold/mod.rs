@@ -14,7 +14,7 @@
 //! [`ColdTier`] is a view of the parts the current catalog lists, with the Parquet I/O
 //! ([`parquet`]) under it.
 
-pub(crate) mod parquet;
+pub mod parquet;
 
 use crate::catalog::{Catalog, PartFile};
 use crate::merge;
@@ -147,6 +147,8 @@ impl<'a> ColdTier<'a> {
         self.write(rel, first, Some(last), part, rows)
     }
 
+    /// Write `rows` as the part at `rel`: a day part, or (with `last_day`) a compacted run,
+    /// whose rows the caller sorted by (symbol, ts) and whose footer says so.
     fn write(
         &self,
         rel: String,
@@ -155,7 +157,12 @@ impl<'a> ColdTier<'a> {
         part: u32,
         rows: &RecordBatch,
     ) -> Result<PartFile, WriteDownError> {
-        let bytes = parquet::write_parquet_with(&self.root.join(&rel), rows, self.opts)?;
+        let shape = if last_day.is_some() {
+            parquet::PartShape::Sorted
+        } else {
+            parquet::PartShape::Day
+        };
+        let bytes = parquet::write_parquet_shaped(&self.root.join(&rel), rows, self.opts, shape)?;
         let v = schema::view(rows);
         Ok(PartFile {
             path: rel,
@@ -263,8 +270,19 @@ pub(crate) fn read_rows(
     let schema = kind.schema();
     let one = |p: &PartFile| -> Result<Vec<RecordBatch>, ReadError> {
         let inside = p.min_ts >= start && p.max_ts < end && !skip.iter().any(|d| p.covers(*d));
+        let some_symbols = symbols.filter(|s| p.symbols.iter().any(|x| !s.contains(x)));
+        let path = root.join(&p.path);
+        // A compacted part is sorted by (symbol, ts) with page statistics on both: read
+        // only the pages that can hold the symbols and times asked for.
+        let batches = if p.is_compacted() && (some_symbols.is_some() || !inside) {
+            let names: Option<Vec<&str>> =
+                some_symbols.map(|s| s.iter().map(String::as_str).collect());
+            parquet::read_parquet_filtered(&path, Some(&schema), names.as_deref(), start, end)?
+        } else {
+            parquet::read_parquet_as(&path, Some(&schema))?
+        };
         let mut out = Vec::new();
-        for b in parquet::read_parquet_as(&root.join(&p.path), Some(&schema))? {
+        for b in batches {
             let b = match symbols {
                 Some(s) if p.symbols.iter().any(|x| !s.contains(x)) => {
                     match crate::store::select_symbols(&b, s)? {
