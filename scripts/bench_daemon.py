@@ -17,7 +17,7 @@ prefix `rfb<pid>` in $RINGFEED_SHM_DIR, default /dev/shm):
   0. generates one symbol-year of 1m bars (525,600 rows; --quick: January, 44,640 rows),
      a deterministic random walk written as Binance kline CSV; `ringfeed ingest` (CLI
      defaults: fsync always, rollups 5m,15m,1h,1d); `ringfeed write-down --all`, so that every
-     bar is in the cold tier (Hive-layout Parquet, one file per day).
+     bar is in the cold tier (Hive-layout Parquet, one file per month after compaction).
   1. query -> polars DataFrame, in one client process, methods in turns each repetition:
        daemon cold   `c.bars(...)` with a fresh cache key each time (`end` moved by k ns past
                      the year's end: the same 525,600 rows, a key the daemon has not seen), so
@@ -700,7 +700,7 @@ def summarise(R: Dict[str, Any]) -> str:
     L.append(f"Load average before {R['load_before']}, after {R['load_after']} (2 vCPUs); CPU busy "
              f"{R['cpu_busy_pct']:.0f} %, steal {R['steal_pct']:.1f} % over the run.")
     L.append("")
-    span = "one symbol-year" if R["rows"] >= 525_600 else f"one symbol, {R['files']} days"
+    span = "one symbol-year" if R["rows"] >= 525_600 else "one symbol-month"
     L.append(f"### 1. Query {span} of 1m bars -> polars DataFrame ({R['reps']} repetitions)")
     L.append("")
     tm = q["times_ms"]
@@ -921,12 +921,13 @@ def main() -> int:
         csv.unlink()
         glob = str(data / f"dataset={DATASET}" / "tf=1m" / "*" / "*.parquet")
         files = sorted(globmod.glob(glob))
-        hot = sorted((data / "_hot" / DATASET / "1m").glob("*.wal")) if (data / "_hot").exists() else []
+        hot = sorted((data / "_hot" / DATASET).glob("*.wal")) if (data / "_hot").exists() else []
         print(f"== ingest {R['ingest_s']:.1f} s, write-down {R['write_down_s']:.1f} s: {len(files)} cold 1m "
-              f"files ({sum(Path(f).stat().st_size for f in files) / 2**20:.1f} MiB), {len(hot)} hot 1m WALs left",
+              f"files ({sum(Path(f).stat().st_size for f in files) / 2**20:.1f} MiB), {len(hot)} hot WALs left",
               flush=True)
-        if len(files) != days:
-            raise RuntimeError(f"expected {days} cold files after write-down, found {len(files)}")
+        months = 1 if quick else 12
+        if len(files) != months:
+            raise RuntimeError(f"expected {months} cold month files after write-down, found {len(files)}")
         R["files"] = len(files)
         info = {"dataset": DATASET, "symbol": SYMBOL, "start": start_ns, "end": end_ns, "files": files, "glob": glob}
 

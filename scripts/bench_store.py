@@ -22,7 +22,15 @@ Every ringfeed figure is paired with DuckDB doing the same work on the same byte
   first/max/min/last and five sums) and from disk (ringfeed resample on read from cold Parquet
   vs DuckDB `read_parquet` + group-by over the same files);
 - bytes per bar on disk: the cold tier's 1m Parquet vs the raw CSV and DuckDB's zstd Parquet of
-  the same columns (one file, and partitioned per day like the store).
+  the same columns (one file, and partitioned per day);
+- the cold symbol-year of 1m bars → a DataFrame: ringfeed's query in process (store_bench, an
+  Arrow RecordBatch, which polars takes without a copy) vs `pl.read_parquet` of the store's own
+  files, for the compacted store (12 month files) and the same store written down with
+  `--no-compact` (365 day files); and the compaction of those day files (`ringfeed compact`);
+- ten symbols: the same year under ten symbols in one dataset (5.3M rows, 12 month files
+  sorted by symbol): one symbol-month and the ten-symbol month, cold, vs DuckDB and polars
+  over the same files.
+Needs polars too for the DataFrame rows (skipped with a note without it).
 """
 import argparse, json, os, random, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -65,10 +73,11 @@ def du(path: Path) -> int:
 
 
 def create_files(d: Path) -> float:
-    """What the layout costs the file system: 5 directories x 365 new 4 KiB files, the WAL
-    files a symbol-year with four rollups creates."""
+    """What a layout costs the file system: 365 new 4 KiB files in one directory, the WAL
+    files a symbol-year creates (one per dataset-day; the old one-per-timeframe layout made
+    five times as many for four rollups)."""
     t = time.perf_counter()
-    for k in range(5):
+    for k in range(1):
         (d / str(k)).mkdir(parents=True)
         for day in range(365):
             with open(d / str(k) / f"{day}.wal", "wb") as f:
@@ -203,7 +212,9 @@ def main():
         pq5 = tmp / "ohlcv.parquet"
         mem.execute(f"COPY (SELECT ts, symbol, open, high, low, close, volume FROM bars) TO '{pq5}' (FORMAT parquet)")
         cli_ingest(s5, pq5, "parquet", "none")
-        fig["hot_wal_1m_bytes"] = du(s1 / "_hot" / "b" / "1m")
+        fig["hot_wal_bytes"] = du(s1 / "_hot" / "b")
+        fig["hot_wal_files"] = sum(1 for _ in (s1 / "_hot" / "b").rglob("*.wal"))
+        fig["hot_wal_bytes_none"] = du(s0 / "_hot" / "b")
         m0, m1 = MONTH_NS
         qm = ["b", SYMBOL, "1m", m0, m1, R]
         fig["q_month_hot"] = sb_json("query", s1, *qm)["secs"]
@@ -246,8 +257,8 @@ def main():
         fig["duck_month_dbfile"] = median(duck_file_month, R)
         glob = f"{s1}/dataset=b/tf=1m/*/*.parquet"
         rp = f"read_parquet('{glob}', hive_partitioning=true)"
-        q_month_pq = (f"SELECT * EXCLUDE (dataset, tf, date) FROM {rp} WHERE date >= DATE '{MONTH[0]}' "
-                      f"AND date < DATE '{MONTH[1]}' AND symbol = '{SYMBOL}' AND ts >= '{MONTH[0]} 00:00:00+00' "
+        q_month_pq = (f"SELECT * EXCLUDE (dataset, tf, month) FROM {rp} WHERE month = '{MONTH[0][:7]}' "
+                      f"AND symbol = '{SYMBOL}' AND ts >= '{MONTH[0]} 00:00:00+00' "
                       f"AND ts < '{MONTH[1]} 00:00:00+00' ORDER BY ts")
 
         def duck_pq_month():
@@ -286,6 +297,7 @@ def main():
         mem.execute(f"COPY (SELECT ts, symbol, open, high, low, close, volume FROM bars) TO '{dpq5}' (FORMAT parquet, COMPRESSION zstd)")
         fig["duck_pq_ohlcv_bytes"] = dpq5.stat().st_size
         fig["rows"] = n
+        year_and_ten_symbols(a, fig, tmp, rf, sb, sb_json, csv, cli_ingest, duckdb)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     up1 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -309,7 +321,7 @@ def main():
          f"{rate(f['ingest_csv_roll_inproc']):.2f} / {rate(f['ingest_csv_none_inproc']):.2f} M rows/s "
          f"({ms(f['ingest_csv_roll_upsert']):.0f} / {ms(f['ingest_csv_none_upsert']):.0f} ms)", "", ""),
     ]
-    rows.append(("  creating the 1,825 WAL files alone (5 dirs × 365, 4 KiB each), Python",
+    rows.append(("  creating 365 files alone (a symbol-year's WALs, 4 KiB each), Python",
                  f"{ms(f['create_files']):.0f} ms (runs {ms(min(ir['files'])):.0f}–{ms(max(ir['files'])):.0f})", "", ""))
     if "parse_csv" in f:
         rows.append(("  CSV parse alone (2 threads), in process",
@@ -341,14 +353,143 @@ def main():
          f"{f['duck_pq_bytes'] / f['cold_1m_bytes']:.2f}"),
         ("bytes/bar, cold Parquet 1m, ts+symbol+OHLCV only", f"{f['cold_1m_ohlcv_bytes'] / n:.1f}",
          f"zstd Parquet, one file: {f['duck_pq_ohlcv_bytes'] / n:.1f}", f"{f['duck_pq_ohlcv_bytes'] / f['cold_1m_ohlcv_bytes']:.2f}"),
-        ("  cold incl. rollups; hot WAL 1m; raw CSV", f"{f['cold_all_bytes'] / n:.1f}; {f['hot_wal_1m_bytes'] / n:.1f}",
+        ("  cold incl. rollups; hot WAL, 1m + rollups / 1m only", f"{f['cold_all_bytes'] / n:.1f}; "
+         f"{f['hot_wal_bytes'] / n:.1f} / {f['hot_wal_bytes_none'] / n:.1f} ({f['hot_wal_files']} WAL files)",
          f"CSV: {f['csv_bytes'] / n:.1f}", ""),
     ]
+    rows += year_rows(f, n, ms)
     print(f"\n{n} rows, median of {R}; ringfeed = {rf}, duckdb {duckdb.__version__}, {os.cpu_count()} CPUs")
     print(f"uptime before: {up0}\nuptime after:  {up1}\n")
-    print("| measure | ringfeed | DuckDB (same run) | ratio (>1 = ringfeed faster/smaller) |\n|---|---|---|---|")
+    print("| measure | ringfeed | DuckDB or polars (same run) | ratio (>1 = ringfeed faster/smaller) |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |")
+
+
+def year_and_ten_symbols(a, fig, tmp, rf, sb, sb_json, csv, cli_ingest, duckdb):
+    """The cold symbol-year → DataFrame, day files vs month files, compaction, ten symbols."""
+    try:
+        import polars as pl
+    except ImportError:
+        print("polars missing: the DataFrame rows are skipped (.venv/bin/pip install polars)", file=sys.stderr)
+        return
+    R = a.repeat
+    yr = ["b", SYMBOL, "1m", -2**62, 2**62, R]
+
+    def run(*cmd):
+        subprocess.run([rf, *map(str, cmd)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def pl_read(files):
+        def f():
+            t = time.perf_counter()
+            df = pl.read_parquet(files)
+            assert df.height == fig["rows"], df.height
+            return time.perf_counter() - t
+        return f
+
+    # Day files (write-down --no-compact) and month files (write-down), same rows.
+    sd, sm = tmp / "sday", tmp / "smonth"
+    cli_ingest(sd, csv, "binance-kline", "none")
+    run("write-down", "--data-dir", sd, "--all", "--no-compact")
+    cli_ingest(sm, csv, "binance-kline", "none")
+    run("write-down", "--data-dir", sm, "--all")
+    day_files = sorted(str(p) for p in (sd / "dataset=b" / "tf=1m").rglob("*.parquet"))
+    month_files = sorted(str(p) for p in (sm / "dataset=b" / "tf=1m").rglob("*.parquet"))
+    fig["year_day_files"], fig["year_month_files"] = len(day_files), len(month_files)
+    # Turns, so both see the same load; each figure is itself a median of R runs.
+    t = {"rf_day": [], "rf_month": [], "pl_day": [], "pl_month": []}
+    for _ in range(3):
+        t["rf_day"].append(sb_json("query", sd, *yr)["secs"])
+        t["pl_day"].append(median(pl_read(day_files), R))
+        t["rf_month"].append(sb_json("query", sm, *yr)["secs"])
+        t["pl_month"].append(median(pl_read(month_files), R))
+    for k, v in t.items():
+        fig[f"year_{k}"] = statistics.median(v)
+    # Compaction of the 365 day files (on copies, so the day store stays as it is).
+    comp = []
+    for i in range(3):
+        d = tmp / f"comp{i}"
+        shutil.copytree(sd, d)
+        comp.append(timed([rf, "compact", "--data-dir", str(d)]))
+    fig["compact_year_secs"] = statistics.median(comp)
+    fig["compact_bytes_in"] = du(sd / "dataset=b" / "tf=1m")
+    fig["compact_bytes_out"] = du(tmp / "comp0" / "dataset=b" / "tf=1m")
+
+    # Ten symbols of the same year in one dataset, compacted: 12 month files sorted by symbol.
+    s10 = tmp / "s10"
+    syms = [f"S{k:02d}USDT" for k in range(10)]
+    for sym in syms:
+        subprocess.run([rf, "ingest", "--data-dir", str(s10), "--dataset", "b", "--timeframe", "1m", "--symbol", sym,
+                        "--format", "binance-kline", "--fsync", "never", "--rollups", "none", str(csv)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run("write-down", "--data-dir", s10, "--all")
+    m0, m1 = MONTH_NS
+    month_rows = 31 * 1440 if fig["rows"] >= 100_000 else None
+    one = sb_json("query", s10, "b", syms[3], "1m", m0, m1, R)
+    assert month_rows is None or one["rows"] == month_rows, one
+    fig["ten_one_month"] = one["secs"]
+    every = sb_json("query", s10, "b", "*", "1m", m0, m1, R)
+    assert month_rows is None or every["rows"] == 10 * month_rows, every
+    fig["ten_all_month"] = every["secs"]
+    glob10 = f"{s10}/dataset=b/tf=1m/*/*.parquet"
+    where = f"month = '{MONTH[0][:7]}' AND ts >= '{MONTH[0]} 00:00:00+00' AND ts < '{MONTH[1]} 00:00:00+00'"
+
+    def duck(sql):
+        def f():
+            t0 = time.perf_counter()
+            c = duckdb.connect()
+            c.execute("SET TimeZone='UTC'")
+            c.sql(sql).to_arrow_table()
+            c.close()
+            return time.perf_counter() - t0
+        return f
+
+    rp = f"read_parquet('{glob10}', hive_partitioning=true)"
+    cols = "* EXCLUDE (dataset, tf, month)"
+    fig["ten_one_month_duck"] = median(duck(f"SELECT {cols} FROM {rp} WHERE {where} AND symbol = '{syms[3]}' ORDER BY ts"), R)
+    fig["ten_all_month_duck"] = median(duck(f"SELECT {cols} FROM {rp} WHERE {where} ORDER BY symbol, ts"), R)
+
+    def pl_scan(sym):
+        lo = pl.datetime(2023, 3, 1, time_zone="UTC")
+        hi = pl.datetime(2023, 4, 1, time_zone="UTC")
+
+        def f():
+            t0 = time.perf_counter()
+            q = pl.scan_parquet(glob10, hive_partitioning=True).filter(
+                (pl.col("month") == MONTH[0][:7]) & (pl.col("ts") >= lo) & (pl.col("ts") < hi))
+            if sym:
+                q = q.filter(pl.col("symbol") == sym)
+            q.collect()
+            return time.perf_counter() - t0
+        return f
+
+    try:
+        fig["ten_one_month_pl"] = median(pl_scan(syms[3]), R)
+        fig["ten_all_month_pl"] = median(pl_scan(None), R)
+    except Exception as e:  # an older polars: no hive columns or tz-aware literals
+        print(f"polars scan skipped: {e}", file=sys.stderr)
+
+
+def year_rows(f, n, ms):
+    if "year_rf_month" not in f:
+        return [("cold symbol-year → DataFrame", "skipped: no polars", "", "")]
+    pl1 = f"; polars scan {ms(f['ten_one_month_pl']):.1f} ms" if "ten_one_month_pl" in f else ""
+    pl10 = f"; polars scan {ms(f['ten_all_month_pl']):.1f} ms" if "ten_all_month_pl" in f else ""
+    return [
+        (f"cold symbol-year 1m → Arrow (a DataFrame without copy), month files ({f['year_month_files']}), in process",
+         f"{ms(f['year_rf_month']):.1f} ms", f"pl.read_parquet of the same files: {ms(f['year_pl_month']):.1f} ms",
+         f"{f['year_pl_month'] / f['year_rf_month']:.2f}"),
+        (f"  same, day files ({f['year_day_files']}, `write-down --no-compact`)",
+         f"{ms(f['year_rf_day']):.1f} ms", f"pl.read_parquet of the same files: {ms(f['year_pl_day']):.1f} ms",
+         f"{f['year_pl_day'] / f['year_rf_day']:.2f}"),
+        ("  gain of month files over day files (ringfeed)", f"{f['year_rf_day'] / f['year_rf_month']:.2f}×", "", ""),
+        ("compaction of a symbol-year's 365 day files (`ringfeed compact`, CLI)",
+         f"{ms(f['compact_year_secs']):.0f} ms ({n / f['compact_year_secs'] / 1e6:.2f} M rows/s); "
+         f"{f['compact_bytes_in'] / n:.1f} → {f['compact_bytes_out'] / n:.1f} bytes/bar", "", ""),
+        ("10 symbols × year, cold: 1 symbol-month, in process", f"{ms(f['ten_one_month']):.1f} ms",
+         f"DuckDB {ms(f['ten_one_month_duck']):.1f} ms{pl1}", f"{f['ten_one_month_duck'] / f['ten_one_month']:.2f}"),
+        ("10 symbols × year, cold: the 10-symbol month, in process", f"{ms(f['ten_all_month']):.1f} ms",
+         f"DuckDB {ms(f['ten_all_month_duck']):.1f} ms{pl10}", f"{f['ten_all_month_duck'] / f['ten_all_month']:.2f}"),
+    ]
 
 
 if __name__ == "__main__":

@@ -88,6 +88,11 @@ enum Cmd {
     /// Move closed days from the hot WAL into Parquet.
     #[command(after_help = "Example:\n  ringfeed write-down --dataset crypto --before 2021-11-28")]
     WriteDown(store_cmd::WriteDown),
+    /// Merge the day files of finished months into one Parquet file per dataset,
+    /// timeframe and month (write-down does this itself; this is for `--no-compact`
+    /// write-downs and stores written before compaction).
+    #[command(after_help = "Example:\n  ringfeed compact --dataset crypto --before 2021-12-01")]
+    Compact(store_cmd::Compact),
     /// Delete a time range of a symbol (rollups follow).
     #[command(
         after_help = "Example (the end is excluded):\n  ringfeed delete --dataset crypto --symbol ADABTC --start 2021-11-27T00:00Z --end 2021-11-27T01:00Z"
@@ -146,6 +151,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Query(a) => store_cmd::query(a),
         Cmd::Datasets(a) => datasets::run(a),
         Cmd::WriteDown(a) => store_cmd::write_down(a),
+        Cmd::Compact(a) => store_cmd::compact(a),
         Cmd::Delete(a) => store_cmd::delete(a),
         Cmd::Append(a) => append_cmd::append(a),
         Cmd::Serve(a) => Ok(a.run()?),

@@ -243,8 +243,28 @@ pub struct WriteDown {
     /// Write down every day, today included.
     #[arg(long)]
     all: bool,
+    /// Leave the days as day files: do not merge finished months into one file each
+    /// (a later write-down or `ringfeed compact` merges them). Local stores only; the
+    /// daemon always compacts.
+    #[arg(long, conflicts_with_all = ["daemon", "socket"])]
+    no_compact: bool,
     #[command(flatten)]
     via: ViaDaemon,
+}
+
+/// `ringfeed compact`.
+#[derive(Args, Debug)]
+pub struct Compact {
+    #[command(flatten)]
+    store: Store,
+    /// Only this dataset (default: all).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Compact the months that end before this UTC date (default: every month, the current
+    /// one included; a month compacted early is rewritten when more of its days are
+    /// written down).
+    #[arg(long)]
+    before: Option<String>,
 }
 
 /// `--daemon` / `--socket` of the store commands a running daemon can do for us.
@@ -599,7 +619,11 @@ pub fn write_down(a: WriteDown) -> Result<()> {
         now.div_euclid(86_400)
     };
     let t0 = Instant::now();
-    let s = store.write_down(a.dataset.as_deref(), before)?;
+    let s = if a.no_compact {
+        store.write_down_uncompacted(a.dataset.as_deref(), before)?
+    } else {
+        store.write_down(a.dataset.as_deref(), before)?
+    };
     eprintln!(
         "wrote down {} partitions: {} rows, {} bytes of Parquet ({:.1} bytes/row) in {:.2}s; catalog v{}",
         s.partitions,
@@ -615,6 +639,31 @@ pub fn write_down(a: WriteDown) -> Result<()> {
             s.compacted_parts, s.compacted_months
         );
     }
+    Ok(())
+}
+
+/// Run `ringfeed compact`.
+pub fn compact(a: Compact) -> Result<()> {
+    let mut store = open_for_writing(&a.store.data_dir, "compact")?;
+    report_recovery(&store);
+    let before = match &a.before {
+        Some(d) => ringfeed_store::store::parse_day(d)
+            .with_context(|| format!("--before {d:?} is not a YYYY-MM-DD date"))?,
+        None => i64::MAX,
+    };
+    let t0 = Instant::now();
+    let c = store.compact(a.dataset.as_deref(), before)?;
+    eprintln!(
+        "compacted {} parts into {} month parts: {} rows, {} → {} bytes ({:.1} bytes/row) in {:.2}s; catalog v{}",
+        c.parts_in,
+        c.months,
+        c.rows,
+        c.bytes_in,
+        c.bytes_out,
+        c.bytes_out as f64 / (c.rows.max(1)) as f64,
+        t0.elapsed().as_secs_f64(),
+        store.catalog().version
+    );
     Ok(())
 }
 

@@ -441,6 +441,7 @@ fn help_explains_each_command_with_an_example_and_the_exit_codes() {
         "query",
         "datasets",
         "write-down",
+        "compact",
         "delete",
         "append",
         "serve",

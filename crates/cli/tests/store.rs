@@ -185,3 +185,101 @@ fn every_spelling_of_an_hour_says_the_forming_hour_is_not_complete() {
         assert_eq!(answer(tf), day, "{tf}");
     }
 }
+
+/// Minute bars of 2022-01-30 to 2022-02-02 (two months), one per 6 hours, with a price per day.
+fn two_months(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::from("ts,open,high,low,close,volume\n");
+    for (day, month) in [(30, 1), (31, 1), (1, 2), (2, 2)] {
+        for h in [0, 6, 12, 18] {
+            text += &format!("2022-{month:02}-{day:02}T{h:02}:00:00Z,{day},{day},{day},{day},1\n");
+        }
+    }
+    let p = dir.join("months.csv");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn parquet_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn write_down_no_compact_leaves_day_files_that_compact_merges_per_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let (code, _, err) = ingest(&data, &two_months(dir.path()), &["--rollups", "none"]);
+    assert_eq!(code, Some(0), "{err}");
+    let query = || {
+        let (code, out, err) = run(&[
+            "query",
+            "--data-dir",
+            d,
+            "--dataset",
+            "x",
+            "--format",
+            "csv",
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        out
+    };
+    let before = query();
+    assert_eq!(before.lines().count(), 17, "{before}");
+
+    let (code, _, err) = run(&["write-down", "--data-dir", d, "--all", "--no-compact"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("compacted"), "{err}");
+    let days = parquet_files(&data.join("dataset=x/tf=1m"));
+    assert_eq!(days.len(), 4, "{days:?}");
+    assert!(days.iter().all(|p| p.contains("/date-")), "{days:?}");
+    assert_eq!(query(), before);
+
+    // Only the months that end before --before: January.
+    let (code, _, err) = run(&["compact", "--data-dir", d, "--before", "2022-02-01"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("compacted 2 parts into 1 month parts"),
+        "{err}"
+    );
+    let files = parquet_files(&data.join("dataset=x/tf=1m"));
+    assert_eq!(
+        files,
+        [
+            "month=2022-01/part-0.parquet",
+            "month=2022-02/date-2022-02-01-part-0.parquet",
+            "month=2022-02/date-2022-02-02-part-0.parquet"
+        ],
+        "{files:?}"
+    );
+    assert_eq!(query(), before);
+    let (code, _, err) = run(&["compact", "--data-dir", d]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        parquet_files(&data.join("dataset=x/tf=1m")),
+        [
+            "month=2022-01/part-0.parquet",
+            "month=2022-02/part-0.parquet"
+        ]
+    );
+    assert_eq!(query(), before);
+    // Nothing left to do: said so, nothing changed.
+    let (code, _, err) = run(&["compact", "--data-dir", d]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("compacted 0 parts"), "{err}");
+    // --no-compact goes to a local store only.
+    let (code, _, err) = run(&["write-down", "--no-compact", "--daemon"]);
+    assert_eq!(code, Some(2), "{err}");
+}

@@ -151,7 +151,7 @@ fn ingest_file(a: &[String]) -> R<()> {
     Ok(())
 }
 
-/// `query`: `open_read_only` + `query` of one symbol's range, `repeat` times.
+/// `query`: `open_read_only` + `query` of one symbol's range (`*`: every symbol), `repeat` times.
 fn query(a: &[String]) -> R<()> {
     let (dir, ds, sym, tf) = (&a[1], &a[2], &a[3], a[4].parse::<Timeframe>()?);
     let (start, end): (i64, i64) = (a[5].parse()?, a[6].parse()?);
@@ -162,7 +162,9 @@ fn query(a: &[String]) -> R<()> {
         let t = Instant::now();
         let store = BarStore::open_read_only(Path::new(dir))?;
         let mut q = Query::new(ds, tf);
-        q.symbols = Symbols::List(vec![sym.clone()]);
+        if sym != "*" {
+            q.symbols = Symbols::List(vec![sym.clone()]);
+        }
         q.start = Some(start);
         q.end = Some(end);
         rows = store.query(&q)?.num_rows();

@@ -51,6 +51,21 @@ impl BarStore {
         dataset: Option<&str>,
         before_day: i64,
     ) -> Result<WriteDownSummary, WriteDownError> {
+        let mut summary = self.write_down_uncompacted(dataset, before_day)?;
+        let c = self.compact(dataset, before_day)?;
+        summary.compacted_months = c.months;
+        summary.compacted_parts = c.parts_in;
+        Ok(summary)
+    }
+
+    /// [`BarStore::write_down`] without the compaction: closed days become day parts (a
+    /// day inside an already compacted month still rewrites that month's part). A later
+    /// write-down or [`BarStore::compact`] merges them.
+    pub fn write_down_uncompacted(
+        &mut self,
+        dataset: Option<&str>,
+        before_day: i64,
+    ) -> Result<WriteDownSummary, WriteDownError> {
         if let Some((root, reason)) = self.unwritable() {
             return Err(WriteDownError::Unwritable { root, reason });
         }
@@ -145,9 +160,6 @@ impl BarStore {
             }
             self.cold().collect_garbage();
         }
-        let c = self.compact(dataset, before_day)?;
-        summary.compacted_months = c.months;
-        summary.compacted_parts = c.parts_in;
         Ok(summary)
     }
 
