@@ -50,8 +50,9 @@ def test_write_down_moves_finished_days_to_parquet(tmp_path: Path) -> None:
         before = c.bars("demo", "AAA", "1m")
         text = c.write_down(before="2021-01-02")
         assert text.startswith("wrote down 3 partitions: 13 rows"), text  # 1m, 5m, 1h of the 1st
-        assert list((tmp_path / "data").glob("dataset=demo/tf=1m/date=2021-01-01/*.parquet"))
-        assert not list((tmp_path / "data").glob("dataset=demo/tf=1m/date=2021-01-02/*.parquet"))
+        # A day part of January (not compacted: the month has not ended before 2021-01-02).
+        assert list((tmp_path / "data").glob("dataset=demo/tf=1m/month=2021-01/date-2021-01-01-part-*.parquet"))
+        assert not list((tmp_path / "data").glob("dataset=demo/tf=1m/month=2021-01/date-2021-01-02-*.parquet"))
         assert c.bars("demo", "AAA", "1m").equals(before)
         with pytest.raises(rf.DaemonError) as e:
             c.write_down("nope")
