@@ -252,7 +252,7 @@ impl Service {
         tracing::error!(data_dir = %dir.display(), "a request panicked while it held the store; reopening the store from disk");
         // The writer's flock is released only when the old store is dropped,
         // so a read-only store (no lock) stands in while the new one opens.
-        let fault = match BarStore::open_read_only(dir) {
+        let fault = match BarStore::open_read_only(dir).map(ringfeed_store::store::ReadOnlyStore::into_inner) {
             Ok(ro) => {
                 drop(std::mem::replace(&mut *g, ro));
                 match BarStore::open(dir) {

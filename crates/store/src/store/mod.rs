@@ -30,6 +30,7 @@ mod error;
 mod lock;
 mod open;
 mod query;
+mod read_only;
 mod rollup;
 mod write_down;
 
@@ -44,6 +45,7 @@ pub use error::{
 pub use lock::WRITER_LOCK;
 pub(crate) use query::select_symbols;
 pub use query::{Query, Symbols};
+pub use read_only::ReadOnlyStore;
 pub use write_down::CompactSummary;
 
 fn valid_name(n: &str) -> bool {

@@ -22,7 +22,7 @@ impl BarStore {
     }
 
     /// A handle with nothing recovered, cached or pending yet.
-    fn fresh(
+    pub(super) fn fresh(
         root: &Path,
         catalog: Catalog,
         writable: bool,
@@ -263,26 +263,5 @@ impl BarStore {
             ));
         }
         out
-    }
-
-    /// Open an existing store for queries only. Never modifies files; damaged WAL regions
-    /// and torn tails are skipped, not served.
-    pub fn open_read_only(root: &Path) -> Result<Self, OpenError> {
-        if !root.is_dir() {
-            return Err(OpenError::Io {
-                path: root.into(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no store here (ingest something first)",
-                ),
-            });
-        }
-        Ok(BarStore::fresh(
-            root,
-            Catalog::load(root)?,
-            false,
-            StoreOptions::default(),
-            None,
-        ))
     }
 }
