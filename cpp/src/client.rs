@@ -54,6 +54,7 @@ pub(crate) fn query_spec(q: &ffi::QueryArgs) -> QuerySpec {
             .has_limit
             .then(|| usize::try_from(q.limit).unwrap_or(usize::MAX)),
         from_end: q.from_end,
+        week_start: (!q.week_start.is_empty()).then(|| q.week_start.clone()),
     }
 }
 
@@ -103,7 +104,7 @@ impl RustClient {
             dataset: dataset.into(),
             base: base.into(),
             rollups,
-            fsync: None,
+            ..Default::default()
         };
         guard(|| Ok(self.inner.create_dataset(&spec)?))
     }

@@ -172,6 +172,9 @@ mod ffi {
         has_limit: bool,
         limit: u64,
         from_end: bool,
+        /// First day of the week of week timeframes ("sun", "mon", ...); empty: the
+        /// dataset's.
+        week_start: String,
     }
 
     #[namespace = ""]

@@ -114,7 +114,7 @@ impl Client {
     /// Creates `dataset` with base timeframe `base` and `rollups` (None: the
     /// ladder 5m, 15m, 1h, 1d above the base; [] for none). The same settings
     /// again are a no-op. Returns the daemon's summary.
-    #[pyo3(signature = (dataset, base="1m", rollups=None, fsync=None))]
+    #[pyo3(signature = (dataset, base="1m", rollups=None, fsync=None, week_start=None))]
     fn create_dataset(
         &self,
         py: Python<'_>,
@@ -122,12 +122,14 @@ impl Client {
         base: &str,
         rollups: Option<Vec<String>>,
         fsync: Option<String>,
+        week_start: Option<String>,
     ) -> PyResult<String> {
         let spec = ringfeed_client::DatasetSpec {
             dataset,
             base: base.to_string(),
             rollups,
             fsync,
+            week_start,
         };
         self.with(py, |c| c.create_dataset(&spec))
     }
@@ -160,7 +162,7 @@ impl Client {
 
     /// Bars of `dataset` as the daemon's result batches (zero-copy views of
     /// its shared-memory arena). See `ringfeed.Client.bars` for the arguments.
-    #[pyo3(signature = (dataset, symbols=None, timeframe="1m", *, start=None, end=None, fields=None, limit=None, from_end=false, offset=None))]
+    #[pyo3(signature = (dataset, symbols=None, timeframe="1m", *, start=None, end=None, fields=None, limit=None, from_end=false, offset=None, week_start=None))]
     #[allow(clippy::too_many_arguments)]
     fn bars(
         &self,
@@ -174,6 +176,7 @@ impl Client {
         limit: Option<usize>,
         from_end: bool,
         offset: Option<String>,
+        week_start: Option<String>,
     ) -> PyResult<Vec<Batch>> {
         let q = QuerySpec {
             dataset,
@@ -185,6 +188,7 @@ impl Client {
             fields: crate::args::fields(fields)?,
             limit,
             from_end,
+            week_start,
         };
         let bars = self.with(py, |c| c.bars(&q))?;
         Ok(bars.batches.into_iter().map(Batch::new).collect())

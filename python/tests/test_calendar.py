@@ -74,3 +74,43 @@ def test_months_and_years_match_polars_group_by_dynamic(tmp_path: Path) -> None:
             c.create_dataset("cal", base="1d", rollups=["1M"])
         assert e.value.kind == "bad_request"
         assert "calendar rollups are resampled on read" in str(e.value)
+
+
+def test_week_start_per_dataset_and_per_query(tmp_path: Path) -> None:
+    """A dataset created with ``week_start="sun"`` gives Sunday weeks; a query may ask for
+    Monday weeks; both agree with a polars group-by of the same daily bars; a bad weekday
+    is a bad request that names the spellings."""
+    days = 28
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)  # a Monday
+    daily = pl.DataFrame({
+        "ts": [start + dt.timedelta(days=k) for k in range(days)],
+        "symbol": ["AAA"] * days,
+        "open": [100.0 + k for k in range(days)],
+        "high": [101.0 + k for k in range(days)],
+        "low": [99.0 + k for k in range(days)],
+        "close": [100.5 + k for k in range(days)],
+        "volume": [float(10 + k) for k in range(days)],
+    }).with_columns(pl.col("ts").dt.cast_time_unit("ns"))
+
+    def weeks(offset: str) -> pl.DataFrame:
+        return (daily.group_by_dynamic("ts", every="1w", offset=offset, closed="left", label="left")
+                .agg(pl.col("open").first(), pl.col("close").last(), pl.col("volume").sum()))
+
+    with run_daemon(tmp_path) as sock, rf.connect(sock) as c:
+        c.create_dataset("sun", base="1d", rollups=[], week_start="sun")
+        assert c.append("sun", daily) == days
+        w = c.bars("sun", "AAA", "1w")
+        assert w["ts"].dt.weekday().unique().to_list() == [7]  # polars: Monday 1 ... Sunday 7
+        ref = weeks("-1d")  # polars' weeks start on Monday; one day earlier is Sunday
+        assert w.select("ts", "open", "close", "volume").equals(ref.select("ts", "open", "close", "volume"))
+        m = c.bars("sun", "AAA", "1w", week_start="mon")
+        assert m["ts"].dt.weekday().unique().to_list() == [1]
+        assert m.select("ts", "open", "close", "volume").equals(weeks("0d").select("ts", "open", "close", "volume"))
+        with pytest.raises(rf.DaemonError) as e:
+            c.bars("sun", "AAA", "1w", week_start="sunday-ish")
+        assert e.value.kind == "bad_request" and "mon, tue" in str(e.value)
+        with pytest.raises(rf.DaemonError) as e:
+            c.create_dataset("bad", base="1d", week_start="funday")
+        assert e.value.kind == "bad_request"
+        # The daemon still answers a real query afterwards.
+        assert c.bars("sun", "AAA", "1d").height == days

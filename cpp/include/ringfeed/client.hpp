@@ -58,6 +58,8 @@ struct Query {
   bool from_end = false;
   /// Bucket offset for resampling, e.g. "15m"; empty: none.
   std::string offset;
+  /// First day of the week of week timeframes ("sun", "mon", ...); empty: the dataset's.
+  std::string week_start;
 };
 
 /// A query answer: record batches mapped from the daemon's shared-memory
@@ -223,6 +225,7 @@ class Client {
       a.has_limit = q.limit.has_value();
       a.limit = q.limit ? static_cast<std::uint64_t>(*q.limit) : 0;
       a.from_end = q.from_end;
+      a.week_start = rust::String(q.week_start);
       return h_.get("Client").bars(a);
     }));
   }

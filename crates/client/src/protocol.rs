@@ -118,6 +118,10 @@ pub struct DatasetSpec {
     /// WAL sync policy: "always" (default), "never" or "every:<ms>".
     #[serde(default)]
     pub fsync: Option<String>,
+    /// First day of the week of `1w` bars resampled on read: "mon" (default), "tue",
+    /// ..., "sun"; a query may ask for another ([`QuerySpec::week_start`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub week_start: Option<String>,
 }
 
 /// What an append does with rows that break the store's row rules.
@@ -205,6 +209,10 @@ pub struct QuerySpec {
     /// Take the limit from the end.
     #[serde(default)]
     pub from_end: bool,
+    /// First day of the week for week timeframes ("sun", "mon", ...; default: the
+    /// dataset's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub week_start: Option<String>,
 }
 
 /// What kind of failure an error answer reports. Every face maps it the same

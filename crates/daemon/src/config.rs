@@ -87,6 +87,9 @@ pub struct DatasetToml {
     /// "always", "never" or "every:<ms>".
     #[serde(default)]
     pub fsync: Option<String>,
+    /// First day of the week of `1w` bars: "mon" (default) ... "sun".
+    #[serde(default)]
+    pub week_start: Option<String>,
 }
 
 /// Everything the daemon needs. `Config::default()` is the no-config start.

@@ -213,7 +213,12 @@ class Client:
     def stat(self) -> str: ...
     def datasets(self) -> Dict[str, Any]: ...
     def create_dataset(
-        self, dataset: str, base: str = "1m", rollups: Optional[List[str]] = None, fsync: Optional[str] = None
+        self,
+        dataset: str,
+        base: str = "1m",
+        rollups: Optional[List[str]] = None,
+        fsync: Optional[str] = None,
+        week_start: Optional[str] = None,
     ) -> str: ...
     def ready(self, dataset: Optional[str] = None) -> ReadyReport: ...
     def health(self) -> HealthReport: ...
@@ -231,6 +236,7 @@ class Client:
         limit: Optional[int] = None,
         from_end: bool = False,
         offset: Optional[str] = None,
+        week_start: Optional[str] = None,
     ) -> List[Batch]: ...
     # A position string is also a str (a time): the first overload wins, as at runtime.
     @overload

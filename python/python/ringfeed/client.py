@@ -93,13 +93,16 @@ class Client:
         return self.native.datasets()
 
     def create_dataset(
-        self, dataset: str, base: str = "1m", rollups: Optional[Sequence[str]] = None, fsync: Optional[str] = None
+        self, dataset: str, base: str = "1m", rollups: Optional[Sequence[str]] = None, fsync: Optional[str] = None,
+        week_start: Optional[str] = None,
     ) -> str:
         """Creates ``dataset`` through the daemon: ``base`` timeframe, ``rollups`` kept on
         write (e.g. ``["5m", "1h", "1d"]``; default: the ladder 5m, 15m, 1h, 1d above
-        ``base``; ``[]`` for none), ``fsync`` ("always", "never", "every:<ms>").
+        ``base``; ``[]`` for none), ``fsync`` ("always", "never", "every:<ms>"),
+        ``week_start`` (first day of ``1w`` bars: "mon", the default, ... "sun").
         The same settings again are a no-op. Returns the daemon's summary."""
-        return self.native.create_dataset(dataset, base, list(rollups) if rollups is not None else None, fsync)
+        return self.native.create_dataset(dataset, base, list(rollups) if rollups is not None else None, fsync,
+                                          week_start)
 
     def ready(self, dataset: Optional[str] = None) -> ReadyReport:
         """Whether the daemon answers queries and appends, and per dataset (default:
@@ -122,7 +125,7 @@ class Client:
     def bars(self, dataset: str, symbols: Symbols = None, timeframe: str = "1m", *,
              start: Optional[TimeLike] = None, end: Optional[TimeLike] = None,
              fields: Union[str, Sequence[str], None] = None, limit: Optional[int] = None,
-             from_end: bool = False, offset: Optional[str] = None) -> pl.DataFrame:
+             from_end: bool = False, offset: Optional[str] = None, week_start: Optional[str] = None) -> pl.DataFrame:
         """Bars as a ``polars.DataFrame`` whose chunks point into the daemon's shared memory.
 
         ``symbols``: one symbol, ``"A,B"``, a list, or None/``"*"`` for all.
@@ -132,6 +135,8 @@ class Client:
         only, within the dataset's session when it has one. ``start`` (included) and ``end``
         (excluded): see :data:`ringfeed.types.TimeLike`. ``fields``: columns besides
         ts and symbol. ``limit`` bars per symbol, from the end if ``from_end``.
+        ``week_start``: first day of week timeframes ("sun", "mon", ...; default: the
+        dataset's, Monday unless created otherwise).
 
         Columns: ``ts`` (datetime[ns, UTC], the bar's open time), ``symbol``,
         ``open, high, low, close, volume`` (f64), then ``quote_volume``, ``trades``
@@ -142,7 +147,7 @@ class Client:
         import polars as pl
 
         batches = self.native.bars(dataset, symbols, timeframe, start=start, end=end, fields=fields,
-                                   limit=limit, from_end=from_end, offset=offset)
+                                   limit=limit, from_end=from_end, offset=offset, week_start=week_start)
         frames = [pl.DataFrame(b) for b in batches]
         if not frames:
             return pl.DataFrame()
@@ -151,13 +156,13 @@ class Client:
     def bars_arrow(self, dataset: str, symbols: Symbols = None, timeframe: str = "1m", *,
                    start: Optional[TimeLike] = None, end: Optional[TimeLike] = None,
                    fields: Union[str, Sequence[str], None] = None, limit: Optional[int] = None,
-                   from_end: bool = False, offset: Optional[str] = None) -> Any:
+                   from_end: bool = False, offset: Optional[str] = None, week_start: Optional[str] = None) -> Any:
         """Like :meth:`bars`, as a ``pyarrow.Table`` whose chunks point into the daemon's
         arena (typed Any: pyarrow has no type information)."""
         import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
         batches = self.native.bars(dataset, symbols, timeframe, start=start, end=end, fields=fields,
-                                   limit=limit, from_end=from_end, offset=offset)
+                                   limit=limit, from_end=from_end, offset=offset, week_start=week_start)
         return pa.Table.from_batches([b.to_arrow() for b in batches]) if batches else pa.table({})
 
     # The three position strings are also str (a TimeLike): the overlap is the

@@ -151,6 +151,7 @@ impl Service {
                 base: d.base.clone(),
                 rollups: d.rollups.clone(),
                 fsync: d.fsync.clone(),
+                week_start: d.week_start.clone(),
             };
             let dc = super::spec::dataset_config(&spec)
                 .map_err(|e| store_err(format!("datasets.{name}: {e}")))?;
@@ -252,7 +253,9 @@ impl Service {
         tracing::error!(data_dir = %dir.display(), "a request panicked while it held the store; reopening the store from disk");
         // The writer's flock is released only when the old store is dropped,
         // so a read-only store (no lock) stands in while the new one opens.
-        let fault = match BarStore::open_read_only(dir).map(ringfeed_store::store::ReadOnlyStore::into_inner) {
+        let fault = match BarStore::open_read_only(dir)
+            .map(ringfeed_store::store::ReadOnlyStore::into_inner)
+        {
             Ok(ro) => {
                 drop(std::mem::replace(&mut *g, ro));
                 match BarStore::open(dir) {

@@ -5,7 +5,7 @@
 use super::cache::{ResultArena, Scope, Session};
 use super::error::ServiceError;
 use super::open::Service;
-use super::spec::{parse_offset, parse_timeframe};
+use super::spec::{parse_offset, parse_timeframe, parse_weekday};
 use ringfeed_client::protocol::{
     symbol_list, DatasetReady, QuerySpec, ReadyReport, ReplaySpec, TimeframeReady,
 };
@@ -94,6 +94,7 @@ impl Service {
         sq.fields = q.fields.clone();
         sq.limit = q.limit;
         sq.from_end = q.from_end;
+        sq.week_start = q.week_start.as_deref().map(parse_weekday).transpose()?;
         Ok(sq)
     }
 

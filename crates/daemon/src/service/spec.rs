@@ -85,7 +85,19 @@ pub(super) fn dataset_config(
             .parse()
             .map_err(|e| ServiceError::bad_request(format!("fsync {f:?}: {e}")))?;
     }
+    if let Some(d) = &spec.week_start {
+        cfg.week_start = parse_weekday(d)?;
+    }
     Ok(cfg)
+}
+
+/// A week start: `mon`, `Monday`, `sun`, ... (any case).
+pub(super) fn parse_weekday(s: &str) -> Result<ringfeed_store::timeframe::Weekday, ServiceError> {
+    s.trim().parse().map_err(|_| {
+        ServiceError::bad_request(format!(
+            "week_start {s:?} is not a weekday: write mon, tue, wed, thu, fri, sat or sun"
+        ))
+    })
 }
 
 #[cfg(test)]
