@@ -233,7 +233,8 @@ pub(crate) fn month_of(day: i64) -> (i64, i64) {
 }
 
 /// The rows of `day` in `parts` (the parts covering it, in catalog order), decoded into
-/// `kind`'s schema. A compacted part is read whole and cut to the day.
+/// `kind`'s schema. Of a compacted part only the pages that can hold the day are read
+/// (its `ts` page statistics), then cut to the day.
 pub(crate) fn read_day(
     root: &Path,
     parts: &[PartFile],
@@ -243,14 +244,18 @@ pub(crate) fn read_day(
     let schema = kind.schema();
     let mut out = Vec::new();
     for p in parts {
-        let batches = parquet::read_parquet_as(&root.join(&p.path), Some(&schema))?;
-        if !p.is_compacted() {
-            out.extend(batches);
-            continue;
-        }
-        let (lo, hi) = (day * NANOS_PER_DAY, (day + 1) * NANOS_PER_DAY);
-        for b in batches {
-            out.push(keep_rows(&b, |t| (lo..hi).contains(&t))?);
+        let path = root.join(&p.path);
+        if p.is_compacted() {
+            let (lo, hi) = (day * NANOS_PER_DAY, (day + 1) * NANOS_PER_DAY);
+            out.extend(parquet::read_parquet_filtered(
+                &path,
+                Some(&schema),
+                None,
+                lo,
+                hi,
+            )?);
+        } else {
+            out.extend(parquet::read_parquet_as(&path, Some(&schema))?);
         }
     }
     Ok(out)
