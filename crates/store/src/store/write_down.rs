@@ -45,11 +45,26 @@ impl BarStore {
     /// with `day < before_day` that has a WAL, write the merged day as a new part (a day
     /// inside a compacted month rewrites that month's part), commit the catalog once, then
     /// delete the replaced parts and the WALs. Then compact the months that end before
-    /// `before_day` ([`BarStore::compact`]).
+    /// `before_day` ([`BarStore::compact`]). Datasets with a retention drop their expired
+    /// partitions first and after ([`BarStore::apply_retention`], counting back from
+    /// `before_day`'s midnight, or from now when that is later).
     pub fn write_down(
         &mut self,
         dataset: Option<&str>,
         before_day: i64,
+    ) -> Result<WriteDownSummary, WriteDownError> {
+        self.write_down_at(dataset, (i64::MIN, before_day), true)
+    }
+
+    /// [`BarStore::write_down`] of the days in `from_day..before_day`, with the retention
+    /// passes or (`retention` false, as [`BarStore::apply_retention`] writes down days
+    /// whose rollups outlive their base bars) without: then it changes no row, only where
+    /// rows live.
+    pub(super) fn write_down_at(
+        &mut self,
+        dataset: Option<&str>,
+        (from_day, before_day): (i64, i64),
+        retention: bool,
     ) -> Result<WriteDownSummary, WriteDownError> {
         if let Some((root, reason)) = self.unwritable() {
             return Err(WriteDownError::Unwritable { root, reason });
@@ -59,6 +74,11 @@ impl BarStore {
         }
         let names = self.write_down_names(dataset)?;
         let mut summary = WriteDownSummary::default();
+        // Retention first: expired hot days are dropped, not written down.
+        let now = super::lifecycle::retention_now(before_day);
+        if retention {
+            summary.expired = self.drop_expired(&names, now)?;
+        }
         let mut next = self.catalog.clone();
         let mut old_parts: Vec<PathBuf> = Vec::new();
         let mut wals: BTreeSet<(String, i64)> = BTreeSet::new();
@@ -73,7 +93,7 @@ impl BarStore {
                     .hot
                     .days(name, tf)
                     .into_iter()
-                    .filter(|d| *d < before_day)
+                    .filter(|d| (from_day..before_day).contains(d))
                     .collect();
                 let parts = next
                     .datasets
@@ -148,6 +168,13 @@ impl BarStore {
         let c = self.compact(dataset, before_day)?;
         summary.compacted_months = c.months;
         summary.compacted_parts = c.parts_in;
+        // Base days whose rollups outlive them were written down above; their parts go.
+        if retention {
+            let later = self.drop_expired(&names, now)?;
+            summary.expired.parts += later.parts;
+            summary.expired.rows += later.rows;
+            summary.expired.bytes += later.bytes;
+        }
         Ok(summary)
     }
 
