@@ -113,8 +113,11 @@ impl Client {
 
     /// Creates `dataset` with base timeframe `base` and `rollups` (None: the
     /// ladder 5m, 15m, 1h, 1d above the base; [] for none). The same settings
-    /// again are a no-op. Returns the daemon's summary.
-    #[pyo3(signature = (dataset, base="1m", rollups=None, fsync=None))]
+    /// again are a no-op. `retention` ("400d", "26w", "2y") drops partitions
+    /// older than it; `rollup_retention` keeps rollups longer. Returns the
+    /// daemon's summary.
+    #[pyo3(signature = (dataset, base="1m", rollups=None, fsync=None, retention=None, rollup_retention=None))]
+    #[allow(clippy::too_many_arguments)]
     fn create_dataset(
         &self,
         py: Python<'_>,
@@ -122,12 +125,16 @@ impl Client {
         base: &str,
         rollups: Option<Vec<String>>,
         fsync: Option<String>,
+        retention: Option<String>,
+        rollup_retention: Option<String>,
     ) -> PyResult<String> {
         let spec = ringfeed_client::DatasetSpec {
             dataset,
             base: base.to_string(),
             rollups,
             fsync,
+            retention,
+            rollup_retention,
         };
         self.with(py, |c| c.create_dataset(&spec))
     }

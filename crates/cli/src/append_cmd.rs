@@ -73,7 +73,7 @@ pub fn append(a: Append) -> Result<()> {
             dataset: a.dataset.clone(),
             base: base.to_string(),
             rollups,
-            fsync: None,
+            ..Default::default()
         })?;
         eprintln!("ringfeed: {text}");
         datasets = client.datasets()?;

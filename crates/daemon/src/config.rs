@@ -15,6 +15,8 @@
 //! base = "1m"
 //! rollups = ["5m", "15m", "1h", "1d"]
 //! fsync = "always"
+//! retention = "400d"          # optional: partitions older are dropped at write-down
+//! rollup_retention = "10y"    # optional: rollups kept longer than the base bars
 //! ```
 
 use serde::Deserialize;
@@ -87,6 +89,12 @@ pub struct DatasetToml {
     /// "always", "never" or "every:<ms>".
     #[serde(default)]
     pub fsync: Option<String>,
+    /// How long rows are kept ("400d", "26w", "2y"); applied at each write-down.
+    #[serde(default)]
+    pub retention: Option<String>,
+    /// How long rollup bars are kept when longer than `retention` (e.g. "10y").
+    #[serde(default)]
+    pub rollup_retention: Option<String>,
 }
 
 /// Everything the daemon needs. `Config::default()` is the no-config start.

@@ -85,7 +85,22 @@ pub(super) fn dataset_config(
             .parse()
             .map_err(|e| ServiceError::bad_request(format!("fsync {f:?}: {e}")))?;
     }
+    cfg.retention = parse_retention(spec.retention.as_deref())?;
+    cfg.rollup_retention = parse_retention(spec.rollup_retention.as_deref())?;
     Ok(cfg)
+}
+
+/// A retention spelling ("400d", "26w", "2y"; "none" or absent: keep everything).
+pub(super) fn parse_retention(
+    s: Option<&str>,
+) -> Result<Option<ringfeed_store::retention::RetentionSpec>, ServiceError> {
+    match s.map(str::trim) {
+        None | Some("none") | Some("") => Ok(None),
+        Some(r) => r
+            .parse()
+            .map(Some)
+            .map_err(|e| ServiceError::bad_request(format!("{e}"))),
+    }
 }
 
 #[cfg(test)]
