@@ -300,6 +300,43 @@ impl Client {
         self.with(py, |c| c.delete(dataset, symbol.as_deref(), start, end))
     }
 
+    /// Sets (None: clears) `dataset`'s retention ("400d", "26w", "2y") and the
+    /// longer retention of its rollups, then applies it: partitions wholly
+    /// older are dropped. Returns the daemon's summary.
+    #[pyo3(signature = (dataset, retention, rollup_retention=None))]
+    fn set_retention(
+        &self,
+        py: Python<'_>,
+        dataset: &str,
+        retention: Option<String>,
+        rollup_retention: Option<String>,
+    ) -> PyResult<String> {
+        self.with(py, |c| {
+            c.set_retention(dataset, retention.as_deref(), rollup_retention.as_deref())
+        })
+    }
+
+    /// Removes the rows of `symbol` (default: every symbol) before `before`, in
+    /// every stored timeframe; returns the daemon's summary.
+    #[pyo3(signature = (dataset, before, symbol=None))]
+    fn trim(
+        &self,
+        py: Python<'_>,
+        dataset: &str,
+        before: &Bound<'_, PyAny>,
+        symbol: Option<String>,
+    ) -> PyResult<String> {
+        let before = time_spec(before, "before")?;
+        self.with(py, |c| c.trim(dataset, symbol.as_deref(), before))
+    }
+
+    /// Drops `dataset` and its files; refused (DaemonError bad_request) when it holds rows
+    /// and `yes` is false. Returns the daemon's summary.
+    #[pyo3(signature = (dataset, yes=false))]
+    fn drop_dataset(&self, py: Python<'_>, dataset: &str, yes: bool) -> PyResult<String> {
+        self.with(py, |c| c.drop_dataset(dataset, yes))
+    }
+
     /// Moves finished days into Parquet now: the days before `before`
     /// ("YYYY-MM-DD", default before today), or every day with `all`, of
     /// `dataset` (default every dataset). Returns the daemon's summary.

@@ -78,7 +78,7 @@ impl Default for TopicConfig {
 }
 
 /// A dataset the daemon creates at start-up if the store lacks it.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetToml {
     /// Finest stored timeframe, e.g. "1m" (or "tick").
