@@ -230,6 +230,12 @@ pub struct Catalog {
     pub version: u64,
     /// Datasets by name.
     pub datasets: BTreeMap<String, DatasetEntry>,
+    /// Names of dropped datasets whose directories may still exist (a drop cut short
+    /// after its commit): the writer's open removes them; creating the name again clears
+    /// it. Left out of the catalog when empty. Only these are ever removed: a directory
+    /// of a name the catalog never dropped is left alone (fsck reports it).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub dropped: BTreeSet<String>,
 }
 
 /// Failure to load or commit the catalog.
@@ -356,10 +362,12 @@ impl Catalog {
             schema_version: SCHEMA_VERSION,
             version: self.version + 1,
             datasets: std::mem::take(&mut self.datasets),
+            dropped: std::mem::take(&mut self.dropped),
         };
         let res = next.write_version(&d, opts);
         // Hand the datasets back whatever happened (no copy of the catalog is made).
         self.datasets = std::mem::take(&mut next.datasets);
+        self.dropped = std::mem::take(&mut next.dropped);
         res?;
         self.version = next.version;
         self.schema_version = SCHEMA_VERSION;

@@ -408,8 +408,18 @@ fn drop_dataset_then_recreate() {
     assert_eq!(query(&st, "30m").len(), PER_DAY as usize);
     assert_eq!(query(&st, "1h").len(), 24);
     assert!(query(&st, "30m").keys().all(|(s, _)| s == "C"));
+    assert!(
+        st.catalog().dropped.is_empty(),
+        "recreating clears the name"
+    );
     drop(st);
     assert_fsck_clean(dir.path());
+    // Only dropped names are cleaned up at open: a stranger's WALs are left alone.
+    let stranger = dir.path().join("_hot/stranger");
+    std::fs::create_dir_all(&stranger).unwrap();
+    std::fs::write(stranger.join("2024-01-01.wal"), b"").unwrap();
+    drop(BarStore::open(dir.path()).unwrap());
+    assert!(stranger.join("2024-01-01.wal").exists());
 }
 
 // ---- crashes -------------------------------------------------------------------------

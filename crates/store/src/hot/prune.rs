@@ -5,7 +5,7 @@
 use super::HotTier;
 use crate::read_dirs;
 use crate::time::parse_day;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// What dropping hot days removed.
@@ -96,16 +96,6 @@ impl HotTier {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
-    }
-
-    /// Directories under `_hot` of datasets not in `known` (left by a drop cut short).
-    pub(crate) fn unlisted_datasets(&self, known: &BTreeSet<&str>) -> Vec<String> {
-        read_dirs(&self.root.join("_hot"))
-            .into_iter()
-            .filter(|d| d.is_dir())
-            .filter_map(|d| d.file_name()?.to_str().map(str::to_string))
-            .filter(|n| !n.starts_with(['.', '_']) && !known.contains(n.as_str()))
-            .collect()
     }
 
     /// Forget a WAL that is gone: its length, cache entry, index day and pending syncs.

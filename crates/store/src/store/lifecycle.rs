@@ -502,6 +502,7 @@ impl BarStore {
         crate::failpoint("lifecycle:before_commit");
         self.change_catalog(|c| {
             c.datasets.remove(dataset);
+            c.dropped.insert(dataset.to_string());
         })?;
         self.hot.set_floors(floors_of(&self.catalog));
         crate::failpoint("lifecycle:after_commit");
@@ -527,31 +528,35 @@ impl BarStore {
     }
 
     /// At the writer's open, before recovery: remove the WALs of days before a dataset's
-    /// hot floor and the directories of datasets the catalog does not list (both left by
-    /// a retention pass or a drop cut short after its commit).
+    /// hot floor and the directories of datasets the catalog records as dropped (both
+    /// left by a retention pass or a drop cut short after its commit).
     pub(super) fn remove_dropped_wals(&mut self) {
-        let known: BTreeSet<&str> = self.catalog.datasets.keys().map(String::as_str).collect();
-        let unlisted = self.hot.unlisted_datasets(&known);
-        for name in unlisted {
-            if let Err(e) = self.hot.remove_dataset(&name) {
-                tracing::warn!(dataset = name, "WALs of a dropped dataset stay: {e}");
-            }
-        }
-        for d in crate::read_dirs(&self.root) {
-            let Some(name) = d
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("dataset="))
-            else {
-                continue;
-            };
-            if !known.contains(name) && d.is_dir() {
-                let _ = std::fs::remove_dir_all(&d);
+        let dropped: Vec<String> = self.catalog.dropped.iter().cloned().collect();
+        for name in dropped {
+            if !self.catalog.datasets.contains_key(&name) {
+                self.remove_dropped_dirs(&name);
             }
         }
         let floors: Vec<(String, i64)> = floors_of(&self.catalog).into_iter().collect();
         for (name, floor) in floors {
             self.hot.drop_days_before(&name, floor);
+        }
+    }
+
+    /// Remove what is left of a dropped dataset's directories (nothing when the name was
+    /// never dropped). Failures are logged: the next open tries again.
+    pub(super) fn remove_dropped_dirs(&mut self, name: &str) {
+        if !self.catalog.dropped.contains(name) {
+            return;
+        }
+        if let Err(e) = self.hot.remove_dataset(name) {
+            tracing::warn!(dataset = name, "WALs of a dropped dataset stay: {e}");
+        }
+        let cold = self.root.join(format!("dataset={name}"));
+        if let Err(e) = std::fs::remove_dir_all(&cold) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dataset = name, "Parquet of a dropped dataset stays: {e}");
+            }
         }
     }
 

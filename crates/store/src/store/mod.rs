@@ -172,7 +172,10 @@ impl BarStore {
                 return Err(CreateDatasetError::Session(s.to_string()));
             }
         }
+        // A name dropped before: leftovers of its files go first.
+        self.remove_dropped_dirs(name);
         self.change_catalog(|c| {
+            c.dropped.remove(name);
             c.datasets.insert(
                 name.into(),
                 DatasetEntry {
