@@ -103,7 +103,7 @@ impl RustClient {
             dataset: dataset.into(),
             base: base.into(),
             rollups,
-            fsync: None,
+            ..Default::default()
         };
         guard(|| Ok(self.inner.create_dataset(&spec)?))
     }

@@ -345,7 +345,7 @@ impl BarStore {
         if before > day.saturating_mul(NANOS_PER_DAY) {
             let range = DeleteRange {
                 symbol: symbol.map(str::to_string),
-                start: day * NANOS_PER_DAY,
+                start: day.saturating_mul(NANOS_PER_DAY),
                 end: before,
             };
             summary.partial_day = self.delete(dataset, range)? > 0;
