@@ -113,8 +113,11 @@ impl Client {
 
     /// Creates `dataset` with base timeframe `base` and `rollups` (None: the
     /// ladder 5m, 15m, 1h, 1d above the base; [] for none). The same settings
-    /// again are a no-op. Returns the daemon's summary.
-    #[pyo3(signature = (dataset, base="1m", rollups=None, fsync=None, week_start=None))]
+    /// again are a no-op. `retention` ("400d", "26w", "2y") drops partitions
+    /// older than it; `rollup_retention` keeps rollups longer. Returns the
+    /// daemon's summary.
+    #[pyo3(signature = (dataset, base="1m", rollups=None, fsync=None, retention=None, rollup_retention=None, week_start=None))]
+    #[allow(clippy::too_many_arguments)]
     fn create_dataset(
         &self,
         py: Python<'_>,
@@ -122,6 +125,8 @@ impl Client {
         base: &str,
         rollups: Option<Vec<String>>,
         fsync: Option<String>,
+        retention: Option<String>,
+        rollup_retention: Option<String>,
         week_start: Option<String>,
     ) -> PyResult<String> {
         let spec = ringfeed_client::DatasetSpec {
@@ -129,6 +134,8 @@ impl Client {
             base: base.to_string(),
             rollups,
             fsync,
+            retention,
+            rollup_retention,
             week_start,
         };
         self.with(py, |c| c.create_dataset(&spec))
@@ -295,6 +302,43 @@ impl Client {
         let start = time_spec(start, "start")?;
         let end = time_spec(end, "end")?;
         self.with(py, |c| c.delete(dataset, symbol.as_deref(), start, end))
+    }
+
+    /// Sets (None: clears) `dataset`'s retention ("400d", "26w", "2y") and the
+    /// longer retention of its rollups, then applies it: partitions wholly
+    /// older are dropped. Returns the daemon's summary.
+    #[pyo3(signature = (dataset, retention, rollup_retention=None))]
+    fn set_retention(
+        &self,
+        py: Python<'_>,
+        dataset: &str,
+        retention: Option<String>,
+        rollup_retention: Option<String>,
+    ) -> PyResult<String> {
+        self.with(py, |c| {
+            c.set_retention(dataset, retention.as_deref(), rollup_retention.as_deref())
+        })
+    }
+
+    /// Removes the rows of `symbol` (default: every symbol) before `before`, in
+    /// every stored timeframe; returns the daemon's summary.
+    #[pyo3(signature = (dataset, before, symbol=None))]
+    fn trim(
+        &self,
+        py: Python<'_>,
+        dataset: &str,
+        before: &Bound<'_, PyAny>,
+        symbol: Option<String>,
+    ) -> PyResult<String> {
+        let before = time_spec(before, "before")?;
+        self.with(py, |c| c.trim(dataset, symbol.as_deref(), before))
+    }
+
+    /// Drops `dataset` and its files; refused (DaemonError bad_request) when it holds rows
+    /// and `yes` is false. Returns the daemon's summary.
+    #[pyo3(signature = (dataset, yes=false))]
+    fn drop_dataset(&self, py: Python<'_>, dataset: &str, yes: bool) -> PyResult<String> {
+        self.with(py, |c| c.drop_dataset(dataset, yes))
     }
 
     /// Moves finished days into Parquet now: the days before `before`

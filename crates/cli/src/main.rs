@@ -12,6 +12,7 @@ mod datasets;
 mod decimal;
 mod fsck_cmd;
 mod health;
+mod lifecycle_cmd;
 mod output;
 mod stat;
 mod store_cmd;
@@ -98,6 +99,16 @@ enum Cmd {
         after_help = "Example (the end is excluded):\n  ringfeed delete --dataset crypto --symbol ADABTC --start 2021-11-27T00:00Z --end 2021-11-27T01:00Z"
     )]
     Delete(store_cmd::Delete),
+    /// Set how long a dataset keeps its rows (e.g. 400d), and apply it: older partitions
+    /// are dropped.
+    #[command(after_help = lifecycle_cmd::RETENTION_HELP)]
+    Retention(lifecycle_cmd::Retention),
+    /// Remove the rows before a time, of one symbol or all, in every stored timeframe.
+    #[command(after_help = lifecycle_cmd::TRIM_HELP)]
+    Trim(lifecycle_cmd::Trim),
+    /// Remove a dataset and its files (asks for --yes when it holds rows).
+    #[command(after_help = lifecycle_cmd::DROP_HELP)]
+    DropDataset(lifecycle_cmd::DropDataset),
     /// Send bars (or trades) from files to the running daemon: durable, rolled up and
     /// published to its live topics. Reads the same formats as `ingest`.
     Append(append_cmd::Append),
@@ -153,6 +164,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::WriteDown(a) => store_cmd::write_down(a),
         Cmd::Compact(a) => store_cmd::compact(a),
         Cmd::Delete(a) => store_cmd::delete(a),
+        Cmd::Retention(a) => lifecycle_cmd::retention(a),
+        Cmd::Trim(a) => lifecycle_cmd::trim(a),
+        Cmd::DropDataset(a) => lifecycle_cmd::drop_dataset(a),
         Cmd::Append(a) => append_cmd::append(a),
         Cmd::Serve(a) => Ok(a.run()?),
         Cmd::Stat(a) => stat::run(a),

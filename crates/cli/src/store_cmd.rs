@@ -282,7 +282,7 @@ pub struct ViaDaemon {
 
 impl ViaDaemon {
     /// With `--daemon` or `--socket`: run `f` on a connection and print its summary.
-    fn run(
+    pub(crate) fn run(
         &self,
         f: impl FnOnce(&mut ringfeed_client::Client) -> Result<String, ringfeed_client::ClientError>,
     ) -> Result<bool> {
@@ -317,7 +317,7 @@ pub struct Delete {
 }
 
 /// The one time grammar of every face (`ringfeed_client::time`).
-fn parse_time(s: &str) -> Result<i64> {
+pub(crate) fn parse_time(s: &str) -> Result<i64> {
     Ok(ringfeed_client::time::parse_time(s)?)
 }
 
@@ -694,7 +694,7 @@ pub fn delete(a: Delete) -> Result<()> {
 
 /// Open the store for `ringfeed <command>`; when another process holds it, point at
 /// `ringfeed <command> --daemon` (the daemon can do it for us).
-fn open_for_writing(dir: &Path, command: &str) -> Result<BarStore> {
+pub(crate) fn open_for_writing(dir: &Path, command: &str) -> Result<BarStore> {
     BarStore::open(dir).map_err(|e| {
         let hint = match e {
             ringfeed_store::store::OpenError::Locked { .. } => {
@@ -707,7 +707,7 @@ fn open_for_writing(dir: &Path, command: &str) -> Result<BarStore> {
 }
 
 /// Tell the user what opening the store for writing repaired.
-fn report_recovery(store: &BarStore) {
+pub(crate) fn report_recovery(store: &BarStore) {
     for line in store.recovery_notes() {
         eprintln!("ringfeed: {line}");
     }

@@ -614,6 +614,58 @@ impl Client {
         Ok(resp.text.unwrap_or_default())
     }
 
+    /// Sets (`None`: clears) a dataset's retention and the longer retention of its
+    /// rollups ("400d", "26w", "2y"), then applies it at once. Returns the daemon's
+    /// summary.
+    pub fn set_retention(
+        &mut self,
+        dataset: &str,
+        retention: Option<&str>,
+        rollup_retention: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let resp = self.call(
+            &Request::SetRetention {
+                dataset: dataset.into(),
+                retention: retention.map(Into::into),
+                rollup_retention: rollup_retention.map(Into::into),
+            },
+            &[],
+        )?;
+        Ok(resp.text.unwrap_or_default())
+    }
+
+    /// Removes the rows of `symbol` (default every symbol) with `ts < before`, in every
+    /// stored timeframe. Returns the daemon's summary.
+    pub fn trim(
+        &mut self,
+        dataset: &str,
+        symbol: Option<&str>,
+        before: TimeSpec,
+    ) -> Result<String, ClientError> {
+        let resp = self.call(
+            &Request::Trim {
+                dataset: dataset.into(),
+                symbol: symbol.map(Into::into),
+                before,
+            },
+            &[],
+        )?;
+        Ok(resp.text.unwrap_or_default())
+    }
+
+    /// Drops a dataset and its files. Without `yes`, a dataset holding rows is refused
+    /// (`bad_request`, saying what it holds). Returns the daemon's summary.
+    pub fn drop_dataset(&mut self, dataset: &str, yes: bool) -> Result<String, ClientError> {
+        let resp = self.call(
+            &Request::DropDataset {
+                dataset: dataset.into(),
+                yes,
+            },
+            &[],
+        )?;
+        Ok(resp.text.unwrap_or_default())
+    }
+
     /// Appends rows at the dataset's base timeframe; returns the rows stored once
     /// durable. A row that breaks the store's rules refuses the whole append
     /// (`bad_request`, naming the first bad rows); see [`Client::append_with`].

@@ -101,6 +101,43 @@ pub enum Request {
         #[serde(default)]
         all: bool,
     },
+    /// Set (or clear) a dataset's retention, then apply it at once: partitions wholly
+    /// older than it are dropped (the daemon also applies it at each write-down).
+    /// Answers with `rows` = rows dropped and a `text` summary.
+    SetRetention {
+        /// Dataset.
+        dataset: String,
+        /// How long rows are kept: "400d", "26w", "2y" (a year is 365 days); none keeps
+        /// everything.
+        #[serde(default)]
+        retention: Option<String>,
+        /// How long rollup bars are kept, when longer than `retention`.
+        #[serde(default)]
+        rollup_retention: Option<String>,
+    },
+    /// Remove the rows with `ts < before` of `symbol` (default every symbol), in every
+    /// stored timeframe, hot and cold; the rollups of the day holding `before` are
+    /// recomputed. Cached results it changes are dropped. Answers with `rows` = cold rows
+    /// removed and a `text` summary.
+    Trim {
+        /// Dataset.
+        dataset: String,
+        /// Only this symbol (default: every symbol).
+        #[serde(default)]
+        symbol: Option<String>,
+        /// First timestamp kept.
+        before: TimeSpec,
+    },
+    /// Remove a dataset and its files; its live topics close and its cached results go.
+    /// Refused (`bad_request`, saying what it holds) when it has rows and `yes` is not set.
+    /// Answers with `rows` = base rows removed, `bytes` and a `text` summary.
+    DropDataset {
+        /// Dataset.
+        dataset: String,
+        /// Drop it even when it holds rows.
+        #[serde(default)]
+        yes: bool,
+    },
 }
 
 /// A dataset to create: its base timeframe and rollups.
@@ -122,6 +159,12 @@ pub struct DatasetSpec {
     /// ..., "sun"; a query may ask for another ([`QuerySpec::week_start`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub week_start: Option<String>,
+    /// How long rows are kept, e.g. "400d", "26w", "2y" (default: forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+    /// How long rollup bars are kept when longer than `retention`, e.g. "10y".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollup_retention: Option<String>,
 }
 
 /// What an append does with rows that break the store's row rules.

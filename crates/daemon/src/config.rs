@@ -15,6 +15,8 @@
 //! base = "1m"
 //! rollups = ["5m", "15m", "1h", "1d"]
 //! fsync = "always"
+//! retention = "400d"          # optional: partitions older are dropped at write-down
+//! rollup_retention = "10y"    # optional: rollups kept longer than the base bars
 //! ```
 
 use serde::Deserialize;
@@ -76,7 +78,7 @@ impl Default for TopicConfig {
 }
 
 /// A dataset the daemon creates at start-up if the store lacks it.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetToml {
     /// Finest stored timeframe, e.g. "1m" (or "tick").
@@ -90,6 +92,12 @@ pub struct DatasetToml {
     /// First day of the week of `1w` bars: "mon" (default) ... "sun".
     #[serde(default)]
     pub week_start: Option<String>,
+    /// How long rows are kept ("400d", "26w", "2y"); applied at each write-down.
+    #[serde(default)]
+    pub retention: Option<String>,
+    /// How long rollup bars are kept when longer than `retention` (e.g. "10y").
+    #[serde(default)]
+    pub rollup_retention: Option<String>,
 }
 
 /// Everything the daemon needs. `Config::default()` is the no-config start.

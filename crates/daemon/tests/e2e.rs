@@ -1069,7 +1069,7 @@ fn datasets_are_created_through_the_daemon() {
         base: "1m".into(),
         rollups: Some(vec!["5m".into(), "1h".into()]),
         fsync: Some("never".into()),
-        week_start: None,
+        ..Default::default()
     };
     let text = c.create_dataset(&spec).unwrap();
     assert!(

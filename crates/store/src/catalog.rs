@@ -9,6 +9,7 @@
 //! what a restart would not find.
 
 use crate::perms::StoreOptions;
+use crate::retention::RetentionSpec;
 use crate::session::Session;
 use crate::timeframe::{Timeframe, Unit};
 use crate::wal::FsyncPolicy;
@@ -43,6 +44,15 @@ pub struct DatasetConfig {
         skip_serializing_if = "is_monday"
     )]
     pub week_start: Weekday,
+    /// How long rows are kept (see [`crate::retention`]): partitions wholly older are
+    /// dropped at write-down and by [`crate::BarStore::apply_retention`]. `None` (left out
+    /// of the catalog, so older catalogs load as before) keeps everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSpec>,
+    /// How long rollup bars are kept when longer than `retention` (the base bars go
+    /// first, the coarse history stays); `None`: as long as the base bars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollup_retention: Option<RetentionSpec>,
 }
 
 fn monday() -> Weekday {
@@ -87,6 +97,25 @@ impl DatasetConfig {
             session: None,
             fsync: FsyncPolicy::Always,
             week_start: Weekday::Mon,
+            retention: None,
+            rollup_retention: None,
+        }
+    }
+
+    /// Refuse a rollup retention without a base retention, shorter than it, or on a
+    /// dataset without rollups.
+    pub fn check_retention(&self) -> Result<(), RetentionConfigError> {
+        let Some(r) = self.rollup_retention else {
+            return Ok(());
+        };
+        match self.retention {
+            None => Err(RetentionConfigError::RollupsWithoutBase(r)),
+            Some(b) if r.days() < b.days() => Err(RetentionConfigError::RollupsShorter {
+                rollups: r,
+                base: b,
+            }),
+            Some(_) if self.rollups.is_empty() => Err(RetentionConfigError::NoRollups(r)),
+            Some(_) => Ok(()),
         }
     }
 
@@ -111,6 +140,26 @@ impl DatasetConfig {
         }
         Ok(())
     }
+}
+
+/// Why a dataset's retention settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetentionConfigError {
+    /// A rollup retention while the base bars are kept forever.
+    #[error("rollup retention {0} without a retention for the base bars: rollups are kept at least as long as the base bars, so give a retention too (e.g. retention 400d, rollup retention {0}) or drop the rollup retention")]
+    RollupsWithoutBase(RetentionSpec),
+    /// A rollup retention shorter than the base retention.
+    #[error("rollup retention {rollups} is shorter than the retention {base}: rollups are derived from the base bars and kept at least as long; give a rollup retention of {base} or more, or none")]
+    RollupsShorter {
+        /// The rollup retention.
+        rollups: RetentionSpec,
+        /// The base retention.
+        base: RetentionSpec,
+    },
+    /// A rollup retention on a dataset that stores no rollups.
+    #[error("rollup retention {0} on a dataset without rollups: there is nothing to keep longer; drop the rollup retention")]
+    NoRollups(RetentionSpec),
 }
 
 /// One immutable Parquet file of the cold tier: one UTC day, or a run of days (a
@@ -164,6 +213,12 @@ pub struct DatasetEntry {
     pub symbols: BTreeSet<String>,
     /// Cold files per timeframe (key: `Timeframe` display form).
     pub cold: BTreeMap<String, Vec<PartFile>>,
+    /// The first UTC day the hot tier may hold rows of: days before it were dropped by
+    /// retention. A WAL of an earlier day (a crash between this commit and the file's
+    /// removal) is never read, and the writer removes it when it opens. Lowered again
+    /// before a write lands on an earlier day. Left out of the catalog when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_floor: Option<i64>,
 }
 
 /// One version of the catalog.
@@ -175,6 +230,12 @@ pub struct Catalog {
     pub version: u64,
     /// Datasets by name.
     pub datasets: BTreeMap<String, DatasetEntry>,
+    /// Names of dropped datasets whose directories may still exist (a drop cut short
+    /// after its commit): the writer's open removes them; creating the name again clears
+    /// it. Left out of the catalog when empty. Only these are ever removed: a directory
+    /// of a name the catalog never dropped is left alone (fsck reports it).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub dropped: BTreeSet<String>,
 }
 
 /// Failure to load or commit the catalog.
@@ -301,10 +362,12 @@ impl Catalog {
             schema_version: SCHEMA_VERSION,
             version: self.version + 1,
             datasets: std::mem::take(&mut self.datasets),
+            dropped: std::mem::take(&mut self.dropped),
         };
         let res = next.write_version(&d, opts);
         // Hand the datasets back whatever happened (no copy of the catalog is made).
         self.datasets = std::mem::take(&mut next.datasets);
+        self.dropped = std::mem::take(&mut next.dropped);
         res?;
         self.version = next.version;
         self.schema_version = SCHEMA_VERSION;

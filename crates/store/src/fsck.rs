@@ -259,7 +259,15 @@ fn kind_of(e: &DatasetEntry, tf: Timeframe) -> Kind {
 fn check_wals(root: &Path, catalog: Option<&Catalog>, rep: &mut FsckReport) {
     for (ds, tf_name, dir) in hot_dirs(root) {
         let entry = catalog.and_then(|c| c.datasets.get(&ds));
-        if catalog.is_some() && entry.is_none() && tf_name.is_none() {
+        let dropped = catalog.is_some_and(|c| c.dropped.contains(&ds));
+        if entry.is_none() && tf_name.is_none() && dropped {
+            rep.push(
+                Severity::Warning,
+                "wal",
+                &dir,
+                format!("WALs of dataset {ds:?}, dropped (a drop cut short): never read; the writer removes them when it opens"),
+            );
+        } else if catalog.is_some() && entry.is_none() && tf_name.is_none() {
             rep.push(
                 Severity::Problem,
                 "catalog",
@@ -315,6 +323,15 @@ fn check_wals(root: &Path, catalog: Option<&Catalog>, rep: &mut FsckReport) {
                 );
                 continue;
             };
+            if entry.and_then(|e| e.hot_floor).is_some_and(|f| day < f) {
+                rep.push(
+                    Severity::Warning,
+                    "wal",
+                    &f,
+                    "a day before the dataset's retention floor (left by a retention pass cut short): never read; the writer removes it when it opens".into(),
+                );
+                continue;
+            }
             let rolls = entry.is_some_and(|e| {
                 !e.config.rollups.is_empty() && tf.is_none_or(|t| t == Some(e.config.base))
             });

@@ -42,6 +42,7 @@ pub mod merge;
 pub mod perms;
 pub mod quarantine;
 pub mod resample;
+pub mod retention;
 pub mod schema;
 pub mod session;
 pub mod store;

@@ -93,16 +93,27 @@ class Client:
         return self.native.datasets()
 
     def create_dataset(
-        self, dataset: str, base: str = "1m", rollups: Optional[Sequence[str]] = None, fsync: Optional[str] = None,
+        self,
+        dataset: str,
+        base: str = "1m",
+        rollups: Optional[Sequence[str]] = None,
+        fsync: Optional[str] = None,
+        retention: Optional[str] = None,
+        rollup_retention: Optional[str] = None,
         week_start: Optional[str] = None,
     ) -> str:
         """Creates ``dataset`` through the daemon: ``base`` timeframe, ``rollups`` kept on
         write (e.g. ``["5m", "1h", "1d"]``; default: the ladder 5m, 15m, 1h, 1d above
         ``base``; ``[]`` for none), ``fsync`` ("always", "never", "every:<ms>"),
-        ``week_start`` (first day of ``1w`` bars: "mon", the default, ... "sun").
-        The same settings again are a no-op. Returns the daemon's summary."""
-        return self.native.create_dataset(dataset, base, list(rollups) if rollups is not None else None, fsync,
-                                          week_start)
+        ``retention`` ("400d", "26w", "2y": partitions wholly older are dropped at each
+        write-down; default: keep everything), ``rollup_retention`` (rollups kept
+        longer, e.g. "10y") and ``week_start`` (first day of ``1w`` bars: "mon", the
+        default, ... "sun"). The same settings again are a no-op. Returns the daemon's
+        summary."""
+        return self.native.create_dataset(
+            dataset, base, list(rollups) if rollups is not None else None, fsync, retention, rollup_retention,
+            week_start,
+        )
 
     def ready(self, dataset: Optional[str] = None) -> ReadyReport:
         """Whether the daemon answers queries and appends, and per dataset (default:
@@ -226,6 +237,29 @@ class Client:
         ``dataset`` (default: every dataset). The daemon also does this by itself after
         each UTC midnight. Returns its one-line summary."""
         return self.native.write_down(dataset, before, all)
+
+    def set_retention(self, dataset: str, retention: Optional[str], rollup_retention: Optional[str] = None) -> str:
+        """Sets how long ``dataset`` keeps its rows (``"400d"``, ``"26w"``, ``"2y"``; a
+        year is 365 days; ``None`` keeps everything) and, optionally, the longer
+        ``rollup_retention`` of its rollups, then applies it: partitions wholly older are
+        dropped whole (never rewritten), now and at every write-down. Returns the
+        daemon's summary."""
+        return self.native.set_retention(dataset, retention, rollup_retention)
+
+    def trim(self, dataset: str, before: TimeLike, symbol: Optional[str] = None) -> str:
+        """Removes the rows of ``symbol`` (default: every symbol) with ``ts < before``, in
+        every stored timeframe, hot and cold. Rollup bars of the day holding ``before``
+        are recomputed from the rows left; cached query results it changes are dropped.
+        Returns the daemon's summary."""
+        return self.native.trim(dataset, before, symbol)
+
+    def drop_dataset(self, dataset: str, yes: bool = False) -> str:
+        """Removes ``dataset`` and its files; its live topics close. A dataset holding
+        rows is refused (``DaemonError``, kind ``bad_request``, saying what it holds) unless
+        ``yes=True``.
+        Afterwards the name is free for a dataset with other settings. Returns the
+        daemon's summary."""
+        return self.native.drop_dataset(dataset, yes)
 
 
 def connect(socket: Union[str, os.PathLike[str], None] = None, timeout: Optional[float] = 120.0) -> Client:

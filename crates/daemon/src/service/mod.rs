@@ -11,7 +11,8 @@
 //!   [`Service::maintain`] (the periodic pass: dead readers, unpublished rows);
 //! - `open.rs`: the [`Service`] itself (the store, the ingest lock, the parts
 //!   above) and opening it; `reads.rs` and `writes.rs` hold its operations
-//!   (appends, deletes and write-downs are serialised by the ingest lock).
+//!   (appends, deletes and write-downs are serialised by the ingest lock);
+//!   `lifecycle.rs` holds retention, trim and drop-dataset.
 //!
 //! Files import downwards only: `mod.rs` re-exports; `reads`/`writes` use
 //! `open`; `open` uses `cache`, `topics`, `error`.
@@ -19,6 +20,7 @@
 pub mod cache;
 mod error;
 mod health;
+mod lifecycle;
 mod open;
 mod reads;
 mod spec;
@@ -28,6 +30,7 @@ mod writes;
 pub use cache::{CacheLimits, ResultArena, Session};
 pub use error::{ErrorKind, ServiceError};
 pub use health::{ReplayHook, HEALTH_LOCK_WAIT, MAINTENANCE_EVERY};
+pub use lifecycle::LifecycleOutcome;
 pub use open::{OpenError, Service};
 pub use reads::{dataset_ready, ReplayAnswer};
 pub use writes::{

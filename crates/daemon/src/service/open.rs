@@ -152,6 +152,8 @@ impl Service {
                 rollups: d.rollups.clone(),
                 fsync: d.fsync.clone(),
                 week_start: d.week_start.clone(),
+                retention: d.retention.clone(),
+                rollup_retention: d.rollup_retention.clone(),
             };
             let dc = super::spec::dataset_config(&spec)
                 .map_err(|e| store_err(format!("datasets.{name}: {e}")))?;
@@ -163,6 +165,17 @@ impl Service {
                 store
                     .create_dataset(name, dc)
                     .map_err(|e| store_err(e.to_string()))?;
+            } else if store.read_only_reason().is_none()
+                && (d.retention.is_some() || d.rollup_retention.is_some())
+                && store.dataset(name).is_some_and(|e| {
+                    (e.config.retention, e.config.rollup_retention)
+                        != (dc.retention, dc.rollup_retention)
+                })
+            {
+                // The config's retention wins over the stored one (a config edit applies).
+                store
+                    .set_retention(name, dc.retention, dc.rollup_retention)
+                    .map_err(|e| store_err(format!("datasets.{name}: {e}")))?;
             }
         }
         for n in ringfeed_shm::list_arenas().unwrap_or_default() {

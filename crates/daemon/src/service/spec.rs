@@ -88,6 +88,8 @@ pub(super) fn dataset_config(
     if let Some(d) = &spec.week_start {
         cfg.week_start = parse_weekday(d)?;
     }
+    cfg.retention = parse_retention(spec.retention.as_deref())?;
+    cfg.rollup_retention = parse_retention(spec.rollup_retention.as_deref())?;
     Ok(cfg)
 }
 
@@ -98,6 +100,19 @@ pub(super) fn parse_weekday(s: &str) -> Result<ringfeed_store::timeframe::Weekda
             "week_start {s:?} is not a weekday: write mon, tue, wed, thu, fri, sat or sun"
         ))
     })
+}
+
+/// A retention spelling ("400d", "26w", "2y"; "none" or absent: keep everything).
+pub(super) fn parse_retention(
+    s: Option<&str>,
+) -> Result<Option<ringfeed_store::retention::RetentionSpec>, ServiceError> {
+    match s.map(str::trim) {
+        None | Some("none") | Some("") => Ok(None),
+        Some(r) => r
+            .parse()
+            .map(Some)
+            .map_err(|e| ServiceError::bad_request(format!("{e}"))),
+    }
 }
 
 #[cfg(test)]

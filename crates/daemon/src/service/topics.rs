@@ -236,6 +236,25 @@ impl Topics {
             .collect()
     }
 
+    /// Closes the topic rings of a dropped dataset and forgets them and their backlog:
+    /// readers see `Closed` once drained, and a dataset created again under the name gets
+    /// new rings on first use.
+    pub fn close_dataset(&self, dataset: &str) {
+        let mut rings = self.rings();
+        let keys: Vec<Key> = rings
+            .rings
+            .keys()
+            .filter(|(d, _)| d == dataset)
+            .cloned()
+            .collect();
+        for k in keys {
+            if let Some(w) = rings.rings.remove(&k) {
+                w.close();
+            }
+        }
+        rings.backlog.retain(|(d, _), _| d != dataset);
+    }
+
     /// Closes every topic ring (shutdown): readers see `Closed` once drained.
     pub fn close_all(&self) {
         for (_, w) in self.rings().rings.drain() {

@@ -289,6 +289,10 @@ impl Service {
         before_day: i64,
     ) -> Result<WriteDownSummary, ServiceError> {
         let t = Instant::now();
+        // Retention first: expired hot days are dropped, not written down.
+        if let Err(e) = self.apply_retention(now_ns()) {
+            tracing::error!(error = %e, "retention failed; expired partitions stay until the next pass");
+        }
         let days = self.store().write_down_days(dataset, before_day)?;
         let mut total = WriteDownSummary::default();
         let mut result = Ok(());

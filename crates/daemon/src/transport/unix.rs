@@ -158,6 +158,28 @@ fn dispatch(
                     text: Some(o.text),
                     ..Response::ok()
                 }),
+            Request::SetRetention {
+                dataset,
+                retention,
+                rollup_retention,
+            } => service
+                .set_retention(
+                    &dataset,
+                    retention.as_deref(),
+                    rollup_retention.as_deref(),
+                    now_ns(),
+                )
+                .map(lifecycle_response),
+            Request::Trim {
+                dataset,
+                symbol,
+                before,
+            } => service
+                .trim(&dataset, symbol.as_deref(), &before)
+                .map(lifecycle_response),
+            Request::DropDataset { dataset, yes } => {
+                service.drop_dataset(&dataset, yes).map(lifecycle_response)
+            }
             Request::WriteDown {
                 dataset,
                 before,
@@ -172,6 +194,23 @@ fn dispatch(
                 }),
         };
     answer.unwrap_or_else(error_response)
+}
+
+/// The answer of a lifecycle operation: rows, bytes and its summary.
+fn lifecycle_response(o: crate::service::LifecycleOutcome) -> Response {
+    Response {
+        rows: Some(o.rows),
+        bytes: Some(o.bytes),
+        text: Some(o.text),
+        ..Response::ok()
+    }
+}
+
+/// Wall-clock time, ns since the epoch (retention counts back from it).
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// Serves one connection until it closes, idles past `idle_timeout`, misses

@@ -252,7 +252,7 @@ pub fn service_with(limits: impl FnOnce(&mut CacheLimits)) -> (Arc<Service>, tem
             base: "1m".into(),
             rollups: Some(vec!["5m".into(), "1h".into()]),
             fsync: Some("never".into()),
-            week_start: None,
+            ..Default::default()
         },
     );
     let mut l = CacheLimits::from_config(&cfg);

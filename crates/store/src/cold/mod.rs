@@ -147,6 +147,23 @@ impl<'a> ColdTier<'a> {
         self.write(rel, first, Some(last), part, rows)
     }
 
+    /// Write `rows` as the replacement of part `p` in the same shape (a day part, or a
+    /// compacted run of the same days under the next part number): atomically, not yet in
+    /// any catalog. Trim uses it to rewrite a part without the rows it removes.
+    pub(crate) fn rewrite(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        p: &PartFile,
+        rows: &RecordBatch,
+    ) -> Result<PartFile, WriteDownError> {
+        if p.is_compacted() {
+            self.write_run(dataset, tf, (p.day, p.last()), p.part + 1, rows)
+        } else {
+            self.write_part(dataset, tf, p.day, std::slice::from_ref(p), rows)
+        }
+    }
+
     /// Write `rows` as the part at `rel`: a day part, or (with `last_day`) a compacted run,
     /// whose rows the caller sorted by (symbol, ts) and whose footer says so.
     fn write(

@@ -19,6 +19,7 @@
 //! with the day's frames of the timeframe's stream.
 
 mod day_cache;
+mod prune;
 mod recover;
 mod undo;
 
@@ -77,6 +78,9 @@ pub(crate) struct HotTier {
     undo_left: Vec<UndoStep>,
     /// Damaged WAL regions and torn tails set aside, at open and on later appends.
     pub(crate) damage: Vec<CorruptionReport>,
+    /// Per dataset, the first day the hot tier may hold (the catalog's retention floor):
+    /// a WAL of an earlier day is a leftover of a crash and is never read.
+    floors: HashMap<String, i64>,
 }
 
 impl HotTier {
@@ -95,6 +99,7 @@ impl HotTier {
             undo: None,
             undo_left: Vec::new(),
             damage: Vec::new(),
+            floors: HashMap::new(),
         }
     }
 
@@ -182,7 +187,8 @@ impl HotTier {
                 .iter()
                 .filter_map(day_of),
         );
-        days.into_iter().collect()
+        let floor = self.floor(dataset);
+        days.into_iter().filter(|d| *d >= floor).collect()
     }
 
     /// Writer only: the days in `range` with frames of (dataset, tf), from the index.
@@ -193,11 +199,12 @@ impl HotTier {
         range: impl std::ops::RangeBounds<i64>,
     ) -> Vec<i64> {
         let stream = wal::stream_of(tf);
+        let floor = self.floor(dataset);
         self.index
             .get(dataset)
             .map(|d| {
                 d.range(range)
-                    .filter(|(_, s)| s.contains(&stream))
+                    .filter(|(d, s)| **d >= floor && s.contains(&stream))
                     .map(|(d, _)| *d)
                     .collect()
             })

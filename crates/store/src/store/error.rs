@@ -95,6 +95,9 @@ pub enum CreateDatasetError {
     /// A calendar timeframe as base or rollup, or a week start a weekly base cannot keep.
     #[error(transparent)]
     Calendar(#[from] crate::catalog::CalendarConfigError),
+    /// A rollup retention without a base retention, or shorter than it.
+    #[error(transparent)]
+    Retention(#[from] crate::catalog::RetentionConfigError),
     /// The session crosses a UTC midnight.
     #[error("session {0} crosses a UTC midnight, which rollups on write do not support yet; resample on read instead")]
     Session(String),
@@ -381,6 +384,8 @@ pub struct WriteDownSummary {
     pub compacted_months: usize,
     /// Day parts merged into them.
     pub compacted_parts: usize,
+    /// What retention dropped before and after (see [`crate::BarStore::apply_retention`]).
+    pub expired: super::RetentionSummary,
 }
 
 pub(crate) fn list(v: impl IntoIterator<Item = impl AsRef<str>>) -> String {
@@ -392,4 +397,137 @@ pub(crate) fn list(v: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     } else {
         v.join(", ")
     }
+}
+
+/// Failure to change or apply a dataset's retention ([`crate::BarStore::set_retention`],
+/// [`crate::BarStore::apply_retention`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetentionError {
+    /// The dataset does not exist.
+    #[error("unknown dataset {name:?}; datasets: {known}")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The datasets that exist.
+        known: String,
+    },
+    /// The store was opened read-only.
+    #[error("the store is open read-only; change retention through its writer (the daemon: `ringfeed retention --daemon`)")]
+    ReadOnly,
+    /// The writer opened the store read-only because a write it had to make first failed.
+    #[error("the store at {root} is read-only because {reason}; queries still work. Free space on its disk (or fix the cause), then restart the writer or let it retry (BarStore::retry_writable)")]
+    Unwritable {
+        /// The data directory.
+        root: PathBuf,
+        /// Why it is read-only.
+        reason: String,
+    },
+    /// The retention settings do not fit together.
+    #[error(transparent)]
+    Config(#[from] crate::catalog::RetentionConfigError),
+    /// Writing down the days whose rollups outlive their base bars failed, or dropping
+    /// partitions did; the old state stands.
+    #[error(transparent)]
+    WriteDown(#[from] WriteDownError),
+    /// The catalog commit failed; the old settings stand.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Failure to trim a dataset ([`crate::BarStore::trim`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrimError {
+    /// The dataset does not exist.
+    #[error("unknown dataset {name:?}; datasets: {known}")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The datasets that exist.
+        known: String,
+    },
+    /// The symbol was never written to the dataset.
+    #[error("unknown symbol {symbol:?} in dataset {dataset}; symbols: {known}. Leave out --symbol to trim every symbol")]
+    UnknownSymbol {
+        /// The dataset.
+        dataset: String,
+        /// The symbol asked for.
+        symbol: String,
+        /// Symbols that exist (the first 50).
+        known: String,
+    },
+    /// The store was opened read-only.
+    #[error("the store is open read-only; trim through its writer (the daemon: `ringfeed trim --daemon`)")]
+    ReadOnly,
+    /// The writer opened the store read-only because a write it had to make first failed.
+    #[error("the store at {root} is read-only because {reason}; queries still work. Free space on its disk (or fix the cause), then restart the writer or let it retry (BarStore::retry_writable)")]
+    Unwritable {
+        /// The data directory.
+        root: PathBuf,
+        /// Why it is read-only.
+        reason: String,
+    },
+    /// Writing down the days before the cut, or rewriting a part, failed; nothing of
+    /// this step was committed: run the trim again once the cause is fixed.
+    #[error(transparent)]
+    WriteDown(#[from] WriteDownError),
+    /// Removing the rows of the day holding the cut failed (the older days are trimmed):
+    /// run the trim again once the cause is fixed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The catalog commit failed; the old state stands.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Failure to drop a dataset ([`crate::BarStore::drop_dataset`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DropDatasetError {
+    /// The dataset does not exist.
+    #[error("unknown dataset {name:?}; datasets: {known}. Nothing was removed")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The datasets that exist.
+        known: String,
+    },
+    /// The store was opened read-only.
+    #[error("the store is open read-only; drop through its writer (the daemon: `ringfeed drop-dataset --daemon`)")]
+    ReadOnly,
+    /// The writer opened the store read-only because a write it had to make first failed.
+    #[error("the store at {root} is read-only because {reason}; queries still work. Free space on its disk (or fix the cause), then restart the writer or let it retry (BarStore::retry_writable)")]
+    Unwritable {
+        /// The data directory.
+        root: PathBuf,
+        /// Why it is read-only.
+        reason: String,
+    },
+    /// The dataset has rows and the caller did not confirm.
+    #[error("dataset {name:?} holds {rows} rows ({bytes} bytes over {days} days); nothing was removed: confirm with --yes (or yes=True) to drop it")]
+    NotConfirmed {
+        /// The dataset.
+        name: String,
+        /// Base rows it holds.
+        rows: u64,
+        /// Bytes on disk.
+        bytes: u64,
+        /// Days with data.
+        days: usize,
+    },
+    /// Reading the dataset's hot days to count its rows failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The catalog commit failed; the dataset stands.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The dataset is dropped from the catalog, but a directory of it could not be removed.
+    #[error("dataset dropped from the catalog, but {path} could not be removed ({source}); remove it by hand before creating a dataset of that name again (the writer also removes it when it next opens)")]
+    Leftover {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }

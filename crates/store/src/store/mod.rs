@@ -27,6 +27,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 mod error;
+mod lifecycle;
 mod lock;
 mod open;
 mod query;
@@ -39,9 +40,11 @@ pub use crate::hot::DAY_CACHE_BYTES;
 pub use crate::time::{day_string, parse_day};
 pub(crate) use error::list;
 pub use error::{
-    AppendError, AppendSummary, CreateDatasetError, OpenError, QueryError, ReadError,
-    StoredSchemaError, WriteDownError, WriteDownSummary, WriteError, WriteSummary,
+    AppendError, AppendSummary, CreateDatasetError, DropDatasetError, OpenError, QueryError,
+    ReadError, RetentionError, StoredSchemaError, TrimError, WriteDownError, WriteDownSummary,
+    WriteError, WriteSummary,
 };
+pub use lifecycle::{DatasetFootprint, RetentionSummary, TrimSummary};
 pub use lock::WRITER_LOCK;
 pub(crate) use query::select_symbols;
 pub use query::{Query, Symbols};
@@ -147,6 +150,7 @@ impl BarStore {
             };
         }
         config.check_calendar()?;
+        config.check_retention()?;
         for r in &config.rollups {
             let ok = match (config.base.nanos(), r.nanos()) {
                 (_, None) => false,
@@ -170,13 +174,17 @@ impl BarStore {
                 return Err(CreateDatasetError::Session(s.to_string()));
             }
         }
+        // A name dropped before: leftovers of its files go first.
+        self.remove_dropped_dirs(name);
         self.change_catalog(|c| {
+            c.dropped.remove(name);
             c.datasets.insert(
                 name.into(),
                 DatasetEntry {
                     config,
                     symbols: BTreeSet::new(),
                     cold: BTreeMap::new(),
+                    hot_floor: None,
                 },
             );
         })?;
@@ -388,6 +396,8 @@ impl BarStore {
         let batch = schema::conform(batch, &kind.schema()).map_err(schema_err)?;
         let batch = merge::sort_dedup(kind, batch).map_err(schema_err)?;
         let pieces = split_days(&batch).map_err(schema_err)?;
+        // A day before the retention floor: lower the floor first, so the row survives.
+        self.lower_hot_floor(dataset, pieces.first().map(|(d, _)| *d))?;
         let mut summary = WriteSummary {
             rows: batch.num_rows(),
             days: pieces.len(),

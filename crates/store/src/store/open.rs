@@ -29,10 +29,12 @@ impl BarStore {
         opts: StoreOptions,
         lock: Option<std::fs::File>,
     ) -> Self {
+        let mut hot = HotTier::new(root, opts, writable);
+        hot.set_floors(super::lifecycle::floors_of(&catalog));
         BarStore {
             root: root.into(),
             catalog,
-            hot: HotTier::new(root, opts, writable),
+            hot,
             read_only_reason: None,
             _writer_lock: lock,
             recovered: Vec::new(),
@@ -78,6 +80,8 @@ impl BarStore {
         match lock_err {
             Some(reason) => s.degrade(reason),
             None => {
+                // Before recovery: WALs of dropped days and datasets are never recovered.
+                s.remove_dropped_wals();
                 if let Err(e) = s.recover_hot() {
                     s.degrade(e.to_string());
                 }

@@ -45,26 +45,42 @@ impl BarStore {
     /// with `day < before_day` that has a WAL, write the merged day as a new part (a day
     /// inside a compacted month rewrites that month's part), commit the catalog once, then
     /// delete the replaced parts and the WALs. Then compact the months that end before
-    /// `before_day` ([`BarStore::compact`]).
+    /// `before_day` ([`BarStore::compact`]). Datasets with a retention drop their expired
+    /// partitions first and after ([`BarStore::apply_retention`], counting back from
+    /// `before_day`'s midnight, or from now when that is later).
     pub fn write_down(
         &mut self,
         dataset: Option<&str>,
         before_day: i64,
     ) -> Result<WriteDownSummary, WriteDownError> {
-        let mut summary = self.write_down_uncompacted(dataset, before_day)?;
-        let c = self.compact(dataset, before_day)?;
-        summary.compacted_months = c.months;
-        summary.compacted_parts = c.parts_in;
-        Ok(summary)
+        self.write_down_at(dataset, (i64::MIN, before_day), Passes::ALL)
     }
 
     /// [`BarStore::write_down`] without the compaction: closed days become day parts (a
     /// day inside an already compacted month still rewrites that month's part). A later
-    /// write-down or [`BarStore::compact`] merges them.
+    /// write-down or [`BarStore::compact`] merges them. Retention applies as in
+    /// [`BarStore::write_down`].
     pub fn write_down_uncompacted(
         &mut self,
         dataset: Option<&str>,
         before_day: i64,
+    ) -> Result<WriteDownSummary, WriteDownError> {
+        let passes = Passes {
+            compact: false,
+            ..Passes::ALL
+        };
+        self.write_down_at(dataset, (i64::MIN, before_day), passes)
+    }
+
+    /// [`BarStore::write_down`] of the days in `from_day..before_day`, with the retention
+    /// passes or (`retention` false, as [`BarStore::apply_retention`] writes down days
+    /// whose rollups outlive their base bars) without: then it changes no row, only where
+    /// rows live; and with the compaction or without.
+    pub(super) fn write_down_at(
+        &mut self,
+        dataset: Option<&str>,
+        (from_day, before_day): (i64, i64),
+        Passes { retention, compact }: Passes,
     ) -> Result<WriteDownSummary, WriteDownError> {
         if let Some((root, reason)) = self.unwritable() {
             return Err(WriteDownError::Unwritable { root, reason });
@@ -74,6 +90,11 @@ impl BarStore {
         }
         let names = self.write_down_names(dataset)?;
         let mut summary = WriteDownSummary::default();
+        // Retention first: expired hot days are dropped, not written down.
+        let now = super::lifecycle::retention_now(before_day);
+        if retention {
+            summary.expired = self.drop_expired(&names, now)?;
+        }
         let mut next = self.catalog.clone();
         let mut old_parts: Vec<PathBuf> = Vec::new();
         let mut wals: BTreeSet<(String, i64)> = BTreeSet::new();
@@ -88,7 +109,7 @@ impl BarStore {
                     .hot
                     .days(name, tf)
                     .into_iter()
-                    .filter(|d| *d < before_day)
+                    .filter(|d| (from_day..before_day).contains(d))
                     .collect();
                 let parts = next
                     .datasets
@@ -159,6 +180,18 @@ impl BarStore {
                 self.hot.remove_day(&name, day);
             }
             self.cold().collect_garbage();
+        }
+        if compact {
+            let c = self.compact(dataset, before_day)?;
+            summary.compacted_months = c.months;
+            summary.compacted_parts = c.parts_in;
+        }
+        // Base days whose rollups outlive them were written down above; their parts go.
+        if retention {
+            let later = self.drop_expired(&names, now)?;
+            summary.expired.parts += later.parts;
+            summary.expired.rows += later.rows;
+            summary.expired.bytes += later.bytes;
         }
         Ok(summary)
     }
@@ -269,4 +302,21 @@ pub struct CompactSummary {
     pub bytes_in: u64,
     /// Bytes of the parts written.
     pub bytes_out: u64,
+}
+
+/// What a write-down does besides moving closed days into Parquet.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Passes {
+    /// Drop the partitions the datasets' retention has expired, before and after.
+    pub(super) retention: bool,
+    /// Merge finished months into month files ([`BarStore::compact`]).
+    pub(super) compact: bool,
+}
+
+impl Passes {
+    /// Every pass: what [`BarStore::write_down`] does.
+    pub(super) const ALL: Passes = Passes {
+        retention: true,
+        compact: true,
+    };
 }
