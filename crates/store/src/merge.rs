@@ -256,6 +256,24 @@ fn key_cmp(kind: Kind, batch: &RecordBatch) -> impl Fn(usize, usize) -> std::cmp
     }
 }
 
+/// Whether the first key of `b` comes after the last key of `a` (both non-empty, of
+/// `kind`'s schema): then `a` followed by `b` is in key order.
+pub(crate) fn follows(kind: Kind, a: &RecordBatch, b: &RecordBatch) -> bool {
+    let (va, vb) = (schema::view(a), schema::view(b));
+    let (i, j) = (a.num_rows() - 1, 0);
+    let id = |x: &RecordBatch, k: usize| {
+        (kind == Kind::Ticks)
+            .then(|| schema::i64_col(x, "trade_id").map(|c| c.values()[k]))
+            .flatten()
+    };
+    va.symbol
+        .value(i)
+        .cmp(vb.symbol.value(j))
+        .then(va.ts[i].cmp(&vb.ts[j]))
+        .then_with(|| id(a, i).cmp(&id(b, j)))
+        == std::cmp::Ordering::Less
+}
+
 /// Sort by key, keeping the last row (highest position) of each key.
 pub fn sort_dedup(kind: Kind, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
     let n = batch.num_rows();

@@ -532,3 +532,81 @@ fn a_store_with_an_old_timeframe_spelling_is_read_under_the_normalized_one() {
         270
     );
 }
+
+/// `query_batches` gives the rows of `query`, in order: the pieces as read when they follow
+/// each other (one symbol over month files, day parts and hot days: several batches, no
+/// copy), one sorted batch otherwise (several symbols; a hot day between cold ones; a
+/// corrected day), and `limit`, `fields` and resampling apply as in `query`.
+#[test]
+fn query_batches_are_the_query_in_order_with_or_without_the_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_with(dir.path(), &["1h"]);
+    let day = 1440 * MIN;
+    let input: Vec<Row> = (0..70 * 1440)
+        .step_by(53)
+        .flat_map(|i| [bar("A", i * MIN, 1.0 + i as f64), bar("B", i * MIN, 2.0)])
+        .collect();
+    st.upsert("d", &batch(&input)).unwrap();
+    // January compacted, February's days as day parts, March hot.
+    st.write_down(None, 59).unwrap();
+    let joined = |st: &BarStore, q: &Query| {
+        let parts = st.query_batches(q).unwrap();
+        assert!(!parts.is_empty());
+        let all = arrow_select::concat::concat_batches(&parts[0].schema(), &parts).unwrap();
+        assert_eq!(all, st.query(q).unwrap(), "{q:?}");
+        (parts.len(), all)
+    };
+    let mut one = q("1m");
+    one.symbols = Symbols::List(vec!["A".into()]);
+    let (n, a) = joined(&st, &one);
+    assert!(
+        n > 2,
+        "one symbol over a month file, day parts and hot days: {n} batches"
+    );
+    let want: Vec<Row> = input.iter().filter(|r| r.0 == "A").cloned().collect();
+    assert_eq!(rows(&a), want);
+    // Both symbols: month by month they interleave, so one sorted batch.
+    let (n, all) = joined(&st, &q("1m"));
+    assert_eq!(n, 1);
+    assert_eq!(rows(&all), {
+        let mut w = input.clone();
+        w.sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)));
+        w
+    });
+    // A range inside one part, fields, a limit, a resampled timeframe, nothing at all.
+    let mut r = one.clone();
+    r.start = Some(10 * day + 7 * MIN);
+    r.end = Some(40 * day);
+    r.fields = Some(vec!["close".into()]);
+    let (_, rr) = joined(&st, &r);
+    assert_eq!(rr.num_columns(), 3);
+    let ts: Vec<i64> = arrow_cast::cast(rr.column(0), &arrow_schema::DataType::Int64)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    assert!(
+        !ts.is_empty()
+            && ts
+                .iter()
+                .all(|t| (10 * day + 7 * MIN..40 * day).contains(t))
+    );
+    let mut l = one.clone();
+    l.limit = Some(5);
+    l.from_end = true;
+    assert_eq!(joined(&st, &l).1.num_rows(), 5);
+    joined(&st, &q("1h"));
+    joined(&st, &q("7m"));
+    let mut none = one.clone();
+    none.start = Some(500 * day);
+    let (n, e) = joined(&st, &none);
+    assert_eq!((n, e.num_rows()), (1, 0));
+    // A correction inside the compacted January, still hot: a hot day between cold ones.
+    st.upsert("d", &batch(&[bar("A", 5 * day, 777.0)])).unwrap();
+    let (_, a2) = joined(&st, &one);
+    let a2 = rows(&a2);
+    assert_eq!(a2.len(), want.len() + 1);
+    assert!(a2.windows(2).all(|w| w[0].1 < w[1].1));
+}

@@ -296,7 +296,7 @@ impl ResultCache {
         key: String,
         scope: Scope,
         session: &mut Session,
-        build: impl FnOnce() -> Result<RecordBatch, ServiceError>,
+        build: impl FnOnce() -> Result<Vec<RecordBatch>, ServiceError>,
     ) -> Result<ResultArena, ServiceError> {
         if session.held.len() as u32 >= self.limits.max_pending_per_client {
             return Err(ServiceError::new(
@@ -350,7 +350,7 @@ impl ResultCache {
         key: &str,
         scope: Scope,
         session: &mut Session,
-        build: impl FnOnce() -> Result<RecordBatch, ServiceError>,
+        build: impl FnOnce() -> Result<Vec<RecordBatch>, ServiceError>,
     ) -> Result<ResultArena, ServiceError> {
         let generation = self
             .state()
@@ -359,14 +359,15 @@ impl ResultCache {
             .copied()
             .unwrap_or(0);
         let t = Instant::now();
-        let batch = build()?;
+        let pieces = build()?;
         let read = t.elapsed();
+        let rows = pieces.iter().map(|b| b.num_rows() as u64).sum::<u64>();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}.q.{}-{id}", self.prefix, std::process::id());
-        let (writer, batches, bytes) = self.materialise(&name, &batch)?;
+        let (writer, batches, bytes) = self.materialise(&name, &pieces)?;
         tracing::debug!(
             arena = %name,
-            rows = batch.num_rows(),
+            rows,
             bytes,
             store_ms = read.as_secs_f64() * 1e3,
             materialise_ms = (t.elapsed() - read).as_secs_f64() * 1e3,
@@ -379,7 +380,6 @@ impl ResultCache {
             let geo = writer.ring().geometry();
             geo.buffer_bytes * u64::from(geo.buffers)
         }) + file_len(&ringfeed_shm::table_path(&name)).unwrap_or(0);
-        let rows = batch.num_rows() as u64;
         let mut st = self.state();
         // Other builds may have filled the cache meanwhile.
         if let Err(e) = self.make_room(&mut st) {
@@ -419,23 +419,33 @@ impl ResultCache {
         })
     }
 
-    /// Writes `batch` as chunks into a new arena sized exactly for them, each
+    /// Writes `pieces` (the store's answer: batches whose rows, in order, are the
+    /// result; at least one) as chunks into a new arena sized exactly for them, each
     /// chunk encoded once (measured against the limit, then copied in).
     fn materialise(
         &self,
         name: &str,
-        batch: &RecordBatch,
+        pieces: &[RecordBatch],
     ) -> Result<(Writer, u64, u64), ServiceError> {
-        // Equal chunks (every buffer is sized for the largest one).
-        let n = batch.num_rows().div_ceil(self.limits.chunk_rows).max(1);
-        let chunk = batch.num_rows().div_ceil(n).max(1);
-        let chunks: Vec<RecordBatch> = (0..n)
-            .map(|i| {
+        let schema = pieces
+            .first()
+            .ok_or_else(|| ServiceError::internal("a query answered with no batch"))?
+            .schema();
+        // Each piece in equal chunks of at most `chunk_rows` (every buffer is sized for
+        // the largest chunk); an empty answer is one empty chunk.
+        let mut chunks: Vec<RecordBatch> = Vec::new();
+        for batch in pieces.iter().filter(|b| b.num_rows() > 0) {
+            let n = batch.num_rows().div_ceil(self.limits.chunk_rows).max(1);
+            let chunk = batch.num_rows().div_ceil(n).max(1);
+            chunks.extend((0..n).map(|i| {
                 let off = i * chunk;
                 batch.slice(off, chunk.min(batch.num_rows().saturating_sub(off)))
-            })
-            .collect();
-        let enc = EncodedBatches::new(batch.schema_ref(), &chunks, StringLayout::View)
+            }));
+        }
+        if chunks.is_empty() {
+            chunks.push(RecordBatch::new_empty(schema.clone()));
+        }
+        let enc = EncodedBatches::new(&schema, &chunks, StringLayout::View)
             .map_err(|e| ServiceError::internal(e.to_string()))?;
         let total = enc.bytes();
         if total > self.limits.max_result_bytes {

@@ -106,7 +106,7 @@ impl Service {
             let sq = self.store_query(q)?;
             let key = serde_json::to_string(&sq_key(q)).expect("serialisable");
             self.cache.get_or_build(key, Scope::of(&sq), session, || {
-                self.store().query(&sq).map_err(ServiceError::from)
+                self.store().query_batches(&sq).map_err(ServiceError::from)
             })
         })();
         self.metrics
@@ -173,14 +173,16 @@ impl Service {
             let history = self
                 .cache
                 .get_or_build(key, Scope::of(&sq), session, move || {
-                    let b = store.query(&sq);
+                    let b = store.query_batches(&sq);
                     drop(store);
                     let b = b?;
                     if let Some(hook) = self.replay_hook() {
                         hook();
                     }
                     // The topic's columns, so history and live batches concatenate.
-                    ringfeed_store::schema::conform(&b, &schema)
+                    b.iter()
+                        .map(|b| ringfeed_store::schema::conform(b, &schema))
+                        .collect::<Result<Vec<_>, _>>()
                         .map_err(|e| ServiceError::internal(e.to_string()))
                 })?;
             Ok(ReplayAnswer { history, seam })

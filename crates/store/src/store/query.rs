@@ -81,6 +81,21 @@ impl BarStore {
     /// timeframes are resampled on read from the coarsest stored one that divides them.
     /// Rows are sorted by (symbol, ts); `limit` applies per symbol.
     pub fn query(&self, q: &Query) -> Result<RecordBatch, QueryError> {
+        let mut batches = self.query_batches(q)?;
+        if batches.len() == 1 {
+            return Ok(batches.pop().expect("one batch"));
+        }
+        let schema = batches[0].schema();
+        Ok(arrow_select::concat::concat_batches(&schema, &batches).map_err(ReadError::from)?)
+    }
+
+    /// [`BarStore::query`] as batches (at least one, maybe empty) whose rows, one batch
+    /// after the other, are the query's: the pieces as read when they already follow each
+    /// other in (symbol, ts) order, as a one-symbol range over month files and days does,
+    /// without the copy that joining them takes (a symbol-year of 1m bars: ~40 % of the
+    /// query). For a consumer that takes chunks (a polars DataFrame, an Arrow stream, the
+    /// daemon's result arena).
+    pub fn query_batches(&self, q: &Query) -> Result<Vec<RecordBatch>, QueryError> {
         let entry =
             self.catalog
                 .datasets
@@ -126,7 +141,18 @@ impl BarStore {
         };
         let mut out = if direct {
             let kind = Self::kind_of(cfg, q.timeframe);
-            self.read_range(&q.dataset, q.timeframe, kind, start, end, symbols.as_ref())?
+            let pieces = self.read_range_pieces(
+                &q.dataset,
+                q.timeframe,
+                kind,
+                start,
+                end,
+                symbols.as_ref(),
+            )?;
+            match q.limit {
+                None => pieces,
+                Some(_) => vec![join(kind, pieces).map_err(ReadError::from)?],
+            }
         } else {
             // Coarsest stored timeframe whose bars nest inside the asked buckets.
             let src = stored
@@ -163,13 +189,13 @@ impl BarStore {
             };
             let res = resample::resample(&raw, kind, src, &mut b, marks.as_ref())
                 .map_err(ReadError::from)?;
-            filter_ts(&res, start, end).map_err(ReadError::from)?
+            vec![filter_ts(&res, start, end).map_err(ReadError::from)?]
         };
         if let Some(n) = q.limit {
-            out = limit_per_symbol(&out, n, q.from_end).map_err(ReadError::from)?;
+            out = vec![limit_per_symbol(&out[0], n, q.from_end).map_err(ReadError::from)?];
         }
         if let Some(fields) = &q.fields {
-            let schema = out.schema();
+            let schema = out[0].schema();
             let mut idx = vec![0, 1];
             for f in fields {
                 if f == schema::TS || f == schema::SYMBOL {
@@ -185,7 +211,11 @@ impl BarStore {
                     }
                 }
             }
-            out = out.project(&idx).map_err(ReadError::from)?;
+            out = out
+                .iter()
+                .map(|b| b.project(&idx))
+                .collect::<Result<_, _>>()
+                .map_err(ReadError::from)?;
         }
         Ok(out)
     }
@@ -235,9 +265,7 @@ impl BarStore {
     }
 
     /// The rows of (dataset, tf) in `[start, end)`, of `symbols` (all when `None`),
-    /// sorted by key. The hot tier answers for the days it has frames of (each day its
-    /// parts overlaid with its WAL, days on every CPU); the cold tier for the rest, each
-    /// part that may hold such rows read once (on every CPU), whatever days it covers.
+    /// sorted by key, in one batch.
     fn read_range(
         &self,
         dataset: &str,
@@ -247,6 +275,24 @@ impl BarStore {
         end: i64,
         symbols: Option<&BTreeSet<String>>,
     ) -> Result<RecordBatch, ReadError> {
+        let pieces = self.read_range_pieces(dataset, tf, kind, start, end, symbols)?;
+        Ok(join(kind, pieces)?)
+    }
+
+    /// The rows of (dataset, tf) in `[start, end)`, of `symbols` (all when `None`), as
+    /// batches in key order (at least one). The hot tier answers for the days it has
+    /// frames of (each day its parts overlaid with its WAL, days on every CPU); the cold
+    /// tier for the rest, each part that may hold such rows read once (on every CPU),
+    /// whatever days it covers.
+    fn read_range_pieces(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        kind: Kind,
+        start: i64,
+        end: i64,
+        symbols: Option<&BTreeSet<String>>,
+    ) -> Result<Vec<RecordBatch>, ReadError> {
         let first = start.div_euclid(NANOS_PER_DAY);
         let last = if end == i64::MAX {
             i64::MAX
@@ -265,10 +311,44 @@ impl BarStore {
             crate::cold::read_rows(self.root(), &parts, kind, symbols, (start, end), &hot_days)?;
         let plan = cold.by_day(dataset, tf, &hot_days);
         pieces.extend(self.hot.read_days(dataset, tf, kind, &plan, symbols)?);
-        let all = arrow_select::concat::concat_batches(&kind.schema(), &pieces)?;
-        let all = filter_ts(&all, start, end)?;
-        Ok(merge::sort_dedup(kind, all)?)
+        let mut out: Vec<RecordBatch> = Vec::with_capacity(pieces.len());
+        let mut pieces = pieces.into_iter();
+        while let Some(p) = pieces.next() {
+            // Each piece is sorted and free of repeated keys as written (a part, a merged
+            // day); checked here anyway, and sorted if not (no copy when it is).
+            let p = merge::sort_dedup(kind, filter_ts(&p, start, end)?)?;
+            if p.num_rows() == 0 {
+                continue;
+            }
+            if out
+                .last()
+                .is_some_and(|prev| !merge::follows(kind, prev, &p))
+            {
+                // Out of order (several symbols over several parts, a hot day between
+                // cold ones): one batch, sorted, the last write of a key winning.
+                out.push(p);
+                for rest in pieces {
+                    out.push(filter_ts(&rest, start, end)?);
+                }
+                return Ok(vec![join(kind, out)?]);
+            }
+            out.push(p);
+        }
+        if out.is_empty() {
+            out.push(RecordBatch::new_empty(kind.schema()));
+        }
+        Ok(out)
     }
+}
+
+/// `pieces` (batches of `kind`'s schema, in write order) as one batch sorted by key, the
+/// last write of a key winning.
+fn join(kind: Kind, mut pieces: Vec<RecordBatch>) -> Result<RecordBatch, ArrowError> {
+    if pieces.len() == 1 {
+        return merge::sort_dedup(kind, pieces.pop().expect("one piece"));
+    }
+    let all = arrow_select::concat::concat_batches(&kind.schema(), &pieces)?;
+    merge::sort_dedup(kind, all)
 }
 
 /// The rows of `symbols` in a batch sorted by (symbol, ts), found by binary search: a
