@@ -290,43 +290,86 @@ pub(crate) fn read_rows(
     skip: &BTreeSet<i64>,
 ) -> Result<Vec<RecordBatch>, ReadError> {
     let schema = kind.schema();
+    let inside =
+        |p: &PartFile| p.min_ts >= start && p.max_ts < end && !skip.iter().any(|d| p.covers(*d));
+    let some_symbols = |p: &PartFile| symbols.filter(|s| p.symbols.iter().any(|x| !s.contains(x)));
+    // A compacted part is sorted by (symbol, ts) with page statistics on both: read only
+    // the pages that can hold the symbols and times asked for.
+    let filtered = |p: &PartFile| p.is_compacted() && (some_symbols(p).is_some() || !inside(p));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if parts.len() < cpus && !parts.iter().any(filtered) {
+        // Fewer files than CPUs (a month, a quarter): decode each file's row groups on
+        // every CPU instead of one file per CPU.
+        let loaded: Vec<parquet::Loaded> = crate::par_map_all(parts, |p| {
+            parquet::Loaded::load(&root.join(&p.path), Some(&schema))
+        })
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+        let units: Vec<(usize, usize)> = loaded
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| (0..l.row_groups()).map(move |g| (i, g)))
+            .collect();
+        let mut out = Vec::new();
+        let decoded = crate::par_map_all(&units, |&(i, g)| loaded[i].read(Some(vec![g])));
+        for (&(i, _), r) in units.iter().zip(decoded) {
+            out.extend(keep(
+                &parts[i],
+                r?,
+                symbols,
+                (start, end),
+                skip,
+                inside(&parts[i]),
+            )?);
+        }
+        return Ok(out);
+    }
     let one = |p: &PartFile| -> Result<Vec<RecordBatch>, ReadError> {
-        let inside = p.min_ts >= start && p.max_ts < end && !skip.iter().any(|d| p.covers(*d));
-        let some_symbols = symbols.filter(|s| p.symbols.iter().any(|x| !s.contains(x)));
         let path = root.join(&p.path);
-        // A compacted part is sorted by (symbol, ts) with page statistics on both: read
-        // only the pages that can hold the symbols and times asked for.
-        let batches = if p.is_compacted() && (some_symbols.is_some() || !inside) {
+        let batches = if filtered(p) {
             let names: Option<Vec<&str>> =
-                some_symbols.map(|s| s.iter().map(String::as_str).collect());
+                some_symbols(p).map(|s| s.iter().map(String::as_str).collect());
             parquet::read_parquet_filtered(&path, Some(&schema), names.as_deref(), start, end)?
         } else {
             parquet::read_parquet_as(&path, Some(&schema))?
         };
-        let mut out = Vec::new();
-        for b in batches {
-            let b = match symbols {
-                Some(s) if p.symbols.iter().any(|x| !s.contains(x)) => {
-                    match crate::store::select_symbols(&b, s)? {
-                        Some(b) => b,
-                        None => continue,
-                    }
-                }
-                _ => b,
-            };
-            if inside {
-                out.push(b);
-            } else {
-                out.push(keep_rows(&b, |t| {
-                    (start..end).contains(&t) && !skip.contains(&t.div_euclid(NANOS_PER_DAY))
-                })?);
-            }
-        }
-        Ok(out)
+        keep(p, batches, symbols, (start, end), skip, inside(p))
     };
     let mut out = Vec::new();
     for r in crate::par_map_all(parts, one) {
         out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// The rows of `batches` (read from part `p`) of `symbols` (all when `None`), with `ts`
+/// in `[start, end)` and not on a day of `skip`; `inside`: every row of `p` is in range.
+fn keep(
+    p: &PartFile,
+    batches: Vec<RecordBatch>,
+    symbols: Option<&BTreeSet<String>>,
+    (start, end): (i64, i64),
+    skip: &BTreeSet<i64>,
+    inside: bool,
+) -> Result<Vec<RecordBatch>, ReadError> {
+    let mut out = Vec::new();
+    for b in batches {
+        let b = match symbols {
+            Some(s) if p.symbols.iter().any(|x| !s.contains(x)) => {
+                match crate::store::select_symbols(&b, s)? {
+                    Some(b) => b,
+                    None => continue,
+                }
+            }
+            _ => b,
+        };
+        if inside {
+            out.push(b);
+        } else {
+            out.push(keep_rows(&b, |t| {
+                (start..end).contains(&t) && !skip.contains(&t.div_euclid(NANOS_PER_DAY))
+            })?);
+        }
     }
     Ok(out)
 }

@@ -176,28 +176,69 @@ pub fn read_parquet_as(
     path: &Path,
     schema: Option<&arrow_schema::SchemaRef>,
 ) -> Result<Vec<RecordBatch>, ReadError> {
-    let perr = |source| ReadError::Parquet {
-        path: path.into(),
-        source,
-    };
-    // Part files are small (a day): one read, then decode from memory.
-    let f = bytes::Bytes::from(std::fs::read(path).map_err(|source| ReadError::Io {
-        path: path.into(),
-        source,
-    })?);
-    let meta = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).map_err(perr)?;
-    let meta = match schema {
-        Some(s) if s.fields().len() == meta.schema().fields().len() => {
-            let hinted = ArrowReaderOptions::new().with_schema(s.clone());
-            ArrowReaderMetadata::try_new(meta.metadata().clone(), hinted).unwrap_or(meta)
+    Loaded::load(path, schema)?.read(None)
+}
+
+/// A part file read into memory with its footer decoded: what a read splits by row group,
+/// so that one month file is decoded on every CPU.
+pub(crate) struct Loaded {
+    path: std::path::PathBuf,
+    bytes: bytes::Bytes,
+    meta: ArrowReaderMetadata,
+}
+
+impl Loaded {
+    /// Read `path` (part files are at most a month of one timeframe: one read, then decode
+    /// from memory), with `schema` as the decoding hint as in [`read_parquet_as`].
+    pub(crate) fn load(
+        path: &Path,
+        schema: Option<&arrow_schema::SchemaRef>,
+    ) -> Result<Loaded, ReadError> {
+        let f = bytes::Bytes::from(std::fs::read(path).map_err(|source| ReadError::Io {
+            path: path.into(),
+            source,
+        })?);
+        let perr = |source| ReadError::Parquet {
+            path: path.into(),
+            source,
+        };
+        let meta = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).map_err(perr)?;
+        let meta = match schema {
+            Some(s) if s.fields().len() == meta.schema().fields().len() => {
+                let hinted = ArrowReaderOptions::new().with_schema(s.clone());
+                ArrowReaderMetadata::try_new(meta.metadata().clone(), hinted).unwrap_or(meta)
+            }
+            _ => meta,
+        };
+        Ok(Loaded {
+            path: path.into(),
+            bytes: f,
+            meta,
+        })
+    }
+
+    /// Row groups in the file.
+    pub(crate) fn row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    /// Decode the row groups `groups` (all when `None`), in file order.
+    pub(crate) fn read(&self, groups: Option<Vec<usize>>) -> Result<Vec<RecordBatch>, ReadError> {
+        let perr = |source| ReadError::Parquet {
+            path: self.path.clone(),
+            source,
+        };
+        let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.bytes.clone(),
+            self.meta.clone(),
+        )
+        .with_batch_size(1 << 20);
+        if let Some(g) = groups {
+            b = b.with_row_groups(g);
         }
-        _ => meta,
-    };
-    let r = ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta)
-        .with_batch_size(1 << 20)
-        .build()
-        .map_err(perr)?;
-    r.map(|b| b.map_err(ReadError::Arrow)).collect()
+        let r = b.build().map_err(perr)?;
+        r.map(|b| b.map_err(ReadError::Arrow)).collect()
+    }
 }
 
 /// Whether `batch` is sorted by `(symbol, ts)` (true when it lacks either column: there is
