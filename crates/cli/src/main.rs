@@ -2,11 +2,6 @@
 //! it, list what it holds, run the daemon and watch it, and inspect or remove
 //! shared-memory arenas.
 
-/// mimalloc: freed query buffers are reused instead of returned to the OS and faulted in
-/// again (docs/benchmarks.md, Store).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ringfeed_shm::layout::row_state;

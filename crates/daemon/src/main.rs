@@ -1,10 +1,5 @@
 //! `ringfeedd`: the sidecar daemon. Same as `ringfeed serve`.
 
-/// mimalloc: freed query buffers are reused instead of returned to the OS and faulted in
-/// again (docs/benchmarks.md, Store).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use std::process::ExitCode;
 

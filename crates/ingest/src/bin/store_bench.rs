@@ -31,11 +31,6 @@
 //! followed by what the daemon does to publish rollup updates: a query of each rollup
 //! timeframe for the append's symbols, from one bucket before its rows to their end.
 
-/// mimalloc: freed query buffers are reused instead of returned to the OS and faulted in
-/// again (docs/benchmarks.md, Store).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_writer::{ArrowWriter, ArrowWriterOptions};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
