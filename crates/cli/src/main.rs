@@ -134,6 +134,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    ringfeed_shm::malloc::retain_freed_memory(); // before any thread starts
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Fsck(a) => return fsck_cmd::run(a),

@@ -20,6 +20,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    ringfeed_shm::malloc::retain_freed_memory(); // before any thread starts
     match Cli::parse().serve.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -31,6 +31,7 @@ mod error;
 mod fork;
 mod inspect;
 pub mod layout;
+pub mod malloc;
 mod os;
 mod reader;
 mod sigbus;

@@ -64,6 +64,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> R<()> {
+    // As ringfeedd and the CLI do, so the figures are what they get.
+    ringfeed_shm::malloc::retain_freed_memory(); // before any thread starts
     let a: Vec<String> = std::env::args().skip(1).collect();
     match a.first().map(String::as_str) {
         Some("parse") => parse(&a)?,
