@@ -4,7 +4,10 @@
 1. A symbol-year of 1m bars (the year up to yesterday, so a 90-day retention keeps
    something), ingested hot into two stores: one written down as is, one with
    `retention 90d` set first (which drops the expired hot days directly, without
-   writing them down). Prints the bytes on disk and the time of each step.
+   writing them down). Prints the bytes on disk and the time of each step, then the
+   effect on queries: the whole history and the last 30 days through `ringfeed query`
+   (Arrow to /dev/null, median of 5), beside `pl.read_parquet` of each store's own files
+   (when polars is installed; run with the repo's .venv/bin/python).
 2. Ten symbols over the same year, written down (compacted months), then
    `trim --symbol S3 --before <mid-year>`: one symbol of ten, every part rewritten.
 
@@ -68,6 +71,37 @@ def write_csv(path: Path, symbols: list[str], first: dt.date, days: int) -> int:
     return n
 
 
+def median_of(f, n: int = 5) -> float:
+    return sorted(f() for _ in range(n))[n // 2]
+
+
+def query_times(data: Path, since: dt.date) -> str:
+    """`ringfeed query` of all history and of the days from `since`, and polars reading
+    the store's 1m files, in ms."""
+    q = ["query", "--dataset", "b", "--format", "arrow", "--data-dir", str(data)]
+
+    def cli(extra: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run([binary(), *q, *extra], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t
+
+    all_ms = median_of(lambda: cli([])) * 1e3
+    recent_ms = median_of(lambda: cli(["--start", str(since)])) * 1e3
+    out = f"query all {all_ms:6.1f} ms, last 30 days {recent_ms:5.1f} ms"
+    try:
+        import polars as pl
+    except ImportError:
+        return out + " (polars not installed: no baseline)"
+    files = sorted(str(p) for p in (data / "dataset=b" / "tf=1m").rglob("*.parquet"))
+
+    def read() -> float:
+        t = time.perf_counter()
+        pl.read_parquet(files)
+        return time.perf_counter() - t
+
+    return out + f"; pl.read_parquet of its {len(files)} files {median_of(read) * 1e3:6.1f} ms"
+
+
 def ingest(data: Path, csv: Path) -> float:
     return run("ingest", "--dataset", "b", "--timeframe", "1m", "--fsync", "never", "--data-dir", str(data), str(csv))
 
@@ -90,6 +124,8 @@ def main() -> None:
                 f"  retention {label:>4}: ingest {t_ingest:6.2f} s ({hot / 1e6:7.1f} MB hot); "
                 f"retention {t_ret:5.2f} s; write-down {t_wd:6.2f} s; on disk after {du(data) / 1e6:7.1f} MB"
             )
+            since = first + dt.timedelta(days=DAYS - 30)
+            print(f"  retention {label:>4}: {query_times(data, since)}")
         many = tmp / "many.csv"
         syms = [f"S{i}" for i in range(SYMBOLS)]
         rows = write_csv(many, syms, first, DAYS)

@@ -30,6 +30,8 @@ Every ringfeed figure is paired with DuckDB doing the same work on the same byte
 - ten symbols: the same year under ten symbols in one dataset (5.3M rows, 12 month files
   sorted by symbol): one symbol-month and the ten-symbol month, cold, vs DuckDB and polars
   over the same files.
+- real data, when ../shared/data is beside the repo: the 45,031-row BTC perpetual 1m CSV and
+  the two Binance kline files of ADABTC, CLI ingest vs DuckDB read_csv of the same files.
 Needs polars too for the DataFrame rows (skipped with a note without it).
 """
 import argparse, json, os, random, shutil, statistics, subprocess, sys, tempfile, time
@@ -298,6 +300,7 @@ def main():
         fig["duck_pq_ohlcv_bytes"] = dpq5.stat().st_size
         fig["rows"] = n
         year_and_ten_symbols(a, fig, tmp, rf, sb, sb_json, csv, cli_ingest, duckdb)
+        real_data(a, fig, tmp, rf, duckdb)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     up1 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -358,6 +361,7 @@ def main():
          f"CSV: {f['csv_bytes'] / n:.1f}", ""),
     ]
     rows += year_rows(f, n, ms)
+    rows += real_rows(f, ms)
     print(f"\n{n} rows, median of {R}; ringfeed = {rf}, duckdb {duckdb.__version__}, {os.cpu_count()} CPUs")
     print(f"uptime before: {up0}\nuptime after:  {up1}\n")
     print("| measure | ringfeed | DuckDB or polars (same run) | ratio (>1 = ringfeed faster/smaller) |\n|---|---|---|---|")
@@ -467,6 +471,63 @@ def year_and_ten_symbols(a, fig, tmp, rf, sb, sb_json, csv, cli_ingest, duckdb):
         fig["ten_all_month_pl"] = median(pl_scan(None), R)
     except Exception as e:  # an older polars: no hive columns or tz-aware literals
         print(f"polars scan skipped: {e}", file=sys.stderr)
+
+
+def real_data(a, fig, tmp, rf, duckdb):
+    """Ingest of the real files in ../shared/data/crypto (skipped when absent): the 45,031-row
+    BTC perpetual 1m CSV and the two Binance kline files of ADABTC (21 rows), CLI vs DuckDB
+    read_csv of the same file, turns, median of --repeat."""
+    d = ROOT.parent / "shared" / "data" / "crypto"
+    perp = d / "btc-perp-20211231-20220201_1m.csv"
+    if not perp.is_file():
+        print(f"{d} absent: the real-data ingest rows are skipped", file=sys.stderr)
+        return
+    klines = sorted(d.glob("ADABTC-1m-2021-11-2*.csv"))
+    seq = iter(range(10**6))
+    mem = duckdb.connect()
+
+    def cli(src, fmt, rollups, symbol):
+        out = tmp / f"real{next(seq)}"
+        extra = ["--rollups", "none"] if rollups == "none" else []
+        return timed([rf, "ingest", "--data-dir", str(out), "--dataset", "r", "--timeframe", "1m", "--symbol", symbol,
+                      "--format", fmt, "--fsync", "never", *extra, *map(str, src)])
+
+    def duck(sql):
+        t = time.perf_counter()
+        mem.execute(sql)
+        return time.perf_counter() - t
+
+    runs = {"roll": [], "none": [], "duck": [], "k_roll": [], "k_duck": []}
+    files = ", ".join(f"'{k}'" for k in klines)
+    for _ in range(a.repeat):
+        runs["roll"].append(cli([perp], "csv", "default", "BTC-PERP"))
+        runs["none"].append(cli([perp], "csv", "none", "BTC-PERP"))
+        runs["duck"].append(duck(f"CREATE OR REPLACE TABLE p AS SELECT * FROM read_csv('{perp}')"))
+        if klines:
+            runs["k_roll"].append(cli(klines, "binance-kline", "default", "ADABTC"))
+            runs["k_duck"].append(duck(f"CREATE OR REPLACE TABLE k AS SELECT * FROM read_csv([{files}], header=false)"))
+    for k, v in runs.items():
+        if v:
+            fig[f"real_{k}"] = statistics.median(v)
+    fig["real_perp_rows"] = sum(1 for _ in open(perp)) - 1
+    fig["real_kline_rows"] = sum(sum(1 for _ in open(k)) for k in klines)
+
+
+def real_rows(f, ms):
+    if "real_roll" not in f:
+        return [("real data (../shared/data/crypto)", "skipped: absent", "", "")]
+    n = f["real_perp_rows"]
+    rate = lambda s: f"{n / s / 1e6:.2f} M rows/s ({ms(s):.0f} ms)"
+    rows = [
+        (f"real BTC perpetual 1m CSV ({n:,} rows), CLI ingest, default rollups / none",
+         f"{rate(f['real_roll'])} / {rate(f['real_none'])}", f"read_csv (auto): {rate(f['real_duck'])}",
+         f"{f['real_duck'] / f['real_roll']:.2f} / {f['real_duck'] / f['real_none']:.2f}"),
+    ]
+    if "real_k_roll" in f:
+        rows.append((f"real Binance kline CSV, ADABTC, 2 files ({f['real_kline_rows']} rows): process and setup cost",
+                     f"{ms(f['real_k_roll']):.1f} ms", f"read_csv: {ms(f['real_k_duck']):.1f} ms",
+                     f"{f['real_k_duck'] / f['real_k_roll']:.2f}"))
+    return rows
 
 
 def year_rows(f, n, ms):

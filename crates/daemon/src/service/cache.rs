@@ -432,9 +432,11 @@ impl ResultCache {
             .ok_or_else(|| ServiceError::internal("a query answered with no batch"))?
             .schema();
         // Each piece in equal chunks of at most `chunk_rows` (every buffer is sized for
-        // the largest chunk); an empty answer is one empty chunk.
+        // the largest chunk); runs of small pieces (hot days) joined first, so a reader
+        // gets chunks near `chunk_rows`, not one per day; an empty answer is one empty
+        // chunk.
         let mut chunks: Vec<RecordBatch> = Vec::new();
-        for batch in pieces.iter().filter(|b| b.num_rows() > 0) {
+        for batch in coalesce(pieces, self.limits.chunk_rows)? {
             let n = batch.num_rows().div_ceil(self.limits.chunk_rows).max(1);
             let chunk = batch.num_rows().div_ceil(n).max(1);
             chunks.extend((0..n).map(|i| {
@@ -558,4 +560,45 @@ impl ResultCache {
         st.by_key.clear();
         st.bytes = 0;
     }
+}
+
+/// `pieces` with each run of consecutive pieces smaller than `chunk_rows / 8` joined into
+/// batches of up to `chunk_rows` rows (a copy of small pieces only); larger pieces as they
+/// are; empty pieces dropped.
+fn coalesce(pieces: &[RecordBatch], chunk_rows: usize) -> Result<Vec<RecordBatch>, ServiceError> {
+    let small = (chunk_rows / 8).max(1);
+    let mut out = Vec::new();
+    let mut run: Vec<RecordBatch> = Vec::new();
+    let mut run_rows = 0;
+    let flush =
+        |run: &mut Vec<RecordBatch>, out: &mut Vec<RecordBatch>| -> Result<(), ServiceError> {
+            match run.len() {
+                0 => Ok(()),
+                1 => {
+                    out.append(run);
+                    Ok(())
+                }
+                _ => {
+                    let b = arrow_select::concat::concat_batches(&run[0].schema(), run.iter())
+                        .map_err(|e| ServiceError::internal(e.to_string()))?;
+                    run.clear();
+                    out.push(b);
+                    Ok(())
+                }
+            }
+        };
+    for p in pieces.iter().filter(|b| b.num_rows() > 0) {
+        if p.num_rows() >= small || run_rows + p.num_rows() > chunk_rows {
+            flush(&mut run, &mut out)?;
+            run_rows = 0;
+        }
+        if p.num_rows() >= small {
+            out.push(p.clone());
+        } else {
+            run_rows += p.num_rows();
+            run.push(p.clone());
+        }
+    }
+    flush(&mut run, &mut out)?;
+    Ok(out)
 }
