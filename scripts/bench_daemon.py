@@ -709,7 +709,7 @@ def summarise(R: Dict[str, Any]) -> str:
     names = {
         "daemon_cold": "ringfeed `c.bars`, cold (fresh key: Parquet -> arena)",
         "daemon_warm": "ringfeed `c.bars`, warm (cached arena)",
-        "pl_read_parquet": f"`pl.read_parquet({R['files']} day files)`",
+        "pl_read_parquet": f"`pl.read_parquet({R['files']} files)`",
         "pl_scan_filter": "`pl.scan_parquet(glob, hive).filter(symbol, ts).collect()`",
         "duckdb_pl": "DuckDB `read_parquet(glob, hive) WHERE symbol, ts` -> `.pl()`",
     }
