@@ -200,6 +200,9 @@ pub fn parse_time(s: &str) -> Result<i64, TimeError> {
             Err(TimeError::OutOfRange { text: s.into() })
         };
     }
+    // A trailing `Z` on the forms RFC 3339 lacks (`2021-11-27T00:00Z`) says UTC, which the
+    // naive forms are anyway.
+    let naive_text = s.strip_suffix('Z').unwrap_or(s);
     let naive = if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         d.naive_utc()
     } else if let Some(d) = [
@@ -209,7 +212,7 @@ pub fn parse_time(s: &str) -> Result<i64, TimeError> {
         "%Y-%m-%d %H:%M",
     ]
     .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    .find_map(|f| NaiveDateTime::parse_from_str(naive_text, f).ok())
     {
         d
     } else if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
@@ -289,6 +292,8 @@ mod tests {
             "2021-11-27T00:05:00Z",
             "2021-11-27T01:05:00+01:00",
             " 2021-11-27T00:05:00Z ",
+            "2021-11-27T00:05Z", // minutes with a Z: the `ringfeed delete --help` example
+            "2021-11-27 00:05Z",
         ] {
             assert_eq!(parse_time(s).unwrap(), T, "{s}");
         }
