@@ -650,8 +650,7 @@ pub fn write_down(a: WriteDown) -> Result<()> {
     let before = if a.all {
         i64::MAX
     } else if let Some(d) = &a.before {
-        ringfeed_store::store::parse_day(d)
-            .with_context(|| format!("--before {d:?} is not a YYYY-MM-DD date"))?
+        before_day(d)?
     } else {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
@@ -682,15 +681,17 @@ pub fn write_down(a: WriteDown) -> Result<()> {
     Ok(())
 }
 
+/// A `--before` date of write-down and compact as a day number.
+fn before_day(d: &str) -> Result<i64> {
+    ringfeed_store::store::parse_day(d)
+        .with_context(|| format!("--before {d:?} is not a YYYY-MM-DD date"))
+}
+
 /// Run `ringfeed compact`.
 pub fn compact(a: Compact) -> Result<()> {
     let mut store = open_for_writing(&a.store.data_dir, "compact")?;
     report_recovery(&store);
-    let before = match &a.before {
-        Some(d) => ringfeed_store::store::parse_day(d)
-            .with_context(|| format!("--before {d:?} is not a YYYY-MM-DD date"))?,
-        None => i64::MAX,
-    };
+    let before = a.before.as_deref().map_or(Ok(i64::MAX), before_day)?;
     let t0 = Instant::now();
     let c = store.compact(a.dataset.as_deref(), before)?;
     eprintln!(

@@ -1,22 +1,10 @@
 //! `ringfeed retention | trim | drop-dataset` on a data directory: what each prints,
 //! refuses and leaves, checked with `ringfeed query` and `ringfeed fsck`.
 
-use std::ffi::OsStr;
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-/// Runs `ringfeed` with `args`: (exit code, stdout, stderr).
-fn run<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfeed"))
-        .args(args)
-        .output()
-        .expect("run ringfeed");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run_code as run;
+use std::path::Path;
 
 /// 2022-01-01 plus `d` days (d < 90), as YYYY-MM-DD.
 fn date(d: u32) -> String {

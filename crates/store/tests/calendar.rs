@@ -4,10 +4,12 @@
 //! New York local dates, computed with chrono-tz, of generated half-hour bars across both
 //! 2024 DST changes.
 
+mod common;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampNanosecondType};
 use arrow_array::RecordBatch;
 use chrono::{Datelike, NaiveDate, TimeZone, Timelike, Weekday};
+use common::{bars, Bar};
 use ringfeed_store::schema::BarColumns;
 use ringfeed_store::store::CreateDatasetError;
 use ringfeed_store::timeframe::NANOS_PER_DAY;
@@ -15,9 +17,6 @@ use ringfeed_store::{BarStore, DatasetConfig, FsyncPolicy, Query, Symbols, Timef
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// symbol, label, [open, high, low, close, volume], complete.
-type Bar = (String, i64, [f64; 5], bool);
 
 fn data() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
@@ -40,21 +39,6 @@ fn config(base: &str) -> DatasetConfig {
     cfg.rollups = Vec::new();
     cfg.fsync = FsyncPolicy::Never;
     cfg
-}
-
-fn bars(b: &RecordBatch) -> Vec<Bar> {
-    let ts = b.column_by_name("ts").unwrap();
-    let ts = ts.as_primitive::<TimestampNanosecondType>();
-    let sym = b.column_by_name("symbol").unwrap().as_string_view();
-    let f = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>();
-    let (o, h, l, c, v) = (f("open"), f("high"), f("low"), f("close"), f("volume"));
-    let done = b.column_by_name("complete").unwrap().as_boolean();
-    (0..b.num_rows())
-        .map(|i| {
-            let vals = [o.value(i), h.value(i), l.value(i), c.value(i), v.value(i)];
-            (sym.value(i).to_string(), ts.value(i), vals, done.value(i))
-        })
-        .collect()
 }
 
 /// Equal bars; volumes (sums) within a relative 1e-12.

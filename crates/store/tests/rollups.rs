@@ -4,9 +4,9 @@
 //! group-by of the base bars, and the same bars ingested in one batch into a new store.
 //! Also: a live append adds one small frame to each rollup WAL, not the day so far.
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, TimestampNanosecondType};
+mod common;
 use arrow_array::RecordBatch;
+use common::{bars, Bar};
 use proptest::prelude::*;
 use ringfeed_store::schema::{BarColumns, TickColumns};
 use ringfeed_store::{BarStore, DatasetConfig, DeleteRange, FsyncPolicy, Query, Timeframe};
@@ -20,8 +20,6 @@ const SYMS: [&str; 3] = ["A", "BBBBBBBBBBBBBBBB", "C"];
 
 /// Base bars: (symbol, ts) → open, high, low, close, volume.
 type Model = BTreeMap<(String, i64), [f64; 5]>;
-/// A rollup bar: symbol, ts, OHLCV, complete.
-type Bar = (String, i64, [f64; 5], bool);
 
 fn open(dir: &Path, base: &str, rollups: &[&str]) -> BarStore {
     let mut st = BarStore::open(dir).unwrap();
@@ -44,21 +42,6 @@ fn batch(rows: &[(String, i64, [f64; 5])]) -> RecordBatch {
         c.volume.push(v[4]);
     }
     c.into_batch().unwrap()
-}
-
-fn bars(b: &RecordBatch) -> Vec<Bar> {
-    let ts = b.column_by_name("ts").unwrap();
-    let ts = ts.as_primitive::<TimestampNanosecondType>();
-    let sym = b.column_by_name("symbol").unwrap().as_string_view();
-    let f = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>();
-    let (o, h, l, c, v) = (f("open"), f("high"), f("low"), f("close"), f("volume"));
-    let done = b.column_by_name("complete").unwrap().as_boolean();
-    (0..b.num_rows())
-        .map(|i| {
-            let vals = [o.value(i), h.value(i), l.value(i), c.value(i), v.value(i)];
-            (sym.value(i).to_string(), ts.value(i), vals, done.value(i))
-        })
-        .collect()
 }
 
 /// The reference: group the base bars by (symbol, bucket); a bar is complete when its

@@ -5,9 +5,8 @@
 //! without a query range. The reference is a naive group-by: a bar is complete when its
 //! window ends at or before the end of the symbol's last base bar.
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, TimestampNanosecondType};
-use arrow_array::RecordBatch;
+mod common;
+use common::{bars, Bar};
 use proptest::prelude::*;
 use ringfeed_store::schema::BarColumns;
 use ringfeed_store::timeframe::Unit;
@@ -21,8 +20,6 @@ const T0: i64 = 1_643_587_200_000_000_000;
 
 /// (symbol, ts) → open, high, low, close, volume.
 type Model = BTreeMap<(String, i64), [f64; 5]>;
-/// symbol, ts, OHLCV, complete.
-type Bar = (String, i64, [f64; 5], bool);
 
 fn store(dir: &Path, rollups: &[&str]) -> BarStore {
     let mut st = BarStore::open(dir).unwrap();
@@ -45,21 +42,6 @@ fn write(st: &mut BarStore, model: &Model) {
         c.volume.push(v[4]);
     }
     st.upsert("d", &c.into_batch().unwrap()).unwrap();
-}
-
-fn bars(b: &RecordBatch) -> Vec<Bar> {
-    let ts = b.column_by_name("ts").unwrap();
-    let ts = ts.as_primitive::<TimestampNanosecondType>();
-    let sym = b.column_by_name("symbol").unwrap().as_string_view();
-    let f = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>();
-    let (o, h, l, c, v) = (f("open"), f("high"), f("low"), f("close"), f("volume"));
-    let done = b.column_by_name("complete").unwrap().as_boolean();
-    (0..b.num_rows())
-        .map(|i| {
-            let vals = [o.value(i), h.value(i), l.value(i), c.value(i), v.value(i)];
-            (sym.value(i).to_string(), ts.value(i), vals, done.value(i))
-        })
-        .collect()
 }
 
 fn naive(model: &Model, width: i64, start: i64, end: i64) -> Vec<Bar> {

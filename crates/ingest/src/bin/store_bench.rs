@@ -7,7 +7,6 @@
 //! store_bench ingest   <data_dir> <file> <binance-kline|parquet> <none|default> <symbol>
 //! store_bench query    <data_dir> <dataset> <symbol> <tf> <start_ns> <end_ns> <repeat>
 //! store_bench resample <data_dir> <dataset> <symbol> <tf> <repeat>
-//! store_bench encodings <data_dir> <dataset>
 //! store_bench live     <data_dir> <symbols> <minutes> <row|minute> <never|always> [max_secs] [query]
 //! ```
 //! Built with `cargo build --release -p ringfeed-ingest --features bench-bin --bin store_bench`
@@ -16,12 +15,12 @@
 //! `parse` times the loader alone (batches are dropped); it reports CPU seconds too.
 //! `ingest` creates the dataset (fsync never) in a fresh directory and reports the time of
 //! `ingest::load` + `BarStore::upsert` (process start and argument parsing excluded).
-//! `query` times `BarStore::open_read_only` + `BarStore::query` (catalog load, WAL replay or
-//! Parquet decode, merge, filter), the result materialised as one `RecordBatch`.
+//! `query` times `BarStore::open_read_only` + `BarStore::query_batches` (catalog load, WAL
+//! replay or Parquet decode, merge, filter), the batches a DataFrame takes without a copy.
 //! `resample` loads the symbol's stored base bars once, then times the in-memory kernel
 //! `resample::resample` to `tf` on them.
-//! `encodings` rewrites every 1m day of a store under several Parquet settings and prints
-//! bytes per bar and encode time (the experiment behind the cold tier's settings).
+//! (The Parquet encodings experiment is `cargo run --release -p ringfeed-store --example
+//! parquet_encodings`.)
 //! `live` replays what the daemon does with a live feed: one UTC day, `minutes` minutes of 1m
 //! bars for `symbols` symbols, appended through `BarStore::upsert` one row at a time (`row`)
 //! or one batch of all symbols per minute (`minute`), default rollups (5m, 15m, 1h, 1d). It
@@ -31,11 +30,6 @@
 //! followed by what the daemon does to publish rollup updates: a query of each rollup
 //! timeframe for the append's symbols, from one bucket before its rows to their end.
 
-use arrow_array::RecordBatch;
-use parquet::arrow::arrow_writer::{ArrowWriter, ArrowWriterOptions};
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use ringfeed_ingest::{self as ingest, Format, IngestOptions, RowReport};
 use ringfeed_store::resample::{self, Bucketing};
 use ringfeed_store::schema::Kind;
@@ -72,9 +66,8 @@ fn main() -> R<()> {
         Some("ingest") => ingest_file(&a)?,
         Some("query") => query(&a)?,
         Some("resample") => resample_bars(&a)?,
-        Some("encodings") => encodings(&a)?,
         Some("live") => live(&a[1..])?,
-        _ => return Err("usage: store_bench ingest|query|resample|encodings|live ...".into()),
+        _ => return Err("usage: store_bench parse|ingest|query|resample|live ...".into()),
     }
     Ok(())
 }
@@ -201,147 +194,6 @@ fn resample_bars(a: &[String]) -> R<()> {
         input.num_rows()
     );
     Ok(())
-}
-
-/// `encodings`: bytes of the 1m cold tier under several Parquet settings.
-fn encodings(a: &[String]) -> R<()> {
-    let (dir, ds) = (&a[1], &a[2]);
-    let store = BarStore::open_read_only(Path::new(dir))?;
-    let days = stored_days(&store, ds)?;
-    let rows: usize = days.iter().map(|b| b.num_rows()).sum();
-    for (name, level, bss, delta_trades, skip_meta, float_stats, offset_index) in [
-        ("old: zstd9 bss", 9, true, false, false, true, true),
-        ("zstd9 plain", 9, false, false, false, true, true),
-        (
-            "zstd9 plain delta-trades",
-            9,
-            false,
-            true,
-            false,
-            true,
-            true,
-        ),
-        (
-            "zstd9 plain delta-trades no-arrow-meta",
-            9,
-            false,
-            true,
-            true,
-            true,
-            true,
-        ),
-        (
-            "zstd9 ... no float stats",
-            9,
-            false,
-            true,
-            true,
-            false,
-            true,
-        ),
-        (
-            "zstd9 ... no offset index",
-            9,
-            false,
-            true,
-            true,
-            false,
-            false,
-        ),
-        ("zstd3 ...", 3, false, true, true, false, false),
-        ("zstd6 ...", 6, false, true, true, false, false),
-        ("zstd12 ...", 12, false, true, true, false, false),
-        ("zstd15 ...", 15, false, true, true, false, false),
-        ("zstd19 ...", 19, false, true, true, false, false),
-    ] {
-        let props = writer_props(level, bss, delta_trades, float_stats, offset_index)?;
-        let t = Instant::now();
-        let bytes = encoded_bytes(&days, &props, skip_meta)?;
-        println!(
-            "{name:45} {:6.2} B/bar  {:6.1} ms ({} days)",
-            bytes as f64 / rows as f64,
-            t.elapsed().as_secs_f64() * 1e3,
-            days.len()
-        );
-    }
-    Ok(())
-}
-
-/// Every 1m day of dataset `ds`, hot and cold, one batch a day.
-fn stored_days(store: &BarStore, ds: &str) -> R<Vec<RecordBatch>> {
-    let tf: Timeframe = "1m".parse()?;
-    let mut day_numbers: Vec<i64> = store.hot_days(ds, tf);
-    if let Some(parts) = store.dataset(ds).and_then(|e| e.cold.get("1m")) {
-        day_numbers.extend(parts.iter().flat_map(|p| p.day..=p.last()));
-    }
-    day_numbers.sort();
-    day_numbers.dedup();
-    let mut days = Vec::new();
-    for d in day_numbers {
-        if let Some(b) = store.read_day(ds, tf, Kind::Bars, d, None)? {
-            days.push(b);
-        }
-    }
-    Ok(days)
-}
-
-/// The Parquet settings of one row of the `encodings` experiment.
-fn writer_props(
-    level: i32,
-    bss: bool,
-    delta_trades: bool,
-    float_stats: bool,
-    offset_index: bool,
-) -> R<WriterProperties> {
-    let floats = [
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "quote_volume",
-        "taker_buy_base",
-        "taker_buy_quote",
-    ];
-    let mut p = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
-        .set_offset_index_disabled(!offset_index)
-        .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
-        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED);
-    if !offset_index {
-        p = p.set_statistics_enabled(EnabledStatistics::Chunk);
-    }
-    for c in floats {
-        p = p.set_column_dictionary_enabled(ColumnPath::from(c), false);
-        if bss {
-            p = p.set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
-        }
-        if !float_stats {
-            p = p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
-        }
-    }
-    if delta_trades {
-        p = p
-            .set_column_dictionary_enabled(ColumnPath::from("trades"), false)
-            .set_column_encoding(ColumnPath::from("trades"), Encoding::DELTA_BINARY_PACKED);
-    }
-    Ok(p.build())
-}
-
-/// Bytes of `days` written one Parquet file a day with `props`.
-fn encoded_bytes(days: &[RecordBatch], props: &WriterProperties, skip_meta: bool) -> R<usize> {
-    let mut bytes = 0;
-    for b in days {
-        let mut buf = Vec::new();
-        let opts = ArrowWriterOptions::new()
-            .with_properties(props.clone())
-            .with_skip_arrow_metadata(skip_meta);
-        let mut w = ArrowWriter::try_new_with_options(&mut buf, b.schema(), opts)?;
-        w.write(b)?;
-        w.close()?;
-        bytes += buf.len();
-    }
-    Ok(bytes)
 }
 
 /// `live`: the daemon's append pattern, timed per append (see the module doc).

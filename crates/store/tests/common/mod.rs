@@ -1,4 +1,28 @@
 //! Helpers shared by the store's integration tests.
+#![allow(dead_code)] // each test binary uses some of them
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, TimestampNanosecondType};
+use arrow_array::RecordBatch;
+
+/// A rollup or resampled bar: symbol, ts, [open, high, low, close, volume], complete.
+pub type Bar = (String, i64, [f64; 5], bool);
+
+/// The bars of a rollup-schema batch.
+pub fn bars(b: &RecordBatch) -> Vec<Bar> {
+    let ts = b.column_by_name("ts").unwrap();
+    let ts = ts.as_primitive::<TimestampNanosecondType>();
+    let sym = b.column_by_name("symbol").unwrap().as_string_view();
+    let f = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>();
+    let (o, h, l, c, v) = (f("open"), f("high"), f("low"), f("close"), f("volume"));
+    let done = b.column_by_name("complete").unwrap().as_boolean();
+    (0..b.num_rows())
+        .map(|i| {
+            let vals = [o.value(i), h.value(i), l.value(i), c.value(i), v.value(i)];
+            (sym.value(i).to_string(), ts.value(i), vals, done.value(i))
+        })
+        .collect()
+}
 
 /// Rewrite the dataset-day WALs of `hot` (`_hot/<dataset>`) as a store written before
 /// them had them: one file per timeframe and day (`<dir>/<YYYY-MM-DD>.wal`, frames with
