@@ -9,6 +9,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -28,6 +29,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def name() -> str:
     """A fresh ring name."""
     return f"t-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[str]:
+    """A fresh ringfeedd on its own data directory (``daemons.run_daemon``): its socket."""
+    from daemons import run_daemon  # daemons imports this module
+
+    with run_daemon(tmp_path) as sock:
+        yield sock
 
 
 def newest_build(name: str) -> Path | None:

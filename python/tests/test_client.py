@@ -8,22 +8,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from pathlib import Path
-from typing import Iterator
 
 import polars as pl
 import pytest
 
 import ringfeed as rf
 from conftest import run_python
-from daemons import MIN, T0, Daemon, minutes, run_daemon
+from daemons import MIN, T0, Daemon, minutes
 
 T0_MS = T0 // 1_000_000
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[str]:
-    with run_daemon(tmp_path) as sock:
-        yield sock
 
 
 def closes(df: pl.DataFrame) -> list[float]:

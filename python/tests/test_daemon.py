@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -14,12 +13,6 @@ import pytest
 
 import ringfeed as rf
 from daemons import MIN, T0, minutes, run_daemon
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[str]:
-    with run_daemon(tmp_path) as sock:
-        yield sock
 
 
 def test_append_bars_and_zero_copy(daemon: str) -> None:

@@ -4,20 +4,12 @@ real binary."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
 
 import polars as pl
 import pytest
 
 import ringfeed as rf
-from daemons import MIN, T0, minutes, run_daemon
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[str]:
-    with run_daemon(tmp_path) as sock:
-        yield sock
+from daemons import MIN, T0, minutes
 
 
 def test_trim_one_symbol_then_every_symbol(daemon: str) -> None:
