@@ -144,17 +144,8 @@ fn lean_daily_bars_make_months_quarters_and_years() {
     let mut st = BarStore::open(dir.path()).unwrap();
     st.create_dataset("lean", config("1d")).unwrap();
     // One batch (sorted by symbol, then day): each day's files are written once.
-    let mut c = BarColumns::default();
-    for (s, day, v) in &rows {
-        c.ts.push(utc_ns(*day));
-        c.symbol.push(s.clone());
-        c.open.push(v[0]);
-        c.high.push(v[1]);
-        c.low.push(v[2]);
-        c.close.push(v[3]);
-        c.volume.push(v[4]);
-    }
-    st.upsert("lean", &c.into_batch().unwrap()).unwrap();
+    let batch = common::ohlcv_batch(rows.iter().map(|(s, day, v)| (s, utc_ns(*day), *v)));
+    st.upsert("lean", &batch).unwrap();
     let all = (i64::MIN, i64::MAX);
     for (t, months) in [("1M", 1), ("3M", 3), ("1Y", 12)] {
         let got = query(&st, "lean", t, (None, None));
@@ -337,18 +328,15 @@ fn calendar_rollups_and_bases_are_refused_and_week_start_persists() {
     let mut cfg = config("1d");
     cfg.week_start = Weekday::Sun;
     st.create_dataset("d", cfg.clone()).unwrap();
-    let mut c = BarColumns::default();
     // Saturday 6 .. Tuesday 9 January 2024.
-    for k in 0..4 {
-        c.ts.push(utc_ns(NaiveDate::from_ymd_opt(2024, 1, 6 + k).unwrap()));
-        c.symbol.push("A".into());
-        c.open.push(1.0);
-        c.high.push(1.0);
-        c.low.push(1.0);
-        c.close.push(1.0);
-        c.volume.push(1.0);
-    }
-    st.upsert("d", &c.into_batch().unwrap()).unwrap();
+    let days = (0..4).map(|k| {
+        (
+            "A",
+            utc_ns(NaiveDate::from_ymd_opt(2024, 1, 6 + k).unwrap()),
+            [1.0; 5],
+        )
+    });
+    st.upsert("d", &common::ohlcv_batch(days)).unwrap();
     drop(st);
     let st = BarStore::open(dir.path()).unwrap();
     assert_eq!(st.dataset("d").unwrap().config, cfg);

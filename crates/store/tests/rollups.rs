@@ -8,7 +8,7 @@ mod common;
 use arrow_array::RecordBatch;
 use common::{bars, Bar};
 use proptest::prelude::*;
-use ringfeed_store::schema::{BarColumns, TickColumns};
+use ringfeed_store::schema::TickColumns;
 use ringfeed_store::{BarStore, DatasetConfig, DeleteRange, FsyncPolicy, Query, Timeframe};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,17 +31,7 @@ fn open(dir: &Path, base: &str, rollups: &[&str]) -> BarStore {
 }
 
 fn batch(rows: &[(String, i64, [f64; 5])]) -> RecordBatch {
-    let mut c = BarColumns::default();
-    for (s, t, v) in rows {
-        c.ts.push(*t);
-        c.symbol.push(s.clone());
-        c.open.push(v[0]);
-        c.high.push(v[1]);
-        c.low.push(v[2]);
-        c.close.push(v[3]);
-        c.volume.push(v[4]);
-    }
-    c.into_batch().unwrap()
+    common::ohlcv_batch(rows.iter().map(|(s, t, v)| (s, *t, *v)))
 }
 
 /// The reference: group the base bars by (symbol, bucket); a bar is complete when its

@@ -8,7 +8,6 @@
 mod common;
 use common::{bars, Bar};
 use proptest::prelude::*;
-use ringfeed_store::schema::BarColumns;
 use ringfeed_store::timeframe::Unit;
 use ringfeed_store::{BarStore, DatasetConfig, FsyncPolicy, Query, Timeframe};
 use std::collections::BTreeMap;
@@ -31,17 +30,8 @@ fn store(dir: &Path, rollups: &[&str]) -> BarStore {
 }
 
 fn write(st: &mut BarStore, model: &Model) {
-    let mut c = BarColumns::default();
-    for ((s, t), v) in model {
-        c.ts.push(*t);
-        c.symbol.push(s.clone());
-        c.open.push(v[0]);
-        c.high.push(v[1]);
-        c.low.push(v[2]);
-        c.close.push(v[3]);
-        c.volume.push(v[4]);
-    }
-    st.upsert("d", &c.into_batch().unwrap()).unwrap();
+    let rows = model.iter().map(|((s, t), v)| (s, *t, *v));
+    st.upsert("d", &common::ohlcv_batch(rows)).unwrap();
 }
 
 fn naive(model: &Model, width: i64, start: i64, end: i64) -> Vec<Bar> {

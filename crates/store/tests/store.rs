@@ -3,7 +3,7 @@
 
 use arrow_array::{Array, RecordBatch};
 use proptest::prelude::*;
-use ringfeed_store::schema::{self, BarColumns};
+use ringfeed_store::schema;
 use ringfeed_store::{BarStore, DatasetConfig, DeleteRange, Query, Symbols, Timeframe};
 use std::collections::BTreeMap;
 
@@ -14,17 +14,7 @@ const MIN: i64 = 60_000_000_000;
 type Row = (String, i64, [f64; 5]);
 
 fn batch(rows: &[Row]) -> RecordBatch {
-    let mut c = BarColumns::default();
-    for (s, t, v) in rows {
-        c.ts.push(*t);
-        c.symbol.push(s.clone());
-        c.open.push(v[0]);
-        c.high.push(v[1]);
-        c.low.push(v[2]);
-        c.close.push(v[3]);
-        c.volume.push(v[4]);
-    }
-    c.into_batch().unwrap()
+    common::ohlcv_batch(rows.iter().map(|(s, t, v)| (s, *t, *v)))
 }
 
 fn rows(b: &RecordBatch) -> Vec<Row> {

@@ -5,6 +5,23 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampNanosecondType};
 use arrow_array::RecordBatch;
 
+/// A bar batch of (symbol, ts, [open, high, low, close, volume]) rows.
+pub fn ohlcv_batch<S: AsRef<str>>(
+    rows: impl IntoIterator<Item = (S, i64, [f64; 5])>,
+) -> RecordBatch {
+    let mut c = ringfeed_store::schema::BarColumns::default();
+    for (s, t, v) in rows {
+        c.ts.push(t);
+        c.symbol.push(s.as_ref().to_string());
+        c.open.push(v[0]);
+        c.high.push(v[1]);
+        c.low.push(v[2]);
+        c.close.push(v[3]);
+        c.volume.push(v[4]);
+    }
+    c.into_batch().unwrap()
+}
+
 /// A rollup or resampled bar: symbol, ts, [open, high, low, close, volume], complete.
 pub type Bar = (String, i64, [f64; 5], bool);
 
