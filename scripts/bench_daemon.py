@@ -50,34 +50,25 @@ import datetime as dt
 import glob as globmod
 import json
 import os
-import random
 import selectors
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
+
+from bench_daemon_report import summarise
+from bench_daemon_util import LIVE_DATASETS, MIN_NS, med
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOL = "BTCUSDT"
 DATASET = "bench"
-MIN_NS = 60 * 10**9
 YEAR_START = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
-BAR_COLS = ["ts", "symbol", "open", "high", "low", "close", "volume",
-            "quote_volume", "trades", "taker_buy_base", "taker_buy_quote"]
-# Datasets the daemon creates from its config for the append phase: (name, fsync, rollups).
-# `bench` itself (the ingested year) uses the CLI's defaults: fsync always, rollups 5m..1d.
-LIVE_DATASETS = [
-    ("live_always", "always", None),
-    ("live_never", "never", None),
-    ("live_always_norollups", "always", []),
-    ("live_never_norollups", "never", []),
-]
+WORKER_SCRIPT = Path(__file__).resolve().with_name("bench_daemon_workers.py")
 
 
 def ns(t: dt.datetime) -> int:
@@ -85,30 +76,6 @@ def ns(t: dt.datetime) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
-
-def pct(xs: Sequence[float], q: float) -> float:
-    """Percentile by linear interpolation (q in 0..100)."""
-    s = sorted(xs)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * q / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def med(xs: Sequence[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
-
-
-def slope(ys: Sequence[float]) -> float:
-    """Least-squares slope of ys against their index."""
-    n = len(ys)
-    if n < 2:
-        return float("nan")
-    mx, my = (n - 1) / 2, sum(ys) / n
-    return sum((i - mx) * (y - my) for i, y in enumerate(ys)) / sum((i - mx) ** 2 for i in range(n))
-
 
 def loadavg() -> str:
     try:
@@ -171,30 +138,6 @@ def mapping_pss_kb(pid: int, needle: str) -> Dict[str, int]:
 def status_kb(pid: int) -> Dict[str, Optional[int]]:
     p = f"/proc/{pid}/status"
     return {k: kb_field(p, k) for k in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
-
-
-def mb(kb: Optional[float]) -> str:
-    return "?" if kb is None else f"{kb / 1024:.1f}"
-
-
-def fmt_ms(x: float) -> str:
-    if x != x:
-        return "–"
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
-
-
-def fmt_us(x: float) -> str:
-    if x != x:
-        return "–"
-    return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
-
-
-def table(head: List[str], rows: List[List[str]], right: Optional[List[bool]] = None) -> str:
-    right = right or [i > 0 for i in range(len(head))]
-    out = ["| " + " | ".join(head) + " |",
-           "|" + "|".join("---:" if r else "---" for r in right) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- data
@@ -275,11 +218,11 @@ class Daemon:
 
 
 class Worker:
-    """This script re-executed as a worker (`__query`, `__reader`, `__sub`, `__pub`), driven
-    by lines on stdin/stdout; the last stdout line of a finished step is JSON."""
+    """A worker process, `bench_daemon_workers.py <role> <json>` (roles `query`, `reader`, `sub`,
+    `pub`), driven by lines on stdin/stdout; the last stdout line of a finished step is JSON."""
 
     def __init__(self, role: str, args: Dict[str, Any]) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "__" + role, json.dumps(args)],
+        self.proc = subprocess.Popen([sys.executable, str(WORKER_SCRIPT), role, json.dumps(args)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self.buf = b""
 
@@ -319,267 +262,6 @@ class Worker:
         except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
             self.proc.kill()
             self.proc.wait()
-
-
-# --------------------------------------------------------------------------- workers
-
-def _connect(sock: str):
-    import ringfeed as rf
-    return rf.connect(sock)
-
-
-def _stat_value(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
-
-
-def w_query(a: Dict[str, Any]) -> None:
-    """Phase 1, in one process: every method once per repetition, in turns."""
-    import duckdb
-    import polars as pl
-
-    c = _connect(a["socket"])
-    start, end, sym, ds = a["start"], a["end"], a["symbol"], a["dataset"]
-    files, glob = a["files"], a["glob"]
-    con = duckdb.connect()
-    t_lo = dt.datetime.fromtimestamp(start / 1e9, dt.timezone.utc).isoformat()
-    t_hi = dt.datetime.fromtimestamp(end / 1e9, dt.timezone.utc).isoformat()
-    cols = ", ".join(BAR_COLS)
-    duck_sql = (f"SELECT {cols} FROM read_parquet('{glob}', hive_partitioning = true) "
-                f"WHERE symbol = '{sym}' AND ts >= '{t_lo}'::TIMESTAMPTZ_NS AND ts < '{t_hi}'::TIMESTAMPTZ_NS")
-    fresh = iter(range(1, 1 << 30))
-
-    def stat() -> Dict[str, float]:
-        t = c.stat()
-        return {k: _stat_value(t, "ringfeed_" + k) for k in ("queries_total", "query_seconds_sum", "cache_hits_total")}
-
-    def daemon_cold():
-        return c.bars(ds, sym, "1m", start=start, end=end + next(fresh))
-
-    methods = {
-        "daemon_cold": daemon_cold,
-        "daemon_warm": lambda: c.bars(ds, sym, "1m", start=start, end=end),
-        "pl_read_parquet": lambda: pl.read_parquet(files, hive_partitioning=False),
-        "pl_scan_filter": lambda: pl.scan_parquet(glob, hive_partitioning=True)
-            .filter((pl.col("symbol") == sym) & (pl.col("ts") >= pl.lit(start).cast(pl.Datetime("ns", "UTC")))
-                    & (pl.col("ts") < pl.lit(end).cast(pl.Datetime("ns", "UTC"))))
-            .select(BAR_COLS).collect(),
-        "duckdb_pl": lambda: con.sql(duck_sql).pl(),
-    }
-    out: Dict[str, Any] = {"times_ms": {k: [] for k in methods}, "daemon_ms": []}
-
-    # The very first query of this daemon (and of this process), with its own key.
-    s0 = stat()
-    t = time.perf_counter_ns()
-    df = c.bars(ds, sym, "1m", start=start, end=end + 10**6)
-    out["first_cold_ms"] = (time.perf_counter_ns() - t) / 1e6
-    out["first_cold_daemon_ms"] = (stat()["query_seconds_sum"] - s0["query_seconds_sum"]) * 1e3
-    out["rows"] = df.height
-    out["df_bytes"] = df.estimated_size()
-    del df
-    # Untimed warm-up of every other method (polars thread pool, duckdb, the warm key's build).
-    checks = {}
-    for name, f in methods.items():
-        if name == "daemon_cold":
-            continue
-        d = f()
-        checks[name] = (d.height, float(d["close"].sum()), str(d.schema["ts"]), str(d.schema["symbol"]))
-        del d
-    out["checks"] = checks
-    # Zero-copy proof: the warm result's close buffer lies inside a mapping of the arena.
-    tab = c.bars_arrow(ds, sym, "1m", start=start, end=end)
-    addr = tab.column("close").chunk(0).buffers()[1].address
-    hit = ""
-    with open("/proc/self/maps") as f:
-        for line in f:
-            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-            if lo <= addr < hi:
-                hit = line.split()[-1] if len(line.split()) >= 6 else "(anonymous)"
-                break
-    out["close_buffer_mapping"] = hit
-    out["chunks"] = tab.column("close").num_chunks
-    out["arrow_bytes"] = tab.nbytes
-    del tab
-    # Socket round trip alone, for scale.
-    pings = []
-    for _ in range(200):
-        t = time.perf_counter_ns()
-        c.ping()
-        pings.append((time.perf_counter_ns() - t) / 1e3)
-    out["ping_us"] = med(pings)
-
-    for rep in range(a["reps"]):
-        order = list(methods)
-        random.Random(rep).shuffle(order)
-        for name in order:
-            s0 = stat() if name == "daemon_cold" else None
-            t = time.perf_counter_ns()
-            df = methods[name]()
-            ms = (time.perf_counter_ns() - t) / 1e6
-            if df.height != out["rows"]:
-                raise SystemExit(f"{name}: {df.height} rows, expected {out['rows']}")
-            del df
-            out["times_ms"][name].append(ms)
-            if s0 is not None:
-                out["daemon_ms"].append((stat()["query_seconds_sum"] - s0["query_seconds_sum"]) * 1e3)
-    # Warm path pieces: one query RPC that hits the cache, as the daemon measures it.
-    s0 = stat()
-    n = 50
-    for _ in range(n):
-        c.bars(ds, sym, "1m", start=start, end=end)
-    s1 = stat()
-    out["warm_daemon_us"] = (s1["query_seconds_sum"] - s0["query_seconds_sum"]) / n * 1e6
-    out["warm_hits"] = s1["cache_hits_total"] - s0["cache_hits_total"]
-    # The warm path step by step, through the client's public pieces (what `bars` does).
-    from ringfeed import Reader
-    req = {"op": "query", "dataset": ds, "symbols": [sym], "timeframe": "1m", "from_end": False,
-           "start": start, "end": end}
-    steps: Dict[str, List[float]] = {k: [] for k in
-                                     ("query RPC", "Reader.open", "read batches", "Reader.close", "release RPC",
-                                      "pl.DataFrame per batch", "pl.concat")}
-    hits = 0
-    for _ in range(30):
-        t = [time.perf_counter_ns()]
-        resp = c.call(req)
-        t.append(time.perf_counter_ns())
-        r = Reader.open(resp["arena"], start="oldest")
-        t.append(time.perf_counter_ns())
-        batches = [r.read(timeout=10.0) for _ in range(int(resp["batches"]))]
-        t.append(time.perf_counter_ns())
-        r.close()
-        t.append(time.perf_counter_ns())
-        c.call({"op": "release", "arena": resp["arena"]})
-        t.append(time.perf_counter_ns())
-        frames = [pl.DataFrame(b) for b in batches]
-        t.append(time.perf_counter_ns())
-        df = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
-        t.append(time.perf_counter_ns())
-        hits += bool(resp.get("cached"))
-        for k, a_, b_ in zip(steps, t, t[1:]):
-            steps[k].append((b_ - a_) / 1e3)
-        del df, frames, batches
-    out["warm_steps_us"] = {k: med(v) for k, v in steps.items()}
-    out["warm_steps_hits"] = hits
-    print(json.dumps(out), flush=True)
-
-
-def w_reader(a: Dict[str, Any]) -> None:
-    """Phase 2: one reader process. ready -> go -> fetch -> held(JSON) -> touch -> touched(JSON) -> exit."""
-    import polars as pl
-
-    c = _connect(a["socket"]) if a["mode"] != "polars" else None
-
-    def fetch(end: int, files: List[str]):
-        if c is not None:
-            return c.bars(a["dataset"], a["symbol"], "1m", start=a["start"], end=end)
-        return pl.read_parquet(files, hive_partitioning=False)
-
-    def use(df):
-        # Every column is read once (what any computation on the frame does).
-        return df.select(pl.all().exclude("symbol", "ts").sum(), pl.col("ts").max(), pl.col("symbol").n_unique())
-
-    # Warm-up on one day, dropped again: the code paths (polars, ringfeed, reader threads) are
-    # then in the "before" PSS, so the growth measured later is the data.
-    small = fetch(a["start"] + 1440 * MIN_NS, a["files"][:1])
-    use(small)
-    del small
-    print("ready", flush=True)
-    if sys.stdin.readline().strip() != "go":
-        return
-    t0 = time.monotonic_ns()
-    df = fetch(a["end"], a["files"])
-    t1 = time.monotonic_ns()
-    print(json.dumps({"t0": t0, "t1": t1, "rows": df.height, "bytes": df.estimated_size()}), flush=True)
-    if sys.stdin.readline().strip() != "touch":
-        return
-    t = time.monotonic_ns()
-    sums = use(df)
-    touch_ms = (time.monotonic_ns() - t) / 1e6
-    print(json.dumps({"touch_ms": touch_ms, "close_sum": float(sums["close"][0])}), flush=True)
-    sys.stdin.readline()  # "exit" (or EOF): the DataFrame is held until then
-    del df
-
-
-def w_sub(a: Dict[str, Any]) -> None:
-    """Phase 3 subscriber: reads the 1m topic until `count` messages or `idle` s of silence."""
-    import polars as pl
-    import ringfeed as rf
-
-    c = _connect(a["socket"])
-    r = c.subscribe(a["dataset"], "1m")
-    recs: List[List[int]] = []
-    lagged = 0
-    last = None
-    print("ready", flush=True)
-    idle_since = time.monotonic()
-    while len(recs) < a["count"] and time.monotonic() - idle_since < a["idle"]:
-        try:
-            b = r.read(timeout=0.2)
-        except rf.LaggedError:
-            lagged += 1
-            continue
-        except rf.ClosedError:
-            break
-        if b is None:
-            continue
-        t_read = time.monotonic_ns()
-        df = b.to_polars()
-        t_df = time.monotonic_ns()
-        wall = time.time_ns()
-        vol = df["volume"].to_list()
-        ts = df["ts"].cast(pl.Int64).to_list()
-        for v, t in zip(vol, ts):
-            recs.append([int(t), int(v), t_read, t_df, b.ts_ns, wall, b.seq])
-        idle_since = time.monotonic()
-        last = b
-    hot = []
-    for _ in range(200 if last is not None else 0):
-        t = time.monotonic_ns()
-        last.to_polars()
-        hot.append((time.monotonic_ns() - t) / 1e3)
-    print(json.dumps({"recs": recs, "lagged": lagged, "to_polars_hot_us": med(hot)}), flush=True)
-
-
-def w_pub(a: Dict[str, Any]) -> None:
-    """Phase 3 publisher: one-row appends, CLOCK_MONOTONIC of the start in `volume`."""
-    import polars as pl
-    import pyarrow as pa
-
-    c = _connect(a["socket"])
-    rnd = random.Random(11)
-    t0s, calls, ends = [], [], []
-    tsdt = pl.Datetime("ns", "UTC")
-    print("ready", flush=True)
-    sys.stdin.readline()
-    total = a["warmup"] + a["count"]
-    for k in range(total):
-        ts = a["first_ts"] + k * MIN_NS
-        px = 30000.0 + (k % 100)
-        t0 = time.monotonic_ns()
-        df = pl.DataFrame({"ts": pl.Series([ts], dtype=pl.Int64).cast(tsdt), "symbol": [a["symbol"]],
-                           "open": [px], "high": [px + 1.0], "low": [px - 1.0], "close": [px + 0.5],
-                           "volume": [float(t0)]})
-        tc = time.monotonic_ns()
-        c.append(a["dataset"], df)
-        t1 = time.monotonic_ns()
-        t0s.append(t0)
-        calls.append(tc)
-        ends.append(t1)
-        gap = rnd.uniform(a["gap_ms"][0], a["gap_ms"][1]) / 1e3
-        time.sleep(gap)
-    # The client's own share of an append: the polars -> pyarrow -> IPC stream encode it does.
-    enc = []
-    for _ in range(200):
-        t = time.monotonic_ns()
-        table = pa.table(df)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as w:
-            w.write_table(table)
-        sink.getvalue().to_pybytes()
-        enc.append((time.monotonic_ns() - t) / 1e3)
-    print(json.dumps({"t0": t0s, "call": calls, "end": ends, "encode_us": med(enc)}), flush=True)
 
 
 # --------------------------------------------------------------------------- phases
@@ -690,162 +372,9 @@ def phase_append(sock: Path, dataset: str, first_ts: int, count: int, warmup: in
             "rtt_us": rtt, "build_us": build, "encode_us": p["encode_us"], "to_polars_hot_us": s["to_polars_hot_us"]}
 
 
-# --------------------------------------------------------------------------- report
-
-def summarise(R: Dict[str, Any]) -> str:
-    q = R["query"]
-    L: List[str] = []
-    L.append(f"Run {R['started']} UTC, {R['mode']} mode, {R['rows']:,} rows of 1m bars "
-             f"({q['chunks']} chunks), HEAD {R['git']}.")
-    L.append(f"Load average before {R['load_before']}, after {R['load_after']} (2 vCPUs); CPU busy "
-             f"{R['cpu_busy_pct']:.0f} %, steal {R['steal_pct']:.1f} % over the run.")
-    L.append("")
-    span = "one symbol-year" if R["rows"] >= 525_600 else "one symbol-month"
-    L.append(f"### 1. Query {span} of 1m bars -> polars DataFrame ({R['reps']} repetitions)")
-    L.append("")
-    tm = q["times_ms"]
-    warm = med(tm["daemon_warm"])
-    cold = med(tm["daemon_cold"])
-    names = {
-        "daemon_cold": "ringfeed `c.bars`, cold (fresh key: Parquet -> arena)",
-        "daemon_warm": "ringfeed `c.bars`, warm (cached arena)",
-        "pl_read_parquet": f"`pl.read_parquet({R['files']} files)`",
-        "pl_scan_filter": "`pl.scan_parquet(glob, hive).filter(symbol, ts).collect()`",
-        "duckdb_pl": "DuckDB `read_parquet(glob, hive) WHERE symbol, ts` -> `.pl()`",
-    }
-    rows = []
-    for k, label in names.items():
-        xs = tm[k]
-        rc, rw = med(xs) / cold, med(xs) / warm
-        rows.append([label, fmt_ms(med(xs)), fmt_ms(pct(xs, 90)), f"{rc:.2f}x" if rc >= 0.1 else f"{rc:.4f}x",
-                     f"{rw:,.0f}x"])
-    L.append(table(["way", "median ms", "p90 ms", "x daemon cold", "x daemon warm"], rows))
-    L.append("")
-    if R.get("cli_query_ms"):
-        L.append(f"- Diagnostic, the store's read alone: `ringfeed query --format arrow > /dev/null` of the same "
-                 f"symbol-year (process start, cold Parquet read, IPC to /dev/null), median of "
-                 f"{len(R['cli_query_ms'])}: {fmt_ms(med(R['cli_query_ms']))} ms.")
-    L.append(f"- First query of a freshly started daemon (own key): {fmt_ms(q['first_cold_ms'])} ms "
-             f"(daemon side {fmt_ms(q['first_cold_daemon_ms'])} ms).")
-    L.append(f"- Cold, daemon side (query RPC received -> arena written, from `ringfeed stat`): median "
-             f"{fmt_ms(med(q['daemon_ms']))} ms of the {fmt_ms(cold)} ms.")
-    L.append(f"- Warm, daemon side per cache hit: {q['warm_daemon_us']:.1f} us; socket round trip "
-             f"(`ping`): {q['ping_us']:.1f} us. A warm `bars` makes two round trips (query, release).")
-    ws = q["warm_steps_us"]
-    L.append(f"- Warm path step by step (medians of 30, {q['warm_steps_hits']}/30 cache hits), us: "
-             + ", ".join(f"{k} {v:.0f}" for k, v in ws.items()) + f"; sum {sum(ws.values()):.0f}.")
-    L.append(f"- Zero-copy check: the `close` buffer of the warm result lies in mapping "
-             f"`{q['close_buffer_mapping']}`.")
-    L.append(f"- DataFrame size (polars `estimated_size`): {q['df_bytes'] / 2**20:.1f} MiB. "
-             f"Result checks (rows, sum of close, ts dtype, symbol dtype): "
-             + "; ".join(f"{k} {v[0]}, {v[1]:.2f}, {v[2]}, {v[3]}" for k, v in q["checks"].items()) + ".")
-    L.append("")
-
-    L.append(f"### 2. Concurrent readers, {span} each (medians of {R['conc_reps']} rounds)")
-    L.append("")
-    cases = (("daemon_warm", "ringfeed daemon, cached arena"),
-             ("daemon_cold", "ringfeed daemon, fresh key (one build, the rest wait for it)"),
-             ("polars", "`pl.read_parquet`, each its own copy"))
-    trows, mrows = [], []
-    one = R["query"]["arrow_bytes"] / 1024
-    for key, label in cases:
-        for n in R["conc_ns"]:
-            rs = [r for r in R["readers"] if r["mode"] == key and r["n"] == n]
-            if not rs:
-                continue
-            dm = key != "polars"
-            trows.append([label, str(n), fmt_ms(med([med(r["per_reader_ms"]) for r in rs])),
-                          fmt_ms(med([max(r["per_reader_ms"]) for r in rs])),
-                          fmt_ms(med([r["makespan_ms"] for r in rs])),
-                          fmt_ms(med([med(r["touch_ms"]) for r in rs]))])
-            tot0 = med([sum(r["pss_before_kb"]) for r in rs])
-            add_h = med([sum(r["held"]["pss_kb"]) - sum(r["pss_before_kb"]) for r in rs])
-            add_u = med([sum(r["used"]["pss_kb"]) - sum(r["pss_before_kb"]) for r in rs])
-            ar = med([sum(r["used"]["arena_pss_kb"]) for r in rs])
-            both = med([sum(r["used"]["arena_pss_kb"]) + r["used"]["daemon_arena_pss_kb"] for r in rs])
-            st = rs[0]["used"]["daemon_status_kb"]
-            mrows.append([label, str(n), mb(tot0), mb(add_h), mb(add_u), f"{add_u / one:.2f}x",
-                          mb(ar) if dm else "–", f"{both / one:.2f}x" if dm else "–",
-                          f"{mb(st['VmRSS'])} ({mb(st['RssShmem'])} shm, {mb(st['RssAnon'])} anon)"])
-    L.append(table(["readers", "N", "fetch ms per reader (median)", "slowest reader ms", "all done ms",
-                    "then read every column, ms"], trows))
-    L.append("")
-    L.append(table(["readers", "N", "PSS of the readers before MiB", "PSS added, holding MiB",
-                    "PSS added, after reading every column MiB", "added / one copy", "arena PSS in the readers MiB",
-                    "arena PSS readers + daemon / one copy", "daemon RSS MiB"], mrows))
-    L.append("")
-    af = next((r["arena_files"] for r in R["readers"] if r["mode"] == "daemon_warm" and r["arena_files"]), {})
-    for path, v in af.items():
-        L.append(f"- The result arena `{Path(path).name}`: {v['size'] / 2**20:.1f} MiB file, "
-                 f"{v['resident'] / 2**20:.1f} MiB resident in /dev/shm, for "
-                 f"{R['query']['arrow_bytes'] / 2**20:.1f} MiB of Arrow data (pyarrow `Table.nbytes` of the result).")
-    last = R["readers"][-1]
-    L.append(f"- One copy = the result's Arrow data (pyarrow `Table.nbytes`), {one / 1024:.1f} MiB (polars "
-             f"`estimated_size()`: {R['query']['df_bytes'] / 2**20:.1f} MiB). *PSS of the readers before*: "
-             "sum of Pss (/proc/PID/smaps_rollup) of the reader processes with interpreter, polars and ringfeed "
-             "loaded and connected; *added*: the sum's growth while each holds its DataFrame, right after the "
-             "fetch and after a `select` that reads every column. *Arena PSS*: Pss of the mappings of the result "
-             "arena (/proc/PID/smaps); the daemon maps it too, so its pages are shared N+1 ways.")
-    L.append(f"- Daemon RSS (first round of each case shown) includes every cached result it maps: "
-             f"{last['cached_arenas']} query arenas ({last['cached_arena_kb'] / 1024:.0f} MiB of /dev/shm) at the end "
-             f"of phase 2 (each cold round adds one). Its RssAnon went from "
-             f"{mb(R['readers'][0]['used']['daemon_status_kb']['RssAnon'])} to "
-             f"{mb(last['used']['daemon_status_kb']['RssAnon'])} MiB over the phase.")
-    L.append("")
-
-    L.append(f"### 3. Live append -> subscriber holds a polars DataFrame ({R['append_count']} one-row appends per dataset, 1-2 ms apart)")
-    L.append("")
-    rows = []
-    for a in R["appends"]:
-        lab = {"bench": "`bench` (CLI default: fsync always, rollups 5m,15m,1h,1d; the year in cold Parquet)"}.get(
-            a["dataset"], a["dataset"])
-        fs = dict((n, (f, r)) for n, f, r in LIVE_DATASETS).get(a["dataset"])
-        if fs:
-            lab = f"`{a['dataset']}` (fsync {fs[0]}, rollups {'none' if fs[1] == [] else '5m,15m,1h,1d'}, empty)"
-        e, cd, rt = a["call_to_df_us"], a["commit_to_df_us"], a["rtt_us"]
-        rows.append([lab, f"{a['received']}/{a['count']}",
-                     fmt_us(med(e)), fmt_us(pct(e, 90)), fmt_us(pct(e, 99)),
-                     fmt_us(med(rt)), fmt_us(pct(rt, 90)), fmt_us(pct(rt, 99)),
-                     fmt_us(med(cd)), fmt_us(med(a["to_polars_us"]))])
-    L.append(table(["dataset", "received", "call -> DF p50 us", "p90", "p99", "append RTT p50 us", "p90", "p99",
-                    "publish -> DF p50 us", "`to_polars` p50 us"], rows))
-    L.append("")
-    a0 = R["appends"][0]
-    L.append(f"- *call -> DF*: `c.append(...)` called (the one-row polars frame already built) -> the "
-             f"subscriber holds `batch.to_polars()`; CLOCK_MONOTONIC in both processes. Building the "
-             f"one-row `pl.DataFrame` before the call: median {med(a0['build_us']):.0f} us (not included). "
-             f"The client-side encode inside `append` (polars -> pyarrow -> IPC stream): {a0['encode_us']:.0f} us.")
-    L.append("- *append RTT*: `c.append` call -> return (durable and published, rollups included).")
-    L.append("- *`to_polars`*: `batch.to_polars()` of the one-row batch (11 columns) in the subscriber that just woke; "
-             "the same call repeated in a hot loop afterwards: "
-             + ", ".join(f"{a['dataset']} {a['to_polars_hot_us']:.0f} us" for a in R["appends"]) + ".")
-    L.append("- *publish -> DF*: the ring's publish timestamp (CLOCK_REALTIME, written at commit in the "
-             "daemon) -> the subscriber holds the DataFrame.")
-    L.append("- Growth with the appends already in the day (all appends of a dataset land in one UTC day, "
-             "one minute apart): medians of the first and last 10 %, and the least-squares slope per append.")
-    L.append("")
-    grow = []
-    for a in R["appends"]:
-        rt, e = a["rtt_us"], a["call_to_df_us"]
-        k = max(1, len(rt) // 10)
-        ke = max(1, len(e) // 10)
-        grow.append([f"`{a['dataset']}`", fmt_us(med(rt[:k])), fmt_us(med(rt[-k:])), f"{slope(rt):.1f}",
-                     fmt_us(med(e[:ke])), fmt_us(med(e[-ke:])), f"{slope(e):.1f}", str(a["lagged"])])
-    L.append(table(["dataset", "RTT first 10 % us", "RTT last 10 % us", "RTT slope us/append",
-                    "call -> DF first 10 % us", "last 10 % us", "slope us/append", "lagged reads"], grow))
-    L.append("")
-    L.append(f"Daemon exit codes after SIGTERM: {R.get('daemon_exit_codes')}. Arenas of this run left after "
-             f"it stopped (`ringfeed inspect`, {R.get('shm_dir', '/dev/shm')}): {R['leftover_arenas'] or 'none'}.")
-    return "\n".join(L)
-
-
 # --------------------------------------------------------------------------- main
 
 def main() -> int:
-    if len(sys.argv) >= 3 and sys.argv[1].startswith("__"):
-        role = sys.argv[1][2:]
-        {"query": w_query, "reader": w_reader, "sub": w_sub, "pub": w_pub}[role](json.loads(sys.argv[2]))
-        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="smoke run (< 1 min): one month of bars, fewer repetitions and appends")
