@@ -84,12 +84,6 @@ fn parse_span(s: &str) -> Result<Option<RetentionSpec>> {
     Ok(Some(s.parse()?))
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
-
 /// Run `ringfeed retention`.
 pub fn retention(a: Retention) -> Result<()> {
     let r = parse_span(&a.retention)?;
@@ -106,7 +100,7 @@ pub fn retention(a: Retention) -> Result<()> {
     let mut store = open_for_writing(&a.store.data_dir, "retention")?;
     report_recovery(&store);
     store.set_retention(&a.dataset, r, rr)?;
-    let s = store.apply_retention(Some(&a.dataset), now_ns())?;
+    let s = store.apply_retention(Some(&a.dataset), ringfeed_client::time::now_ns())?;
     eprintln!(
         "{}: retention {}{}; dropped {} parts ({} rows, {} bytes) and {} hot days",
         a.dataset,

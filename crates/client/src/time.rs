@@ -145,6 +145,13 @@ pub fn iso(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// The wall clock, ns since the epoch (0 before 1970).
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
 /// Multiplier to ns for an integer of this magnitude.
 fn unit_of(magnitude: f64) -> i64 {
     if magnitude < 1e11 {

@@ -57,13 +57,12 @@ impl From<DropDatasetError> for ServiceError {
 
 impl Service {
     /// Sets (or clears) `dataset`'s retention and its rollups' longer one, then applies it
-    /// at `now` (ns since the epoch): partitions wholly older are dropped.
+    /// now (the wall clock): partitions wholly older are dropped.
     pub fn set_retention(
         &self,
         dataset: &str,
         retention: Option<&str>,
         rollup_retention: Option<&str>,
-        now: i64,
     ) -> Result<LifecycleOutcome, ServiceError> {
         let (r, rr) = (
             parse_retention(retention)?,
@@ -72,7 +71,7 @@ impl Service {
         let _ingest = self.ingest();
         let mut store = self.store_mut();
         store.set_retention(dataset, r, rr)?;
-        let s = store.apply_retention(Some(dataset), now)?;
+        let s = store.apply_retention(Some(dataset), ringfeed_client::time::now_ns())?;
         let symbols = store
             .dataset(dataset)
             .map(|e| e.symbols.clone())

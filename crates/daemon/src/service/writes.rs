@@ -6,6 +6,7 @@ use super::error::ServiceError;
 use super::open::Service;
 use super::spec::dataset_config;
 use arrow_array::RecordBatch;
+use ringfeed_client::time::now_ns;
 use ringfeed_client::{AppendReport, DatasetSpec, InvalidRows, TimeSpec};
 use ringfeed_store::store::{day_string, WriteDownSummary};
 use ringfeed_store::validate::{InvalidPolicy, RowPolicy};
@@ -413,13 +414,6 @@ pub fn write_down_loop(service: Arc<Service>, delay: Duration, stop: Arc<AtomicB
         // Wake often enough to notice `stop` promptly; the due check is cheap.
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Wall-clock time, ns since the epoch.
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 #[cfg(test)]

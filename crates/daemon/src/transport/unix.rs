@@ -163,12 +163,7 @@ fn dispatch(
                 retention,
                 rollup_retention,
             } => service
-                .set_retention(
-                    &dataset,
-                    retention.as_deref(),
-                    rollup_retention.as_deref(),
-                    now_ns(),
-                )
+                .set_retention(&dataset, retention.as_deref(), rollup_retention.as_deref())
                 .map(lifecycle_response),
             Request::Trim {
                 dataset,
@@ -204,13 +199,6 @@ fn lifecycle_response(o: crate::service::LifecycleOutcome) -> Response {
         text: Some(o.text),
         ..Response::ok()
     }
-}
-
-/// Wall-clock time, ns since the epoch (retention counts back from it).
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// Serves one connection until it closes, idles past `idle_timeout`, misses
