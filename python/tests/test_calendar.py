@@ -52,28 +52,36 @@ def reference(daily: pl.DataFrame, every: str) -> pl.DataFrame:
 
 @pytest.mark.skipif(not LEAN.is_dir(), reason="../shared/data/lean is absent (real data lives beside the project)")
 def test_months_and_years_match_polars_group_by_dynamic(tmp_path: Path) -> None:
+    """Resampled on read (``lean``) and kept on write as calendar rollups (``leancal``,
+    appended in yearly pieces, newest first): both equal polars' group-by."""
     with run_daemon(tmp_path) as sock, rf.connect(sock) as c:
         c.create_dataset("lean", base="1d", rollups=[])
+        c.create_dataset("leancal", base="1d", rollups=["1M", "3M", "1Y"])
+        assert c.datasets()["leancal"]["rollups"] == ["1M", "3M", "1Y"]
         for sym in CLOSED:
             daily = lean_daily(sym)
             assert c.append("lean", daily) == daily.height
-            for ours, theirs in [("1M", "1mo"), ("3M", "3mo"), ("1Y", "1y")]:
-                got = c.bars("lean", sym.upper(), ours).select(
-                    "ts", "symbol", "open", "high", "low", "close", "volume", "complete"
-                ).with_columns(pl.col("symbol").cast(pl.String))
-                want = reference(daily, theirs)
-                assert got.height == want.height, (sym, ours)
-                assert got.drop("volume").equals(want.drop("volume")), (sym, ours)
-                diff = (got["volume"] - want["volume"]).abs() / want["volume"].abs().clip(lower_bound=1.0)
-                assert diff.max() <= 1e-12, (sym, ours)  # type: ignore[operator]
-            # The last month is closed only when the data ends on its last day.
-            last = c.bars("lean", sym.upper(), "1M", limit=1, from_end=True)
-            assert last["complete"].to_list() == [CLOSED[sym]], sym
-        # Calendar rollups are refused with a clear error.
+            years = daily.partition_by(pl.col("ts").dt.year(), maintain_order=True)
+            for piece in reversed(years):
+                c.append("leancal", piece)
+            for ds in ["lean", "leancal"]:
+                for ours, theirs in [("1M", "1mo"), ("3M", "3mo"), ("1Y", "1y")]:
+                    got = c.bars(ds, sym.upper(), ours).select(
+                        "ts", "symbol", "open", "high", "low", "close", "volume", "complete"
+                    ).with_columns(pl.col("symbol").cast(pl.String))
+                    want = reference(daily, theirs)
+                    assert got.height == want.height, (ds, sym, ours)
+                    assert got.drop("volume").equals(want.drop("volume")), (ds, sym, ours)
+                    diff = (got["volume"] - want["volume"]).abs() / want["volume"].abs().clip(lower_bound=1.0)
+                    assert diff.max() <= 1e-12, (ds, sym, ours)  # type: ignore[operator]
+                # The last month is closed only when the data ends on its last day.
+                last = c.bars(ds, sym.upper(), "1M", limit=1, from_end=True)
+                assert last["complete"].to_list() == [CLOSED[sym]], (ds, sym)
+        # A calendar rollup that nothing stored nests in is refused with a clear error.
         with pytest.raises(rf.DaemonError) as e:
-            c.create_dataset("cal", base="1d", rollups=["1M"])
+            c.create_dataset("odd", base="7m", rollups=["1M"])
         assert e.value.kind == "bad_request"
-        assert "calendar rollups are resampled on read" in str(e.value)
+        assert "calendar rollup" in str(e.value)
 
 
 def test_week_start_per_dataset_and_per_query(tmp_path: Path) -> None:

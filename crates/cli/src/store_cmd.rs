@@ -150,8 +150,8 @@ pub struct Ingest {
     timeframe: Option<Timeframe>,
     #[command(flatten)]
     parse: Parse,
-    /// Rollup targets for a new dataset, e.g. 5m,15m,1h,1d, or `none`
-    /// (default: the ladder 1m,5m,15m,1h,1d above the timeframe).
+    /// Rollup targets for a new dataset, e.g. 5m,15m,1h,1d, calendar months and years
+    /// (1d,1M,1Y), or `none` (default: the ladder 1m,5m,15m,1h,1d above the timeframe).
     #[arg(long, value_delimiter = ',')]
     rollups: Option<Vec<String>>,
     /// Trading session of a new dataset, e.g. "09:30-16:00 America/New_York".

@@ -67,9 +67,6 @@ fn is_monday(d: &Weekday) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CalendarConfigError {
-    /// A calendar timeframe (`1M`, `1Y`) among the rollups.
-    #[error("rollup {0}: calendar rollups are resampled on read, not kept on write; drop {0} from the rollups and query --timeframe {0}, which is built from the stored 1d (or finer) bars")]
-    Rollup(Timeframe),
     /// A calendar timeframe as the base.
     #[error("base {0}: calendar timeframes are resampled on read, not stored; store a fixed base such as 1d and query --timeframe {0}")]
     Base(Timeframe),
@@ -102,6 +99,13 @@ impl DatasetConfig {
         }
     }
 
+    /// The stored timeframes: the base, then the rollups.
+    pub fn stored(&self) -> Vec<Timeframe> {
+        let mut v = vec![self.base];
+        v.extend(self.rollups.iter().copied());
+        v
+    }
+
     /// Refuse a rollup retention without a base retention, shorter than it, or on a
     /// dataset without rollups.
     pub fn check_retention(&self) -> Result<(), RetentionConfigError> {
@@ -119,14 +123,11 @@ impl DatasetConfig {
         }
     }
 
-    /// Refuse calendar timeframes as base or rollups (they are resampled on read), and a
-    /// week start other than Monday with a weekly base.
+    /// Refuse a calendar base (months are built from stored bars, as rollups or on read),
+    /// and a week start other than Monday with a weekly base.
     pub fn check_calendar(&self) -> Result<(), CalendarConfigError> {
         if self.base.is_calendar() {
             return Err(CalendarConfigError::Base(self.base));
-        }
-        if let Some(r) = self.rollups.iter().find(|r| r.is_calendar()) {
-            return Err(CalendarConfigError::Rollup(*r));
         }
         let weekly = matches!(
             self.base,

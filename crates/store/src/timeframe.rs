@@ -280,6 +280,19 @@ impl Timeframe {
         }
     }
 
+    /// The name of the timeframe's directories (`tf=<name>` in the cold tier): the
+    /// normalized spelling, except calendar spans, which are spelled in lowercase so that
+    /// no two names differ in case only (`1M` would collide with the minute `1m` on a
+    /// case-insensitive file system): `1mo`, `3mo`, `1y`, `2y`. Every name parses back to
+    /// the same timeframe.
+    pub fn dir_name(&self) -> String {
+        match self.months() {
+            Some(m) if m % 12 == 0 => format!("{}y", m / 12),
+            Some(m) => format!("{m}mo"),
+            None => self.to_string(),
+        }
+    }
+
     /// True for the tick resolution.
     pub fn is_tick(&self) -> bool {
         matches!(self, Timeframe::Tick)
@@ -312,7 +325,8 @@ impl Ord for Timeframe {
     }
 }
 
-/// Prints the normalized spelling, which is also the name of the timeframe's directories.
+/// Prints the normalized spelling (also the name of its directories, except for calendar
+/// spans: see [`Timeframe::dir_name`]).
 impl fmt::Display for Timeframe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.normalized() {

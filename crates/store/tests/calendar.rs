@@ -305,19 +305,11 @@ fn bars_of(b: &RecordBatch) -> Vec<(i64, [f64; 5])> {
 }
 
 #[test]
-fn calendar_rollups_and_bases_are_refused_and_week_start_persists() {
+fn calendar_bases_are_refused_and_week_start_persists() {
     let dir = tempfile::tempdir().unwrap();
     let mut st = BarStore::open(dir.path()).unwrap();
-    let mut cfg = config("1m");
-    cfg.rollups = vec![tf("1h"), tf("1M")];
-    let e = st.create_dataset("d", cfg).unwrap_err();
-    assert!(matches!(e, CreateDatasetError::Calendar(_)), "{e:?}");
-    assert!(
-        e.to_string()
-            .contains("calendar rollups are resampled on read"),
-        "{e}"
-    );
     let e = st.create_dataset("d", config("1Y")).unwrap_err();
+    assert!(matches!(e, CreateDatasetError::Calendar(_)), "{e:?}");
     assert!(e.to_string().contains("base 1Y"), "{e}");
     let mut weekly = config("1w");
     weekly.week_start = Weekday::Sun;

@@ -8,6 +8,7 @@
 //! store_bench query    <data_dir> <dataset> <symbol> <tf> <start_ns> <end_ns> <repeat>
 //! store_bench resample <data_dir> <dataset> <symbol> <tf> <repeat>
 //! store_bench live     <data_dir> <symbols> <minutes> <row|minute> <never|always> [max_secs] [query]
+//!                      [rollups=5m,1h,1d,1M,1Y] [prefill_days=N]
 //! ```
 //! Built with `cargo build --release -p ringfeed-ingest --features bench-bin --bin store_bench`
 //! (it lives in the ingest crate because it times `ingest::load`; everything else it
@@ -29,6 +30,9 @@
 //! `max_secs` stops early (the old, quadratic store needs it). With `query`, each append is
 //! followed by what the daemon does to publish rollup updates: a query of each rollup
 //! timeframe for the append's symbols, from one bucket before its rows to their end.
+//! `rollups=` replaces the default rollups (e.g. with calendar ones: `5m,15m,1h,1d,1M,1Y`);
+//! `prefill_days=N` first writes N earlier days of every symbol (one batch a day, not
+//! timed), so that the timed day is not the first of its month.
 
 use ringfeed_ingest::{self as ingest, Format, IngestOptions, RowReport};
 use ringfeed_store::resample::{self, Bucketing};
@@ -207,16 +211,40 @@ fn live(a: &[String]) -> R<()> {
         o => return Err(format!("batching {o:?}: use row or minute").into()),
     };
     let fsync: FsyncPolicy = a[4].parse()?;
-    let max_secs: f64 = a.get(5).map_or(Ok(f64::INFINITY), |s| s.parse())?;
+    let max_secs: f64 = a
+        .get(5)
+        .filter(|s| !s.contains('='))
+        .map_or(Ok(f64::INFINITY), |s| s.parse())?;
     let daemon_queries = a.get(6).is_some_and(|s| s == "query");
+    let opt = |key: &str| a.iter().find_map(|s| s.strip_prefix(key));
+    let prefill: i64 = opt("prefill_days=").map_or(Ok(0), str::parse)?;
     let _ = std::fs::remove_dir_all(dir);
     let mut store = BarStore::open(dir)?;
     let mut cfg = DatasetConfig::new("1m".parse()?);
     cfg.fsync = fsync;
+    if let Some(r) = opt("rollups=") {
+        cfg.rollups = r.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    }
     store.create_dataset("live", cfg.clone())?;
     const MIN: i64 = 60_000_000_000;
-    let day0 = 19_000 * 1440 * MIN; // 2022-01-08
+    let day0 = (19_000 + prefill) * 1440 * MIN; // 2022-01-08 + prefill days
     let names: Vec<String> = (0..syms).map(|k| format!("SYM{k:04}")).collect();
+    for d in 0..prefill {
+        let mut c = BarColumns::default();
+        for s in &names {
+            for m in 0..1440 {
+                let p = 100.0 + (m % 97) as f64;
+                c.ts.push(day0 + (m - (prefill - d) * 1440) * MIN);
+                c.symbol.push(s.to_string());
+                c.open.push(p);
+                c.high.push(p + 1.0);
+                c.low.push(p - 1.0);
+                c.close.push(p + 0.5);
+                c.volume.push(1.0);
+            }
+        }
+        store.upsert("live", &c.into_batch()?)?;
+    }
     let bar = |c: &mut BarColumns, s: &str, m: i64| {
         let p = 100.0 + (m % 97) as f64;
         c.ts.push(day0 + m * MIN);

@@ -231,7 +231,11 @@ impl<'a> ColdTier<'a> {
 
 /// The month directory of a day: `dataset=<D>/tf=<tf>/month=<YYYY-MM>`.
 fn month_dir(dataset: &str, tf: Timeframe, day: i64) -> String {
-    format!("dataset={dataset}/tf={tf}/month={}", &day_string(day)[..7])
+    format!(
+        "dataset={dataset}/tf={}/month={}",
+        tf.dir_name(),
+        &day_string(day)[..7]
+    )
 }
 
 /// The first and last UTC day of the month holding `day`.
@@ -296,7 +300,7 @@ pub(crate) fn read_rows(
     // A compacted part is sorted by (symbol, ts) with page statistics on both: read only
     // the pages that can hold the symbols and times asked for.
     let filtered = |p: &PartFile| p.is_compacted() && (some_symbols(p).is_some() || !inside(p));
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = crate::cpus();
     if parts.len() < cpus && !parts.iter().any(filtered) {
         // Fewer files than CPUs (a month, a quarter): decode each file's row groups on
         // every CPU instead of one file per CPU.

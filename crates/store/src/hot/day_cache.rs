@@ -39,6 +39,11 @@ pub(super) struct CachedDay {
     cold: Vec<String>,
     /// The merged day, per symbol.
     pub(super) day: BTreeMap<String, merge::Chunks>,
+    /// The merged day as one batch, made by the first read of many symbols and dropped
+    /// when `day` changes: a day that no longer changes (a past day's `1d` bars, read by
+    /// every write of its month) then serves such reads as a slice, without joining a
+    /// chunk per symbol each time.
+    whole: Option<RecordBatch>,
     pub(super) bytes: usize,
     used: u64,
 }
@@ -61,6 +66,7 @@ impl CachedDay {
             wal_len,
             cold,
             day: merged.map(merge::split_by_symbol).unwrap_or_default(),
+            whole: None,
             bytes: 0,
             used: 0,
         };
@@ -80,12 +86,32 @@ impl CachedDay {
         chunks.map(|b| b.num_rows() * width + 1024).sum()
     }
 
-    /// The rows of `symbols` (all when `None`), sorted by key; no copy for one symbol.
+    /// The merged day per symbol, to change (drops the joined copy).
+    pub(super) fn day_mut(&mut self) -> &mut BTreeMap<String, merge::Chunks> {
+        self.whole = None;
+        &mut self.day
+    }
+
+    /// The rows of `symbols` (all when `None`), sorted by key; no copy for one symbol, or
+    /// for neighbouring symbols once the day is joined.
     pub(super) fn select(
-        &self,
+        &mut self,
         kind: Kind,
         symbols: Option<&BTreeSet<String>>,
     ) -> Result<Option<RecordBatch>, ArrowError> {
+        // Many symbols: join the day once (kept until it changes), then slice it.
+        if symbols.is_none_or(|s| s.len() > 8) && self.day.len() > 8 {
+            if self.whole.is_none() {
+                let all: Vec<&RecordBatch> = self.day.values().flatten().collect();
+                self.whole = Some(arrow_select::concat::concat_batches(&kind.schema(), all)?);
+                self.bytes = self.estimate() * 2;
+            }
+            let whole = self.whole.as_ref().expect("joined above");
+            return match symbols {
+                None => Ok(Some(whole.clone())),
+                Some(s) => crate::store::select_symbols(whole, s),
+            };
+        }
         let parts: Vec<&RecordBatch> = match symbols {
             None => self.day.values().flatten().collect(),
             Some(s) if s.len() < self.day.len() => {

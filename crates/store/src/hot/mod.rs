@@ -340,8 +340,7 @@ impl HotTier {
             }
             Ok(())
         };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
+        let threads = crate::cpus()
             .clamp(1, 4)
             .min(files.len().div_ceil(8).max(1));
         if threads <= 1 {
@@ -473,7 +472,7 @@ impl HotTier {
                     .find(&path, stream, &cold)
                     .filter(|e| e.wal_len == have)
                 {
-                    if let Err(err) = merge::apply_by_symbol(kind, &mut e.day, ops) {
+                    if let Err(err) = merge::apply_by_symbol(kind, e.day_mut(), ops) {
                         cache.forget(&path);
                         return Err(err.into());
                     }
@@ -519,20 +518,23 @@ impl HotTier {
         symbols: Option<&BTreeSet<String>>,
     ) -> Result<Vec<RecordBatch>, ReadError> {
         let schema = kind.schema();
+        // Days of bars a day or longer are a row a symbol: cheap to keep, and read again by
+        // every write of their month (calendar rollups) or week.
+        let keep = tf
+            .approx_nanos()
+            .is_some_and(|n| n >= crate::timeframe::NANOS_PER_DAY);
         let read = |days: &[(i64, Vec<PartFile>)]| -> Result<Vec<RecordBatch>, ReadError> {
             let mut out = Vec::with_capacity(days.len());
             for (day, cold) in days {
-                if let Some(b) = self.read_day(dataset, tf, kind, *day, cold, symbols, false)? {
+                if let Some(b) = self.read_day(dataset, tf, kind, *day, cold, symbols, keep)? {
                     out.push(crate::schema::conform(&b, &schema)?);
                 }
             }
             Ok(out)
         };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(plan.len() / 4)
-            .max(1);
-        if threads == 1 {
+        let threads = crate::cpus().min(plan.len() / 4).max(1);
+        // Kept days come from the cache in microseconds: threads would cost more.
+        if threads == 1 || keep {
             return read(plan);
         }
         let per = plan.len().div_ceil(threads);

@@ -84,8 +84,9 @@ pub enum CreateDatasetError {
     /// A dataset of that name exists with another configuration.
     #[error("dataset {0:?} already exists with a different configuration; pick another name or drop the options")]
     Exists(String),
-    /// A rollup target is not a whole multiple of the base timeframe, or spans days.
-    #[error("rollup {rollup} is not usable with base {base}: a rollup must be a multiple of the base timeframe and at most 1d")]
+    /// A fixed rollup that is not a whole multiple of the base timeframe or spans more
+    /// than a day, or a calendar rollup that no stored timeframe nests in.
+    #[error("rollup {rollup} is not usable with base {base}: a fixed rollup must be a multiple of the base timeframe and at most 1d; a calendar rollup (1M, 3M, 1Y) needs a stored timeframe whose bars nest in its months (1d, or one that divides a day; with a session, one that divides 30 minutes)")]
     Rollup {
         /// The rollup target.
         rollup: Timeframe,

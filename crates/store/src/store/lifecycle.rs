@@ -349,13 +349,25 @@ impl BarStore {
             self.write_down(Some(dataset), day)?;
         }
         self.trim_cold(dataset, symbol, day, &mut summary)?;
+        let mut partial = false;
         if before > day.saturating_mul(NANOS_PER_DAY) {
             let range = DeleteRange {
                 symbol: symbol.map(str::to_string),
                 start: day.saturating_mul(NANOS_PER_DAY),
                 end: before,
             };
-            summary.partial_day = self.delete(dataset, range)? > 0;
+            partial = self.delete(dataset, range)? > 0;
+            summary.partial_day = partial;
+        }
+        if !partial {
+            // A calendar bar labelled before the cut whose span runs past it was dropped
+            // with the rows before the cut: rebuilt from the rows left (the delete above
+            // does so when it touched a day).
+            let syms: BTreeSet<String> = match symbol {
+                Some(s) => [s.to_string()].into(),
+                None => self.catalog.datasets[dataset].symbols.clone(),
+            };
+            self.rebuild_calendar(dataset, day, &syms)?;
         }
         Ok(summary)
     }

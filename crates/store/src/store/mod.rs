@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+mod calendar;
 mod error;
 mod lifecycle;
 mod lock;
@@ -153,6 +154,9 @@ impl BarStore {
         config.check_retention()?;
         for r in &config.rollups {
             let ok = match (config.base.nanos(), r.nanos()) {
+                (_, None) if r.is_calendar() => {
+                    query::source_of(&config.stored(), *r, 0, config.session.is_some()).is_some()
+                }
                 (_, None) => false,
                 (None, Some(n)) => n <= NANOS_PER_DAY,
                 (Some(b), Some(n)) => n > b && n % b == 0 && n <= NANOS_PER_DAY,
@@ -603,11 +607,7 @@ impl BarStore {
         self.catalog
             .datasets
             .get(dataset)
-            .map(|e| {
-                let mut v = vec![e.config.base];
-                v.extend(e.config.rollups.iter().copied());
-                v
-            })
+            .map(|e| e.config.stored())
             .unwrap_or_default()
     }
 }

@@ -154,23 +154,13 @@ impl BarStore {
                 Some(_) => vec![join(kind, pieces).map_err(ReadError::from)?],
             }
         } else {
-            // Coarsest stored timeframe whose bars nest inside the asked buckets.
-            let src = stored
-                .iter()
-                .copied()
-                .filter(|t| {
-                    q.timeframe.nests(*t, offset)
-                        // With a session, the source bars must nest in its
-                        // half-hour-aligned opening and closing times.
-                        && (session_cal.is_none()
-                            || t.nanos().is_none_or(|n| (30 * 60 * 1_000_000_000) % n == 0))
-                })
-                .max()
-                .ok_or_else(|| QueryError::Timeframe {
+            let src = source_of(&stored, q.timeframe, offset, session_cal.is_some()).ok_or_else(
+                || QueryError::Timeframe {
                     dataset: q.dataset.clone(),
                     asked: q.timeframe,
                     stored: list(stored.iter().map(|t| t.to_string())),
-                })?;
+                },
+            )?;
             let mut b = Bucketing::new(q.timeframe, offset, session_cal)?;
             let (ws, we) = b.widen(start, end);
             let kind = Self::kind_of(cfg, src);
@@ -224,7 +214,7 @@ impl BarStore {
     /// ticks the latest trade's `ts`): the watermark of `complete`. Read back from the
     /// newest base data in growing windows (a day, then 4×, …) until every symbol is found
     /// or the data's start is passed.
-    fn base_watermarks(
+    pub(super) fn base_watermarks(
         &self,
         dataset: &str,
         cfg: &DatasetConfig,
@@ -250,9 +240,12 @@ impl BarStore {
         let mut span = 1i64;
         while !pending.is_empty() {
             let lo = hi.saturating_sub(span.saturating_mul(NANOS_PER_DAY));
-            let b = self.read_range(dataset, cfg.base, kind, lo, hi, Some(&pending))?;
-            raise_watermarks(&b, len, &mut wm);
-            for s in merge::symbols_of(&b) {
+            // The pieces as read: a watermark is a maximum, so no join or sort is needed.
+            let pieces = self.read_range_pieces(dataset, cfg.base, kind, lo, hi, Some(&pending))?;
+            for b in &pieces {
+                raise_watermarks(b, len, &mut wm);
+            }
+            for s in pieces.iter().flat_map(merge::symbols_of) {
                 pending.remove(&s);
             }
             if lo <= oldest.saturating_mul(NANOS_PER_DAY) {
@@ -266,7 +259,7 @@ impl BarStore {
 
     /// The rows of (dataset, tf) in `[start, end)`, of `symbols` (all when `None`),
     /// sorted by key, in one batch.
-    fn read_range(
+    pub(super) fn read_range(
         &self,
         dataset: &str,
         tf: Timeframe,
@@ -341,6 +334,28 @@ impl BarStore {
     }
 }
 
+/// The coarsest of `stored` (other than `tf` itself) whose bars nest inside the buckets
+/// of `tf` at `offset`: what `tf` is resampled from, on read or as a calendar rollup.
+/// With a session (for timeframes that span days), the source bars must also nest in its
+/// half-hour-aligned opening and closing times.
+pub(super) fn source_of(
+    stored: &[Timeframe],
+    tf: Timeframe,
+    offset: i64,
+    session: bool,
+) -> Option<Timeframe> {
+    let session = session && tf.spans_days();
+    stored
+        .iter()
+        .copied()
+        .filter(|t| {
+            *t != tf
+                && tf.nests(*t, offset)
+                && (!session || t.nanos().is_none_or(|n| (30 * 60 * 1_000_000_000) % n == 0))
+        })
+        .max()
+}
+
 /// `pieces` (batches of `kind`'s schema, in write order) as one batch sorted by key, the
 /// last write of a key winning.
 fn join(kind: Kind, mut pieces: Vec<RecordBatch>) -> Result<RecordBatch, ArrowError> {
@@ -372,11 +387,18 @@ pub(crate) fn select_symbols(
         }
         lo
     };
-    let runs: Vec<(usize, usize)> = symbols
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (a, z) in symbols
         .iter()
         .map(|s| (first_at_or_after(s, false), first_at_or_after(s, true)))
         .filter(|(a, z)| a < z)
-        .collect();
+    {
+        // Runs of neighbouring symbols join: every symbol of a batch is then one slice.
+        match runs.last_mut() {
+            Some(r) if r.1 == a => r.1 = z,
+            _ => runs.push((a, z)),
+        }
+    }
     Ok(match runs[..] {
         [] => None,
         [(a, z)] => Some(b.slice(a, z - a)),

@@ -63,10 +63,14 @@ impl BarStore {
         // gets its last bars rewritten.
         let mut searches: BTreeMap<(i64, i64), BTreeSet<String>> = BTreeMap::new();
         let mut prev_day: HashMap<String, i64> = HashMap::new();
+        // The symbols' watermarks after the write: the largest their days said.
+        let mut marks: HashMap<String, i64> = HashMap::new();
         for ((day, _), r) in pieces.iter().zip(per_day) {
             let (mut b, firsts) = r?;
             bars.append(&mut b);
-            for (s, first) in firsts {
+            for (s, first, mark) in firsts {
+                let m = marks.entry(s.clone()).or_insert(mark);
+                *m = (*m).max(mark);
                 // The batch's own earlier day of this symbol is rewritten whole above.
                 let after = prev_day.insert(s.clone(), *day).unwrap_or(i64::MIN);
                 if first && seen.contains(&s) {
@@ -75,7 +79,9 @@ impl BarStore {
             }
         }
         for ((after, before), syms) in searches {
-            for (day, src) in self.latest_rows_before(dataset, cfg, &syms, after, before)? {
+            for (day, src) in
+                self.latest_rows_before(dataset, cfg, cfg.base, &syms, after, before)?
+            {
                 let spans = last_bar_spans(&src);
                 let marks: HashMap<String, i64> =
                     spans.keys().map(|s| (s.clone(), i64::MAX)).collect();
@@ -84,6 +90,10 @@ impl BarStore {
         }
         self.hot
             .write(dataset, cfg.fsync, merge_jobs(rollup_jobs(&bars)))?;
+        // Calendar spans are rebuilt from the fixed rollups just written.
+        let days: BTreeSet<i64> = pieces.iter().map(|(d, _)| *d).collect();
+        let syms: BTreeSet<String> = wm.keys().cloned().collect();
+        bars.append(&mut self.refresh_calendar(dataset, cfg, &days, (&syms, seen), Some(marks))?);
         Ok(bars)
     }
 
@@ -134,7 +144,7 @@ impl BarStore {
             let from = if before > 0 { ts[before - 1] } else { lo };
             let last = ts.last().copied().unwrap_or(hi);
             spans.insert(sym.to_string(), vec![(from, hi), (last, last)]);
-            firsts.push((sym.to_string(), before == 0));
+            firsts.push((sym.to_string(), before == 0, marks[sym]));
             i = j;
         }
         Ok((self.range_ops(cfg, kind, day, &src, &spans, marks)?, firsts))
@@ -155,7 +165,7 @@ impl BarStore {
     ) -> Result<RollupBars, ReadError> {
         let mut bars = Vec::new();
         let v = schema::view(src);
-        for tf in &cfg.rollups {
+        for tf in fixed_rollups(cfg) {
             let input = match divides_day(cfg, *tf) {
                 None => src.clone(),
                 Some(width) => {
@@ -219,9 +229,9 @@ impl BarStore {
         Ok(bars)
     }
 
-    fn rollup_bucketing(cfg: &DatasetConfig, tf: Timeframe) -> Bucketing {
+    pub(super) fn rollup_bucketing(cfg: &DatasetConfig, tf: Timeframe) -> Bucketing {
         let cal = match &cfg.session {
-            Some(s) if tf.nanos() >= Some(NANOS_PER_DAY) => Some(
+            Some(s) if tf.spans_days() => Some(
                 s.calendar()
                     .expect("sessions are validated at dataset creation"),
             ),
@@ -260,7 +270,7 @@ impl BarStore {
             rows += n;
             jobs.append(&mut j);
         }
-        for (day, src) in self.latest_rows_before(dataset, cfg, syms, i64::MIN, first)? {
+        for (day, src) in self.latest_rows_before(dataset, cfg, cfg.base, syms, i64::MIN, first)? {
             let mut marks: HashMap<String, i64> = HashMap::new();
             raise_watermarks(&src, len, &mut marks);
             for (s, w) in marks.iter_mut() {
@@ -273,6 +283,12 @@ impl BarStore {
             jobs.append(&mut rollup_jobs(&bars));
         }
         self.hot.write(dataset, cfg.fsync, merge_jobs(jobs))?;
+        let days: BTreeSet<i64> = days.iter().copied().collect();
+        rows += self
+            .refresh_calendar(dataset, cfg, &days, (syms, syms), None)?
+            .iter()
+            .map(|(_, _, b)| b.num_rows())
+            .sum::<usize>();
         Ok(rows)
     }
 
@@ -291,7 +307,7 @@ impl BarStore {
     ) -> Result<(usize, Vec<WalJob>), ReadError> {
         let mut rows = 0;
         let mut jobs = Vec::new();
-        for tf in &cfg.rollups {
+        for tf in fixed_rollups(cfg) {
             // A (timeframe, day) with no WAL and no cold part has nothing to delete.
             let has_old = self.hot.exists(dataset, *tf, day) || self.cold().has(dataset, *tf, day);
             let mut ops: Vec<Op> = if has_old {
@@ -345,12 +361,14 @@ impl BarStore {
         days
     }
 
-    /// Which of `syms` have base rows on `day` (a day listed by [`BarStore::data_days`]),
-    /// and those rows when the day had to be read.
+    /// Which of `syms` have rows of `tf` on `day` (a day listed by
+    /// [`BarStore::data_days`]), and those rows when the day had to be read.
+    #[allow(clippy::too_many_arguments)]
     fn symbols_on(
         &self,
         dataset: &str,
         cfg: &DatasetConfig,
+        tf: Timeframe,
         day: i64,
         hot: bool,
         syms: &BTreeSet<String>,
@@ -359,15 +377,15 @@ impl BarStore {
             // Cold only: the catalog lists the symbols of each part exactly.
             let listed: BTreeSet<String> = self
                 .cold()
-                .on(dataset, cfg.base, day)
+                .on(dataset, tf, day)
                 .into_iter()
                 .flat_map(|p| p.symbols)
                 .filter(|s| syms.contains(s))
                 .collect();
             return Ok((listed, None));
         }
-        let kind = Self::kind_of(cfg, cfg.base);
-        let rows = self.read_base_day(dataset, cfg.base, kind, day, Some(syms))?;
+        let kind = Self::kind_of(cfg, tf);
+        let rows = self.read_base_day(dataset, tf, kind, day, Some(syms))?;
         let found = rows
             .as_ref()
             .map(|b| merge::symbols_of(b).into_iter().collect())
@@ -389,7 +407,7 @@ impl BarStore {
             if pending.is_empty() {
                 break;
             }
-            let (here, _) = self.symbols_on(dataset, cfg, d, hot, &pending)?;
+            let (here, _) = self.symbols_on(dataset, cfg, cfg.base, d, hot, &pending)?;
             for s in here {
                 pending.remove(&s);
                 found.insert(s);
@@ -398,12 +416,14 @@ impl BarStore {
         Ok(found)
     }
 
-    /// For each of `syms`, the latest day in `(after, before)` with base rows of it: one
-    /// entry per such day, with the day's merged rows of the symbols whose latest day it is.
-    fn latest_rows_before(
+    /// For each of `syms`, the latest day in `(after, before)` with rows of it at `tf`
+    /// (the base, or a calendar rollup): one entry per such day, with the day's merged
+    /// rows of the symbols whose latest day it is.
+    pub(super) fn latest_rows_before(
         &self,
         dataset: &str,
         cfg: &DatasetConfig,
+        tf: Timeframe,
         syms: &BTreeSet<String>,
         after: i64,
         before: i64,
@@ -413,22 +433,22 @@ impl BarStore {
         if after.saturating_add(1) >= before {
             return Ok(out);
         }
-        let kind = Self::kind_of(cfg, cfg.base);
+        let kind = Self::kind_of(cfg, tf);
         for (d, hot) in self
-            .data_days(dataset, cfg.base, after + 1..before)
+            .data_days(dataset, tf, after + 1..before)
             .into_iter()
             .rev()
         {
             if pending.is_empty() {
                 break;
             }
-            let (here, rows) = self.symbols_on(dataset, cfg, d, hot, &pending)?;
+            let (here, rows) = self.symbols_on(dataset, cfg, tf, d, hot, &pending)?;
             if here.is_empty() {
                 continue;
             }
             let rows = match rows {
                 Some(r) => Some(r),
-                None => self.read_base_day(dataset, cfg.base, kind, d, Some(&here))?,
+                None => self.read_base_day(dataset, tf, kind, d, Some(&here))?,
             };
             for s in &here {
                 pending.remove(s);
@@ -442,14 +462,14 @@ impl BarStore {
 }
 
 /// One WAL append: the timeframe and day of its file, and its frames.
-type WalJob = (Timeframe, i64, Vec<Op>);
+pub(super) type WalJob = (Timeframe, i64, Vec<Op>);
 
-/// One day's rollup bars after an upsert, and for each
-/// symbol of the batch whether the batch holds its first row of the day.
-type DayOps = (RollupBars, Vec<(String, bool)>);
+/// One day's rollup bars after an upsert, and for each symbol of the batch whether the
+/// batch holds its first row of the day, and its watermark as far as the day says.
+type DayOps = (RollupBars, Vec<(String, bool, i64)>);
 
 /// Rollup bars to upsert: (timeframe, UTC day, bars).
-type RollupBars = Vec<(Timeframe, i64, RecordBatch)>;
+pub(super) type RollupBars = Vec<(Timeframe, i64, RecordBatch)>;
 
 /// One WAL upsert per rollup bars of `bars`.
 fn rollup_jobs(bars: &RollupBars) -> Vec<WalJob> {
@@ -460,7 +480,7 @@ fn rollup_jobs(bars: &RollupBars) -> Vec<WalJob> {
 
 /// Jobs with the same file joined into one, in first-seen order (the appends of one write
 /// run concurrently, so each file must appear once).
-fn merge_jobs(jobs: Vec<WalJob>) -> Vec<WalJob> {
+pub(super) fn merge_jobs(jobs: Vec<WalJob>) -> Vec<WalJob> {
     let mut at: HashMap<(Timeframe, i64), usize> = HashMap::new();
     let mut out: Vec<WalJob> = Vec::with_capacity(jobs.len());
     for (tf, day, mut ops) in jobs {
@@ -473,6 +493,11 @@ fn merge_jobs(jobs: Vec<WalJob>) -> Vec<WalJob> {
         }
     }
     out
+}
+
+/// The fixed rollups (calendar ones are rebuilt by [`BarStore::refresh_calendar`]).
+fn fixed_rollups(cfg: &DatasetConfig) -> impl Iterator<Item = &Timeframe> {
+    cfg.rollups.iter().filter(|t| !t.is_calendar())
 }
 
 /// The bucket width of a rollup that splits the UTC day into whole buckets (bucketed

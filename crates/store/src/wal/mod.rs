@@ -52,15 +52,16 @@ const MAX_STREAM: u32 = 0xFF_FFFF;
 
 /// The stream tag of a timeframe's frames in a dataset-day WAL: its length in seconds for
 /// bars (capped at 2^24 - 1: only a base of 194 days or more reaches it, and rollups are at
-/// most a day, so tags stay distinct within a dataset), 0 for ticks, `MAX_STREAM` for
-/// calendar timeframes.
+/// most a day, so tags stay distinct within a dataset), 0 for ticks, and `MAX_STREAM`
+/// less the months for calendar timeframes (`1M`: 2^24 - 2, `1Y`: 2^24 - 13; a fixed
+/// base would need 194 days to reach them).
 pub fn stream_of(tf: crate::timeframe::Timeframe) -> u32 {
     if tf.is_tick() {
         return 0;
     }
-    match tf.nanos() {
-        Some(n) => ((n / 1_000_000_000) as u64).min(MAX_STREAM as u64) as u32,
-        None => MAX_STREAM,
+    match (tf.nanos(), tf.months()) {
+        (Some(n), _) => ((n / 1_000_000_000) as u64).min(MAX_STREAM as u64) as u32,
+        (None, m) => MAX_STREAM - m.unwrap_or(1).min(crate::timeframe::MAX_CALENDAR_MONTHS),
     }
 }
 
