@@ -4,7 +4,7 @@ use crate::merge;
 use crate::schema::Kind;
 use arrow_array::RecordBatch;
 use arrow_schema::ArrowError;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The writer's cache of merged days (cold parts overlaid with the hot WAL), keyed by WAL
@@ -15,8 +15,13 @@ use std::path::{Path, PathBuf};
 /// (write-down) or an append to it fails. Bounded by [`DAY_CACHE_BYTES`], least recently
 /// used out first.
 pub(super) struct DayCache {
-    pub(super) entries: Vec<CachedDay>,
+    /// Per WAL, per stream. Maps, not a list: a store of daily bars keeps thousands of
+    /// days (each a row a symbol), and every lookup, put and forget would scan them all.
+    pub(super) entries: HashMap<PathBuf, HashMap<u32, CachedDay>>,
     clock: u64,
+    /// The entries' bytes when last summed, plus those put since: a put checks this
+    /// instead of summing thousands of entries (`make_room(0)` sums them).
+    approx: usize,
     /// Memory the entries may hold (estimated from rows and column widths).
     pub(super) limit: usize,
 }
@@ -24,8 +29,9 @@ pub(super) struct DayCache {
 impl Default for DayCache {
     fn default() -> Self {
         DayCache {
-            entries: Vec::new(),
+            entries: HashMap::new(),
             clock: 0,
+            approx: 0,
             limit: DAY_CACHE_BYTES,
         }
     }
@@ -143,37 +149,60 @@ impl DayCache {
         let now = self.clock;
         let e = self
             .entries
-            .iter_mut()
-            .find(|e| e.wal == wal && e.stream == stream && e.cold == cold)?;
+            .get_mut(wal)?
+            .get_mut(&stream)
+            .filter(|e| e.cold == cold)?;
         e.used = now;
         Some(e)
     }
 
     pub(super) fn put(&mut self, mut e: CachedDay) {
-        self.entries
-            .retain(|x| x.wal != e.wal || x.stream != e.stream);
+        if let Some(streams) = self.entries.get_mut(&e.wal) {
+            streams.remove(&e.stream);
+        }
         if e.bytes > self.limit {
             return;
         }
-        self.make_room(e.bytes);
+        if self.approx + e.bytes > self.limit {
+            self.make_room(e.bytes);
+        }
+        self.approx += e.bytes;
         self.clock += 1;
         e.used = self.clock;
-        self.entries.push(e);
+        self.entries
+            .entry(e.wal.clone())
+            .or_default()
+            .insert(e.stream, e);
     }
 
+    /// Evict least recently used entries until `bytes` more fit (sums every entry).
     pub(super) fn make_room(&mut self, bytes: usize) {
-        while !self.entries.is_empty()
-            && self.entries.iter().map(|e| e.bytes).sum::<usize>() + bytes > self.limit
-        {
-            let oldest = (0..self.entries.len())
-                .min_by_key(|&i| self.entries[i].used)
-                .expect("not empty");
-            self.entries.swap_remove(oldest);
+        let mut total: usize = self.all().map(|e| e.bytes).sum();
+        while total + bytes > self.limit {
+            let Some((wal, stream, size)) = self
+                .all()
+                .min_by_key(|e| e.used)
+                .map(|e| (e.wal.clone(), e.stream, e.bytes))
+            else {
+                break;
+            };
+            if let Some(streams) = self.entries.get_mut(&wal) {
+                streams.remove(&stream);
+                if streams.is_empty() {
+                    self.entries.remove(&wal);
+                }
+            }
+            total -= size;
         }
+        self.approx = total;
+    }
+
+    fn all(&self) -> impl Iterator<Item = &CachedDay> {
+        self.entries.values().flat_map(|m| m.values())
     }
 
     /// Drop every stream of a WAL.
     pub(super) fn forget(&mut self, wal: &Path) {
-        self.entries.retain(|e| e.wal != wal);
+        self.entries.remove(wal);
     }
 }
