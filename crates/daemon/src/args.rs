@@ -26,6 +26,11 @@ pub struct ServeArgs {
     /// at start (default 10m); "off" keeps every day in the hot tier.
     #[arg(long, value_name = "DELAY", value_parser = parse_delay_arg)]
     pub write_down_delay: Option<Delay>,
+    /// Print a new random bearer token for principal NAME, and the `[[auth.tokens]]`
+    /// entry (with the token's SHA-256, never the token) to paste into the config; then
+    /// exit. The token is shown once.
+    #[arg(long, value_name = "NAME")]
+    pub new_token: Option<String>,
 }
 
 /// A parsed `--write-down-delay`: a duration, or off.
@@ -59,11 +64,25 @@ impl ServeArgs {
             cfg.write_down_delay = d;
         }
         cfg.check()?;
+        // Tokens are checked at start, whichever face uses them.
+        let base = self
+            .config
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .unwrap_or(std::path::Path::new("."));
+        crate::auth::Auth::from_config(&cfg.auth, base)
+            .map_err(crate::config::ConfigError::from)?;
         Ok(cfg)
     }
 
     /// Logs to stderr, serves until SIGTERM/SIGINT, then closes every arena.
     pub fn run(&self) -> Result<(), ArgsError> {
+        if let Some(name) = &self.new_token {
+            let token = crate::auth::new_token().map_err(ArgsError::Token)?;
+            println!("token for {name:?} (shown once; give it to the client, keep only the hash):\n{token}\n");
+            println!("[[auth.tokens]]\nname = {name:?}\nsha256 = \"{}\"\nread = [\"*\"]\nwrite = []\nadmin = false", crate::auth::hash_token(&token));
+            return Ok(());
+        }
         crate::init_logging();
         let cfg = self.config()?;
         let stop = crate::stop_on_signals().map_err(ArgsError::Signals)?;
@@ -82,6 +101,9 @@ pub enum ArgsError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// No random bytes for a new token.
+    #[error("cannot make a token (reading /dev/urandom): {0}")]
+    Token(std::io::Error),
     /// The daemon could not start.
     #[error(transparent)]
     Serve(#[from] crate::ServeError),

@@ -52,6 +52,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// The `[auth]` tokens are invalid.
+    #[error("invalid config [auth]: {0}")]
+    Auth(#[from] crate::auth::AuthConfigError),
 }
 
 /// Topic ring sizing (one ring per dataset and timeframe).
@@ -161,6 +164,10 @@ pub struct Config {
     pub write_down_delay: Option<std::time::Duration>,
     /// Datasets to create when missing.
     pub datasets: BTreeMap<String, DatasetToml>,
+    /// Bearer tokens and their scopes, for the network faces ([`crate::auth`]).
+    pub auth: crate::auth::AuthConfig,
+    /// Per-principal rate limits of the network faces ([`crate::auth::limits`]).
+    pub limits: crate::auth::limits::LimitsConfig,
 }
 
 pub use ringfeed_client::default_socket;
@@ -191,6 +198,8 @@ impl Default for Config {
             topics: TopicConfig::default(),
             write_down_delay: Some(std::time::Duration::from_secs(600)),
             datasets: BTreeMap::new(),
+            auth: Default::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -343,6 +352,32 @@ fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_and_limits_tables_parse_in_the_issue_shape() {
+        let c = Config::parse(
+            r#"
+            [[auth.tokens]]
+            name = "research"
+            sha256 = "7c701e7af3b5a73794e9ab4e47a20f73a40b49b8c7b1a0177ccec761b42e7e7c"
+            read = ["*"]
+            write = ["binance-*"]
+            admin = false
+            [limits.per_principal]
+            requests_per_s = 200
+            bytes_per_s = "200MiB"
+            streams = 16
+            "#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.auth.tokens[0].name, "research");
+        assert_eq!(c.limits.per_principal.bytes_per_s, Some(200 << 20));
+        assert_eq!(c.limits.per_principal.streams, Some(16));
+        let e =
+            Config::parse("[limits.per_principal]\nrps = 1\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("rps"), "{e}");
+    }
 
     #[test]
     fn defaults_are_sane() {

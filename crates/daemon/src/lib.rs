@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod args;
+pub mod auth;
 pub mod config;
 pub mod metrics;
 mod serve;
