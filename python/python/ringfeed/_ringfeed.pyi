@@ -225,7 +225,7 @@ class Client:
     def ready(self, dataset: Optional[str] = None) -> ReadyReport: ...
     def health(self) -> HealthReport: ...
     # timeframe: tick, N{s,m,h,d,w} ("1m" minutes, "1h", "1w") or calendar N{M,Y} ("1M"
-    # months, "3M", "1Y"), the calendar ones resampled on read only.
+    # months, "3M", "1Y"), the calendar ones stored as rollups or resampled on read.
     def bars(
         self,
         dataset: str,

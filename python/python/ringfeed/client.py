@@ -142,8 +142,9 @@ class Client:
         ``symbols``: one symbol, ``"A,B"``, a list, or None/``"*"`` for all.
         ``timeframe``: stored ("1m", "5m", ...) or any other interval, resampled on
         read (``offset`` shifts the buckets), including calendar months and years
-        ("1M", "3M", "1Y"; capital M is months, lowercase m minutes), resampled on read
-        only, within the dataset's session when it has one. ``start`` (included) and ``end``
+        ("1M", "3M", "1Y"; capital M is months, lowercase m minutes): read as stored when
+        the dataset keeps them as rollups, else resampled on read, within the dataset's
+        session when it has one. ``start`` (included) and ``end``
         (excluded): see :data:`ringfeed.types.TimeLike`. ``fields``: columns besides
         ts and symbol. ``limit`` bars per symbol, from the end if ``from_end``.
         ``week_start``: first day of week timeframes ("sun", "mon", ...; default: the
