@@ -7,7 +7,9 @@ polars DataFrame and records now - stamp. The reader alternates between a blocki
 loop (`for b in reader`) and an asyncio one (`async for b in AsyncReader(reader)`, with
 a second task ticking on the same loop, as an application would have), `rounds` times
 each, on the same ring, so both see the same machine. Reports p50/p99 of each and the
-added latency (asyncio p50 - blocking p50; target ≤ 20 µs, issue 14).
+added latency (asyncio p50 - blocking p50; target ≤ 20 µs, issue 14), and the split of
+the asyncio path: send → the waiter thread holds the batch, and that thread → the
+awaiting coroutine (a third mode, the same path with time stamps).
 
     .venv/bin/python scripts/bench_asyncio.py [--n 1000] [--rounds 3] [--out FILE.json]
 """
@@ -18,7 +20,9 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import queue
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -35,7 +39,7 @@ from ringfeed.aio import AsyncReader  # noqa: E402
 
 def reader(name: str, n: int, rounds: int, conn: Any) -> None:
     r = rf.Reader.open(name, start="next", wait=60)
-    out: dict[str, list[float]] = {"blocking": [], "asyncio": []}
+    out: dict[str, list[float]] = {"blocking": [], "asyncio": [], "thread_has_batch": [], "thread_to_coroutine": []}
 
     def blocking() -> None:
         conn.send("go")
@@ -65,9 +69,35 @@ def reader(name: str, n: int, rounds: int, conn: Any) -> None:
         stop.set()
         await t
 
+    async def split() -> None:
+        # AsyncReader's path, stamped: when the waiter thread holds the batch, and when
+        # the awaiting coroutine runs again (the thread -> loop hop).
+        jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        threading.Thread(target=lambda: [j() for j in iter(jobs.get, None)], daemon=True).start()
+        loop = asyncio.get_running_loop()
+        conn.send("go")
+        for _ in range(n):
+            fut = loop.create_future()
+
+            def job(fut: Any = fut) -> None:
+                b = r.read()
+                loop.call_soon_threadsafe(fut.set_result, (b, now()))
+
+            jobs.put(job)
+            b, t_thread = await fut
+            t_loop = now()
+            df = pl.DataFrame(b)
+            sent = sent_at(df)
+            out["thread_has_batch"].append((t_thread - sent) / 1e3)
+            out["thread_to_coroutine"].append((t_loop - t_thread) / 1e3)
+            del df, b
+            conn.send(1)
+        jobs.put(None)
+
     for _ in range(rounds):
         blocking()
         asyncio.run(awaited())
+        asyncio.run(split())
     conn.send(out)
 
 
@@ -85,7 +115,7 @@ def main() -> None:
     parent, child = ctx.Pipe()
     p = ctx.Process(target=reader, args=(name, a.n, a.rounds, child))
     p.start()
-    for _ in range(2 * a.rounds):
+    for _ in range(3 * a.rounds):
         assert parent.recv() == "go"
         for _ in range(a.n):
             time.sleep(a.interval)

@@ -263,10 +263,23 @@ class Client:
         return self.native.drop_dataset(dataset, yes)
 
 
-def connect(socket: Union[str, os.PathLike[str], None] = None, timeout: Optional[float] = 120.0) -> Client:
+def connect(socket: Union[str, os.PathLike[str], None] = None, timeout: Optional[float] = 120.0, *,
+            token: Optional[str] = None, tls_root_certs: Optional[bytes] = None,
+            cert_chain: Optional[bytes] = None, private_key: Optional[bytes] = None) -> Client:
     """Connects to ringfeedd (default socket: :func:`default_socket`). ``timeout``:
     seconds a request may wait for its answer (None: forever). Raises
-    :class:`ConnectError` when no daemon listens there."""
+    :class:`ConnectError` when no daemon listens there.
+
+    A ``grpc://host:port`` or ``grpc+tls://host:port`` URL instead of a socket connects
+    to the daemon's Arrow Flight face (:class:`ringfeed.remote.RemoteClient`: the same
+    methods for queries and status; ``token`` is sent as ``authorization: Bearer``;
+    ``tls_root_certs``, ``cert_chain``, ``private_key`` are PEM bytes for TLS)."""
+    from .remote import RemoteClient, is_remote
+
+    if is_remote(socket):
+        assert isinstance(socket, str)
+        return RemoteClient(socket, timeout, token=token, tls_root_certs=tls_root_certs,
+                            cert_chain=cert_chain, private_key=private_key)
     return Client(socket, timeout)
 
 
