@@ -336,7 +336,8 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Dura
         .map_err(serde::de::Error::custom)
 }
 
-fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+/// A byte size: a number, or text like `"200MiB"` ([`parse_bytes`]).
+pub(crate) fn de_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum N {

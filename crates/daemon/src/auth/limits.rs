@@ -41,18 +41,7 @@ pub struct PrincipalLimits {
 }
 
 fn de_bytes_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Int(u64),
-        Str(String),
-    }
-    match N::deserialize(d)? {
-        N::Int(v) => Ok(Some(v)),
-        N::Str(s) => crate::config::parse_bytes(&s)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-    }
+    crate::config::de_bytes(d).map(Some)
 }
 
 /// Which limit a request hit.

@@ -229,22 +229,6 @@ fn live(a: &[String]) -> R<()> {
     const MIN: i64 = 60_000_000_000;
     let day0 = (19_000 + prefill) * 1440 * MIN; // 2022-01-08 + prefill days
     let names: Vec<String> = (0..syms).map(|k| format!("SYM{k:04}")).collect();
-    for d in 0..prefill {
-        let mut c = BarColumns::default();
-        for s in &names {
-            for m in 0..1440 {
-                let p = 100.0 + (m % 97) as f64;
-                c.ts.push(day0 + (m - (prefill - d) * 1440) * MIN);
-                c.symbol.push(s.to_string());
-                c.open.push(p);
-                c.high.push(p + 1.0);
-                c.low.push(p - 1.0);
-                c.close.push(p + 0.5);
-                c.volume.push(1.0);
-            }
-        }
-        store.upsert("live", &c.into_batch()?)?;
-    }
     let bar = |c: &mut BarColumns, s: &str, m: i64| {
         let p = 100.0 + (m % 97) as f64;
         c.ts.push(day0 + m * MIN);
@@ -255,6 +239,16 @@ fn live(a: &[String]) -> R<()> {
         c.close.push(p + 0.5);
         c.volume.push(1.0);
     };
+    // Earlier days of the month, one batch a day, not timed.
+    for d in 0..prefill {
+        let mut c = BarColumns::default();
+        for s in &names {
+            for m in 0..1440 {
+                bar(&mut c, s, m - (prefill - d) * 1440);
+            }
+        }
+        store.upsert("live", &c.into_batch()?)?;
+    }
     let mut times: Vec<f64> = Vec::new();
     let t_all = Instant::now();
     'feed: for m in 0..minutes {
