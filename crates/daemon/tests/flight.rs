@@ -479,6 +479,7 @@ fn clients_that_leave_mid_stream_and_hundreds_of_streams_leave_it_serving() {
     });
     still_serves(&rt, &d, port);
 
+    let threads_before = threads(&d);
     // 200 streams at once from one client, on one connection: each is either
     // the whole answer, or refused for the client's share with a clear status
     // (never a short answer).
@@ -512,7 +513,16 @@ fn clients_that_leave_mid_stream_and_hundreds_of_streams_leave_it_serving() {
         }
         (ok, refused)
     });
-    eprintln!("200 concurrent streams: {ok} whole answers, {refused} refused");
+    // Streams are tasks, not threads: the daemon's threads stay bounded
+    // (the Flight runtime's blocking pool is 16).
+    let threads_after = threads(&d);
+    eprintln!(
+        "200 concurrent streams: {ok} whole answers, {refused} refused; daemon threads {threads_before} -> {threads_after}"
+    );
+    assert!(
+        threads_after <= threads_before + 16,
+        "{threads_before} -> {threads_after}"
+    );
     assert!(ok >= 1, "{ok} whole answers, {refused} refused");
     assert_eq!(ok + refused, 200);
 
@@ -531,6 +541,59 @@ fn clients_that_leave_mid_stream_and_hundreds_of_streams_leave_it_serving() {
             }
         }
     });
+    still_serves(&rt, &d, port);
+}
+
+/// Threads of the daemon process now.
+fn threads(d: &Daemon) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_never_answered_short() {
+    let port = free_port();
+    let d = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &format!(
+            "chunk_rows = {CHUNK_ROWS}\nrequest_timeout = \"1s\"\n[flight]\nlisten = \"127.0.0.1:{port}\""
+        ),
+    );
+    // More than HTTP/2's flow-control windows hold, so the server's stream
+    // really waits on the client.
+    seed(&d, 50_000);
+    let rt = runtime();
+    let q_all = q("1m");
+    let mut c = within(&rt, "connect", connect(port));
+    let mut s = within(&rt, "do_get", c.do_get(Ticket::new(json_ticket(&q_all)))).unwrap();
+    within(&rt, "first batch", s.next()).unwrap().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    // Reading again: what was sent before the cut, then the cut itself.
+    let (rows, end) = within(&rt, "the rest", async {
+        let mut rows = CHUNK_ROWS;
+        while let Some(b) = s.next().await {
+            match b {
+                Ok(b) => rows += b.num_rows(),
+                Err(e) => return (rows, Some(status_of(e))),
+            }
+        }
+        (rows, None)
+    });
+    let end = end.expect("a stream cut short ends with an error, not a clean end");
+    assert_eq!(end.code(), tonic::Code::DeadlineExceeded, "{end:?}");
+    assert!(
+        end.message().contains("request_timeout"),
+        "{}",
+        end.message()
+    );
+    assert!(rows < 150_000, "{rows} rows: the stream was not cut");
+    drop(s);
     still_serves(&rt, &d, port);
 }
 

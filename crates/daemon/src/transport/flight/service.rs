@@ -49,8 +49,8 @@ impl FlightFace {
         // A call is busy for its whole life, so the table never picks it to
         // close for a newcomer: nothing to do here.
         let close: crate::transport::Closer = Box::new(|| {});
+        // A refusal is counted by the boundary (refused_connections).
         self.boundary.connection(peer, close).map_err(|refused| {
-            self.boundary.bad_request();
             status(ServiceError::new(
                 crate::service::ErrorKind::Busy,
                 refused.to_string(),
