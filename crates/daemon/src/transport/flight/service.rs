@@ -268,14 +268,14 @@ impl FlightService for FlightFace {
         let slot = Arc::new(self.enter(&req)?);
         let a = req.into_inner();
         let action = command::action(&a.r#type, &a.body).map_err(|e| self.bad(e))?;
-        let connections = self.boundary.clone();
+        let boundary = self.boundary.clone();
         let body = self
             .call(&slot, move |s| {
                 Ok(match action {
                     Action::Ping => json(&serde_json::json!({"ok": true})),
                     Action::Ready { dataset } => json(&s.ready(dataset.as_deref())?),
                     Action::Datasets => json(&s.datasets()),
-                    Action::Stat => s.stat(connections.connections()).into(),
+                    Action::Stat => s.stat(boundary.connections()).into(),
                 })
             })
             .await?;
