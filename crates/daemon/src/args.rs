@@ -18,6 +18,10 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at this address, e.g. 127.0.0.1:9464.
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Serve Arrow Flight (gRPC) at this address, e.g. 127.0.0.1:8815 (off by default;
+    /// a non-loopback address also needs `[flight] allow_unauthenticated_remote = true`).
+    #[arg(long, value_name = "ADDR")]
+    pub flight: Option<std::net::SocketAddr>,
     /// Prefix of every arena this daemon creates (default "rfd<UID>"); two daemons on
     /// one host need different prefixes.
     #[arg(long)]
@@ -56,6 +60,9 @@ impl ServeArgs {
         }
         if self.metrics.is_some() {
             cfg.metrics = self.metrics;
+        }
+        if self.flight.is_some() {
+            cfg.flight.listen = self.flight;
         }
         if let Some(p) = &self.arena_prefix {
             cfg.arena_prefix = p.clone();

@@ -11,6 +11,9 @@
 //! slots = 32
 //! slot_bytes = "256KiB"
 //!
+//! [flight]                  # optional: the Arrow Flight face (docs/flight.md)
+//! listen = "127.0.0.1:8815"
+//!
 //! [datasets.binance-spot]
 //! base = "1m"
 //! rollups = ["5m", "15m", "1h", "1d"]
@@ -76,6 +79,36 @@ impl Default for TopicConfig {
             slots: 32,
             slot_bytes: 256 << 10,
             max_readers: 16,
+        }
+    }
+}
+
+/// The Arrow Flight face (`[flight]`): off unless `listen` is given.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlightConfig {
+    /// Address of the gRPC endpoint, e.g. `127.0.0.1:8815`.
+    pub listen: Option<SocketAddr>,
+    /// Serve Flight on a non-loopback address although it has no
+    /// authentication yet: anyone who reaches the port reads every dataset.
+    /// Unsafe; off by default, and a non-loopback `listen` without it
+    /// refuses to start.
+    pub allow_unauthenticated_remote: bool,
+}
+
+impl FlightConfig {
+    /// Whether this listen address may be served: loopback, or explicitly allowed.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        match self.listen {
+            Some(addr) if !addr.ip().is_loopback() && !self.allow_unauthenticated_remote => {
+                Err(ConfigError::Value {
+                    key: "flight.listen".into(),
+                    message: format!(
+                        "{addr} is not a loopback address, and the Flight face has no authentication yet: anyone who can reach it could read every dataset. Listen on 127.0.0.1 (or [::1]) and tunnel to it, or set `[flight] allow_unauthenticated_remote = true` in the config to serve it anyway (unsafe)"
+                    ),
+                })
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -162,6 +195,8 @@ pub struct Config {
     /// so that late bars of the day before still land in its WAL first.
     #[serde(deserialize_with = "de_delay")]
     pub write_down_delay: Option<std::time::Duration>,
+    /// The Arrow Flight face; off unless `[flight] listen` is set.
+    pub flight: FlightConfig,
     /// Datasets to create when missing.
     pub datasets: BTreeMap<String, DatasetToml>,
     /// Bearer tokens and their scopes, for the network faces ([`crate::auth`]).
@@ -197,6 +232,7 @@ impl Default for Config {
             arena_prefix: format!("rfd{}", uid()),
             topics: TopicConfig::default(),
             write_down_delay: Some(std::time::Duration::from_secs(600)),
+            flight: FlightConfig::default(),
             datasets: BTreeMap::new(),
             auth: Default::default(),
             limits: Default::default(),
@@ -263,6 +299,7 @@ impl Config {
                 "letters, digits, '.', '_' and '-' only",
             ));
         }
+        self.flight.check()?;
         for (name, d) in &self.datasets {
             d.base
                 .parse::<ringfeed_store::Timeframe>()
@@ -438,6 +475,29 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn flight_is_off_by_default_and_refuses_remote_addresses_without_the_opt_in() {
+        assert_eq!(Config::default().flight.listen, None);
+        let p = |t: &str| Config::parse(t, Path::new("t.toml"));
+        let c = p("[flight]\nlisten = \"127.0.0.1:8815\"").unwrap();
+        assert_eq!(c.flight.listen, Some("127.0.0.1:8815".parse().unwrap()));
+        assert!(p("[flight]\nlisten = \"[::1]:8815\"").is_ok());
+        for remote in ["0.0.0.0:8815", "192.0.2.7:8815", "[::]:8815"] {
+            let e = p(&format!("[flight]\nlisten = {remote:?}")).unwrap_err();
+            let e = e.to_string();
+            assert!(
+                e.contains("flight.listen") && e.contains("allow_unauthenticated_remote = true"),
+                "{remote}: {e}"
+            );
+            let ok = p(&format!(
+                "[flight]\nlisten = {remote:?}\nallow_unauthenticated_remote = true"
+            ));
+            assert!(ok.is_ok(), "{remote}: {ok:?}");
+        }
+        let e = p("[flight]\nlisen = \"127.0.0.1:1\"").unwrap_err();
+        assert!(e.to_string().contains("lisen"), "{e}");
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!   budget that never evicts memory a reader still maps). Every append is
 //!   made durable by the store, then published to the base topic and to
 //!   every rollup topic it touched.
-//! - [`transport`]: the faces. The Unix socket ([`transport::unix`]) is one
-//!   thin adapter; the request boundary (panics, connection caps) is
+//! - [`transport`]: the faces. The Unix socket ([`transport::unix`]) and
+//!   Arrow Flight ([`transport::flight`], off unless configured) are thin
+//!   adapters; the request boundary (panics, connection caps) is
 //!   [`transport::Boundary`].
 //! - The protocol and the client live in `ringfeed-client`.
 //! - **Observability**: `tracing` logs, Prometheus text at `--metrics`.

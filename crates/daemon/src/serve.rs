@@ -13,9 +13,20 @@ pub enum ServeError {
     /// The control socket could not be bound (or another daemon serves it).
     #[error(transparent)]
     Bind(#[from] unix::BindError),
+    /// The configuration is refused (e.g. a remote Flight address without the opt-in).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The store could not be opened.
     #[error(transparent)]
     Open(#[from] crate::service::OpenError),
+    /// The Flight endpoint could not be bound.
+    #[error("cannot serve Arrow Flight on {addr}: {source}; pick another [flight] listen address (or --flight)")]
+    Flight {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The metrics endpoint could not be bound.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
@@ -59,6 +70,23 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             });
         }
     };
+    // Checked again here for callers that build a `Config` by hand: no
+    // unauthenticated remote endpoint without the explicit opt-in.
+    if let Err(e) = cfg.flight.check() {
+        let _ = std::fs::remove_file(&socket);
+        return Err(e.into());
+    }
+    let flight_addr = cfg.flight.listen;
+    let flight_listener = match flight_addr.map(crate::transport::flight::bind).transpose() {
+        Ok(l) => l,
+        Err(source) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(ServeError::Flight {
+                addr: flight_addr.expect("bound only when set"),
+                source,
+            });
+        }
+    };
     let service = match Service::open(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -81,6 +109,21 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
                 service.shutdown();
                 let _ = std::fs::remove_file(&socket);
                 return Err(ServeError::Metrics { addr, source });
+            }
+        }
+    }
+    let mut flight = None;
+    if let (Some(addr), Some(l)) = (flight_addr, flight_listener) {
+        match crate::transport::flight::serve(l, service.clone(), boundary.clone(), stop.clone()) {
+            Ok(h) => flight = Some(h),
+            Err(source) => {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Some(h) = http {
+                    let _ = h.join();
+                }
+                service.shutdown();
+                let _ = std::fs::remove_file(&socket);
+                return Err(ServeError::Flight { addr, source });
             }
         }
     }
@@ -113,6 +156,11 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     unix::run(listener, &socket, service.clone(), boundary, stop);
     let _ = maintenance.join();
     if let Some(h) = http {
+        let _ = h.join();
+    }
+    if let Some(h) = flight {
+        // Its streams hold readers of result arenas: they end before the
+        // arenas are closed.
         let _ = h.join();
     }
     if let Some(w) = write_down {

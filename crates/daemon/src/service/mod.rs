@@ -12,7 +12,8 @@
 //! - `open.rs`: the [`Service`] itself (the store, the ingest lock, the parts
 //!   above) and opening it; `reads.rs` and `writes.rs` hold its operations
 //!   (appends, deletes and write-downs are serialised by the ingest lock);
-//!   `lifecycle.rs` holds retention, trim and drop-dataset.
+//!   `lifecycle.rs` holds retention, trim and drop-dataset; `listing.rs`
+//!   the stored timeframes a network face lists.
 //!
 //! Files import downwards only: `mod.rs` re-exports; `reads`/`writes` use
 //! `open`; `open` uses `cache`, `topics`, `error`.
@@ -21,6 +22,7 @@ pub mod cache;
 mod error;
 mod health;
 mod lifecycle;
+mod listing;
 mod open;
 mod reads;
 mod spec;
@@ -31,6 +33,7 @@ pub use cache::{CacheLimits, ResultArena, Session};
 pub use error::{ErrorKind, ServiceError};
 pub use health::{ReplayHook, HEALTH_LOCK_WAIT, MAINTENANCE_EVERY};
 pub use lifecycle::LifecycleOutcome;
+pub use listing::StoredTimeframe;
 pub use open::{OpenError, Service};
 pub use reads::{dataset_ready, ReplayAnswer};
 pub use writes::{

@@ -6,6 +6,7 @@
 //! bytes of request payloads in flight are bounded there, so no face can be
 //! made to hold more memory than [`FaceLimits::max_inflight_bytes`].
 
+pub mod flight;
 pub mod frame;
 pub mod http;
 pub mod unix;

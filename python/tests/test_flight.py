@@ -1,0 +1,132 @@
+"""ringfeedd's Arrow Flight face from plain pyarrow.flight: no ringfeed code
+on the Flight side, answers compared with the local socket's."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import ringfeed as rf
+from daemons import MIN, T0, minutes, run_daemon
+
+flight = pytest.importorskip("pyarrow.flight")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def flight_daemon(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A daemon with Flight on loopback and small result batches: (socket, grpc location)."""
+    port = _free_port()
+    extra = f'chunk_rows = 500\n[flight]\nlisten = "127.0.0.1:{port}"'
+    with run_daemon(tmp_path, extra) as sock:
+        yield sock, f"grpc://127.0.0.1:{port}"
+
+
+def _seed(sock: str) -> None:
+    with rf.connect(sock) as c:
+        assert c.append("demo", minutes(["AAA", "BBB", "CCC"], 0, 1500)) == 4500
+
+
+def test_list_flights_names_every_stored_timeframe(flight_daemon: tuple[str, str]) -> None:
+    sock, location = flight_daemon
+    _seed(sock)
+    client = flight.FlightClient(location)
+    infos = list(client.list_flights())
+    assert [tuple(i.descriptor.path) for i in infos] == [(b"demo", b"1m"), (b"demo", b"5m"), (b"demo", b"1h")]
+    with rf.connect(sock) as c:
+        for info in infos:
+            tf = info.descriptor.path[1].decode()
+            want = c.bars("demo", None, tf)
+            table = client.do_get(info.endpoints[0].ticket).read_all()
+            assert table.schema == info.schema, tf
+            assert info.total_records == -1  # hot days only: not counted without reading them
+            got = pl.from_arrow(table)
+            assert isinstance(got, pl.DataFrame)
+            assert got.equals(want), tf
+    client.close()
+
+
+def test_get_flight_info_and_do_get_equal_the_local_bars(flight_daemon: tuple[str, str]) -> None:
+    sock, location = flight_daemon
+    _seed(sock)
+    query = {
+        "dataset": "demo",
+        "symbols": ["AAA", "CCC"],
+        "timeframe": "1m",
+        "start": "2021-01-01 01:00",
+        "end": T0 + 1400 * MIN,
+    }
+    client = flight.FlightClient(location)
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(json.dumps(query)))
+    with rf.connect(sock) as c:
+        want = c.bars("demo", ["AAA", "CCC"], "1m", start="2021-01-01 01:00", end=T0 + 1400 * MIN)
+    assert info.total_records == want.height == 2 * 1340
+    assert info.total_bytes > 0
+    reader = client.do_get(info.endpoints[0].ticket)
+    table = reader.read_all()
+    assert table.schema == info.schema
+    assert len(table.to_batches()) > 1  # a large result streams as several batches
+    got = pl.from_arrow(table)
+    assert isinstance(got, pl.DataFrame)
+    assert got.equals(want)
+    # The same JSON as a ticket, with the bars() fields (resampled, limited from the end).
+    q2 = {"dataset": "demo", "symbols": "BBB", "timeframe": "15m", "fields": ["close"], "limit": 3, "from_end": True}
+    got2 = pl.from_arrow(client.do_get(flight.Ticket(json.dumps(q2))).read_all())
+    with rf.connect(sock) as c:
+        want2 = c.bars("demo", "BBB", "15m", fields=["close"], limit=3, from_end=True)
+    assert isinstance(got2, pl.DataFrame)
+    assert got2.equals(want2)
+    assert client.get_schema(flight.FlightDescriptor.for_command(json.dumps(q2))).schema == pa.schema(
+        client.do_get(flight.Ticket(json.dumps(q2))).read_all().schema
+    )
+    client.close()
+
+
+def test_actions_and_errors(flight_daemon: tuple[str, str]) -> None:
+    sock, location = flight_daemon
+    _seed(sock)
+    client = flight.FlightClient(location)
+    assert [a.type for a in client.list_actions()] == ["ping", "ready", "datasets", "stat"]
+    [pong] = list(client.do_action("ping"))
+    assert json.loads(pong.body.to_pybytes()) == {"ok": True}
+    [ready] = list(client.do_action(flight.Action("ready", json.dumps({"dataset": "demo"}).encode())))
+    assert json.loads(ready.body.to_pybytes())["datasets"][0]["dataset"] == "demo"
+    [stat] = list(client.do_action("stat"))
+    assert "ringfeed_queries_total" in stat.body.to_pybytes().decode()
+    # Errors: pyarrow's exception per gRPC code, with the daemon's message.
+    with pytest.raises(KeyError, match="unknown dataset"):  # NOT_FOUND: pyarrow's ArrowKeyError
+        client.do_get(flight.Ticket(json.dumps({"dataset": "nope", "timeframe": "1m"}))).read_all()
+    with pytest.raises(pa.ArrowInvalid, match="invalid type"):  # INVALID_ARGUMENT
+        client.do_get(flight.Ticket(b'{"dataset": 5, "timeframe": "1m"}')).read_all()
+    with pytest.raises(pa.ArrowInvalid, match="not UTF-8"):
+        client.do_get(flight.Ticket(b"\xff\xfe")).read_all()
+    with pytest.raises(pa.ArrowNotImplementedError, match="DoPut"):  # UNIMPLEMENTED
+        writer, _ = client.do_put(flight.FlightDescriptor.for_path("demo"), pa.schema([("x", pa.int64())]))
+        writer.close()
+    # Still serving, over Flight and over the socket.
+    got = pl.from_arrow(client.do_get(flight.Ticket(json.dumps({"dataset": "demo", "timeframe": "1h"}))).read_all())
+    with rf.connect(sock) as c:
+        assert isinstance(got, pl.DataFrame)
+        assert got.equals(c.bars("demo", None, "1h"))
+    client.close()
+
+
+def test_a_remote_address_needs_the_explicit_opt_in(tmp_path: Path) -> None:
+    from daemons import Daemon
+
+    d = Daemon(tmp_path, '[flight]\nlisten = "0.0.0.0:8815"')
+    p = subprocess.run([str(d.exe), "--config", str(d.cfg)], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "allow_unauthenticated_remote = true" in p.stderr, p.stderr
