@@ -77,6 +77,9 @@ impl ServeArgs {
             .as_deref()
             .and_then(std::path::Path::parent)
             .unwrap_or(std::path::Path::new("."));
+        if let Some(f) = &cfg.auth.tokens_file {
+            cfg.auth.tokens_file = Some(base.join(f)); // relative to the config file
+        }
         crate::auth::Auth::from_config(&cfg.auth, base)
             .map_err(crate::config::ConfigError::from)?;
         Ok(cfg)

@@ -89,22 +89,25 @@ impl Default for TopicConfig {
 pub struct FlightConfig {
     /// Address of the gRPC endpoint, e.g. `127.0.0.1:8815`.
     pub listen: Option<SocketAddr>,
-    /// Serve Flight on a non-loopback address although it has no
-    /// authentication yet: anyone who reaches the port reads every dataset.
-    /// Unsafe; off by default, and a non-loopback `listen` without it
-    /// refuses to start.
+    /// Serve Flight on a non-loopback address with no `[[auth.tokens]]`:
+    /// anyone who reaches the port reads every dataset. Unsafe; off by
+    /// default, and a non-loopback `listen` without tokens or this refuses
+    /// to start.
     pub allow_unauthenticated_remote: bool,
 }
 
 impl FlightConfig {
-    /// Whether this listen address may be served: loopback, or explicitly allowed.
-    pub fn check(&self) -> Result<(), ConfigError> {
+    /// Whether this listen address may be served: loopback, with tokens
+    /// (`auth`), or explicitly allowed.
+    pub fn check(&self, auth: bool) -> Result<(), ConfigError> {
         match self.listen {
-            Some(addr) if !addr.ip().is_loopback() && !self.allow_unauthenticated_remote => {
+            Some(addr)
+                if !addr.ip().is_loopback() && !auth && !self.allow_unauthenticated_remote =>
+            {
                 Err(ConfigError::Value {
                     key: "flight.listen".into(),
                     message: format!(
-                        "{addr} is not a loopback address, and the Flight face has no authentication yet: anyone who can reach it could read every dataset. Listen on 127.0.0.1 (or [::1]) and tunnel to it, or set `[flight] allow_unauthenticated_remote = true` in the config to serve it anyway (unsafe)"
+                        "{addr} is not a loopback address, and no [[auth.tokens]] are configured: anyone who can reach it could read every dataset. Add tokens (`ringfeedd --new-token NAME` prints one), listen on 127.0.0.1 (or [::1]) and tunnel to it, or set `[flight] allow_unauthenticated_remote = true` in the config to serve it anyway (unsafe)"
                     ),
                 })
             }
@@ -299,7 +302,8 @@ impl Config {
                 "letters, digits, '.', '_' and '-' only",
             ));
         }
-        self.flight.check()?;
+        self.flight
+            .check(!self.auth.tokens.is_empty() || self.auth.tokens_file.is_some())?;
         for (name, d) in &self.datasets {
             d.base
                 .parse::<ringfeed_store::Timeframe>()

@@ -72,7 +72,19 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     };
     // Checked again here for callers that build a `Config` by hand: no
     // unauthenticated remote endpoint without the explicit opt-in.
-    if let Err(e) = cfg.flight.check() {
+    // Tokens and limits of the network faces (the tokens file's path is made absolute
+    // by the flags' config loading).
+    let gate = match crate::auth::Auth::from_config(&cfg.auth, std::path::Path::new(".")) {
+        Ok(auth) => Arc::new(crate::transport::flight::Gate::new(
+            auth,
+            crate::auth::limits::Limiter::new(cfg.limits.per_principal.clone()),
+        )),
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(crate::config::ConfigError::from(e).into());
+        }
+    };
+    if let Err(e) = cfg.flight.check(gate.enabled()) {
         let _ = std::fs::remove_file(&socket);
         return Err(e.into());
     }
@@ -114,7 +126,13 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     }
     let mut flight = None;
     if let (Some(addr), Some(l)) = (flight_addr, flight_listener) {
-        match crate::transport::flight::serve(l, service.clone(), boundary.clone(), stop.clone()) {
+        match crate::transport::flight::serve(
+            l,
+            service.clone(),
+            boundary.clone(),
+            gate,
+            stop.clone(),
+        ) {
             Ok(h) => flight = Some(h),
             Err(source) => {
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -439,10 +439,16 @@ fn bad_input_gets_the_right_code_and_a_clear_message() {
     .unwrap_err();
     assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
     assert!(s.message().contains("DoPut"), "{}", s.message());
+    // Without tokens there is nothing to authenticate: said so, not a hollow success.
     let s = within(&rt, "handshake", c.handshake(b"hello".to_vec()))
         .map_err(status_of)
         .unwrap_err();
-    assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
+    assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
+    assert!(
+        s.message().contains("no [[auth.tokens]]"),
+        "{}",
+        s.message()
+    );
     let s = within(&rt, "do_exchange", async {
         c.do_exchange(futures::stream::empty())
             .await?
@@ -706,4 +712,221 @@ fn a_remote_address_without_the_opt_in_refuses_to_start() {
         err.contains("cannot serve Arrow Flight") && err.contains(&addr),
         "{err}"
     );
+}
+
+// ---- tokens, scopes, limits ----
+
+/// Tokens of the auth tests: `reader` reads `test`, `other` reads `bin*` only, `ops` is
+/// admin and reads everything.
+const READER: &str = "reader-token-0123456789";
+const OTHER: &str = "other-token-0123456789";
+const OPS: &str = "ops-token-0123456789";
+
+fn sha(t: &str) -> String {
+    ringfeed_daemon::auth::hash_token(t)
+}
+
+/// A Flight daemon on loopback whose calls need tokens, with `limits` appended.
+fn auth_daemon(limits: &str) -> (Daemon, u16) {
+    let port = free_port();
+    let d = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &format!(
+            "chunk_rows = {CHUNK_ROWS}\n[flight]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[auth.tokens]]\nname = \"reader\"\nsha256 = \"{}\"\nread = [\"test\"]\n\
+             [[auth.tokens]]\nname = \"other\"\nsha256 = \"{}\"\nread = [\"bin*\"]\n\
+             [[auth.tokens]]\nname = \"ops\"\nsha256 = \"{}\"\nread = [\"*\"]\nadmin = true\n{limits}",
+            sha(READER),
+            sha(OTHER),
+            sha(OPS)
+        ),
+    );
+    (d, port)
+}
+
+async fn connect_as(port: u16, token: Option<&str>) -> FlightClient {
+    let mut c = connect(port).await;
+    if let Some(t) = token {
+        c.add_header("authorization", &format!("Bearer {t}"))
+            .unwrap();
+    }
+    c
+}
+
+async fn action(c: &mut FlightClient, kind: &str) -> Result<Vec<u8>, FlightError> {
+    let parts: Vec<bytes::Bytes> = c
+        .do_action(Action::new(kind, ""))
+        .await?
+        .try_collect()
+        .await?;
+    Ok(parts.concat())
+}
+
+#[test]
+fn tokens_decide_who_reads_what() {
+    let (d, port) = auth_daemon("");
+    seed(&d, 30);
+    let rt = runtime();
+    let q1 = q("1m");
+    let want = local(&d, &q1);
+    within(&rt, "the auth checks", async {
+        // No token, an unknown token: UNAUTHENTICATED, saying what to send.
+        for (token, says) in [(None, "no token"), (Some("nope"), "unknown token")] {
+            let mut c = connect_as(port, token).await;
+            let e = status_of(fetch(&mut c, json_ticket(&q1)).await.unwrap_err());
+            assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+            assert!(e.message().contains(says), "{e:?}");
+            let e = match c.list_flights("").await {
+                Err(e) => e,
+                Ok(s) => s.try_collect::<Vec<_>>().await.unwrap_err(),
+            };
+            assert_eq!(status_of(e).code(), tonic::Code::Unauthenticated);
+        }
+        // In scope: the same rows as the socket.
+        let mut reader = connect_as(port, Some(READER)).await;
+        let (got, _) = fetch(&mut reader, json_ticket(&q1)).await.unwrap();
+        assert_eq!(got, want);
+        let listed: Vec<FlightInfo> = reader
+            .list_flights("")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(!listed.is_empty());
+        // Out of scope: PERMISSION_DENIED naming the list to extend; listings hide it.
+        let mut other = connect_as(port, Some(OTHER)).await;
+        let e = status_of(fetch(&mut other, json_ticket(&q1)).await.unwrap_err());
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        assert!(e.message().contains("`read` list"), "{e:?}");
+        let e = status_of(
+            other
+                .get_flight_info(FlightDescriptor::new_cmd(json_ticket(&q1)))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        let hidden: Vec<FlightInfo> = other
+            .list_flights("")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(hidden.is_empty(), "{hidden:?}");
+        let ds: serde_json::Value =
+            serde_json::from_slice(&action(&mut other, "datasets").await.unwrap()).unwrap();
+        assert_eq!(ds, serde_json::json!({}));
+        // `stat` is for admins; it carries the per-principal counters.
+        let e = status_of(action(&mut reader, "stat").await.unwrap_err());
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        let mut ops = connect_as(port, Some(OPS)).await;
+        let stat = String::from_utf8(action(&mut ops, "stat").await.unwrap()).unwrap();
+        assert!(
+            stat.contains("ringfeed_flight_principal_requests_total{principal=\"reader\"}"),
+            "{stat}"
+        );
+        assert!(
+            stat.contains("ringfeed_flight_principal_refused_total"),
+            "{stat}"
+        );
+        // The handshake: Basic name:token in, the bearer token back.
+        let mut hs = connect(port).await;
+        let basic = base64_encode(&format!("reader:{READER}"));
+        hs.add_header("authorization", &format!("Basic {basic}"))
+            .unwrap();
+        assert_eq!(hs.handshake("").await.unwrap(), READER.as_bytes());
+        let mut wrong = connect(port).await;
+        let basic = base64_encode(&format!("ops:{READER}"));
+        wrong
+            .add_header("authorization", &format!("Basic {basic}"))
+            .unwrap();
+        let e = status_of(wrong.handshake("").await.unwrap_err());
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(e.message().contains("not \"ops\"'s"), "{e:?}");
+        // Still serving, to the right token.
+        let (got, _) = fetch(&mut connect_as(port, Some(READER)).await, json_ticket(&q1))
+            .await
+            .unwrap();
+        assert_eq!(got, want);
+    });
+    d.client().ping().expect("the socket still answers");
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn limits_refuse_with_a_retry_hint_and_streams_count_until_closed() {
+    let (d, port) = auth_daemon("[limits.per_principal]\nrequests_per_s = 5\nstreams = 1\n");
+    // ~12 MB of results, well past HTTP/2 windows: a stream stays open until read.
+    seed(&d, 40_000);
+    let rt = runtime();
+    let q1 = q("1m");
+    within(&rt, "the limit checks", async {
+        // Streams: one open DoGet, the second refused until the first is dropped.
+        let mut c = connect_as(port, Some(READER)).await;
+        let mut first = c.do_get(Ticket::new(json_ticket(&q1))).await.unwrap();
+        first.next().await.unwrap().unwrap(); // a batch taken, the rest pending
+        let e = status_of(
+            connect_as(port, Some(READER))
+                .await
+                .do_get(Ticket::new(json_ticket(&q1)))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+        assert!(e.message().contains("close a stream"), "{e:?}");
+        drop(first);
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(1100)).await; // refill the requests
+                                                               // Requests: a burst of 5 a second, then RESOURCE_EXHAUSTED with retry-after-ms.
+        let mut c = connect_as(port, Some(READER)).await;
+        let mut refused = None;
+        for _ in 0..20 {
+            if let Err(e) = action(&mut c, "ping").await {
+                refused = Some(status_of(e));
+                break;
+            }
+        }
+        let e = refused.expect("a burst over requests_per_s is refused");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+        assert!(e.message().contains("requests_per_s"), "{e:?}");
+        let retry: u64 = e
+            .metadata()
+            .get(ringfeed_daemon::transport::flight::RETRY_AFTER_KEY)
+            .expect("a retry hint")
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry > 0 && retry <= 1000, "{retry}");
+        // Another principal has its own budget; after the hint, the first is served.
+        action(&mut connect_as(port, Some(OPS)).await, "ping")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(retry + 50)).await;
+        let (got, _) = fetch(&mut c, json_ticket(&q1)).await.unwrap();
+        assert_eq!(got.num_rows(), 3 * 40_000);
+    });
+    d.client().ping().expect("the socket still answers");
+}
+
+#[test]
+fn tokens_allow_a_remote_address() {
+    let flight = format!(
+        "[flight]\nlisten = \"0.0.0.0:0\"\n[[auth.tokens]]\nname = \"r\"\nsha256 = \"{}\"\nread = [\"*\"]",
+        sha(READER)
+    );
+    assert!(
+        run_daemon(&flight, &[]).is_none(),
+        "tokens make a remote address safe to serve"
+    );
+    // A bad hash stops the start with the fix.
+    let (st, err) = run_daemon("[[auth.tokens]]\nname = \"r\"\nsha256 = \"xyz\"", &[])
+        .expect("a bad token hash is refused at start");
+    assert!(!st.success());
+    assert!(err.contains("--new-token r"), "{err}");
 }

@@ -56,6 +56,7 @@ from ._ringfeed import (
 )
 
 from .client import Client, RowsRejectedWarning, connect
+from .remote import RemoteClient, RemoteUnsupportedError
 from .types import AppendReport, HealthCheck, HealthReport, InvalidRows, ReadyReport, TimeLike
 
 if hasattr(_os, "register_at_fork"):
@@ -83,6 +84,8 @@ __all__ = [
     "AppendReport",
     "InvalidRows",
     "Reader",
+    "RemoteClient",
+    "RemoteUnsupportedError",
     "Replay",
     "RingFullError",
     "RingfeedError",

@@ -21,17 +21,23 @@
 //! use ringfeed_daemon::transport::flight;
 //! let stop = Arc::new(AtomicBool::new(false));
 //! let listener = flight::bind("127.0.0.1:8815".parse().unwrap()).unwrap();
-//! let thread = flight::serve(listener, service, boundary, stop.clone()).unwrap();
+//! let gate = Arc::new(flight::Gate::new(
+//!     Default::default(),
+//!     ringfeed_daemon::auth::limits::Limiter::new(Default::default()),
+//! ));
+//! let thread = flight::serve(listener, service, boundary, gate, stop.clone()).unwrap();
 //! // ... later:
 //! stop.store(true, std::sync::atomic::Ordering::Relaxed);
 //! thread.join().unwrap();
 //! ```
 
 mod command;
+mod gate;
 mod service;
 mod stream;
 
 pub use command::{ACTIONS, MAX_COMMAND_BYTES, QUERY_EXAMPLE};
+pub use gate::{Gate, RETRY_AFTER_KEY};
 
 use super::Boundary;
 use crate::service::{ErrorKind, Service, ServiceError};
@@ -89,6 +95,7 @@ pub fn serve(
     listener: std::net::TcpListener,
     service: Arc<Service>,
     boundary: Arc<Boundary>,
+    gate: Arc<Gate>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     // Two workers for I/O and encoding; store reads and result builds run on
@@ -104,7 +111,7 @@ pub fn serve(
     std::thread::Builder::new()
         .name("ringfeedd-flight".into())
         .spawn(move || {
-            rt.block_on(run(listener, service, boundary, stop));
+            rt.block_on(run(listener, service, boundary, gate, stop));
             // Calls still running after the drain are cut here; a store read
             // in progress on the blocking pool is given a moment to end.
             rt.shutdown_timeout(Duration::from_secs(2));
@@ -116,6 +123,7 @@ async fn run(
     listener: std::net::TcpListener,
     service: Arc<Service>,
     boundary: Arc<Boundary>,
+    gate: Arc<Gate>,
     stop: Arc<AtomicBool>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -126,7 +134,8 @@ async fn run(
         }
     };
     let addr = listener.local_addr().ok();
-    let face = service::FlightFace::new(service, boundary);
+    let authenticated = gate.enabled();
+    let face = service::FlightFace::new(service, boundary, gate);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let stopped = {
         let stop = stop.clone();
@@ -143,7 +152,11 @@ async fn run(
         .add_service(FlightServiceServer::new(face))
         .serve_with_incoming_shutdown(incoming, stopped);
     if let Some(a) = addr {
-        tracing::info!(addr = %a, "Arrow Flight serving (no authentication: loopback only unless allowed)");
+        if authenticated {
+            tracing::info!(addr = %a, "Arrow Flight serving (bearer tokens required)");
+        } else {
+            tracing::info!(addr = %a, "Arrow Flight serving (no tokens configured: loopback only unless allowed)");
+        }
     }
     tokio::select! {
         r = server => {

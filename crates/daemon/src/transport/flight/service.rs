@@ -4,8 +4,10 @@
 //! `UNIMPLEMENTED` with what is coming, never a hollow success.
 
 use super::command::{self, Action, CommandError};
+use super::gate::{Caller, Gate};
 use super::status;
 use super::stream::{flight_data, OpenResult};
+use crate::auth::Operation;
 use crate::service::{Service, ServiceError, StoredTimeframe};
 use crate::transport::{Boundary, ConnectionSlot, Peer};
 use arrow_flight::flight_service_server::FlightService;
@@ -25,16 +27,19 @@ use tonic::{Request, Response, Status, Streaming};
 pub struct FlightFace {
     service: Arc<Service>,
     boundary: Arc<Boundary>,
+    /// Tokens, scopes, limits, audit.
+    gate: Arc<Gate>,
     /// Numbers calls whose peer address is unknown (each its own client).
     unknown_peers: AtomicU64,
 }
 
 impl FlightFace {
     /// The face of `service`, within `boundary`'s limits.
-    pub fn new(service: Arc<Service>, boundary: Arc<Boundary>) -> Self {
+    pub fn new(service: Arc<Service>, boundary: Arc<Boundary>, gate: Arc<Gate>) -> Self {
         Self {
             service,
             boundary,
+            gate,
             unknown_peers: AtomicU64::new(0),
         }
     }
@@ -134,6 +139,66 @@ fn listed(t: &StoredTimeframe) -> Result<FlightInfo, Status> {
     )
 }
 
+/// `data` with its bytes counted against the caller's `bytes_per_s`: a message over the
+/// rate waits (the stream slows down; a batch is never cut). The stream guard counts the
+/// stream until it ends.
+fn throttled(
+    data: BoxStream<'static, Result<FlightData, Status>>,
+    gate: &Arc<Gate>,
+    caller: Caller,
+    guard: crate::auth::limits::StreamGuard,
+) -> BoxStream<'static, Result<FlightData, Status>> {
+    let limiter = gate.limiter().clone();
+    let who: Arc<str> = caller.name.into();
+    data.then(move |item| {
+        let (limiter, who) = (limiter.clone(), who.clone());
+        let _counted = &guard;
+        async move {
+            if let Ok(d) = &item {
+                let n = (d.data_header.len() + d.data_body.len()) as u64;
+                while let Err(e) = limiter.send(&who, n, std::time::Instant::now()) {
+                    tokio::time::sleep(e.retry_after).await;
+                }
+            }
+            item
+        }
+    })
+    .boxed()
+}
+
+/// Which datasets a caller may read, for filtering the listings it gets.
+struct Readable(Option<Arc<crate::auth::Principal>>);
+
+impl Readable {
+    fn of(c: &Caller) -> Self {
+        Readable(c.principal.clone())
+    }
+
+    fn may(&self, dataset: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|p| p.check(Operation::Read(dataset)).is_ok())
+    }
+
+    /// `{dataset: ...}` without the datasets outside the scopes.
+    fn filter_datasets(&self, v: &mut serde_json::Value) {
+        if let Some(m) = v.as_object_mut() {
+            m.retain(|k, _| self.may(k));
+        }
+    }
+
+    /// A ready report's `datasets` list without those outside the scopes.
+    fn filter_ready(&self, v: &mut serde_json::Value) {
+        if let Some(list) = v.get_mut("datasets").and_then(|d| d.as_array_mut()) {
+            list.retain(|d| {
+                d.get("dataset")
+                    .and_then(|n| n.as_str())
+                    .is_some_and(|n| self.may(n))
+            });
+        }
+    }
+}
+
 fn one<T: Send + 'static>(item: T) -> BoxStream<'static, Result<T, Status>> {
     futures::stream::once(async move { Ok(item) }).boxed()
 }
@@ -154,17 +219,25 @@ impl FlightService for FlightFace {
 
     async fn handshake(
         &self,
-        _: Request<Streaming<HandshakeRequest>>,
+        req: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Self::HandshakeStream>, Status> {
-        Err(Status::unimplemented(
-            "the Flight handshake (Basic user/password for a bearer token) is not built yet; this endpoint has no authentication and serves loopback only (docs/flight.md)",
-        ))
+        let token = self.gate.handshake(req.metadata())?;
+        let mut resp = Response::new(one(HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into_bytes().into(),
+        }));
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Status::invalid_argument("the token is not valid header text"))?;
+        resp.metadata_mut().insert("authorization", bearer);
+        Ok(resp)
     }
 
     async fn list_flights(
         &self,
         req: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        let caller = self.gate.caller(&req, "list_flights")?;
         let slot = Arc::new(self.enter(&req)?);
         let criteria = req.into_inner().expression;
         let dataset =
@@ -178,7 +251,11 @@ impl FlightService for FlightFace {
         let listed_tfs = self
             .call(&slot, move |s| Ok(s.stored_timeframes(dataset.as_deref())))
             .await?;
-        let infos: Vec<Result<FlightInfo, Status>> = listed_tfs.iter().map(listed).collect();
+        let infos: Vec<Result<FlightInfo, Status>> = listed_tfs
+            .iter()
+            .filter(|t| self.gate.may_read(&caller, &t.dataset))
+            .map(listed)
+            .collect();
         Ok(Response::new(futures::stream::iter(infos).boxed()))
     }
 
@@ -186,9 +263,12 @@ impl FlightService for FlightFace {
         &self,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.gate.caller(&req, "get_flight_info")?;
         let slot = Arc::new(self.enter(&req)?);
         let descriptor = req.into_inner();
         let q = command::descriptor(&descriptor).map_err(|e| self.bad(e))?;
+        self.gate
+            .allow(&caller, Operation::Read(&q.dataset), "get_flight_info")?;
         let ticket = command::ticket(&q);
         let open = self.call(&slot, move |s| open_query(s, &q)).await?;
         let answer = open.answer();
@@ -215,8 +295,11 @@ impl FlightService for FlightFace {
         &self,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
+        let caller = self.gate.caller(&req, "get_schema")?;
         let slot = Arc::new(self.enter(&req)?);
         let q = command::descriptor(req.get_ref()).map_err(|e| self.bad(e))?;
+        self.gate
+            .allow(&caller, Operation::Read(&q.dataset), "get_schema")?;
         let open = self.call(&slot, move |s| open_query(s, &q)).await?;
         let schema = SchemaResult::try_from(SchemaAsIpc::new(
             open.schema(),
@@ -227,8 +310,12 @@ impl FlightService for FlightFace {
     }
 
     async fn do_get(&self, req: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let caller = self.gate.caller(&req, "do_get")?;
         let slot = Arc::new(self.enter(&req)?);
         let q = command::query(&req.get_ref().ticket, "ticket").map_err(|e| self.bad(e))?;
+        self.gate
+            .allow(&caller, Operation::Read(&q.dataset), "do_get")?;
+        let streaming = self.gate.open_stream(&caller, "do_get")?;
         let open = self.call(&slot, move |s| open_query(s, &q)).await?;
         // The slot moves into the stream, held until it ends.
         let slot = Arc::try_unwrap(slot).map_err(|_| {
@@ -236,10 +323,9 @@ impl FlightService for FlightFace {
                 "the call's boundary slot is still shared after the query",
             ))
         })?;
-        Ok(Response::new(flight_data(
-            open,
-            slot,
-            self.boundary.clone(),
+        let data = flight_data(open, slot, self.boundary.clone());
+        Ok(Response::new(throttled(
+            data, &self.gate, caller, streaming,
         )))
     }
 
@@ -265,17 +351,39 @@ impl FlightService for FlightFace {
         &self,
         req: Request<FlightAction>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
+        let caller = self.gate.caller(&req, "do_action")?;
         let slot = Arc::new(self.enter(&req)?);
         let a = req.into_inner();
         let action = command::action(&a.r#type, &a.body).map_err(|e| self.bad(e))?;
+        match &action {
+            Action::Ready {
+                dataset: Some(d), ..
+            } => self.gate.allow(&caller, Operation::Read(d), "ready")?,
+            Action::Stat => self.gate.allow(&caller, Operation::Admin, "stat")?,
+            _ => {}
+        }
         let boundary = self.boundary.clone();
+        let (gate, readable) = (self.gate.clone(), Readable::of(&caller));
         let body = self
             .call(&slot, move |s| {
                 Ok(match action {
                     Action::Ping => json(&serde_json::json!({"ok": true})),
-                    Action::Ready { dataset } => json(&s.ready(dataset.as_deref())?),
-                    Action::Datasets => json(&s.datasets()),
-                    Action::Stat => s.stat(boundary.connections()).into(),
+                    Action::Ready { dataset } => {
+                        let mut v = serde_json::to_value(s.ready(dataset.as_deref())?)
+                            .map_err(|e| ServiceError::internal(e.to_string()))?;
+                        readable.filter_ready(&mut v);
+                        json(&v)
+                    }
+                    Action::Datasets => {
+                        let mut v = s.datasets();
+                        readable.filter_datasets(&mut v);
+                        json(&v)
+                    }
+                    Action::Stat => {
+                        let mut text = s.stat(boundary.connections());
+                        text.push_str(&gate.counters_text());
+                        text.into()
+                    }
                 })
             })
             .await?;
