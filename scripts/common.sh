@@ -36,4 +36,6 @@ need_rust() {
 need_base() {
   command -v cc >/dev/null 2>&1 || apt_install build-essential
   command -v python3 >/dev/null 2>&1 || apt_install python3
+  # TLS tests make their certificates with it.
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
 }

@@ -227,3 +227,46 @@ def test_the_cpp_flight_example_reads_the_same_rows(auth_daemon: tuple[str, str]
     # Without the token the example fails with the server's message.
     denied = subprocess.run([exe, location, query], capture_output=True, text=True, timeout=60)
     assert denied.returncode == 1 and "no token" in denied.stderr
+
+
+def _certs(d: Path) -> None:
+    """A CA and a localhost server certificate, with the openssl command."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+
+
+def test_tls_with_pyarrow_and_the_remote_client(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make test certificates (scripts/common.sh installs it)")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    _certs(certs)
+    port = _free_port()
+    extra = (f'chunk_rows = 500\n[flight]\nlisten = "127.0.0.1:{port}"\n'
+             f'[flight.tls]\ncert = "{certs / "server.pem"}"\nkey = "{certs / "server.key"}"\n'
+             f'[[auth.tokens]]\nname = "research"\nsha256 = "{_sha(TOKEN)}"\nread = ["*"]\n')
+    ca = (certs / "ca.pem").read_bytes()
+    with run_daemon(tmp_path, extra) as sock:
+        _seed(sock)
+        location = f"grpc+tls://localhost:{port}"
+        client = flight.FlightClient(location, tls_root_certs=ca)
+        options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
+        assert {i.descriptor.path[0] for i in client.list_flights(options=options)} == {b"demo"}
+        client.close()
+        # Without the CA the server's certificate is not trusted.
+        untrusting = flight.FlightClient(location)
+        with pytest.raises(flight.FlightUnavailableError):
+            list(untrusting.list_flights(options=options))
+        untrusting.close()
+        with rf.connect(location, token=TOKEN, tls_root_certs=ca) as remote, rf.connect(sock) as local:
+            assert remote.bars("demo", "BBB", "1h").equals(local.bars("demo", "BBB", "1h"))

@@ -80,6 +80,10 @@ impl ServeArgs {
         if let Some(f) = &cfg.auth.tokens_file {
             cfg.auth.tokens_file = Some(base.join(f)); // relative to the config file
         }
+        if let Some(tls) = &mut cfg.flight.tls {
+            tls.relative_to(base);
+            tls.load()?; // unreadable files stop the start, named
+        }
         crate::auth::Auth::from_config(&cfg.auth, base)
             .map_err(crate::config::ConfigError::from)?;
         Ok(cfg)

@@ -94,6 +94,54 @@ pub struct FlightConfig {
     /// default, and a non-loopback `listen` without tokens or this refuses
     /// to start.
     pub allow_unauthenticated_remote: bool,
+    /// TLS for the endpoint (`[flight.tls]`); plaintext when absent.
+    pub tls: Option<FlightTls>,
+}
+
+/// `[flight.tls]`: PEM files, relative to the config file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FlightTls {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// CA certificates whose clients are accepted (mutual TLS): a client without a
+    /// certificate signed by one of them is refused at the handshake.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// The PEM text of `[flight.tls]`'s files: certificate chain, key, client CA.
+pub type TlsPem = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+impl FlightTls {
+    /// The three files as PEM text, or which one could not be read.
+    pub fn load(&self) -> Result<TlsPem, ConfigError> {
+        let read = |key: &str, p: &Path| {
+            std::fs::read(p).map_err(|e| ConfigError::Value {
+                key: format!("flight.tls.{key}"),
+                message: format!("cannot read {}: {e}", p.display()),
+            })
+        };
+        Ok((
+            read("cert", &self.cert)?,
+            read("key", &self.key)?,
+            self.client_ca
+                .as_deref()
+                .map(|p| read("client_ca", p))
+                .transpose()?,
+        ))
+    }
+
+    /// The paths taken relative to `base` (the config file's directory).
+    pub fn relative_to(&mut self, base: &Path) {
+        self.cert = base.join(&self.cert);
+        self.key = base.join(&self.key);
+        if let Some(ca) = &self.client_ca {
+            self.client_ca = Some(base.join(ca));
+        }
+    }
 }
 
 impl FlightConfig {

@@ -131,6 +131,7 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             service.clone(),
             boundary.clone(),
             gate,
+            service.config().flight.tls.as_ref(),
             stop.clone(),
         ) {
             Ok(h) => flight = Some(h),

@@ -930,3 +930,196 @@ fn tokens_allow_a_remote_address() {
     assert!(!st.success());
     assert!(err.contains("--new-token r"), "{err}");
 }
+
+// ---- TLS ----
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, made
+/// with the `openssl` command (PEM files in `dir`: ca.pem, server.pem, server.key,
+/// client.pem, client.key). `None` (and the test skips, saying why) without openssl.
+fn make_certs(dir: &std::path::Path) -> Option<()> {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(())
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ringfeed test CA",
+        ],
+    ]
+    .concat())?;
+    for (who, ext) in [
+        (
+            "server",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{who}.ext")), ext).unwrap();
+        let (key, csr, pem, e) = (
+            format!("{who}.key"),
+            format!("{who}.csr"),
+            format!("{who}.pem"),
+            format!("{who}.ext"),
+        );
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={who}"),
+            ],
+        ]
+        .concat())?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &e,
+        ])?;
+    }
+    Some(())
+}
+
+fn has_openssl() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+async fn connect_tls(
+    port: u16,
+    dir: &std::path::Path,
+    client_cert: bool,
+    token: &str,
+) -> Result<FlightClient, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    if client_cert {
+        tls = tls.identity(Identity::from_pem(
+            std::fs::read(dir.join("client.pem")).unwrap(),
+            std::fs::read(dir.join("client.key")).unwrap(),
+        ));
+    }
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    let mut c = FlightClient::new_from_inner(
+        FlightServiceClient::new(channel).max_decoding_message_size(64 << 20),
+    );
+    c.add_header("authorization", &format!("Bearer {token}"))
+        .unwrap();
+    Ok(c)
+}
+
+#[test]
+fn tls_and_mutual_tls_serve_only_the_clients_they_should() {
+    if !has_openssl() {
+        eprintln!("skipped: no `openssl` command to make test certificates (scripts install it)");
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path()).expect("openssl makes the certificates");
+    let rt = runtime();
+    for mutual in [false, true] {
+        let port = free_port();
+        let pem = |f: &str| certs.path().join(f).display().to_string();
+        let d = Daemon::start_with(
+            tempfile::tempdir().unwrap(),
+            &format!(
+                "chunk_rows = {CHUNK_ROWS}\n[flight]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [flight.tls]\ncert = {:?}\nkey = {:?}\n{}\
+                 [[auth.tokens]]\nname = \"reader\"\nsha256 = \"{}\"\nread = [\"*\"]\n",
+                pem("server.pem"),
+                pem("server.key"),
+                if mutual {
+                    format!("client_ca = {:?}\n", pem("ca.pem"))
+                } else {
+                    String::new()
+                },
+                sha(READER)
+            ),
+        );
+        seed(&d, 30);
+        let q1 = q("1m");
+        let want = local(&d, &q1);
+        within(&rt, "the TLS checks", async {
+            // Plaintext to a TLS port: no answer.
+            let mut plain = connect_as(port, Some(READER)).await;
+            assert!(fetch(&mut plain, json_ticket(&q1)).await.is_err());
+            // TLS with the CA (and, for mutual TLS, the client's certificate): served.
+            let mut c = connect_tls(port, certs.path(), mutual, READER)
+                .await
+                .unwrap();
+            let (got, _) = fetch(&mut c, json_ticket(&q1)).await.unwrap();
+            assert_eq!(got, want);
+            if mutual {
+                // No client certificate: refused at the handshake (or the first call).
+                let refused = match connect_tls(port, certs.path(), false, READER).await {
+                    Err(_) => true,
+                    Ok(mut c) => fetch(&mut c, json_ticket(&q1)).await.is_err(),
+                };
+                assert!(refused, "mutual TLS served a client without a certificate");
+            }
+        });
+        d.client().ping().expect("the socket still answers");
+    }
+    // A key that is not a key stops the start, naming [flight.tls].
+    std::fs::write(certs.path().join("bad.key"), "not a key").unwrap();
+    let (st, err) = run_daemon(
+        &format!(
+            "[flight]\nlisten = \"127.0.0.1:0\"\n[flight.tls]\ncert = {:?}\nkey = {:?}",
+            certs.path().join("server.pem"),
+            certs.path().join("bad.key")
+        ),
+        &[],
+    )
+    .expect("a bad key is refused at start");
+    assert!(!st.success());
+    assert!(err.contains("[flight.tls]"), "{err}");
+}

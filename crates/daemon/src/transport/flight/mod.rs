@@ -25,7 +25,7 @@
 //!     Default::default(),
 //!     ringfeed_daemon::auth::limits::Limiter::new(Default::default()),
 //! ));
-//! let thread = flight::serve(listener, service, boundary, gate, stop.clone()).unwrap();
+//! let thread = flight::serve(listener, service, boundary, gate, None, stop.clone()).unwrap();
 //! // ... later:
 //! stop.store(true, std::sync::atomic::Ordering::Relaxed);
 //! thread.join().unwrap();
@@ -96,8 +96,11 @@ pub fn serve(
     service: Arc<Service>,
     boundary: Arc<Boundary>,
     gate: Arc<Gate>,
+    tls: Option<&crate::config::FlightTls>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let builder = server_builder(tls)?;
+    let tls_on = tls.is_some();
     // Two workers for I/O and encoding; store reads and result builds run on
     // the blocking pool, bounded so a burst of cold queries queues instead
     // of spawning a thread each.
@@ -111,7 +114,14 @@ pub fn serve(
     std::thread::Builder::new()
         .name("ringfeedd-flight".into())
         .spawn(move || {
-            rt.block_on(run(listener, service, boundary, gate, stop));
+            rt.block_on(run(
+                listener,
+                service,
+                boundary,
+                gate,
+                (builder, tls_on),
+                stop,
+            ));
             // Calls still running after the drain are cut here; a store read
             // in progress on the blocking pool is given a moment to end.
             rt.shutdown_timeout(Duration::from_secs(2));
@@ -119,11 +129,40 @@ pub fn serve(
         })
 }
 
+/// The gRPC server's settings: HTTP/2 keep-alives, and TLS when `[flight.tls]` is set
+/// (its files are read and parsed here, so a bad one stops the start, named).
+fn server_builder(
+    tls: Option<&crate::config::FlightTls>,
+) -> std::io::Result<tonic::transport::Server> {
+    let builder = tonic::transport::Server::builder()
+        // Dead peers are found by HTTP/2 pings, so their streams end.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    let Some(tls) = tls else {
+        return Ok(builder);
+    };
+    let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let (cert, key, ca) = tls.load().map_err(|e| bad(e.to_string()))?;
+    let mut cfg = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(cert, key));
+    if let Some(ca) = ca {
+        cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+    }
+    builder.tls_config(cfg).map_err(|e| {
+        bad(format!(
+            "[flight.tls] cert {} / key {}: {e} (PEM files of the server's certificate chain and its private key)",
+            tls.cert.display(),
+            tls.key.display()
+        ))
+    })
+}
+
 async fn run(
     listener: std::net::TcpListener,
     service: Arc<Service>,
     boundary: Arc<Boundary>,
     gate: Arc<Gate>,
+    (builder, tls): (tonic::transport::Server, bool),
     stop: Arc<AtomicBool>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -145,17 +184,16 @@ async fn run(
             }
         }
     };
-    let server = tonic::transport::Server::builder()
-        // Dead peers are found by HTTP/2 pings, so their streams end.
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+    let mut builder = builder;
+    let server = builder
         .add_service(FlightServiceServer::new(face))
         .serve_with_incoming_shutdown(incoming, stopped);
     if let Some(a) = addr {
+        let wire = if tls { "TLS" } else { "plaintext" };
         if authenticated {
-            tracing::info!(addr = %a, "Arrow Flight serving (bearer tokens required)");
+            tracing::info!(addr = %a, wire, "Arrow Flight serving (bearer tokens required)");
         } else {
-            tracing::info!(addr = %a, "Arrow Flight serving (no tokens configured: loopback only unless allowed)");
+            tracing::info!(addr = %a, wire, "Arrow Flight serving (no tokens configured: loopback only unless allowed)");
         }
     }
     tokio::select! {
