@@ -98,7 +98,7 @@ def test_actions_and_errors(flight_daemon: tuple[str, str]) -> None:
     sock, location = flight_daemon
     _seed(sock)
     client = flight.FlightClient(location)
-    assert [a.type for a in client.list_actions()] == ["ping", "ready", "datasets", "stat"]
+    assert [a.type for a in client.list_actions()] == ["ping", "ready", "datasets", "stat", "delete", "write_down"]
     [pong] = list(client.do_action("ping"))
     assert json.loads(pong.body.to_pybytes()) == {"ok": True}
     [ready] = list(client.do_action(flight.Action("ready", json.dumps({"dataset": "demo"}).encode())))
@@ -112,8 +112,9 @@ def test_actions_and_errors(flight_daemon: tuple[str, str]) -> None:
         client.do_get(flight.Ticket(b'{"dataset": 5, "timeframe": "1m"}')).read_all()
     with pytest.raises(pa.ArrowInvalid, match="not UTF-8"):
         client.do_get(flight.Ticket(b"\xff\xfe")).read_all()
-    with pytest.raises(pa.ArrowNotImplementedError, match="DoPut"):  # UNIMPLEMENTED
+    with pytest.raises(pa.ArrowInvalid, match="missing columns ts"):  # a DoPut of the wrong schema
         writer, _ = client.do_put(flight.FlightDescriptor.for_path("demo"), pa.schema([("x", pa.int64())]))
+        writer.write_batch(pa.record_batch([pa.array([1])], names=["x"]))
         writer.close()
     # Still serving, over Flight and over the socket.
     got = pl.from_arrow(client.do_get(flight.Ticket(json.dumps({"dataset": "demo", "timeframe": "1h"}))).read_all())
@@ -169,11 +170,26 @@ def test_the_remote_client_answers_as_the_local_one(flight_daemon: tuple[str, st
         assert remote.datasets()["demo"]["timeframes"] == local.datasets()["demo"]["timeframes"]
         assert remote.ready("demo")["datasets"][0]["symbols"] == ["AAA", "BBB", "CCC"]
         assert "ringfeed_" in remote.stat()
+        # Writes: append (DoPut, acked once durable), delete, write_down; the local
+        # client sees them.
+        assert remote.append("demo", minutes(["XYZ"], 0, 90)) == 90
+        assert local.bars("demo", "XYZ", "1h").height == 2
+        assert "day" in remote.delete("demo", T0, T0 + 30 * MIN, symbol="XYZ")
+        assert local.bars("demo", "XYZ", "1m").height == 60
+        assert remote.write_down("demo", all=True)
+        [ds] = local.ready("demo")["datasets"]
+        assert all(t["hot_days"] == [] and t["cold_days"] >= 1 for t in ds["timeframes"]), ds
+        assert local.bars("demo", "XYZ", "1m").height == 60
+        # A bad row is refused whole, with the daemon's message; nothing is stored.
+        bad = minutes(["BAD"], 0, 3).with_columns(pl.lit(-1.0).alias("high"))
+        with pytest.raises(pa.ArrowInvalid):
+            remote.append("demo", bad)
+        assert "BAD" not in local.datasets()["demo"]["symbols"]
         # What Flight does not serve yet says so, instead of pretending.
         with pytest.raises(rf.remote.RemoteUnsupportedError, match="not served over Flight yet"):
-            remote.append("demo", minutes(["X"], 0, 1))
-        with pytest.raises(rf.remote.RemoteUnsupportedError):
             remote.subscribe("demo", "1m")
+        with pytest.raises(rf.remote.RemoteUnsupportedError):
+            remote.trim("demo", T0)
 
 
 def test_tokens_with_pyarrow_and_the_remote_client(auth_daemon: tuple[str, str]) -> None:
@@ -193,9 +209,14 @@ def test_tokens_with_pyarrow_and_the_remote_client(auth_daemon: tuple[str, str])
     with pytest.raises(flight.FlightUnauthorizedError, match="`admin` list"):
         list(client.do_action(flight.Action("stat", b""), options))
     client.close()
-    # The remote client sends the token; a wrong one is refused.
+    # The remote client sends the token; a wrong one is refused; writes need scopes.
     with rf.connect(location, token=TOKEN) as remote, rf.connect(sock) as local:
         assert remote.bars("demo", "AAA", "5m").equals(local.bars("demo", "AAA", "5m"))
+        with pytest.raises(flight.FlightUnauthorizedError, match="`write` list"):
+            remote.append("demo", minutes(["NEW"], 0, 2))
+        with pytest.raises(flight.FlightUnauthorizedError, match="`admin` list"):
+            remote.delete("demo", T0, T0 + MIN)
+        assert "NEW" not in local.datasets()["demo"]["symbols"]
     with rf.connect(location, token="nope") as bad:
         with pytest.raises(flight.FlightUnauthenticatedError, match="unknown token"):
             bad.bars("demo", "AAA", "5m")

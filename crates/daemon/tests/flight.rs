@@ -419,7 +419,8 @@ fn bad_input_gets_the_right_code_and_a_clear_message() {
     let s = act(&mut c, "reboot", b"").unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
     assert!(
-        s.message().contains("ping, ready, datasets, stat"),
+        s.message()
+            .contains("ping, ready, datasets, stat, delete, write_down"),
         "{}",
         s.message()
     );
@@ -428,16 +429,19 @@ fn bad_input_gets_the_right_code_and_a_clear_message() {
     let s = act(&mut c, "ready", br#"{"dataset": 3}"#).unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     let s = act(&mut c, "delete", b"").unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("\"start\""), "{}", s.message());
+    let s = act(&mut c, "subscribe", b"").unwrap_err();
     assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
 
-    // What is not built says so, and is never a hollow success.
+    // A DoPut with nothing, or without a descriptor: told what to send.
     let s = within(&rt, "do_put", async {
         let put = c.do_put(futures::stream::empty()).await?;
         put.try_collect::<Vec<_>>().await
     })
     .map_err(status_of)
     .unwrap_err();
-    assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     assert!(s.message().contains("DoPut"), "{}", s.message());
     // Without tokens there is nothing to authenticate: said so, not a hollow success.
     let s = within(&rt, "handshake", c.handshake(b"hello".to_vec()))
@@ -1122,4 +1126,125 @@ fn tls_and_mutual_tls_serve_only_the_clients_they_should() {
     .expect("a bad key is refused at start");
     assert!(!st.success());
     assert!(err.contains("[flight.tls]"), "{err}");
+}
+
+// ---- DoPut ----
+
+const WRITER: &str = "writer-token-0123456789";
+
+/// A Flight daemon in `dir` (kept across a kill -9) whose "writer" token may append to
+/// `test` and "reader" only read, with small appends allowed.
+fn put_daemon(dir: tempfile::TempDir, port: u16) -> Daemon {
+    Daemon::start_with(
+        dir,
+        &format!(
+            "chunk_rows = {CHUNK_ROWS}\nmax_append_bytes = \"256KiB\"\n[flight]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[auth.tokens]]\nname = \"writer\"\nsha256 = \"{}\"\nread = [\"*\"]\nwrite = [\"test\"]\n\
+             [[auth.tokens]]\nname = \"reader\"\nsha256 = \"{}\"\nread = [\"*\"]\n",
+            sha(WRITER),
+            sha(READER)
+        ),
+    )
+}
+
+/// DoPut of `batches` to path [dataset]: the acks' row counts, or the status.
+async fn put(
+    c: &mut FlightClient,
+    dataset: &str,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<u64>, tonic::Status> {
+    let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(FlightDescriptor::new_path(vec![dataset.into()])))
+        .build(futures::stream::iter(batches.into_iter().map(Ok)));
+    let acks: Vec<arrow_flight::PutResult> = match c.do_put(data).await {
+        Ok(s) => s.try_collect().await.map_err(status_of)?,
+        Err(e) => return Err(status_of(e)),
+    };
+    Ok(acks
+        .iter()
+        .map(|a| {
+            let v: serde_json::Value = serde_json::from_slice(&a.app_metadata).unwrap();
+            v["rows"].as_u64().unwrap()
+        })
+        .collect())
+}
+
+#[test]
+fn do_put_acks_durable_appends_refuses_bad_ones_and_survives_kill_9() {
+    let port = free_port();
+    let d = put_daemon(tempfile::tempdir().unwrap(), port);
+    let rt = runtime();
+    within(&rt, "the DoPut checks", async {
+        let mut w = connect_as(port, Some(WRITER)).await;
+        // Five batches, five acks, each once durable.
+        let batches: Vec<RecordBatch> = (0..5).map(|k| bars(&["W"], k * 100, 100)).collect();
+        assert_eq!(put(&mut w, "test", batches).await.unwrap(), vec![100; 5]);
+        // Without write scope: PERMISSION_DENIED, nothing stored.
+        let mut r = connect_as(port, Some(READER)).await;
+        let e = put(&mut r, "test", vec![bars(&["R"], 0, 10)])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        // A batch that breaks the row rules: refused whole, with the row named.
+        let bad = bars(&["BAD"], 0, 10);
+        let cols: Vec<arrow_array::ArrayRef> = bad
+            .schema()
+            .fields()
+            .iter()
+            .zip(bad.columns())
+            .map(|(f, c)| match f.name().as_str() {
+                "high" => std::sync::Arc::new(arrow_array::Float64Array::from(vec![-1.0; 10])) as _,
+                _ => c.clone(),
+            })
+            .collect();
+        let bad = RecordBatch::try_new(bad.schema(), cols).unwrap();
+        let e = put(&mut w, "test", vec![bad]).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        // A batch over max_append_bytes: refused by size, the daemon unhurt.
+        let big = bars(&["BIG"], 0, 20_000);
+        let e = put(&mut w, "test", vec![big]).await.unwrap_err();
+        assert!(
+            matches!(
+                e.code(),
+                tonic::Code::OutOfRange
+                    | tonic::Code::ResourceExhausted
+                    | tonic::Code::InvalidArgument
+            ),
+            "{e:?}"
+        );
+        // An unknown dataset: NOT_FOUND (a token for it would be needed anyway).
+        let e = put(&mut w, "nope", vec![bars(&["W"], 0, 1)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e.code(),
+                tonic::Code::PermissionDenied | tonic::Code::NotFound
+            ),
+            "{e:?}"
+        );
+    });
+    let syms = d.client().datasets().unwrap();
+    let listed = serde_json::to_string(&syms).unwrap();
+    assert!(
+        listed.contains("\"W\"") && !listed.contains("\"BAD\"") && !listed.contains("\"R\""),
+        "{listed}"
+    );
+    // kill -9, restart on the same data: every acknowledged row is there.
+    let mut d = d;
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    drop(d);
+    let d = put_daemon(dir, port);
+    let q1 = QuerySpec {
+        symbols: vec!["W".into()],
+        ..q("1m")
+    };
+    assert_eq!(local(&d, &q1).num_rows(), 500);
+    let (got, _) = within(&rt, "a query after the restart", async {
+        fetch(&mut connect_as(port, Some(READER)).await, json_ticket(&q1)).await
+    })
+    .unwrap();
+    assert_eq!(got.num_rows(), 500);
 }

@@ -6,9 +6,10 @@ returns the same types: :meth:`RemoteClient.bars` a polars DataFrame, ``bars_arr
 pyarrow Table, ``ready``/``datasets``/``stat``/``ping`` as the local ones. Data crosses
 the network, so frames are copies in this process (no shared memory).
 
-Not served over Flight yet (they raise :class:`RemoteUnsupportedError`, saying so):
-subscriptions and replays, appends, deletes, write-downs, retention, trims, dataset
-creation and removal, ``health`` and raw ``call``.
+Appends go through DoPut (each append one batch, acknowledged once durable), deletes
+and write-downs through actions. Not served over Flight yet (they raise
+:class:`RemoteUnsupportedError`, saying so): subscriptions and replays, retention, trims,
+dataset creation and removal, ``health`` and raw ``call``.
 """
 
 from __future__ import annotations
@@ -183,13 +184,46 @@ class RemoteClient(Client):
         self._unsupported("replay")
 
     def append(self, dataset: str, frame: Any, *, invalid: Any = "refuse") -> int:
-        self._unsupported("append")
+        """As :meth:`ringfeed.Client.append`, over Flight's DoPut: the frame (polars,
+        pyarrow, or anything with ``__arrow_c_stream__``) is sent as one record batch, one
+        append, stored whole or refused whole; returns the rows stored once durable. Needs
+        a token with ``write`` on the dataset."""
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.flight as flight  # type: ignore[import-untyped,unused-ignore]
+
+        table = frame.to_arrow() if hasattr(frame, "to_arrow") else pa.table(frame)
+        batch = table.combine_chunks().to_batches()
+        descriptor = flight.FlightDescriptor.for_command(json.dumps({"dataset": dataset, "invalid": invalid}))
+        writer, acks = self._flight.do_put(descriptor, table.schema, self._options())
+        rows = 0
+        for b in batch:
+            writer.write_batch(b)
+        writer.done_writing()
+        while True:
+            ack = acks.read()
+            if ack is None:
+                break
+            rows += int(json.loads(ack.to_pybytes())["rows"])
+        writer.close()
+        return rows
 
     def delete(self, dataset: str, start: TimeLike, end: TimeLike, symbol: Optional[str] = None) -> str:
-        self._unsupported("delete")
+        """As :meth:`ringfeed.Client.delete` (needs an ``admin`` token)."""
+        body: Dict[str, Any] = {"dataset": dataset, "start": _time(start), "end": _time(end)}
+        if symbol is not None:
+            body["symbol"] = symbol
+        out: Dict[str, Any] = json.loads(self._action("delete", body))
+        return str(out["text"])
 
     def write_down(self, dataset: Optional[str] = None, before: Optional[str] = None, all: bool = False) -> str:
-        self._unsupported("write_down")
+        """As :meth:`ringfeed.Client.write_down` (needs an ``admin`` token)."""
+        body: Dict[str, Any] = {"all": all}
+        if dataset is not None:
+            body["dataset"] = dataset
+        if before is not None:
+            body["before"] = before
+        out: Dict[str, Any] = json.loads(self._action("write_down", body))
+        return str(out["text"])
 
     def set_retention(self, dataset: str, retention: Optional[str], rollup_retention: Optional[str] = None) -> str:
         self._unsupported("set_retention")

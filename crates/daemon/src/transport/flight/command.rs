@@ -113,7 +113,7 @@ pub fn ticket(q: &QuerySpec) -> Vec<u8> {
 }
 
 /// The actions served, and what each does (`ListActions`).
-pub const ACTIONS: [(&str, &str); 4] = [
+pub const ACTIONS: [(&str, &str); 6] = [
     ("ping", "answers {\"ok\": true}: the daemon is up"),
     (
         "ready",
@@ -125,7 +125,15 @@ pub const ACTIONS: [(&str, &str); 4] = [
     ),
     (
         "stat",
-        "the daemon's metrics as Prometheus text (what `ringfeed stat` prints)",
+        "the daemon's metrics as Prometheus text (what `ringfeed stat` prints); admin",
+    ),
+    (
+        "delete",
+        "body {\"dataset\", \"start\", \"end\", \"symbol\"?}: delete base bars in [start, end) (rollups follow); admin",
+    ),
+    (
+        "write_down",
+        "body {\"dataset\"?, \"before\"?: \"YYYY-MM-DD\", \"all\"?: bool} or empty: move finished days to Parquet now; admin",
     ),
 ];
 
@@ -143,6 +151,10 @@ pub enum Action {
     Datasets,
     /// The metrics text.
     Stat,
+    /// A correction: delete base bars in `[start, end)`.
+    Delete(DeleteBody),
+    /// Move finished days to the cold tier now.
+    WriteDown(WriteDownBody),
 }
 
 #[derive(Deserialize, Default)]
@@ -152,16 +164,68 @@ struct ReadyBody {
     dataset: Option<String>,
 }
 
+/// The body of `delete`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBody {
+    /// Dataset.
+    pub dataset: String,
+    /// One symbol, or every symbol.
+    #[serde(default)]
+    pub symbol: Option<String>,
+    /// First instant deleted (the one time grammar).
+    pub start: ringfeed_client::time::TimeSpec,
+    /// First instant kept.
+    pub end: ringfeed_client::time::TimeSpec,
+}
+
+/// The body of `write_down`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WriteDownBody {
+    /// One dataset, or every one.
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// Days before this `YYYY-MM-DD` (default: before today).
+    #[serde(default)]
+    pub before: Option<String>,
+    /// Every day, today's too.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// A JSON action body of type `T`, or `T::default()` for an empty body when `empty`
+/// is given.
+fn body<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    body: &[u8],
+    shape: &str,
+    empty: Option<T>,
+) -> Result<T, CommandError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        if let Some(e) = empty {
+            return Ok(e);
+        }
+    }
+    if body.len() > MAX_COMMAND_BYTES {
+        return Err(bad(format!(
+            "the {kind} body is {} bytes; it is {shape}",
+            body.len()
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| bad(format!("the {kind} body is {shape} ({e})")))
+}
+
 /// An action by name, with its body (empty, or a JSON object).
-pub fn action(kind: &str, body: &[u8]) -> Result<Action, CommandError> {
+pub fn action(kind: &str, payload: &[u8]) -> Result<Action, CommandError> {
     let no_body = |name: &str| {
-        let t = std::str::from_utf8(body).unwrap_or("?").trim();
+        let t = std::str::from_utf8(payload).unwrap_or("?").trim();
         if t.is_empty() || t == "{}" {
             Ok(())
         } else {
             Err(bad(format!(
                 "action {name:?} takes no body (got {} bytes); send it empty",
-                body.len()
+                payload.len()
             )))
         }
     };
@@ -169,30 +233,67 @@ pub fn action(kind: &str, body: &[u8]) -> Result<Action, CommandError> {
         "ping" => no_body(kind).map(|()| Action::Ping),
         "datasets" => no_body(kind).map(|()| Action::Datasets),
         "stat" => no_body(kind).map(|()| Action::Stat),
-        "ready" => {
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Action::Ready { dataset: None });
-            }
-            if body.len() > MAX_COMMAND_BYTES {
-                return Err(bad(format!(
-                    "the ready body is {} bytes; it is {{\"dataset\": NAME}}",
-                    body.len()
-                )));
-            }
-            let b: ReadyBody = serde_json::from_slice(body).map_err(|e| {
-                bad(format!(
-                    "the ready body is {{\"dataset\": NAME}} or empty ({e})"
-                ))
-            })?;
-            Ok(Action::Ready { dataset: b.dataset })
-        }
-        "write_down" | "delete" | "append" | "subscribe" => Err(CommandError::NotBuilt(format!(
-            "action {kind:?} is not served over Flight yet (it needs authentication, which is not built); use the local socket (`ringfeed`, or a local client)"
+        "ready" => body::<ReadyBody>(
+            kind,
+            payload,
+            "{\"dataset\": NAME} or empty",
+            Some(ReadyBody::default()),
+        )
+        .map(|b| Action::Ready { dataset: b.dataset }),
+        "delete" => body::<DeleteBody>(
+            kind,
+            payload,
+            "{\"dataset\": NAME, \"start\": TIME, \"end\": TIME, \"symbol\": SYMBOL (optional)}",
+            None,
+        )
+        .map(Action::Delete),
+        "write_down" => body::<WriteDownBody>(
+            kind,
+            payload,
+            "{\"dataset\": NAME, \"before\": \"YYYY-MM-DD\", \"all\": BOOL} (each optional) or empty",
+            Some(WriteDownBody::default()),
+        )
+        .map(Action::WriteDown),
+        "append" | "subscribe" => Err(CommandError::NotBuilt(format!(
+            "action {kind:?} is not an action: appends are DoPut with descriptor path [dataset]; subscriptions over Flight are not built yet (use the local socket)"
         ))),
         other => Err(bad(format!(
             "unknown action {other:?}: the actions are {}",
             ACTIONS.map(|(n, _)| n).join(", ")
         ))),
+    }
+}
+
+/// What a DoPut appends to: descriptor path `[dataset]`, or a command
+/// `{"dataset": NAME, "invalid": "refuse"|"skip"|"keep"}`.
+pub fn put_target(
+    d: &arrow_flight::FlightDescriptor,
+) -> Result<(String, ringfeed_client::protocol::InvalidRows), CommandError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Put {
+        dataset: String,
+        #[serde(default)]
+        invalid: ringfeed_client::protocol::InvalidRows,
+    }
+    match DescriptorType::try_from(d.r#type) {
+        Ok(DescriptorType::Path) => match &d.path[..] {
+            [dataset] => Ok((dataset.clone(), Default::default())),
+            other => Err(bad(format!(
+                "a DoPut descriptor path is [dataset], not {other:?}"
+            ))),
+        },
+        Ok(DescriptorType::Cmd) => {
+            let p: Put = serde_json::from_slice(&d.cmd).map_err(|e| {
+                bad(format!(
+                    "a DoPut command is {{\"dataset\": NAME, \"invalid\": \"refuse\"|\"skip\"|\"keep\"}} ({e})"
+                ))
+            })?;
+            Ok((p.dataset, p.invalid))
+        }
+        _ => Err(bad(
+            "a DoPut descriptor is a path [dataset] or a command {\"dataset\": NAME}".to_string(),
+        )),
     }
 }
 

@@ -174,6 +174,7 @@ async fn run(
     };
     let addr = listener.local_addr().ok();
     let authenticated = gate.enabled();
+    let max_append = usize::try_from(service.config().max_append_bytes).unwrap_or(usize::MAX);
     let face = service::FlightFace::new(service, boundary, gate);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let stopped = {
@@ -186,7 +187,12 @@ async fn run(
     };
     let mut builder = builder;
     let server = builder
-        .add_service(FlightServiceServer::new(face))
+        .add_service(
+            // DoPut batches up to the socket's append limit (tonic's default is 4 MiB).
+            FlightServiceServer::new(face)
+                .max_decoding_message_size(max_append)
+                .max_encoding_message_size(usize::MAX),
+        )
         .serve_with_incoming_shutdown(incoming, stopped);
     if let Some(a) = addr {
         let wire = if tls { "TLS" } else { "plaintext" };

@@ -70,20 +70,7 @@ impl FlightFace {
         slot: &Arc<ConnectionSlot>,
         f: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, Status> {
-        let (service, boundary, slot) = (self.service.clone(), self.boundary.clone(), slot.clone());
-        tokio::task::spawn_blocking(move || {
-            slot.busy(true);
-            let r = boundary.call(|| f(&service)).and_then(|r| r);
-            slot.busy(false);
-            r
-        })
-        .await
-        .map_err(|e| {
-            status(ServiceError::internal(format!(
-                "the call was cancelled: {e}"
-            )))
-        })?
-        .map_err(status)
+        run_blocking(&self.service, &self.boundary, slot, f).await
     }
 
     fn bad(&self, e: CommandError) -> Status {
@@ -93,6 +80,36 @@ impl FlightFace {
             CommandError::NotBuilt(m) => Status::unimplemented(m),
         }
     }
+}
+
+/// [`FlightFace::call`] for a task that outlives the call's `&self` (a DoPut's).
+async fn run_blocking<T: Send + 'static>(
+    service: &Arc<Service>,
+    boundary: &Arc<Boundary>,
+    slot: &Arc<ConnectionSlot>,
+    f: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, Status> {
+    let (service, boundary, slot) = (service.clone(), boundary.clone(), slot.clone());
+    tokio::task::spawn_blocking(move || {
+        slot.busy(true);
+        let r = boundary.call(|| f(&service)).and_then(|r| r);
+        slot.busy(false);
+        r
+    })
+    .await
+    .map_err(|e| {
+        status(ServiceError::internal(format!(
+            "the call was cancelled: {e}"
+        )))
+    })?
+    .map_err(status)
+}
+
+/// The receiving end of a channel as a response stream.
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> BoxStream<'static, T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
 /// A query answered through the result cache and attached, its hold on the
@@ -329,13 +346,68 @@ impl FlightService for FlightFace {
         )))
     }
 
+    /// Appends: descriptor path `[dataset]` (or a command `{"dataset", "invalid"}`), then
+    /// record batches; each batch is one append (validated and stored whole, or refused
+    /// whole), acknowledged by a `PutResult` (`{"rows": N, "report": ...}`) once durable.
+    /// A refused batch ends the call with its status; the batches acknowledged before it
+    /// stay stored.
     async fn do_put(
         &self,
-        _: Request<Streaming<FlightData>>,
+        req: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        Err(Status::unimplemented(
-            "DoPut (appends over Flight) is not built yet: it comes with tokens and write scopes; append through the local socket (`ringfeed append`, or a local client's append)",
-        ))
+        let caller = self.gate.caller(&req, "do_put")?;
+        let slot = Arc::new(self.enter(&req)?);
+        let mut input = req.into_inner();
+        let first = input.message().await?.ok_or_else(|| {
+            Status::invalid_argument(
+                "DoPut sent nothing: send a descriptor path [dataset], then record batches",
+            )
+        })?;
+        let descriptor = first.flight_descriptor.clone().ok_or_else(|| {
+            Status::invalid_argument(
+                "DoPut's first message has no descriptor: give the path [dataset]",
+            )
+        })?;
+        let (dataset, invalid) = command::put_target(&descriptor).map_err(|e| self.bad(e))?;
+        self.gate
+            .allow(&caller, Operation::Write(&dataset), "do_put")?;
+        let data = futures::stream::once(async move { Ok(first) })
+            .chain(input.map(|r| r.map_err(arrow_flight::error::FlightError::from)));
+        let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data);
+        let (service, boundary) = (self.service.clone(), self.boundary.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<PutResult, Status>>(2);
+        tokio::spawn(async move {
+            let _slot = &slot; // held until the last batch is stored
+            while let Some(next) = batches.next().await {
+                let batch = match next {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(Status::invalid_argument(format!(
+                                "DoPut data is not Arrow record batches: {e}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                };
+                let ds = dataset.clone();
+                let stored = run_blocking(&service, &boundary, &slot, move |s| {
+                    s.append(&ds, &[batch], invalid)
+                })
+                .await;
+                let ack = stored.map(|o| {
+                    tracing::info!(target: "ringfeed::audit", principal = %caller.name, rpc = "do_put", dataset = %dataset, rows = o.rows, outcome = "stored");
+                    PutResult {
+                        app_metadata: json(&serde_json::json!({"rows": o.rows, "report": o.report})),
+                    }
+                });
+                let failed = ack.is_err();
+                if tx.send(ack).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream_of(rx)))
     }
 
     async fn do_exchange(
@@ -360,8 +432,11 @@ impl FlightService for FlightFace {
                 dataset: Some(d), ..
             } => self.gate.allow(&caller, Operation::Read(d), "ready")?,
             Action::Stat => self.gate.allow(&caller, Operation::Admin, "stat")?,
+            Action::Delete(_) => self.gate.allow(&caller, Operation::Admin, "delete")?,
+            Action::WriteDown(_) => self.gate.allow(&caller, Operation::Admin, "write_down")?,
             _ => {}
         }
+        let who = caller.name.clone();
         let boundary = self.boundary.clone();
         let (gate, readable) = (self.gate.clone(), Readable::of(&caller));
         let body = self
@@ -383,6 +458,16 @@ impl FlightService for FlightFace {
                         let mut text = s.stat(boundary.connections());
                         text.push_str(&gate.counters_text());
                         text.into()
+                    }
+                    Action::Delete(b) => {
+                        let o = s.delete(&b.dataset, b.symbol.clone(), &b.start, &b.end)?;
+                        tracing::info!(target: "ringfeed::audit", principal = %who, rpc = "delete", dataset = %b.dataset, symbol = ?b.symbol, days = o.days, outcome = "done");
+                        json(&serde_json::json!({"days": o.days, "text": o.text}))
+                    }
+                    Action::WriteDown(b) => {
+                        let o = s.write_down(b.dataset.as_deref(), b.before.as_deref(), b.all)?;
+                        tracing::info!(target: "ringfeed::audit", principal = %who, rpc = "write_down", dataset = ?b.dataset, rows = o.rows, outcome = "done");
+                        json(&serde_json::json!({"rows": o.rows, "bytes": o.bytes, "text": o.text}))
                     }
                 })
             })
