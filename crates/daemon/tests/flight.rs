@@ -247,7 +247,7 @@ fn flight_answers_what_the_socket_answers() {
             .await
     })
     .unwrap();
-    assert_eq!(names, ["ping", "ready", "datasets", "stat"]);
+    assert_eq!(names, ["ping", "ready", "datasets", "stat", "delete", "write_down"]);
     let act = |c: &mut FlightClient, kind: &str, body: &str| {
         let a = Action::new(kind, body.as_bytes().to_vec());
         within(&rt, kind, async {
