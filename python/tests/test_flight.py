@@ -187,9 +187,22 @@ def test_the_remote_client_answers_as_the_local_one(flight_daemon: tuple[str, st
         assert "BAD" not in local.datasets()["demo"]["symbols"]
         # What Flight does not serve yet says so, instead of pretending.
         with pytest.raises(rf.remote.RemoteUnsupportedError, match="not served over Flight yet"):
-            remote.subscribe("demo", "1m")
-        with pytest.raises(rf.remote.RemoteUnsupportedError):
             remote.trim("demo", T0)
+        # A replay: the stored bars of BBB from minute 1490, then live ones, no gap, no
+        # duplicate at the seam, other symbols left out.
+        with remote.replay("demo", "1m", T0 // 1_000_000 + 1490 * 60_000, symbols="BBB") as rp:
+            closes: list[float] = []
+            first = rp.read(timeout=20)
+            assert first is not None
+            closes.extend(first.to_polars()["close"].to_list())
+            local.append("demo", minutes(["AAA", "BBB"], 1500, 5))
+            while len(closes) < 15:
+                b = rp.read(timeout=20)
+                assert b is not None, closes
+                df = b.to_polars()
+                assert set(df["symbol"].cast(pl.String).to_list()) == {"BBB"}
+                closes.extend(df["close"].to_list())
+            assert closes == [m + 0.5 for m in range(1490, 1505)]
 
 
 def test_tokens_with_pyarrow_and_the_remote_client(auth_daemon: tuple[str, str]) -> None:

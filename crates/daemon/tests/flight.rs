@@ -247,7 +247,10 @@ fn flight_answers_what_the_socket_answers() {
             .await
     })
     .unwrap();
-    assert_eq!(names, ["ping", "ready", "datasets", "stat", "delete", "write_down"]);
+    assert_eq!(
+        names,
+        ["ping", "ready", "datasets", "stat", "delete", "write_down"]
+    );
     let act = |c: &mut FlightClient, kind: &str, body: &str| {
         let a = Action::new(kind, body.as_bytes().to_vec());
         within(&rt, kind, async {
@@ -346,8 +349,8 @@ fn bad_input_gets_the_right_code_and_a_clear_message() {
         ),
         (
             br#"{"subscribe": {"dataset": "test", "timeframe": "1m"}}"#,
-            Code::Unimplemented,
-            "not served over Flight yet",
+            Code::InvalidArgument,
+            "missing field `start`",
         ),
     ];
     for (ticket, code, words) in cases {
@@ -1247,4 +1250,140 @@ fn do_put_acks_durable_appends_refuses_bad_ones_and_survives_kill_9() {
     })
     .unwrap();
     assert_eq!(got.num_rows(), 500);
+}
+
+// ---- subscribe tickets ----
+
+fn subscribe_ticket(start_ns: i64, symbols: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "subscribe": {"dataset": "test", "timeframe": "1m", "start": start_ns, "symbols": symbols}
+    }))
+    .unwrap()
+}
+
+/// (ts, symbol) of a bar batch's rows.
+fn keys(b: &RecordBatch) -> Vec<(i64, String)> {
+    use arrow_array::cast::AsArray;
+    let ts = b
+        .column_by_name("ts")
+        .unwrap()
+        .as_primitive::<arrow_array::types::TimestampNanosecondType>();
+    let sym = arrow_cast::cast(
+        b.column_by_name("symbol").unwrap(),
+        &arrow_schema::DataType::Utf8,
+    )
+    .unwrap();
+    let sym = sym.as_string::<i32>();
+    (0..b.num_rows())
+        .map(|i| (ts.value(i), sym.value(i).to_string()))
+        .collect()
+}
+
+#[test]
+fn a_subscribe_ticket_streams_history_then_live_without_gap_or_duplicate() {
+    let (d, port) = flight_daemon();
+    let mut c = d.client();
+    c.append("test", &bars(&["A", "B"], 0, 30)).unwrap();
+    let rt = runtime();
+    let got = within(&rt, "a subscription", async {
+        let mut f = connect(port).await;
+        let mut stream = f
+            .do_get(Ticket::new(subscribe_ticket(T0 + 10 * MIN, "B")))
+            .await
+            .unwrap();
+        // Live appends while the history streams: minutes 30..40, both symbols.
+        let sock = d.socket.clone();
+        let feeder = std::thread::spawn(move || {
+            let mut c = ringfeed_client::Client::connect(Some(&sock)).unwrap();
+            for m in 30..40 {
+                c.append("test", &bars(&["A", "B"], m, 1)).unwrap();
+            }
+        });
+        let mut got: Vec<(i64, String)> = Vec::new();
+        while got.len() < 30 {
+            let b = stream
+                .next()
+                .await
+                .expect("the subscription goes on")
+                .unwrap();
+            got.extend(keys(&b));
+        }
+        feeder.join().unwrap();
+        got
+    });
+    // B only, minutes 10..39, each once, in order.
+    let want: Vec<(i64, String)> = (10..40).map(|m| (T0 + m * MIN, "B".to_string())).collect();
+    assert_eq!(got, want);
+    still_serves_a(&rt, &d, port);
+}
+
+/// Flight and the socket still answer a real query (of symbol A).
+fn still_serves_a(rt: &tokio::runtime::Runtime, d: &Daemon, port: u16) {
+    let q = QuerySpec {
+        symbols: vec!["A".into()],
+        ..q("1m")
+    };
+    let want = local(d, &q);
+    let (got, _) = within(rt, "a query after the ordeal", async {
+        fetch(&mut connect(port).await, json_ticket(&q)).await
+    })
+    .expect("Flight still answers");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_cut_and_holds_nobody() {
+    let (d, port) = flight_daemon();
+    let mut c = d.client();
+    c.append("test", &bars(&["A"], 0, 1)).unwrap();
+    let rt = runtime();
+    within(&rt, "a stalled subscriber", async {
+        let mut slow = connect(port).await;
+        let mut stream = slow
+            .do_get(Ticket::new(subscribe_ticket(T0, "A")))
+            .await
+            .unwrap();
+        stream.next().await.unwrap().unwrap(); // the history, then nothing read
+                                               // More live batches than the backlog, and more bytes than HTTP/2's windows
+                                               // hold, while it reads nothing; the writer is never held up.
+        let t = std::time::Instant::now();
+        let n = ringfeed_daemon::transport::flight::LIVE_BACKLOG as i64 + 100;
+        for k in 0..n {
+            c.append("test", &bars(&["A"], 1 + k * 1000, 1000)).unwrap();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "appends waited for the subscriber"
+        );
+        // Reading now: what was queued, then the cut, saying why.
+        let (mut cut, mut rows) = (None, 0);
+        while let Ok(Some(item)) =
+            tokio::time::timeout(Duration::from_secs(20), stream.next()).await
+        {
+            match item {
+                Ok(b) => rows += b.num_rows(),
+                Err(e) => {
+                    cut = Some(status_of(e));
+                    break;
+                }
+            }
+        }
+        eprintln!("rows received before the cut: {rows} of {}", n * 1000);
+        let e = cut.expect("a stalled subscriber is cut");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+        assert!(e.message().contains("behind"), "{e:?}");
+        // Bad tickets: a clear INVALID_ARGUMENT.
+        let bad =
+            serde_json::to_vec(&serde_json::json!({"subscribe": {"dataset": "test"}})).unwrap();
+        let e = status_of(
+            connect(port)
+                .await
+                .do_get(Ticket::new(bad))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains("subscribe"), "{e:?}");
+    });
+    still_serves_a(&rt, &d, port);
 }

@@ -7,9 +7,9 @@ pyarrow Table, ``ready``/``datasets``/``stat``/``ping`` as the local ones. Data 
 the network, so frames are copies in this process (no shared memory).
 
 Appends go through DoPut (each append one batch, acknowledged once durable), deletes
-and write-downs through actions. Not served over Flight yet (they raise
-:class:`RemoteUnsupportedError`, saying so): subscriptions and replays, retention, trims,
-dataset creation and removal, ``health`` and raw ``call``.
+and write-downs through actions. Subscriptions and replays are Flight subscribe tickets (:class:`RemoteReplay`). Not
+served over Flight yet (they raise :class:`RemoteUnsupportedError`, saying so):
+retention, trims, dataset creation and removal, ``health`` and raw ``call``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .types import ReadyReport, Symbols, TimeLike
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["RemoteClient", "RemoteUnsupportedError", "is_remote"]
+__all__ = ["RemoteBatch", "RemoteClient", "RemoteReplay", "RemoteUnsupportedError", "is_remote"]
 
 SCHEMES = ("grpc://", "grpc+tcp://", "grpc+tls://")
 
@@ -178,10 +178,32 @@ class RemoteClient(Client):
         self._unsupported("create_dataset")
 
     def subscribe(self, dataset: str, timeframe: str, start: Any = "next", *, symbols: Symbols = None) -> Any:
-        self._unsupported("subscribe")
+        """As :meth:`ringfeed.Client.subscribe`, over a Flight subscribe ticket: a
+        :class:`RemoteReplay` (history from ``start``, then live batches, with the local
+        replay's seam). ``start="next"``: live batches from now on; ``"latest"`` and
+        ``"oldest"`` (ring positions) have no remote meaning and raise."""
+        if start in ("latest", "oldest"):
+            self._unsupported(f"subscribe(start={start!r})")
+        if start == "next":
+            import time
+
+            start = time.time_ns()
+        return self.replay(dataset, timeframe, start, symbols=symbols)
 
     def replay(self, dataset: str, timeframe: str, start: TimeLike, *, symbols: Symbols = None) -> Any:
-        self._unsupported("replay")
+        """As :meth:`ringfeed.Client.replay`: the stored bars from ``start``, then every
+        live batch, no gap and no duplicate at the seam; only the rows of ``symbols``.
+        Returns a :class:`RemoteReplay` (typed Any: it is not the local ``Replay``, whose
+        batches live in shared memory)."""
+        import pyarrow.flight as flight  # type: ignore[import-untyped,unused-ignore]
+
+        sub: Dict[str, Any] = {"dataset": dataset, "timeframe": timeframe, "start": _time(start)}
+        if symbols is not None:
+            sub["symbols"] = symbols if isinstance(symbols, str) else list(symbols)
+        ticket = flight.Ticket(json.dumps({"subscribe": sub}).encode())
+        # No call deadline: a subscription lasts until closed.
+        options = flight.FlightCallOptions(headers=self._headers)
+        return RemoteReplay(self._flight.do_get(ticket, options))
 
     def append(self, dataset: str, frame: Any, *, invalid: Any = "refuse") -> int:
         """As :meth:`ringfeed.Client.append`, over Flight's DoPut: the frame (polars,
@@ -233,3 +255,105 @@ class RemoteClient(Client):
 
     def drop_dataset(self, dataset: str, yes: bool = False) -> str:
         self._unsupported("drop_dataset")
+
+
+class RemoteBatch:
+    """A batch of a :class:`RemoteReplay`: ``to_polars()``, ``to_arrow()`` (a copy that
+    came over the network, not shared memory)."""
+
+    def __init__(self, batch: Any) -> None:
+        self._batch = batch
+
+    @property
+    def num_rows(self) -> int:
+        return int(self._batch.num_rows)
+
+    def to_arrow(self) -> Any:
+        """The ``pyarrow.RecordBatch``."""
+        return self._batch
+
+    def to_polars(self) -> pl.DataFrame:
+        import polars as pl
+
+        df = pl.from_arrow(self._batch)
+        assert isinstance(df, pl.DataFrame)
+        return df
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
+        return self._batch.__arrow_c_array__(requested_schema)
+
+
+class RemoteReplay:
+    """History then live batches from a daemon's Flight face: ``read(timeout=)``,
+    iteration, ``close()``. A thread pulls batches off the network into a queue, so
+    ``read`` can wait with a timeout."""
+
+    def __init__(self, reader: Any) -> None:
+        import queue
+        import threading
+
+        self._reader = reader
+        self._queue: "queue.Queue[Any]" = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._pull, name="ringfeed-remote-replay", daemon=True)
+        self._thread.start()
+
+    def _pull(self) -> None:
+        try:
+            while True:
+                chunk = self._reader.read_chunk()
+                self._queue.put(RemoteBatch(chunk.data))
+        except StopIteration:
+            self._queue.put(StopIteration())
+        except BaseException as e:  # handed to the reader, raised there
+            self._queue.put(e)
+
+    def read(self, timeout: Optional[float] = None) -> Optional[RemoteBatch]:
+        """The next batch, waiting up to ``timeout`` seconds (None: until one comes);
+        ``None`` on timeout. Raises the server's error (e.g. ``FlightResourceExhaustedError``
+        when the subscriber fell behind and was cut); ``ClosedError`` once it ended."""
+        import queue
+
+        from ._ringfeed import ClosedError
+
+        if self._closed:
+            raise ClosedError("the remote replay is closed")
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, RemoteBatch):
+            return item
+        self._closed = True
+        if isinstance(item, StopIteration):
+            raise ClosedError("the remote subscription ended")
+        raise item
+
+    def __iter__(self) -> RemoteReplay:
+        return self
+
+    def __next__(self) -> RemoteBatch:
+        from ._ringfeed import ClosedError
+
+        try:
+            b = self.read(None)
+        except ClosedError:
+            raise StopIteration from None
+        assert b is not None
+        return b
+
+    def close(self) -> None:
+        """Cancels the subscription."""
+        if not self._closed:
+            self._closed = True
+            self._reader.cancel()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> RemoteReplay:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()

@@ -5,6 +5,7 @@
 //! is `[dataset, timeframe]`, as `ListFlights` gives; action bodies are small
 //! JSON objects. Nothing here calls the service.
 
+use super::subscribe::SubscribeSpec;
 use crate::service::ServiceError;
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::FlightDescriptor;
@@ -22,8 +23,10 @@ pub const MAX_COMMAND_BYTES: usize = 64 << 10;
 pub enum CommandError {
     /// Malformed or invalid: `bad_request`.
     Bad(ServiceError),
-    /// Well-formed, but for something not built yet (e.g. a subscribe ticket).
+    /// Well-formed, but for something not built yet.
     NotBuilt(String),
+    /// Not a query: a subscribe ticket (see [`super::subscribe`]).
+    Subscribe(Box<SubscribeSpec>),
 }
 
 impl From<ServiceError> for CommandError {
@@ -55,10 +58,18 @@ pub fn query(bytes: &[u8], what: &str) -> Result<QuerySpec, CommandError> {
             "the {what} is not valid JSON ({e}): send a JSON object like {QUERY_EXAMPLE}"
         ))
     })?;
-    if value.get("subscribe").is_some() {
-        return Err(CommandError::NotBuilt(format!(
-            "{what}s of the form {{\"subscribe\": ...}} (history, then live batches) are not served over Flight yet; query history with a {what} like {QUERY_EXAMPLE}, or subscribe through the local socket"
-        )));
+    if let Some(sub) = value.get("subscribe") {
+        if what != "ticket" {
+            return Err(bad(format!(
+                "a {what} cannot subscribe: send {{\"subscribe\": ...}} as a DoGet ticket"
+            )));
+        }
+        let spec: SubscribeSpec = serde_json::from_value(sub.clone()).map_err(|e| {
+            bad(format!(
+                "the subscribe ticket is {{\"subscribe\": {{\"dataset\", \"timeframe\", \"start\", \"symbols\"?}}}} ({e})"
+            ))
+        })?;
+        return Err(CommandError::Subscribe(Box::new(spec)));
     }
     if !value.is_object() {
         return Err(bad(format!(

@@ -35,9 +35,11 @@ mod command;
 mod gate;
 mod service;
 mod stream;
+mod subscribe;
 
 pub use command::{ACTIONS, MAX_COMMAND_BYTES, QUERY_EXAMPLE};
 pub use gate::{Gate, RETRY_AFTER_KEY};
+pub use subscribe::LIVE_BACKLOG;
 
 use super::Boundary;
 use crate::service::{ErrorKind, Service, ServiceError};

@@ -73,11 +73,42 @@ impl FlightFace {
         run_blocking(&self.service, &self.boundary, slot, f).await
     }
 
+    /// `DoGet` of a subscribe ticket: history, then live (see [`super::subscribe`]).
+    async fn subscribe(
+        &self,
+        caller: Caller,
+        slot: Arc<ConnectionSlot>,
+        spec: super::subscribe::SubscribeSpec,
+    ) -> Result<Response<BoxStream<'static, Result<FlightData, Status>>>, Status> {
+        self.gate
+            .allow(&caller, Operation::Read(&spec.dataset), "subscribe")?;
+        let streaming = self.gate.open_stream(&caller, "subscribe")?;
+        let sub = self
+            .call(&slot, move |s| super::subscribe::open(s, &spec))
+            .await?;
+        let slot = Arc::try_unwrap(slot).map_err(|_| {
+            status(ServiceError::internal(
+                "the call's boundary slot is still shared after the subscription opened",
+            ))
+        })?;
+        // The history holds the call's boundary slot; the live part, a stream of the
+        // principal's limits.
+        let history = flight_data(sub.history, slot, self.boundary.clone());
+        let data =
+            super::subscribe::until_error(history.chain(super::subscribe::live(sub.live)).boxed());
+        Ok(Response::new(throttled(
+            data, &self.gate, caller, streaming,
+        )))
+    }
+
     fn bad(&self, e: CommandError) -> Status {
         self.boundary.bad_request();
         match e {
             CommandError::Bad(e) => status(e),
             CommandError::NotBuilt(m) => Status::unimplemented(m),
+            CommandError::Subscribe(_) => {
+                Status::invalid_argument("a subscribe ticket is for DoGet only")
+            }
         }
     }
 }
@@ -329,7 +360,13 @@ impl FlightService for FlightFace {
     async fn do_get(&self, req: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
         let caller = self.gate.caller(&req, "do_get")?;
         let slot = Arc::new(self.enter(&req)?);
-        let q = command::query(&req.get_ref().ticket, "ticket").map_err(|e| self.bad(e))?;
+        let q = match command::query(&req.get_ref().ticket, "ticket") {
+            Ok(q) => q,
+            Err(CommandError::Subscribe(spec)) => {
+                return self.subscribe(caller, slot, *spec).await;
+            }
+            Err(e) => return Err(self.bad(e)),
+        };
         self.gate
             .allow(&caller, Operation::Read(&q.dataset), "do_get")?;
         let streaming = self.gate.open_stream(&caller, "do_get")?;

@@ -1,0 +1,231 @@
+//! `DoGet` of a subscribe ticket, `{"subscribe": {"dataset", "timeframe", "start",
+//! "symbols"?}}`: the stored bars from `start` (history), then every live batch of the
+//! topic, with the local replay's seam (no gap, no duplicate).
+//!
+//! The same steps as a local `Client::replay`, inside the daemon: a reader joins the
+//! topic ring first (so it holds every publication from now on), then the service's
+//! `replay` answers the history as a result arena and the seam (the first topic seq the
+//! history does not contain); the history streams like any query result, then the live
+//! batches from the seam on, keeping only the subscription's symbols.
+//!
+//! Live batches are read on a thread of the subscription's own and queued for the client
+//! up to [`LIVE_BACKLOG`] messages. A client that falls that far behind is cut with
+//! `RESOURCE_EXHAUSTED` saying so; so is one the ring laps. The topic ring never waits for
+//! a remote subscriber, and neither does anyone else.
+
+use super::status;
+use crate::service::{ServiceError, Session};
+use arrow_flight::FlightData;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use ringfeed_arrow::{ReadError, Reader, StartAt};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::error::TrySendError;
+
+/// Live messages queued for a remote subscriber before it is cut: at most a topic
+/// slot each (`[topics] slot_bytes`, 256 KiB by default), so ≤ 16 MiB a subscriber.
+pub const LIVE_BACKLOG: usize = 64;
+
+/// What a subscribe ticket asks.
+#[derive(Clone, Debug, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeSpec {
+    /// Dataset.
+    pub dataset: String,
+    /// A live topic's timeframe (the base or a rollup).
+    pub timeframe: String,
+    /// First bar of the history (the one time grammar).
+    pub start: ringfeed_client::TimeSpec,
+    /// Symbols (a string or a list; empty: all), for history and live batches.
+    #[serde(default)]
+    pub symbols: Option<serde_json::Value>,
+}
+
+impl SubscribeSpec {
+    /// The symbols as the protocol's list.
+    pub fn symbols(&self) -> Result<Vec<String>, ServiceError> {
+        match &self.symbols {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(serde_json::Value::String(s)) => Ok(ringfeed_client::protocol::symbol_list(
+                std::slice::from_ref(s),
+            )),
+            Some(serde_json::Value::Array(a)) => {
+                let mut v = Vec::with_capacity(a.len());
+                for x in a {
+                    match x.as_str() {
+                        Some(s) => v.push(s.to_string()),
+                        None => {
+                            return Err(ServiceError::bad_request(format!(
+                                "subscribe symbols must be strings, not {x}"
+                            )))
+                        }
+                    }
+                }
+                Ok(ringfeed_client::protocol::symbol_list(&v))
+            }
+            Some(other) => Err(ServiceError::bad_request(format!(
+                "subscribe symbols are a string or a list of strings, not {other}"
+            ))),
+        }
+    }
+}
+
+/// The history's result, attached, and the live part.
+pub(super) struct Subscription {
+    /// The stored bars from `start`.
+    pub history: super::stream::OpenResult,
+    /// The live reader, from the seam on.
+    pub live: Live,
+}
+
+/// The live reader of a subscription, its seam and symbols.
+pub(super) struct Live {
+    reader: Reader,
+    seam: u64,
+    symbols: Vec<String>,
+}
+
+/// Joins the topic, then takes the history and the seam (blocking: run it on the
+/// blocking pool).
+pub(super) fn open(
+    service: &crate::service::Service,
+    spec: &SubscribeSpec,
+) -> Result<Subscription, ServiceError> {
+    let symbols = spec.symbols()?;
+    let topic = service.subscribe(&spec.dataset, &spec.timeframe)?;
+    // The live reader joins first: it holds every publication from the seam on.
+    let live = Reader::open(&topic, StartAt::Next)
+        .map_err(|e| ServiceError::ring(format!("joining the live topic {topic}: {e}")))?;
+    let mut session: Session = service.session();
+    let answer = service.replay(
+        &ringfeed_client::ReplaySpec {
+            dataset: spec.dataset.clone(),
+            timeframe: spec.timeframe.clone(),
+            start: spec.start.clone(),
+            symbols: symbols.clone(),
+        },
+        &mut session,
+    )?;
+    let history = super::stream::OpenResult::open(&answer.history)?;
+    drop(session); // attached: the reader keeps the history
+    Ok(Subscription {
+        history,
+        live: Live {
+            reader: live,
+            seam: answer.seam,
+            symbols,
+        },
+    })
+}
+
+const RUNNING: u8 = 0;
+const CUT_BEHIND: u8 = 1;
+const CUT_LAPPED: u8 = 2;
+const FAILED: u8 = 3;
+const CLOSED: u8 = 4;
+
+/// The live part of a subscription as `FlightData` (record batch messages, no schema:
+/// the history sent it), read on a thread of its own.
+pub(super) fn live(part: Live) -> BoxStream<'static, Result<FlightData, tonic::Status>> {
+    let Live {
+        mut reader,
+        seam,
+        symbols,
+    } = part;
+    let (tx, rx) = tokio::sync::mpsc::channel::<FlightData>(LIVE_BACKLOG);
+    let outcome = Arc::new(AtomicU8::new(RUNNING));
+    let state = outcome.clone();
+    let spawned = std::thread::Builder::new()
+        .name("ringfeedd-flight-sub".into())
+        .spawn(move || {
+            let end = |s: u8| state.store(s, Ordering::Release);
+            let generator = arrow_ipc::writer::IpcDataGenerator::default();
+            let mut dictionaries = arrow_ipc::writer::DictionaryTracker::new(false);
+            let options = ringfeed_arrow::codec::write_options();
+            let mut context = arrow_ipc::writer::IpcWriteContext::default();
+            loop {
+                if tx.is_closed() {
+                    return; // the client left
+                }
+                let b = match reader.read(Duration::from_millis(200)) {
+                    Ok(Some(b)) if b.seq() < seam => continue, // in the history already
+                    Ok(Some(b)) => b,
+                    Ok(None) => continue,
+                    Err(ReadError::Lagged { .. }) => return end(CUT_LAPPED),
+                    Err(ReadError::Closed { .. }) => return end(CLOSED),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a Flight subscription's live read failed");
+                        return end(FAILED);
+                    }
+                };
+                let Some(b) = ringfeed_client::keep_symbols(b, &symbols) else {
+                    continue;
+                };
+                let encoded =
+                    generator.encode(b.record_batch(), &mut dictionaries, &options, &mut context);
+                let (dicts, batch) = match encoded {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::error!(error = %e, "encoding a live batch for Flight failed");
+                        return end(FAILED);
+                    }
+                };
+                for m in dicts.into_iter().chain(std::iter::once(batch)) {
+                    match tx.try_send(FlightData::from(m)) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => return end(CUT_BEHIND),
+                        Err(TrySendError::Closed(_)) => return,
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        outcome.store(FAILED, Ordering::Release);
+        tracing::error!(error = %e, "cannot start a Flight subscription's reader thread");
+    }
+    futures::stream::unfold(Some(rx), move |rx| {
+        let outcome = outcome.clone();
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(m) => Some((Ok(m), Some(rx))),
+                None => {
+                    let why = match outcome.load(Ordering::Acquire) {
+                        CUT_BEHIND => tonic::Status::resource_exhausted(format!(
+                            "the subscriber fell {LIVE_BACKLOG} messages behind the live topic and was cut, so that it holds no ring and no one waits for it; read faster, or subscribe again from the last ts it holds"
+                        )),
+                        CUT_LAPPED => tonic::Status::resource_exhausted(
+                            "the live topic ring lapped this subscription (it lost batches) and it was cut; subscribe again from the last ts it holds",
+                        ),
+                        CLOSED => tonic::Status::unavailable(
+                            "the daemon closed the live topic (it is stopping); subscribe again once it is back",
+                        ),
+                        _ => status(ServiceError::internal(
+                            "the subscription stopped inside the daemon (it is logged); subscribe again",
+                        )),
+                    };
+                    Some((Err(why), None))
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// `s` up to and including its first error.
+pub(super) fn until_error<T: Send + 'static>(
+    s: BoxStream<'static, Result<T, tonic::Status>>,
+) -> BoxStream<'static, Result<T, tonic::Status>> {
+    s.scan(false, |failed, item| {
+        let out = if *failed {
+            None
+        } else {
+            *failed = item.is_err();
+            Some(item)
+        };
+        futures::future::ready(out)
+    })
+    .boxed()
+}
