@@ -304,3 +304,29 @@ def test_tls_with_pyarrow_and_the_remote_client(tmp_path: Path) -> None:
         untrusting.close()
         with rf.connect(location, token=TOKEN, tls_root_certs=ca) as remote, rf.connect(sock) as local:
             assert remote.bars("demo", "BBB", "1h").equals(local.bars("demo", "BBB", "1h"))
+
+
+def test_asyncio_over_flight(auth_daemon: tuple[str, str]) -> None:
+    """connect_async with a grpc URL: awaited queries and an ``async for`` over a remote
+    replay, equal to the local client's answers."""
+    import asyncio
+
+    from ringfeed.aio import connect_async
+
+    sock, location = auth_daemon
+    _seed(sock)
+
+    async def main() -> list[float]:
+        async with await connect_async(location, token=TOKEN) as ac:
+            with rf.connect(sock) as local:
+                got = await ac.bars("demo", "AAA", "5m")
+                assert got.equals(local.bars("demo", "AAA", "5m"))
+                closes: list[float] = []
+                async with await ac.replay("demo", "1m", T0 // 1_000_000 + 1495 * 60_000, symbols="CCC") as r:
+                    async for b in r:
+                        closes.extend(b.to_polars()["close"].to_list())
+                        if len(closes) == 5:
+                            break
+                return closes
+
+    assert asyncio.run(main()) == [m + 0.5 for m in range(1495, 1500)]

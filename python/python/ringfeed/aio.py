@@ -250,8 +250,10 @@ class AsyncClient:
 
 
 async def connect_async(socket: Union[str, "os.PathLike[str]", None] = None,
-                        timeout: Optional[float] = 120.0) -> AsyncClient:
-    """:func:`ringfeed.connect` without blocking the event loop."""
+                        timeout: Optional[float] = 120.0, **remote: Any) -> AsyncClient:
+    """:func:`ringfeed.connect` without blocking the event loop: a socket, or a
+    ``grpc://`` / ``grpc+tls://`` URL with ``token=``, ``tls_root_certs=``, ...
+    (``subscribe``/``replay`` of a remote client are awaited the same way)."""
     loop = asyncio.get_running_loop()
-    c = await loop.run_in_executor(None, lambda: connect(socket, timeout))
+    c = await loop.run_in_executor(None, lambda: connect(socket, timeout, **remote))
     return AsyncClient(c)
