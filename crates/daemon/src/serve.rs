@@ -113,8 +113,13 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     ));
     let mut http = None;
     if let (Some(addr), Some(l)) = (metrics_addr, metrics_listener) {
-        let (s, b) = (service.clone(), boundary.clone());
-        let render = Arc::new(move || s.stat(b.connections()));
+        let (s, b, g) = (service.clone(), boundary.clone(), gate.clone());
+        // The service's metrics, and the Flight face's per-principal counters.
+        let render = Arc::new(move || {
+            let mut text = s.stat(b.connections());
+            text.push_str(&g.counters_text());
+            text
+        });
         match crate::transport::http::serve_metrics(l, render, boundary.clone(), stop.clone()) {
             Ok(h) => http = Some(h),
             Err(source) => {

@@ -369,3 +369,36 @@ fn tls_and_mutual_tls_serve_only_the_clients_they_should() {
     assert!(!st.success());
     assert!(err.contains("[flight.tls]"), "{err}");
 }
+
+#[test]
+fn per_principal_counters_are_in_the_metrics_endpoint() {
+    let (port, mport) = (free_port(), free_port());
+    let d = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &format!(
+            "metrics = \"127.0.0.1:{mport}\"\n[flight]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[auth.tokens]]\nname = \"reader\"\nsha256 = \"{}\"\nread = [\"*\"]\n",
+            sha(READER)
+        ),
+    );
+    let rt = runtime();
+    within(&rt, "a few calls", async {
+        let mut c = connect_as(port, Some(READER)).await;
+        for _ in 0..3 {
+            action(&mut c, "ping").await.unwrap();
+        }
+    });
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", mport)).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+    assert!(
+        text.contains("ringfeed_flight_principal_requests_total{principal=\"reader\"} 3"),
+        "{text}"
+    );
+    d.client().ping().unwrap();
+}
