@@ -275,6 +275,10 @@ def _certs(d: Path) -> None:
     run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
         "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    run("req", *ec, "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=client")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "client.pem", "-days", "2", "-extfile", "client.ext")
 
 
 def test_tls_with_pyarrow_and_the_remote_client(tmp_path: Path) -> None:
@@ -330,3 +334,30 @@ def test_asyncio_over_flight(auth_daemon: tuple[str, str]) -> None:
                 return closes
 
     assert asyncio.run(main()) == [m + 0.5 for m in range(1495, 1500)]
+
+
+def test_mutual_tls_with_the_remote_client(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make test certificates (scripts/common.sh installs it)")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    _certs(certs)
+    port = _free_port()
+    extra = (f'chunk_rows = 500\n[flight]\nlisten = "127.0.0.1:{port}"\n'
+             f'[flight.tls]\ncert = "{certs / "server.pem"}"\nkey = "{certs / "server.key"}"\n'
+             f'client_ca = "{certs / "ca.pem"}"\n'
+             f'[[auth.tokens]]\nname = "research"\nsha256 = "{_sha(TOKEN)}"\nread = ["*"]\n')
+    ca = (certs / "ca.pem").read_bytes()
+    with run_daemon(tmp_path, extra) as sock:
+        _seed(sock)
+        location = f"grpc+tls://localhost:{port}"
+        with rf.connect(location, token=TOKEN, tls_root_certs=ca,
+                        cert_chain=(certs / "client.pem").read_bytes(),
+                        private_key=(certs / "client.key").read_bytes()) as remote, rf.connect(sock) as local:
+            assert remote.bars("demo", "AAA", "1h").equals(local.bars("demo", "AAA", "1h"))
+        # Without a client certificate the TLS handshake is refused.
+        with rf.connect(location, token=TOKEN, tls_root_certs=ca) as anonymous:
+            with pytest.raises(flight.FlightUnavailableError):
+                anonymous.bars("demo", "AAA", "1h")
