@@ -281,7 +281,10 @@ def _certs(d: Path) -> None:
         "-out", "client.pem", "-days", "2", "-extfile", "client.ext")
 
 
-def test_tls_with_pyarrow_and_the_remote_client(tmp_path: Path) -> None:
+def _tls_setup(tmp_path: Path, mutual: bool) -> tuple[Path, int, str]:
+    """Certificates in ``tmp_path/certs`` and the config of a TLS daemon with a token
+    (and, ``mutual``, the client CA): (certs dir, port, config lines). Skips without
+    openssl."""
     import shutil
 
     if shutil.which("openssl") is None:
@@ -290,9 +293,15 @@ def test_tls_with_pyarrow_and_the_remote_client(tmp_path: Path) -> None:
     certs.mkdir()
     _certs(certs)
     port = _free_port()
+    client_ca = f'client_ca = "{certs / "ca.pem"}"\n' if mutual else ""
     extra = (f'chunk_rows = 500\n[flight]\nlisten = "127.0.0.1:{port}"\n'
-             f'[flight.tls]\ncert = "{certs / "server.pem"}"\nkey = "{certs / "server.key"}"\n'
+             f'[flight.tls]\ncert = "{certs / "server.pem"}"\nkey = "{certs / "server.key"}"\n{client_ca}'
              f'[[auth.tokens]]\nname = "research"\nsha256 = "{_sha(TOKEN)}"\nread = ["*"]\n')
+    return certs, port, extra
+
+
+def test_tls_with_pyarrow_and_the_remote_client(tmp_path: Path) -> None:
+    certs, port, extra = _tls_setup(tmp_path, mutual=False)
     ca = (certs / "ca.pem").read_bytes()
     with run_daemon(tmp_path, extra) as sock:
         _seed(sock)
@@ -337,18 +346,7 @@ def test_asyncio_over_flight(auth_daemon: tuple[str, str]) -> None:
 
 
 def test_mutual_tls_with_the_remote_client(tmp_path: Path) -> None:
-    import shutil
-
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make test certificates (scripts/common.sh installs it)")
-    certs = tmp_path / "certs"
-    certs.mkdir()
-    _certs(certs)
-    port = _free_port()
-    extra = (f'chunk_rows = 500\n[flight]\nlisten = "127.0.0.1:{port}"\n'
-             f'[flight.tls]\ncert = "{certs / "server.pem"}"\nkey = "{certs / "server.key"}"\n'
-             f'client_ca = "{certs / "ca.pem"}"\n'
-             f'[[auth.tokens]]\nname = "research"\nsha256 = "{_sha(TOKEN)}"\nread = ["*"]\n')
+    certs, port, extra = _tls_setup(tmp_path, mutual=True)
     ca = (certs / "ca.pem").read_bytes()
     with run_daemon(tmp_path, extra) as sock:
         _seed(sock)

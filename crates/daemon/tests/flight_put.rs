@@ -196,7 +196,7 @@ fn a_subscribe_ticket_streams_history_then_live_without_gap_or_duplicate() {
     // B only, minutes 10..39, each once, in order.
     let want: Vec<(i64, String)> = (10..40).map(|m| (T0 + m * MIN, "B".to_string())).collect();
     assert_eq!(got, want);
-    still_serves_a(&rt, &d, port);
+    still_serves_symbol(&rt, &d, port, "A");
 }
 
 #[test]
@@ -253,5 +253,5 @@ fn a_subscriber_that_stops_reading_is_cut_and_holds_nobody() {
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
         assert!(e.message().contains("subscribe"), "{e:?}");
     });
-    still_serves_a(&rt, &d, port);
+    still_serves_symbol(&rt, &d, port, "A");
 }

@@ -136,18 +136,9 @@ pub fn ticket_of(info: &FlightInfo) -> Vec<u8> {
     info.endpoint[0].ticket.as_ref().unwrap().ticket.to_vec()
 }
 
-/// Flight and the socket both still answer a real query.
+/// Flight and the socket both still answer a real query (of symbol BBB).
 pub fn still_serves(rt: &tokio::runtime::Runtime, d: &Daemon, port: u16) {
-    let q = QuerySpec {
-        symbols: vec!["BBB".into()],
-        ..q("1m")
-    };
-    let want = local(d, &q);
-    let (got, _) = within(rt, "a query after the ordeal", async {
-        fetch(&mut connect(port).await, json_ticket(&q)).await
-    })
-    .expect("Flight still answers");
-    assert_eq!(got, want);
+    still_serves_symbol(rt, d, port, "BBB");
     d.client().ping().expect("the socket still answers");
 }
 
@@ -250,10 +241,10 @@ pub fn base64_encode(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-/// Flight and the socket still answer a real query (of symbol A).
-pub fn still_serves_a(rt: &tokio::runtime::Runtime, d: &Daemon, port: u16) {
+/// Flight still answers a real query of `symbol`, as the socket does.
+pub fn still_serves_symbol(rt: &tokio::runtime::Runtime, d: &Daemon, port: u16, symbol: &str) {
     let q = QuerySpec {
-        symbols: vec!["A".into()],
+        symbols: vec![symbol.into()],
         ..q("1m")
     };
     let want = local(d, &q);

@@ -157,42 +157,50 @@ impl Gate {
         Ok(token.to_string())
     }
 
-    /// Per-principal counters as Prometheus text (appended to `stat`).
+    /// Per-principal counters as Prometheus text (appended to `stat` and `/metrics`).
     pub fn counters_text(&self) -> String {
-        let mut out = String::from(
-            "# HELP ringfeed_flight_principal_requests_total Flight calls let through, per principal\n# TYPE ringfeed_flight_principal_requests_total counter\n",
-        );
         let counters = self.limiter.counters();
-        for (who, c) in &counters {
-            out.push_str(&format!(
-                "ringfeed_flight_principal_requests_total{{principal=\"{who}\"}} {}\n",
-                c.requests
-            ));
-        }
-        out.push_str("# HELP ringfeed_flight_principal_refused_total Flight calls refused by a limit, per principal\n# TYPE ringfeed_flight_principal_refused_total counter\n");
-        for (who, c) in &counters {
-            out.push_str(&format!(
-                "ringfeed_flight_principal_refused_total{{principal=\"{who}\"}} {}\n",
-                c.refused
-            ));
-        }
-        out.push_str("# HELP ringfeed_flight_principal_bytes_total Bytes sent over Flight, per principal\n# TYPE ringfeed_flight_principal_bytes_total counter\n");
-        for (who, c) in &counters {
-            out.push_str(&format!(
-                "ringfeed_flight_principal_bytes_total{{principal=\"{who}\"}} {}\n",
+        let metrics: [Metric; 4] = [
+            (
+                "requests_total",
+                "counter",
+                "Flight calls let through",
+                |c| c.requests,
+            ),
+            (
+                "refused_total",
+                "counter",
+                "Flight calls refused by a limit",
+                |c| c.refused,
+            ),
+            ("bytes_total", "counter", "Bytes sent over Flight", |c| {
                 c.bytes
-            ));
-        }
-        out.push_str("# HELP ringfeed_flight_principal_streams Flight streams open, per principal\n# TYPE ringfeed_flight_principal_streams gauge\n");
-        for (who, c) in &counters {
+            }),
+            ("streams", "gauge", "Flight streams open", |c| {
+                u64::from(c.streams)
+            }),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in metrics {
+            let name = format!("ringfeed_flight_principal_{name}");
             out.push_str(&format!(
-                "ringfeed_flight_principal_streams{{principal=\"{who}\"}} {}\n",
-                c.streams
+                "# HELP {name} {help}, per principal\n# TYPE {name} {kind}\n"
             ));
+            for (who, c) in &counters {
+                out.push_str(&format!("{name}{{principal=\"{who}\"}} {}\n", value(c)));
+            }
         }
         out
     }
 }
+
+/// A per-principal metric: name suffix, Prometheus type, help, and its value.
+type Metric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::auth::limits::Counters) -> u64,
+);
 
 fn exhausted(who: &str, rpc: &str, e: &crate::auth::limits::LimitError) -> Status {
     tracing::info!(target: "ringfeed::audit", principal = %who, rpc, outcome = "limited", "{e}");
