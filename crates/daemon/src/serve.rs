@@ -56,49 +56,38 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     // (measured: 3.6 -> 109 MiB anonymous after 12 cold symbol-year queries
     // on 12 connections).
     ringfeed_shm::mmap_large_allocations(128 << 10);
+    // Everything that can refuse the config is checked, and every TCP port bound, before
+    // the socket exists: a daemon that will not start never looks started.
+    // Tokens and limits of the network faces (the tokens file's path is made absolute
+    // by the flags' config loading); checked again here for callers that build a
+    // `Config` by hand: no unauthenticated remote endpoint without the opt-in.
+    let gate = Arc::new(crate::transport::flight::Gate::new(
+        crate::auth::Auth::from_config(&cfg.auth, std::path::Path::new("."))
+            .map_err(crate::config::ConfigError::from)?,
+        crate::auth::limits::Limiter::new(cfg.limits.per_principal.clone()),
+    ));
+    cfg.flight.check(gate.enabled())?;
+    if let Some(tls) = &cfg.flight.tls {
+        crate::transport::flight::check_tls(tls)?;
+    }
+    let metrics_addr = cfg.metrics;
+    let metrics_listener = metrics_addr
+        .map(std::net::TcpListener::bind)
+        .transpose()
+        .map_err(|source| ServeError::Metrics {
+            addr: metrics_addr.expect("bound only when set"),
+            source,
+        })?;
+    let flight_addr = cfg.flight.listen;
+    let flight_listener = flight_addr
+        .map(crate::transport::flight::bind)
+        .transpose()
+        .map_err(|source| ServeError::Flight {
+            addr: flight_addr.expect("bound only when set"),
+            source,
+        })?;
     let listener = unix::bind(&cfg.socket)?;
     let socket = cfg.socket.clone();
-    let metrics_addr = cfg.metrics;
-    // Bound with the socket: a scrape right after start is queued, not refused.
-    let metrics_listener = match metrics_addr.map(std::net::TcpListener::bind).transpose() {
-        Ok(l) => l,
-        Err(source) => {
-            let _ = std::fs::remove_file(&socket);
-            return Err(ServeError::Metrics {
-                addr: metrics_addr.expect("bound only when set"),
-                source,
-            });
-        }
-    };
-    // Checked again here for callers that build a `Config` by hand: no
-    // unauthenticated remote endpoint without the explicit opt-in.
-    // Tokens and limits of the network faces (the tokens file's path is made absolute
-    // by the flags' config loading).
-    let gate = match crate::auth::Auth::from_config(&cfg.auth, std::path::Path::new(".")) {
-        Ok(auth) => Arc::new(crate::transport::flight::Gate::new(
-            auth,
-            crate::auth::limits::Limiter::new(cfg.limits.per_principal.clone()),
-        )),
-        Err(e) => {
-            let _ = std::fs::remove_file(&socket);
-            return Err(crate::config::ConfigError::from(e).into());
-        }
-    };
-    if let Err(e) = cfg.flight.check(gate.enabled()) {
-        let _ = std::fs::remove_file(&socket);
-        return Err(e.into());
-    }
-    let flight_addr = cfg.flight.listen;
-    let flight_listener = match flight_addr.map(crate::transport::flight::bind).transpose() {
-        Ok(l) => l,
-        Err(source) => {
-            let _ = std::fs::remove_file(&socket);
-            return Err(ServeError::Flight {
-                addr: flight_addr.expect("bound only when set"),
-                source,
-            });
-        }
-    };
     let service = match Service::open(cfg) {
         Ok(s) => s,
         Err(e) => {

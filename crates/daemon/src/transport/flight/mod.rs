@@ -131,6 +131,17 @@ pub fn serve(
         })
 }
 
+/// Whether `[flight.tls]`'s files make a TLS configuration (checked at start, before the
+/// daemon binds anything, so a bad key stops it at once).
+pub fn check_tls(tls: &crate::config::FlightTls) -> Result<(), crate::config::ConfigError> {
+    server_builder(Some(tls))
+        .map(drop)
+        .map_err(|e| crate::config::ConfigError::Value {
+            key: "flight.tls".into(),
+            message: e.to_string(),
+        })
+}
+
 /// The gRPC server's settings: HTTP/2 keep-alives, and TLS when `[flight.tls]` is set
 /// (its files are read and parsed here, so a bad one stops the start, named).
 fn server_builder(
