@@ -356,13 +356,24 @@ mod tests {
         assert!(m.contains("unknown field `symbol`"), "{m}");
         let m = bad_message(query(&vec![b' '; MAX_COMMAND_BYTES + 1], "ticket"));
         assert!(m.contains("bytes"), "{m}");
+        // A subscribe ticket is told apart; without `start` it is refused with the shape.
+        let m = bad_message(query(
+            br#"{"subscribe": {"dataset": "d", "timeframe": "1m"}}"#,
+            "ticket",
+        ));
+        assert!(m.contains("missing field `start`"), "{m}");
         assert!(matches!(
             query(
-                br#"{"subscribe": {"dataset": "d", "timeframe": "1m"}}"#,
+                br#"{"subscribe": {"dataset": "d", "timeframe": "1m", "start": 0}}"#,
                 "ticket"
             ),
-            Err(CommandError::NotBuilt(_))
+            Err(CommandError::Subscribe(_))
         ));
+        let m = bad_message(query(
+            br#"{"subscribe": {"dataset": "d", "timeframe": "1m", "start": 0}}"#,
+            "descriptor command",
+        ));
+        assert!(m.contains("DoGet ticket"), "{m}");
     }
 
     #[test]
@@ -397,8 +408,21 @@ mod tests {
         assert!(m.contains("no body"), "{m}");
         let m = bad_message(action("reboot", b""));
         assert!(m.contains("ping, ready, datasets, stat"), "{m}");
+        let m = bad_message(action("delete", b""));
+        assert!(m.contains("\"start\""), "{m}");
         assert!(matches!(
-            action("delete", b""),
+            action(
+                "delete",
+                br#"{"dataset": "d", "start": 0, "end": "2021-01-02"}"#
+            ),
+            Ok(Action::Delete(_))
+        ));
+        assert_eq!(
+            action("write_down", b"").unwrap(),
+            Action::WriteDown(WriteDownBody::default())
+        );
+        assert!(matches!(
+            action("append", b""),
             Err(CommandError::NotBuilt(_))
         ));
     }
