@@ -70,6 +70,11 @@ def summarise(R: Dict[str, Any]) -> str:
     groups: Dict[str, List[str]] = {}
     for k, v in q["checks"].items():
         groups.setdefault(f"{v[0]:,} rows, sum of close {v[1]:.2f}, ts {v[2]}, symbol {v[3]}", []).append(k)
+    fd = q.get("first_daemon_ms") or {}
+    if fd:
+        L.append("- First calls, daemon side (`ringfeed_query_seconds_sum` delta of the plaintext daemon) of "
+                 "the whole call: " + "; ".join(f"{k} {fmt_ms(v)} of {fmt_ms(first[k])} ms" for k, v in fd.items())
+                 + ".")
     b = R.get("builds") or {}
     if b.get("store_ms"):
         L.append(f"- The daemon's own split of each result it built (debug line `query built`, "

@@ -79,6 +79,9 @@ def w_duckport(a: Dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- phase 1
 
+ON_PLAIN = ("rf_flight", "pa_flight", "local_rf")  # the ways served by the plaintext daemon
+
+
 def w_query(a: Dict[str, Any]) -> None:
     """Every way, first call then `reps` repetitions in shuffled turns."""
     import polars as pl
@@ -135,8 +138,8 @@ def w_query(a: Dict[str, Any]) -> None:
                                                          "pa_flight_tls", "local_rf"))}
     first_ways = ways(lambda n: own[n])
     warm_ways = ways(lambda n: end)
-    out: Dict[str, Any] = {"first_ms": {}, "times_ms": {k: [] for k in warm_ways}, "checks": {},
-                           "fresh_daemon_ms": []}
+    out: Dict[str, Any] = {"first_ms": {}, "first_daemon_ms": {}, "times_ms": {k: [] for k in warm_ways},
+                           "checks": {}, "fresh_daemon_ms": []}
 
     def stat() -> float:
         return _stat_value(local.stat(), "ringfeed_query_seconds_sum")
@@ -152,9 +155,12 @@ def w_query(a: Dict[str, Any]) -> None:
     for name, f in first_ways.items():
         if name.endswith("_fresh"):
             continue
+        s0 = stat() if name in ON_PLAIN else None
         t = time.perf_counter_ns()
         df = f()
         out["first_ms"][name] = (time.perf_counter_ns() - t) / 1e6
+        if s0 is not None:
+            out["first_daemon_ms"][name] = (stat() - s0) * 1e3
         out["checks"][name] = [df.height, float(df["close"].sum()), str(df.schema["ts"]), str(df.schema["symbol"])]
         del df
     split.clear()
