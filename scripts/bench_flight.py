@@ -28,8 +28,9 @@ SIGTERM, arenas under a per-run prefix checked gone):
        local_rf          rf.connect(sock).bars(...)  (shared memory, no network)
        pl_read_parquet   pl.read_parquet(month files)
        rf_flight_fresh   rf_flight with a key the daemon has not seen, every time
-     "first": each way's first call (ringfeed: a key not in the daemon's cache, so it reads
-     the Parquet; Flight: includes the connect and TLS handshake; DuckPort: its first query);
+     "first": each way's first call, in a client process of its own (imports and a 10-row
+     query done untimed first; ringfeed: a key not in the daemon's cache, so it reads the
+     Parquet; Flight: includes the connect and TLS handshake; DuckPort: its first query);
      "warm": median of --reps calls in shuffled turns (ringfeed: a cache hit; DuckPort and
      polars read the Parquet every time). Parquet files are in the page cache throughout.
   2. live publish -> remote subscriber: subscriptions over Flight are not built; not measured.
@@ -72,6 +73,8 @@ DATASET = "bench"
 SYMBOL = "BTCUSDT"
 YEAR_START = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
 SEED_CHUNK = 7 * 1440  # rows per append while seeding: one week
+FIRST_WAYS = ("rf_flight", "pa_flight", "rf_flight_tls", "pa_flight_tls", "duckport", "duckport_tls", "local_rf",
+              "pl_read_parquet")
 
 
 class FlightWorker(Worker):
@@ -356,14 +359,24 @@ def main() -> int:
             with rf.connect(str(d.sock)) as c:
                 c.bars(DATASET, SYMBOL, "1m", limit=10)
         print(f"== phase 1: symbol-year -> polars, first call and {reps} warm repetitions per way", flush=True)
-        w = FlightWorker("query", {"socket": str(dp.sock), "plain": targets["plain"], "tls": targets["tls"],
-                                   "duckport": targets["duckport"], "duckport_tls": targets["duckport_tls"],
-                                   "dataset": DATASET, "symbol": SYMBOL, "start": start_ns, "end": end_ns,
-                                   "files": files, "reps": reps})
+        qargs = {"socket": str(dp.sock), "plain": targets["plain"], "tls": targets["tls"],
+                 "duckport": targets["duckport"], "duckport_tls": targets["duckport_tls"], "dataset": DATASET,
+                 "symbol": SYMBOL, "start": start_ns, "end": end_ns, "files": files, "reps": reps}
+        firsts = {}
+        for way in FIRST_WAYS:  # each in a process of its own
+            w = FlightWorker("query", {**qargs, "first": way})
+            try:
+                firsts[way] = json.loads(w.expect(timeout=600))
+            finally:
+                w.finish()
+        w = FlightWorker("query", qargs)
         try:
             R["query"] = json.loads(w.expect(timeout=1800))
         finally:
             w.finish()
+        R["query"]["first_ms"] = {k: v["ms"] for k, v in firsts.items()}
+        R["query"]["first_daemon_ms"] = {k: v["daemon_ms"] for k, v in firsts.items() if v["daemon_ms"] is not None}
+        R["query"]["checks"] = {k: v["check"] for k, v in firsts.items()}
         for k, v in R["query"]["times_ms"].items():
             print(f"   {k:16s} first {R['query']['first_ms'].get(k, float('nan')):8.1f} ms, "
                   f"warm median {med(v):8.1f} ms", flush=True)

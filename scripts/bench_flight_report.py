@@ -51,7 +51,8 @@ def summarise(R: Dict[str, Any]) -> str:
     L.append(table(["way", "first ms", "warm median ms", "warm p90 ms", "first / DuckPort first",
                     "warm / DuckPort warm"], rows))
     L.append("")
-    L.append("- *first*: the way's first call in the client process. ringfeed: a key not yet in the daemon's "
+    L.append("- *first*: the way's first call, in a fresh client process of its own (imports, and a 10-row "
+             "query to the plaintext daemon, done untimed before). ringfeed: a key not yet in the daemon's "
              "cache (the daemon reads the month files and builds the arena); Flight ways include the "
              "channel's connect (and TLS handshake). DuckPort: the server process's first query. "
              "*warm*: the same call repeated (ringfeed: a cache hit; DuckPort and polars read the Parquet "

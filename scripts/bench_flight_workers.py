@@ -83,7 +83,8 @@ ON_PLAIN = ("rf_flight", "pa_flight", "local_rf")  # the ways served by the plai
 
 
 def w_query(a: Dict[str, Any]) -> None:
-    """Every way, first call then `reps` repetitions in shuffled turns."""
+    """With `first` = a way: that way's first call in this fresh process (then exit).
+    Without: `reps` repetitions of every way in shuffled turns."""
     import polars as pl
     import pyarrow.flight as fl
 
@@ -138,8 +139,7 @@ def w_query(a: Dict[str, Any]) -> None:
                                                          "pa_flight_tls", "local_rf"))}
     first_ways = ways(lambda n: own[n])
     warm_ways = ways(lambda n: end)
-    out: Dict[str, Any] = {"first_ms": {}, "first_daemon_ms": {}, "times_ms": {k: [] for k in warm_ways},
-                           "checks": {}, "fresh_daemon_ms": []}
+    out: Dict[str, Any] = {"times_ms": {k: [] for k in warm_ways}, "fresh_daemon_ms": []}
 
     def stat() -> float:
         return _stat_value(local.stat(), "ringfeed_query_seconds_sum")
@@ -151,19 +151,17 @@ def w_query(a: Dict[str, Any]) -> None:
     pl.from_arrow(warm_client.do_get(small, warm_opts).read_all())
     pl.read_parquet(a["files"][:1], hive_partitioning=False).height
     warm_client.close()
-    # First call of each way (for Flight: includes the channel's connect, and TLS handshake).
-    for name, f in first_ways.items():
-        if name.endswith("_fresh"):
-            continue
+    if a.get("first"):
+        # The way's first call (for Flight: includes the channel's connect, and TLS handshake).
+        name = a["first"]
         s0 = stat() if name in ON_PLAIN else None
         t = time.perf_counter_ns()
-        df = f()
-        out["first_ms"][name] = (time.perf_counter_ns() - t) / 1e6
-        if s0 is not None:
-            out["first_daemon_ms"][name] = (stat() - s0) * 1e3
-        out["checks"][name] = [df.height, float(df["close"].sum()), str(df.schema["ts"]), str(df.schema["symbol"])]
-        del df
-    split.clear()
+        df = first_ways[name]()
+        ms = (time.perf_counter_ns() - t) / 1e6
+        check = [df.height, float(df["close"].sum()), str(df.schema["ts"]), str(df.schema["symbol"])]
+        print(json.dumps({"ms": ms, "daemon_ms": None if s0 is None else (stat() - s0) * 1e3, "check": check}),
+              flush=True)
+        return
     # Untimed: the warm key into each daemon's cache.
     for name in ("rf_flight", "rf_flight_tls", "local_rf"):
         warm_ways[name]()
