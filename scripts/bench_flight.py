@@ -33,7 +33,11 @@ SIGTERM, arenas under a per-run prefix checked gone):
      Parquet; Flight: includes the connect and TLS handshake; DuckPort: its first query);
      "warm": median of --reps calls in shuffled turns (ringfeed: a cache hit; DuckPort and
      polars read the Parquet every time). Parquet files are in the page cache throughout.
-  2. live publish -> remote subscriber: subscriptions over Flight are not built; not measured.
+  2. live publish -> subscriber: one 1-row append every 10 ms through the local socket;
+     the time from just before the append call to a subscriber holding the row as a
+     polars DataFrame, p50/p99, for a remote subscriber (Flight subscribe ticket,
+     `rf.connect("grpc://...").replay`) beside a local one (`rf.connect(sock).replay`),
+     each in a process of its own, in the same run.
   3. N = 1 and 8 concurrent remote reader processes, each `do_get(symbol-year).read_all()` in
      a loop for --seconds after a common start: GB/s of Arrow data (Table.nbytes) in total.
   4. cost of auth and rate limits per request: p50/p99 of `do_action("ping")` and a 10-row
@@ -65,6 +69,7 @@ from typing import Any, Dict, List, Optional
 
 from bench_daemon import Worker, busy_pct, cpu_times, loadavg, steal_pct
 from bench_daemon_util import MIN_NS, med
+from bench_daemon_report import pct
 from bench_flight_report import summarise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,6 +257,39 @@ def phase_throughput(target: Dict[str, Any], ticket: str, n: int, seconds: float
             "cpu_busy_pct": busy_pct(cpu0, cpu1)}
 
 
+def phase_live(d: "Daemon", target: Dict[str, Any], after_ns: int, n: int) -> Dict[str, List[float]]:
+    """`n` one-row appends, 10 ms apart, after the seeded data; per subscriber mode, the
+    µs from just before each append call to the subscriber holding the row."""
+    import polars as pl
+
+    import ringfeed as rf
+
+    out: Dict[str, List[float]] = {}
+    base = after_ns
+    for mode in ("remote", "local"):
+        w = FlightWorker("live", {"mode": mode, "target": target, "socket": str(d.sock), "dataset": DATASET,
+                                  "symbol": SYMBOL, "start": base, "n": n})
+        try:
+            if w.expect(timeout=120) != "ready":
+                raise RuntimeError(f"live {mode} subscriber did not start")
+            sent: Dict[int, int] = {}
+            with rf.connect(str(d.sock)) as c:
+                for k in range(1, n + 1):
+                    frame = bars_frame(0, 1, seed=k).with_columns(
+                        pl.lit(base + k * MIN_NS).cast(pl.Datetime("ns", "UTC")).alias("ts"),
+                        pl.lit(float(k)).alias("open"), pl.lit(float(k)).alias("high"),
+                        pl.lit(float(k)).alias("low"), pl.lit(float(k)).alias("close"))
+                    time.sleep(0.01)
+                    sent[k] = time.monotonic_ns()
+                    c.append(DATASET, frame)
+            got = json.loads(w.expect(timeout=120))
+        finally:
+            w.finish()
+        out[mode] = [(got[str(k)] - t) / 1e3 for k, t in sent.items() if str(k) in got]
+        base += (n + 10) * MIN_NS
+    return out
+
+
 def query_builds(log: Path, rows: int) -> Dict[str, List[float]]:
     """The daemon's own split of each result it built of `rows` rows (its debug line
     "query built": store_ms = the store's read, materialise_ms = writing the arena)."""
@@ -380,6 +418,11 @@ def main() -> int:
         for k, v in R["query"]["times_ms"].items():
             print(f"   {k:16s} first {R['query']['first_ms'].get(k, float('nan')):8.1f} ms, "
                   f"warm median {med(v):8.1f} ms", flush=True)
+
+        print("== phase 2: live publish -> subscriber (remote over Flight, and local), p50/p99", flush=True)
+        R["live"] = phase_live(dp, targets["plain"], end_ns, 100 if quick else 500)
+        for mode, v in R["live"].items():
+            print(f"   {mode:7s} p50 {pct(v, 50):8.0f} us, p99 {pct(v, 99):8.0f} us ({len(v)} rows)", flush=True)
 
         print(f"== phase 3: 1 and {args.readers} concurrent remote readers, {seconds:.0f} s per case", flush=True)
         ticket = json.dumps({"dataset": DATASET, "symbols": [SYMBOL], "timeframe": "1m", "start": start_ns,

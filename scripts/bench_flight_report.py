@@ -84,10 +84,17 @@ def summarise(R: Dict[str, Any]) -> str:
                  "The whole result is built before its first byte goes out.")
     L.append("- Results checked: " + "; ".join(f"{', '.join(ks)}: {g}" for g, ks in groups.items()) + ".")
     L.append("")
-    L.append("#### 2. Live publish -> remote subscriber")
+    L.append("#### 2. Live publish -> subscriber (one 1-row append every 10 ms)")
     L.append("")
-    L.append("Not measured: subscriptions over Flight (`{\"subscribe\": ...}` tickets) are not built yet; "
-             "the daemon answers them `UNIMPLEMENTED`.")
+    live = R.get("live") or {}
+    rows = [[{"remote": "remote, Flight subscribe ticket", "local": "local, socket + shared memory"}[m],
+             str(len(v)), fmt_us(med(v)), fmt_us(pct(v, 99))] for m, v in live.items()]
+    L.append(table(["subscriber", "rows", "p50 us", "p99 us"], rows))
+    L.append("")
+    L.append("- From just before the publisher's `append` call (durable: the dataset fsyncs) to the "
+             "subscriber process holding the row as a polars DataFrame (`replay(...).read()` then "
+             "`to_polars()`); CLOCK_MONOTONIC is system-wide. Both subscribers in the same run, one after "
+             "the other.")
     L.append("")
     L.append(f"#### 3. Concurrent remote readers, each `do_get({span}).read_all()` in a loop for "
              f"{R['seconds']:.0f} s")

@@ -11,6 +11,8 @@ last stdout line of a finished step is JSON. Roles:
   client process (first call of each, then repetitions in shuffled turns).
 - `reader`: phase 3, one of N concurrent remote readers: DoGet of the symbol-year in a loop
   for `seconds` after a common `go`.
+- `live`: phase 2, a subscriber (remote over a Flight subscribe ticket, or local over the
+  socket) that records when it holds each live bar as a polars DataFrame.
 - `small`: phase 4, p50/p99 of `do_action("ping")` and a 10-row DoGet against several
   daemons, in turns.
 
@@ -214,6 +216,38 @@ def w_reader(a: Dict[str, Any]) -> None:
     print(json.dumps({"t0": t0, "t1": time.monotonic_ns(), "gets": n, "bytes": nbytes, "lat_ms": lat}), flush=True)
 
 
+# --------------------------------------------------------------------------- phase 2
+
+def w_live(a: Dict[str, Any]) -> None:
+    """Subscribes from `start` (remote: `rf.connect(location, token=...)`, local: the
+    socket), prints `ready` once the history is read, then takes `n` live rows and prints
+    JSON {k: CLOCK_MONOTONIC ns when the row with close == k was held as a DataFrame}."""
+    import ringfeed as rf
+
+    t = a["target"]
+    if a["mode"] == "remote":
+        c = rf.connect(t["location"], token=t.get("token"))
+    else:
+        c = rf.connect(a["socket"])
+    rp = c.replay(a["dataset"], "1m", a["start"], symbols=a["symbol"])
+    while True:  # the history (empty or short) first
+        b = rp.read(timeout=0.5)
+        if b is None:
+            break
+    print("ready", flush=True)
+    got: Dict[int, int] = {}
+    while len(got) < a["n"]:
+        b = rp.read(timeout=30)
+        if b is None:
+            break
+        df = b.to_polars()
+        now = time.monotonic_ns()
+        for k in df["close"].to_list():
+            got[int(k)] = now
+    rp.close()
+    print(json.dumps(got), flush=True)
+
+
 # --------------------------------------------------------------------------- phase 4
 
 def w_small(a: Dict[str, Any]) -> None:
@@ -246,7 +280,7 @@ def w_small(a: Dict[str, Any]) -> None:
     print(json.dumps({"rows": rows, "samples": out}), flush=True)
 
 
-ROLES = {"duckport": w_duckport, "query": w_query, "reader": w_reader, "small": w_small}
+ROLES = {"duckport": w_duckport, "query": w_query, "reader": w_reader, "live": w_live, "small": w_small}
 
 if __name__ == "__main__":
     ROLES[sys.argv[1]](json.loads(sys.argv[2]))
