@@ -537,3 +537,39 @@ fn a_remote_address_without_the_opt_in_refuses_to_start() {
         "{err}"
     );
 }
+
+#[test]
+fn thousands_of_distinct_queries_keep_the_cache_and_shared_memory_bounded() {
+    let port = free_port();
+    let d = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &format!("chunk_rows = {CHUNK_ROWS}\nmax_cached_results = 64\n[flight]\nlisten = \"127.0.0.1:{port}\""),
+    );
+    seed(&d, 600);
+    let rt = runtime();
+    let peak = within(&rt, "2,000 distinct queries", async {
+        let mut c = connect(port).await;
+        let mut peak = 0;
+        for k in 0..2000i64 {
+            // Each a different result: the end moves by a minute, the limit by one.
+            let q = QuerySpec {
+                symbols: vec!["AAA".into()],
+                end: Some(ringfeed_client::TimeSpec::Nanos(T0 + (1 + k % 599) * MIN)),
+                limit: Some(1 + (k / 599) as usize),
+                ..q("1m")
+            };
+            let (got, _) = fetch(&mut c, json_ticket(&q)).await.unwrap();
+            assert_eq!(got.num_rows() as i64, (1 + k % 599).min(1 + k / 599));
+            if k % 100 == 0 {
+                // Arenas, not their `@readers` companions.
+                let n = d.arenas().iter().filter(|a| !a.contains('@')).count();
+                peak = peak.max(n);
+            }
+        }
+        peak
+    });
+    // Results beyond the cap are evicted: the arenas in /dev/shm stay near the cap (plus
+    // topic rings), not one per query.
+    assert!(peak <= 64 + 8, "{peak} arenas at the peak");
+    still_serves(&rt, &d, port);
+}

@@ -255,3 +255,58 @@ fn a_subscriber_that_stops_reading_is_cut_and_holds_nobody() {
     });
     still_serves_symbol(&rt, &d, port, "A");
 }
+
+#[test]
+fn a_writer_that_vanishes_mid_do_put_loses_nothing_acknowledged() {
+    let port = free_port();
+    let d = put_daemon(tempfile::tempdir().unwrap(), port);
+    let rt = runtime();
+    let acked = within(&rt, "a DoPut cut short", async {
+        let mut w = connect_as(port, Some(WRITER)).await;
+        // Batches trickle in; the client takes acks as they come, then vanishes (its
+        // connection dropped) with its request stream still open.
+        let (tx, rx) = futures::channel::mpsc::unbounded::<RecordBatch>();
+        let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
+            .with_flight_descriptor(Some(FlightDescriptor::new_path(vec!["test".into()])))
+            .build(rx.map(Ok));
+        // The first batch goes before the call: the daemon answers once it has the
+        // descriptor, which travels with it.
+        tx.unbounded_send(bars(&["V"], 0, 10)).unwrap();
+        let mut acks = w.do_put(data).await.unwrap();
+        let mut acked = 0u64;
+        for k in 1..=5 {
+            let a = acks.next().await.expect("an ack").unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&a.app_metadata).unwrap();
+            acked += v["rows"].as_u64().unwrap();
+            if k < 5 {
+                tx.unbounded_send(bars(&["V"], k * 10, 10)).unwrap();
+            }
+        }
+        // A sixth batch sent, and the client gone before its ack.
+        tx.unbounded_send(bars(&["V"], 50, 10)).unwrap();
+        drop(acks);
+        drop(w);
+        drop(tx);
+        acked
+    });
+    assert_eq!(acked, 50);
+    // Every acknowledged row is there (the unacknowledged batch may or may not be), and
+    // the daemon still takes and answers writes.
+    std::thread::sleep(Duration::from_millis(200));
+    let q1 = QuerySpec {
+        symbols: vec!["V".into()],
+        ..q("1m")
+    };
+    let n = local(&d, &q1).num_rows();
+    assert!(n == 50 || n == 60, "{n} rows of V after 50 acknowledged");
+    within(&rt, "a DoPut after the vanished one", async {
+        let mut w = connect_as(port, Some(WRITER)).await;
+        assert_eq!(
+            put(&mut w, "test", vec![bars(&["V"], 100, 5)])
+                .await
+                .unwrap(),
+            vec![5]
+        );
+    });
+    assert_eq!(local(&d, &q1).num_rows(), n + 5);
+}
