@@ -5,7 +5,7 @@
 //! is `[dataset, timeframe]`, as `ListFlights` gives; action bodies are small
 //! JSON objects. Nothing here calls the service.
 
-use super::subscribe::SubscribeSpec;
+use ringfeed_client::ReplaySpec;
 use crate::service::ServiceError;
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::FlightDescriptor;
@@ -26,7 +26,7 @@ pub enum CommandError {
     /// Well-formed, but for something not built yet.
     NotBuilt(String),
     /// Not a query: a subscribe ticket (see [`super::subscribe`]).
-    Subscribe(Box<SubscribeSpec>),
+    Subscribe(Box<ReplaySpec>),
 }
 
 impl From<ServiceError> for CommandError {
@@ -64,7 +64,7 @@ pub fn query(bytes: &[u8], what: &str) -> Result<QuerySpec, CommandError> {
                 "a {what} cannot subscribe: send {{\"subscribe\": ...}} as a DoGet ticket"
             )));
         }
-        let spec: SubscribeSpec = serde_json::from_value(sub.clone()).map_err(|e| {
+        let spec: ReplaySpec = serde_json::from_value(sub.clone()).map_err(|e| {
             bad(format!(
                 "the subscribe ticket is {{\"subscribe\": {{\"dataset\", \"timeframe\", \"start\", \"symbols\"?}}}} ({e})"
             ))

@@ -78,7 +78,7 @@ impl FlightFace {
         &self,
         caller: Caller,
         slot: Arc<ConnectionSlot>,
-        spec: super::subscribe::SubscribeSpec,
+        spec: ringfeed_client::ReplaySpec,
     ) -> Result<Response<BoxStream<'static, Result<FlightData, Status>>>, Status> {
         self.gate
             .allow(&caller, Operation::Read(&spec.dataset), "subscribe")?;

@@ -1,6 +1,7 @@
 //! `DoGet` of a subscribe ticket, `{"subscribe": {"dataset", "timeframe", "start",
-//! "symbols"?}}`: the stored bars from `start` (history), then every live batch of the
-//! topic, with the local replay's seam (no gap, no duplicate).
+//! "symbols"?}}` (the protocol's [`ReplaySpec`], as the local `replay` sends it): the
+//! stored bars from `start` (history), then every live batch of the topic, with the local
+//! replay's seam (no gap, no duplicate).
 //!
 //! The same steps as a local `Client::replay`, inside the daemon: a reader joins the
 //! topic ring first (so it holds every publication from now on), then the service's
@@ -19,6 +20,7 @@ use arrow_flight::FlightData;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use ringfeed_arrow::{ReadError, Reader, StartAt};
+use ringfeed_client::ReplaySpec;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,50 +29,6 @@ use tokio::sync::mpsc::error::TrySendError;
 /// Live messages queued for a remote subscriber before it is cut: at most a topic
 /// slot each (`[topics] slot_bytes`, 256 KiB by default), so ≤ 16 MiB a subscriber.
 pub const LIVE_BACKLOG: usize = 64;
-
-/// What a subscribe ticket asks.
-#[derive(Clone, Debug, serde::Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SubscribeSpec {
-    /// Dataset.
-    pub dataset: String,
-    /// A live topic's timeframe (the base or a rollup).
-    pub timeframe: String,
-    /// First bar of the history (the one time grammar).
-    pub start: ringfeed_client::TimeSpec,
-    /// Symbols (a string or a list; empty: all), for history and live batches.
-    #[serde(default)]
-    pub symbols: Option<serde_json::Value>,
-}
-
-impl SubscribeSpec {
-    /// The symbols as the protocol's list.
-    pub fn symbols(&self) -> Result<Vec<String>, ServiceError> {
-        match &self.symbols {
-            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-            Some(serde_json::Value::String(s)) => Ok(ringfeed_client::protocol::symbol_list(
-                std::slice::from_ref(s),
-            )),
-            Some(serde_json::Value::Array(a)) => {
-                let mut v = Vec::with_capacity(a.len());
-                for x in a {
-                    match x.as_str() {
-                        Some(s) => v.push(s.to_string()),
-                        None => {
-                            return Err(ServiceError::bad_request(format!(
-                                "subscribe symbols must be strings, not {x}"
-                            )))
-                        }
-                    }
-                }
-                Ok(ringfeed_client::protocol::symbol_list(&v))
-            }
-            Some(other) => Err(ServiceError::bad_request(format!(
-                "subscribe symbols are a string or a list of strings, not {other}"
-            ))),
-        }
-    }
-}
 
 /// The history's result, attached, and the live part.
 pub(super) struct Subscription {
@@ -91,20 +49,19 @@ pub(super) struct Live {
 /// blocking pool).
 pub(super) fn open(
     service: &crate::service::Service,
-    spec: &SubscribeSpec,
+    spec: &ReplaySpec,
 ) -> Result<Subscription, ServiceError> {
-    let symbols = spec.symbols()?;
+    // As the local client does: one list, `*` for all (empty), for history and live.
+    let symbols = ringfeed_client::protocol::symbol_list(&spec.symbols);
     let topic = service.subscribe(&spec.dataset, &spec.timeframe)?;
     // The live reader joins first: it holds every publication from the seam on.
     let live = Reader::open(&topic, StartAt::Next)
         .map_err(|e| ServiceError::ring(format!("joining the live topic {topic}: {e}")))?;
     let mut session: Session = service.session();
     let answer = service.replay(
-        &ringfeed_client::ReplaySpec {
-            dataset: spec.dataset.clone(),
-            timeframe: spec.timeframe.clone(),
-            start: spec.start.clone(),
+        &ReplaySpec {
             symbols: symbols.clone(),
+            ..spec.clone()
         },
         &mut session,
     )?;
