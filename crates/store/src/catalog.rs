@@ -99,6 +99,12 @@ impl DatasetConfig {
         }
     }
 
+    /// The calendar rollups (`1M`, `1Y`, ...), kept by their own path
+    /// (`store/calendar.rs`).
+    pub fn calendar_rollups(&self) -> impl Iterator<Item = Timeframe> + '_ {
+        self.rollups.iter().copied().filter(Timeframe::is_calendar)
+    }
+
     /// The stored timeframes: the base, then the rollups.
     pub fn stored(&self) -> Vec<Timeframe> {
         let mut v = vec![self.base];

@@ -46,12 +46,7 @@ impl BarStore {
         (syms, earlier): (&BTreeSet<String>, &BTreeSet<String>),
         marks: Option<HashMap<String, i64>>,
     ) -> Result<RollupBars, WriteError> {
-        let mut calendar: Vec<Timeframe> = cfg
-            .rollups
-            .iter()
-            .copied()
-            .filter(Timeframe::is_calendar)
-            .collect();
+        let mut calendar: Vec<Timeframe> = cfg.calendar_rollups().collect();
         if calendar.is_empty() || days.is_empty() || syms.is_empty() {
             return Ok(Vec::new());
         }
@@ -104,7 +99,7 @@ impl BarStore {
         syms: &BTreeSet<String>,
     ) -> Result<(), WriteError> {
         let cfg = self.entry(dataset)?.config.clone();
-        if !cfg.rollups.iter().any(Timeframe::is_calendar) {
+        if cfg.calendar_rollups().next().is_none() {
             return Ok(());
         }
         self.begin_write();

@@ -63,14 +63,18 @@ impl BarStore {
         // gets its last bars rewritten.
         let mut searches: BTreeMap<(i64, i64), BTreeSet<String>> = BTreeMap::new();
         let mut prev_day: HashMap<String, i64> = HashMap::new();
-        // The symbols' watermarks after the write: the largest their days said.
+        // The symbols' watermarks after the write (the largest their days said), for the
+        // calendar rollups only: no map on the append path of datasets without them.
+        let calendar = cfg.calendar_rollups().next().is_some();
         let mut marks: HashMap<String, i64> = HashMap::new();
         for ((day, _), r) in pieces.iter().zip(per_day) {
             let (mut b, firsts) = r?;
             bars.append(&mut b);
             for (s, first, mark) in firsts {
-                let m = marks.entry(s.clone()).or_insert(mark);
-                *m = (*m).max(mark);
+                if calendar {
+                    let m = marks.entry(s.clone()).or_insert(mark);
+                    *m = (*m).max(mark);
+                }
                 // The batch's own earlier day of this symbol is rewritten whole above.
                 let after = prev_day.insert(s.clone(), *day).unwrap_or(i64::MIN);
                 if first && seen.contains(&s) {
@@ -90,10 +94,18 @@ impl BarStore {
         }
         self.hot
             .write(dataset, cfg.fsync, merge_jobs(rollup_jobs(&bars)))?;
-        // Calendar spans are rebuilt from the fixed rollups just written.
-        let days: BTreeSet<i64> = pieces.iter().map(|(d, _)| *d).collect();
-        let syms: BTreeSet<String> = wm.keys().cloned().collect();
-        bars.append(&mut self.refresh_calendar(dataset, cfg, &days, (&syms, seen), Some(marks))?);
+        if calendar {
+            // Calendar spans are rebuilt from the fixed rollups just written.
+            let days: BTreeSet<i64> = pieces.iter().map(|(d, _)| *d).collect();
+            let syms: BTreeSet<String> = wm.keys().cloned().collect();
+            bars.append(&mut self.refresh_calendar(
+                dataset,
+                cfg,
+                &days,
+                (&syms, seen),
+                Some(marks),
+            )?);
+        }
         Ok(bars)
     }
 

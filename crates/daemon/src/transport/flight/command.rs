@@ -5,11 +5,11 @@
 //! is `[dataset, timeframe]`, as `ListFlights` gives; action bodies are small
 //! JSON objects. Nothing here calls the service.
 
-use ringfeed_client::ReplaySpec;
 use crate::service::ServiceError;
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::FlightDescriptor;
 use ringfeed_client::protocol::QuerySpec;
+use ringfeed_client::ReplaySpec;
 use serde::Deserialize;
 
 /// What a ticket or command looks like, for error messages.
