@@ -71,7 +71,8 @@ impl ServeArgs {
             cfg.write_down_delay = d;
         }
         cfg.check()?;
-        // Tokens are checked at start, whichever face uses them.
+        // Files named in the config are relative to it. (Tokens and TLS files are read and
+        // checked once, by `serve`, before it binds anything.)
         let base = self
             .config
             .as_deref()
@@ -82,10 +83,7 @@ impl ServeArgs {
         }
         if let Some(tls) = &mut cfg.flight.tls {
             tls.relative_to(base);
-            tls.load()?; // unreadable files stop the start, named
         }
-        crate::auth::Auth::from_config(&cfg.auth, base)
-            .map_err(crate::config::ConfigError::from)?;
         Ok(cfg)
     }
 

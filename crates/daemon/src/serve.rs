@@ -67,9 +67,7 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         crate::auth::limits::Limiter::new(cfg.limits.per_principal.clone()),
     ));
     cfg.flight.check(gate.enabled())?;
-    if let Some(tls) = &cfg.flight.tls {
-        crate::transport::flight::check_tls(tls)?;
-    }
+    let flight_settings = crate::transport::flight::ServerSettings::new(cfg.flight.tls.as_ref())?;
     let metrics_addr = cfg.metrics;
     let metrics_listener = metrics_addr
         .map(std::net::TcpListener::bind)
@@ -125,7 +123,7 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             service.clone(),
             boundary.clone(),
             gate,
-            service.config().flight.tls.as_ref(),
+            flight_settings,
             stop.clone(),
         ) {
             Ok(h) => flight = Some(h),

@@ -25,7 +25,8 @@
 //!     Default::default(),
 //!     ringfeed_daemon::auth::limits::Limiter::new(Default::default()),
 //! ));
-//! let thread = flight::serve(listener, service, boundary, gate, None, stop.clone()).unwrap();
+//! let settings = flight::ServerSettings::new(None).unwrap();
+//! let thread = flight::serve(listener, service, boundary, gate, settings, stop.clone()).unwrap();
 //! // ... later:
 //! stop.store(true, std::sync::atomic::Ordering::Relaxed);
 //! thread.join().unwrap();
@@ -98,11 +99,9 @@ pub fn serve(
     service: Arc<Service>,
     boundary: Arc<Boundary>,
     gate: Arc<Gate>,
-    tls: Option<&crate::config::FlightTls>,
+    settings: ServerSettings,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let builder = server_builder(tls)?;
-    let tls_on = tls.is_some();
     // Two workers for I/O and encoding; store reads and result builds run on
     // the blocking pool, bounded so a burst of cold queries queues instead
     // of spawning a thread each.
@@ -116,14 +115,7 @@ pub fn serve(
     std::thread::Builder::new()
         .name("ringfeedd-flight".into())
         .spawn(move || {
-            rt.block_on(run(
-                listener,
-                service,
-                boundary,
-                gate,
-                (builder, tls_on),
-                stop,
-            ));
+            rt.block_on(run(listener, service, boundary, gate, settings, stop));
             // Calls still running after the drain are cut here; a store read
             // in progress on the blocking pool is given a moment to end.
             rt.shutdown_timeout(Duration::from_secs(2));
@@ -131,43 +123,45 @@ pub fn serve(
         })
 }
 
-/// Whether `[flight.tls]`'s files make a TLS configuration (checked at start, before the
-/// daemon binds anything, so a bad key stops it at once).
-pub fn check_tls(tls: &crate::config::FlightTls) -> Result<(), crate::config::ConfigError> {
-    server_builder(Some(tls))
-        .map(drop)
-        .map_err(|e| crate::config::ConfigError::Value {
-            key: "flight.tls".into(),
-            message: e.to_string(),
-        })
+/// The gRPC server's settings, made once at start before the daemon binds anything (so a
+/// bad TLS file stops it at once, named): HTTP/2 keep-alives, and TLS when `[flight.tls]`
+/// is set.
+pub struct ServerSettings {
+    builder: tonic::transport::Server,
+    tls: bool,
 }
 
-/// The gRPC server's settings: HTTP/2 keep-alives, and TLS when `[flight.tls]` is set
-/// (its files are read and parsed here, so a bad one stops the start, named).
-fn server_builder(
-    tls: Option<&crate::config::FlightTls>,
-) -> std::io::Result<tonic::transport::Server> {
-    let builder = tonic::transport::Server::builder()
-        // Dead peers are found by HTTP/2 pings, so their streams end.
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
-    let Some(tls) = tls else {
-        return Ok(builder);
-    };
-    let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-    let (cert, key, ca) = tls.load().map_err(|e| bad(e.to_string()))?;
-    let mut cfg = tonic::transport::ServerTlsConfig::new()
-        .identity(tonic::transport::Identity::from_pem(cert, key));
-    if let Some(ca) = ca {
-        cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+impl ServerSettings {
+    /// Reads and parses `tls`'s PEM files, if any.
+    pub fn new(tls: Option<&crate::config::FlightTls>) -> Result<Self, crate::config::ConfigError> {
+        let builder = tonic::transport::Server::builder()
+            // Dead peers are found by HTTP/2 pings, so their streams end.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        let Some(tls) = tls else {
+            return Ok(ServerSettings {
+                builder,
+                tls: false,
+            });
+        };
+        let (cert, key, ca) = tls.load()?;
+        let mut cfg = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert, key));
+        if let Some(ca) = ca {
+            cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        let builder = builder
+            .tls_config(cfg)
+            .map_err(|e| crate::config::ConfigError::Value {
+                key: "flight.tls".into(),
+                message: format!(
+                    "[flight.tls] cert {} / key {}: {e} (PEM files of the server's certificate chain and its private key)",
+                    tls.cert.display(),
+                    tls.key.display()
+                ),
+            })?;
+        Ok(ServerSettings { builder, tls: true })
     }
-    builder.tls_config(cfg).map_err(|e| {
-        bad(format!(
-            "[flight.tls] cert {} / key {}: {e} (PEM files of the server's certificate chain and its private key)",
-            tls.cert.display(),
-            tls.key.display()
-        ))
-    })
 }
 
 async fn run(
@@ -175,7 +169,7 @@ async fn run(
     service: Arc<Service>,
     boundary: Arc<Boundary>,
     gate: Arc<Gate>,
-    (builder, tls): (tonic::transport::Server, bool),
+    ServerSettings { mut builder, tls }: ServerSettings,
     stop: Arc<AtomicBool>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -198,7 +192,6 @@ async fn run(
             }
         }
     };
-    let mut builder = builder;
     let server = builder
         .add_service(
             // DoPut batches up to the socket's append limit (tonic's default is 4 MiB).
