@@ -37,6 +37,16 @@ pub struct Caller {
     pub name: String,
 }
 
+impl Caller {
+    /// Whether the caller may read `dataset` (for filtering listings; always, without
+    /// tokens).
+    pub fn may_read(&self, dataset: &str) -> bool {
+        self.principal
+            .as_ref()
+            .is_none_or(|p| p.check(Operation::Read(dataset)).is_ok())
+    }
+}
+
 impl Gate {
     /// From the daemon's `[auth]` and `[limits]` (validated at start).
     pub fn new(auth: Auth, limiter: Arc<Limiter>) -> Self {
@@ -92,13 +102,6 @@ impl Gate {
                 e => Status::unauthenticated(e.to_string()),
             }
         })
-    }
-
-    /// Whether the caller may read `dataset` (for filtering listings).
-    pub fn may_read(&self, c: &Caller, dataset: &str) -> bool {
-        c.principal
-            .as_ref()
-            .is_none_or(|p| p.check(Operation::Read(dataset)).is_ok())
     }
 
     /// A stream of the caller, counted until the guard drops.

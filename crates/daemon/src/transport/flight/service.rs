@@ -214,36 +214,21 @@ fn throttled(
     .boxed()
 }
 
-/// Which datasets a caller may read, for filtering the listings it gets.
-struct Readable(Option<Arc<crate::auth::Principal>>);
-
-impl Readable {
-    fn of(c: &Caller) -> Self {
-        Readable(c.principal.clone())
+/// `{dataset: ...}` without the datasets `c` may not read.
+fn filter_datasets(c: &Caller, v: &mut serde_json::Value) {
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|k, _| c.may_read(k));
     }
+}
 
-    fn may(&self, dataset: &str) -> bool {
-        self.0
-            .as_ref()
-            .is_none_or(|p| p.check(Operation::Read(dataset)).is_ok())
-    }
-
-    /// `{dataset: ...}` without the datasets outside the scopes.
-    fn filter_datasets(&self, v: &mut serde_json::Value) {
-        if let Some(m) = v.as_object_mut() {
-            m.retain(|k, _| self.may(k));
-        }
-    }
-
-    /// A ready report's `datasets` list without those outside the scopes.
-    fn filter_ready(&self, v: &mut serde_json::Value) {
-        if let Some(list) = v.get_mut("datasets").and_then(|d| d.as_array_mut()) {
-            list.retain(|d| {
-                d.get("dataset")
-                    .and_then(|n| n.as_str())
-                    .is_some_and(|n| self.may(n))
-            });
-        }
+/// A ready report's `datasets` list without those `c` may not read.
+fn filter_ready(c: &Caller, v: &mut serde_json::Value) {
+    if let Some(list) = v.get_mut("datasets").and_then(|d| d.as_array_mut()) {
+        list.retain(|d| {
+            d.get("dataset")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| c.may_read(n))
+        });
     }
 }
 
@@ -301,7 +286,7 @@ impl FlightService for FlightFace {
             .await?;
         let infos: Vec<Result<FlightInfo, Status>> = listed_tfs
             .iter()
-            .filter(|t| self.gate.may_read(&caller, &t.dataset))
+            .filter(|t| caller.may_read(&t.dataset))
             .map(listed)
             .collect();
         Ok(Response::new(futures::stream::iter(infos).boxed()))
@@ -473,9 +458,8 @@ impl FlightService for FlightFace {
             Action::WriteDown(_) => self.gate.allow(&caller, Operation::Admin, "write_down")?,
             _ => {}
         }
-        let who = caller.name.clone();
         let boundary = self.boundary.clone();
-        let (gate, readable) = (self.gate.clone(), Readable::of(&caller));
+        let gate = self.gate.clone();
         let body = self
             .call(&slot, move |s| {
                 Ok(match action {
@@ -483,12 +467,12 @@ impl FlightService for FlightFace {
                     Action::Ready { dataset } => {
                         let mut v = serde_json::to_value(s.ready(dataset.as_deref())?)
                             .map_err(|e| ServiceError::internal(e.to_string()))?;
-                        readable.filter_ready(&mut v);
+                        filter_ready(&caller, &mut v);
                         json(&v)
                     }
                     Action::Datasets => {
                         let mut v = s.datasets();
-                        readable.filter_datasets(&mut v);
+                        filter_datasets(&caller, &mut v);
                         json(&v)
                     }
                     Action::Stat => {
@@ -498,12 +482,12 @@ impl FlightService for FlightFace {
                     }
                     Action::Delete(b) => {
                         let o = s.delete(&b.dataset, b.symbol.clone(), &b.start, &b.end)?;
-                        tracing::info!(target: "ringfeed::audit", principal = %who, rpc = "delete", dataset = %b.dataset, symbol = ?b.symbol, days = o.days, outcome = "done");
+                        tracing::info!(target: "ringfeed::audit", principal = %caller.name, rpc = "delete", dataset = %b.dataset, symbol = ?b.symbol, days = o.days, outcome = "done");
                         json(&serde_json::json!({"days": o.days, "text": o.text}))
                     }
                     Action::WriteDown(b) => {
                         let o = s.write_down(b.dataset.as_deref(), b.before.as_deref(), b.all)?;
-                        tracing::info!(target: "ringfeed::audit", principal = %who, rpc = "write_down", dataset = ?b.dataset, rows = o.rows, outcome = "done");
+                        tracing::info!(target: "ringfeed::audit", principal = %caller.name, rpc = "write_down", dataset = ?b.dataset, rows = o.rows, outcome = "done");
                         json(&serde_json::json!({"rows": o.rows, "bytes": o.bytes, "text": o.text}))
                     }
                 })
