@@ -205,6 +205,37 @@ pub struct AppendReport {
     pub unpublished: Option<String>,
 }
 
+/// The body of a remote `delete` (the Flight face's action; the socket's is
+/// [`Request::Delete`]): base bars of `symbol` (or all) in `[start, end)`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBody {
+    /// Dataset.
+    pub dataset: String,
+    /// One symbol, or every symbol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// First instant deleted (the one time grammar).
+    pub start: TimeSpec,
+    /// First instant kept.
+    pub end: TimeSpec,
+}
+
+/// The body of a remote `write_down` (the socket's is [`Request::WriteDown`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WriteDownBody {
+    /// One dataset, or every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Days before this `YYYY-MM-DD` (default: before today).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// Every day, today's too.
+    #[serde(default)]
+    pub all: bool,
+}
+
 /// A replay request: the history half of `subscribe(..., start=T)`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -26,7 +26,8 @@ use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{Action, FlightClient, FlightDescriptor, Ticket};
 use futures::{StreamExt, TryStreamExt};
-use ringfeed_client::{InvalidRows, QuerySpec, ReadyReport, TimeSpec};
+use ringfeed_client::protocol::{DeleteBody, WriteDownBody};
+use ringfeed_client::{InvalidRows, QuerySpec, ReadyReport, ReplaySpec, TimeSpec};
 use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
@@ -278,11 +279,14 @@ impl RemoteClient {
         start: TimeSpec,
         end: TimeSpec,
     ) -> Result<String, RemoteError> {
-        let mut body = serde_json::json!({"dataset": dataset, "start": start, "end": end});
-        if let Some(s) = symbol {
-            body["symbol"] = s.into();
-        }
-        let v: serde_json::Value = self.json("delete", body)?;
+        let body = DeleteBody {
+            dataset: dataset.into(),
+            symbol: symbol.map(str::to_string),
+            start,
+            end,
+        };
+        let v: serde_json::Value =
+            self.json("delete", serde_json::to_value(body).expect("JSON"))?;
         Ok(v["text"].as_str().unwrap_or_default().to_string())
     }
 
@@ -293,8 +297,13 @@ impl RemoteClient {
         before: Option<&str>,
         all: bool,
     ) -> Result<String, RemoteError> {
-        let body = serde_json::json!({"dataset": dataset, "before": before, "all": all});
-        let v: serde_json::Value = self.json("write_down", body)?;
+        let body = WriteDownBody {
+            dataset: dataset.map(str::to_string),
+            before: before.map(str::to_string),
+            all,
+        };
+        let v: serde_json::Value =
+            self.json("write_down", serde_json::to_value(body).expect("JSON"))?;
         Ok(v["text"].as_str().unwrap_or_default().to_string())
     }
 
@@ -307,10 +316,14 @@ impl RemoteClient {
         start: TimeSpec,
         symbols: &[String],
     ) -> Result<RemoteReplay, RemoteError> {
-        let ticket = serde_json::to_vec(&serde_json::json!({"subscribe": {
-            "dataset": dataset, "timeframe": timeframe, "start": start, "symbols": symbols,
-        }}))
-        .expect("JSON serialises");
+        let spec = ReplaySpec {
+            dataset: dataset.into(),
+            timeframe: timeframe.into(),
+            start,
+            symbols: symbols.to_vec(),
+        };
+        let ticket =
+            serde_json::to_vec(&serde_json::json!({ "subscribe": spec })).expect("JSON serialises");
         let flight = &mut self.flight;
         let stream = self
             .rt

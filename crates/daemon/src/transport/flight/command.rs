@@ -9,6 +9,7 @@ use crate::service::ServiceError;
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::FlightDescriptor;
 use ringfeed_client::protocol::QuerySpec;
+use ringfeed_client::protocol::{DeleteBody, WriteDownBody};
 use ringfeed_client::ReplaySpec;
 use serde::Deserialize;
 
@@ -173,36 +174,6 @@ pub enum Action {
 struct ReadyBody {
     #[serde(default)]
     dataset: Option<String>,
-}
-
-/// The body of `delete`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteBody {
-    /// Dataset.
-    pub dataset: String,
-    /// One symbol, or every symbol.
-    #[serde(default)]
-    pub symbol: Option<String>,
-    /// First instant deleted (the one time grammar).
-    pub start: ringfeed_client::time::TimeSpec,
-    /// First instant kept.
-    pub end: ringfeed_client::time::TimeSpec,
-}
-
-/// The body of `write_down`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct WriteDownBody {
-    /// One dataset, or every one.
-    #[serde(default)]
-    pub dataset: Option<String>,
-    /// Days before this `YYYY-MM-DD` (default: before today).
-    #[serde(default)]
-    pub before: Option<String>,
-    /// Every day, today's too.
-    #[serde(default)]
-    pub all: bool,
 }
 
 /// A JSON action body of type `T`, or `T::default()` for an empty body when `empty`
