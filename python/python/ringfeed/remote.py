@@ -41,14 +41,15 @@ class RemoteUnsupportedError(RingfeedError):
     host."""
 
 
+def _symbols(symbols: Symbols) -> Any:
+    """Symbols for JSON: a string as given (the daemon splits ``"A,B"``), else a list."""
+    return symbols if symbols is None or isinstance(symbols, str) else list(symbols)
+
+
 def _time(t: Optional[TimeLike]) -> Any:
     """A time for the JSON ticket: ints and strings as given (the daemon applies the one
     time grammar), datetimes and dates as ISO text (naive = UTC)."""
-    if isinstance(t, dt.datetime):
-        return t.isoformat()
-    if isinstance(t, dt.date):
-        return t.isoformat()
-    return t
+    return t.isoformat() if isinstance(t, (dt.datetime, dt.date)) else t
 
 
 class RemoteClient(Client):
@@ -126,7 +127,7 @@ class RemoteClient(Client):
                 from_end: bool, offset: Optional[str], week_start: Optional[str]) -> bytes:
         q: Dict[str, Any] = {"dataset": dataset, "timeframe": timeframe}
         if symbols is not None:
-            q["symbols"] = symbols if isinstance(symbols, str) else list(symbols)
+            q["symbols"] = _symbols(symbols)
         for k, v in (("start", _time(start)), ("end", _time(end)), ("limit", limit),
                      ("offset", offset), ("week_start", week_start)):
             if v is not None:
@@ -199,7 +200,7 @@ class RemoteClient(Client):
 
         sub: Dict[str, Any] = {"dataset": dataset, "timeframe": timeframe, "start": _time(start)}
         if symbols is not None:
-            sub["symbols"] = symbols if isinstance(symbols, str) else list(symbols)
+            sub["symbols"] = _symbols(symbols)
         ticket = flight.Ticket(json.dumps({"subscribe": sub}).encode())
         # No call deadline: a subscription lasts until closed.
         options = flight.FlightCallOptions(headers=self._headers)
