@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Dict, List
 
-from bench_daemon_util import MIN_NS, med
+from bench_daemon_util import MIN_NS, med, timed_turns
 
 BAR_COLS = ["ts", "symbol", "open", "high", "low", "close", "volume",
             "quote_volume", "trades", "taker_buy_base", "taker_buy_quote"]
@@ -106,20 +106,8 @@ def w_query(a: Dict[str, Any]) -> None:
         pings.append((time.perf_counter_ns() - t) / 1e3)
     out["ping_us"] = med(pings)
 
-    for rep in range(a["reps"]):
-        order = list(methods)
-        random.Random(rep).shuffle(order)
-        for name in order:
-            s0 = stat() if name == "daemon_cold" else None
-            t = time.perf_counter_ns()
-            df = methods[name]()
-            ms = (time.perf_counter_ns() - t) / 1e6
-            if df.height != out["rows"]:
-                raise SystemExit(f"{name}: {df.height} rows, expected {out['rows']}")
-            del df
-            out["times_ms"][name].append(ms)
-            if s0 is not None:
-                out["daemon_ms"].append((stat()["query_seconds_sum"] - s0["query_seconds_sum"]) * 1e3)
+    timed_turns(methods, a["reps"], out["rows"], out["times_ms"], probed="daemon_cold",
+                probe=lambda: stat()["query_seconds_sum"], probes=out["daemon_ms"])
     # Warm path pieces: one query RPC that hits the cache, as the daemon measures it.
     s0 = stat()
     n = 50

@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from bench_daemon_util import med
+from bench_daemon_util import med, timed_turns
 
 
 def _client(target: Dict[str, Any]) -> Any:
@@ -171,20 +171,8 @@ def w_query(a: Dict[str, Any]) -> None:
     out["arrow_bytes"], out["batches"] = tab.nbytes, len(tab.to_batches())
     out["rows"] = tab.num_rows
     del tab
-    for rep in range(a["reps"]):
-        order = list(warm_ways)
-        random.Random(rep).shuffle(order)
-        for name in order:
-            s0 = stat() if name == "rf_flight_fresh" else None
-            t = time.perf_counter_ns()
-            df = warm_ways[name]()
-            ms = (time.perf_counter_ns() - t) / 1e6
-            if df.height != out["rows"]:
-                raise SystemExit(f"{name}: {df.height} rows, expected {out['rows']}")
-            del df
-            out["times_ms"][name].append(ms)
-            if s0 is not None:
-                out["fresh_daemon_ms"].append((stat() - s0) * 1e3)
+    timed_turns(warm_ways, a["reps"], out["rows"], out["times_ms"], probed="rf_flight_fresh", probe=stat,
+                probes=out["fresh_daemon_ms"])
     out["split"] = {k: {kk: med(vv) for kk, vv in v.items()} for k, v in split.items()}
     print(json.dumps(out), flush=True)
 
