@@ -72,7 +72,26 @@ impl WalWriter {
         if created && policy == FsyncPolicy::Always {
             sync_parent(path)?;
         }
-        Ok(WalWriter {
+        Ok(Self::assemble(
+            path,
+            file,
+            policy,
+            (pos, created),
+            opts,
+            rec,
+        ))
+    }
+
+    /// A writer of `file` (at `pos`, `created` by this open), with what recovery found.
+    fn assemble(
+        path: &Path,
+        file: File,
+        policy: FsyncPolicy,
+        (pos, created): (u64, bool),
+        opts: &StoreOptions,
+        rec: Recovered,
+    ) -> Self {
+        WalWriter {
             path: path.to_path_buf(),
             file,
             policy,
@@ -83,7 +102,7 @@ impl WalWriter {
             fault: opts.fault.clone(),
             recovered: rec.report,
             damage: rec.damage,
-        })
+        }
     }
 
     /// [`WalWriter::open_in`] for a caller that tracks its WAL files (the store's writer,
@@ -100,17 +119,15 @@ impl WalWriter {
         root: &Path,
         opts: &StoreOptions,
     ) -> Result<Self, WalError> {
-        let writer = |file: File, pos: u64| WalWriter {
-            path: path.to_path_buf(),
-            file,
-            policy,
-            last_sync: Instant::now(),
-            dirty: false,
-            pos,
-            created: pos == 0,
-            fault: opts.fault.clone(),
-            recovered: ReplayReport::default(),
-            damage: Vec::new(),
+        let writer = |file: File, pos: u64| {
+            Self::assemble(
+                path,
+                file,
+                policy,
+                (pos, pos == 0),
+                opts,
+                Recovered::default(),
+            )
         };
         match known_len {
             None => match opts.open_write(path, Create::new_only()) {
