@@ -44,6 +44,17 @@ impl FlightFace {
         }
     }
 
+    /// Every call's way in: its caller (token checked, request rate counted), then a
+    /// boundary slot for it.
+    fn admit<T>(
+        &self,
+        req: &Request<T>,
+        rpc: &str,
+    ) -> Result<(Caller, Arc<ConnectionSlot>), Status> {
+        let caller = self.gate.caller(req, rpc)?;
+        Ok((caller, Arc::new(self.enter(req)?)))
+    }
+
     /// A boundary slot for this call, counted against its peer address:
     /// `RESOURCE_EXHAUSTED` when the peer or the daemon is at its limit.
     fn enter<T>(&self, req: &Request<T>) -> Result<ConnectionSlot, Status> {
@@ -270,8 +281,7 @@ impl FlightService for FlightFace {
         &self,
         req: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        let caller = self.gate.caller(&req, "list_flights")?;
-        let slot = Arc::new(self.enter(&req)?);
+        let (caller, slot) = self.admit(&req, "list_flights")?;
         let criteria = req.into_inner().expression;
         let dataset =
             match std::str::from_utf8(&criteria) {
@@ -296,8 +306,7 @@ impl FlightService for FlightFace {
         &self,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.gate.caller(&req, "get_flight_info")?;
-        let slot = Arc::new(self.enter(&req)?);
+        let (caller, slot) = self.admit(&req, "get_flight_info")?;
         let descriptor = req.into_inner();
         let q = command::descriptor(&descriptor).map_err(|e| self.bad(e))?;
         self.gate
@@ -328,8 +337,7 @@ impl FlightService for FlightFace {
         &self,
         req: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
-        let caller = self.gate.caller(&req, "get_schema")?;
-        let slot = Arc::new(self.enter(&req)?);
+        let (caller, slot) = self.admit(&req, "get_schema")?;
         let q = command::descriptor(req.get_ref()).map_err(|e| self.bad(e))?;
         self.gate
             .allow(&caller, Operation::Read(&q.dataset), "get_schema")?;
@@ -343,8 +351,7 @@ impl FlightService for FlightFace {
     }
 
     async fn do_get(&self, req: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        let caller = self.gate.caller(&req, "do_get")?;
-        let slot = Arc::new(self.enter(&req)?);
+        let (caller, slot) = self.admit(&req, "do_get")?;
         let q = match command::query(&req.get_ref().ticket, "ticket") {
             Ok(q) => q,
             Err(CommandError::Subscribe(spec)) => {
@@ -377,8 +384,7 @@ impl FlightService for FlightFace {
         &self,
         req: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        let caller = self.gate.caller(&req, "do_put")?;
-        let slot = Arc::new(self.enter(&req)?);
+        let (caller, slot) = self.admit(&req, "do_put")?;
         let mut input = req.into_inner();
         let first = input.message().await?.ok_or_else(|| {
             Status::invalid_argument(
@@ -445,8 +451,7 @@ impl FlightService for FlightFace {
         &self,
         req: Request<FlightAction>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        let caller = self.gate.caller(&req, "do_action")?;
-        let slot = Arc::new(self.enter(&req)?);
+        let (caller, slot) = self.admit(&req, "do_action")?;
         let a = req.into_inner();
         let action = command::action(&a.r#type, &a.body).map_err(|e| self.bad(e))?;
         match &action {
