@@ -22,6 +22,11 @@ pub struct ServeArgs {
     /// a non-loopback address also needs `[flight] allow_unauthenticated_remote = true`).
     #[arg(long, value_name = "ADDR")]
     pub flight: Option<std::net::SocketAddr>,
+    /// Serve HTTP at this address, e.g. 127.0.0.1:5993: MarketStore's `/rpc` and `/ws`,
+    /// the web page at `/` and `/metrics` (off by default; a non-loopback address also
+    /// needs tokens or `[http] allow_unauthenticated_remote = true`).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
     /// Prefix of every arena this daemon creates (default "rfd<UID>"); two daemons on
     /// one host need different prefixes.
     #[arg(long)]
@@ -63,6 +68,9 @@ impl ServeArgs {
         }
         if self.flight.is_some() {
             cfg.flight.listen = self.flight;
+        }
+        if self.http.is_some() {
+            cfg.http.listen = self.http;
         }
         if let Some(p) = &self.arena_prefix {
             cfg.arena_prefix = p.clone();

@@ -14,6 +14,10 @@
 //! [flight]                  # optional: the Arrow Flight face (docs/flight.md)
 //! listen = "127.0.0.1:8815"
 //!
+//! [http]                    # optional: MarketStore's /rpc and /ws, the web page, /metrics
+//! listen = "127.0.0.1:5993"
+//! ohlcv_dataset = "binance-spot"
+//!
 //! [datasets.binance-spot]
 //! base = "1m"
 //! rollups = ["5m", "15m", "1h", "1d"]
@@ -148,19 +152,54 @@ impl FlightConfig {
     /// Whether this listen address may be served: loopback, with tokens
     /// (`auth`), or explicitly allowed.
     pub fn check(&self, auth: bool) -> Result<(), ConfigError> {
-        match self.listen {
-            Some(addr)
-                if !addr.ip().is_loopback() && !auth && !self.allow_unauthenticated_remote =>
-            {
-                Err(ConfigError::Value {
-                    key: "flight.listen".into(),
-                    message: format!(
-                        "{addr} is not a loopback address, and no [[auth.tokens]] are configured: anyone who can reach it could read every dataset. Add tokens (`ringfeedd --new-token NAME` prints one), listen on 127.0.0.1 (or [::1]) and tunnel to it, or set `[flight] allow_unauthenticated_remote = true` in the config to serve it anyway (unsafe)"
-                    ),
-                })
-            }
-            _ => Ok(()),
-        }
+        check_listen(
+            "flight",
+            self.listen,
+            auth,
+            self.allow_unauthenticated_remote,
+        )
+    }
+}
+
+/// The HTTP face (`[http]`): MarketStore's `/rpc` and `/ws`, the web page, and the
+/// metrics; off unless `listen` is given.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address of the listener, e.g. `127.0.0.1:5993` (MarketStore's port).
+    pub listen: Option<SocketAddr>,
+    /// The dataset MarketStore's attribute group `OHLCV` names (other attribute groups
+    /// name a dataset directly).
+    pub ohlcv_dataset: Option<String>,
+    /// Serve HTTP on a non-loopback address with no `[[auth.tokens]]` (unsafe; as
+    /// `[flight] allow_unauthenticated_remote`).
+    pub allow_unauthenticated_remote: bool,
+}
+
+impl HttpConfig {
+    /// Whether this listen address may be served: loopback, with tokens
+    /// (`auth`), or explicitly allowed.
+    pub fn check(&self, auth: bool) -> Result<(), ConfigError> {
+        check_listen("http", self.listen, auth, self.allow_unauthenticated_remote)
+    }
+}
+
+/// A network face's listen address (`[face] listen`) is served only on loopback, with
+/// tokens, or when `[face] allow_unauthenticated_remote` says so.
+fn check_listen(
+    face: &str,
+    listen: Option<SocketAddr>,
+    auth: bool,
+    allowed: bool,
+) -> Result<(), ConfigError> {
+    match listen {
+        Some(addr) if !addr.ip().is_loopback() && !auth && !allowed => Err(ConfigError::Value {
+            key: format!("{face}.listen"),
+            message: format!(
+                "{addr} is not a loopback address, and no [[auth.tokens]] are configured: anyone who can reach it could read every dataset. Add tokens (`ringfeedd --new-token NAME` prints one), listen on 127.0.0.1 (or [::1]) and tunnel to it, or set `[{face}] allow_unauthenticated_remote = true` in the config to serve it anyway (unsafe)"
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -248,6 +287,8 @@ pub struct Config {
     pub write_down_delay: Option<std::time::Duration>,
     /// The Arrow Flight face; off unless `[flight] listen` is set.
     pub flight: FlightConfig,
+    /// The HTTP face; off unless `[http] listen` is set.
+    pub http: HttpConfig,
     /// Datasets to create when missing.
     pub datasets: BTreeMap<String, DatasetToml>,
     /// Bearer tokens and their scopes, for the network faces ([`crate::auth`]).
@@ -284,6 +325,7 @@ impl Default for Config {
             topics: TopicConfig::default(),
             write_down_delay: Some(std::time::Duration::from_secs(600)),
             flight: FlightConfig::default(),
+            http: HttpConfig::default(),
             datasets: BTreeMap::new(),
             auth: Default::default(),
             limits: Default::default(),
@@ -350,8 +392,9 @@ impl Config {
                 "letters, digits, '.', '_' and '-' only",
             ));
         }
-        self.flight
-            .check(!self.auth.tokens.is_empty() || self.auth.tokens_file.is_some())?;
+        let tokens = !self.auth.tokens.is_empty() || self.auth.tokens_file.is_some();
+        self.flight.check(tokens)?;
+        self.http.check(tokens)?;
         for (name, d) in &self.datasets {
             d.base
                 .parse::<ringfeed_store::Timeframe>()

@@ -27,6 +27,16 @@ pub enum ServeError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The HTTP face could not be bound.
+    #[error(
+        "cannot serve HTTP on {addr}: {source}; pick another [http] listen address (or --http)"
+    )]
+    Http {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The metrics endpoint could not be bound.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
@@ -61,12 +71,13 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     // Tokens and limits of the network faces (the tokens file's path is made absolute
     // by the flags' config loading); checked again here for callers that build a
     // `Config` by hand: no unauthenticated remote endpoint without the opt-in.
-    let gate = Arc::new(crate::transport::flight::Gate::new(
+    let gate = Arc::new(crate::auth::gate::Gate::new(
         crate::auth::Auth::from_config(&cfg.auth, std::path::Path::new("."))
             .map_err(crate::config::ConfigError::from)?,
         crate::auth::limits::Limiter::new(cfg.limits.per_principal.clone()),
     ));
     cfg.flight.check(gate.enabled())?;
+    cfg.http.check(gate.enabled())?;
     let flight_settings = crate::transport::flight::ServerSettings::new(cfg.flight.tls.as_ref())?;
     let metrics_addr = cfg.metrics;
     let metrics_listener = metrics_addr
@@ -84,6 +95,14 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             addr: flight_addr.expect("bound only when set"),
             source,
         })?;
+    let http_addr = cfg.http.listen;
+    let http_listener = http_addr
+        .map(std::net::TcpListener::bind)
+        .transpose()
+        .map_err(|source| ServeError::Http {
+            addr: http_addr.expect("bound only when set"),
+            source,
+        })?;
     let listener = unix::bind(&cfg.socket)?;
     let socket = cfg.socket.clone();
     let service = match Service::open(cfg) {
@@ -98,25 +117,57 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         face_limits(service.config()),
         service.metrics().clone(),
     ));
-    let mut http = None;
-    if let (Some(addr), Some(l)) = (metrics_addr, metrics_listener) {
+    // The service's metrics, and the network faces' per-principal counters.
+    let render: crate::transport::http::Render = {
         let (s, b, g) = (service.clone(), boundary.clone(), gate.clone());
-        // The service's metrics, and the Flight face's per-principal counters.
-        let render = Arc::new(move || {
+        Arc::new(move || {
             let mut text = s.stat(b.connections());
             text.push_str(&g.counters_text());
             text
-        });
-        match crate::transport::http::serve_metrics(l, render, boundary.clone(), stop.clone()) {
-            Ok(h) => http = Some(h),
-            Err(source) => {
-                service.shutdown();
-                let _ = std::fs::remove_file(&socket);
-                return Err(ServeError::Metrics { addr, source });
-            }
+        })
+    };
+    // Faces started so far, joined if a later one cannot start.
+    let mut threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let fail = |threads: Vec<std::thread::JoinHandle<()>>, e: ServeError| {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for h in threads {
+            let _ = h.join();
+        }
+        service.shutdown();
+        let _ = std::fs::remove_file(&socket);
+        Err(e)
+    };
+    if let (Some(addr), Some(l)) = (metrics_addr, metrics_listener) {
+        match crate::transport::http::serve_metrics(
+            l,
+            render.clone(),
+            boundary.clone(),
+            stop.clone(),
+        ) {
+            Ok(h) => threads.push(h),
+            Err(source) => return fail(threads, ServeError::Metrics { addr, source }),
         }
     }
-    let mut flight = None;
+    if let (Some(addr), Some(l)) = (http_addr, http_listener) {
+        let state = crate::transport::http::face::HttpState {
+            service: service.clone(),
+            boundary: boundary.clone(),
+            gate: gate.clone(),
+            render: render.clone(),
+            ohlcv_dataset: service.config().http.ohlcv_dataset.clone(),
+        };
+        match crate::transport::http::serve(
+            "http",
+            l,
+            crate::transport::http::face::router(state),
+            true,
+            boundary.clone(),
+            stop.clone(),
+        ) {
+            Ok(h) => threads.push(h),
+            Err(source) => return fail(threads, ServeError::Http { addr, source }),
+        }
+    }
     if let (Some(addr), Some(l)) = (flight_addr, flight_listener) {
         match crate::transport::flight::serve(
             l,
@@ -126,16 +177,10 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             flight_settings,
             stop.clone(),
         ) {
-            Ok(h) => flight = Some(h),
-            Err(source) => {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                if let Some(h) = http {
-                    let _ = h.join();
-                }
-                service.shutdown();
-                let _ = std::fs::remove_file(&socket);
-                return Err(ServeError::Flight { addr, source });
-            }
+            // Last: its streams hold readers of result arenas, and end before the arenas
+            // are closed.
+            Ok(h) => threads.push(h),
+            Err(source) => return fail(threads, ServeError::Flight { addr, source }),
         }
     }
     let write_down = service.config().write_down_delay.map(|delay| {
@@ -166,12 +211,7 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     }
     unix::run(listener, &socket, service.clone(), boundary, stop);
     let _ = maintenance.join();
-    if let Some(h) = http {
-        let _ = h.join();
-    }
-    if let Some(h) = flight {
-        // Its streams hold readers of result arenas: they end before the
-        // arenas are closed.
+    for h in threads {
         let _ = h.join();
     }
     if let Some(w) = write_down {

@@ -21,6 +21,7 @@
 //! [`Principal::check`] says whether an operation on a dataset is in its scopes. The
 //! local Unix socket does not use this: it keeps its owner-only rule.
 
+pub mod gate;
 pub mod limits;
 
 use serde::Deserialize;

@@ -4,7 +4,7 @@
 //! `UNIMPLEMENTED` with what is coming, never a hollow success.
 
 use super::command::{self, Action, CommandError};
-use super::gate::{Caller, Gate};
+use super::gate::{self, Caller, Gate};
 use super::status;
 use super::stream::{flight_data, OpenResult};
 use crate::auth::Operation;
@@ -51,7 +51,7 @@ impl FlightFace {
         req: &Request<T>,
         rpc: &str,
     ) -> Result<(Caller, Arc<ConnectionSlot>), Status> {
-        let caller = self.gate.caller(req, rpc)?;
+        let caller = gate::caller(&self.gate, req, rpc)?;
         Ok((caller, Arc::new(self.enter(req)?)))
     }
 
@@ -265,7 +265,7 @@ impl FlightService for FlightFace {
         &self,
         req: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Self::HandshakeStream>, Status> {
-        let token = self.gate.handshake(req.metadata())?;
+        let token = gate::handshake(&self.gate, req.metadata())?;
         let mut resp = Response::new(one(HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into_bytes().into(),
