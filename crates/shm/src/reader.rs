@@ -558,9 +558,10 @@ impl RingReader {
     /// without a thread. `Ok(None)` when a read would not wait now (a batch is ready, or
     /// the ring is closed): call [`RingReader::try_read`]. Otherwise `Ok(Some(fd))`: the
     /// reader is counted as a sleeper, so the writer's next publish wakes it, and `fd`
-    /// turns readable then; register it with the loop for readability, and when it fires
-    /// (or at the latest after [`RingReader::LIVENESS_SLICE`], to notice a dead writer),
-    /// call `try_read`/`read(0)` and `arm` again. The same fd is returned every time.
+    /// turns readable then, or after [`RingReader::LIVENESS_SLICE`] at the latest;
+    /// register it with the loop for readability, and when it fires call
+    /// `read(Duration::ZERO)` (which also checks that the writer lives) and `arm` again.
+    /// The same fd is returned every time.
     ///
     /// Stays counted until a call finds a batch ready, [`RingReader::disarm`], or the
     /// drop (a reader that died counted is taken back by the writer's sweep, as a
@@ -574,7 +575,7 @@ impl RingReader {
             return Ok(None);
         }
         if self.evented.is_none() {
-            self.evented = Some(crate::uring::FutexFd::new()?);
+            self.evented = Some(crate::uring::FutexFd::new(LIVENESS_SLICE)?);
         }
         if !self.armed {
             let row = shared.regions.row(shared.row);

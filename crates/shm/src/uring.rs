@@ -21,17 +21,24 @@ const FUTEX2_SIZE_U32: u32 = 0x02;
 /// `FUTEX_BITSET_MATCH_ANY`: woken by a plain `FUTEX_WAKE`, as the writer sends it.
 const MATCH_ANY: u64 = 0xffff_ffff;
 
-/// One io_uring with at most one futex wait in flight.
+/// One io_uring with at most one futex wait (and its linked timeout) in flight.
 pub(crate) struct FutexFd {
     ring: io_uring::IoUring,
-    /// A wait is submitted and its completion not yet reaped.
-    pending: bool,
+    /// Submitted entries whose completions are not yet reaped (a wait and its timeout:
+    /// both complete, one with the result, the other cancelled).
+    in_flight: u32,
+    /// The linked timeout's duration (read by the kernel while the entry is submitted).
+    slice: io_uring::types::Timespec,
 }
 
 impl FutexFd {
     /// A new io_uring that supports `FUTEX_WAIT`; the OS error otherwise
     /// (`Unsupported` for a kernel without the opcode).
-    pub(crate) fn new() -> io::Result<Self> {
+    ///
+    /// A wait ends after `slice` at the latest (the fd turns readable then too), so
+    /// that an event loop reads, and so checks the writer's liveness, that often
+    /// without a timer of its own.
+    pub(crate) fn new(slice: std::time::Duration) -> io::Result<Self> {
         let ring = io_uring::IoUring::new(2)?;
         let mut probe = io_uring::Probe::new();
         ring.submitter().register_probe(&mut probe)?;
@@ -43,7 +50,8 @@ impl FutexFd {
         }
         Ok(FutexFd {
             ring,
-            pending: false,
+            in_flight: 0,
+            slice: io_uring::types::Timespec::from(slice),
         })
     }
 
@@ -52,45 +60,41 @@ impl FutexFd {
         self.ring.as_raw_fd()
     }
 
-    /// Reaps finished waits; true if one finished since the last call.
-    pub(crate) fn reap(&mut self) -> bool {
-        let mut any = false;
-        for _ in self.ring.completion() {
-            any = true;
-        }
-        if any {
-            self.pending = false;
-        }
-        any
+    /// Reaps finished entries (so the fd is quiet until the next completion).
+    pub(crate) fn reap(&mut self) {
+        let done = self.ring.completion().count() as u32;
+        self.in_flight = self.in_flight.saturating_sub(done);
     }
 
     /// Ensures a wait on `word` is in flight: one that completes when `word` is woken,
-    /// or at once if it no longer holds `expected`. A wait already in flight is kept
-    /// (it completes on the next wake, which is what the caller wants).
+    /// at once if it no longer holds `expected`, or after the slice. A wait already in
+    /// flight is kept (it completes on the next wake, which is what the caller wants).
     pub(crate) fn arm(&mut self, word: &AtomicU32, expected: u32) -> io::Result<()> {
-        if self.pending {
+        if self.in_flight > 0 {
             return Ok(());
         }
-        let entry = io_uring::opcode::FutexWait::new(
+        let wait = io_uring::opcode::FutexWait::new(
             word.as_ptr().cast_const(),
             u64::from(expected),
             MATCH_ANY,
             FUTEX2_SIZE_U32,
         )
-        .build();
-        // SAFETY: the entry names no buffer the kernel writes or reads later: the futex
-        // wait reads `word` once, while the submission is processed inside
-        // `submit()` below (futex waits are issued inline, never punted to a worker), and
-        // keys the wait by the shared page, not by our mapping. `word` lives in the
-        // arena mapping that the caller (a `RingReader`) keeps for its whole life.
+        .build()
+        .flags(io_uring::squeue::Flags::IO_LINK);
+        let timeout = io_uring::opcode::LinkTimeout::new(&self.slice).build();
+        // SAFETY: neither entry names memory the kernel uses after `submit()` returns:
+        // the futex wait reads `word` once while the submission is processed (futex waits
+        // are issued inline) and keys the wait by the shared page, not by our mapping;
+        // `word` lives in the arena mapping that the caller (a `RingReader`) keeps for
+        // its whole life anyway. The timeout's timespec is copied at submission, and
+        // lives in `self` besides.
         unsafe {
-            self.ring
-                .submission()
-                .push(&entry)
+            let mut sq = self.ring.submission();
+            sq.push_multiple(&[wait, timeout])
                 .map_err(|_| io::Error::other("io_uring submission queue full"))?;
         }
         self.ring.submit()?;
-        self.pending = true;
+        self.in_flight = 2;
         Ok(())
     }
 }

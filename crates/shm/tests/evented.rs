@@ -65,6 +65,12 @@ fn an_armed_reader_is_woken_through_its_fd_by_each_publish() {
         assert_eq!(r.arm().unwrap(), Some(fd));
         assert!(!readable(fd, 20), "the old completion was reaped");
     }
+    // Idle: the fd still fires once per liveness slice (the loop's cue to check that the
+    // writer lives), with nothing to read, and re-arms quietly.
+    assert!(readable(fd, 10_000), "the liveness slice ends the wait");
+    assert!(r.try_read().unwrap().is_none());
+    assert_eq!(r.arm().unwrap(), Some(fd));
+    assert!(!readable(fd, 20));
     // A batch already there: no wait, and no longer counted.
     w.publish(b"x", 1, 0).unwrap();
     assert_eq!(r.arm().unwrap(), None);

@@ -19,7 +19,8 @@ event loop's thread. Otherwise the reader is *armed* (``Reader.arm``): it counts
 sleeper in the ring, as a blocked reader does, and the writer's futex wake completes an
 io_uring futex wait whose file descriptor the event loop watches (``loop.add_reader``). The
 loop itself is woken by the publish: one wake-up per batch, as for a blocking read, and no
-thread. Every 0.1 s without a batch it reads once anyway, to notice a writer that died.
+thread. The fd also fires every 0.1 s without a batch, and the reader reads once then, to
+notice a writer that died.
 Where the kernel has no io_uring futex wait (before Linux 6.7, or io_uring disabled), and
 for remote readers, the wait runs on a thread of the reader's own, blocked in the ring's
 futex wait with the GIL released, and the loop is woken through ``call_soon_threadsafe``.
@@ -95,11 +96,6 @@ def _fail(fut: "asyncio.Future[Any]", e: BaseException) -> None:
         fut.set_exception(e)
 
 
-#: How long an armed reader sleeps at most before it reads once anyway (the ring's
-#: liveness slice: a dead writer is noticed within it).
-_LIVENESS_SLICE = 0.1
-
-
 def _wake(fut: "asyncio.Future[None]") -> None:
     if not fut.done():
         fut.set_result(None)
@@ -123,6 +119,7 @@ class AsyncReader:
         self._fd: Optional[int] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._woken: Optional[asyncio.Future[None]] = None
+        self._closed = False
 
     @property
     def source(self) -> Union[Reader, Replay]:
@@ -167,16 +164,20 @@ class AsyncReader:
                 if b is not None:
                     return b
                 continue  # a replay's live batch without our symbols
-            slice_ = _LIVENESS_SLICE if deadline is None else min(
-                _LIVENESS_SLICE, max(0.0, deadline - loop.time()))
             woken: asyncio.Future[None] = loop.create_future()
             self._watch(loop, fd, woken)
-            timer = loop.call_later(slice_, _wake, woken)
+            # The fd fires every liveness slice anyway (the wait's linked timeout): a timer
+            # is needed only for the caller's own timeout.
+            timer = None if deadline is None else loop.call_later(
+                max(0.0, deadline - loop.time()), _wake, woken)
             try:
                 await woken
             finally:
-                timer.cancel()
+                if timer is not None:
+                    timer.cancel()
                 self._woken = None
+            if self._closed:
+                raise ClosedError("the reader was closed while this read waited")
             b = src.read(0)  # also the liveness check
             if b is not None:
                 return b
@@ -223,7 +224,10 @@ class AsyncReader:
         """Close the reader; a wait in progress ends within one wait slice (it then
         raises ``ClosedError`` to whoever awaits it)."""
         waiter, self._waiter = self._waiter, None
+        self._closed = True
         self._unwatch()
+        if self._woken is not None:  # a read waits on the loop: it raises ClosedError
+            _wake(self._woken)
         if self._evented:
             self._source.disarm()
 
