@@ -62,7 +62,7 @@ create_exception!(
     ringfeed,
     DaemonError,
     RingfeedError,
-    "ringfeedd refused a request. `.kind` is the wire name of the reason: bad_request, unknown_dataset, unknown_symbol, bad_timeframe, too_large, too_many_pending, busy, store, ring or internal."
+    "ringfeedd refused a request. `.kind` is the wire name of the reason: bad_request, unknown_dataset, unknown_symbol, bad_timeframe, too_large, too_many_pending, busy, store, ring, internal or followed."
 );
 create_exception!(
     ringfeed,

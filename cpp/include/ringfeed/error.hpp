@@ -93,7 +93,8 @@ class Lagged : public Error {
 class ConnectError : public Error { using Error::Error; };
 /// The daemon refused a request. `kind()` is its machine-readable reason:
 /// "unknown_dataset", "unknown_symbol", "bad_timeframe", "bad_request",
-/// "too_large", "too_many_pending", "busy", "store", "ring" or "internal".
+/// "too_large", "too_many_pending", "busy", "store", "ring", "internal" or
+/// "followed".
 /// (`Error::kind()`, through a base reference, is `ErrorKind::Daemon`.)
 class DaemonError : public Error {
  public:

@@ -314,11 +314,14 @@ pub enum ErrorKind {
     Ring,
     /// A bug in the daemon (a caught panic, a broken invariant).
     Internal,
+    /// The dataset is followed from another daemon (a follower's copy): write to the
+    /// primary the message names, and the follower gets the change from it.
+    Followed,
 }
 
 impl ErrorKind {
     /// Every kind, for tables and tests.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::BadRequest,
         ErrorKind::UnknownDataset,
         ErrorKind::UnknownSymbol,
@@ -329,6 +332,7 @@ impl ErrorKind {
         ErrorKind::Store,
         ErrorKind::Ring,
         ErrorKind::Internal,
+        ErrorKind::Followed,
     ];
 
     /// The wire name, e.g. `"unknown_dataset"`.
@@ -344,6 +348,7 @@ impl ErrorKind {
             ErrorKind::Store => "store",
             ErrorKind::Ring => "ring",
             ErrorKind::Internal => "internal",
+            ErrorKind::Followed => "followed",
         }
     }
 

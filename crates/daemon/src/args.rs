@@ -35,6 +35,22 @@ pub struct ServeArgs {
     /// at start (default 10m); "off" keeps every day in the hot tier.
     #[arg(long, value_name = "DELAY", value_parser = parse_delay_arg)]
     pub write_down_delay: Option<Delay>,
+    /// Follow the datasets of the ringfeedd at this Flight URL (grpc://host:port or
+    /// grpc+tls://host:port) into this daemon's own store; local writes to them are refused.
+    #[arg(long, value_name = "URL")]
+    pub follow: Option<String>,
+    /// The bearer token for --follow (prefer --token-file: a flag shows in `ps`).
+    #[arg(long, value_name = "TOKEN", requires = "follow")]
+    pub token: Option<String>,
+    /// A file holding the token for --follow.
+    #[arg(long, value_name = "FILE", requires = "follow", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Datasets to follow, comma-separated (default: every one the token may read).
+    #[arg(long, value_name = "A,B", value_delimiter = ',', requires = "follow")]
+    pub datasets: Option<Vec<String>>,
+    /// PEM of the CA that signed the primary's certificate (grpc+tls://).
+    #[arg(long, value_name = "FILE", requires = "follow")]
+    pub follow_ca: Option<PathBuf>,
     /// Print a new random bearer token for principal NAME, and the `[[auth.tokens]]`
     /// entry (with the token's SHA-256, never the token) to paste into the config; then
     /// exit. The token is shown once.
@@ -78,14 +94,29 @@ impl ServeArgs {
         if let Some(Delay(d)) = self.write_down_delay {
             cfg.write_down_delay = d;
         }
-        cfg.check()?;
-        // Files named in the config are relative to it. (Tokens and TLS files are read and
-        // checked once, by `serve`, before it binds anything.)
         let base = self
             .config
             .as_deref()
             .and_then(std::path::Path::parent)
             .unwrap_or(std::path::Path::new("."));
+        // The config's follow files are relative to it; the flags' to the working directory.
+        cfg.follow.relative_to(base);
+        if let Some(url) = &self.follow {
+            cfg.follow.url = Some(url.clone());
+            if self.token.is_some() || self.token_file.is_some() {
+                cfg.follow.token = self.token.clone();
+                cfg.follow.token_file = self.token_file.clone();
+            }
+            if let Some(d) = &self.datasets {
+                cfg.follow.datasets = d.clone();
+            }
+            if self.follow_ca.is_some() {
+                cfg.follow.tls_ca = self.follow_ca.clone();
+            }
+        }
+        cfg.check()?;
+        // Files named in the config are relative to it. (Tokens and TLS files are read and
+        // checked once, by `serve`, before it binds anything.)
         if let Some(f) = &cfg.auth.tokens_file {
             cfg.auth.tokens_file = Some(base.join(f)); // relative to the config file
         }

@@ -18,6 +18,10 @@
 //! listen = "127.0.0.1:5993"
 //! ohlcv_dataset = "binance-spot"
 //!
+//! [follow]                 # optional: follow a primary's datasets (docs/scale-out.md)
+//! url = "grpc://primary:8815"
+//! token_file = "follower.token"
+//!
 //! [datasets.binance-spot]
 //! base = "1m"
 //! rollups = ["5m", "15m", "1h", "1d"]
@@ -295,6 +299,9 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     /// Per-principal rate limits of the network faces ([`crate::auth::limits`]).
     pub limits: crate::auth::limits::LimitsConfig,
+    /// The primary this daemon follows datasets of ([`crate::follow`]); off unless
+    /// `[follow] url` is set.
+    pub follow: crate::follow::FollowConfig,
 }
 
 pub use ringfeed_client::default_socket;
@@ -329,6 +336,7 @@ impl Default for Config {
             datasets: BTreeMap::new(),
             auth: Default::default(),
             limits: Default::default(),
+            follow: Default::default(),
         }
     }
 }
@@ -395,6 +403,7 @@ impl Config {
         let tokens = !self.auth.tokens.is_empty() || self.auth.tokens_file.is_some();
         self.flight.check(tokens)?;
         self.http.check(tokens)?;
+        self.follow.check()?;
         for (name, d) in &self.datasets {
             d.base
                 .parse::<ringfeed_store::Timeframe>()

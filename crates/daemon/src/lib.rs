@@ -13,6 +13,8 @@
 //!   Arrow Flight ([`transport::flight`], off unless configured) are thin
 //!   adapters; the request boundary (panics, connection caps) is
 //!   [`transport::Boundary`].
+//! - [`follow`]: a follower of another daemon's datasets over Flight, into this
+//!   daemon's own store (`[follow]`, `--follow`).
 //! - The protocol and the client live in `ringfeed-client`.
 //! - **Observability**: `tracing` logs, Prometheus text at `--metrics`.
 #![forbid(unsafe_code)]
@@ -21,6 +23,7 @@
 mod args;
 pub mod auth;
 pub mod config;
+pub mod follow;
 pub mod metrics;
 mod serve;
 pub mod service;

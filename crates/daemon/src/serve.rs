@@ -137,6 +137,12 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         let _ = std::fs::remove_file(&socket);
         Err(e)
     };
+    // Followers start before any face: the datasets named are marked followed first, so
+    // no local write to them slips in.
+    match crate::follow::start(&service, &service.config().follow, &stop) {
+        Ok(f) => threads.extend(f),
+        Err(e) => return fail(threads, e.into()),
+    }
     if let (Some(addr), Some(l)) = (metrics_addr, metrics_listener) {
         match crate::transport::http::serve_metrics(
             l,

@@ -329,6 +329,11 @@ impl RemoteClient {
             .rt
             .block_on(flight.do_get(Ticket::new(ticket)))
             .map_err(RemoteError::from)?;
+        let history_rows = stream
+            .headers()
+            .get("x-ringfeed-history-rows")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         // The stream is polled on the runtime; batches come through a channel, so a read
         // can wait with a timeout.
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
@@ -341,7 +346,11 @@ impl RemoteClient {
                 }
             }
         });
-        Ok(RemoteReplay { rx, task })
+        Ok(RemoteReplay {
+            rx,
+            task,
+            history_rows,
+        })
     }
 }
 
@@ -349,9 +358,27 @@ impl RemoteClient {
 pub struct RemoteReplay {
     rx: std::sync::mpsc::Receiver<Result<RecordBatch, RemoteError>>,
     task: tokio::task::JoinHandle<()>,
+    history_rows: Option<u64>,
 }
 
 impl RemoteReplay {
+    /// Rows of the history the daemon sends before the live batches (`None` from a
+    /// daemon that does not say): the first this many rows read are history.
+    pub fn history_rows(&self) -> Option<u64> {
+        self.history_rows
+    }
+
+    /// The next batch if one has arrived, without waiting.
+    pub fn try_read(&mut self) -> Result<Option<RecordBatch>, RemoteError> {
+        match self.rx.try_recv() {
+            Ok(r) => r.map(Some),
+            Err(std::sync::mpsc::TryRecvError::Empty) => Ok(None),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                Err(RemoteError::Protocol("the subscription ended".into()))
+            }
+        }
+    }
+
     /// The next batch, waiting up to `timeout`; `Ok(None)` on timeout. The daemon's
     /// status when it ends the subscription (e.g. `ResourceExhausted` for a subscriber
     /// that fell behind), and [`RemoteError::Protocol`] once the stream is over.

@@ -144,6 +144,28 @@ impl Service {
                 format!("stored rows wait to be published to {behind:?}: /dev/shm may be full; they go out on the next append or maintenance pass"),
             )
         });
+        // A follower whose primary is down serves what it has and retries (ok, said so);
+        // one the primary refuses needs an operator (not ok).
+        for (dataset, f) in self.follow_states() {
+            let name = format!("follow {dataset}");
+            checks.push(match (&f.refused, f.connected, &f.last_error) {
+                (Some(why), _, _) => check(&name, false, why.clone()),
+                (None, true, _) => check(
+                    &name,
+                    true,
+                    format!("following {}, {:.3} s of bar time behind", f.primary, f.lag_seconds()),
+                ),
+                (None, false, e) => check(
+                    &name,
+                    true,
+                    format!(
+                        "not connected to {} ({}); serving what is stored and retrying",
+                        f.primary,
+                        e.as_deref().unwrap_or("starting")
+                    ),
+                ),
+            });
+        }
         HealthReport {
             healthy: checks.iter().all(|c| c.ok),
             checks,

@@ -125,6 +125,7 @@ impl Service {
         symbol: Option<&str>,
         before: &TimeSpec,
     ) -> Result<LifecycleOutcome, ServiceError> {
+        self.refuse_if_followed(dataset, "trim")?;
         let before = match ringfeed_client::time::range(None, Some(before))? {
             (_, Some(b)) => b,
             _ => unreachable!("the end is given"),
@@ -167,6 +168,7 @@ impl Service {
     /// holds); else the store removes it (catalog first, then files), its topics close
     /// and its cached results go.
     pub fn drop_dataset(&self, dataset: &str, yes: bool) -> Result<LifecycleOutcome, ServiceError> {
+        self.refuse_if_followed(dataset, "drop-dataset")?;
         let _ingest = self.ingest();
         let mut store = self.store_mut();
         let fp = store.footprint(dataset)?;

@@ -13,13 +13,15 @@
 //!   above) and opening it; `reads.rs` and `writes.rs` hold its operations
 //!   (appends, deletes and write-downs are serialised by the ingest lock);
 //!   `lifecycle.rs` holds retention, trim and drop-dataset; `listing.rs`
-//!   the stored timeframes a network face lists.
+//!   the stored timeframes a network face lists; `followed.rs` the datasets
+//!   followed from a primary (local writes to them refused) and their followers' state.
 //!
 //! Files import downwards only: `mod.rs` re-exports; `reads`/`writes` use
 //! `open`; `open` uses `cache`, `topics`, `error`.
 
 pub mod cache;
 mod error;
+mod followed;
 mod health;
 mod lifecycle;
 mod listing;
@@ -31,6 +33,7 @@ mod writes;
 
 pub use cache::{CacheLimits, ResultArena, Session};
 pub use error::{ErrorKind, ServiceError};
+pub use followed::FollowState;
 pub use health::{ReplayHook, HEALTH_LOCK_WAIT, MAINTENANCE_EVERY};
 pub use lifecycle::LifecycleOutcome;
 pub use listing::StoredTimeframe;

@@ -60,6 +60,8 @@ pub struct Service {
     /// Why the last reopen of the store after a panic failed (health reports it).
     pub(super) store_fault: Mutex<Option<String>>,
     pub(super) replay_hook: Mutex<Option<super::health::ReplayHook>>,
+    /// Datasets followed from a primary, and their followers' state.
+    pub(super) followed: super::followed::Followed,
     /// `<shm dir>/ringfeed.<prefix>@daemon`, flock'ed for the daemon's life:
     /// a second daemon with the same arena prefix is refused at start.
     prefix_lock: (std::fs::File, std::path::PathBuf),
@@ -197,6 +199,7 @@ impl Service {
             metrics,
             store_fault: Mutex::new(None),
             replay_hook: Mutex::new(None),
+            followed: Default::default(),
             prefix_lock,
             cfg,
         }))

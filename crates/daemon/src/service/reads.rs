@@ -32,11 +32,14 @@ impl Service {
                 wal_corruptions: store.corruption_count(),
             }
         };
-        self.metrics
-            .render(&self.topics.stats(), connections, store)
+        let mut text = self
+            .metrics
+            .render(&self.topics.stats(), connections, store);
+        text.push_str(&self.followed.render());
+        text
     }
 
-    /// Datasets, their base and stored timeframes, and symbols.
+    /// Datasets, their base and stored timeframes, symbols, and settings (`config`).
     pub fn datasets(&self) -> serde_json::Value {
         let store = self.store();
         let mut out = serde_json::Map::new();
@@ -48,7 +51,8 @@ impl Service {
                 .collect();
             out.insert(
                 name.clone(),
-                serde_json::json!({"base": e.config.base.to_string(), "timeframes": tfs, "symbols": e.symbols}),
+                // `config`: the store's settings, as a follower creates its copy with them.
+                serde_json::json!({"base": e.config.base.to_string(), "timeframes": tfs, "symbols": e.symbols, "config": e.config}),
             );
         }
         serde_json::Value::Object(out)

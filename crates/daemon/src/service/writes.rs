@@ -53,13 +53,22 @@ impl Service {
     /// Creates a dataset (the same settings again: a no-op). New topics and
     /// queries see it at once; no restart, no config edit.
     pub fn create_dataset(&self, spec: &DatasetSpec) -> Result<String, ServiceError> {
+        self.create_dataset_with(&spec.dataset, dataset_config(spec)?)
+    }
+
+    /// [`Service::create_dataset`] with the store's settings as they are (a follower
+    /// creates its copy with its primary's).
+    pub fn create_dataset_with(
+        &self,
+        dataset: &str,
+        cfg: ringfeed_store::DatasetConfig,
+    ) -> Result<String, ServiceError> {
         use ringfeed_store::store::CreateDatasetError as C;
-        let cfg = dataset_config(spec)?;
         let _ingest = self.ingest();
         let mut store = self.store_mut();
-        let existed = store.dataset(&spec.dataset).is_some();
+        let existed = store.dataset(dataset).is_some();
         store
-            .create_dataset(&spec.dataset, cfg)
+            .create_dataset(dataset, cfg)
             .map_err(|e| match e {
                 C::Name(_) | C::Exists(_) | C::Rollup { .. } | C::Session(_) | C::Calendar(_) => {
                     ServiceError::bad_request(e.to_string())
@@ -67,19 +76,18 @@ impl Service {
                 _ => ServiceError::store(e),
             })?;
         let stored: Vec<String> = store
-            .stored_timeframes(&spec.dataset)
+            .stored_timeframes(dataset)
             .iter()
             .map(|t| t.to_string())
             .collect();
         Ok(if existed {
             format!(
-                "dataset {} exists with these settings ({})",
-                spec.dataset,
+                "dataset {dataset} exists with these settings ({})",
                 stored.join(", ")
             )
         } else {
-            tracing::info!(dataset = %spec.dataset, timeframes = ?stored, "created dataset");
-            format!("created dataset {} ({})", spec.dataset, stored.join(", "))
+            tracing::info!(dataset, timeframes = ?stored, "created dataset");
+            format!("created dataset {dataset} ({})", stored.join(", "))
         })
     }
 
@@ -102,7 +110,29 @@ impl Service {
     /// whole append, skips the bad rows or keeps them flagged; the rows stored
     /// are durable, then published to the base topic and to every rollup topic
     /// they changed, and cached results they can change are dropped.
+    /// A dataset followed from a primary takes no local appends (`followed`, naming it).
     pub fn append(
+        &self,
+        dataset: &str,
+        batches: &[RecordBatch],
+        invalid: InvalidRows,
+    ) -> Result<AppendOutcome, ServiceError> {
+        self.refuse_if_followed(dataset, "append")?;
+        self.append_unchecked(dataset, batches, invalid)
+    }
+
+    /// The follower's append of rows its primary sent: [`Service::append`] without the
+    /// refusal of followed datasets, every row kept as the primary stored it (flagged
+    /// rows too).
+    pub fn append_followed(
+        &self,
+        dataset: &str,
+        batches: &[RecordBatch],
+    ) -> Result<AppendOutcome, ServiceError> {
+        self.append_unchecked(dataset, batches, InvalidRows::Keep)
+    }
+
+    fn append_unchecked(
         &self,
         dataset: &str,
         batches: &[RecordBatch],
@@ -212,6 +242,7 @@ impl Service {
         start: &TimeSpec,
         end: &TimeSpec,
     ) -> Result<DeleteOutcome, ServiceError> {
+        self.refuse_if_followed(dataset, "delete")?;
         let (start, end) = match ringfeed_client::time::range(Some(start), Some(end))? {
             (Some(s), Some(e)) => (s, e),
             _ => unreachable!("both ends given"),

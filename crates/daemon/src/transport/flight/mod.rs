@@ -40,7 +40,7 @@ mod subscribe;
 
 pub use command::{ACTIONS, MAX_COMMAND_BYTES, QUERY_EXAMPLE};
 pub use gate::{Gate, RETRY_AFTER_KEY};
-pub use subscribe::LIVE_BACKLOG;
+pub use subscribe::{HISTORY_ROWS_KEY, LIVE_BACKLOG};
 
 use super::Boundary;
 use crate::service::{ErrorKind, Service, ServiceError};
@@ -68,6 +68,8 @@ pub fn code(kind: ErrorKind) -> tonic::Code {
             Code::ResourceExhausted
         }
         ErrorKind::Store | ErrorKind::Ring | ErrorKind::Internal => Code::Internal,
+        // The write belongs on the primary: not retryable here.
+        ErrorKind::Followed => Code::FailedPrecondition,
         // A kind added later is a failure this face does not know how to
         // classify: say so rather than guess a retryable code.
         _ => Code::Internal,
@@ -241,6 +243,7 @@ mod tests {
             (ErrorKind::Store, Code::Internal),
             (ErrorKind::Ring, Code::Internal),
             (ErrorKind::Internal, Code::Internal),
+            (ErrorKind::Followed, Code::FailedPrecondition),
         ];
         assert_eq!(want.len(), ErrorKind::ALL.len(), "a kind without a code");
         for (kind, c) in want {

@@ -104,12 +104,16 @@ impl FlightFace {
         })?;
         // The history holds the call's boundary slot; the live part, a stream of the
         // principal's limits.
+        let history_rows = sub.history_rows;
         let history = flight_data(sub.history, slot, self.boundary.clone());
         let data =
             super::subscribe::until_error(history.chain(super::subscribe::live(sub.live)).boxed());
-        Ok(Response::new(throttled(
-            data, &self.gate, caller, streaming,
-        )))
+        let mut response = Response::new(throttled(data, &self.gate, caller, streaming));
+        response.metadata_mut().insert(
+            super::subscribe::HISTORY_ROWS_KEY,
+            history_rows.into(),
+        );
+        Ok(response)
     }
 
     fn bad(&self, e: CommandError) -> Status {

@@ -26,6 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 
+/// The response metadata key of a subscription's history rows: what the stream sends
+/// before its first live batch.
+pub const HISTORY_ROWS_KEY: &str = "x-ringfeed-history-rows";
+
 /// Live messages queued for a remote subscriber before it is cut: at most a topic
 /// slot each (`[topics] slot_bytes`, 256 KiB by default), so ≤ 16 MiB a subscriber.
 pub const LIVE_BACKLOG: usize = 64;
@@ -34,6 +38,9 @@ pub const LIVE_BACKLOG: usize = 64;
 pub(super) struct Subscription {
     /// The stored bars from `start`.
     pub history: super::stream::OpenResult,
+    /// Rows of the history (sent as [`HISTORY_ROWS_KEY`] response metadata: a
+    /// follower's lag in rows while it catches up).
+    pub history_rows: u64,
     /// The live reader, from the seam on.
     pub live: Live,
 }
@@ -68,6 +75,7 @@ pub(super) fn open(
     let history = super::stream::OpenResult::open(&answer.history)?;
     drop(session); // attached: the reader keeps the history
     Ok(Subscription {
+        history_rows: answer.history.rows,
         history,
         live: Live {
             reader: live,

@@ -1,0 +1,383 @@
+//! The follower of one dataset: connect, make the local copy, subscribe from the newest
+//! stored bar, append what arrives; on any failure wait (backoff) and start over.
+
+use super::backoff::Backoff;
+use super::{sleep_unless_stopped, Primary};
+use crate::service::{write_down_boundary, Service};
+use arrow_array::RecordBatch;
+use ringfeed_client::TimeSpec;
+use ringfeed_remote::{RemoteClient, RemoteError, RemoteReplay};
+use ringfeed_store::DatasetConfig;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a connected follower asks the primary how far its data goes (for the lag).
+const POLL_PRIMARY_EVERY: Duration = Duration::from_secs(1);
+
+/// Rows appended at once when the primary sent several batches before the follower
+/// took them (catch-up): fewer, larger appends.
+const COALESCE_ROWS: usize = 256 << 10;
+
+/// A history at least this long is written down to Parquet once stored (a year caught
+/// up would otherwise sit in the hot tier until the next end-of-day pass).
+const WRITE_DOWN_AFTER_ROWS: u64 = 100_000;
+
+/// Why a subscription ended, as the follower acts on it.
+#[derive(Debug)]
+enum Ended {
+    /// The daemon is stopping.
+    Stopped,
+    /// The primary is unreachable, cut the subscription, or restarted: reconnect.
+    Down(String),
+    /// The primary refuses this follower the dataset, or its settings differ from the
+    /// local copy's: an operator must act; retried at the longest delay.
+    Refused(String),
+    /// The primary gained symbols between the listing and the subscription: start over
+    /// at once, from their first bars.
+    Resubscribe,
+}
+
+/// Follows one dataset until the daemon stops.
+pub(super) struct Follower {
+    service: Arc<Service>,
+    primary: Arc<Primary>,
+    dataset: String,
+    stop: Arc<AtomicBool>,
+    /// A write-down of caught-up history is running.
+    writing_down: Arc<AtomicBool>,
+}
+
+impl Follower {
+    /// Starts the follower's thread.
+    pub(super) fn spawn(
+        service: Arc<Service>,
+        primary: Arc<Primary>,
+        dataset: String,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let f = Follower {
+            service,
+            primary,
+            dataset,
+            stop,
+            writing_down: Arc::new(AtomicBool::new(false)),
+        };
+        super::spawn("ringfeedd-follow", move || f.run())
+    }
+
+    fn run(self) {
+        let mut backoff = Backoff::default();
+        // What was last logged, so each state change is logged once.
+        let mut logged: Option<String> = None;
+        let mut opened = 0u64;
+        loop {
+            let ended = self.follow_once(&mut opened, &mut backoff, &mut logged);
+            self.service.update_follow(&self.dataset, |s| s.connected = false);
+            let wait = match ended {
+                Ended::Stopped => return,
+                Ended::Resubscribe => continue,
+                Ended::Down(why) => {
+                    let key = format!("down: {}", why.split(':').next().unwrap_or(""));
+                    if logged.as_deref() != Some(key.as_str()) {
+                        tracing::warn!(dataset = %self.dataset, primary = %self.primary.url, error = %why, "not following: the primary is unreachable or ended the subscription; serving what is stored, reconnecting with backoff (logged again when this changes)");
+                        logged = Some(key);
+                    }
+                    self.service.update_follow(&self.dataset, |s| {
+                        s.last_error = Some(why.clone());
+                        s.refused = None;
+                    });
+                    backoff.next_delay()
+                }
+                Ended::Refused(why) => {
+                    let key = format!("refused: {why}");
+                    if logged.as_deref() != Some(key.as_str()) {
+                        tracing::error!(dataset = %self.dataset, primary = %self.primary.url, "not following: {why}");
+                        logged = Some(key);
+                    }
+                    self.service
+                        .update_follow(&self.dataset, |s| s.refused = Some(why.clone()));
+                    Backoff::MAX
+                }
+            };
+            if !sleep_unless_stopped(wait, &self.stop) {
+                return;
+            }
+        }
+    }
+
+    /// One subscription, from connecting to its end.
+    fn follow_once(
+        &self,
+        opened: &mut u64,
+        backoff: &mut Backoff,
+        logged: &mut Option<String>,
+    ) -> Ended {
+        if self.stop.load(Ordering::Relaxed) {
+            return Ended::Stopped;
+        }
+        let d = self.dataset.as_str();
+        let mut client = match RemoteClient::connect(&self.primary.url, self.primary.options.clone())
+        {
+            Ok(c) => c,
+            Err(e) => return classify(d, e),
+        };
+        let before = match self.primary_dataset(&mut client) {
+            Ok(x) => x,
+            Err(e) => return e,
+        };
+        if let Err(e) = self.local_copy(&before.config) {
+            return e;
+        }
+        // Resume from the oldest of the newest bars of the primary's symbols, inclusive;
+        // a symbol not held here yet: from the start.
+        let last = match self.service.last_base_bars(d) {
+            Ok(l) => l,
+            Err(e) => return Ended::Down(format!("reading the local copy: {e}")),
+        };
+        let start = before
+            .symbols
+            .iter()
+            .map(|s| last.get(s).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(0)
+            .max(0);
+        let base = before.config.base.to_string();
+        let mut replay = match client.replay(d, &base, TimeSpec::Nanos(start), &[]) {
+            Ok(r) => r,
+            Err(e) => return classify(d, e),
+        };
+        // Symbols that appeared on the primary between the listing and the subscription
+        // may hold bars before `start`: start over, from their first bars.
+        match self.primary_dataset(&mut client) {
+            Ok(after) => {
+                let new: Vec<&String> = after
+                    .symbols
+                    .difference(&before.symbols)
+                    .filter(|s| !last.contains_key(*s))
+                    .collect();
+                if !new.is_empty() {
+                    tracing::info!(dataset = d, symbols = ?new, "the primary gained symbols while subscribing; subscribing again from their first bars");
+                    return Ended::Resubscribe;
+                }
+            }
+            Err(e) => return e,
+        }
+        let history = replay.history_rows().unwrap_or(0);
+        if *opened > 0 {
+            self.service.update_follow(d, |s| s.reconnects += 1);
+        }
+        *opened += 1;
+        self.service.update_follow(d, |s| {
+            s.connected = true;
+            s.refused = None;
+            s.last_error = None;
+            s.history_rows_left = history;
+            s.local_last_ts = last.values().copied().max();
+        });
+        if logged.take().is_some() || *opened == 1 {
+            tracing::info!(
+                dataset = d,
+                primary = %self.primary.url,
+                from = %ringfeed_client::time::iso(start),
+                history_rows = history,
+                "following: replaying from the newest stored bar, then live"
+            );
+        }
+        self.stream(&mut client, &mut replay, history, backoff)
+    }
+
+    /// Appends what the subscription sends until it ends.
+    fn stream(
+        &self,
+        client: &mut RemoteClient,
+        replay: &mut RemoteReplay,
+        history: u64,
+        backoff: &mut Backoff,
+    ) -> Ended {
+        let d = self.dataset.as_str();
+        let mut history_left = history;
+        let mut polled = Instant::now() - POLL_PRIMARY_EVERY;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ended::Stopped;
+            }
+            if polled.elapsed() >= POLL_PRIMARY_EVERY {
+                polled = Instant::now();
+                self.poll_primary(client);
+            }
+            let first = match replay.read(Duration::from_millis(200)) {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => return classify(d, e),
+            };
+            // Batches already here go in the same append.
+            let mut batches = vec![first];
+            let mut rows = batches[0].num_rows();
+            let mut ended = None;
+            while rows < COALESCE_ROWS {
+                match replay.try_read() {
+                    Ok(Some(b)) => {
+                        rows += b.num_rows();
+                        batches.push(b);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        ended = Some(classify(d, e));
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = self.service.append_followed(d, &batches) {
+                // The local store refused (a full disk, a read-only store): nothing of
+                // this append is stored; subscribe again from what is.
+                return Ended::Down(format!("storing the primary's rows here failed: {e}"));
+            }
+            backoff.reset();
+            let newest = batches.iter().filter_map(newest_ts).max();
+            let was_catching_up = history_left > 0;
+            history_left = history_left.saturating_sub(rows as u64);
+            self.service.update_follow(d, |s| {
+                s.rows += rows as u64;
+                s.history_rows_left = history_left;
+                s.local_last_ts = s.local_last_ts.max(newest);
+                s.primary_last_ts = s.primary_last_ts.max(newest);
+            });
+            if was_catching_up && history_left == 0 {
+                tracing::info!(dataset = d, rows = history, "caught up with the primary's history; following live");
+                if history >= WRITE_DOWN_AFTER_ROWS {
+                    self.write_down_caught_up();
+                }
+            }
+            if let Some(e) = ended {
+                return e;
+            }
+        }
+    }
+
+    /// The primary's newest base bar, for the lag (a failure shows in the stream).
+    fn poll_primary(&self, client: &mut RemoteClient) {
+        let Ok(report) = client.ready(Some(&self.dataset)) else {
+            return;
+        };
+        let base = self.service.dataset_settings(&self.dataset).map(|c| c.base.to_string());
+        let last = report
+            .datasets
+            .iter()
+            .filter(|r| r.dataset == self.dataset)
+            .flat_map(|r| r.timeframes.iter())
+            .filter(|t| Some(&t.timeframe) == base.as_ref())
+            .filter_map(|t| t.last_ts)
+            .max();
+        self.service.update_follow(&self.dataset, |s| {
+            s.primary_last_ts = s.primary_last_ts.max(last);
+        });
+    }
+
+    /// Moves the caught-up days to Parquet on a thread of its own (the stream goes on).
+    fn write_down_caught_up(&self) {
+        let Some(delay) = self.service.config().write_down_delay else {
+            return;
+        };
+        if self.writing_down.swap(true, Ordering::AcqRel) {
+            return; // SYNC POINT: one write-down at a time; released below
+        }
+        let (service, dataset, flag) = (
+            self.service.clone(),
+            self.dataset.clone(),
+            self.writing_down.clone(),
+        );
+        super::spawn("ringfeedd-follow-wd", move || {
+            let before = write_down_boundary(ringfeed_client::time::now_ns(), delay);
+            if let Err(e) = service.write_down_before(Some(&dataset), before) {
+                tracing::warn!(dataset, error = %e, "writing down the caught-up days failed; the end-of-day pass retries");
+            }
+            flag.store(false, Ordering::Release); // SYNC POINT: pairs with the swap above
+        });
+    }
+
+    /// The primary's settings and symbols of the dataset; why not, if it will not say.
+    fn primary_dataset(&self, client: &mut RemoteClient) -> Result<PrimaryDataset, Ended> {
+        let d = self.dataset.as_str();
+        let listing = client.datasets().map_err(|e| classify(d, e))?;
+        let Some(entry) = listing.get(d) else {
+            // Not listed: not there, or not readable with this token. The subscription
+            // says which.
+            return Err(match client.replay(d, "1m", TimeSpec::Nanos(0), &[]) {
+                Err(e) => classify(d, e),
+                Ok(_) => Ended::Refused(format!(
+                    "the primary does not list dataset {d:?} to this follower's token; give the token read scope on it"
+                )),
+            });
+        };
+        let config: DatasetConfig = serde_json::from_value(entry["config"].clone()).map_err(|e| {
+            Ended::Refused(format!(
+                "the primary's datasets answer has no readable settings for {d:?} ({e}): it may be an older ringfeedd; upgrade it"
+            ))
+        })?;
+        let symbols = entry["symbols"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
+        Ok(PrimaryDataset { config, symbols })
+    }
+
+    /// Creates the local copy with the primary's settings, or checks the one there.
+    fn local_copy(&self, primary: &DatasetConfig) -> Result<(), Ended> {
+        let d = self.dataset.as_str();
+        match self.service.dataset_settings(d) {
+            None => self
+                .service
+                .create_dataset_with(d, primary.clone())
+                .map(|_| ())
+                .map_err(|e| Ended::Down(format!("creating the local copy: {e}"))),
+            Some(local) if same_bars(&local, primary) => Ok(()),
+            Some(local) => Err(Ended::Refused(format!(
+                "the local dataset {d:?} is stored as {} with rollups {:?}, session {:?}, week start {:?}; the primary's is {} with rollups {:?}, session {:?}, week start {:?}: the follower's bars would differ. Move the local copy away (or drop it with the daemon stopped) so the follower makes a new one",
+                local.base, local.rollups.iter().map(ToString::to_string).collect::<Vec<_>>(), local.session, local.week_start,
+                primary.base, primary.rollups.iter().map(ToString::to_string).collect::<Vec<_>>(), primary.session, primary.week_start,
+            ))),
+        }
+    }
+}
+
+/// What the primary says of the dataset.
+struct PrimaryDataset {
+    config: DatasetConfig,
+    symbols: BTreeSet<String>,
+}
+
+/// Whether two settings make the same bars (fsync and retention are each host's own).
+fn same_bars(a: &DatasetConfig, b: &DatasetConfig) -> bool {
+    a.base == b.base && a.rollups == b.rollups && a.session == b.session && a.week_start == b.week_start
+}
+
+/// What the follower does after `e`.
+fn classify(dataset: &str, e: RemoteError) -> Ended {
+    use tonic::Code;
+    match e {
+        RemoteError::Status { code, message, .. } => match code {
+            Code::PermissionDenied | Code::Unauthenticated => Ended::Refused(format!(
+                "the primary refused to let this follower read dataset {dataset:?} ({code:?}: {message}); give its token read scope on it"
+            )),
+            Code::NotFound => Ended::Refused(format!(
+                "the primary has no dataset {dataset:?} ({message}); create it there, or stop following it"
+            )),
+            _ => Ended::Down(format!("{code:?}: {message}")),
+        },
+        other => Ended::Down(other.to_string()),
+    }
+}
+
+/// The newest `ts` of a batch of bars.
+fn newest_ts(b: &RecordBatch) -> Option<i64> {
+    use arrow_array::cast::AsArray;
+    b.column_by_name("ts")?
+        .as_primitive_opt::<arrow_array::types::TimestampNanosecondType>()?
+        .iter()
+        .flatten()
+        .max()
+}

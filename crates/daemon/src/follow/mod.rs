@@ -1,0 +1,240 @@
+//! Follower daemons (kdb+'s chained tickerplants, MarketStore's replication): this daemon
+//! follows datasets of another `ringfeedd` (the primary) over its Arrow Flight face, into
+//! its own store.
+//!
+//! Per dataset, one thread ([`dataset::Follower`]):
+//! 1. creates the dataset here with the primary's settings (its `datasets` action) if it
+//!    is missing, and refuses to follow one whose base, rollups or session differ;
+//! 2. subscribes from the newest base bar it holds (the oldest of its symbols'), inclusive:
+//!    the replay re-sends that bar, so a bar the primary updated after the follower stored
+//!    it (the current, unfinished bar) ends equal, and a re-sent bar is an idempotent
+//!    upsert on (symbol, ts); the history then the live batches, with the primary's seam
+//!    (no gap, no duplicate);
+//! 3. appends what it receives through the service's append path
+//!    ([`Service::append_followed`]): WAL, rollups, write-down and topic publications
+//!    happen exactly as on a primary, so the follower can itself be followed (a chain);
+//! 4. reconnects after a cut or a restart of either side with capped, jittered
+//!    exponential backoff ([`backoff::Backoff`]), logging once per change of state, while
+//!    the daemon serves what it has.
+//!
+//! Local writes to a followed dataset are refused by the service core
+//! (`ErrorKind::Followed`, naming the primary). See docs/scale-out.md.
+
+pub mod backoff;
+mod dataset;
+
+use crate::service::Service;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `[follow]`: the primary to follow (off unless `url` is given).
+///
+/// ```toml
+/// [follow]
+/// url = "grpc+tls://primary:8815"
+/// token_file = "follower.token"    # or token = "..."
+/// datasets = ["binance-spot"]      # default: every dataset the token may read
+/// tls_ca = "primary-ca.pem"        # the CA that signed the primary's certificate
+/// ```
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FollowConfig {
+    /// The primary's Flight URL: `grpc://host:port` or `grpc+tls://host:port`.
+    pub url: Option<String>,
+    /// A bearer token with read scope on the followed datasets.
+    pub token: Option<String>,
+    /// A file holding the token (relative to the config file); kept out of `ps`.
+    pub token_file: Option<PathBuf>,
+    /// Datasets to follow; empty: every dataset the token may read, found at start and
+    /// every [`DISCOVER_EVERY`].
+    pub datasets: Vec<String>,
+    /// PEM of the CA that signed the primary's certificate (`grpc+tls://`).
+    pub tls_ca: Option<PathBuf>,
+    /// The name the primary's certificate is for, when it is not the URL's host.
+    pub tls_domain: Option<String>,
+}
+
+/// How often a follower of "every dataset" asks the primary for new ones.
+pub const DISCOVER_EVERY: Duration = Duration::from_secs(10);
+
+impl FollowConfig {
+    /// Whether the settings hold together (a URL the client takes; a token not given twice).
+    pub fn check(&self) -> Result<(), crate::config::ConfigError> {
+        let bad = |key: &str, message: String| crate::config::ConfigError::Value {
+            key: format!("follow.{key}"),
+            message,
+        };
+        let Some(url) = &self.url else {
+            if self.token.is_some() || self.token_file.is_some() || !self.datasets.is_empty() {
+                return Err(bad(
+                    "url",
+                    "[follow] has settings but no url: give the primary's grpc://host:port (or --follow)".into(),
+                ));
+            }
+            return Ok(());
+        };
+        if !["grpc://", "grpc+tcp://", "grpc+tls://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            return Err(bad(
+                "url",
+                format!("{url:?} is not a Flight URL: write grpc://host:port or grpc+tls://host:port"),
+            ));
+        }
+        if self.token.is_some() && self.token_file.is_some() {
+            return Err(bad(
+                "token",
+                "give token or token_file, not both".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// File paths taken relative to `base` (the config file's directory).
+    pub fn relative_to(&mut self, base: &Path) {
+        if let Some(f) = &self.token_file {
+            self.token_file = Some(base.join(f));
+        }
+        if let Some(f) = &self.tls_ca {
+            self.tls_ca = Some(base.join(f));
+        }
+    }
+
+    /// The client options: the token and CA files read (once, at start).
+    fn options(&self) -> Result<ringfeed_remote::RemoteOptions, crate::config::ConfigError> {
+        let read = |key: &str, p: &Path| {
+            std::fs::read(p).map_err(|e| crate::config::ConfigError::Value {
+                key: format!("follow.{key}"),
+                message: format!("cannot read {}: {e}", p.display()),
+            })
+        };
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), _) => Some(t.trim().to_string()),
+            (None, Some(f)) => Some(
+                String::from_utf8_lossy(&read("token_file", f)?)
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        Ok(ringfeed_remote::RemoteOptions {
+            token,
+            tls_root_certs: self.tls_ca.as_deref().map(|p| read("tls_ca", p)).transpose()?,
+            client_identity: None,
+            tls_domain: self.tls_domain.clone(),
+        })
+    }
+}
+
+/// The primary and how to reach it, shared by the followers of its datasets.
+pub(crate) struct Primary {
+    pub url: String,
+    pub options: ringfeed_remote::RemoteOptions,
+}
+
+/// Starts following (if `[follow] url` is set): the named datasets are marked followed
+/// at once (so no local write slips in before their follower starts), and a thread per
+/// dataset follows it until `stop`. Returns the threads to join.
+pub fn start(
+    service: &Arc<Service>,
+    cfg: &FollowConfig,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<std::thread::JoinHandle<()>>, crate::config::ConfigError> {
+    let Some(url) = &cfg.url else {
+        return Ok(Vec::new());
+    };
+    cfg.check()?;
+    let primary = Arc::new(Primary {
+        url: url.clone(),
+        options: cfg.options()?,
+    });
+    let mut threads = Vec::new();
+    if cfg.datasets.is_empty() {
+        let (s, p, st) = (service.clone(), primary.clone(), stop.clone());
+        threads.push(spawn("ringfeedd-follow", move || discover(s, p, st)));
+    } else {
+        for d in &cfg.datasets {
+            service.follow_dataset(d, url);
+            threads.push(dataset::Follower::spawn(
+                service.clone(),
+                primary.clone(),
+                d.clone(),
+                stop.clone(),
+            ));
+        }
+    }
+    tracing::info!(primary = %url, datasets = ?cfg.datasets, "following");
+    Ok(threads)
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("a thread for the follower")
+}
+
+/// Sleeps `d` unless `stop` is set first; whether to go on.
+pub(crate) fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
+    let until = std::time::Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) {
+        let now = std::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(100)));
+    }
+    false
+}
+
+/// Follows every dataset the token may read: asks the primary for its datasets at
+/// start and every [`DISCOVER_EVERY`], and starts a follower for each new one.
+fn discover(service: Arc<Service>, primary: Arc<Primary>, stop: Arc<AtomicBool>) {
+    let mut followers: std::collections::BTreeMap<String, std::thread::JoinHandle<()>> =
+        Default::default();
+    let mut backoff = backoff::Backoff::default();
+    let mut failing = false;
+    while !stop.load(Ordering::Relaxed) {
+        let listed = ringfeed_remote::RemoteClient::connect(&primary.url, primary.options.clone())
+            .and_then(|mut c| c.datasets());
+        let wait = match listed {
+            Ok(v) => {
+                if failing {
+                    tracing::info!(primary = %primary.url, "the primary answers again");
+                    failing = false;
+                }
+                backoff.reset();
+                for name in v.as_object().into_iter().flat_map(|m| m.keys()) {
+                    if !followers.contains_key(name) {
+                        service.follow_dataset(name, &primary.url);
+                        let h = dataset::Follower::spawn(
+                            service.clone(),
+                            primary.clone(),
+                            name.clone(),
+                            stop.clone(),
+                        );
+                        followers.insert(name.clone(), h);
+                    }
+                }
+                DISCOVER_EVERY
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(primary = %primary.url, error = %e, "cannot list the primary's datasets; serving what is stored, retrying with backoff");
+                    failing = true;
+                }
+                backoff.next_delay()
+            }
+        };
+        if !sleep_unless_stopped(wait, &stop) {
+            break;
+        }
+    }
+    for (_, h) in followers {
+        let _ = h.join();
+    }
+}

@@ -1,0 +1,531 @@
+//! Follower daemons (issue 16): real `ringfeedd` binaries on loopback, each with its own
+//! data dir, arena prefix and Flight port. A follower catches up a year, follows a live
+//! feed, survives kill -9 of either side, chains, and refuses what it should; at the
+//! end of each test the stores are compared row for row through their sockets (every
+//! stored timeframe, `complete` flags included) and the follower answers a real query.
+
+mod common;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use common::*;
+use ringfeed_client::protocol::QuerySpec;
+use ringfeed_client::{Client, TimeSpec};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The token followers present (read scope on `test` only).
+const FOLLOWER: &str = "follower-token-0123456789";
+/// A writer's token on the primaries (read and write everything).
+const OPS: &str = "ops-token-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `ringfeedd` that can be killed and started again on the same data dir and port.
+struct Node {
+    dir: tempfile::TempDir,
+    port: u16,
+    socket: PathBuf,
+    cfg: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// A daemon with Flight on a free port, tokens, dataset `test` (1m, rollups 5m, 1h)
+    /// unless it follows, and `extra` config.
+    fn new(follow: Option<&str>, extra: &str) -> Node {
+        shm_dir();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let socket = dir.path().join("rf.sock");
+        let cfg = dir.path().join("ringfeed.toml");
+        let datasets = if follow.is_some() {
+            String::new()
+        } else {
+            "[datasets.test]\nbase = \"1m\"\nrollups = [\"5m\", \"1h\"]\nfsync = \"never\"\n\
+             [datasets.secret]\nbase = \"1m\"\nrollups = [\"1h\"]\nfsync = \"never\"\n"
+                .into()
+        };
+        let follow = follow.unwrap_or_default();
+        std::fs::write(
+            &cfg,
+            format!(
+                "data_dir = {:?}\nsocket = {:?}\narena_prefix = \"{}\"\nmemory_budget = \"256MiB\"\n{extra}\n\
+                 [flight]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [[auth.tokens]]\nname = \"follower\"\nsha256 = \"{}\"\nread = [\"test\"]\n\
+                 [[auth.tokens]]\nname = \"ops\"\nsha256 = \"{}\"\nread = [\"*\"]\nwrite = [\"*\"]\nadmin = true\n\
+                 {follow}\n{datasets}",
+                dir.path().join("data"),
+                socket,
+                prefix_for(dir.path()),
+                ringfeed_daemon::auth::hash_token(FOLLOWER),
+                ringfeed_daemon::auth::hash_token(OPS),
+            ),
+        )
+        .unwrap();
+        let mut n = Node {
+            dir,
+            port,
+            socket,
+            cfg,
+            child: None,
+        };
+        n.start();
+        n
+    }
+
+    /// A follower of `primary`'s `datasets`, with `extra` config.
+    fn follower(primary: &Node, datasets: &[&str], extra: &str) -> Node {
+        Node::new(
+            Some(&format!(
+                "[follow]\nurl = \"grpc://127.0.0.1:{}\"\ntoken = \"{FOLLOWER}\"\ndatasets = {datasets:?}\n",
+                primary.port
+            )),
+            extra,
+        )
+    }
+
+    fn url(&self) -> String {
+        format!("grpc://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Starts the daemon and waits until its socket answers.
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
+            .arg("--config")
+            .arg(&self.cfg)
+            .env("RINGFEED_SHM_DIR", shm_dir())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ringfeedd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Client::connect(Some(&self.socket)).is_err() {
+            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("ringfeedd exited with {s}: {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "ringfeedd did not come up within 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill9(&mut self) {
+        let mut c = self.child.take().expect("running");
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(Some(&self.socket)).unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let mine = format!("ringfeed.{}", prefix_for(self.dir.path()));
+        for e in std::fs::read_dir(shm_dir()).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&mine) && matches!(name.as_bytes().get(mine.len()), Some(b'.' | b'@')) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// `minutes` 1m bars of `symbols` from minute `from`, prices shifted by `bump` (a later
+/// version of the same bars).
+fn bars_v(symbols: &[&str], from: i64, minutes: i64, bump: f64) -> RecordBatch {
+    let b = bars(symbols, from, minutes);
+    let cols: Vec<ArrayRef> = b
+        .columns()
+        .iter()
+        .zip(b.schema().fields())
+        .map(|(c, f)| match f.name().as_str() {
+            "close" | "high" | "volume" => {
+                let v = c.as_any().downcast_ref::<arrow_array::Float64Array>().unwrap();
+                Arc::new(arrow_array::Float64Array::from_iter_values(v.values().iter().map(|x| x + bump))) as ArrayRef
+            }
+            _ => c.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(b.schema(), cols).unwrap()
+}
+
+/// Every row of `dataset` at `tf`, all symbols, with strings as plain utf8 (so two
+/// stores' answers compare by value).
+fn rows(n: &Node, dataset: &str, tf: &str) -> RecordBatch {
+    let q = QuerySpec {
+        dataset: dataset.into(),
+        timeframe: tf.into(),
+        ..Default::default()
+    };
+    let bars = n.client().bars(&q).expect("a query through the socket");
+    let batches: Vec<RecordBatch> = bars.batches.iter().map(|b| canon(b.record_batch())).collect();
+    if batches.is_empty() {
+        return RecordBatch::new_empty(Arc::new(arrow_schema::Schema::empty()));
+    }
+    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn canon(b: &RecordBatch) -> RecordBatch {
+    use arrow_schema::{DataType, Field, Schema};
+    let (fields, cols): (Vec<Field>, Vec<ArrayRef>) = b
+        .schema()
+        .fields()
+        .iter()
+        .zip(b.columns())
+        .map(|(f, c)| match f.data_type() {
+            DataType::Dictionary(..) | DataType::Utf8View | DataType::LargeUtf8 => (
+                Field::new(f.name(), DataType::Utf8, f.is_nullable()),
+                arrow_cast::cast(c, &DataType::Utf8).unwrap(),
+            ),
+            _ => (f.as_ref().clone(), c.clone()),
+        })
+        .unzip();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+fn count(n: &Node, tf: &str) -> usize {
+    rows(n, "test", tf).num_rows()
+}
+
+/// Waits until `b` holds what `a` holds at every stored timeframe of `test`, row for
+/// row (or fails after `secs` showing both counts).
+fn converge(a: &Node, b: &Node, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        // The cheap check first (how far each timeframe goes), then row for row.
+        let same = extent(a) == extent(b)
+            && ["1m", "5m", "1h"].iter().all(|tf| rows(a, "test", tf) == rows(b, "test", tf));
+        if same {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follower did not converge within {secs} s: 1m {} vs {}, 5m {} vs {}, 1h {} vs {}\nfollower log:\n{}",
+            count(a, "1m"), count(b, "1m"), count(a, "5m"), count(b, "5m"), count(a, "1h"), count(b, "1h"),
+            tail(&b.log())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// First and last ts of each timeframe of `test` (`None` while it does not exist).
+fn extent(n: &Node) -> Option<Vec<(String, Option<i64>, Option<i64>)>> {
+    let r = n.client().ready(Some("test")).ok()?;
+    Some(
+        r.datasets
+            .iter()
+            .flat_map(|d| d.timeframes.iter())
+            .map(|t| (t.timeframe.clone(), t.first_ts, t.last_ts))
+            .collect(),
+    )
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// The follower still answers a real query, equal to the primary's.
+fn still_answers(primary: &Node, follower: &Node) {
+    let q = QuerySpec {
+        symbols: vec!["AAA".into()],
+        ..q("1h")
+    };
+    let f = follower.client().bars(&q).expect("the follower answers a query");
+    let p = primary.client().bars(&q).unwrap();
+    assert!(f.rows > 0);
+    assert_eq!(f.rows, p.rows);
+}
+
+/// A metric's value in `text` (the first line starting with `name`).
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_follower_catches_up_a_year_then_follows_a_live_feed() {
+    const YEAR: i64 = 365 * 1440;
+    let p = Node::new(None, "");
+    // A year of 1m bars of two symbols (1.05M rows), a month per append.
+    let mut c = p.client();
+    let t = Instant::now();
+    for m in 0..12 {
+        let from = m * YEAR / 12;
+        let n = (m + 1) * YEAR / 12 - from;
+        c.append("test", &bars_v(&["AAA", "BBB"], from, n, 0.0)).unwrap();
+    }
+    let ingest = t.elapsed();
+    let f = Node::follower(&p, &["test"], "");
+    let t = Instant::now();
+    converge(&p, &f, 300);
+    eprintln!(
+        "primary ingest of {} rows: {ingest:?}; follower catch-up: {:?}",
+        2 * YEAR,
+        t.elapsed()
+    );
+    assert_eq!(count(&f, "1m"), 2 * YEAR as usize);
+    // Live: the follower republishes into its own topic, as a primary does.
+    let mut topic = f.client().subscribe("test", "1m", ringfeed_arrow::StartAt::Next).unwrap();
+    for i in 0..40 {
+        // A new bar, and the one before it corrected (the unfinished bar grows).
+        c.append("test", &bars_v(&["AAA", "BBB"], YEAR + i, 1, 0.0)).unwrap();
+        if i > 0 {
+            c.append("test", &bars_v(&["AAA"], YEAR + i - 1, 1, 7.0)).unwrap();
+        }
+    }
+    converge(&p, &f, 60);
+    let mut live = 0;
+    while let Ok(Some(b)) = topic.read(Duration::from_millis(500)) {
+        live += b.record_batch().num_rows();
+    }
+    assert!(live >= 80, "the follower's own 1m topic carried the live rows ({live})");
+    // Its metrics and health say it follows.
+    let stat = f.client().stat().unwrap();
+    assert!(metric(&stat, "ringfeed_follow_rows_total{dataset=\"test\"}").unwrap() >= (2 * YEAR) as f64, "{stat}");
+    assert_eq!(metric(&stat, "ringfeed_follow_connected{dataset=\"test\"}"), Some(1.0));
+    assert_eq!(metric(&stat, "ringfeed_follow_lag_rows{dataset=\"test\"}"), Some(0.0));
+    let h = f.client().health().unwrap();
+    assert!(h.healthy, "{h:?}");
+    assert!(h.checks.iter().any(|c| c.name == "follow test" && c.detail.contains("following")), "{h:?}");
+    still_answers(&p, &f);
+}
+
+/// A feed that appends a minute of three symbols at a time to the primary, and updates
+/// the newest bar (the unfinished bar), riding out the primary's restarts.
+struct Feed {
+    stop: Arc<AtomicBool>,
+    minute: Arc<AtomicI64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Feed {
+    fn start(socket: PathBuf, from: i64) -> Feed {
+        let stop = Arc::new(AtomicBool::new(false));
+        let minute = Arc::new(AtomicI64::new(from));
+        let (s, m) = (stop.clone(), minute.clone());
+        let thread = std::thread::spawn(move || {
+            let mut c: Option<Client> = None;
+            while !s.load(Ordering::Relaxed) {
+                let cur = m.load(Ordering::Relaxed);
+                let Some(client) = c.as_mut() else {
+                    c = Client::connect(Some(&socket)).ok();
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                // The newest bar is appended, then updated (it grows until its minute ends).
+                let ok = client.append("test", &bars_v(&["AAA", "BBB", "CCC"], cur, 1, 0.0)).is_ok()
+                    && client.append("test", &bars_v(&["BBB"], cur, 1, 3.0)).is_ok();
+                if ok {
+                    m.store(cur + 1, Ordering::Relaxed);
+                } else {
+                    c = None; // the primary went away: reconnect and send the minute again
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Feed {
+            stop,
+            minute,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits until the feed has appended `n` more minutes.
+    fn advance(&self, n: i64) {
+        let want = self.minute.load(Ordering::Relaxed) + n;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.minute.load(Ordering::Relaxed) < want {
+            assert!(Instant::now() < deadline, "the feed stalled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+#[test]
+fn kill_9_of_the_primary_and_of_the_follower_mid_stream_loses_and_duplicates_nothing() {
+    const KILLS: usize = 3;
+    let mut p = Node::new(None, "");
+    // Three days of history, then a live feed from there.
+    p.client().append("test", &bars_v(&["AAA", "BBB", "CCC"], 0, 3 * 1440, 0.0)).unwrap();
+    let mut f = Node::follower(&p, &["test"], "");
+    let feed = Feed::start(p.socket.clone(), 3 * 1440);
+    for round in 0..KILLS {
+        feed.advance(20);
+        p.kill9();
+        std::thread::sleep(Duration::from_millis(300));
+        p.start();
+        feed.advance(20);
+        f.kill9();
+        feed.advance(10);
+        f.start();
+        eprintln!("round {round}: both killed and restarted");
+    }
+    feed.advance(20);
+    feed.stop();
+    converge(&p, &f, 120);
+    // Row for row, `complete` flags included (the 5m and 1h rows carry them).
+    let five = rows(&f, "test", "5m");
+    assert!(five.column_by_name("complete").is_some());
+    assert_eq!(five, rows(&p, "test", "5m"));
+    let stat = f.client().stat().unwrap();
+    assert!(
+        metric(&stat, "ringfeed_follow_reconnects_total{dataset=\"test\"}").unwrap() >= 1.0,
+        "{stat}"
+    );
+    still_answers(&p, &f);
+}
+
+#[test]
+fn a_chain_of_three_holds_the_same_rows() {
+    let p = Node::new(None, "");
+    p.client().append("test", &bars_v(&["AAA", "BBB"], 0, 2 * 1440, 0.0)).unwrap();
+    let b = Node::follower(&p, &["test"], "");
+    let c = Node::follower(&b, &["test"], "");
+    converge(&p, &c, 120);
+    let mut client = p.client();
+    for i in 0..30 {
+        client.append("test", &bars_v(&["AAA", "BBB"], 2 * 1440 + i, 1, 0.0)).unwrap();
+    }
+    converge(&p, &b, 60);
+    converge(&p, &c, 60);
+    // The middle link refuses local writes too.
+    let e = b.client().append("test", &bars(&["AAA"], 0, 1)).unwrap_err();
+    assert_eq!(server_kind(&e), "followed");
+    still_answers(&p, &c);
+}
+
+#[test]
+fn a_follower_refuses_local_writes_naming_its_primary() {
+    let p = Node::new(None, "");
+    p.client().append("test", &bars(&["AAA"], 0, 120)).unwrap();
+    let f = Node::follower(&p, &["test"], "");
+    converge(&p, &f, 60);
+    let mut c = f.client();
+    let e = c.append("test", &bars(&["AAA"], 500, 1)).unwrap_err();
+    assert_eq!(server_kind(&e), "followed", "{e}");
+    assert!(e.to_string().contains(&p.url()), "{e}");
+    let e = c
+        .delete("test", None, TimeSpec::Nanos(T0), TimeSpec::Nanos(T0 + 60 * MIN))
+        .unwrap_err();
+    assert_eq!(server_kind(&e), "followed", "{e}");
+    // Over Flight too: FAILED_PRECONDITION, the same words.
+    let mut remote = ringfeed_remote::RemoteClient::connect(
+        &f.url(),
+        ringfeed_remote::RemoteOptions {
+            token: Some(OPS.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    match remote.append("test", &bars(&["AAA"], 500, 1), Default::default()) {
+        Err(ringfeed_remote::RemoteError::Status { code, message, kind }) => {
+            assert_eq!(code, tonic::Code::FailedPrecondition);
+            assert_eq!(kind.as_deref(), Some("followed"));
+            assert!(message.contains(&p.url()), "{message}");
+        }
+        other => panic!("a DoPut to a followed dataset: {other:?}"),
+    }
+    // Nothing of it was stored; the follower still follows and answers.
+    p.client().append("test", &bars(&["AAA"], 120, 5)).unwrap();
+    converge(&p, &f, 60);
+    still_answers(&p, &f);
+}
+
+#[test]
+fn a_dataset_the_token_may_not_read_is_refused_and_logged_and_the_others_followed() {
+    let p = Node::new(None, "");
+    p.client().append("test", &bars(&["AAA"], 0, 120)).unwrap();
+    p.client().append("secret", &bars(&["AAA"], 0, 120)).unwrap();
+    let f = Node::follower(&p, &["secret", "test"], "");
+    converge(&p, &f, 60);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f.log().contains("PermissionDenied") {
+        assert!(Instant::now() < deadline, "no clear log line:\n{}", f.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = f.log();
+    let line = log.lines().find(|l| l.contains("PermissionDenied")).unwrap();
+    assert!(line.contains("secret") && line.contains("read scope"), "{line}");
+    // Logged once, not once per retry.
+    std::thread::sleep(Backoff::MAX + Duration::from_secs(1));
+    assert_eq!(f.log().matches("PermissionDenied").count(), 1, "{}", f.log());
+    let h = f.client().health().unwrap();
+    let check = h.checks.iter().find(|c| c.name == "follow secret").expect("a follow check");
+    assert!(!check.ok && check.detail.contains("read scope"), "{check:?}");
+    // No local copy of `secret` holds the primary's rows.
+    let q = QuerySpec {
+        dataset: "secret".into(),
+        timeframe: "1m".into(),
+        ..Default::default()
+    };
+    assert!(f.client().bars(&q).map(|b| b.rows == 0).unwrap_or(true));
+    still_answers(&p, &f);
+}
+
+use ringfeed_daemon::follow::backoff::Backoff;
+
+#[test]
+fn a_follower_whose_primary_is_down_serves_what_it_has_and_catches_up_when_it_returns() {
+    let mut p = Node::new(None, "");
+    p.client().append("test", &bars(&["AAA"], 0, 300)).unwrap();
+    let mut f = Node::follower(&p, &["test"], "");
+    converge(&p, &f, 60);
+    // Both stop; the follower starts while the primary is down.
+    p.kill9();
+    f.kill9();
+    let before = f.log().len();
+    f.start();
+    let held = f.client().bars(&QuerySpec { symbols: vec!["AAA".into()], ..q("1m") }).unwrap();
+    assert_eq!(held.rows, 300, "the follower serves what it has");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = f.client().health().unwrap();
+        let c = h.checks.iter().find(|c| c.name == "follow test").cloned();
+        if c.as_ref().is_some_and(|c| c.ok && c.detail.contains("not connected")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{h:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The primary returns with more rows: the follower catches up on its own.
+    p.start();
+    p.client().append("test", &bars(&["AAA", "BBB"], 300, 60)).unwrap();
+    converge(&p, &f, 60);
+    let log = f.log()[before..].to_string();
+    assert_eq!(log.matches("the primary is unreachable").count(), 1, "logged once:\n{log}");
+    still_answers(&p, &f);
+}
