@@ -43,7 +43,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "TOKEN", requires = "follow")]
     pub token: Option<String>,
     /// A file holding the token for --follow.
-    #[arg(long, value_name = "FILE", requires = "follow", conflicts_with = "token")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "follow",
+        conflicts_with = "token"
+    )]
     pub token_file: Option<PathBuf>,
     /// Datasets to follow, comma-separated (default: every one the token may read).
     #[arg(long, value_name = "A,B", value_delimiter = ',', requires = "follow")]

@@ -124,7 +124,10 @@ impl Node {
             if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("ringfeedd exited with {s}: {}", self.log());
             }
-            assert!(Instant::now() < deadline, "ringfeedd did not come up within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "ringfeedd did not come up within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -149,7 +152,9 @@ impl Drop for Node {
         let mine = format!("ringfeed.{}", prefix_for(self.dir.path()));
         for e in std::fs::read_dir(shm_dir()).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&mine) && matches!(name.as_bytes().get(mine.len()), Some(b'.' | b'@')) {
+            if name.starts_with(&mine)
+                && matches!(name.as_bytes().get(mine.len()), Some(b'.' | b'@'))
+            {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -166,8 +171,13 @@ fn bars_v(symbols: &[&str], from: i64, minutes: i64, bump: f64) -> RecordBatch {
         .zip(b.schema().fields())
         .map(|(c, f)| match f.name().as_str() {
             "close" | "high" | "volume" => {
-                let v = c.as_any().downcast_ref::<arrow_array::Float64Array>().unwrap();
-                Arc::new(arrow_array::Float64Array::from_iter_values(v.values().iter().map(|x| x + bump))) as ArrayRef
+                let v = c
+                    .as_any()
+                    .downcast_ref::<arrow_array::Float64Array>()
+                    .unwrap();
+                Arc::new(arrow_array::Float64Array::from_iter_values(
+                    v.values().iter().map(|x| x + bump),
+                )) as ArrayRef
             }
             _ => c.clone(),
         })
@@ -184,7 +194,11 @@ fn rows(n: &Node, dataset: &str, tf: &str) -> RecordBatch {
         ..Default::default()
     };
     let bars = n.client().bars(&q).expect("a query through the socket");
-    let batches: Vec<RecordBatch> = bars.batches.iter().map(|b| canon(b.record_batch())).collect();
+    let batches: Vec<RecordBatch> = bars
+        .batches
+        .iter()
+        .map(|b| canon(b.record_batch()))
+        .collect();
     if batches.is_empty() {
         return RecordBatch::new_empty(Arc::new(arrow_schema::Schema::empty()));
     }
@@ -220,7 +234,9 @@ fn converge(a: &Node, b: &Node, secs: u64) {
     loop {
         // The cheap check first (how far each timeframe goes), then row for row.
         let same = extent(a) == extent(b)
-            && ["1m", "5m", "1h"].iter().all(|tf| rows(a, "test", tf) == rows(b, "test", tf));
+            && ["1m", "5m", "1h"]
+                .iter()
+                .all(|tf| rows(a, "test", tf) == rows(b, "test", tf));
         if same {
             return;
         }
@@ -257,7 +273,10 @@ fn still_answers(primary: &Node, follower: &Node) {
         symbols: vec!["AAA".into()],
         ..q("1h")
     };
-    let f = follower.client().bars(&q).expect("the follower answers a query");
+    let f = follower
+        .client()
+        .bars(&q)
+        .expect("the follower answers a query");
     let p = primary.client().bars(&q).unwrap();
     assert!(f.rows > 0);
     assert_eq!(f.rows, p.rows);
@@ -275,31 +294,36 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 fn a_follower_catches_up_a_year_then_follows_a_live_feed() {
     const YEAR: i64 = 365 * 1440;
     let p = Node::new(None, "");
-    // A year of 1m bars of two symbols (1.05M rows), a month per append.
+    // A year of 1m bars (525,600 rows; two symbols take ~100 s in a debug build, mostly
+    // the row-for-row comparisons), a month per append.
     let mut c = p.client();
     let t = Instant::now();
     for m in 0..12 {
         let from = m * YEAR / 12;
         let n = (m + 1) * YEAR / 12 - from;
-        c.append("test", &bars_v(&["AAA", "BBB"], from, n, 0.0)).unwrap();
+        c.append("test", &bars_v(&["AAA"], from, n, 0.0)).unwrap();
     }
     let ingest = t.elapsed();
     let f = Node::follower(&p, &["test"], "");
     let t = Instant::now();
     converge(&p, &f, 300);
     eprintln!(
-        "primary ingest of {} rows: {ingest:?}; follower catch-up: {:?}",
-        2 * YEAR,
+        "primary ingest of {YEAR} rows: {ingest:?}; follower catch-up: {:?}",
         t.elapsed()
     );
-    assert_eq!(count(&f, "1m"), 2 * YEAR as usize);
+    assert_eq!(count(&f, "1m"), YEAR as usize);
     // Live: the follower republishes into its own topic, as a primary does.
-    let mut topic = f.client().subscribe("test", "1m", ringfeed_arrow::StartAt::Next).unwrap();
+    let mut topic = f
+        .client()
+        .subscribe("test", "1m", ringfeed_arrow::StartAt::Next)
+        .unwrap();
     for i in 0..40 {
         // A new bar, and the one before it corrected (the unfinished bar grows).
-        c.append("test", &bars_v(&["AAA", "BBB"], YEAR + i, 1, 0.0)).unwrap();
+        c.append("test", &bars_v(&["AAA", "BBB"], YEAR + i, 1, 0.0))
+            .unwrap();
         if i > 0 {
-            c.append("test", &bars_v(&["AAA"], YEAR + i - 1, 1, 7.0)).unwrap();
+            c.append("test", &bars_v(&["AAA"], YEAR + i - 1, 1, 7.0))
+                .unwrap();
         }
     }
     converge(&p, &f, 60);
@@ -307,15 +331,32 @@ fn a_follower_catches_up_a_year_then_follows_a_live_feed() {
     while let Ok(Some(b)) = topic.read(Duration::from_millis(500)) {
         live += b.record_batch().num_rows();
     }
-    assert!(live >= 80, "the follower's own 1m topic carried the live rows ({live})");
+    assert!(
+        live >= 80,
+        "the follower's own 1m topic carried the live rows ({live})"
+    );
     // Its metrics and health say it follows.
     let stat = f.client().stat().unwrap();
-    assert!(metric(&stat, "ringfeed_follow_rows_total{dataset=\"test\"}").unwrap() >= (2 * YEAR) as f64, "{stat}");
-    assert_eq!(metric(&stat, "ringfeed_follow_connected{dataset=\"test\"}"), Some(1.0));
-    assert_eq!(metric(&stat, "ringfeed_follow_lag_rows{dataset=\"test\"}"), Some(0.0));
+    assert!(
+        metric(&stat, "ringfeed_follow_rows_total{dataset=\"test\"}").unwrap() >= YEAR as f64,
+        "{stat}"
+    );
+    assert_eq!(
+        metric(&stat, "ringfeed_follow_connected{dataset=\"test\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&stat, "ringfeed_follow_lag_rows{dataset=\"test\"}"),
+        Some(0.0)
+    );
     let h = f.client().health().unwrap();
     assert!(h.healthy, "{h:?}");
-    assert!(h.checks.iter().any(|c| c.name == "follow test" && c.detail.contains("following")), "{h:?}");
+    assert!(
+        h.checks
+            .iter()
+            .any(|c| c.name == "follow test" && c.detail.contains("following")),
+        "{h:?}"
+    );
     still_answers(&p, &f);
 }
 
@@ -342,8 +383,12 @@ impl Feed {
                     continue;
                 };
                 // The newest bar is appended, then updated (it grows until its minute ends).
-                let ok = client.append("test", &bars_v(&["AAA", "BBB", "CCC"], cur, 1, 0.0)).is_ok()
-                    && client.append("test", &bars_v(&["BBB"], cur, 1, 3.0)).is_ok();
+                let ok = client
+                    .append("test", &bars_v(&["AAA", "BBB", "CCC"], cur, 1, 0.0))
+                    .is_ok()
+                    && client
+                        .append("test", &bars_v(&["BBB"], cur, 1, 3.0))
+                        .is_ok();
                 if ok {
                     m.store(cur + 1, Ordering::Relaxed);
                 } else {
@@ -380,18 +425,20 @@ fn kill_9_of_the_primary_and_of_the_follower_mid_stream_loses_and_duplicates_not
     const KILLS: usize = 3;
     let mut p = Node::new(None, "");
     // Three days of history, then a live feed from there.
-    p.client().append("test", &bars_v(&["AAA", "BBB", "CCC"], 0, 3 * 1440, 0.0)).unwrap();
+    p.client()
+        .append("test", &bars_v(&["AAA", "BBB", "CCC"], 0, 3 * 1440, 0.0))
+        .unwrap();
     let mut f = Node::follower(&p, &["test"], "");
     let feed = Feed::start(p.socket.clone(), 3 * 1440);
     for round in 0..KILLS {
         feed.advance(20);
-        p.kill9();
-        std::thread::sleep(Duration::from_millis(300));
-        p.start();
-        feed.advance(20);
         f.kill9();
         feed.advance(10);
         f.start();
+        feed.advance(20);
+        p.kill9();
+        std::thread::sleep(Duration::from_millis(300));
+        p.start();
         eprintln!("round {round}: both killed and restarted");
     }
     feed.advance(20);
@@ -404,7 +451,8 @@ fn kill_9_of_the_primary_and_of_the_follower_mid_stream_loses_and_duplicates_not
     let stat = f.client().stat().unwrap();
     assert!(
         metric(&stat, "ringfeed_follow_reconnects_total{dataset=\"test\"}").unwrap() >= 1.0,
-        "{stat}"
+        "{stat}\n{}",
+        tail(&f.log())
     );
     still_answers(&p, &f);
 }
@@ -412,18 +460,25 @@ fn kill_9_of_the_primary_and_of_the_follower_mid_stream_loses_and_duplicates_not
 #[test]
 fn a_chain_of_three_holds_the_same_rows() {
     let p = Node::new(None, "");
-    p.client().append("test", &bars_v(&["AAA", "BBB"], 0, 2 * 1440, 0.0)).unwrap();
+    p.client()
+        .append("test", &bars_v(&["AAA", "BBB"], 0, 2 * 1440, 0.0))
+        .unwrap();
     let b = Node::follower(&p, &["test"], "");
     let c = Node::follower(&b, &["test"], "");
     converge(&p, &c, 120);
     let mut client = p.client();
     for i in 0..30 {
-        client.append("test", &bars_v(&["AAA", "BBB"], 2 * 1440 + i, 1, 0.0)).unwrap();
+        client
+            .append("test", &bars_v(&["AAA", "BBB"], 2 * 1440 + i, 1, 0.0))
+            .unwrap();
     }
     converge(&p, &b, 60);
     converge(&p, &c, 60);
     // The middle link refuses local writes too.
-    let e = b.client().append("test", &bars(&["AAA"], 0, 1)).unwrap_err();
+    let e = b
+        .client()
+        .append("test", &bars(&["AAA"], 0, 1))
+        .unwrap_err();
     assert_eq!(server_kind(&e), "followed");
     still_answers(&p, &c);
 }
@@ -439,7 +494,12 @@ fn a_follower_refuses_local_writes_naming_its_primary() {
     assert_eq!(server_kind(&e), "followed", "{e}");
     assert!(e.to_string().contains(&p.url()), "{e}");
     let e = c
-        .delete("test", None, TimeSpec::Nanos(T0), TimeSpec::Nanos(T0 + 60 * MIN))
+        .delete(
+            "test",
+            None,
+            TimeSpec::Nanos(T0),
+            TimeSpec::Nanos(T0 + 60 * MIN),
+        )
         .unwrap_err();
     assert_eq!(server_kind(&e), "followed", "{e}");
     // Over Flight too: FAILED_PRECONDITION, the same words.
@@ -452,7 +512,11 @@ fn a_follower_refuses_local_writes_naming_its_primary() {
     )
     .unwrap();
     match remote.append("test", &bars(&["AAA"], 500, 1), Default::default()) {
-        Err(ringfeed_remote::RemoteError::Status { code, message, kind }) => {
+        Err(ringfeed_remote::RemoteError::Status {
+            code,
+            message,
+            kind,
+        }) => {
             assert_eq!(code, tonic::Code::FailedPrecondition);
             assert_eq!(kind.as_deref(), Some("followed"));
             assert!(message.contains(&p.url()), "{message}");
@@ -469,7 +533,9 @@ fn a_follower_refuses_local_writes_naming_its_primary() {
 fn a_dataset_the_token_may_not_read_is_refused_and_logged_and_the_others_followed() {
     let p = Node::new(None, "");
     p.client().append("test", &bars(&["AAA"], 0, 120)).unwrap();
-    p.client().append("secret", &bars(&["AAA"], 0, 120)).unwrap();
+    p.client()
+        .append("secret", &bars(&["AAA"], 0, 120))
+        .unwrap();
     let f = Node::follower(&p, &["secret", "test"], "");
     converge(&p, &f, 60);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -478,14 +544,32 @@ fn a_dataset_the_token_may_not_read_is_refused_and_logged_and_the_others_followe
         std::thread::sleep(Duration::from_millis(100));
     }
     let log = f.log();
-    let line = log.lines().find(|l| l.contains("PermissionDenied")).unwrap();
-    assert!(line.contains("secret") && line.contains("read scope"), "{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("PermissionDenied"))
+        .unwrap();
+    assert!(
+        line.contains("secret") && line.contains("read scope"),
+        "{line}"
+    );
     // Logged once, not once per retry.
     std::thread::sleep(Backoff::MAX + Duration::from_secs(1));
-    assert_eq!(f.log().matches("PermissionDenied").count(), 1, "{}", f.log());
+    assert_eq!(
+        f.log().matches("PermissionDenied").count(),
+        1,
+        "{}",
+        f.log()
+    );
     let h = f.client().health().unwrap();
-    let check = h.checks.iter().find(|c| c.name == "follow secret").expect("a follow check");
-    assert!(!check.ok && check.detail.contains("read scope"), "{check:?}");
+    let check = h
+        .checks
+        .iter()
+        .find(|c| c.name == "follow secret")
+        .expect("a follow check");
+    assert!(
+        !check.ok && check.detail.contains("read scope"),
+        "{check:?}"
+    );
     // No local copy of `secret` holds the primary's rows.
     let q = QuerySpec {
         dataset: "secret".into(),
@@ -509,13 +593,21 @@ fn a_follower_whose_primary_is_down_serves_what_it_has_and_catches_up_when_it_re
     f.kill9();
     let before = f.log().len();
     f.start();
-    let held = f.client().bars(&QuerySpec { symbols: vec!["AAA".into()], ..q("1m") }).unwrap();
+    let held = f
+        .client()
+        .bars(&QuerySpec {
+            symbols: vec!["AAA".into()],
+            ..q("1m")
+        })
+        .unwrap();
     assert_eq!(held.rows, 300, "the follower serves what it has");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let h = f.client().health().unwrap();
         let c = h.checks.iter().find(|c| c.name == "follow test").cloned();
-        if c.as_ref().is_some_and(|c| c.ok && c.detail.contains("not connected")) {
+        if c.as_ref()
+            .is_some_and(|c| c.ok && c.detail.contains("not connected"))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "{h:?}");
@@ -523,9 +615,15 @@ fn a_follower_whose_primary_is_down_serves_what_it_has_and_catches_up_when_it_re
     }
     // The primary returns with more rows: the follower catches up on its own.
     p.start();
-    p.client().append("test", &bars(&["AAA", "BBB"], 300, 60)).unwrap();
+    p.client()
+        .append("test", &bars(&["AAA", "BBB"], 300, 60))
+        .unwrap();
     converge(&p, &f, 60);
     let log = f.log()[before..].to_string();
-    assert_eq!(log.matches("the primary is unreachable").count(), 1, "logged once:\n{log}");
+    assert_eq!(
+        log.matches("the primary is unreachable").count(),
+        1,
+        "logged once:\n{log}"
+    );
     still_answers(&p, &f);
 }

@@ -335,13 +335,14 @@ impl RemoteClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
         // The stream is polled on the runtime; batches come through a channel, so a read
-        // can wait with a timeout.
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        // can wait with a timeout. The task never blocks a worker (an async send): the
+        // client's other calls share the runtime while a reader is slow.
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
         let task = self.rt.spawn(async move {
             let mut stream = stream;
             while let Some(item) = stream.next().await {
                 let failed = item.is_err();
-                if tx.send(item.map_err(RemoteError::from)).is_err() || failed {
+                if tx.send(item.map_err(RemoteError::from)).await.is_err() || failed {
                     return;
                 }
             }
@@ -349,6 +350,7 @@ impl RemoteClient {
         Ok(RemoteReplay {
             rx,
             task,
+            runtime: self.rt.handle().clone(),
             history_rows,
         })
     }
@@ -356,8 +358,9 @@ impl RemoteClient {
 
 /// A remote subscription: history, then live batches ([`RemoteClient::replay`]).
 pub struct RemoteReplay {
-    rx: std::sync::mpsc::Receiver<Result<RecordBatch, RemoteError>>,
+    rx: tokio::sync::mpsc::Receiver<Result<RecordBatch, RemoteError>>,
     task: tokio::task::JoinHandle<()>,
+    runtime: tokio::runtime::Handle,
     history_rows: Option<u64>,
 }
 
@@ -372,8 +375,8 @@ impl RemoteReplay {
     pub fn try_read(&mut self) -> Result<Option<RecordBatch>, RemoteError> {
         match self.rx.try_recv() {
             Ok(r) => r.map(Some),
-            Err(std::sync::mpsc::TryRecvError::Empty) => Ok(None),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
                 Err(RemoteError::Protocol("the subscription ended".into()))
             }
         }
@@ -381,14 +384,17 @@ impl RemoteReplay {
 
     /// The next batch, waiting up to `timeout`; `Ok(None)` on timeout. The daemon's
     /// status when it ends the subscription (e.g. `ResourceExhausted` for a subscriber
-    /// that fell behind), and [`RemoteError::Protocol`] once the stream is over.
+    /// that fell behind), and [`RemoteError::Protocol`] once the stream is over. Blocking:
+    /// call it from a thread, not from inside an async runtime.
     pub fn read(&mut self, timeout: Duration) -> Result<Option<RecordBatch>, RemoteError> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(r) => r.map(Some),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(None),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                Err(RemoteError::Protocol("the subscription ended".into()))
-            }
+        let rx = &mut self.rx;
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, rx.recv()).await })
+        {
+            Ok(Some(r)) => r.map(Some),
+            Err(_elapsed) => Ok(None),
+            Ok(None) => Err(RemoteError::Protocol("the subscription ended".into())),
         }
     }
 }

@@ -29,8 +29,9 @@ const WRITE_DOWN_AFTER_ROWS: u64 = 100_000;
 enum Ended {
     /// The daemon is stopping.
     Stopped,
-    /// The primary is unreachable, cut the subscription, or restarted: reconnect.
-    Down(String),
+    /// The primary is unreachable, cut the subscription, or restarted: reconnect. The
+    /// first part says which (it is what "a change of state" means for the log).
+    Down(&'static str, String),
     /// The primary refuses this follower the dataset, or its settings differ from the
     /// local copy's: an operator must act; retried at the longest delay.
     Refused(String),
@@ -71,15 +72,19 @@ impl Follower {
         let mut backoff = Backoff::default();
         // What was last logged, so each state change is logged once.
         let mut logged: Option<String> = None;
+        // Whether a subscription ended or failed to open since the last one opened.
+        let mut failed = false;
         let mut opened = 0u64;
         loop {
-            let ended = self.follow_once(&mut opened, &mut backoff, &mut logged);
-            self.service.update_follow(&self.dataset, |s| s.connected = false);
+            let ended = self.follow_once(&mut opened, &mut failed, &mut backoff, &mut logged);
+            self.service
+                .update_follow(&self.dataset, |s| s.connected = false);
             let wait = match ended {
                 Ended::Stopped => return,
                 Ended::Resubscribe => continue,
-                Ended::Down(why) => {
-                    let key = format!("down: {}", why.split(':').next().unwrap_or(""));
+                Ended::Down(kind, why) => {
+                    failed = true;
+                    let key = format!("down: {kind}");
                     if logged.as_deref() != Some(key.as_str()) {
                         tracing::warn!(dataset = %self.dataset, primary = %self.primary.url, error = %why, "not following: the primary is unreachable or ended the subscription; serving what is stored, reconnecting with backoff (logged again when this changes)");
                         logged = Some(key);
@@ -91,6 +96,7 @@ impl Follower {
                     backoff.next_delay()
                 }
                 Ended::Refused(why) => {
+                    failed = true;
                     let key = format!("refused: {why}");
                     if logged.as_deref() != Some(key.as_str()) {
                         tracing::error!(dataset = %self.dataset, primary = %self.primary.url, "not following: {why}");
@@ -111,6 +117,7 @@ impl Follower {
     fn follow_once(
         &self,
         opened: &mut u64,
+        failed: &mut bool,
         backoff: &mut Backoff,
         logged: &mut Option<String>,
     ) -> Ended {
@@ -118,11 +125,11 @@ impl Follower {
             return Ended::Stopped;
         }
         let d = self.dataset.as_str();
-        let mut client = match RemoteClient::connect(&self.primary.url, self.primary.options.clone())
-        {
-            Ok(c) => c,
-            Err(e) => return classify(d, e),
-        };
+        let mut client =
+            match RemoteClient::connect(&self.primary.url, self.primary.options.clone()) {
+                Ok(c) => c,
+                Err(e) => return classify(d, e),
+            };
         let before = match self.primary_dataset(&mut client) {
             Ok(x) => x,
             Err(e) => return e,
@@ -134,7 +141,7 @@ impl Follower {
         // a symbol not held here yet: from the start.
         let last = match self.service.last_base_bars(d) {
             Ok(l) => l,
-            Err(e) => return Ended::Down(format!("reading the local copy: {e}")),
+            Err(e) => return Ended::Down("local", format!("reading the local copy: {e}")),
         };
         let start = before
             .symbols
@@ -165,7 +172,7 @@ impl Follower {
             Err(e) => return e,
         }
         let history = replay.history_rows().unwrap_or(0);
-        if *opened > 0 {
+        if std::mem::take(failed) {
             self.service.update_follow(d, |s| s.reconnects += 1);
         }
         *opened += 1;
@@ -232,7 +239,10 @@ impl Follower {
             if let Err(e) = self.service.append_followed(d, &batches) {
                 // The local store refused (a full disk, a read-only store): nothing of
                 // this append is stored; subscribe again from what is.
-                return Ended::Down(format!("storing the primary's rows here failed: {e}"));
+                return Ended::Down(
+                    "local",
+                    format!("storing the primary's rows here failed: {e}"),
+                );
             }
             backoff.reset();
             let newest = batches.iter().filter_map(newest_ts).max();
@@ -245,7 +255,11 @@ impl Follower {
                 s.primary_last_ts = s.primary_last_ts.max(newest);
             });
             if was_catching_up && history_left == 0 {
-                tracing::info!(dataset = d, rows = history, "caught up with the primary's history; following live");
+                tracing::info!(
+                    dataset = d,
+                    rows = history,
+                    "caught up with the primary's history; following live"
+                );
                 if history >= WRITE_DOWN_AFTER_ROWS {
                     self.write_down_caught_up();
                 }
@@ -261,7 +275,10 @@ impl Follower {
         let Ok(report) = client.ready(Some(&self.dataset)) else {
             return;
         };
-        let base = self.service.dataset_settings(&self.dataset).map(|c| c.base.to_string());
+        let base = self
+            .service
+            .dataset_settings(&self.dataset)
+            .map(|c| c.base.to_string());
         let last = report
             .datasets
             .iter()
@@ -333,7 +350,7 @@ impl Follower {
                 .service
                 .create_dataset_with(d, primary.clone())
                 .map(|_| ())
-                .map_err(|e| Ended::Down(format!("creating the local copy: {e}"))),
+                .map_err(|e| Ended::Down("local", format!("creating the local copy: {e}"))),
             Some(local) if same_bars(&local, primary) => Ok(()),
             Some(local) => Err(Ended::Refused(format!(
                 "the local dataset {d:?} is stored as {} with rollups {:?}, session {:?}, week start {:?}; the primary's is {} with rollups {:?}, session {:?}, week start {:?}: the follower's bars would differ. Move the local copy away (or drop it with the daemon stopped) so the follower makes a new one",
@@ -352,7 +369,10 @@ struct PrimaryDataset {
 
 /// Whether two settings make the same bars (fsync and retention are each host's own).
 fn same_bars(a: &DatasetConfig, b: &DatasetConfig) -> bool {
-    a.base == b.base && a.rollups == b.rollups && a.session == b.session && a.week_start == b.week_start
+    a.base == b.base
+        && a.rollups == b.rollups
+        && a.session == b.session
+        && a.week_start == b.week_start
 }
 
 /// What the follower does after `e`.
@@ -366,9 +386,12 @@ fn classify(dataset: &str, e: RemoteError) -> Ended {
             Code::NotFound => Ended::Refused(format!(
                 "the primary has no dataset {dataset:?} ({message}); create it there, or stop following it"
             )),
-            _ => Ended::Down(format!("{code:?}: {message}")),
+            Code::Unavailable => Ended::Down("unreachable", format!("{code:?}: {message}")),
+            Code::ResourceExhausted => Ended::Down("cut", format!("{code:?}: {message}")),
+            _ => Ended::Down("failed", format!("{code:?}: {message}")),
         },
-        other => Ended::Down(other.to_string()),
+        e @ RemoteError::Connect { .. } => Ended::Down("unreachable", e.to_string()),
+        other => Ended::Down("failed", other.to_string()),
     }
 }
 

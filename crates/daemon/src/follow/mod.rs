@@ -82,14 +82,13 @@ impl FollowConfig {
         {
             return Err(bad(
                 "url",
-                format!("{url:?} is not a Flight URL: write grpc://host:port or grpc+tls://host:port"),
+                format!(
+                    "{url:?} is not a Flight URL: write grpc://host:port or grpc+tls://host:port"
+                ),
             ));
         }
         if self.token.is_some() && self.token_file.is_some() {
-            return Err(bad(
-                "token",
-                "give token or token_file, not both".into(),
-            ));
+            return Err(bad("token", "give token or token_file, not both".into()));
         }
         Ok(())
     }
@@ -123,7 +122,11 @@ impl FollowConfig {
         };
         Ok(ringfeed_remote::RemoteOptions {
             token,
-            tls_root_certs: self.tls_ca.as_deref().map(|p| read("tls_ca", p)).transpose()?,
+            tls_root_certs: self
+                .tls_ca
+                .as_deref()
+                .map(|p| read("tls_ca", p))
+                .transpose()?,
             client_identity: None,
             tls_domain: self.tls_domain.clone(),
         })

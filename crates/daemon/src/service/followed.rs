@@ -31,7 +31,7 @@ pub struct FollowState {
     pub local_last_ts: Option<i64>,
     /// Rows of the current subscription's history not yet stored here.
     pub history_rows_left: u64,
-    /// Subscriptions (re)opened after the first.
+    /// Subscriptions opened again after one ended or failed to open.
     pub reconnects: u64,
     /// Rows received from the primary and stored here.
     pub rows: u64,
@@ -78,20 +78,61 @@ impl Followed {
             return String::new();
         }
         let mut out = String::new();
-        let metric = |out: &mut String, name: &str, kind: &str, help: &str, v: &dyn Fn(&FollowState) -> String| {
-            let _ = writeln!(out, "# HELP ringfeed_follow_{name} {help}\n# TYPE ringfeed_follow_{name} {kind}");
+        let metric = |out: &mut String,
+                      name: &str,
+                      kind: &str,
+                      help: &str,
+                      v: &dyn Fn(&FollowState) -> String| {
+            let _ = writeln!(
+                out,
+                "# HELP ringfeed_follow_{name} {help}\n# TYPE ringfeed_follow_{name} {kind}"
+            );
             for (d, s) in &states {
                 let _ = writeln!(out, "ringfeed_follow_{name}{{dataset=\"{d}\"}} {}", v(s));
             }
         };
-        metric(&mut out, "lag_seconds", "gauge", "Bar time the follower is behind its primary (newest base bar there minus here).", &|s| {
-            let l = s.lag_seconds();
-            if l.is_finite() { format!("{l:.3}") } else { "+Inf".into() }
-        });
-        metric(&mut out, "lag_rows", "gauge", "Rows of the current replay's history not yet stored here.", &|s| s.history_rows_left.to_string());
-        metric(&mut out, "reconnects_total", "counter", "Subscriptions to the primary reopened after the first.", &|s| s.reconnects.to_string());
-        metric(&mut out, "rows_total", "counter", "Rows received from the primary and stored.", &|s| s.rows.to_string());
-        metric(&mut out, "connected", "gauge", "1 while subscribed to the primary.", &|s| u8::from(s.connected).to_string());
+        metric(
+            &mut out,
+            "lag_seconds",
+            "gauge",
+            "Bar time the follower is behind its primary (newest base bar there minus here).",
+            &|s| {
+                let l = s.lag_seconds();
+                if l.is_finite() {
+                    format!("{l:.3}")
+                } else {
+                    "+Inf".into()
+                }
+            },
+        );
+        metric(
+            &mut out,
+            "lag_rows",
+            "gauge",
+            "Rows of the current replay's history not yet stored here.",
+            &|s| s.history_rows_left.to_string(),
+        );
+        metric(
+            &mut out,
+            "reconnects_total",
+            "counter",
+            "Subscriptions to the primary opened again after one ended or failed to open.",
+            &|s| s.reconnects.to_string(),
+        );
+        metric(
+            &mut out,
+            "rows_total",
+            "counter",
+            "Rows received from the primary and stored.",
+            &|s| s.rows.to_string(),
+        );
+        metric(
+            &mut out,
+            "connected",
+            "gauge",
+            "1 while subscribed to the primary.",
+            &|s| u8::from(s.connected).to_string(),
+        );
         out
     }
 }
@@ -145,10 +186,7 @@ impl Service {
 
     /// The newest stored base bar of each symbol of `dataset` (ns): where a follower
     /// resumes. Empty for a dataset with no rows.
-    pub fn last_base_bars(
-        &self,
-        dataset: &str,
-    ) -> Result<BTreeMap<String, i64>, ServiceError> {
+    pub fn last_base_bars(&self, dataset: &str) -> Result<BTreeMap<String, i64>, ServiceError> {
         use arrow_array::cast::AsArray;
         use arrow_array::types::TimestampNanosecondType;
         let store = self.store();
@@ -170,7 +208,9 @@ impl Service {
         let mut out = BTreeMap::new();
         for b in &batches {
             let (Some(ts), Some(sym)) = (b.column_by_name("ts"), b.column_by_name("symbol")) else {
-                return Err(ServiceError::internal("a ts/symbol query answered without them"));
+                return Err(ServiceError::internal(
+                    "a ts/symbol query answered without them",
+                ));
             };
             let ts = ts
                 .as_primitive_opt::<TimestampNanosecondType>()

@@ -153,7 +153,11 @@ impl Service {
                 (None, true, _) => check(
                     &name,
                     true,
-                    format!("following {}, {:.3} s of bar time behind", f.primary, f.lag_seconds()),
+                    format!(
+                        "following {}, {:.3} s of bar time behind",
+                        f.primary,
+                        f.lag_seconds()
+                    ),
                 ),
                 (None, false, e) => check(
                     &name,

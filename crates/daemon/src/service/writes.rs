@@ -67,14 +67,12 @@ impl Service {
         let _ingest = self.ingest();
         let mut store = self.store_mut();
         let existed = store.dataset(dataset).is_some();
-        store
-            .create_dataset(dataset, cfg)
-            .map_err(|e| match e {
-                C::Name(_) | C::Exists(_) | C::Rollup { .. } | C::Session(_) | C::Calendar(_) => {
-                    ServiceError::bad_request(e.to_string())
-                }
-                _ => ServiceError::store(e),
-            })?;
+        store.create_dataset(dataset, cfg).map_err(|e| match e {
+            C::Name(_) | C::Exists(_) | C::Rollup { .. } | C::Session(_) | C::Calendar(_) => {
+                ServiceError::bad_request(e.to_string())
+            }
+            _ => ServiceError::store(e),
+        })?;
         let stored: Vec<String> = store
             .stored_timeframes(dataset)
             .iter()

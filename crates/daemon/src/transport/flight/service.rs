@@ -109,10 +109,9 @@ impl FlightFace {
         let data =
             super::subscribe::until_error(history.chain(super::subscribe::live(sub.live)).boxed());
         let mut response = Response::new(throttled(data, &self.gate, caller, streaming));
-        response.metadata_mut().insert(
-            super::subscribe::HISTORY_ROWS_KEY,
-            history_rows.into(),
-        );
+        response
+            .metadata_mut()
+            .insert(super::subscribe::HISTORY_ROWS_KEY, history_rows.into());
         Ok(response)
     }
 
