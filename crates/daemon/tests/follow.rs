@@ -627,3 +627,134 @@ fn a_follower_whose_primary_is_down_serves_what_it_has_and_catches_up_when_it_re
     );
     still_answers(&p, &f);
 }
+
+/// The follower's numbers for docs/benchmarks.md ("Followers"), in one run:
+/// `cargo test --release -p ringfeed-daemon --test follow -- --ignored --nocapture follow_bench`.
+/// Prints the primary's own ingest rate, a cold year's catch-up and a one-hour outage's
+/// (rows/s), and the live lag p50/p99 in ms and rows, beside the primary's own
+/// publish -> local subscriber latency measured on the same appends. Nothing is asserted
+/// about time.
+#[test]
+#[ignore = "a measurement: run with --release --ignored --nocapture"]
+fn follow_bench() {
+    const SYMBOLS: usize = 3;
+    const YEAR: i64 = 365 * 1440;
+    let names: Vec<String> = (0..SYMBOLS).map(|i| format!("S{i:03}")).collect();
+    let syms: Vec<&str> = names.iter().map(String::as_str).collect();
+    let p = Node::new(None, "");
+    let mut c = p.client();
+    // The primary's own ingest rate: a year of 1m bars, a month per append.
+    let t = Instant::now();
+    for m in 0..12 {
+        let from = m * YEAR / 12;
+        c.append("test", &bars_v(&syms, from, (m + 1) * YEAR / 12 - from, 0.0)).unwrap();
+    }
+    let rows = (YEAR as usize * SYMBOLS) as f64;
+    let ingest = rows / t.elapsed().as_secs_f64();
+    println!("primary ingest (socket appends, a month each): {rows} rows at {ingest:.0} rows/s");
+    // A cold year: a new follower, from its start until it has stored the history.
+    let t = Instant::now();
+    let mut f = Node::follower(&p, &["test"], "");
+    let caught_up = |f: &Node, want: f64| {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let s = f.client().stat().unwrap();
+            let done = metric(&s, "ringfeed_follow_rows_total{dataset=\"test\"}").unwrap_or(0.0);
+            if done >= want && metric(&s, "ringfeed_follow_lag_rows{dataset=\"test\"}") == Some(0.0) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no catch-up: {s}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    caught_up(&f, rows);
+    let cold = rows / t.elapsed().as_secs_f64();
+    println!("cold year catch-up (follower start to stored): {rows} rows at {cold:.0} rows/s ({:.2}x the primary's ingest)", cold / ingest);
+    // A one-hour outage of a feed of 1000 symbols: the follower is down while an hour
+    // of minutes is appended, then catches up.
+    let wide: Vec<String> = (0..1000).map(|i| format!("W{i:04}")).collect();
+    let wide: Vec<&str> = wide.iter().map(String::as_str).collect();
+    c.append("test", &bars_v(&wide, YEAR, 1, 0.0)).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    f.kill9();
+    for m in 1..=60 {
+        c.append("test", &bars_v(&wide, YEAR + m, 1, 0.0)).unwrap();
+    }
+    let hour = 60.0 * 1000.0;
+    f.start();
+    let t = Instant::now();
+    caught_up(&f, hour);
+    let outage = hour / t.elapsed().as_secs_f64();
+    println!("one-hour outage catch-up (1000 symbols, socket ready to stored): {hour} rows at {outage:.0} rows/s ({:.2}x the primary's ingest)", outage / ingest);
+    // Live: one minute of SYMBOLS per append, every 5 ms; subscribers on the primary's
+    // and on the follower's own 1m topics note when each minute arrives.
+    let listen = |n: &Node| {
+        let mut r = n.client().subscribe("test", "1m", ringfeed_arrow::StartAt::Next).unwrap();
+        std::thread::spawn(move || {
+            use arrow_array::cast::AsArray;
+            let mut seen: std::collections::BTreeMap<i64, (Instant, usize)> = Default::default();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                match r.read(Duration::from_millis(100)) {
+                    Ok(Some(b)) => {
+                        let now = Instant::now();
+                        let b = b.record_batch();
+                        let ts = b.column_by_name("ts").unwrap().as_primitive::<arrow_array::types::TimestampNanosecondType>();
+                        for t in ts.values().iter() {
+                            seen.entry((t - T0) / MIN).or_insert((now, 0)).1 += 1;
+                        }
+                        if seen.keys().next_back().is_some_and(|m| *m == 2 * YEAR) {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            seen
+        })
+    };
+    let (on_p, on_f) = (listen(&p), listen(&f));
+    std::thread::sleep(Duration::from_millis(200));
+    let live = 1000;
+    let mut sent = Vec::new();
+    for m in 0..live {
+        let minute = YEAR + 100 + m;
+        let b = bars_v(&syms, minute, 1, 0.0);
+        sent.push((minute, Instant::now()));
+        c.append("test", &b).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    c.append("test", &bars_v(&["S000"], 2 * YEAR, 1, 0.0)).unwrap(); // the end marker
+    let (on_p, on_f) = (on_p.join().unwrap(), on_f.join().unwrap());
+    let lat = |seen: &std::collections::BTreeMap<i64, (Instant, usize)>| {
+        let mut ms: Vec<f64> = sent
+            .iter()
+            .filter_map(|(m, t)| seen.get(m).map(|(r, _)| r.duration_since(*t).as_secs_f64() * 1e3))
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        // Rows behind at each send: rows sent before it that had not arrived by then.
+        let mut behind: Vec<usize> = sent
+            .iter()
+            .map(|(_, at)| {
+                sent.iter()
+                    .filter(|(m2, t2)| t2 < at && seen.get(m2).is_none_or(|(r, _)| r > at))
+                    .count()
+                    * SYMBOLS
+            })
+            .collect();
+        behind.sort();
+        let q = |v: f64| ms[((ms.len() - 1) as f64 * v) as usize];
+        format!(
+            "{} of {} minutes seen; p50 {:.3} ms, p99 {:.3} ms; rows behind p50 {}, p99 {}",
+            ms.len(),
+            sent.len(),
+            q(0.5),
+            q(0.99),
+            behind[behind.len() / 2],
+            behind[behind.len() * 99 / 100]
+        )
+    };
+    println!("live, append -> primary's own topic subscriber: {}", lat(&on_p));
+    println!("live, append -> follower's topic subscriber:    {}", lat(&on_f));
+}
