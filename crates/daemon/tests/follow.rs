@@ -250,8 +250,11 @@ fn converge(a: &Node, b: &Node, secs: u64) {
     }
 }
 
+/// A timeframe, its first and last ts.
+type Extent = (String, Option<i64>, Option<i64>);
+
 /// First and last ts of each timeframe of `test` (`None` while it does not exist).
-fn extent(n: &Node) -> Option<Vec<(String, Option<i64>, Option<i64>)>> {
+fn extent(n: &Node) -> Option<Vec<Extent>> {
     let r = n.client().ready(Some("test")).ok()?;
     Some(
         r.datasets
@@ -647,7 +650,11 @@ fn follow_bench() {
     let t = Instant::now();
     for m in 0..12 {
         let from = m * YEAR / 12;
-        c.append("test", &bars_v(&syms, from, (m + 1) * YEAR / 12 - from, 0.0)).unwrap();
+        c.append(
+            "test",
+            &bars_v(&syms, from, (m + 1) * YEAR / 12 - from, 0.0),
+        )
+        .unwrap();
     }
     let rows = (YEAR as usize * SYMBOLS) as f64;
     let ingest = rows / t.elapsed().as_secs_f64();
@@ -660,7 +667,8 @@ fn follow_bench() {
         loop {
             let s = f.client().stat().unwrap();
             let done = metric(&s, "ringfeed_follow_rows_total{dataset=\"test\"}").unwrap_or(0.0);
-            if done >= want && metric(&s, "ringfeed_follow_lag_rows{dataset=\"test\"}") == Some(0.0) {
+            if done >= want && metric(&s, "ringfeed_follow_lag_rows{dataset=\"test\"}") == Some(0.0)
+            {
                 return;
             }
             assert!(Instant::now() < deadline, "no catch-up: {s}");
@@ -689,7 +697,10 @@ fn follow_bench() {
     // Live: one minute of SYMBOLS per append, every 5 ms; subscribers on the primary's
     // and on the follower's own 1m topics note when each minute arrives.
     let listen = |n: &Node| {
-        let mut r = n.client().subscribe("test", "1m", ringfeed_arrow::StartAt::Next).unwrap();
+        let mut r = n
+            .client()
+            .subscribe("test", "1m", ringfeed_arrow::StartAt::Next)
+            .unwrap();
         std::thread::spawn(move || {
             use arrow_array::cast::AsArray;
             let mut seen: std::collections::BTreeMap<i64, (Instant, usize)> = Default::default();
@@ -699,7 +710,10 @@ fn follow_bench() {
                     Ok(Some(b)) => {
                         let now = Instant::now();
                         let b = b.record_batch();
-                        let ts = b.column_by_name("ts").unwrap().as_primitive::<arrow_array::types::TimestampNanosecondType>();
+                        let ts = b
+                            .column_by_name("ts")
+                            .unwrap()
+                            .as_primitive::<arrow_array::types::TimestampNanosecondType>();
                         for t in ts.values().iter() {
                             seen.entry((t - T0) / MIN).or_insert((now, 0)).1 += 1;
                         }
@@ -725,12 +739,16 @@ fn follow_bench() {
         c.append("test", &b).unwrap();
         std::thread::sleep(Duration::from_millis(5));
     }
-    c.append("test", &bars_v(&["S000"], 2 * YEAR, 1, 0.0)).unwrap(); // the end marker
+    c.append("test", &bars_v(&["S000"], 2 * YEAR, 1, 0.0))
+        .unwrap(); // the end marker
     let (on_p, on_f) = (on_p.join().unwrap(), on_f.join().unwrap());
     let lat = |seen: &std::collections::BTreeMap<i64, (Instant, usize)>| {
         let mut ms: Vec<f64> = sent
             .iter()
-            .filter_map(|(m, t)| seen.get(m).map(|(r, _)| r.duration_since(*t).as_secs_f64() * 1e3))
+            .filter_map(|(m, t)| {
+                seen.get(m)
+                    .map(|(r, _)| r.duration_since(*t).as_secs_f64() * 1e3)
+            })
             .collect();
         ms.sort_by(f64::total_cmp);
         // Rows behind at each send: rows sent before it that had not arrived by then.
@@ -755,6 +773,12 @@ fn follow_bench() {
             behind[behind.len() * 99 / 100]
         )
     };
-    println!("live, append -> primary's own topic subscriber: {}", lat(&on_p));
-    println!("live, append -> follower's topic subscriber:    {}", lat(&on_f));
+    println!(
+        "live, append -> primary's own topic subscriber: {}",
+        lat(&on_p)
+    );
+    println!(
+        "live, append -> follower's topic subscriber:    {}",
+        lat(&on_f)
+    );
 }

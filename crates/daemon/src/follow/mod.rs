@@ -241,3 +241,62 @@ fn discover(service: Arc<Service>, primary: Arc<Primary>, stop: Arc<AtomicBool>)
         let _ = h.join();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn follow_parses_in_the_issue_shape_and_refuses_what_cannot_work() {
+        let p = |t: &str| Config::parse(t, Path::new("t.toml"));
+        let c = p(
+            "[follow]\nurl = \"grpc://primary:8815\"\ntoken = \"T\"\ndatasets = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.follow.url.as_deref(), Some("grpc://primary:8815"));
+        assert_eq!(c.follow.datasets, ["a", "b"]);
+        assert_eq!(Config::default().follow.url, None, "off by default");
+        for (bad, key) in [
+            ("url = \"http://primary:8815\"", "follow.url"),
+            ("token = \"T\"", "follow.url"),
+            (
+                "url = \"grpc://p:1\"\ntoken = \"T\"\ntoken_file = \"f\"",
+                "follow.token",
+            ),
+            ("url = \"grpc://p:1\"\ntokn = \"T\"", "tokn"),
+        ] {
+            let e = p(&format!("[follow]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_token_file_is_read_trimmed_and_a_missing_one_is_named() {
+        let dir = tempfile_dir();
+        let f = dir.join("t.token");
+        std::fs::write(&f, "secret-token\n").unwrap();
+        let cfg = FollowConfig {
+            url: Some("grpc://p:1".into()),
+            token_file: Some(f.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            cfg.options().unwrap().token.as_deref(),
+            Some("secret-token")
+        );
+        let missing = FollowConfig {
+            token_file: Some(dir.join("nope")),
+            ..cfg
+        };
+        let e = missing.options().unwrap_err().to_string();
+        assert!(e.contains("follow.token_file") && e.contains("nope"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rf-follow-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
