@@ -36,12 +36,19 @@ struct Node {
     socket: PathBuf,
     cfg: PathBuf,
     child: Option<Child>,
+    /// Flags given to `ringfeedd` besides `--config`.
+    args: Vec<String>,
 }
 
 impl Node {
     /// A daemon with Flight on a free port, tokens, dataset `test` (1m, rollups 5m, 1h)
     /// unless it follows, and `extra` config.
     fn new(follow: Option<&str>, extra: &str) -> Node {
+        Node::build(follow, extra, "")
+    }
+
+    /// [`Node::new`] with `flight` lines added to its `[flight]` table's end (TLS).
+    fn build(follow: Option<&str>, extra: &str, flight: &str) -> Node {
         shm_dir();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -59,7 +66,7 @@ impl Node {
             &cfg,
             format!(
                 "data_dir = {:?}\nsocket = {:?}\narena_prefix = \"{}\"\nmemory_budget = \"256MiB\"\n{extra}\n\
-                 [flight]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [flight]\nlisten = \"127.0.0.1:{port}\"\n{flight}\n\
                  [[auth.tokens]]\nname = \"follower\"\nsha256 = \"{}\"\nread = [\"test\"]\n\
                  [[auth.tokens]]\nname = \"ops\"\nsha256 = \"{}\"\nread = [\"*\"]\nwrite = [\"*\"]\nadmin = true\n\
                  {follow}\n{datasets}",
@@ -77,6 +84,7 @@ impl Node {
             socket,
             cfg,
             child: None,
+            args: Vec::new(),
         };
         n.start();
         n
@@ -112,6 +120,7 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
             .arg("--config")
             .arg(&self.cfg)
+            .args(&self.args)
             .env("RINGFEED_SHM_DIR", shm_dir())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -781,4 +790,156 @@ fn follow_bench() {
         "live, append -> follower's topic subscriber:    {}",
         lat(&on_f)
     );
+}
+
+/// A CA and a server certificate for localhost/127.0.0.1 in `dir` (ca.pem, server.pem,
+/// server.key), made with the `openssl` command; `false` without it.
+fn make_certs(dir: &std::path::Path) -> bool {
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ringfeed test CA",
+        ],
+    ]
+    .concat())
+        && run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=server",
+            ],
+        ]
+        .concat())
+        && run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])
+}
+
+#[test]
+fn a_follower_follows_over_tls_with_the_primarys_ca_and_not_without_it() {
+    let certs = tempfile::tempdir().unwrap();
+    if !make_certs(certs.path()) {
+        eprintln!(
+            "skipped: the openssl command is missing or failed (it makes the test's certificates)"
+        );
+        return;
+    }
+    let pem = |f: &str| certs.path().join(f);
+    let p = Node::build(
+        None,
+        "",
+        &format!(
+            "[flight.tls]\ncert = {:?}\nkey = {:?}",
+            pem("server.pem"),
+            pem("server.key")
+        ),
+    );
+    p.client().append("test", &bars(&["AAA"], 0, 90)).unwrap();
+    let tls_url = format!("grpc+tls://127.0.0.1:{}", p.port);
+    let follow = |ca: &str| {
+        format!(
+            "[follow]\nurl = {tls_url:?}\ntoken = \"{FOLLOWER}\"\ndatasets = [\"test\"]\ntls_domain = \"localhost\"\n{ca}"
+        )
+    };
+    let f = Node::new(
+        Some(&follow(&format!("tls_ca = {:?}\n", pem("ca.pem")))),
+        "",
+    );
+    converge(&p, &f, 60);
+    // Without the CA the primary's certificate is not trusted: nothing is followed, and
+    // the follower says why while serving.
+    let g = Node::new(Some(&follow("")), "");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !g.log().contains("the primary is unreachable") {
+        assert!(Instant::now() < deadline, "{}", g.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        g.client()
+            .bars(&q("1m"))
+            .map(|b| b.rows == 0)
+            .unwrap_or(true),
+        "nothing came over an untrusted connection"
+    );
+    g.client()
+        .ping()
+        .expect("the untrusting follower still serves");
+    still_answers(&p, &f);
+}
+
+#[test]
+fn the_flags_follow_into_a_local_dataset_with_the_same_settings() {
+    let p = Node::new(None, "");
+    p.client()
+        .append("test", &bars(&["AAA", "BBB"], 0, 200))
+        .unwrap();
+    // A daemon that has its own `test` (the same settings), restarted with the flags.
+    let mut f = Node::new(None, "");
+    f.kill9();
+    f.args = [
+        "--follow",
+        &p.url(),
+        "--token",
+        FOLLOWER,
+        "--datasets",
+        "test",
+    ]
+    .map(String::from)
+    .to_vec();
+    f.start();
+    converge(&p, &f, 60);
+    // `secret` is not followed (not named): local writes to it are still taken.
+    f.client().append("secret", &bars(&["AAA"], 0, 1)).unwrap();
+    let e = f
+        .client()
+        .append("test", &bars(&["AAA"], 0, 1))
+        .unwrap_err();
+    assert_eq!(server_kind(&e), "followed", "{e}");
+    still_answers(&p, &f);
 }
