@@ -89,7 +89,8 @@ class Client:
         return self.native.stat()
 
     def datasets(self) -> Dict[str, Any]:
-        """``{dataset: {"base": ..., "timeframes": [...], "symbols": [...]}}``."""
+        """``{dataset: {"base": ..., "timeframes": [...], "symbols": [...], "config": {...}}}``
+        (``config``: the store settings, as a follower copies them)."""
         return self.native.datasets()
 
     def create_dataset(
