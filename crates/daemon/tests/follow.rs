@@ -943,3 +943,28 @@ fn the_flags_follow_into_a_local_dataset_with_the_same_settings() {
     assert_eq!(server_kind(&e), "followed", "{e}");
     still_answers(&p, &f);
 }
+
+#[test]
+fn without_a_list_every_dataset_the_token_reads_is_followed_and_no_other() {
+    let p = Node::new(None, "");
+    p.client().append("test", &bars(&["AAA"], 0, 100)).unwrap();
+    p.client()
+        .append("secret", &bars(&["AAA"], 0, 100))
+        .unwrap();
+    let f = Node::new(
+        Some(&format!(
+            "[follow]\nurl = {:?}\ntoken = \"{FOLLOWER}\"\n",
+            p.url()
+        )),
+        "",
+    );
+    converge(&p, &f, 60);
+    let listed = f.client().datasets().unwrap();
+    assert!(listed.get("secret").is_none(), "{listed}");
+    let e = f
+        .client()
+        .append("test", &bars(&["AAA"], 0, 1))
+        .unwrap_err();
+    assert_eq!(server_kind(&e), "followed", "{e}");
+    still_answers(&p, &f);
+}
