@@ -67,8 +67,8 @@ pub fn numpy_width(t: &str) -> Option<usize> {
     numpy_type(t).map(|(_, w)| w)
 }
 
-/// An Arrow column's numpy type string, if it is a number.
-fn type_of(t: &DataType) -> Option<&'static str> {
+/// An Arrow column's numpy type string, if it is a number this face carries.
+pub fn numpy_of(t: &DataType) -> Option<&'static str> {
     Some(match t {
         DataType::Int8 => "i1",
         DataType::Int16 => "i2",
@@ -152,7 +152,7 @@ pub fn from_batches(
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| type_of(f.data_type()).is_some() && f.name() != "ts")
+        .filter(|(_, f)| numpy_of(f.data_type()).is_some() && f.name() != "ts")
         .map(|(i, _)| i)
         .collect();
     let mut d = Dataset {
@@ -166,7 +166,7 @@ pub fn from_batches(
     }
     for &i in &value_cols {
         let f = schema.field(i);
-        d.types.push(type_of(f.data_type()).unwrap_or("f8").into());
+        d.types.push(numpy_of(f.data_type()).unwrap_or("f8").into());
         d.names.push(column_to_ms(f.name()));
     }
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
