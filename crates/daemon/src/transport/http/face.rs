@@ -10,7 +10,9 @@
 //!
 //! Routes (each in a module of its own, a thin adapter over the service core):
 //! - `GET /metrics`: the service's metrics and the per-principal counters (admin scope
-//!   when tokens are configured: the text names every principal).
+//!   when tokens are configured: the text names every principal);
+//! - `POST /rpc`, `GET /ws`: MarketStore's API ([`super::marketstore`]; read, write or
+//!   admin scope per method and dataset).
 
 use super::{metrics_text, PeerAddr, Render};
 use crate::auth::gate::{Caller, Gate, Refusal};
@@ -52,6 +54,7 @@ impl HttpState {
 pub fn router(state: HttpState) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics))
+        .merge(super::marketstore::routes(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
@@ -60,7 +63,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new().merge(protected).fallback(|| async {
         (
             StatusCode::NOT_FOUND,
-            "no such path: ringfeedd's HTTP face serves GET /metrics\n",
+            "no such path: ringfeedd's HTTP face serves GET /metrics, POST /rpc and GET /ws\n",
         )
     })
 }

@@ -13,6 +13,7 @@
 //!   and `/ws`, the web page and `/metrics`.
 
 pub mod face;
+pub mod marketstore;
 
 use super::{Boundary, Peer};
 use axum::routing::get;
