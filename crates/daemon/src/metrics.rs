@@ -345,3 +345,32 @@ pub struct TopicStat {
     /// Batches leased by readers.
     pub leases: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_name_their_arena_and_report_bytes_and_lease_age() {
+        let m = Metrics::default();
+        let t = TopicStat {
+            topic: "fx/1m".into(),
+            arena: "rfd1.t.fx.1m".into(),
+            bytes: 4096,
+            oldest_lease_ns: 1_500_000_000,
+            write_seq: 7,
+            readers: 2,
+            lag: 1,
+            leases: 3,
+        };
+        let text = m.render(&[t], 0, StoreStat::default());
+        for want in [
+            "ringfeed_topic_info{topic=\"fx/1m\",arena=\"rfd1.t.fx.1m\"} 1\n",
+            "ringfeed_topic_published_bytes_total{topic=\"fx/1m\"} 4096\n",
+            "ringfeed_topic_oldest_lease_seconds{topic=\"fx/1m\"} 1.500000000\n",
+            "ringfeed_topic_readers{topic=\"fx/1m\"} 2\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+}

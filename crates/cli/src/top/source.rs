@@ -42,9 +42,12 @@ impl TopicFigures {
     }
 }
 
+/// The labels of one sample, as (name, value) pairs.
+type Labels = Vec<(String, String)>;
+
 /// Splits `name{a="x",b="y"} value` into (name, labels, value). Label values
 /// may hold `\"` and `\\` escapes. `None` for comments and lines that do not parse.
-fn parse_line(line: &str) -> Option<(&str, Vec<(String, String)>, f64)> {
+fn parse_line(line: &str) -> Option<(&str, Labels, f64)> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
