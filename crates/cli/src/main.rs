@@ -207,20 +207,32 @@ fn list() -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<40} {:>10} {:>7} {:>8} {:>10} {:>7} {:>5}",
-        "NAME", "SIZE", "STATE", "WRITER", "WRITE_SEQ", "READERS", "LAG"
+        "{:<40} {:>10} {:>7} {:>8} {:>10} {:>10} {:>7} {:>5} {:>6} {:>12}",
+        "NAME",
+        "SIZE",
+        "STATE",
+        "WRITER",
+        "WRITE_SEQ",
+        "PUBLISHED",
+        "READERS",
+        "LAG",
+        "LEASES",
+        "OLDEST_LEASE"
     );
     for n in names {
         match ringfeed_shm::inspect(&n) {
             Ok(i) => println!(
-                "{:<40} {:>10} {:>7} {:>8} {:>10} {:>7} {:>5}",
+                "{:<40} {:>10} {:>7} {:>8} {:>10} {:>10} {:>7} {:>5} {:>6} {:>12}",
                 n,
                 human(i.header.total_len),
                 i.state,
                 if i.writer_alive { "alive" } else { "gone" },
                 i.write_seq,
+                i.bytes_published.map_or_else(|| "-".to_string(), human),
                 i.readers.iter().filter(|r| r.problem.is_none()).count(),
-                i.max_lag()
+                i.max_lag(),
+                i.leases(),
+                i.oldest_lease_age_ns().map_or_else(|| "-".to_string(), top::age)
             ),
             Err(e) => println!("{n:<40} unreadable: {e}"),
         }
