@@ -232,7 +232,8 @@ fn list() -> Result<()> {
                 i.readers.iter().filter(|r| r.problem.is_none()).count(),
                 i.max_lag(),
                 i.leases(),
-                i.oldest_lease_age_ns().map_or_else(|| "-".to_string(), top::age)
+                i.oldest_lease_age_ns()
+                    .map_or_else(|| "-".to_string(), top::age)
             ),
             Err(e) => println!("{n:<40} unreadable: {e}"),
         }

@@ -39,7 +39,10 @@ fn inspect_lists_and_details_and_rm_removes() {
     let (ok, out, _) = ringfeed(&dir, &["inspect"]);
     assert!(ok);
     assert!(out.contains("cli.bars") && out.contains("alive"), "{out}");
-    assert!(out.contains("PUBLISHED") && out.contains("OLDEST_LEASE"), "{out}");
+    assert!(
+        out.contains("PUBLISHED") && out.contains("OLDEST_LEASE"),
+        "{out}"
+    );
 
     let (ok, out, err) = ringfeed(&dir, &["inspect", "cli.bars"]);
     assert!(ok, "{err}");
