@@ -20,12 +20,27 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+
+/// Removes the shared directory when the test process exits (a static is
+/// never dropped).
+extern "C" fn remove_shm_dir() {
+    if let Some(d) = DIR.get() {
+        let _ = std::fs::remove_dir_all(d.path());
+    }
+}
+
 /// The shared shm directory (set once for the whole process).
 fn shm() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempfile::Builder::new()
+            .prefix("rf-top-test")
+            .tempdir()
+            .unwrap();
         std::env::set_var("RINGFEED_SHM_DIR", d.path());
+        // SAFETY: registers a plain `extern "C" fn` with no arguments, as
+        // atexit requires; it only touches the OnceLock, initialised by now.
+        unsafe { libc::atexit(remove_shm_dir) };
         d
     })
     .path()
@@ -196,6 +211,7 @@ fn top_in_tmux_shows_rates_readers_and_leases_sorts_and_quits() {
         eprintln!("skipped: tmux is not installed (apt-get install tmux)");
         return;
     }
+    shm(); // before any ring is made: the library reads the variable
     let live = unique("live");
     let idle = unique("idle"); // sorts before "live" by name
     let _pub = Publisher::start(&live);
@@ -342,8 +358,9 @@ fn serve(dir: &Path) -> (PathBuf, common::KillOnDrop) {
 
 #[test]
 fn top_once_names_the_daemon_topics_beside_their_rings() {
+    shm();
     let dir = tempfile::tempdir().unwrap();
-    let (sock, _daemon) = serve(dir.path());
+    let (sock, mut daemon) = serve(dir.path());
     let deadline = Instant::now() + PATIENCE;
     let mut c = loop {
         match ringfeed_client::Client::connect(Some(&sock)) {
@@ -419,6 +436,12 @@ fn top_once_names_the_daemon_topics_beside_their_rings() {
     let (code, out, _) = once(&["--socket", sock.to_str().unwrap()], &nowhere);
     assert_eq!(code, Some(0));
     assert_eq!(row(&out, &arena).unwrap()[1], "fx/1m", "{out}");
+
+    // A clean stop closes the topic rings (a kill would leave them behind).
+    drop(live);
+    // SAFETY: a plain kill(2) of our own child, which has not been waited for.
+    unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
+    let _ = daemon.0.wait();
 }
 
 #[test]
@@ -455,4 +478,62 @@ fn top_refuses_a_non_terminal_without_once_and_lists_nothing_helpfully() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lease-age"));
+}
+
+/// The children of process `pid`, from /proc (no pgrep needed).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn top_restores_the_terminal_on_sigterm() {
+    if !tmux_available() {
+        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let t = Tmux::start(shm());
+    t.wait_for("the shell prompt", |s| s.contains("rf-shell$"));
+    t.type_line(&format!(
+        "{} top --interval 200 --no-daemon; echo status=$?; stty -a | tr ' ' '\\n' | grep -E -x -e '-?(echo|icanon)' | tr '\\n' ' '; echo stty-$((6*7))",
+        ringfeed_bin()
+    ));
+    t.wait_for("top's screen", |s| s.contains("MSGS/S"));
+    let shell: u32 = t
+        .cmd(&["display-message", "-p", "-t", "top", "#{pane_pid}"])
+        .trim()
+        .parse()
+        .unwrap();
+    let top = children(shell);
+    assert_eq!(top.len(), 1, "the shell runs one child (top): {top:?}");
+    // SAFETY: a plain kill(2) of the top process this test started in tmux.
+    assert_eq!(unsafe { libc::kill(top[0] as i32, libc::SIGTERM) }, 0);
+    let s = t.wait_for("the stty report", |s| s.contains("stty-42"));
+    assert!(s.contains("status=0"), "SIGTERM is a clean quit:\n{s}");
+    let report = s.lines().find(|l| l.contains("stty-42")).unwrap();
+    assert!(
+        report.contains("icanon") && !report.contains("-icanon"),
+        "{report}"
+    );
+    assert!(
+        report.contains("echo") && !report.contains("-echo"),
+        "{report}"
+    );
+    assert!(!s.contains("MSGS/S"), "the alternate screen is gone:\n{s}");
 }
