@@ -38,4 +38,6 @@ need_base() {
   command -v python3 >/dev/null 2>&1 || apt_install python3
   # TLS tests make their certificates with it.
   command -v openssl >/dev/null 2>&1 || apt_install openssl
+  # `ringfeed top` is tested in a detached tmux session (crates/cli/tests/top.rs).
+  command -v tmux >/dev/null 2>&1 || apt_install tmux
 }
