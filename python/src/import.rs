@@ -86,6 +86,20 @@ pub(crate) fn schema(obj: &Bound<'_, PyAny>) -> PyResult<Schema> {
 /// Imports a frame: pyarrow RecordBatch (`__arrow_c_array__`, preferred since it
 /// is one batch), Table / polars DataFrame / any stream (`__arrow_c_stream__`).
 pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
+    frame_with(obj, None)
+}
+
+/// [`frame`] for a writer that imports frames of one schema again and again:
+/// a one-batch frame's ArrowSchema is parsed only when it differs from the last
+/// one `cache` saw (`foreign::SchemaCache`); every value is still validated.
+pub(crate) fn frame_cached(
+    obj: &Bound<'_, PyAny>,
+    cache: &mut foreign::SchemaCache,
+) -> PyResult<Frame> {
+    frame_with(obj, Some(cache))
+}
+
+fn frame_with(obj: &Bound<'_, PyAny>, cache: Option<&mut foreign::SchemaCache>) -> PyResult<Frame> {
     if has(obj, c"__arrow_c_array__")? {
         let t = obj.call_method0("__arrow_c_array__")?;
         let t = t.cast_into::<PyTuple>().map_err(|_| {
@@ -101,7 +115,13 @@ pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
         // SAFETY: `a` and `s` came from one __arrow_c_array__ call, so `a` is an
         // array of the type `s` describes (PyCapsule interface contract); the
         // import validates every value before anything reads it.
-        let batch = unsafe { foreign::import_array(a, &s) }.map_err(foreign_err)?;
+        let batch = match cache {
+            // SAFETY: as above.
+            Some(c) => unsafe { foreign::import_array_cached(a, &s, c) },
+            // SAFETY: as above.
+            None => unsafe { foreign::import_array(a, &s) },
+        }
+        .map_err(foreign_err)?;
         return Ok(Frame {
             schema: batch.schema(),
             batches: vec![batch],
