@@ -134,10 +134,11 @@ pub(crate) fn all_in(batch: &RecordBatch, range: &std::ops::Range<usize>) -> boo
     batch.columns().iter().all(|c| walk(&c.to_data(), range))
 }
 
-/// Whether any non-empty buffer of `batch`, at any depth, starts in `range`.
+/// Whether any buffer of `batch`, at any depth, starts in `range`: empty
+/// ones too, since an empty slice of a leased buffer still holds the lease.
 pub(crate) fn any_in(batch: &RecordBatch, range: &std::ops::Range<usize>) -> bool {
     fn walk(d: &ArrayData, range: &std::ops::Range<usize>) -> bool {
-        let inside = |b: &Buffer| !b.is_empty() && range.contains(&(b.as_ptr() as usize));
+        let inside = |b: &Buffer| (range.start..=range.end).contains(&(b.as_ptr() as usize));
         d.buffers().iter().any(inside)
             || d.nulls().is_some_and(|n| inside(n.inner().inner()))
             || d.child_data().iter().any(|c| walk(c, range))
