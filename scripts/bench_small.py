@@ -161,10 +161,12 @@ def rf_reader(name: str, n: int, spin_us: int, mode: str, conn: Any) -> None:
     first = r.read(30)  # the writer's warm-up batch (seq 1), not timed
     assert first is not None and first.seq == 1
     del first
-    while len(seqs) < n:
+    told = 0  # calibrate: writes announced (a lag loses batches, not announcements)
+    while len(seqs) < n and told < n:
         if mode == "calibrate":
             # Sleep past the write, then time read() of a batch already there.
             time.sleep(conn.recv() / 1e9)
+            told += 1
             a = now()
             try:
                 b = r.read(0)
