@@ -10,10 +10,10 @@ use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyCapsule, PyTuple};
+use pyo3::types::{PyCapsule, PyString, PyTuple};
 use ringfeed_arrow::foreign;
-use std::ffi::CStr;
 
 /// A frame imported from Python: its schema and its record batches (one per chunk).
 pub(crate) struct Frame {
@@ -59,14 +59,15 @@ fn take_stream(cap: &Bound<'_, PyCapsule>) -> PyResult<FFI_ArrowArrayStream> {
     Ok(unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr().cast()) })
 }
 
-fn has(obj: &Bound<'_, PyAny>, name: &CStr) -> PyResult<bool> {
-    obj.hasattr(name.to_str().expect("ASCII name"))
+fn has(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult<bool> {
+    obj.hasattr(name)
 }
 
 /// A schema from a `pyarrow.Schema` or anything with `__arrow_c_schema__`; a
 /// frame (anything with `__arrow_c_stream__` / `__arrow_c_array__`) lends its schema.
 pub(crate) fn schema(obj: &Bound<'_, PyAny>) -> PyResult<Schema> {
-    if has(obj, c"__arrow_c_schema__")? {
+    let py = obj.py();
+    if has(obj, intern!(py, "__arrow_c_schema__"))? {
         let cap = capsule(
             obj.call_method0("__arrow_c_schema__")?,
             "__arrow_c_schema__",
@@ -74,7 +75,7 @@ pub(crate) fn schema(obj: &Bound<'_, PyAny>) -> PyResult<Schema> {
         let ffi = take_schema(&cap)?;
         return Schema::try_from(&ffi).map_err(|e| arrow_err("unsupported schema", e));
     }
-    if has(obj, c"__arrow_c_stream__")? || has(obj, c"__arrow_c_array__")? {
+    if has(obj, intern!(py, "__arrow_c_stream__"))? || has(obj, intern!(py, "__arrow_c_array__"))? {
         return Ok(frame(obj)?.schema.as_ref().clone());
     }
     Err(argument_type(format!(
@@ -100,8 +101,11 @@ pub(crate) fn frame_cached(
 }
 
 fn frame_with(obj: &Bound<'_, PyAny>, cache: Option<&mut foreign::SchemaCache>) -> PyResult<Frame> {
-    if has(obj, c"__arrow_c_array__")? {
-        let t = obj.call_method0("__arrow_c_array__")?;
+    // Interned: a writer loop looks these up on every frame.
+    let py = obj.py();
+    let array_attr = intern!(py, "__arrow_c_array__");
+    if has(obj, array_attr)? {
+        let t = obj.call_method0(array_attr)?;
         let t = t.cast_into::<PyTuple>().map_err(|_| {
             argument_type("__arrow_c_array__() must return a (schema, array) tuple")
         })?;
@@ -127,7 +131,7 @@ fn frame_with(obj: &Bound<'_, PyAny>, cache: Option<&mut foreign::SchemaCache>) 
             batches: vec![batch],
         });
     }
-    if has(obj, c"__arrow_c_stream__")? {
+    if has(obj, intern!(py, "__arrow_c_stream__"))? {
         let cap = capsule(
             obj.call_method0("__arrow_c_stream__")?,
             "__arrow_c_stream__",
