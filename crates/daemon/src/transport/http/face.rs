@@ -11,6 +11,8 @@
 //! Routes (each in a module of its own, a thin adapter over the service core):
 //! - `GET /metrics`: the service's metrics and the per-principal counters (admin scope
 //!   when tokens are configured: the text names every principal).
+//! - the web page: its files at `/` ([`super::page`], public), its JSON at `/api/*`
+//!   ([`super::api`]) and its live bars at `/api/live` ([`super::live`]).
 
 use super::{metrics_text, PeerAddr, Render};
 use crate::auth::gate::{Caller, Gate, Refusal};
@@ -52,17 +54,22 @@ impl HttpState {
 pub fn router(state: HttpState) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics))
+        .merge(super::api::routes())
+        .merge(super::live::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
         ))
         .with_state(state);
-    Router::new().merge(protected).fallback(|| async {
-        (
-            StatusCode::NOT_FOUND,
-            "no such path: ringfeedd's HTTP face serves GET /metrics\n",
-        )
-    })
+    Router::new()
+        .merge(protected)
+        .merge(super::page::public())
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "no such path: ringfeedd's HTTP face serves the web page at /, /api/* and GET /metrics\n",
+            )
+        })
 }
 
 /// Middleware: the caller of every protected request, or the refusal.
@@ -100,7 +107,7 @@ fn access_token(query: &str) -> Option<String> {
     })
 }
 
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     fn hex(c: u8) -> Option<u8> {
         (c as char).to_digit(16).map(|d| d as u8)
     }
