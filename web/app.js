@@ -43,6 +43,9 @@ function choice() {
   };
 }
 
+/** The bar at `time` (seconds), for the tests. */
+shared.barAt = (time) => bars.get(time) ?? null;
+
 function publishCount() {
   shared.candles = bars.size;
   chartEl.dataset.candles = String(bars.size);
