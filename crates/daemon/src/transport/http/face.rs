@@ -10,7 +10,9 @@
 //!
 //! Routes (each in a module of its own, a thin adapter over the service core):
 //! - `GET /metrics`: the service's metrics and the per-principal counters (admin scope
-//!   when tokens are configured: the text names every principal).
+//!   when tokens are configured: the text names every principal);
+//! - `POST /rpc`, `GET /ws`: MarketStore's API ([`super::marketstore`]; read, write or
+//!   admin scope per method and dataset);
 //! - the web page: its files at `/` ([`super::page`], public), its JSON at `/api/*`
 //!   ([`super::api`]) and its live bars at `/api/live` ([`super::live`]).
 
@@ -54,6 +56,7 @@ impl HttpState {
 pub fn router(state: HttpState) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics))
+        .merge(super::marketstore::routes(&state))
         .merge(super::api::routes())
         .merge(super::live::routes())
         .layer(axum::middleware::from_fn_with_state(
@@ -67,7 +70,7 @@ pub fn router(state: HttpState) -> Router {
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                "no such path: ringfeedd's HTTP face serves the web page at /, /api/* and GET /metrics\n",
+                "no such path: ringfeedd's HTTP face serves the web page at /, /api/*, GET /metrics, POST /rpc and GET /ws\n",
             )
         })
 }

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod face;
 pub mod live;
+pub mod marketstore;
 pub mod page;
 
 use super::{Boundary, Peer};
