@@ -1,11 +1,14 @@
 // The chart: a dataset/symbol/timeframe picker, the history from /api/bars, and live
-// updates from /api/live (server-sent events). The choice lives in the page's URL
+// updates pushed by the daemon over /ws (MarketStore's streaming protocol: msgpack
+// `{"streams": ["SYM/1Min/dataset"]}` in, `{key, data: {Epoch, Open, ...}}` out, one
+// message per appended or updated bar). The choice lives in the page's URL
 // (?dataset=&symbol=&timeframe=&limit=), so a view can be bookmarked or shared.
 //
-// Live and history meet without a gap: the stream is opened first, and the history is
-// asked for only once the daemon says the stream has joined the topic (`ready`); live
-// batches that arrive meanwhile are held and applied after it. A bar published in
-// between is in both, and applying it again changes nothing (same time, same values).
+// Live and history meet without a gap: the websocket subscribes first, and the history
+// is asked for only once the daemon has echoed the subscription (it has joined the
+// topic by then); bars that arrive meanwhile are held and applied after it. A bar
+// published in between is in both, and applying it again changes nothing (same time,
+// same values).
 
 import { apiUrl, getJson, shared } from "./net.js";
 
@@ -21,7 +24,7 @@ let volume = null; // the volume histogram
 let bars = new Map(); // time (s) -> bar
 let lastTime = -Infinity;
 let datasets = []; // from /api/datasets
-let live = null; // the EventSource
+let live = null; // the WebSocket
 let generation = 0; // bumped per view: late answers of an old view are dropped
 
 function setStatus(text, kind = "") {
@@ -121,7 +124,10 @@ async function loadHistory(view) {
 }
 
 function stopLive() {
-  if (live) live.close();
+  if (live) {
+    live.onclose = null;
+    live.close();
+  }
   live = null;
   shared.liveReady = false;
 }
@@ -129,6 +135,75 @@ function stopLive() {
 function isStored(dataset, timeframe) {
   const d = datasets.find((x) => x.name === dataset);
   return !!d && d.timeframes.includes(timeframe);
+}
+
+/** MarketStore's name of a timeframe ("1m" -> "1Min"), as /ws keys use it. */
+function marketstoreTimeframe(tf) {
+  if (tf === "tick") return "Tick";
+  const m = /^(\d+)(.*)$/.exec(tf);
+  if (!m) return tf;
+  const unit = { s: "Sec", m: "Min", h: "H", d: "D", w: "W" }[m[2]] ?? m[2];
+  return `${m[1]}${unit}`;
+}
+
+/** The page's websocket URL (ws: or wss: as the page was served). */
+function wsUrl() {
+  const u = new URL(apiUrl("/ws"));
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  return u.toString();
+}
+
+const RECONNECT_MS = 2000;
+
+/** Subscribes the chart's topic on /ws; on the echo, loads the history; reconnects when cut. */
+function startLive(view, c, label) {
+  const MessagePack = window.MessagePack;
+  let held = []; // live bars that arrive before the history
+  let loaded = false;
+  const stream = `${c.symbol}/${marketstoreTimeframe(c.timeframe)}/${c.dataset}`;
+  const ws = new WebSocket(wsUrl());
+  ws.binaryType = "arraybuffer";
+  live = ws;
+  ws.onopen = () => ws.send(MessagePack.encode({ streams: [stream] }));
+  ws.onmessage = async (ev) => {
+    if (view !== generation) return;
+    const m = MessagePack.decode(new Uint8Array(ev.data));
+    if (m.error) {
+      setStatus(`${label}: ${m.error}`, "error");
+      return;
+    }
+    if (m.streams) {
+      // The echo: the daemon reads the topic for this socket from now on.
+      shared.liveReady = true;
+      try {
+        if (!(await loadHistory(view))) return;
+        loaded = true;
+        applyLive(held);
+        held = [];
+        setStatus(`${label}: ${bars.size} bars, live`, "ok");
+      } catch (e) {
+        setStatus(`${label}: ${e.message}`, "error");
+      }
+      return;
+    }
+    if (!m.key || !m.data || m.key.split("/")[0] !== c.symbol) return;
+    const d = m.data;
+    const bar = { time: Number(d.Epoch), open: d.Open, high: d.High, low: d.Low, close: d.Close, volume: d.Volume ?? 0 };
+    shared.liveEvents += 1;
+    if (loaded) {
+      applyLive([bar]);
+      setStatus(`${label}: ${bars.size} bars, live`, "ok");
+    } else {
+      held.push(bar);
+    }
+  };
+  ws.onclose = (ev) => {
+    if (view !== generation) return;
+    shared.liveReady = false;
+    const why = ev.reason || (ev.code === 1006 ? "the connection dropped" : `closed (${ev.code})`);
+    setStatus(`${label}: live stream ended: ${why}; reconnecting…`, "warn");
+    setTimeout(() => { if (view === generation) startLive(view, c, label); }, RECONNECT_MS);
+  };
 }
 
 /** Shows the picker's choice: live stream first (when the timeframe has a topic), then history. */
@@ -154,48 +229,7 @@ async function show() {
     return;
   }
   setStatus(`${label}: joining the live topic…`);
-  let held = []; // live rows that arrive before the history
-  let loaded = false;
-  const es = new EventSource(apiUrl("/api/live", { dataset: c.dataset, timeframe: c.timeframe, symbol: c.symbol }));
-  live = es;
-  es.addEventListener("ready", async () => {
-    if (view !== generation) return;
-    // (Also after a reconnect: the history is asked for again, so nothing is missed.)
-    loaded = false;
-    held = [];
-    shared.liveReady = true;
-    try {
-      if (!(await loadHistory(view))) return;
-      loaded = true;
-      applyLive(held);
-      held = [];
-      setStatus(`${label}: ${bars.size} bars, live`, "ok");
-    } catch (e) {
-      setStatus(`${label}: ${e.message}`, "error");
-    }
-  });
-  es.addEventListener("bars", (ev) => {
-    if (view !== generation) return;
-    const rows = rowsOf(JSON.parse(ev.data).columns);
-    shared.liveEvents += 1;
-    if (loaded) {
-      applyLive(rows);
-      setStatus(`${label}: ${bars.size} bars, live`, "ok");
-    } else {
-      held.push(...rows);
-    }
-  });
-  es.addEventListener("cut", (ev) => {
-    if (view !== generation) return;
-    shared.liveReady = false;
-    setStatus(`${label}: ${JSON.parse(ev.data).reason}`, "warn");
-  });
-  es.onerror = () => {
-    if (view !== generation) return;
-    shared.liveReady = false;
-    if (es.readyState === EventSource.CLOSED) setStatus(`${label}: the live stream was refused; reload to retry`, "error");
-    else setStatus(`${label}: live stream interrupted, reconnecting…`, "warn");
-  };
+  startLive(view, c, label);
 }
 
 function fillSymbols() {
@@ -227,8 +261,9 @@ async function loadDatasets() {
 async function main() {
   try {
     lib = await import("./vendor/lightweight-charts.mjs");
+    if (!window.MessagePack) throw new Error("no msgpack");
   } catch {
-    note("The chart library is missing from this build of ringfeedd: run scripts/build_web.sh (npm ci in web/), then rebuild the daemon. The operations view below works without it.");
+    note("The chart libraries are missing from this build of ringfeedd: run scripts/build_web.sh (npm ci in web/), then rebuild the daemon. The operations view below works without it.");
     setStatus("no chart library", "error");
     return;
   }

@@ -1,5 +1,5 @@
 // The daemon's JSON API as the page calls it: every request carries the page's
-// `access_token` (browsers cannot set headers on an EventSource, so the token travels
+// `access_token` (browsers cannot set headers on a WebSocket, so the token travels
 // as a query parameter, RFC 6750 §2.3; the daemon accepts either).
 
 const token = new URLSearchParams(location.search).get("access_token");

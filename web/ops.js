@@ -114,7 +114,7 @@ function render(s) {
             cell(fmtInt(x.lag), "num"),
             cell(String(x.leases), "num"),
             cell(fmtInt(x.missed), "num"),
-            cell(x.problem ?? (x.pid === s.pid ? "inside the daemon (web or Flight stream)" : ""), x.problem ? "error" : ""),
+            cell(x.problem ?? (x.pid === s.pid ? "inside the daemon (the websocket hub or a Flight subscription)" : ""), x.problem ? "error" : ""),
           ],
           { "data-topic": topicKey(t), "data-pid": String(x.pid) },
         ),

@@ -48,10 +48,10 @@ pub fn routes() -> Router<HttpState> {
 }
 
 /// A query string's parameters, percent-decoded, in order.
-pub(super) struct Params(Vec<(String, String)>);
+struct Params(Vec<(String, String)>);
 
 impl Params {
-    pub(super) fn of(uri: &Uri) -> Self {
+    fn of(uri: &Uri) -> Self {
         Params(
             uri.query()
                 .unwrap_or("")
@@ -66,7 +66,7 @@ impl Params {
     }
 
     /// The first non-empty value of `key`.
-    pub(super) fn get(&self, key: &str) -> Option<&str> {
+    fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, v)| k == key && !v.is_empty())
@@ -74,14 +74,14 @@ impl Params {
     }
 
     /// `key`, required.
-    pub(super) fn require(&self, key: &str, example: &str) -> Result<&str, ServiceError> {
+    fn require(&self, key: &str, example: &str) -> Result<&str, ServiceError> {
         self.get(key).ok_or_else(|| {
             ServiceError::bad_request(format!("missing query parameter `{key}` (e.g. {key}={example})"))
         })
     }
 
     /// The symbols of `symbol=` / `symbols=` (comma lists; none: all).
-    pub(super) fn symbols(&self) -> Vec<String> {
+    fn symbols(&self) -> Vec<String> {
         let items: Vec<&str> = self
             .0
             .iter()

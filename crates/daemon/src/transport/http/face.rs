@@ -13,8 +13,8 @@
 //!   when tokens are configured: the text names every principal);
 //! - `POST /rpc`, `GET /ws`: MarketStore's API ([`super::marketstore`]; read, write or
 //!   admin scope per method and dataset);
-//! - the web page: its files at `/` ([`super::page`], public), its JSON at `/api/*`
-//!   ([`super::api`]) and its live bars at `/api/live` ([`super::live`]).
+//! - the web page: its files at `/` ([`super::page`], public) and its JSON at `/api/*`
+//!   ([`super::api`]); its live bars come from `/ws`.
 
 use super::{metrics_text, PeerAddr, Render};
 use crate::auth::gate::{Caller, Gate, Refusal};
@@ -58,7 +58,6 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .merge(super::marketstore::routes(&state))
         .merge(super::api::routes())
-        .merge(super::live::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,

@@ -14,7 +14,6 @@
 
 pub mod api;
 pub mod face;
-pub mod live;
 pub mod marketstore;
 pub mod page;
 

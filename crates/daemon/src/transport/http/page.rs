@@ -3,11 +3,12 @@
 //! with no files to install beside it.
 //!
 //! They hold no data, so they are served without a token (every data request the page
-//! makes goes through the face's authentication: `/api/*` with the `access_token` the
-//! page was opened with). The chart library (`lightweight-charts` from npm, pinned in
-//! `web/package-lock.json`) is fetched by `scripts/build_web.sh` and embedded by the
-//! crate's `build.rs`; a daemon built without it serves the page, whose chart then
-//! says to run that script (`/vendor/lightweight-charts.mjs` answers 503).
+//! makes goes through the face's authentication: `/api/*` and `/ws` with the
+//! `access_token` the page was opened with). Its libraries from npm (`lightweight-charts`
+//! and `@msgpack/msgpack`, pinned in `web/package-lock.json`) are fetched by
+//! `scripts/build_web.sh` and embedded by the crate's `build.rs`; a daemon built without
+//! them serves the page, whose chart then says to run that script (`/vendor/*` answers
+//! 503).
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,12 +20,13 @@ const APP: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/a
 const NET: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/net.js"));
 const OPS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/ops.js"));
 const STYLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/style.css"));
-/// Empty when the daemon was built before `scripts/build_web.sh` ran.
-const CHART_LIB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chart-lib.mjs"));
+/// The npm libraries; empty when the daemon was built before `scripts/build_web.sh` ran.
+const CHART_LIB: &str = include_str!(concat!(env!("OUT_DIR"), "/chart-lib.mjs"));
+const MSGPACK_LIB: &str = include_str!(concat!(env!("OUT_DIR"), "/msgpack.min.js"));
 
-/// Whether this build embeds the chart library.
-pub fn has_chart_library() -> bool {
-    !CHART_LIB.is_empty()
+/// Whether this build embeds the page's libraries from npm.
+pub fn has_libraries() -> bool {
+    !CHART_LIB.is_empty() && !MSGPACK_LIB.is_empty()
 }
 
 /// The page's routes (public: they hold no data).
@@ -36,7 +38,8 @@ pub fn public() -> Router {
         .route("/net.js", get(|| file(NET, "text/javascript; charset=utf-8")))
         .route("/ops.js", get(|| file(OPS, "text/javascript; charset=utf-8")))
         .route("/style.css", get(|| file(STYLE, "text/css; charset=utf-8")))
-        .route("/vendor/lightweight-charts.mjs", get(chart_library))
+        .route("/vendor/lightweight-charts.mjs", get(|| library(CHART_LIB)))
+        .route("/vendor/msgpack.min.js", get(|| library(MSGPACK_LIB)))
 }
 
 async fn file(body: &'static str, content_type: &'static str) -> Response {
@@ -51,12 +54,12 @@ async fn file(body: &'static str, content_type: &'static str) -> Response {
         .into_response()
 }
 
-async fn chart_library() -> Response {
-    if !has_chart_library() {
+async fn library(body: &'static str) -> Response {
+    if body.is_empty() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "this ringfeedd was built without the web page's chart library: run scripts/build_web.sh (npm ci in web/), then rebuild the daemon\n",
+            "this ringfeedd was built without the web page's libraries: run scripts/build_web.sh (npm ci in web/), then rebuild the daemon\n",
         )
             .into_response();
     }
@@ -65,7 +68,7 @@ async fn chart_library() -> Response {
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
-        CHART_LIB,
+        body,
     )
         .into_response()
 }
