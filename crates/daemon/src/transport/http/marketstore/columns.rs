@@ -67,8 +67,8 @@ pub fn numpy_width(t: &str) -> Option<usize> {
     numpy_type(t).map(|(_, w)| w)
 }
 
-/// An Arrow column's numpy type string, if it is a number.
-fn type_of(t: &DataType) -> Option<&'static str> {
+/// An Arrow column's numpy type string, if it is a number this face carries.
+pub fn numpy_of(t: &DataType) -> Option<&'static str> {
     Some(match t {
         DataType::Int8 => "i1",
         DataType::Int16 => "i2",
@@ -152,7 +152,7 @@ pub fn from_batches(
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| type_of(f.data_type()).is_some() && f.name() != "ts")
+        .filter(|(_, f)| numpy_of(f.data_type()).is_some() && f.name() != "ts")
         .map(|(i, _)| i)
         .collect();
     let mut d = Dataset {
@@ -166,7 +166,7 @@ pub fn from_batches(
     }
     for &i in &value_cols {
         let f = schema.field(i);
-        d.types.push(type_of(f.data_type()).unwrap_or("f8").into());
+        d.types.push(numpy_of(f.data_type()).unwrap_or("f8").into());
         d.names.push(column_to_ms(f.name()));
     }
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -385,7 +385,7 @@ mod tests {
     #[test]
     fn bars_become_columns_keyed_per_symbol_and_back() {
         let b = bars();
-        let d = from_batches(&[b.clone()], &b.schema(), "1Min", "OHLCV", false).unwrap();
+        let d = from_batches(std::slice::from_ref(&b), &b.schema(), "1Min", "OHLCV", false).unwrap();
         assert_eq!(d.names, ["Epoch", "Open", "QuoteVolume"]);
         assert_eq!(d.types, ["i8", "f8", "f8"]);
         assert_eq!(d.length, 3);
@@ -411,7 +411,7 @@ mod tests {
     #[test]
     fn written_lengths_are_checked_before_anything_is_built() {
         let b = bars();
-        let mut d = from_batches(&[b.clone()], &b.schema(), "1Min", "X", false).unwrap();
+        let mut d = from_batches(std::slice::from_ref(&b), &b.schema(), "1Min", "X", false).unwrap();
         assert!(to_batch(&d, "A", 2, 5).unwrap_err().contains("past"));
         assert!(to_batch(&d, "A", -1, 1).is_err());
         d.length = 1 << 40;

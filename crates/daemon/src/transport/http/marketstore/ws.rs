@@ -324,6 +324,8 @@ impl Drop for Leaving {
         let mut st = self.hub.lock();
         if st.topics.get(&self.topic) == Some(&self.generation) {
             st.topics.remove(&self.topic);
+            // Lapped or failed while wanted: read it again at the next tick.
+            st.last_scan = None;
         }
     }
 }
@@ -339,7 +341,7 @@ struct Row<'a> {
 
 impl Serialize for Row<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.names.len() + 2))?;
+        let mut m = s.serialize_map(Some(self.names.len() + 1 + usize::from(self.tick)))?;
         m.serialize_entry("Epoch", &self.ts.div_euclid(1_000_000_000))?;
         if self.tick {
             m.serialize_entry("Nanoseconds", &(self.ts.rem_euclid(1_000_000_000) as i32))?;
@@ -389,7 +391,7 @@ fn encode(b: &RecordBatch, topic: &Topic) -> Vec<(String, Bytes)> {
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.data_type().is_numeric() && f.name() != "ts")
+        .filter(|(_, f)| super::columns::numpy_of(f.data_type()).is_some() && f.name() != "ts")
         .map(|(i, f)| (i, names::column_to_ms(f.name())))
         .collect();
     let ts = b.column_by_name("ts").and_then(|c| match c.data_type() {
@@ -526,6 +528,59 @@ mod tests {
         assert!(s.symbol.is_match("BTCUSDT") && !s.symbol.is_match("ETH"));
         for bad in ["BTC/1Min", "a/b/c/d", "//", "BTC/[/x"] {
             assert!(Stream::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_bar_is_one_well_formed_message_keyed_by_symbol() {
+        use arrow_array::{
+            BooleanArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray,
+        };
+        let b = RecordBatch::try_from_iter([
+            (
+                "ts",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![60_000_000_000, 61_500_000_000])
+                        .with_timezone("UTC"),
+                ) as arrow_array::ArrayRef,
+            ),
+            ("symbol", Arc::new(StringArray::from(vec!["A", "B"])) as _),
+            (
+                "open",
+                Arc::new(Float64Array::from(vec![Some(1.5), None])) as _,
+            ),
+            (
+                "trades",
+                Arc::new(Int64Array::from(vec![Some(3), None])) as _,
+            ),
+            (
+                "complete",
+                Arc::new(BooleanArray::from(vec![true, false])) as _,
+            ),
+        ])
+        .unwrap();
+        for (tf, tick) in [("5m", false), ("tick", true)] {
+            let t = Topic {
+                dataset: "spot".into(),
+                tf: tf.into(),
+                timeframe: names::timeframe_to_ms(tf),
+                group: "OHLCV".into(),
+            };
+            let msgs = encode(&b, &t);
+            assert_eq!(msgs.len(), 2);
+            let v: serde_json::Value = rmp_serde::from_slice(&msgs[0].1).unwrap();
+            assert_eq!(v["key"], format!("A/{}/OHLCV", t.timeframe));
+            assert_eq!(v["data"]["Epoch"], 60);
+            assert_eq!(v["data"]["Open"], 1.5);
+            assert_eq!(v["data"]["Trades"], 3);
+            assert_eq!(v["data"].get("Complete"), None);
+            let w: serde_json::Value = rmp_serde::from_slice(&msgs[1].1).unwrap();
+            assert_eq!(msgs[1].0, "B");
+            assert_eq!(w["data"]["Trades"], 0);
+            assert_eq!(w["data"].get("Nanoseconds").is_some(), tick);
+            if tick {
+                assert_eq!(w["data"]["Nanoseconds"], 500_000_000);
+            }
         }
     }
 }
