@@ -18,7 +18,8 @@ const LIBS: [(&str, &str); 2] = [
 ];
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("../..");
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("../..");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     // `web/` (a directory, always there: cargo rescans it; a path that does not exist
     // would rerun this on every build), so that a later `npm ci` rebuilds the daemon.

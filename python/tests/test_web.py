@@ -271,7 +271,7 @@ def test_the_json_endpoints_answer_the_query_path_and_refuse_bad_requests(web: W
         ("dataset=demo&timeframe=1m&start=2021-01-02&end=2021-01-01", 400, "bad_request"),
         ("timeframe=1m", 400, "bad_request"),
         ("dataset=%ZZ&timeframe=1m", 404, "unknown_dataset"),
-        ("dataset=demo&timeframe=1m&symbol=" + "A" * 5000, 200, None),
+        ("dataset=demo&timeframe=1m&symbol=" + "A" * 5000, 404, "unknown_symbol"),
     ]:
         status, body = _get(f"{web.url}/api/bars?{query}")
         assert status == code, (query, status, body[:200])

@@ -37,7 +37,9 @@ pub use health::{ReplayHook, HEALTH_LOCK_WAIT, MAINTENANCE_EVERY};
 pub use lifecycle::LifecycleOutcome;
 pub use listing::StoredTimeframe;
 pub use open::{OpenError, Service};
-pub use ops::{CacheOps, HostRing, HotDays, IngestOps, OpsSnapshot, QueryOps, StoreOps, WriteDownOps};
+pub use ops::{
+    CacheOps, HostRing, HotDays, IngestOps, OpsSnapshot, QueryOps, StoreOps, WriteDownOps,
+};
 pub use reads::{dataset_ready, ReplayAnswer};
 pub use writes::{
     decode_append_payload, write_down_boundary, write_down_loop, AppendOutcome, DeleteOutcome,

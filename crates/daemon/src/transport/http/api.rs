@@ -59,7 +59,10 @@ impl Params {
                 .filter(|kv| !kv.is_empty())
                 .map(|kv| {
                     let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    (super::face::percent_decode(k), super::face::percent_decode(v))
+                    (
+                        super::face::percent_decode(k),
+                        super::face::percent_decode(v),
+                    )
                 })
                 .collect(),
         )
@@ -76,7 +79,9 @@ impl Params {
     /// `key`, required.
     fn require(&self, key: &str, example: &str) -> Result<&str, ServiceError> {
         self.get(key).ok_or_else(|| {
-            ServiceError::bad_request(format!("missing query parameter `{key}` (e.g. {key}={example})"))
+            ServiceError::bad_request(format!(
+                "missing query parameter `{key}` (e.g. {key}={example})"
+            ))
         })
     }
 
@@ -131,17 +136,26 @@ async fn blocking_json(
     let (service, boundary) = (state.service.clone(), state.boundary.clone());
     let r = tokio::task::spawn_blocking(move || boundary.call(|| f(&service)).and_then(|r| r))
         .await
-        .unwrap_or_else(|e| Err(ServiceError::internal(format!("the request's task failed: {e}"))));
+        .unwrap_or_else(|e| {
+            Err(ServiceError::internal(format!(
+                "the request's task failed: {e}"
+            )))
+        });
     match r {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => error_response(e),
     }
 }
 
-async fn datasets(State(state): State<HttpState>, Extension(c): Extension<Arc<Caller>>) -> Response {
+async fn datasets(
+    State(state): State<HttpState>,
+    Extension(c): Extension<Arc<Caller>>,
+) -> Response {
     blocking_json(&state, move |service| {
         let Value::Object(all) = service.datasets() else {
-            return Err(ServiceError::internal("the dataset listing is not an object"));
+            return Err(ServiceError::internal(
+                "the dataset listing is not an object",
+            ));
         };
         let list: Vec<Value> = all
             .into_iter()
@@ -297,7 +311,9 @@ pub fn columns(batches: &[RecordBatch]) -> Result<Map<String, Value>, ServiceErr
                     let f = f
                         .as_any()
                         .downcast_ref::<arrow_array::Float64Array>()
-                        .ok_or_else(|| ServiceError::internal("a cast to Float64 gave no Float64"))?;
+                        .ok_or_else(|| {
+                            ServiceError::internal("a cast to Float64 gave no Float64")
+                        })?;
                     values.extend(f.iter().map(|v| {
                         v.and_then(serde_json::Number::from_f64)
                             .map_or(Value::Null, Value::Number)
@@ -392,8 +408,10 @@ mod tests {
         let s = bars_spec(&p("dataset=d&symbol=A%2CB&timeframe=1m")).unwrap();
         assert_eq!(s.symbols, vec!["A", "B"]);
         assert_eq!((s.limit, s.from_end), (Some(DEFAULT_LIMIT), true));
-        let s = bars_spec(&p("dataset=d&timeframe=5m&start=1609459200&limit=3&from_end=false"))
-            .unwrap();
+        let s = bars_spec(&p(
+            "dataset=d&timeframe=5m&start=1609459200&limit=3&from_end=false",
+        ))
+        .unwrap();
         assert_eq!(s.start, Some(TimeSpec::Int(1_609_459_200)));
         assert_eq!((s.limit, s.from_end), (Some(3), false));
         for bad in [

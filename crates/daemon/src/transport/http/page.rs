@@ -33,10 +33,22 @@ pub fn has_libraries() -> bool {
 pub fn public() -> Router {
     Router::new()
         .route("/", get(|| file(INDEX, "text/html; charset=utf-8")))
-        .route("/index.html", get(|| file(INDEX, "text/html; charset=utf-8")))
-        .route("/app.js", get(|| file(APP, "text/javascript; charset=utf-8")))
-        .route("/net.js", get(|| file(NET, "text/javascript; charset=utf-8")))
-        .route("/ops.js", get(|| file(OPS, "text/javascript; charset=utf-8")))
+        .route(
+            "/index.html",
+            get(|| file(INDEX, "text/html; charset=utf-8")),
+        )
+        .route(
+            "/app.js",
+            get(|| file(APP, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/net.js",
+            get(|| file(NET, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/ops.js",
+            get(|| file(OPS, "text/javascript; charset=utf-8")),
+        )
         .route("/style.css", get(|| file(STYLE, "text/css; charset=utf-8")))
         .route("/vendor/lightweight-charts.mjs", get(|| library(CHART_LIB)))
         .route("/vendor/msgpack.min.js", get(|| library(MSGPACK_LIB)))
