@@ -190,6 +190,8 @@ function startLive(view, c, label) {
     const d = m.data;
     const bar = { time: Number(d.Epoch), open: d.Open, high: d.High, low: d.Low, close: d.Close, volume: d.Volume ?? 0 };
     shared.liveEvents += 1;
+    // When the newest live bar arrived (wall clock, ms): scripts/bench_web.py reads it.
+    shared.lastArrival = { time: bar.time, ms: performance.timeOrigin + performance.now() };
     if (loaded) {
       applyLive([bar]);
       setStatus(`${label}: ${bars.size} bars, live`, "ok");
@@ -278,7 +280,7 @@ async function main() {
     wickUpColor: "#26a69a", wickDownColor: "#ef5350",
   });
   volume = chart.addSeries(lib.HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "" });
-  volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  volume.priceScale().applyOptions({ scaleMargins: { top: 0.85, bottom: 0 } });
   $("dataset").addEventListener("change", () => { fillSymbols(); show(); });
   $("symbol").addEventListener("change", show);
   $("timeframe").addEventListener("input", () => { $("timeframe").dataset.touched = "1"; });

@@ -37,6 +37,14 @@ function row(cells, attrs = {}) {
   return tr;
 }
 
+/** `rows`, or one row across `cols` columns saying `empty` when there are none. */
+function orEmpty(rows, cols, empty) {
+  if (rows.length) return rows;
+  const td = cell(empty, "empty");
+  td.colSpan = cols;
+  return [row([td])];
+}
+
 function fillList(dl, pairs) {
   const items = [];
   for (const [k, v] of pairs) {
@@ -84,7 +92,7 @@ function render(s) {
   ]);
 
   $("ops-topics").tBodies[0].replaceChildren(
-    ...s.topics.map((t) => {
+    ...orEmpty(s.topics.map((t) => {
       const was = prevTopics.get(topicKey(t));
       const r = perSec(s, was?.write_seq, t.write_seq);
       const live = t.readers.filter((x) => !x.problem);
@@ -101,10 +109,10 @@ function render(s) {
         ],
         { "data-topic": topicKey(t), "data-readers": String(live.length) },
       );
-    }),
+    }), 8, "no live topics yet: a topic ring is made by its first subscriber or append"),
   );
   $("ops-readers").tBodies[0].replaceChildren(
-    ...s.topics.flatMap((t) =>
+    ...orEmpty(s.topics.flatMap((t) =>
       t.readers.map((x) =>
         row(
           [
@@ -119,14 +127,14 @@ function render(s) {
           { "data-topic": topicKey(t), "data-pid": String(x.pid) },
         ),
       ),
-    ),
+    ), 7, "no readers"),
   );
   const rings = s.host_rings;
   $("host-rings-block").hidden = !rings;
   if (rings) {
     const prevRings = new Map((previous?.host_rings ?? []).map((r) => [r.name, r]));
     $("ops-host-rings").tBodies[0].replaceChildren(
-      ...rings.map((r) => {
+      ...orEmpty(rings.map((r) => {
         const was = prevRings.get(r.name);
         const rt = perSec(s, was?.write_seq, r.write_seq);
         return row(
@@ -142,7 +150,7 @@ function render(s) {
           ],
           { "data-ring": r.name },
         );
-      }),
+      }), 8, "none"),
     );
   }
   $("ops-age").textContent = `as of ${new Date(s.now_ms).toISOString().slice(11, 19)} UTC`;
