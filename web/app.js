@@ -279,7 +279,9 @@ async function main() {
     upColor: "#26a69a", downColor: "#ef5350", borderVisible: false,
     wickUpColor: "#26a69a", wickDownColor: "#ef5350",
   });
-  volume = chart.addSeries(lib.HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "" });
+  volume = chart.addSeries(lib.HistogramSeries, {
+    priceFormat: { type: "volume" }, priceScaleId: "", lastValueVisible: false, priceLineVisible: false,
+  });
   volume.priceScale().applyOptions({ scaleMargins: { top: 0.85, bottom: 0 } });
   $("dataset").addEventListener("change", () => { fillSymbols(); show(); });
   $("symbol").addEventListener("change", show);
