@@ -7,9 +7,12 @@ polars DataFrame and records now - stamp. The reader alternates between a blocki
 loop (`for b in reader`) and an asyncio one (`async for b in AsyncReader(reader)`, with
 a second task ticking on the same loop, as an application would have), `rounds` times
 each, on the same ring, so both see the same machine. Reports p50/p99 of each and the
-added latency (asyncio p50 - blocking p50; target ≤ 20 µs, issue 14), and the split of
-the asyncio path: send → the waiter thread holds the batch, and that thread → the
-awaiting coroutine (a third mode, the same path with time stamps).
+added latency (asyncio p50 - blocking p50; target ≤ 20 µs, issue 14). asyncio is the
+default path (the loop waits on the reader's io_uring futex-wait fd); a third mode runs
+the fallback of kernels without it (a waiting thread that wakes the loop). Two more
+modes measure asyncio's own floor on this machine: the same hand-off through a socket,
+read blocking and awaited with loop.add_reader (floor_added_p50_us: what any fd-woken
+await adds, whatever the transport).
 
     .venv/bin/python scripts/bench_asyncio.py [--n 1000] [--rounds 3] [--out FILE.json]
 """
@@ -20,9 +23,8 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import queue
+import os
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -37,9 +39,14 @@ import ringfeed as rf  # noqa: E402
 from ringfeed.aio import AsyncReader  # noqa: E402
 
 
-def reader(name: str, n: int, rounds: int, conn: Any) -> None:
+def reader(name: str, n: int, rounds: int, conn: Any, pipe: Any, loop_kind: str) -> None:
+    if loop_kind == "uvloop":
+        import uvloop  # type: ignore[import-not-found]
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     r = rf.Reader.open(name, start="next", wait=60)
-    out: dict[str, list[float]] = {"blocking": [], "asyncio": [], "thread_has_batch": [], "thread_to_coroutine": []}
+    out: dict[str, list[float]] = {"blocking": [], "asyncio": [], "asyncio_thread_fallback": [],
+                                   "floor_blocking": [], "floor_asyncio": []}
 
     def blocking() -> None:
         conn.send("go")
@@ -69,35 +76,51 @@ def reader(name: str, n: int, rounds: int, conn: Any) -> None:
         stop.set()
         await t
 
-    async def split() -> None:
-        # AsyncReader's path, stamped: when the waiter thread holds the batch, and when
-        # the awaiting coroutine runs again (the thread -> loop hop).
-        jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        threading.Thread(target=lambda: [j() for j in iter(jobs.get, None)], daemon=True).start()
-        loop = asyncio.get_running_loop()
+    async def thread_fallback() -> None:
+        # The path of kernels without an io_uring futex wait (and of remote readers): the
+        # wait runs on a thread, which wakes the loop with call_soon_threadsafe.
+        ar = AsyncReader(r)
+        ar._evented = False
         conn.send("go")
         for _ in range(n):
-            fut = loop.create_future()
-
-            def job(fut: Any = fut) -> None:
-                b = r.read()
-                loop.call_soon_threadsafe(fut.set_result, (b, now()))
-
-            jobs.put(job)
-            b, t_thread = await fut
-            t_loop = now()
+            b = await ar.read()
             df = pl.DataFrame(b)
-            sent = sent_at(df)
-            out["thread_has_batch"].append((t_thread - sent) / 1e3)
-            out["thread_to_coroutine"].append((t_loop - t_thread) / 1e3)
+            out["asyncio_thread_fallback"].append((now() - sent_at(df)) / 1e3)
             del df, b
             conn.send(1)
-        jobs.put(None)
+        if ar._waiter is not None:
+            ar._waiter.stop()
+
+    def floor_blocking() -> None:
+        # asyncio's own floor: the same hand-off through a socket (8 bytes, the send
+        # time), read blocking ...
+        conn.send("go")
+        for _ in range(n):
+            sent = int.from_bytes(pipe.recv_bytes(), "little")
+            out["floor_blocking"].append((now() - sent) / 1e3)
+            conn.send(1)
+
+    async def floor_asyncio() -> None:
+        # ... and awaited through loop.add_reader: what any fd-woken await adds.
+        loop = asyncio.get_running_loop()
+        fd_was_blocking = os.get_blocking(pipe.fileno())
+        conn.send("go")
+        for _ in range(n):
+            woken: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(pipe.fileno(), lambda w=woken: w.done() or w.set_result(None))
+            await woken
+            loop.remove_reader(pipe.fileno())
+            sent = int.from_bytes(pipe.recv_bytes(), "little")
+            out["floor_asyncio"].append((now() - sent) / 1e3)
+            conn.send(1)
+        os.set_blocking(pipe.fileno(), fd_was_blocking)  # uvloop made it non-blocking
 
     for _ in range(rounds):
         blocking()
         asyncio.run(awaited())
-        asyncio.run(split())
+        asyncio.run(thread_fallback())
+        floor_blocking()
+        asyncio.run(floor_asyncio())
     conn.send(out)
 
 
@@ -106,6 +129,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="messages per round and mode")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--interval", type=float, default=0.001, help="seconds between messages")
+    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                    help="the event loop (uvloop: pip install uvloop)")
     ap.add_argument("--out", type=Path, help="write the result as JSON here too")
     a = ap.parse_args()
     name = f"bench-aio-{uuid.uuid4().hex[:8]}"
@@ -113,22 +138,31 @@ def main() -> None:
     w = rf.Writer.create(name, frame.batch.schema, slots=8, slot_bytes=64 << 10, max_readers=1)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    p = ctx.Process(target=reader, args=(name, a.n, a.rounds, child))
+    pipe_w, pipe_r = ctx.Pipe()
+    p = ctx.Process(target=reader, args=(name, a.n, a.rounds, child, pipe_r, a.loop))
     p.start()
-    for _ in range(3 * a.rounds):
-        assert parent.recv() == "go"
-        for _ in range(a.n):
-            time.sleep(a.interval)
-            w.write(frame.stamp())
-            parent.recv()
+    for _ in range(a.rounds):
+        for mode in ("ring", "ring", "ring", "pipe", "pipe"):
+            assert parent.recv() == "go"
+            for _ in range(a.n):
+                time.sleep(a.interval)
+                if mode == "ring":
+                    w.write(frame.stamp())
+                else:
+                    pipe_w.send_bytes(now().to_bytes(8, "little"))
+                parent.recv()
     out = parent.recv()
     p.join(30)
     w.close()
-    res: dict[str, Any] = {}
+    res: dict[str, Any] = {"loop": a.loop}
     for mode, xs in out.items():
         res[mode] = {"n": len(xs), "p50_us": round(pct(xs, 50), 1), "p99_us": round(pct(xs, 99), 1)}
     res["added_p50_us"] = round(res["asyncio"]["p50_us"] - res["blocking"]["p50_us"], 1)
     res["added_p99_us"] = round(res["asyncio"]["p99_us"] - res["blocking"]["p99_us"], 1)
+    res["floor_added_p50_us"] = round(
+        res["floor_asyncio"]["p50_us"] - res["floor_blocking"]["p50_us"], 1)
+    res["fallback_added_p50_us"] = round(
+        res["asyncio_thread_fallback"]["p50_us"] - res["blocking"]["p50_us"], 1)
     print(json.dumps(res, indent=1))
     if a.out:
         a.out.write_text(json.dumps(res, indent=1) + "\n")

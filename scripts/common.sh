@@ -38,6 +38,8 @@ need_base() {
   command -v python3 >/dev/null 2>&1 || apt_install python3
   # TLS tests make their certificates with it.
   command -v openssl >/dev/null 2>&1 || apt_install openssl
+  # `ringfeed top` is tested in a detached tmux session (crates/cli/tests/top.rs).
+  command -v tmux >/dev/null 2>&1 || apt_install tmux
 }
 
 # need_node: node and npm, to fetch the web page's chart library (scripts/build_web.sh).

@@ -154,6 +154,32 @@ impl Reader {
         })
     }
 
+    /// For event loops: a file descriptor that turns readable when the next batch is
+    /// published, or `None` when `read(0)` would not wait now (a batch is ready, or the
+    /// ring is closed). Register the fd for readability; when it fires, or at the latest
+    /// after 0.1 s (so that a dead writer is noticed), call `read(0)` and `arm()` again.
+    /// The reader counts as a sleeper until `disarm()`, a call that finds a batch ready,
+    /// or `close()`. Raises `OSError` where the kernel cannot (no io_uring futex wait:
+    /// Linux before 6.7, or io_uring disabled): wait on a thread then.
+    /// `ringfeed.aio.AsyncReader` does all this.
+    fn arm(&self, py: Python<'_>) -> PyResult<Option<i32>> {
+        self.check_fork()?;
+        py.detach(|| self.lock().as_mut().map(|r| r.arm()))
+            .ok_or_else(|| self.closed_error())?
+            .map_err(PyErr::from)
+    }
+
+    /// No longer counted as a sleeper after `arm()`.
+    fn disarm(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_fork()?;
+        py.detach(|| {
+            if let Some(r) = self.lock().as_mut() {
+                r.disarm()
+            }
+        });
+        Ok(())
+    }
+
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

@@ -65,6 +65,27 @@ impl Replay {
         })
     }
 
+    /// For event loops, as `Reader.arm`: a file descriptor that turns readable when a
+    /// live batch is published, or `None` when `read(0)` would not wait now (history is
+    /// left, or a live batch is ready). Raises `OSError` where the kernel cannot.
+    fn arm(&self, py: Python<'_>) -> PyResult<Option<i32>> {
+        self.check_fork()?;
+        py.detach(|| self.lock().as_mut().map(|r| r.arm()))
+            .ok_or_else(Self::closed_error)?
+            .map_err(PyErr::from)
+    }
+
+    /// No longer counted as a sleeper after `arm()`.
+    fn disarm(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_fork()?;
+        py.detach(|| {
+            if let Some(r) = self.lock().as_mut() {
+                r.disarm()
+            }
+        });
+        Ok(())
+    }
+
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import polars as pl
 import pyarrow as pa
+import pytest
 
 import ringfeed as rf
 from ringfeed.aio import AsyncReader, connect_async
@@ -158,3 +162,115 @@ def test_closing_ends_a_pending_wait(name: str) -> None:
     took = asyncio.run(main())
     w.close()
     assert took < 2.0, took
+
+
+def _armable(r: rf.Reader) -> bool:
+    try:
+        r.arm()
+        r.disarm()
+        return True
+    except OSError:
+        return False
+
+
+def test_an_awaited_read_is_woken_by_the_loop_itself_without_a_thread(name: str) -> None:
+    schema = pa.schema([("k", pa.int64())])
+    w = rf.Writer.create(name, schema, slots=16)
+    src = rf.Reader.open(name, start="next")
+    if not _armable(src):
+        pytest.skip("this kernel has no io_uring futex wait (Linux < 6.7 or io_uring disabled): "
+                    "AsyncReader waits on a thread here, which the other tests cover")
+
+    async def main() -> tuple[list[int], int]:
+        threads = threading.active_count()
+        most = threads
+        got: list[int] = []
+        async with AsyncReader(src) as r:
+            loop = asyncio.get_running_loop()
+            for k in range(30):
+                loop.call_later(0.005, lambda k=k: w.write(pa.record_batch([pa.array([k])], schema=schema)))
+                b = await r.read(timeout=10)
+                assert b is not None
+                got.extend(b.to_polars()["k"].to_list())
+                most = max(most, threading.active_count())
+            assert r._evented is True  # the loop waited on the reader's fd
+        return got, most - threads
+
+    got, extra_threads = asyncio.run(main())
+    w.close()
+    assert got == list(range(30))
+    assert extra_threads == 0, "no waiting thread was started"
+
+
+def test_a_cancelled_awaited_read_loses_no_batch(name: str) -> None:
+    schema = pa.schema([("k", pa.int64())])
+    w = rf.Writer.create(name, schema, slots=16)
+
+    async def main() -> list[int]:
+        got: list[int] = []
+        async with AsyncReader(rf.Reader.open(name, start="next")) as r:
+            for k in range(5):
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(r.read(), 0.02)  # cancelled while armed
+                w.write(pa.record_batch([pa.array([k])], schema=schema))
+                b = await r.read(timeout=10)
+                assert b is not None
+                got.extend(b.to_polars()["k"].to_list())
+        return got
+
+    assert asyncio.run(main()) == list(range(5))
+    w.close()
+
+
+def test_the_thread_fallback_reads_every_batch_in_order(name: str) -> None:
+    schema = pa.schema([("k", pa.int64())])
+    w = rf.Writer.create(name, schema, slots=64)
+
+    async def main() -> list[int]:
+        got: list[int] = []
+        r = AsyncReader(rf.Reader.open(name, start="next"))
+        r._evented = False  # as on a kernel without io_uring futex waits
+        loop = asyncio.get_running_loop()
+        for k in range(20):
+            loop.call_later(0.002, lambda k=k: w.write(pa.record_batch([pa.array([k])], schema=schema)))
+            b = await r.read(timeout=10)
+            assert b is not None
+            got.extend(b.to_polars()["k"].to_list())
+        assert r._waiter is not None
+        await r.aclose()
+        return got
+
+    assert asyncio.run(main()) == list(range(20))
+    w.close()
+
+
+WRITER_THEN_WAIT = """
+import sys, ringfeed as rf, pyarrow as pa
+w = rf.Writer.create(sys.argv[1], pa.schema([("x", pa.int64())]))
+w.write(pa.record_batch({"x": [1]}))
+print("wrote", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_an_armed_reader_notices_a_killed_writer(name: str) -> None:
+    p = subprocess.Popen([sys.executable, "-c", WRITER_THEN_WAIT, name],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "wrote"
+
+        async def main() -> None:
+            async with AsyncReader(rf.Reader.open(name, start="oldest")) as r:
+                b = await r.read(timeout=10)
+                assert b is not None and b.to_polars()["x"].to_list() == [1]
+                pending = asyncio.ensure_future(r.read())  # armed: nothing more comes
+                await asyncio.sleep(0.2)
+                assert not pending.done()
+                p.send_signal(signal.SIGKILL)
+                with pytest.raises(rf.WriterGoneError):
+                    await asyncio.wait_for(pending, 10)
+
+        asyncio.run(main())
+    finally:
+        p.kill()
+        p.wait(30)

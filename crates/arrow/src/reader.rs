@@ -166,6 +166,18 @@ impl Reader {
         }
     }
 
+    /// For event loops: `Ok(Some(fd))` to wait for readability before the next
+    /// [`Reader::try_read`], or `Ok(None)` when it would not wait now. See
+    /// [`RingReader::arm`].
+    pub fn arm(&mut self) -> std::io::Result<Option<std::os::fd::RawFd>> {
+        self.ring.arm()
+    }
+
+    /// Undoes [`Reader::arm`]. See [`RingReader::disarm`].
+    pub fn disarm(&mut self) {
+        self.ring.disarm()
+    }
+
     /// Waits up to `timeout` for the next batch; `Ok(None)` on timeout.
     pub fn read(&mut self, timeout: Duration) -> Result<Option<Batch>, ReadError> {
         match self.ring.read(timeout)? {

@@ -156,6 +156,21 @@ impl Replay {
         }
     }
 
+    /// For event loops: `Ok(Some(fd))` to wait for readability before the next
+    /// `read(Duration::ZERO)`, or `Ok(None)` when that read would not wait (history is
+    /// left, or a live batch is ready). See [`ringfeed_arrow::Reader::arm`].
+    pub fn arm(&mut self) -> std::io::Result<Option<std::os::fd::RawFd>> {
+        if self.history.is_some() {
+            return Ok(None);
+        }
+        self.live.arm()
+    }
+
+    /// Undoes [`Replay::arm`].
+    pub fn disarm(&mut self) {
+        self.live.disarm()
+    }
+
     /// The first live topic seq after the history.
     pub fn seam(&self) -> u64 {
         self.seam

@@ -37,6 +37,7 @@ mod reader;
 mod sigbus;
 pub mod sync;
 mod table;
+mod uring;
 mod writer;
 
 pub use arena::{remove, validate_header};

@@ -184,6 +184,11 @@ impl Drop for Lease {
 
 /// The reader end of a ring.
 pub struct RingReader {
+    /// The event-loop wait ([`RingReader::arm`]), made on first use; declared before
+    /// `shared` so that it is closed (its wait cancelled) before the mapping may go.
+    evented: Option<crate::uring::FutexFd>,
+    /// Counted in `waiters` (and `sleeping` set) by [`RingReader::arm`].
+    armed: bool,
     shared: Arc<ReaderShared>,
     cursor: u64,
     spin: Duration,
@@ -245,7 +250,10 @@ impl RingReader {
         // SYNC POINT: row-claim. Pairs with the writer's Acquire load of `gen`
         // in its sweep: a row recorded as bad under the old gen is ours now,
         // with the pins zeroed above, and the writer no longer ignores it.
-        r.gen.fetch_add(1, Ordering::Release);
+        let gen = r.gen.fetch_add(1, Ordering::Release).wrapping_add(1);
+        // Lease age (diagnostics): nothing leased under this gen yet.
+        r.leased_since_ns.store(0, Ordering::Relaxed);
+        r.lease_gen.store(gen, Ordering::Relaxed);
         r.pid.store(std::process::id(), Ordering::Relaxed);
         r.start_time.store(
             os::process_start_time(std::process::id()),
@@ -292,6 +300,8 @@ impl RingReader {
             cursor,
             spin: opts.spin,
             last_liveness: None,
+            evented: None,
+            armed: false,
         })
     }
 
@@ -441,8 +451,14 @@ impl RingReader {
             pins[buf as usize].fetch_sub(1, Ordering::Release);
             return Err(self.lag(c));
         }
-        s.leases.fetch_add(1, Ordering::Relaxed);
         let row = r.row(s.row);
+        if s.leases.fetch_add(1, Ordering::Relaxed) == 0 {
+            // Lease age (diagnostics): our lease count went 0 -> 1. Reads are
+            // serialised by `&mut self`, so these stores come in order. A vDSO
+            // clock read, no syscall.
+            row.leased_since_ns
+                .store(os::monotonic_ns(), Ordering::Relaxed);
+        }
         row.leases.fetch_add(1, Ordering::Relaxed);
         self.cursor = c + 1;
         // SYNC POINT: consumed. Pairs with a Block writer's Acquire load of our
@@ -525,8 +541,12 @@ impl RingReader {
             }
             let row = shared.regions.row(shared.row);
             let waiters = &shared.regions.table_control().waiters.0;
-            waiters.fetch_add(1, Ordering::Relaxed);
-            row.sleeping.store(1, Ordering::Relaxed);
+            // An armed reader is counted already (`arm`): once per row, so a sweep of a
+            // dead one takes back exactly one.
+            if !self.armed {
+                waiters.fetch_add(1, Ordering::Relaxed);
+                row.sleeping.store(1, Ordering::Relaxed);
+            }
             // SYNC POINT: wake. Pairs with the writer's fence after its store of
             // write_seq: either it sees our waiter count, or we see its seq.
             fence(Ordering::SeqCst);
@@ -536,9 +556,90 @@ impl RingReader {
             {
                 futex_wait(&ctl.notify.0, v, (timeout - elapsed).min(LIVENESS_SLICE));
             }
-            row.sleeping.store(0, Ordering::Relaxed);
-            waiters.fetch_sub(1, Ordering::Relaxed);
+            if !self.armed {
+                row.sleeping.store(0, Ordering::Relaxed);
+                waiters.fetch_sub(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// For event loops (asyncio, tokio, epoll): prepares to sleep until the next batch
+    /// without a thread. `Ok(None)` when a read would not wait now (a batch is ready, or
+    /// the ring is closed): call [`RingReader::try_read`]. Otherwise `Ok(Some(fd))`: the
+    /// reader is counted as a sleeper, so the writer's next publish wakes it, and `fd`
+    /// turns readable then, or after [`RingReader::LIVENESS_SLICE`] at the latest;
+    /// register it with the loop for readability, and when it fires call
+    /// `read(Duration::ZERO)` (which also checks that the writer lives) and `arm` again.
+    /// The same fd is returned every time.
+    ///
+    /// Stays counted until a call finds a batch ready, [`RingReader::disarm`], or the
+    /// drop (a reader that died counted is taken back by the writer's sweep, as a
+    /// blocked one is). `Err` when this kernel cannot (io_uring absent, disabled or
+    /// older than Linux 6.7): wait on a thread with [`RingReader::read`] instead.
+    pub fn arm(&mut self) -> std::io::Result<Option<std::os::fd::RawFd>> {
+        let shared = self.shared.clone();
+        let ctl = shared.regions.control();
+        if self.ready_or_closed() {
+            self.disarm();
+            return Ok(None);
+        }
+        if self.evented.is_none() {
+            self.evented = Some(crate::uring::FutexFd::new(LIVENESS_SLICE)?);
+        }
+        if !self.armed {
+            let row = shared.regions.row(shared.row);
+            shared
+                .regions
+                .table_control()
+                .waiters
+                .0
+                .fetch_add(1, Ordering::Relaxed);
+            row.sleeping.store(1, Ordering::Relaxed);
+            self.armed = true;
+        }
+        // SYNC POINT: wake. Pairs with the writer's fence after its store of write_seq,
+        // as in `read`: either it sees our waiter count, or we see its seq.
+        fence(Ordering::SeqCst);
+        let v = ctl.notify.0.load(Ordering::Acquire);
+        if self.ready_or_closed() {
+            self.disarm();
+            return Ok(None);
+        }
+        let ev = self.evented.as_mut().expect("made above");
+        ev.reap();
+        ev.arm(&ctl.notify.0, v)?;
+        Ok(Some(ev.fd()))
+    }
+
+    /// How long an armed reader may sleep before it should read (and so check that the
+    /// writer lives) again.
+    pub const LIVENESS_SLICE: Duration = LIVENESS_SLICE;
+
+    /// No longer counted as a sleeper (after [`RingReader::arm`]); the publishes that
+    /// follow do not wake this reader's fd. Cheap when not armed.
+    pub fn disarm(&mut self) {
+        if let Some(ev) = &mut self.evented {
+            ev.reap();
+        }
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        let row = self.shared.regions.row(self.shared.row);
+        row.sleeping.store(0, Ordering::Relaxed);
+        self.shared
+            .regions
+            .table_control()
+            .waiters
+            .0
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A batch past our cursor is published, or the ring is closed.
+    fn ready_or_closed(&self) -> bool {
+        let ctl = self.shared.regions.control();
+        ctl.write_seq.0.load(Ordering::Acquire) >= self.cursor
+            || ctl.state.0.state.load(Ordering::Acquire) == state::CLOSED
     }
 
     /// Detaches. Leases still out stay valid; the row is freed when the last
@@ -551,6 +652,7 @@ impl Drop for RingReader {
         if self.shared.fork_gen != crate::sync::fork_generation() {
             return;
         }
+        self.disarm();
         let row = self.shared.regions.row(self.shared.row);
         row.state.store(row_state::DRAINING, Ordering::Release);
         self.shared.ring_writer_bell();

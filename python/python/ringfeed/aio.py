@@ -15,11 +15,17 @@
         ...
 
 How it waits, and why it does not poll: a batch that is ready is returned at once, on the
-event loop's thread. Otherwise the wait runs on a thread of the reader's own (one per
-reader, started on first use), blocked in the ring's futex wait with the GIL released, and
-the event loop is woken through ``call_soon_threadsafe`` when the batch arrives. Nothing
-spins. Client calls run on one thread per client, in order, as a blocking client would
-make them (a connection carries one request at a time).
+event loop's thread. Otherwise the reader is *armed* (``Reader.arm``): it counts as a
+sleeper in the ring, as a blocked reader does, and the writer's futex wake completes an
+io_uring futex wait whose file descriptor the event loop watches (``loop.add_reader``). The
+loop itself is woken by the publish: one wake-up per batch, as for a blocking read, and no
+thread. The fd also fires every 0.1 s without a batch, and the reader reads once then, to
+notice a writer that died.
+Where the kernel has no io_uring futex wait (before Linux 6.7, or io_uring disabled), and
+for remote readers, the wait runs on a thread of the reader's own, blocked in the ring's
+futex wait with the GIL released, and the loop is woken through ``call_soon_threadsafe``.
+Nothing spins. Client calls run on one thread per client, in order, as a blocking client
+would make them (a connection carries one request at a time).
 """
 
 from __future__ import annotations
@@ -90,18 +96,30 @@ def _fail(fut: "asyncio.Future[Any]", e: BaseException) -> None:
         fut.set_exception(e)
 
 
+def _wake(fut: "asyncio.Future[None]") -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class AsyncReader:
     """``async for batch in AsyncReader(reader)`` over a :class:`Reader` (a live ring) or a
     :class:`Replay` (stored bars, then live ones). Owns the reader: :meth:`aclose` (or
     ``async with``) closes both.
 
-    A cancelled :meth:`read` leaves its wait running on the reader's thread: the batch it
-    takes then is kept and returned by the next :meth:`read`, so none is lost."""
+    A cancelled :meth:`read` loses no batch: on the event-loop path nothing is taken until
+    the loop runs the read; on the thread path (no io_uring, remote readers) the wait goes
+    on, and the batch it takes is returned by the next :meth:`read`."""
 
     def __init__(self, source: Union[Reader, Replay]) -> None:
         self._source = source
         self._waiter: Optional[_Waiter] = None
         self._pending: Optional[asyncio.Future[Optional[Batch]]] = None
+        # Whether the source can be armed: None until tried, then True or False.
+        self._evented: Optional[bool] = None if hasattr(source, "arm") else False
+        self._fd: Optional[int] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._woken: Optional[asyncio.Future[None]] = None
+        self._closed = False
 
     @property
     def source(self) -> Union[Reader, Replay]:
@@ -116,6 +134,13 @@ class AsyncReader:
             ready = self._source.read(0)
             if ready is not None or timeout == 0:
                 return ready
+            if self._evented is not False:
+                try:
+                    return await self._read_armed(timeout)
+                except OSError:
+                    if self._evented:  # worked before: a real error, not a missing feature
+                        raise
+                    self._evented = False
             if self._waiter is None:
                 self._waiter = _Waiter()
             self._pending = self._waiter.wait(asyncio.get_running_loop(),
@@ -124,6 +149,64 @@ class AsyncReader:
         b = await asyncio.shield(self._pending)
         self._pending = None
         return b
+
+    async def _read_armed(self, timeout: Optional[float]) -> Optional[Batch]:
+        """Waits for the armed fd on the running loop; ``OSError`` if the source cannot
+        be armed."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        src = self._source
+        while True:
+            fd = src.arm()
+            self._evented = True
+            if fd is None:  # ready (or closed: read raises)
+                b = src.read(0)
+                if b is not None:
+                    return b
+                continue  # a replay's live batch without our symbols
+            woken: asyncio.Future[None] = loop.create_future()
+            self._watch(loop, fd, woken)
+            # The fd fires every liveness slice anyway (the wait's linked timeout): a timer
+            # is needed only for the caller's own timeout.
+            timer = None if deadline is None else loop.call_later(
+                max(0.0, deadline - loop.time()), _wake, woken)
+            try:
+                await woken
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                self._woken = None
+            if self._closed:
+                raise ClosedError("the reader was closed while this read waited")
+            b = src.read(0)  # also the liveness check
+            if b is not None:
+                return b
+            if deadline is not None and loop.time() >= deadline:
+                return None
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, fd: int,
+               woken: "asyncio.Future[None]") -> None:
+        """Routes readiness of ``fd`` to ``woken``. The fd stays registered between reads
+        (no two epoll_ctl calls per batch); one that fires with nobody waiting is dropped
+        until the next wait (it stays readable until re-armed)."""
+        self._woken = woken
+        if self._fd == fd and self._loop is loop:
+            return
+        self._unwatch()
+        loop.add_reader(fd, self._on_readable)
+        self._fd, self._loop = fd, loop
+
+    def _on_readable(self) -> None:
+        w = self._woken
+        if w is None or w.done():
+            self._unwatch()
+            return
+        w.set_result(None)
+
+    def _unwatch(self) -> None:
+        if self._fd is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
+        self._fd = self._loop = None
 
     def __aiter__(self) -> AsyncReader:
         return self
@@ -141,6 +224,12 @@ class AsyncReader:
         """Close the reader; a wait in progress ends within one wait slice (it then
         raises ``ClosedError`` to whoever awaits it)."""
         waiter, self._waiter = self._waiter, None
+        self._closed = True
+        self._unwatch()
+        if self._woken is not None:  # a read waits on the loop: it raises ClosedError
+            _wake(self._woken)
+        if self._evented:
+            self._source.disarm()
 
         def close() -> None:
             self._source.close()  # the waiting read sees it at its next slice

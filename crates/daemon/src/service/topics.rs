@@ -260,6 +260,14 @@ impl Topics {
                 let seq = w.ring().next_seq() - 1;
                 TopicStat {
                     topic: format!("{d}/{tf}"),
+                    arena: w.ring().name().to_string(),
+                    bytes: w.ring().bytes_published(),
+                    oldest_lease_ns: readers
+                        .iter()
+                        .filter(|r| r.problem.is_none())
+                        .filter_map(|r| r.lease_age_ns)
+                        .max()
+                        .unwrap_or(0),
                     write_seq: seq,
                     readers: readers.len(),
                     lag: readers

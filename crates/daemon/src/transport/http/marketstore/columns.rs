@@ -385,7 +385,14 @@ mod tests {
     #[test]
     fn bars_become_columns_keyed_per_symbol_and_back() {
         let b = bars();
-        let d = from_batches(std::slice::from_ref(&b), &b.schema(), "1Min", "OHLCV", false).unwrap();
+        let d = from_batches(
+            std::slice::from_ref(&b),
+            &b.schema(),
+            "1Min",
+            "OHLCV",
+            false,
+        )
+        .unwrap();
         assert_eq!(d.names, ["Epoch", "Open", "QuoteVolume"]);
         assert_eq!(d.types, ["i8", "f8", "f8"]);
         assert_eq!(d.length, 3);
@@ -411,7 +418,8 @@ mod tests {
     #[test]
     fn written_lengths_are_checked_before_anything_is_built() {
         let b = bars();
-        let mut d = from_batches(std::slice::from_ref(&b), &b.schema(), "1Min", "X", false).unwrap();
+        let mut d =
+            from_batches(std::slice::from_ref(&b), &b.schema(), "1Min", "X", false).unwrap();
         assert!(to_batch(&d, "A", 2, 5).unwrap_err().contains("past"));
         assert!(to_batch(&d, "A", -1, 1).is_err());
         d.length = 1 << 40;

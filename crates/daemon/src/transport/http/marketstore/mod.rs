@@ -8,6 +8,7 @@
 //! timeframe is ringfeed's, stored or resampled on read ([`names`]); bars travel as
 //! MarketStore's column-bytes dataset ([`columns`]); the envelope is [`wire`].
 
+pub mod buckets;
 pub mod columns;
 pub mod names;
 pub mod rpc;
