@@ -14,6 +14,11 @@ function fmtBytes(n) {
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
+function fmtAge(ns) {
+  if (ns === null || ns === undefined) return "–";
+  const ms = ns / 1e6;
+  return ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
 const fmtRate = (x) => (x === null ? "–" : x < 10 ? x.toFixed(2) : x.toFixed(0));
 
 /** The change from `before` (in the previous snapshot) to `after` (in `now`), per second; null without a previous one. */
@@ -121,13 +126,14 @@ function render(s) {
             cell(fmtInt(x.cursor), "num"),
             cell(fmtInt(x.lag), "num"),
             cell(String(x.leases), "num"),
+            cell(fmtAge(x.lease_age_ns), x.lease_age_ns > 1e9 ? "num warn" : "num"),
             cell(fmtInt(x.missed), "num"),
             cell(x.problem ?? (x.pid === s.pid ? "inside the daemon (the websocket hub or a Flight subscription)" : ""), x.problem ? "error" : ""),
           ],
           { "data-topic": topicKey(t), "data-pid": String(x.pid) },
         ),
       ),
-    ), 7, "no readers"),
+    ), 8, "no readers"),
   );
   const rings = s.host_rings;
   $("host-rings-block").hidden = !rings;

@@ -56,6 +56,7 @@ fn a_reader_of_a_topic_shows_with_its_pid_and_lag_and_leaves_when_dropped() {
     assert!(held.is_some());
     let r = reader_of(&s.ops(|_| true));
     assert_eq!((r[0].lag, r[0].leases), (1, 1), "{r:?}");
+    assert!(r[0].lease_age_ns.is_some(), "{r:?}");
     assert!(s.ops(|_| true).ingest.published_batches >= 2);
 
     // A caller who may not see the dataset sees neither its topics nor its hot days.

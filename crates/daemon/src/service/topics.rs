@@ -63,6 +63,9 @@ pub struct TopicReader {
     pub lag: u64,
     /// Batches it holds leased.
     pub leases: u32,
+    /// While it holds leases: ns since its oldest one was taken, or more (`None`
+    /// without leases, or from a reader built against layout minor 0).
+    pub lease_age_ns: Option<u64>,
     /// Batches it lost to lag.
     pub missed: u64,
     /// Why the writer does not trust its row, if it breaks an invariant.
@@ -301,6 +304,7 @@ impl Topics {
                             cursor: r.cursor,
                             lag: (seq + 1).saturating_sub(r.cursor),
                             leases: r.leases,
+                            lease_age_ns: r.lease_age_ns,
                             missed: r.missed,
                             problem: r.problem,
                         })
