@@ -133,11 +133,18 @@ fn lease_age(head: &ReaderRow, leases: u32, now: u64) -> Option<u64> {
 }
 
 /// The table header for an arena with this `header`.
+/// The reader table header's minor version: 0 while additions to the table stay in
+/// what older readers see as padding. Every reader (the released minor-0 ones too)
+/// compares the whole table header for equality, so writing the arena's
+/// [`crate::layout::LAYOUT_MINOR`] here would make every older reader refuse a newer
+/// writer's table ("belongs to another instance"), breaking the minor-version promise.
+pub(crate) const TABLE_MINOR: u16 = 0;
+
 pub(crate) fn table_header(header: &Header) -> TableHeader {
     TableHeader {
         magic: TABLE_MAGIC,
         layout_major: LAYOUT_MAJOR,
-        layout_minor: LAYOUT_MINOR,
+        layout_minor: TABLE_MINOR,
         _reserved: 0,
         instance_id: header.instance_id,
         total_len: header.readers_len,

@@ -184,3 +184,30 @@ fn an_arena_of_layout_minor_0_reads_and_reports_no_byte_count() {
     assert_eq!(l.bytes(), b"before");
     assert!(inspect(&name).unwrap().oldest_lease_age_ns().is_some());
 }
+
+#[test]
+fn the_reader_table_header_keeps_minor_0_so_older_readers_still_attach() {
+    // Every reader compares the table header for equality, minor included: a reader of
+    // 2.0 (a wheel older than its daemon) refuses any other minor as "another instance".
+    let name = unique("table-minor");
+    let w = RingWriter::create(&name, &small(), b"m").unwrap();
+    let f = File::open(table_path(&name)).unwrap();
+    let mut b = [0u8; 4];
+    f.read_exact_at(
+        &mut b,
+        offset_of!(ringfeed_shm::layout::TableHeader, layout_major) as u64,
+    )
+    .unwrap();
+    assert_eq!(
+        u16::from_ne_bytes([b[0], b[1]]),
+        ringfeed_shm::layout::LAYOUT_MAJOR
+    );
+    assert_eq!(
+        u16::from_ne_bytes([b[2], b[3]]),
+        0,
+        "the table's minor stays 0"
+    );
+    let mut r = RingReader::open(&name, StartAt::Oldest).unwrap();
+    drop(r.try_read().unwrap());
+    w.close();
+}
