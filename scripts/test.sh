@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 source scripts/common.sh
 need_rust
 need_base
+# The web page's chart library, before the daemon is built (its build.rs embeds it),
+# and the Chromium that python/tests/test_web.py drives.
+bash scripts/build_web.sh
+need_chromium
 
 # One-shot builds gain nothing from incremental state (it was 5+ GB here).
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
