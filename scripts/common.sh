@@ -39,3 +39,8 @@ need_base() {
   # TLS tests make their certificates with it.
   command -v openssl >/dev/null 2>&1 || apt_install openssl
 }
+
+# need_java: Java 17 for Spark in the lake suite (scripts/test_lake.sh).
+need_java() {
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+}

@@ -199,8 +199,9 @@ impl LakeConfig {
             None if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() => return Ok(None),
             None => match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
                 .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".aws/credentials")))
-            {
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| Path::new(&h).join(".aws/credentials"))
+                }) {
                 Some(f) if f.exists() => f,
                 _ => return Ok(None),
             },
@@ -221,7 +222,10 @@ impl LakeConfig {
 }
 
 /// The keys of `profile` in an AWS shared-credentials (INI) text.
-pub(crate) fn parse_credentials(text: &str, profile: &str) -> Option<(String, String, Option<String>)> {
+pub(crate) fn parse_credentials(
+    text: &str,
+    profile: &str,
+) -> Option<(String, String, Option<String>)> {
     let (mut key, mut secret, mut token) = (None, None, None);
     let mut inside = false;
     for line in text.lines() {
@@ -266,7 +270,10 @@ mod tests {
             Some(("C".into(), "D".into(), Some("T".into())))
         );
         assert_eq!(parse_credentials(text, "missing"), None);
-        assert_eq!(parse_credentials("[default]\naws_access_key_id=A\n", "default"), None);
+        assert_eq!(
+            parse_credentials("[default]\naws_access_key_id=A\n", "default"),
+            None
+        );
     }
 
     #[test]

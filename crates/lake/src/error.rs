@@ -76,7 +76,9 @@ pub enum SyncError {
         source: std::io::Error,
     },
     /// The object store failed (an outage, refused credentials, a full bucket).
-    #[error("lake {url}: {op} failed: {reason}; nothing is lost: the next pass uploads what is missing")]
+    #[error(
+        "lake {url}: {op} failed: {reason}; nothing is lost: the next pass uploads what is missing"
+    )]
     Remote {
         /// The lake URL.
         url: String,

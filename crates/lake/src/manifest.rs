@@ -284,7 +284,9 @@ mod tests {
         let back = PartitionManifest::from_bytes(&b, "k").unwrap();
         assert_eq!(back.files, m.files);
         // A changed value with the old checksum is refused.
-        let t = String::from_utf8(b.clone()).unwrap().replace("\"rows\": 2", "\"rows\": 3");
+        let t = String::from_utf8(b.clone())
+            .unwrap()
+            .replace("\"rows\": 2", "\"rows\": 3");
         let e = PartitionManifest::from_bytes(t.as_bytes(), "k").unwrap_err();
         assert!(e.detail.contains("checksum"), "{e}");
         // Garbage and a truncated object are refused.
@@ -300,7 +302,9 @@ mod tests {
     fn index_round_trip() {
         let i = Index::default();
         assert_eq!(Index::from_bytes(&i.to_bytes()).unwrap().seq, 0);
-        let t = String::from_utf8(i.to_bytes()).unwrap().replace("\"seq\": 0", "\"seq\": 7");
+        let t = String::from_utf8(i.to_bytes())
+            .unwrap()
+            .replace("\"seq\": 0", "\"seq\": 7");
         assert!(Index::from_bytes(t.as_bytes()).is_err());
     }
 }

@@ -73,7 +73,11 @@ pub fn finished_partitions(cat: &Catalog) -> Vec<LocalPartition> {
         for parts in e.cold.values() {
             for p in parts {
                 if let Some((dir, _)) = p.path.rsplit_once('/') {
-                    if dir.split('/').nth(2).is_some_and(|m| m.starts_with("month=")) {
+                    if dir
+                        .split('/')
+                        .nth(2)
+                        .is_some_and(|m| m.starts_with("month="))
+                    {
                         by_dir.entry(dir.to_string()).or_default().push(p.clone());
                     }
                 }
@@ -192,8 +196,6 @@ pub(crate) async fn pass(lake: &Lake, rebuild: bool) -> Result<SyncReport, SyncE
     let cat = Catalog::load(&lake.data_dir)?;
     let local = finished_partitions(&cat);
     rep.local_partitions = local.len();
-    // A lake without an index gets one at its first pass, even an empty one (verify
-    // then says "0 partitions", not "never synced").
     let mut dirty = rebuild;
     let mut idx = if rebuild {
         rebuild_index(lake).await?
@@ -201,7 +203,6 @@ pub(crate) async fn pass(lake: &Lake, rebuild: bool) -> Result<SyncReport, SyncE
         match load_index(lake).await? {
             Some(i) => i,
             None => {
-                dirty = true;
                 // No index but manifests: the index was lost. Starting afresh would sweep
                 // away partitions only the lake holds (kept past local retention).
                 if !lake.loc.list(MANIFEST_DIR).await?.is_empty() {
@@ -211,7 +212,11 @@ pub(crate) async fn pass(lake: &Lake, rebuild: bool) -> Result<SyncReport, SyncE
                     }
                     .into());
                 }
-                Index::default()
+                // Written before any manifest, so a first pass cut short leaves an index:
+                // "no index but manifests" then only means the index was lost.
+                let mut i = Index::default();
+                save_index(lake, &mut i).await?;
+                i
             }
         }
     };
@@ -297,7 +302,10 @@ async fn upload_partition(
         if let Some(b) = lake.loc.get(&e.manifest).await? {
             if let Ok(m) = PartitionManifest::from_bytes(&b, &e.manifest) {
                 let same = m.files.len() == files.len()
-                    && m.files.iter().zip(&files).all(|(a, b)| a.sha256 == b.sha256);
+                    && m.files
+                        .iter()
+                        .zip(&files)
+                        .all(|(a, b)| a.sha256 == b.sha256);
                 if same {
                     let e = idx.partitions.get_mut(&p.key).expect("present");
                     e.source = p.source();
@@ -460,8 +468,14 @@ mod tests {
     #[test]
     fn month_last_day() {
         // 2021-01-31 is day 18,658.
-        assert_eq!(super::month_last_day("dataset=d/tf=1m/month=2021-01"), Some(18_658));
-        assert_eq!(super::month_last_day("dataset=d/tf=1m/month=2020-12"), Some(18_627));
+        assert_eq!(
+            super::month_last_day("dataset=d/tf=1m/month=2021-01"),
+            Some(18_658)
+        );
+        assert_eq!(
+            super::month_last_day("dataset=d/tf=1m/month=2020-12"),
+            Some(18_627)
+        );
         assert_eq!(super::month_last_day("dataset=d/tf=1m/month=x"), None);
     }
 }

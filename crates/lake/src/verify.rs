@@ -70,12 +70,18 @@ impl fmt::Display for Problem {
                 key,
                 expected,
                 found,
-            } => write!(f, "size: {key}: {found} bytes, the manifest says {expected}"),
+            } => write!(
+                f,
+                "size: {key}: {found} bytes, the manifest says {expected}"
+            ),
             Problem::Checksum {
                 key,
                 expected,
                 found,
-            } => write!(f, "checksum: {key}: sha256 {found}, the manifest says {expected}"),
+            } => write!(
+                f,
+                "checksum: {key}: sha256 {found}, the manifest says {expected}"
+            ),
             Problem::CorruptManifest { key, detail } => {
                 write!(f, "corrupt manifest (refused): {key}: {detail}")
             }

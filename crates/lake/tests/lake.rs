@@ -26,7 +26,12 @@ fn store_with_two_months() -> (tempfile::TempDir, BarStore) {
         bars.ts.push(start * DAY + m * MIN);
         bars.symbol.push("BTC".into());
         let p = 100.0 + (m % 997) as f64;
-        for c in [&mut bars.open, &mut bars.high, &mut bars.low, &mut bars.close] {
+        for c in [
+            &mut bars.open,
+            &mut bars.high,
+            &mut bars.low,
+            &mut bars.close,
+        ] {
             c.push(p);
         }
         bars.volume.push(1.0);
@@ -75,17 +80,21 @@ fn uploads_finished_months_once_and_verifies() {
         .iter()
         .all(|p| !p.to_string_lossy().contains("month=2021-03")));
     // The layout is the store's Hive layout, so engines read it.
-    assert!(ld
-        .path()
-        .join("dataset=d/tf=1m/month=2021-01")
-        .is_dir());
+    assert!(ld.path().join("dataset=d/tf=1m/month=2021-01").is_dir());
     let v = lake.verify(false).unwrap();
     assert!(v.ok(), "{:?}", v.problems);
     assert_eq!(v.files, 10);
-    assert_eq!(v.rows, (31 + 28) * 1440 + (31 + 28) * 288 + (31 + 28) * 96 + (31 + 28) * 24 + 59);
+    assert_eq!(
+        v.rows,
+        (31 + 28) * 1440 + (31 + 28) * 288 + (31 + 28) * 96 + (31 + 28) * 24 + 59
+    );
     // A second pass has nothing to do.
     let again = lake.sync().unwrap();
-    assert_eq!((again.uploaded_objects, again.deleted_objects), (0, 0), "{again:?}");
+    assert_eq!(
+        (again.uploaded_objects, again.deleted_objects),
+        (0, 0),
+        "{again:?}"
+    );
     let status = lake.status().unwrap();
     assert!(status.iter().all(|(_, done)| *done));
 }
@@ -101,7 +110,12 @@ fn a_late_correction_is_a_new_generation_and_the_old_one_goes() {
     let mut bars = BarColumns::default();
     bars.ts.push(parse_day("2021-01-10").unwrap() * DAY);
     bars.symbol.push("BTC".into());
-    for c in [&mut bars.open, &mut bars.high, &mut bars.low, &mut bars.close] {
+    for c in [
+        &mut bars.open,
+        &mut bars.high,
+        &mut bars.low,
+        &mut bars.close,
+    ] {
         c.push(5.0);
     }
     bars.volume.push(9.0);
@@ -112,7 +126,10 @@ fn a_late_correction_is_a_new_generation_and_the_old_one_goes() {
     let r = lake.sync().unwrap();
     // January's 1m, 5m, 15m, 1h and 1d change; February's do not.
     assert_eq!(r.partitions_uploaded, 5, "{r:?}");
-    assert_eq!(r.deleted_objects, 10, "5 old objects and 5 old manifests: {r:?}");
+    assert_eq!(
+        r.deleted_objects, 10,
+        "5 old objects and 5 old manifests: {r:?}"
+    );
     let after = parquet_objects(ld.path());
     assert_eq!(after.len(), 10, "one object per partition: {after:?}");
     assert_eq!(before.iter().filter(|p| after.contains(p)).count(), 5);
@@ -137,7 +154,8 @@ fn corrupt_records_are_refused_and_reported() {
     let lake = Lake::open(&lake_at(ld.path()), data.path()).unwrap();
     lake.sync().unwrap();
     let idx_path = ld.path().join("_lake/index.json");
-    let idx: serde_json::Value = serde_json::from_slice(&std::fs::read(&idx_path).unwrap()).unwrap();
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&idx_path).unwrap()).unwrap();
     let manifest = ld.path().join(
         idx["partitions"]["dataset=d/tf=1h/month=2021-02"]["manifest"]
             .as_str()
@@ -168,14 +186,22 @@ fn corrupt_records_are_refused_and_reported() {
     bytes[100] ^= 0xff;
     std::fs::write(&obj, &bytes).unwrap();
     let v = lake.verify(false).unwrap();
-    assert!(matches!(&v.problems[..], [Problem::Checksum { .. }]), "{:?}", v.problems);
+    assert!(
+        matches!(&v.problems[..], [Problem::Checksum { .. }]),
+        "{:?}",
+        v.problems
+    );
     assert!(lake.verify(true).unwrap().ok());
     bytes[100] ^= 0xff;
     std::fs::write(&obj, &bytes).unwrap();
     // A missing object.
     std::fs::rename(&obj, obj.with_extension("moved")).unwrap();
     let v = lake.verify(true).unwrap();
-    assert!(matches!(&v.problems[..], [Problem::Missing { .. }]), "{:?}", v.problems);
+    assert!(
+        matches!(&v.problems[..], [Problem::Missing { .. }]),
+        "{:?}",
+        v.problems
+    );
     std::fs::rename(obj.with_extension("moved"), &obj).unwrap();
 
     // A corrupt index: verify and sync refuse it (a sync over it could sweep away what
@@ -206,7 +232,9 @@ fn leftovers_of_a_pass_cut_short_are_swept() {
     lake.sync().unwrap();
     // An object uploaded by a pass killed before its index commit, whose partition then
     // changed again: no record names it.
-    let stray = ld.path().join("dataset=d/tf=1m/month=2021-01/part-7-00000000deadbeef.parquet");
+    let stray = ld
+        .path()
+        .join("dataset=d/tf=1m/month=2021-01/part-7-00000000deadbeef.parquet");
     std::fs::write(&stray, b"PAR1 stray").unwrap();
     let v = lake.verify(false).unwrap();
     assert!(v.ok());
@@ -229,7 +257,10 @@ fn lake_retention_removes_from_the_lake_only_and_local_retention_never_does() {
         .sync()
         .unwrap();
     // A lake retention whose cutoff is 2021-02-01: January goes, February stays.
-    let today = chrono::Utc::now().timestamp_nanos_opt().unwrap().div_euclid(DAY);
+    let today = chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .unwrap()
+        .div_euclid(DAY);
     let span = today - parse_day("2021-02-01").unwrap();
     let mut cfg = lake_at(ld.path());
     cfg.lake_retention = Some(format!("{span}d").parse().unwrap());
@@ -238,7 +269,9 @@ fn lake_retention_removes_from_the_lake_only_and_local_retention_never_does() {
     assert_eq!((r.partitions_expired, r.lake_partitions), (5, 5), "{r:?}");
     let objs = parquet_objects(ld.path());
     assert_eq!(objs.len(), 5);
-    assert!(objs.iter().all(|p| p.to_string_lossy().contains("month=2021-02")));
+    assert!(objs
+        .iter()
+        .all(|p| p.to_string_lossy().contains("month=2021-02")));
     // The store still has January.
     assert!(data.path().join("dataset=d/tf=1m/month=2021-01").is_dir());
     // Expired partitions are not uploaded again.
@@ -284,7 +317,10 @@ fn bad_urls_say_what_is_expected() {
         ("s3:///nobucket", "names a bucket"),
         ("not a url", "lake url"),
     ] {
-        let e = Lake::open(&LakeConfig::new(url), d.path()).err().unwrap().to_string();
+        let e = Lake::open(&LakeConfig::new(url), d.path())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains(want), "{url}: {e}");
     }
 }
