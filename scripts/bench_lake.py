@@ -141,7 +141,7 @@ def main() -> None:
 
             t0 = time.perf_counter()
             spark = (
-                SparkSession.builder.master("local[2]").appName("bench-lake").config("spark.ui.enabled", "false")
+                SparkSession.builder.master("local[2]").appName("bench-lake").config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.legacy.parquet.nanosAsLong", "true").config("spark.driver.memory", "2g").getOrCreate()
             )
             spark.sparkContext.setLogLevel("ERROR")

@@ -203,7 +203,7 @@ def spark() -> Iterator[object]:
     s = (
         SparkSession.builder.master("local[1]")
         .appName("ringfeed-lake-test")
-        .config("spark.ui.enabled", "false")
+        .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "1")
         # The store writes ts as Parquet TIMESTAMP(NANOS); Spark reads nanoseconds only as
         # a long (its own timestamps are microseconds).
