@@ -52,3 +52,8 @@ need_node() {
 need_chromium() {
   command -v chromium >/dev/null 2>&1 || apt_install chromium
 }
+
+# need_java: Java 17 for Spark in the lake suite (scripts/test_lake.sh).
+need_java() {
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+}

@@ -12,6 +12,7 @@ mod datasets;
 mod decimal;
 mod fsck_cmd;
 mod health;
+mod lake_cmd;
 mod lifecycle_cmd;
 mod output;
 mod stat;
@@ -136,6 +137,10 @@ enum Cmd {
     /// 1 unhealthy, 2 no daemon.
     #[command(after_help = health::AFTER_HELP)]
     Health(health::HealthArgs),
+    /// The Parquet lake on object storage: upload finished partitions (sync), check the
+    /// objects against their manifests (verify), list what is pending (status).
+    #[command(after_help = lake_cmd::AFTER_HELP)]
+    Lake(lake_cmd::LakeArgs),
 }
 
 fn main() -> ExitCode {
@@ -144,6 +149,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Fsck(a) => return fsck_cmd::run(a),
         Cmd::Health(a) => return health::run(a),
+        Cmd::Lake(a) => return lake_cmd::run(a),
         _ => {}
     }
     match run(cli) {
@@ -177,8 +183,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Serve(a) => Ok(a.run()?),
         Cmd::Stat(a) => stat::run(a),
         Cmd::Top(a) => top::run(a),
-        Cmd::Fsck(_) | Cmd::Health(_) => {
-            unreachable!("fsck and health run from main: they have exit statuses of their own")
+        Cmd::Fsck(_) | Cmd::Health(_) | Cmd::Lake(_) => {
+            unreachable!(
+                "fsck, health and lake run from main: they have exit statuses of their own"
+            )
         }
     }
 }

@@ -18,6 +18,10 @@
 //! listen = "127.0.0.1:5993"
 //! ohlcv_dataset = "binance-spot"
 //!
+//! [lake]                    # optional: finished partitions to object storage (docs/scale-out.md)
+//! url = "s3://bucket/ringfeed"
+//! lake_retention = "10y"
+//!
 //! [datasets.binance-spot]
 //! base = "1m"
 //! rollups = ["5m", "15m", "1h", "1d"]
@@ -295,6 +299,8 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     /// Per-principal rate limits of the network faces ([`crate::auth::limits`]).
     pub limits: crate::auth::limits::LimitsConfig,
+    /// The Parquet lake on object storage (`[lake]`, docs/scale-out.md); off when absent.
+    pub lake: Option<ringfeed_lake::LakeConfig>,
 }
 
 pub use ringfeed_client::default_socket;
@@ -329,6 +335,7 @@ impl Default for Config {
             datasets: BTreeMap::new(),
             auth: Default::default(),
             limits: Default::default(),
+            lake: None,
         }
     }
 }
@@ -395,6 +402,10 @@ impl Config {
         let tokens = !self.auth.tokens.is_empty() || self.auth.tokens_file.is_some();
         self.flight.check(tokens)?;
         self.http.check(tokens)?;
+        if let Some(l) = &self.lake {
+            l.retry_max()
+                .map_err(|e| bad("lake.retry_max", &e.to_string()))?;
+        }
         for (name, d) in &self.datasets {
             d.base
                 .parse::<ringfeed_store::Timeframe>()
