@@ -129,5 +129,57 @@ fn bench_write_strings(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_publish, bench_write_strings);
+/// What the layout-2.1 statistics cost a reader, and what `ringfeed top` costs
+/// per arena per refresh (issue 15).
+///
+/// - `lease/publish_read_drop/64B`: publish 64 B, `try_read`, drop the lease:
+///   every read is a 0 -> 1 lease transition, so it stamps `leased_since_ns`
+///   (one vDSO clock read and a store).
+/// - `lease/publish_read_drop_holding/64B`: the same while the reader holds
+///   another lease, so every read is 1 -> 2 and stamps nothing: the baseline.
+/// - `lease/clock_monotonic`: `Instant::now()`, the same `CLOCK_MONOTONIC`
+///   vDSO read the stamp makes.
+/// - `lease/inspect`: `ringfeed_shm::inspect` of that ring (one reader),
+///   what `ringfeed top` does per arena per refresh.
+fn bench_lease(c: &mut Criterion) {
+    let (warm_up, measure) = times();
+    let mut group = c.benchmark_group("lease");
+    group.warm_up_time(warm_up).measurement_time(measure);
+    let name = arena_name("lease-stamp");
+    let opts = ringfeed_shm::RingOptions {
+        slots: 8,
+        slot_bytes: 4096,
+        max_readers: 1,
+        leases_per_reader: 2,
+        force: true,
+        ..Default::default()
+    };
+    let mut ring = RingWriter::create(&name, &opts, b"bench").expect("create ring");
+    let mut reader =
+        ringfeed_shm::RingReader::open(&name, ringfeed_shm::StartAt::Next).expect("open reader");
+    let payload = [7u8; 64];
+    let cycle = |ring: &mut RingWriter, reader: &mut ringfeed_shm::RingReader| {
+        ring.publish(black_box(&payload), 1, 0).expect("publish");
+        let lease = reader.try_read().expect("read").expect("a batch");
+        black_box(lease.bytes().len());
+    };
+    group.bench_function(BenchmarkId::new("publish_read_drop", "64B"), |b| {
+        b.iter(|| cycle(&mut ring, &mut reader))
+    });
+    ring.publish(&payload, 1, 0).expect("publish");
+    let held = reader.try_read().expect("read").expect("a batch");
+    group.bench_function(BenchmarkId::new("publish_read_drop_holding", "64B"), |b| {
+        b.iter(|| cycle(&mut ring, &mut reader))
+    });
+    group.bench_function("clock_monotonic", |b| {
+        b.iter(|| black_box(std::time::Instant::now()))
+    });
+    group.bench_function("inspect", |b| {
+        b.iter(|| ringfeed_shm::inspect(black_box(&name)).expect("inspect"))
+    });
+    drop(held);
+    group.finish();
+}
+
+criterion_group!(benches, bench_publish, bench_write_strings, bench_lease);
 criterion_main!(benches);

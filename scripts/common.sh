@@ -38,4 +38,22 @@ need_base() {
   command -v python3 >/dev/null 2>&1 || apt_install python3
   # TLS tests make their certificates with it.
   command -v openssl >/dev/null 2>&1 || apt_install openssl
+  # `ringfeed top` is tested in a detached tmux session (crates/cli/tests/top.rs).
+  command -v tmux >/dev/null 2>&1 || apt_install tmux
+}
+
+# need_node: node and npm, to fetch the web page's chart library (scripts/build_web.sh).
+need_node() {
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+}
+
+# need_chromium: Debian's headless-capable Chromium, which python/tests/test_web.py drives
+# through playwright (never a browser playwright downloads).
+need_chromium() {
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
+}
+
+# need_java: Java 17 for Spark in the lake suite (scripts/test_lake.sh).
+need_java() {
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
 }

@@ -18,6 +18,8 @@ need_rust
 need_base
 command -v cmake >/dev/null 2>&1 || apt_install cmake
 command -v g++ >/dev/null 2>&1 || apt_install g++
+# The web page's chart library, embedded into ringfeedd by its build.rs.
+bash scripts/build_web.sh
 
 # One compile of the dependency tree: the workspace-hack crate (cargo hakari) gives
 # every shared dependency the same features whichever crates a build selects, so the
@@ -54,14 +56,20 @@ for s in BTCUSDT:42000 ETHUSDT:3000 SOLUSDT:150; do
 done
 
 say "2. starting ringfeedd"
+# The HTTP face (the web page) on a free loopback port.
+http_port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$work/ringfeed.toml" <<EOF
 data_dir = "$work/data"
 socket = "$work/rf.sock"
 arena_prefix = "$prefix"
+[http]
+listen = "127.0.0.1:$http_port"
 EOF
 "$bin/ringfeed" serve --config "$work/ringfeed.toml" &
 pids+=($!)
 for _ in $(seq 300); do [ -S "$work/rf.sock" ] && break; sleep 0.05; done
+
+echo "the web page (chart and operations view): http://127.0.0.1:$http_port/?dataset=crypto&symbol=BTCUSDT&timeframe=1m"
 
 say "3. subscribers: Python (polars), C++, Rust"
 "$PY" examples/python/daemon_demo.py subscribe "$work/rf.sock" &
@@ -82,6 +90,16 @@ say "5. querying history from Python"
 "$PY" examples/python/daemon_demo.py query "$work/rf.sock"
 say "ringfeed stat (excerpt)"
 "$bin/ringfeed" stat --prometheus --socket "$work/rf.sock" | grep -E '^ringfeed_(queries_total|cache_hits_total|ingest_rows_total|topic_readers|topic_write_seq)' || true
+
+say "the web page's operations snapshot (GET /api/ops, excerpt)"
+"$PY" - "$http_port" <<'PYEOF' || true
+import json, sys, urllib.request
+ops = json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/api/ops", timeout=10))
+for t in ops["topics"]:
+    print(f"  topic {t['dataset']}/{t['timeframe']}: write_seq {t['write_seq']}, {len(t['readers'])} readers, writer {'alive' if t['writer_alive'] else 'gone'}")
+c = ops["cache"]
+print(f"  cache: {c['entries']} results, {c['bytes']} bytes, {c['hits']} hits; ingest: {ops['ingest']['rows']} rows")
+PYEOF
 
 say "6. stopping ringfeedd (SIGTERM closes every ring; subscribers finish)"
 kill -TERM "${pids[0]}"

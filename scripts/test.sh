@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 source scripts/common.sh
 need_rust
 need_base
+# The web page's chart library, before the daemon is built (its build.rs embeds it),
+# and the Chromium that python/tests/test_web.py drives.
+bash scripts/build_web.sh
+need_chromium
 
 # One-shot builds gain nothing from incremental state (it was 5+ GB here).
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
@@ -30,6 +34,15 @@ if [ -f scripts/test_python.sh ]; then
   read -r p f s < <(grep -E '(passed|failed).* in [0-9.]+s' "$logdir/py.log" | tail -1 | tr -d '=,' |
     awk '{for (k=1;k<=NF;k++) { if ($(k+1) ~ /^passed/) p+=$k; if ($(k+1) ~ /^failed/) f+=$k; if ($(k+1) ~ /^error/) f+=$k; if ($(k+1) ~ /^skipped/) s+=$k } } END {print p+0, f+0, s+0}')
   echo "python: $p passed, $f failed, $s skipped"
+  add "$p" "$f" "$s"
+fi
+
+if [ -f scripts/test_lake.sh ]; then
+  say "Lake: scripts/test_lake.sh (moto S3, file://, polars, DuckDB, Spark)"
+  if bash scripts/test_lake.sh 2>&1 | tee "$logdir/lake.log"; then :; else status=1; fi
+  read -r p f s < <(grep -E '(passed|failed).* in [0-9.]+s' "$logdir/lake.log" | tail -1 | tr -d '=,' |
+    awk '{for (k=1;k<=NF;k++) { if ($(k+1) ~ /^passed/) p+=$k; if ($(k+1) ~ /^failed/) f+=$k; if ($(k+1) ~ /^error/) f+=$k; if ($(k+1) ~ /^skipped/) s+=$k } } END {print p+0, f+0, s+0}')
+  echo "lake: $p passed, $f failed, $s skipped"
   add "$p" "$f" "$s"
 fi
 

@@ -3,6 +3,7 @@
 use crate::export::{self, Owner};
 use crate::fork::{forked_error, Guarded};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCapsule, PyTuple};
 use std::sync::Arc;
 
@@ -15,15 +16,32 @@ pub struct Batch {
     seq: u64,
     ts_ns: u64,
     arena: std::ops::Range<usize>,
+    /// Ring batches in this one: 1, or more for `Reader.read_many`.
+    batches: u64,
+    first_seq: u64,
 }
 
 impl Batch {
     pub(crate) fn new(b: ringfeed_arrow::Batch) -> Self {
         Self {
             seq: b.seq(),
+            first_seq: b.seq(),
+            batches: 1,
             ts_ns: b.ts_ns(),
             arena: b.arena_range(),
             owner: Arc::new(Guarded::new(b.into_record_batch())),
+        }
+    }
+
+    /// The batches one `Reader.read_many` took, as one.
+    pub(crate) fn coalesced(d: crate::coalesce::Drained) -> Self {
+        Self {
+            seq: d.last_seq,
+            first_seq: d.first_seq,
+            batches: d.count,
+            ts_ns: d.ts_ns,
+            arena: d.arena,
+            owner: Arc::new(Guarded::new(d.batch)),
         }
     }
 
@@ -36,6 +54,25 @@ impl Batch {
     }
 }
 
+/// The callable that makes a `polars.DataFrame` of a PyCapsule-interface
+/// object, looked up once per process: polars' own capsule importer, which
+/// `pl.DataFrame(obj)` reaches after a dozen type checks (~10 µs per call for
+/// a one-row batch), or `pl.DataFrame` itself if that importer moved.
+fn polars_from_capsules(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static TO_FRAME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    TO_FRAME
+        .get_or_try_init(py, || {
+            let direct = py
+                .import("polars._utils.pycapsule")
+                .and_then(|m| m.getattr("pycapsule_to_frame"));
+            match direct {
+                Ok(f) if f.is_callable() => Ok::<_, PyErr>(f.unbind()),
+                _ => Ok(py.import("polars")?.getattr("DataFrame")?.unbind()),
+            }
+        })
+        .map(|f| f.bind(py))
+}
+
 #[pymethods]
 impl Batch {
     /// Sequence number in the ring (1-based, gap-free per ring).
@@ -44,7 +81,21 @@ impl Batch {
         self.seq
     }
 
-    /// Publish time, nanoseconds since the Unix epoch.
+    /// Seq of the first ring batch in this one (`seq` for a single batch;
+    /// less for one `Reader.read_many` coalesced).
+    #[getter]
+    fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// How many ring batches this one holds: 1, or more from `Reader.read_many`.
+    #[getter]
+    fn batches(&self) -> u64 {
+        self.batches
+    }
+
+    /// Publish time, nanoseconds since the Unix epoch (of the last ring
+    /// batch, for one `Reader.read_many` coalesced).
     #[getter]
     fn ts_ns(&self) -> u64 {
         self.ts_ns
@@ -95,6 +146,8 @@ impl Batch {
         Ok(Batch {
             owner: Arc::new(Guarded::new(copied)),
             seq: self.seq,
+            first_seq: self.first_seq,
+            batches: self.batches,
             ts_ns: self.ts_ns,
             arena: self.arena.clone(),
         })
@@ -103,19 +156,17 @@ impl Batch {
     /// As a `pyarrow.RecordBatch` (zero-copy; needs pyarrow).
     fn to_arrow<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         slf.get().check_fork()?;
-        slf.py()
-            .import("pyarrow")?
-            .call_method1("record_batch", (slf,))
+        static RECORD_BATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        RECORD_BATCH
+            .import(slf.py(), "pyarrow", "record_batch")?
+            .call1((slf,))
     }
 
     /// As a `polars.DataFrame` (zero-copy for numeric, temporal, boolean,
     /// string-view and dictionary columns; needs polars).
     fn to_polars<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         slf.get().check_fork()?;
-        slf.py()
-            .import("polars")?
-            .getattr("DataFrame")?
-            .call1((slf,))
+        polars_from_capsules(slf.py())?.call1((slf,))
     }
 
     /// Arrow PyCapsule interface: `(ArrowSchema, ArrowArray)` capsules of a struct array.

@@ -134,6 +134,18 @@ pub(crate) fn all_in(batch: &RecordBatch, range: &std::ops::Range<usize>) -> boo
     batch.columns().iter().all(|c| walk(&c.to_data(), range))
 }
 
+/// Whether any buffer of `batch`, at any depth, starts in `range`: empty
+/// ones too, since an empty slice of a leased buffer still holds the lease.
+pub(crate) fn any_in(batch: &RecordBatch, range: &std::ops::Range<usize>) -> bool {
+    fn walk(d: &ArrayData, range: &std::ops::Range<usize>) -> bool {
+        let inside = |b: &Buffer| (range.start..=range.end).contains(&(b.as_ptr() as usize));
+        d.buffers().iter().any(inside)
+            || d.nulls().is_some_and(|n| inside(n.inner().inner()))
+            || d.child_data().iter().any(|c| walk(c, range))
+    }
+    batch.columns().iter().any(|c| walk(&c.to_data(), range))
+}
+
 /// Holds a schema capsule for `pyarrow.schema(obj)`.
 #[pyclass(frozen, module = "ringfeed._ringfeed")]
 struct SchemaHolder(Schema);

@@ -10,10 +10,10 @@ use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyCapsule, PyTuple};
+use pyo3::types::{PyCapsule, PyString, PyTuple};
 use ringfeed_arrow::foreign;
-use std::ffi::CStr;
 
 /// A frame imported from Python: its schema and its record batches (one per chunk).
 pub(crate) struct Frame {
@@ -59,14 +59,15 @@ fn take_stream(cap: &Bound<'_, PyCapsule>) -> PyResult<FFI_ArrowArrayStream> {
     Ok(unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr().cast()) })
 }
 
-fn has(obj: &Bound<'_, PyAny>, name: &CStr) -> PyResult<bool> {
-    obj.hasattr(name.to_str().expect("ASCII name"))
+fn has(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult<bool> {
+    obj.hasattr(name)
 }
 
 /// A schema from a `pyarrow.Schema` or anything with `__arrow_c_schema__`; a
 /// frame (anything with `__arrow_c_stream__` / `__arrow_c_array__`) lends its schema.
 pub(crate) fn schema(obj: &Bound<'_, PyAny>) -> PyResult<Schema> {
-    if has(obj, c"__arrow_c_schema__")? {
+    let py = obj.py();
+    if has(obj, intern!(py, "__arrow_c_schema__"))? {
         let cap = capsule(
             obj.call_method0("__arrow_c_schema__")?,
             "__arrow_c_schema__",
@@ -74,7 +75,7 @@ pub(crate) fn schema(obj: &Bound<'_, PyAny>) -> PyResult<Schema> {
         let ffi = take_schema(&cap)?;
         return Schema::try_from(&ffi).map_err(|e| arrow_err("unsupported schema", e));
     }
-    if has(obj, c"__arrow_c_stream__")? || has(obj, c"__arrow_c_array__")? {
+    if has(obj, intern!(py, "__arrow_c_stream__"))? || has(obj, intern!(py, "__arrow_c_array__"))? {
         return Ok(frame(obj)?.schema.as_ref().clone());
     }
     Err(argument_type(format!(
@@ -86,8 +87,25 @@ pub(crate) fn schema(obj: &Bound<'_, PyAny>) -> PyResult<Schema> {
 /// Imports a frame: pyarrow RecordBatch (`__arrow_c_array__`, preferred since it
 /// is one batch), Table / polars DataFrame / any stream (`__arrow_c_stream__`).
 pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
-    if has(obj, c"__arrow_c_array__")? {
-        let t = obj.call_method0("__arrow_c_array__")?;
+    frame_with(obj, None)
+}
+
+/// [`frame`] for a writer that imports frames of one schema again and again:
+/// a one-batch frame's ArrowSchema is parsed only when it differs from the last
+/// one `cache` saw (`foreign::SchemaCache`); every value is still validated.
+pub(crate) fn frame_cached(
+    obj: &Bound<'_, PyAny>,
+    cache: &mut foreign::SchemaCache,
+) -> PyResult<Frame> {
+    frame_with(obj, Some(cache))
+}
+
+fn frame_with(obj: &Bound<'_, PyAny>, cache: Option<&mut foreign::SchemaCache>) -> PyResult<Frame> {
+    // Interned: a writer loop looks these up on every frame.
+    let py = obj.py();
+    let array_attr = intern!(py, "__arrow_c_array__");
+    if has(obj, array_attr)? {
+        let t = obj.call_method0(array_attr)?;
         let t = t.cast_into::<PyTuple>().map_err(|_| {
             argument_type("__arrow_c_array__() must return a (schema, array) tuple")
         })?;
@@ -101,13 +119,19 @@ pub(crate) fn frame(obj: &Bound<'_, PyAny>) -> PyResult<Frame> {
         // SAFETY: `a` and `s` came from one __arrow_c_array__ call, so `a` is an
         // array of the type `s` describes (PyCapsule interface contract); the
         // import validates every value before anything reads it.
-        let batch = unsafe { foreign::import_array(a, &s) }.map_err(foreign_err)?;
+        let batch = match cache {
+            // SAFETY: as above.
+            Some(c) => unsafe { foreign::import_array_cached(a, &s, c) },
+            // SAFETY: as above.
+            None => unsafe { foreign::import_array(a, &s) },
+        }
+        .map_err(foreign_err)?;
         return Ok(Frame {
             schema: batch.schema(),
             batches: vec![batch],
         });
     }
-    if has(obj, c"__arrow_c_stream__")? {
+    if has(obj, intern!(py, "__arrow_c_stream__"))? {
         let cap = capsule(
             obj.call_method0("__arrow_c_stream__")?,
             "__arrow_c_stream__",

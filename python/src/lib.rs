@@ -10,6 +10,7 @@
 mod args;
 mod batch;
 mod client;
+mod coalesce;
 mod errors;
 mod export;
 mod fork;

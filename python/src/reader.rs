@@ -6,6 +6,7 @@ use crate::fork::{forked_error, Guarded};
 use crate::{export, secs};
 use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use ringfeed_arrow::{ReadError, ReaderOptions, StartAt, Validate};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -18,6 +19,9 @@ pub struct Reader {
     inner: Guarded<Mutex<Option<ringfeed_arrow::Reader>>>,
     name: String,
     schema: SchemaRef,
+    /// An error a `read_many` met after taking batches: raised by the next read.
+    deferred: Mutex<Option<ReadError>>,
+    pyarrow_schema: PyOnceLock<Py<PyAny>>,
 }
 
 fn parse_start(s: &str) -> PyResult<StartAt> {
@@ -48,6 +52,8 @@ impl Reader {
             name: reader.ring().name().to_string(),
             schema: reader.schema().clone(),
             inner: Guarded::new(Mutex::new(Some(reader))),
+            deferred: Mutex::new(None),
+            pyarrow_schema: PyOnceLock::new(),
         }
     }
 
@@ -67,6 +73,19 @@ impl Reader {
 
     fn closed_error(&self) -> PyErr {
         ClosedError::new_err(format!("reader of {:?} is closed", self.name))
+    }
+
+    /// The error a `read_many` deferred, if any (taken: raised once).
+    fn take_deferred(&self) -> PyResult<()> {
+        match self
+            .deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(e) => Err(errors::read_error(e)),
+            None => Ok(()),
+        }
     }
 
     /// One wait of at most `slice` without the GIL.
@@ -136,6 +155,8 @@ impl Reader {
             schema: reader.schema().clone(),
             inner: Guarded::new(Mutex::new(Some(reader))),
             name: name.to_string(),
+            deferred: Mutex::new(None),
+            pyarrow_schema: PyOnceLock::new(),
         })
     }
 
@@ -147,6 +168,7 @@ impl Reader {
     #[pyo3(signature = (timeout=None))]
     fn read(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Batch>> {
         self.check_fork()?;
+        self.take_deferred()?;
         crate::wait_sliced(py, timeout, |slice| {
             self.read_slice(py, slice)?
                 .map(|b| b.map(Batch::new))
@@ -178,6 +200,46 @@ impl Reader {
             }
         });
         Ok(())
+    }
+
+    /// Every batch ready for this reader, as one: waits up to `timeout` seconds
+    /// for the first (as `read` does), then takes the ones published since
+    /// without waiting, at most `max_batches` in all (`None`: no limit), and
+    /// returns them coalesced into one `Batch` (one DataFrame, one table):
+    /// for a reader that fell behind a fast writer. One batch is returned as
+    /// `read` returns it (zero-copy); several are copied into private memory
+    /// (their slots are released at once; `is_zero_copy` is False).
+    /// `batches`, `first_seq` and `seq` tell which ring batches it holds.
+    /// An error met after the first batch (`LaggedError`, `ClosedError`, ...)
+    /// is raised by the next read, after these batches are returned.
+    #[pyo3(signature = (timeout=None, max_batches=None))]
+    fn read_many(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        max_batches: Option<usize>,
+    ) -> PyResult<Option<Batch>> {
+        self.check_fork()?;
+        self.take_deferred()?;
+        let max = max_batches.unwrap_or(usize::MAX);
+        if max == 0 {
+            return Err(errors::invalid_argument("max_batches must be at least 1"));
+        }
+        let first = crate::wait_sliced(py, timeout, |slice| {
+            self.read_slice(py, slice)?.map_err(errors::read_error)
+        })?;
+        let Some(first) = first else { return Ok(None) };
+        let drained = py
+            .detach(|| {
+                let mut g = self.lock();
+                g.as_mut().map(|r| crate::coalesce::drain(r, first, max))
+            })
+            .ok_or_else(|| self.closed_error())?
+            .map_err(|e| errors::RingfeedError::new_err(format!("cannot coalesce batches: {e}")))?;
+        if let Some(e) = drained.deferred.clone() {
+            *self.deferred.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        }
+        Ok(Some(Batch::coalesced(drained)))
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -225,10 +287,14 @@ impl Reader {
         &self.name
     }
 
-    /// The ring's schema as a `pyarrow.Schema` (needs pyarrow).
+    /// The ring's schema as a `pyarrow.Schema` (needs pyarrow; made once per reader).
     #[getter]
     fn schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        export::pyarrow_schema(py, &self.schema)
+        self.pyarrow_schema
+            .get_or_try_init(py, || {
+                export::pyarrow_schema(py, &self.schema).map(Bound::unbind)
+            })
+            .map(|s| s.bind(py).clone())
     }
 
     /// Batches this reader holds right now (alive Batch objects and frames made from them).

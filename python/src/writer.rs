@@ -6,9 +6,10 @@ use crate::{export, import, secs, WAIT_SLICE};
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use pyo3::prelude::*;
+use ringfeed_arrow::foreign;
 use ringfeed_arrow::ClaimError;
 use ringfeed_arrow::{OnFull, RingOptions, WriteError};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 enum State {
@@ -26,6 +27,12 @@ pub struct Writer {
     opts: RingOptions,
     /// `on_full="block"`: how long one frame may wait for room in total.
     block_timeout: Option<Duration>,
+    /// The schema of the frames written last, so that the next frame of the
+    /// same schema is imported without parsing its ArrowSchema again.
+    imports: Mutex<foreign::SchemaCache>,
+    /// The last frame schema found to be the ring's own layout (no conform
+    /// needed); held, so pointer equality means "this very schema".
+    conformed: Mutex<Option<SchemaRef>>,
 }
 
 impl Writer {
@@ -73,11 +80,29 @@ impl Writer {
         }
     }
 
+    /// Whether `batch` has the ring's own fields (so needs no conform),
+    /// compared field by field once per frame schema.
+    fn in_ring_layout(&self, batch: &RecordBatch, target: &SchemaRef) -> bool {
+        let theirs = batch.schema_ref();
+        let mut known = self.conformed.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::ptr_eq(theirs, target) || known.as_ref().is_some_and(|k| Arc::ptr_eq(k, theirs)) {
+            return true;
+        }
+        if theirs.fields() == target.fields() {
+            *known = Some(theirs.clone());
+            return true;
+        }
+        false
+    }
+
     /// Conforms and publishes one batch, waiting in slices (for Ctrl-C) while
     /// an `on_full="block"` ring is full.
     fn publish(&self, py: Python<'_>, batch: &RecordBatch, target: &SchemaRef) -> PyResult<u64> {
         let start = Instant::now();
         let mut conformed: Option<RecordBatch> = None;
+        if self.in_ring_layout(batch, target) {
+            conformed = Some(batch.clone());
+        }
         loop {
             let res = py.detach(|| {
                 if conformed.is_none() {
@@ -210,6 +235,8 @@ impl Writer {
             name: name.to_string(),
             opts,
             block_timeout,
+            imports: Mutex::new(foreign::SchemaCache::default()),
+            conformed: Mutex::new(None),
         };
         if let Some(s) = schema {
             w.ensure_open(py, &s)?;
@@ -225,7 +252,10 @@ impl Writer {
     /// last batch published. The GIL is released while copying and waiting.
     fn write(&self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<u64> {
         self.check_fork()?;
-        let f = import::frame(frame)?;
+        let f = {
+            let mut cache = self.imports.lock().unwrap_or_else(|e| e.into_inner());
+            import::frame_cached(frame, &mut cache)?
+        };
         let target = self.ensure_open(py, &f.schema)?;
         let mut batches: Vec<RecordBatch> =
             f.batches.into_iter().filter(|b| b.num_rows() > 0).collect();

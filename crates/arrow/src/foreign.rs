@@ -129,6 +129,34 @@ pub unsafe fn import_array(
     array: FFI_ArrowArray,
     schema: &FFI_ArrowSchema,
 ) -> Result<RecordBatch, ForeignError> {
+    check_struct(&array, schema)?;
+    let schema = Arc::new(Schema::try_from(schema).map_err(ForeignError::Import)?);
+    // SAFETY: forwarded from this function's contract; `schema` was parsed
+    // from the ArrowSchema that describes `array`.
+    unsafe { import_struct(array, schema) }
+}
+
+/// [`import_array`] for a producer that sends batches of one schema again and
+/// again (a writer's `write` loop): the ArrowSchema is compared with the one
+/// `cache` saw last ([`SchemaCache`]) and parsed only when it differs. Every
+/// value is still validated.
+///
+/// # Safety
+/// As for [`import_array`].
+pub unsafe fn import_array_cached(
+    array: FFI_ArrowArray,
+    schema: &FFI_ArrowSchema,
+    cache: &mut SchemaCache,
+) -> Result<RecordBatch, ForeignError> {
+    check_struct(&array, schema)?;
+    let schema = cache.schema(schema)?;
+    // SAFETY: forwarded from this function's contract; `schema` is parsed
+    // from, or spelled exactly as, the ArrowSchema that describes `array`.
+    unsafe { import_struct(array, schema) }
+}
+
+/// The checks on a batch's ArrowArray and ArrowSchema before either is read.
+fn check_struct(array: &FFI_ArrowArray, schema: &FFI_ArrowSchema) -> Result<(), ForeignError> {
     if array.is_released() || schema.release().is_none() {
         return Err(ForeignError::Import(ArrowError::CDataInterface(
             "the ArrowArray or its ArrowSchema is released (its release callback is null)".into(),
@@ -140,7 +168,17 @@ pub unsafe fn import_array(
             schema.format()
         )));
     }
-    let schema = Arc::new(Schema::try_from(schema).map_err(ForeignError::Import)?);
+    Ok(())
+}
+
+/// Imports `array`, a struct array of `schema`'s fields, and validates it.
+///
+/// # Safety
+/// As for [`import_array`], with `schema` the parsed ArrowSchema of `array`.
+unsafe fn import_struct(
+    array: FFI_ArrowArray,
+    schema: SchemaRef,
+) -> Result<RecordBatch, ForeignError> {
     let data_type = DataType::Struct(schema.fields().clone());
     no_panic("importing an ArrowArray", || {
         // SAFETY: forwarded from this function's contract (`schema` was
@@ -151,6 +189,92 @@ pub unsafe fn import_array(
             unsafe { from_ffi_and_data_type(array, data_type) }.map_err(ForeignError::Import)?;
         struct_to_batch(schema, data)
     })
+}
+
+/// The last schema a producer's ArrowSchema described, kept so that a batch
+/// of the same schema is imported without parsing its ArrowSchema again
+/// ([`import_array_cached`]). "The same" is decided by spelling, not by
+/// pointer: format, name, flags and metadata at every depth (children and
+/// dictionaries), compared byte for byte with the one parsed last, an
+/// O(fields) walk with no allocation once the buffers have grown.
+///
+/// ```
+/// use arrow_array::ffi::FFI_ArrowSchema;
+/// use arrow_schema::{DataType, Field, Schema};
+/// use ringfeed_arrow::foreign::SchemaCache;
+/// let s = Schema::new(vec![Field::new("x", DataType::Int64, false)]);
+/// let mut cache = SchemaCache::default();
+/// let a = cache.schema(&FFI_ArrowSchema::try_from(&s)?)?;
+/// let b = cache.schema(&FFI_ArrowSchema::try_from(&s)?)?;
+/// assert!(std::sync::Arc::ptr_eq(&a, &b)); // parsed once
+/// assert_eq!(*a, s);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+pub struct SchemaCache {
+    key: Vec<u8>,
+    scratch: Vec<u8>,
+    schema: Option<SchemaRef>,
+}
+
+impl SchemaCache {
+    /// The schema `ffi` describes: the one parsed last if `ffi` spells it
+    /// the same way, otherwise `ffi` parsed (and remembered).
+    pub fn schema(&mut self, ffi: &FFI_ArrowSchema) -> Result<SchemaRef, ForeignError> {
+        self.scratch.clear();
+        spell(ffi, &mut self.scratch, 0)?;
+        if let Some(s) = &self.schema {
+            if self.scratch == self.key {
+                return Ok(s.clone());
+            }
+        }
+        let s = Arc::new(Schema::try_from(ffi).map_err(ForeignError::Import)?);
+        std::mem::swap(&mut self.key, &mut self.scratch);
+        self.schema = Some(s.clone());
+        Ok(s)
+    }
+}
+
+/// Appends everything that makes `ffi` the type it is to `out`, each part
+/// length-prefixed so that no two different schemas spell the same bytes.
+fn spell(ffi: &FFI_ArrowSchema, out: &mut Vec<u8>, depth: usize) -> Result<(), ForeignError> {
+    // Deeper than any real schema; a cycle in a malformed producer's tree.
+    if depth > 64 {
+        return Err(not_a_batch(
+            "the ArrowSchema is nested more than 64 levels deep",
+        ));
+    }
+    let mut part = |b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    part(ffi.format().as_bytes());
+    part(ffi.name().unwrap_or("").as_bytes());
+    part(&ffi.flags().map_or(0, |f| f.bits()).to_le_bytes());
+    let meta = ffi.metadata().map_err(ForeignError::Import)?;
+    if !meta.is_empty() {
+        let mut kv: Vec<_> = meta.iter().collect();
+        kv.sort();
+        for (k, v) in kv {
+            part(k.as_bytes());
+            part(v.as_bytes());
+        }
+    }
+    part(&(meta.len() as u64).to_le_bytes());
+    part(&(ffi.children().count() as u64).to_le_bytes());
+    for c in ffi.children() {
+        spell(c, out, depth + 1)?;
+    }
+    match ffi.dictionary() {
+        Some(d) => {
+            out.push(1);
+            spell(d, out, depth + 1)
+        }
+        None => {
+            out.push(0);
+            Ok(())
+        }
+    }
 }
 
 /// Imports every record batch of a C stream and validates each fully, as

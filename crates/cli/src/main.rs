@@ -12,10 +12,12 @@ mod datasets;
 mod decimal;
 mod fsck_cmd;
 mod health;
+mod lake_cmd;
 mod lifecycle_cmd;
 mod output;
 mod stat;
 mod store_cmd;
+mod top;
 
 /// The top-level `--help` epilogue: a first session, and the exit codes of every command.
 const AFTER_HELP: &str = "\
@@ -126,11 +128,19 @@ enum Cmd {
     /// could not run. --repair repairs what the writer's open repairs.
     #[command(after_help = fsck_cmd::AFTER_HELP)]
     Fsck(fsck_cmd::FsckArgs),
+    /// A refreshing view of every ring on the host and the daemon's topics: write rate,
+    /// readers, lag, leases, the oldest lease's age, writer liveness. Sortable; q quits.
+    #[command(after_help = top::AFTER_HELP)]
+    Top(top::TopArgs),
     /// Whether the running daemon can answer queries and take appends now: the store,
     /// the ingest lock, the data directory, the result cache, the topics. Exit 0 healthy,
     /// 1 unhealthy, 2 no daemon.
     #[command(after_help = health::AFTER_HELP)]
     Health(health::HealthArgs),
+    /// The Parquet lake on object storage: upload finished partitions (sync), check the
+    /// objects against their manifests (verify), list what is pending (status).
+    #[command(after_help = lake_cmd::AFTER_HELP)]
+    Lake(lake_cmd::LakeArgs),
 }
 
 fn main() -> ExitCode {
@@ -139,6 +149,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Fsck(a) => return fsck_cmd::run(a),
         Cmd::Health(a) => return health::run(a),
+        Cmd::Lake(a) => return lake_cmd::run(a),
         _ => {}
     }
     match run(cli) {
@@ -171,8 +182,11 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Append(a) => append_cmd::append(a),
         Cmd::Serve(a) => Ok(a.run()?),
         Cmd::Stat(a) => stat::run(a),
-        Cmd::Fsck(_) | Cmd::Health(_) => {
-            unreachable!("fsck and health run from main: they have exit statuses of their own")
+        Cmd::Top(a) => top::run(a),
+        Cmd::Fsck(_) | Cmd::Health(_) | Cmd::Lake(_) => {
+            unreachable!(
+                "fsck, health and lake run from main: they have exit statuses of their own"
+            )
         }
     }
 }
@@ -201,20 +215,33 @@ fn list() -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<40} {:>10} {:>7} {:>8} {:>10} {:>7} {:>5}",
-        "NAME", "SIZE", "STATE", "WRITER", "WRITE_SEQ", "READERS", "LAG"
+        "{:<40} {:>10} {:>7} {:>8} {:>10} {:>10} {:>7} {:>5} {:>6} {:>12}",
+        "NAME",
+        "SIZE",
+        "STATE",
+        "WRITER",
+        "WRITE_SEQ",
+        "PUBLISHED",
+        "READERS",
+        "LAG",
+        "LEASES",
+        "OLDEST_LEASE"
     );
     for n in names {
         match ringfeed_shm::inspect(&n) {
             Ok(i) => println!(
-                "{:<40} {:>10} {:>7} {:>8} {:>10} {:>7} {:>5}",
+                "{:<40} {:>10} {:>7} {:>8} {:>10} {:>10} {:>7} {:>5} {:>6} {:>12}",
                 n,
                 human(i.header.total_len),
                 i.state,
                 if i.writer_alive { "alive" } else { "gone" },
                 i.write_seq,
+                i.bytes_published.map_or_else(|| "-".to_string(), human),
                 i.readers.iter().filter(|r| r.problem.is_none()).count(),
-                i.max_lag()
+                i.max_lag(),
+                i.leases(),
+                i.oldest_lease_age_ns()
+                    .map_or_else(|| "-".to_string(), top::age)
             ),
             Err(e) => println!("{n:<40} unreadable: {e}"),
         }
@@ -273,9 +300,19 @@ fn show(name: &str) -> Result<()> {
             .max(1)
             .min(i.write_seq.max(1))
     );
+    match i.bytes_published {
+        Some(b) => println!("published  {} in {} batches", human(b), i.write_seq),
+        None => println!(
+            "published  {} batches (byte count: layout v2.0 arena does not keep one)",
+            i.write_seq
+        ),
+    }
     println!(
-        "leases     {} of {} buffers pinned",
-        i.leased_buffers, h.buffers
+        "leases     {} of {} buffers pinned{}",
+        i.leased_buffers,
+        h.buffers,
+        i.oldest_lease_age_ns()
+            .map_or_else(String::new, |a| format!(", oldest held {}", top::age(a)))
     );
     match i.meta.as_deref().map(ringfeed_arrow::codec::decode_schema) {
         Some(Ok(schema)) => {
@@ -296,8 +333,8 @@ fn show(name: &str) -> Result<()> {
         println!("readers    none");
     } else {
         println!(
-            "readers    {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}  PROBLEM",
-            "ROW", "PID", "STATE", "CURSOR", "LAG", "LEASES", "MISSED"
+            "readers    {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>9} {:>8}  PROBLEM",
+            "ROW", "PID", "STATE", "CURSOR", "LAG", "LEASES", "LEASE_AGE", "MISSED"
         );
         for r in &i.readers {
             let st = match r.state {
@@ -307,13 +344,14 @@ fn show(name: &str) -> Result<()> {
                 _ => "?",
             };
             println!(
-                "           {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>8}  {}",
+                "           {:>4} {:>8} {:>9} {:>10} {:>6} {:>7} {:>9} {:>8}  {}",
                 r.row,
                 r.pid,
                 st,
                 r.cursor,
                 (i.write_seq + 1).saturating_sub(r.cursor),
                 r.leases,
+                r.lease_age_ns.map_or_else(|| "-".to_string(), top::age),
                 r.missed,
                 // The writer ignores a bad row's pins (and cursor).
                 r.problem.map_or_else(String::new, |p| format!("BAD: {p}"))

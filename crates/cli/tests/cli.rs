@@ -39,6 +39,10 @@ fn inspect_lists_and_details_and_rm_removes() {
     let (ok, out, _) = ringfeed(&dir, &["inspect"]);
     assert!(ok);
     assert!(out.contains("cli.bars") && out.contains("alive"), "{out}");
+    assert!(
+        out.contains("PUBLISHED") && out.contains("OLDEST_LEASE"),
+        "{out}"
+    );
 
     let (ok, out, err) = ringfeed(&dir, &["inspect", "cli.bars"]);
     assert!(ok, "{err}");
@@ -46,7 +50,9 @@ fn inspect_lists_and_details_and_rm_removes() {
         "write_seq 2",
         "symbol",
         "Utf8View",
-        "1 of 41 buffers pinned",
+        "1 of 41 buffers pinned, oldest held ",
+        "LEASE_AGE",
+        "published  ",
         "active",
         "overwrite oldest",
     ] {

@@ -22,6 +22,10 @@
 //! url = "grpc://primary:8815"
 //! token_file = "follower.token"
 //!
+//! [lake]                    # optional: finished partitions to object storage (docs/scale-out.md)
+//! url = "s3://bucket/ringfeed"
+//! lake_retention = "10y"
+//!
 //! [datasets.binance-spot]
 //! base = "1m"
 //! rollups = ["5m", "15m", "1h", "1d"]
@@ -302,6 +306,8 @@ pub struct Config {
     /// The primary this daemon follows datasets of ([`crate::follow`]); off unless
     /// `[follow] url` is set.
     pub follow: crate::follow::FollowConfig,
+    /// The Parquet lake on object storage (`[lake]`, docs/scale-out.md); off when absent.
+    pub lake: Option<ringfeed_lake::LakeConfig>,
 }
 
 pub use ringfeed_client::default_socket;
@@ -337,6 +343,7 @@ impl Default for Config {
             auth: Default::default(),
             limits: Default::default(),
             follow: Default::default(),
+            lake: None,
         }
     }
 }
@@ -404,6 +411,10 @@ impl Config {
         self.flight.check(tokens)?;
         self.http.check(tokens)?;
         self.follow.check()?;
+        if let Some(l) = &self.lake {
+            l.retry_max()
+                .map_err(|e| bad("lake.retry_max", &e.to_string()))?;
+        }
         for (name, d) in &self.datasets {
             d.base
                 .parse::<ringfeed_store::Timeframe>()

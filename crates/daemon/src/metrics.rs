@@ -262,6 +262,28 @@ impl Metrics {
             "gauge",
             store.wal_corruptions.to_string(),
         );
+        s.push_str("# HELP ringfeed_topic_info The ring (arena) of each topic.\n# TYPE ringfeed_topic_info gauge\n");
+        for t in topics {
+            s.push_str(&format!(
+                "ringfeed_topic_info{{topic=\"{}\",arena=\"{}\"}} 1\n",
+                t.topic, t.arena
+            ));
+        }
+        s.push_str("# HELP ringfeed_topic_published_bytes_total Payload bytes published per topic.\n# TYPE ringfeed_topic_published_bytes_total counter\n");
+        for t in topics {
+            s.push_str(&format!(
+                "ringfeed_topic_published_bytes_total{{topic=\"{}\"}} {}\n",
+                t.topic, t.bytes
+            ));
+        }
+        s.push_str("# HELP ringfeed_topic_oldest_lease_seconds Age of the oldest batch a reader holds per topic (0: none held).\n# TYPE ringfeed_topic_oldest_lease_seconds gauge\n");
+        for t in topics {
+            s.push_str(&format!(
+                "ringfeed_topic_oldest_lease_seconds{{topic=\"{}\"}} {}\n",
+                t.topic,
+                secs(t.oldest_lease_ns)
+            ));
+        }
         s.push_str("# HELP ringfeed_topic_write_seq Last published seq per topic.\n# TYPE ringfeed_topic_write_seq gauge\n");
         for t in topics {
             s.push_str(&format!(
@@ -308,6 +330,12 @@ pub struct StoreStat {
 pub struct TopicStat {
     /// "dataset/timeframe".
     pub topic: String,
+    /// Name of the topic's ring (arena), as `ringfeed inspect` and `ringfeed top` list it.
+    pub arena: String,
+    /// Payload bytes published to the ring.
+    pub bytes: u64,
+    /// Age of the oldest lease a reader holds, ns (0 when nothing is leased).
+    pub oldest_lease_ns: u64,
     /// Last published seq.
     pub write_seq: u64,
     /// Attached readers.
@@ -316,4 +344,33 @@ pub struct TopicStat {
     pub lag: u64,
     /// Batches leased by readers.
     pub leases: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_name_their_arena_and_report_bytes_and_lease_age() {
+        let m = Metrics::default();
+        let t = TopicStat {
+            topic: "fx/1m".into(),
+            arena: "rfd1.t.fx.1m".into(),
+            bytes: 4096,
+            oldest_lease_ns: 1_500_000_000,
+            write_seq: 7,
+            readers: 2,
+            lag: 1,
+            leases: 3,
+        };
+        let text = m.render(&[t], 0, StoreStat::default());
+        for want in [
+            "ringfeed_topic_info{topic=\"fx/1m\",arena=\"rfd1.t.fx.1m\"} 1\n",
+            "ringfeed_topic_published_bytes_total{topic=\"fx/1m\"} 4096\n",
+            "ringfeed_topic_oldest_lease_seconds{topic=\"fx/1m\"} 1.500000000\n",
+            "ringfeed_topic_readers{topic=\"fx/1m\"} 2\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
 }

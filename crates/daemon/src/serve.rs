@@ -37,6 +37,9 @@ pub enum ServeError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The `[lake]` settings are refused.
+    #[error("cannot use [lake]: {0}")]
+    Lake(#[from] ringfeed_lake::OpenError),
     /// The metrics endpoint could not be bound.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
@@ -103,6 +106,13 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
             addr: http_addr.expect("bound only when set"),
             source,
         })?;
+    // The lake (docs/scale-out.md): its settings are checked here; nothing is contacted
+    // until the first pass, so an unreachable endpoint does not stop the daemon.
+    let lake = cfg
+        .lake
+        .as_ref()
+        .map(|l| ringfeed_lake::Lake::open(l, &cfg.data_dir))
+        .transpose()?;
     let listener = unix::bind(&cfg.socket)?;
     let socket = cfg.socket.clone();
     let service = match Service::open(cfg) {
@@ -118,11 +128,15 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         service.metrics().clone(),
     ));
     // The service's metrics, and the network faces' per-principal counters.
+    let lake_metrics = lake.as_ref().map(|l| l.metrics().clone());
     let render: crate::transport::http::Render = {
         let (s, b, g) = (service.clone(), boundary.clone(), gate.clone());
         Arc::new(move || {
             let mut text = s.stat(b.connections());
             text.push_str(&g.counters_text());
+            if let Some(m) = &lake_metrics {
+                text.push_str(&m.render());
+            }
             text
         })
     };
@@ -193,6 +207,12 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
         let (s, stop) = (service.clone(), stop.clone());
         std::thread::spawn(move || write_down_loop(s, delay, stop))
     });
+    // Not joined at stop: a pass cut short is safe (the next one finishes it), and an
+    // upload can take minutes.
+    if let Some(lake) = lake {
+        let stop = stop.clone();
+        std::thread::spawn(move || ringfeed_lake::worker::run(lake, stop));
+    }
     let maintenance = {
         let (s, stop) = (service.clone(), stop.clone());
         std::thread::spawn(move || {

@@ -205,8 +205,9 @@ pub(crate) fn create(
         os::process_start_time(std::process::id()),
         Ordering::Relaxed,
     );
-    ctl.heartbeat_ns
+    ctl.writer_stats
         .0
+        .heartbeat_ns
         .store(os::monotonic_ns(), Ordering::Relaxed);
     // SYNC POINT: ready. Everything above happens-before a reader's Acquire
     // load of READY (RingReader::open_with).

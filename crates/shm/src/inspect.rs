@@ -2,7 +2,7 @@
 
 use crate::arena::{self, Access};
 use crate::error::OpenError;
-use crate::layout::{state, Control, Header, StateLine, CONTROL_OFF};
+use crate::layout::{state, Control, Header, StateLine, WriterStats, CONTROL_OFF};
 use crate::os;
 use crate::sync::Ordering;
 use crate::table::{read_rows, ReaderInfo};
@@ -36,6 +36,9 @@ pub struct ArenaInfo {
     pub meta_len: u32,
     /// The meta payload, if intact.
     pub meta: Option<Vec<u8>>,
+    /// Payload bytes published over the arena's life (all writers), if the
+    /// arena records it (layout minor >= 1; `None` for a minor-0 arena).
+    pub bytes_published: Option<u64>,
     /// Why the reader table could not be read, if it could not (then
     /// `readers` is empty and `meta` unread; the rest comes from the arena file).
     pub table_problem: Option<String>,
@@ -50,6 +53,31 @@ impl ArenaInfo {
             .max()
             .unwrap_or(0)
     }
+
+    /// Leases held by well-formed reader rows (a bad row's pins are ignored by
+    /// the writer, and its count may be nonsense).
+    pub fn leases(&self) -> u64 {
+        self.readers
+            .iter()
+            .filter(|r| r.problem.is_none())
+            .map(|r| r.leases as u64)
+            .sum()
+    }
+
+    /// Age in ns of the oldest outstanding lease of any reader that records it
+    /// (see [`ReaderInfo::lease_age_ns`]); `None` when nothing is leased.
+    pub fn oldest_lease_age_ns(&self) -> Option<u64> {
+        self.readers
+            .iter()
+            .filter(|r| r.problem.is_none())
+            .filter_map(|r| r.lease_age_ns)
+            .max()
+    }
+}
+
+/// `bytes_published` if this arena's layout has it.
+fn bytes_published(header: &Header, value: u64) -> Option<u64> {
+    (header.layout_minor >= 1).then_some(value)
 }
 
 /// Validates and snapshots arena `name` without joining it as a reader.
@@ -67,6 +95,10 @@ pub fn inspect(name: &str) -> Result<ArenaInfo, OpenError> {
     };
     let ctl = regions.control();
     let st = ctl.state.0.state.load(Ordering::Acquire);
+    // SYNC POINT: publish (diagnostic read). Pairs with the writer's Release
+    // store: the byte count read after it includes every batch up to write_seq.
+    let write_seq = ctl.write_seq.0.load(Ordering::Acquire);
+    let bytes = ctl.writer_stats.0.bytes_published.load(Ordering::Relaxed);
     let readers = read_rows(&regions);
     let leased_buffers = (0..regions.geo.buffers)
         .filter(|&b| {
@@ -80,7 +112,7 @@ pub fn inspect(name: &str) -> Result<ArenaInfo, OpenError> {
         path,
         header,
         state: state_name(st),
-        write_seq: ctl.write_seq.0.load(Ordering::Acquire),
+        write_seq,
         writer_epoch: ctl.state.0.writer_epoch.load(Ordering::Relaxed),
         writer_pid: ctl.state.0.writer_pid.load(Ordering::Relaxed),
         writer_alive: os::writer_lock_held(&regions.file).unwrap_or(false),
@@ -88,6 +120,7 @@ pub fn inspect(name: &str) -> Result<ArenaInfo, OpenError> {
         leased_buffers,
         meta_len: regions.meta_head().len,
         meta: regions.meta_bytes(),
+        bytes_published: bytes_published(&header, bytes),
         table_problem: None,
     })
 }
@@ -114,16 +147,23 @@ fn without_table(name: &str, why: OpenError) -> Result<ArenaInfo, OpenError> {
     };
     let line0 = CONTROL_OFF + offset_of!(Control, state) as u64;
     let st = u32_at(line0 + offset_of!(StateLine, state) as u64)?;
-    let mut ws = [0u8; 8];
-    v.file
-        .read_exact_at(&mut ws, CONTROL_OFF + offset_of!(Control, write_seq) as u64)
-        .map_err(io)?;
+    let u64_at = |off: u64| -> Result<u64, OpenError> {
+        let mut b = [0u8; 8];
+        v.file.read_exact_at(&mut b, off).map_err(io)?;
+        Ok(u64::from_ne_bytes(b))
+    };
+    let write_seq = u64_at(CONTROL_OFF + offset_of!(Control, write_seq) as u64)?;
+    let bytes = u64_at(
+        CONTROL_OFF
+            + offset_of!(Control, writer_stats) as u64
+            + offset_of!(WriterStats, bytes_published) as u64,
+    )?;
     Ok(ArenaInfo {
         name: name.to_string(),
         path: v.path.clone(),
         header: v.header,
         state: state_name(st),
-        write_seq: u64::from_ne_bytes(ws),
+        write_seq,
         writer_epoch: u32_at(line0 + offset_of!(StateLine, writer_epoch) as u64)?,
         writer_pid: u32_at(line0 + offset_of!(StateLine, writer_pid) as u64)?,
         writer_alive: os::writer_lock_held(&v.file).unwrap_or(false),
@@ -131,6 +171,7 @@ fn without_table(name: &str, why: OpenError) -> Result<ArenaInfo, OpenError> {
         leased_buffers: 0,
         meta_len: u32_at(v.header.meta_off)?,
         meta: None,
+        bytes_published: bytes_published(&v.header, bytes),
         table_problem: Some(why.to_string()),
     })
 }

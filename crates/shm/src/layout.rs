@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! 0            Header          (one 4 KiB page, immutable after READY)
-//! 4096         Control         (4 lines of 128 bytes: state, write_seq, notify, heartbeat)
+//! 4096         Control         (4 lines of 128 bytes: state, write_seq, notify, writer stats)
 //! meta_off     MetaBlock       (64-byte head + meta_cap bytes: the Arrow IPC schema message)
 //! gens_off     M x u64         (buffer generations; odd = being written)
 //! descs_off    D x Descriptor  (64 bytes each, a seqlock per entry)
@@ -30,8 +30,12 @@ use std::mem::{offset_of, size_of};
 pub const MAGIC: [u8; 8] = *b"RINGFEED";
 /// Incompatible layout changes bump this; readers refuse other majors.
 pub const LAYOUT_MAJOR: u16 = 2;
-/// Compatible additions bump this.
-pub const LAYOUT_MINOR: u16 = 0;
+/// Compatible additions bump this. 1: `WriterStats::bytes_published` (in
+/// what was padding of control line 3) and `ReaderRow::{lease_gen,
+/// leased_since_ns}` (in what was padding of the row head). Readers of minor 0
+/// never look at those bytes; readers of minor 1 treat them as absent in a
+/// minor-0 arena (see `docs/layout.md`).
+pub const LAYOUT_MINOR: u16 = 1;
 /// Written in native byte order; a reader of the other endianness sees it swapped.
 pub const ENDIAN_TAG: u32 = 0x0102_0304;
 /// Every region and every buffer starts on this boundary (Arrow's recommended alignment).
@@ -172,8 +176,19 @@ pub struct Control {
     pub write_seq: Line<AtomicU64>,
     /// Line 2: futex word readers sleep on; the writer bumps it to wake them.
     pub notify: Line<AtomicU32>,
-    /// Line 3: writer heartbeat, ns on `CLOCK_MONOTONIC` (diagnostics).
-    pub heartbeat_ns: Line<AtomicU64>,
+    /// Line 3: writer heartbeat and statistics (diagnostics).
+    pub writer_stats: Line<WriterStats>,
+}
+
+/// Contents of control line 3: written by the writer on every publish, read
+/// only by diagnostics (`inspect`, `ringfeed top`), never by the ring protocol.
+#[repr(C)]
+pub struct WriterStats {
+    /// Writer's last publish, ns on `CLOCK_MONOTONIC`.
+    pub heartbeat_ns: AtomicU64,
+    /// Payload bytes published since the arena was created, monotonically
+    /// increasing (minor 1; zero padding in a minor-0 arena). Relaxed: statistics.
+    pub bytes_published: AtomicU64,
 }
 
 /// Head of the reader table file. Written once by the arena's creator (or a
@@ -283,6 +298,15 @@ pub struct ReaderRow {
     /// 1 while the owner counts itself in `Control::waiters`, so a sweep of a
     /// reader killed in its sleep can take its count back.
     pub sleeping: AtomicU32,
+    /// Minor 1: the `gen` under which the owner last reset `leased_since_ns`.
+    /// `leased_since_ns` means something only while this equals `gen` (an
+    /// owner of minor 0 claims the row without touching either field).
+    pub lease_gen: AtomicU32,
+    /// Minor 1: when this row's lease count last went from 0 to 1, ns on
+    /// `CLOCK_MONOTONIC` (0 = never). While the row holds leases, now minus
+    /// this is the age of its oldest outstanding lease, or more (see
+    /// `docs/layout.md`, "Lease age"). Diagnostics only.
+    pub leased_since_ns: AtomicU64,
 }
 
 // SAFETY: repr(C), plain integers, byte arrays and atomics; no pointers.
@@ -327,7 +351,9 @@ const _: () = {
     assert!(offset_of!(Control, state) == 0);
     assert!(offset_of!(Control, write_seq) == 128);
     assert!(offset_of!(Control, notify) == 256);
-    assert!(offset_of!(Control, heartbeat_ns) == 384);
+    assert!(offset_of!(Control, writer_stats) == 384);
+    assert!(offset_of!(WriterStats, heartbeat_ns) == 0);
+    assert!(offset_of!(WriterStats, bytes_published) == 8);
     assert!(offset_of!(StateLine, writer_pid) == 8);
     assert!(offset_of!(StateLine, readers_epoch) == 12);
     assert!(offset_of!(StateLine, writer_start) == 16);
@@ -358,6 +384,8 @@ const _: () = {
     assert!(offset_of!(ReaderRow, cursor) == 24);
     assert!(offset_of!(ReaderRow, missed) == 40);
     assert!(offset_of!(ReaderRow, sleeping) == 48);
+    assert!(offset_of!(ReaderRow, lease_gen) == 52);
+    assert!(offset_of!(ReaderRow, leased_since_ns) == 56);
 };
 
 /// The numbers an arena is built from. Every offset derives from these by

@@ -250,7 +250,10 @@ impl RingReader {
         // SYNC POINT: row-claim. Pairs with the writer's Acquire load of `gen`
         // in its sweep: a row recorded as bad under the old gen is ours now,
         // with the pins zeroed above, and the writer no longer ignores it.
-        r.gen.fetch_add(1, Ordering::Release);
+        let gen = r.gen.fetch_add(1, Ordering::Release).wrapping_add(1);
+        // Lease age (diagnostics): nothing leased under this gen yet.
+        r.leased_since_ns.store(0, Ordering::Relaxed);
+        r.lease_gen.store(gen, Ordering::Relaxed);
         r.pid.store(std::process::id(), Ordering::Relaxed);
         r.start_time.store(
             os::process_start_time(std::process::id()),
@@ -448,8 +451,14 @@ impl RingReader {
             pins[buf as usize].fetch_sub(1, Ordering::Release);
             return Err(self.lag(c));
         }
-        s.leases.fetch_add(1, Ordering::Relaxed);
         let row = r.row(s.row);
+        if s.leases.fetch_add(1, Ordering::Relaxed) == 0 {
+            // Lease age (diagnostics): our lease count went 0 -> 1. Reads are
+            // serialised by `&mut self`, so these stores come in order. A vDSO
+            // clock read, no syscall.
+            row.leased_since_ns
+                .store(os::monotonic_ns(), Ordering::Relaxed);
+        }
         row.leases.fetch_add(1, Ordering::Relaxed);
         self.cursor = c + 1;
         // SYNC POINT: consumed. Pairs with a Block writer's Acquire load of our

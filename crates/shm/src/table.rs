@@ -26,6 +26,12 @@ pub struct ReaderInfo {
     pub leases: u32,
     /// Batches lost to lag.
     pub missed: u64,
+    /// While the row holds leases: ns since its lease count last went from 0
+    /// to 1, the age of its oldest outstanding lease or more (exact for a
+    /// reader that holds one batch too long; see `docs/layout.md`, "Lease
+    /// age"). `None` with no leases, or when the owner does not record it (a
+    /// reader built against layout minor 0).
+    pub lease_age_ns: Option<u64>,
     /// Why the writer does not trust this row, if it breaks an invariant: its
     /// pins are then ignored for buffer reuse (and its cursor by a Block writer).
     pub problem: Option<&'static str>,
@@ -81,36 +87,64 @@ pub(crate) fn read_rows(r: &Regions) -> Vec<ReaderInfo> {
     // SYNC POINT: publish (diagnostic read). Pairs with the writer's Release store.
     let write_seq = r.control().write_seq.0.load(Ordering::Acquire);
     let p = r.geo.leases_per_reader;
+    let now = crate::os::monotonic_ns();
     (0..r.geo.max_readers)
         .filter_map(|i| {
             let row = r.row_view(i);
             // SYNC POINT: row-active (diagnostic read). Pairs with the reader's Release store.
             let st = row.head.state.load(Ordering::Acquire);
             let problem = row_problem(&row, p, write_seq);
-            (st != row_state::FREE || problem.is_some()).then(|| ReaderInfo {
-                row: i,
-                state: st,
-                pid: row.head.pid.load(Ordering::Relaxed),
-                cursor: row.head.cursor.load(Ordering::Relaxed),
-                leases: row
+            (st != row_state::FREE || problem.is_some()).then(|| {
+                let leases = row
                     .pins
                     .iter()
                     .map(|p| p.load(Ordering::Relaxed) as u64)
                     .sum::<u64>()
-                    .min(u32::MAX as u64) as u32,
-                missed: row.head.missed.load(Ordering::Relaxed),
-                problem,
+                    .min(u32::MAX as u64) as u32;
+                ReaderInfo {
+                    row: i,
+                    state: st,
+                    pid: row.head.pid.load(Ordering::Relaxed),
+                    cursor: row.head.cursor.load(Ordering::Relaxed),
+                    leases,
+                    missed: row.head.missed.load(Ordering::Relaxed),
+                    lease_age_ns: lease_age(row.head, leases, now),
+                    problem,
+                }
             })
         })
         .collect()
 }
 
+/// Age of a row's oldest lease (or more), if it holds leases and records the
+/// time: `leased_since_ns` counts only under the `gen` its owner stamped in
+/// `lease_gen` at claim, so a row claimed by an owner that does not record it
+/// (layout minor 0: both fields left as the previous owner wrote them, or
+/// zero) says `None` instead of a stale age. A time in the future (a clock of
+/// another time namespace, or a scribble) reads as age 0.
+fn lease_age(head: &ReaderRow, leases: u32, now: u64) -> Option<u64> {
+    if leases == 0 || head.lease_gen.load(Ordering::Relaxed) != head.gen.load(Ordering::Relaxed) {
+        return None;
+    }
+    match head.leased_since_ns.load(Ordering::Relaxed) {
+        0 => None,
+        since => Some(now.saturating_sub(since)),
+    }
+}
+
 /// The table header for an arena with this `header`.
+/// The reader table header's minor version: 0 while additions to the table stay in
+/// what older readers see as padding. Every reader (the released minor-0 ones too)
+/// compares the whole table header for equality, so writing the arena's
+/// [`crate::layout::LAYOUT_MINOR`] here would make every older reader refuse a newer
+/// writer's table ("belongs to another instance"), breaking the minor-version promise.
+pub(crate) const TABLE_MINOR: u16 = 0;
+
 pub(crate) fn table_header(header: &Header) -> TableHeader {
     TableHeader {
         magic: TABLE_MAGIC,
         layout_major: LAYOUT_MAJOR,
-        layout_minor: LAYOUT_MINOR,
+        layout_minor: TABLE_MINOR,
         _reserved: 0,
         instance_id: header.instance_id,
         total_len: header.readers_len,

@@ -272,6 +272,16 @@ impl RingWriter {
         self.next_seq
     }
 
+    /// Payload bytes published to this arena over its life (every writer's).
+    pub fn bytes_published(&self) -> u64 {
+        self.regions
+            .control()
+            .writer_stats
+            .0
+            .bytes_published
+            .load(Ordering::Relaxed)
+    }
+
     /// Claims a buffer for a payload of `len` bytes. In `Block` mode this
     /// waits for the slowest reader; in `OverwriteOldest` mode it never waits.
     pub fn claim(&mut self, len: u64) -> Result<Claim<'_>, ClaimError> {
@@ -645,6 +655,14 @@ impl RingWriter {
             self.free.push_back(old);
         }
         let ctl = self.regions.control();
+        // Statistics: only the writer (lock holder) stores it, so load + store
+        // (no locked RMW). Before the publish store, so that whoever
+        // acquire-loads write_seq = seq counts this batch's bytes too.
+        let bytes = &ctl.writer_stats.0.bytes_published;
+        bytes.store(
+            bytes.load(Ordering::Relaxed).wrapping_add(len),
+            Ordering::Relaxed,
+        );
         // SYNC POINT: publish. Pairs with the reader's Acquire load of write_seq.
         ctl.write_seq.0.store(seq, Ordering::Release);
         // SYNC POINT: wake. Pairs with the reader's fence after `waiters += 1`:
@@ -663,8 +681,9 @@ impl RingWriter {
             ctl.notify.0.fetch_add(1, Ordering::Release);
             futex_wake(&ctl.notify.0, i32::MAX);
         }
-        ctl.heartbeat_ns
+        ctl.writer_stats
             .0
+            .heartbeat_ns
             .store(os::monotonic_ns(), Ordering::Relaxed);
         self.next_seq = seq + 1;
     }

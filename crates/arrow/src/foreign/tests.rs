@@ -334,3 +334,83 @@ fn conform_names_every_mismatched_column() {
     )]);
     assert!(conform(&ts, &ns).is_err());
 }
+
+/// The schema cache tells schemas apart by every part of their spelling,
+/// at every depth, and hands back the parsed one only for an exact match.
+#[test]
+fn schema_cache_reparses_any_difference() {
+    let item = |nullable| Arc::new(Field::new("item", DataType::Utf8, nullable));
+    let base = || {
+        vec![
+            Field::new("ts", DataType::Int64, false),
+            Field::new("l", DataType::List(item(true)), true),
+            Field::new_dictionary("d", DataType::Int32, DataType::Utf8, true),
+        ]
+    };
+    let mut variants: Vec<Schema> = vec![Schema::new(base())];
+    let mut f = base();
+    f[0] = Field::new("tz", DataType::Int64, false); // a name
+    variants.push(Schema::new(f));
+    let mut f = base();
+    f[0] = Field::new("ts", DataType::Int64, true); // nullability
+    variants.push(Schema::new(f));
+    let mut f = base();
+    f[1] = Field::new("l", DataType::List(item(false)), true); // a nested child
+    variants.push(Schema::new(f));
+    let mut f = base();
+    f[2] = Field::new_dictionary("d", DataType::Int16, DataType::Utf8, true); // dictionary keys
+    variants.push(Schema::new(f));
+    let mut f = base();
+    f[2] = Field::new_dictionary("d", DataType::Int32, DataType::LargeUtf8, true); // dictionary values
+    variants.push(Schema::new(f));
+    let mut f = base();
+    f[0] = f[0]
+        .clone()
+        .with_metadata([("k".to_string(), "v".to_string())]); // field metadata
+    variants.push(Schema::new(f));
+    variants.push(Schema::new(base()).with_metadata([("k".to_string(), "v".to_string())]));
+    let mut f = base();
+    f.pop(); // a column fewer
+    variants.push(Schema::new(f));
+
+    let mut cache = SchemaCache::default();
+    // Each twice in a row (the second from the cache, same Arc), then the next.
+    for round in 0..2 {
+        for (i, s) in variants.iter().enumerate() {
+            let ffi = FFI_ArrowSchema::try_from(s).unwrap();
+            let a = cache.schema(&ffi).unwrap();
+            assert_eq!(&*a, s, "variant {i}, round {round}");
+            let b = cache
+                .schema(&FFI_ArrowSchema::try_from(s).unwrap())
+                .unwrap();
+            assert!(Arc::ptr_eq(&a, &b), "variant {i} parsed twice");
+        }
+    }
+}
+
+/// A batch imported through the cache is validated as fully as without it.
+#[test]
+fn cached_import_still_validates_values() {
+    let s = Schema::new(vec![Field::new("s", DataType::Utf8, true)]);
+    let mut cache = SchemaCache::default();
+    let good: ArrayRef = Arc::new(StringArray::from(vec!["ok"]));
+    let bad = ArrayDataBuilder::new(DataType::Utf8)
+        .len(1)
+        .add_buffer(arrow_buffer::Buffer::from_vec(vec![0i32, 2]))
+        .add_buffer(arrow_buffer::Buffer::from_vec(vec![0xffu8, 0xfe]));
+    // SAFETY: structurally sound (offsets in range); only the UTF-8 is bad,
+    // which the import must catch.
+    let bad = unsafe { bad.build_unchecked() };
+    for (data, ok) in [(good.to_data(), true), (bad, false), (good.to_data(), true)] {
+        let st = ArrayDataBuilder::new(DataType::Struct(s.fields().clone()))
+            .len(1)
+            .child_data(vec![data]);
+        // SAFETY: test producer, as in `through_ffi`.
+        let st = unsafe { st.build_unchecked() };
+        let array = FFI_ArrowArray::new(&st);
+        let ffi = FFI_ArrowSchema::try_from(&s).unwrap();
+        // SAFETY: both exported by arrow-rs from `st`.
+        let got = unsafe { import_array_cached(array, &ffi, &mut cache) };
+        assert_eq!(got.is_ok(), ok, "{got:?}");
+    }
+}

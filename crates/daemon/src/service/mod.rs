@@ -13,8 +13,10 @@
 //!   above) and opening it; `reads.rs` and `writes.rs` hold its operations
 //!   (appends, deletes and write-downs are serialised by the ingest lock);
 //!   `lifecycle.rs` holds retention, trim and drop-dataset; `listing.rs`
-//!   the stored timeframes a network face lists; `followed.rs` the datasets
-//!   followed from a primary (local writes to them refused) and their followers' state.
+//!   the stored timeframes a network face lists; `ops.rs` the operational
+//!   snapshot (the web page's operations view), read from the parts above;
+//!   `followed.rs` the datasets followed from a primary (local writes to them
+//!   refused) and their followers' state.
 //!
 //! Files import downwards only: `mod.rs` re-exports; `reads`/`writes` use
 //! `open`; `open` uses `cache`, `topics`, `error`.
@@ -26,6 +28,7 @@ mod health;
 mod lifecycle;
 mod listing;
 mod open;
+mod ops;
 mod reads;
 mod spec;
 pub mod topics;
@@ -38,6 +41,9 @@ pub use health::{ReplayHook, HEALTH_LOCK_WAIT, MAINTENANCE_EVERY};
 pub use lifecycle::LifecycleOutcome;
 pub use listing::StoredTimeframe;
 pub use open::{OpenError, Service};
+pub use ops::{
+    CacheOps, HostRing, HotDays, IngestOps, OpsSnapshot, QueryOps, StoreOps, WriteDownOps,
+};
 pub use reads::{dataset_ready, ReplayAnswer};
 pub use writes::{
     decode_append_payload, write_down_boundary, write_down_loop, AppendOutcome, DeleteOutcome,

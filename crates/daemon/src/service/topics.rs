@@ -32,6 +32,46 @@ pub(super) struct Rings {
 /// (logged): a subscriber that missed them sees them in a replay or query.
 const MAX_BACKLOG_ROWS: usize = 1 << 20;
 
+/// One live topic, for the operations view ([`Topics::views`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TopicView {
+    /// The dataset.
+    pub dataset: String,
+    /// The timeframe ("1m").
+    pub timeframe: String,
+    /// The ring's arena name.
+    pub arena: String,
+    /// Last published seq (0: none yet); a rate is its change over time.
+    pub write_seq: u64,
+    /// Whether a live process (this daemon) holds the ring's writer lock.
+    pub writer_alive: bool,
+    /// Attached readers (and rows that break an invariant, `problem` set).
+    pub readers: Vec<TopicReader>,
+    /// Rows stored but not yet published (the ring could not take them yet).
+    pub backlog_rows: usize,
+}
+
+/// One reader of a live topic.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TopicReader {
+    /// Its process (diagnostic: a reader inside this daemon, e.g. a web page's live
+    /// stream or a Flight subscription, has the daemon's pid).
+    pub pid: u32,
+    /// The next seq it will read.
+    pub cursor: u64,
+    /// Batches it is behind the writer.
+    pub lag: u64,
+    /// Batches it holds leased.
+    pub leases: u32,
+    /// While it holds leases: ns since its oldest one was taken, or more (`None`
+    /// without leases, or from a reader built against layout minor 0).
+    pub lease_age_ns: Option<u64>,
+    /// Batches it lost to lag.
+    pub missed: u64,
+    /// Why the writer does not trust its row, if it breaks an invariant.
+    pub problem: Option<&'static str>,
+}
+
 /// The topic rings of one daemon.
 pub struct Topics {
     /// Prefix of topic arena names.
@@ -223,6 +263,14 @@ impl Topics {
                 let seq = w.ring().next_seq() - 1;
                 TopicStat {
                     topic: format!("{d}/{tf}"),
+                    arena: w.ring().name().to_string(),
+                    bytes: w.ring().bytes_published(),
+                    oldest_lease_ns: readers
+                        .iter()
+                        .filter(|r| r.problem.is_none())
+                        .filter_map(|r| r.lease_age_ns)
+                        .max()
+                        .unwrap_or(0),
                     write_seq: seq,
                     readers: readers.len(),
                     lag: readers
@@ -234,6 +282,55 @@ impl Topics {
                 }
             })
             .collect()
+    }
+
+    /// Every topic as the operations view shows it: its readers one by one, its
+    /// unpublished backlog, and whether its writer lives (the writer lock of its arena
+    /// file, tested from a descriptor of its own: a ring whose writer was lost shows it).
+    pub fn views(&self) -> Vec<TopicView> {
+        let mut views: Vec<TopicView> = {
+            let rings = self.rings();
+            rings
+                .rings
+                .iter()
+                .map(|((d, tf), w)| {
+                    let seq = w.ring().next_seq() - 1;
+                    let readers = w
+                        .ring()
+                        .readers()
+                        .into_iter()
+                        .map(|r| TopicReader {
+                            pid: r.pid,
+                            cursor: r.cursor,
+                            lag: (seq + 1).saturating_sub(r.cursor),
+                            leases: r.leases,
+                            lease_age_ns: r.lease_age_ns,
+                            missed: r.missed,
+                            problem: r.problem,
+                        })
+                        .collect();
+                    let backlog_rows = rings
+                        .backlog
+                        .get(&(d.clone(), tf.clone()))
+                        .map_or(0, |q| q.iter().map(RecordBatch::num_rows).sum());
+                    TopicView {
+                        dataset: d.clone(),
+                        timeframe: tf.clone(),
+                        arena: w.ring().name().to_string(),
+                        write_seq: seq,
+                        writer_alive: true,
+                        readers,
+                        backlog_rows,
+                    }
+                })
+                .collect()
+        };
+        // Outside the lock: each test maps the arena's header.
+        for v in &mut views {
+            v.writer_alive = ringfeed_shm::inspect(&v.arena).is_ok_and(|i| i.writer_alive);
+        }
+        views.sort_by(|a, b| (&a.dataset, &a.timeframe).cmp(&(&b.dataset, &b.timeframe)));
+        views
     }
 
     /// Closes the topic rings of a dropped dataset and forgets them and their backlog:

@@ -9,6 +9,7 @@
 pub mod flight;
 pub mod frame;
 pub mod http;
+pub mod live;
 pub mod unix;
 
 use crate::metrics::Metrics;

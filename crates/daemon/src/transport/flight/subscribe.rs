@@ -9,21 +9,19 @@
 //! history does not contain); the history streams like any query result, then the live
 //! batches from the seam on, keeping only the subscription's symbols.
 //!
-//! Live batches are read on a thread of the subscription's own and queued for the client
+//! Live batches are read on a thread of the subscription's own ([`crate::transport::live`]) and queued for the client
 //! up to [`LIVE_BACKLOG`] messages. A client that falls that far behind is cut with
 //! `RESOURCE_EXHAUSTED` saying so; so is one the ring laps. The topic ring never waits for
 //! a remote subscriber, and neither does anyone else.
 
 use super::status;
 use crate::service::{ServiceError, Session};
+use crate::transport::live::{self, Ended, Flow};
 use arrow_flight::FlightData;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use ringfeed_arrow::{ReadError, Reader, StartAt};
+use ringfeed_arrow::{Reader, StartAt};
 use ringfeed_client::ReplaySpec;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 
 /// The response metadata key of a subscription's history rows: what the stream sends
@@ -85,71 +83,48 @@ pub(super) fn open(
     })
 }
 
-const RUNNING: u8 = 0;
-const CUT_BEHIND: u8 = 1;
-const CUT_LAPPED: u8 = 2;
-const FAILED: u8 = 3;
-const CLOSED: u8 = 4;
-
 /// The live part of a subscription as `FlightData` (record batch messages, no schema:
-/// the history sent it), read on a thread of its own.
+/// the history sent it), read on a thread of its own ([`crate::transport::live::pump`]).
 pub(super) fn live(part: Live) -> BoxStream<'static, Result<FlightData, tonic::Status>> {
     let Live {
-        mut reader,
+        reader,
         seam,
         symbols,
     } = part;
     let (tx, rx) = tokio::sync::mpsc::channel::<FlightData>(LIVE_BACKLOG);
-    let outcome = Arc::new(AtomicU8::new(RUNNING));
-    let state = outcome.clone();
-    let spawned = std::thread::Builder::new()
-        .name("ringfeedd-flight-sub".into())
-        .spawn(move || {
-            let end = |s: u8| state.store(s, Ordering::Release);
-            let generator = arrow_ipc::writer::IpcDataGenerator::default();
-            let mut dictionaries = arrow_ipc::writer::DictionaryTracker::new(false);
-            let options = ringfeed_arrow::codec::write_options();
-            let mut context = arrow_ipc::writer::IpcWriteContext::default();
-            loop {
-                if tx.is_closed() {
-                    return; // the client left
+    let generator = arrow_ipc::writer::IpcDataGenerator::default();
+    let mut dictionaries = arrow_ipc::writer::DictionaryTracker::new(false);
+    let options = ringfeed_arrow::codec::write_options();
+    let mut context = arrow_ipc::writer::IpcWriteContext::default();
+    let outcome = live::pump("ringfeedd-flight-sub", reader, seam, move |b| {
+        let Some(b) = b else {
+            // Idle: go on while the client is there.
+            return if tx.is_closed() {
+                Flow::Stop(Ended::Left)
+            } else {
+                Flow::Go
+            };
+        };
+        let Some(b) = ringfeed_client::keep_symbols(b, &symbols) else {
+            return Flow::Go;
+        };
+        let (dicts, batch) =
+            match generator.encode(b.record_batch(), &mut dictionaries, &options, &mut context) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(error = %e, "encoding a live batch for Flight failed");
+                    return Flow::Stop(Ended::Failed);
                 }
-                let b = match reader.read(Duration::from_millis(200)) {
-                    Ok(Some(b)) if b.seq() < seam => continue, // in the history already
-                    Ok(Some(b)) => b,
-                    Ok(None) => continue,
-                    Err(ReadError::Lagged { .. }) => return end(CUT_LAPPED),
-                    Err(ReadError::Closed { .. }) => return end(CLOSED),
-                    Err(e) => {
-                        tracing::error!(error = %e, "a Flight subscription's live read failed");
-                        return end(FAILED);
-                    }
-                };
-                let Some(b) = ringfeed_client::keep_symbols(b, &symbols) else {
-                    continue;
-                };
-                let encoded =
-                    generator.encode(b.record_batch(), &mut dictionaries, &options, &mut context);
-                let (dicts, batch) = match encoded {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::error!(error = %e, "encoding a live batch for Flight failed");
-                        return end(FAILED);
-                    }
-                };
-                for m in dicts.into_iter().chain(std::iter::once(batch)) {
-                    match tx.try_send(FlightData::from(m)) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => return end(CUT_BEHIND),
-                        Err(TrySendError::Closed(_)) => return,
-                    }
-                }
+            };
+        for m in dicts.into_iter().chain(std::iter::once(batch)) {
+            match tx.try_send(FlightData::from(m)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => return Flow::Stop(Ended::Behind),
+                Err(TrySendError::Closed(_)) => return Flow::Stop(Ended::Left),
             }
-        });
-    if let Err(e) = spawned {
-        outcome.store(FAILED, Ordering::Release);
-        tracing::error!(error = %e, "cannot start a Flight subscription's reader thread");
-    }
+        }
+        Flow::Go
+    });
     futures::stream::unfold(Some(rx), move |rx| {
         let outcome = outcome.clone();
         async move {
@@ -157,14 +132,14 @@ pub(super) fn live(part: Live) -> BoxStream<'static, Result<FlightData, tonic::S
             match rx.recv().await {
                 Some(m) => Some((Ok(m), Some(rx))),
                 None => {
-                    let why = match outcome.load(Ordering::Acquire) {
-                        CUT_BEHIND => tonic::Status::resource_exhausted(format!(
+                    let why = match outcome.get() {
+                        Some(Ended::Behind) => tonic::Status::resource_exhausted(format!(
                             "the subscriber fell {LIVE_BACKLOG} messages behind the live topic and was cut, so that it holds no ring and no one waits for it; read faster, or subscribe again from the last ts it holds"
                         )),
-                        CUT_LAPPED => tonic::Status::resource_exhausted(
+                        Some(Ended::Lapped) => tonic::Status::resource_exhausted(
                             "the live topic ring lapped this subscription (it lost batches) and it was cut; subscribe again from the last ts it holds",
                         ),
-                        CLOSED => tonic::Status::unavailable(
+                        Some(Ended::Closed) => tonic::Status::unavailable(
                             "the daemon closed the live topic (it is stopping); subscribe again once it is back",
                         ),
                         _ => status(ServiceError::internal(

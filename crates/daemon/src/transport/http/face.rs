@@ -10,7 +10,11 @@
 //!
 //! Routes (each in a module of its own, a thin adapter over the service core):
 //! - `GET /metrics`: the service's metrics and the per-principal counters (admin scope
-//!   when tokens are configured: the text names every principal).
+//!   when tokens are configured: the text names every principal);
+//! - `POST /rpc`, `GET /ws`: MarketStore's API ([`super::marketstore`]; read, write or
+//!   admin scope per method and dataset);
+//! - the web page: its files at `/` ([`super::page`], public) and its JSON at `/api/*`
+//!   ([`super::api`]); its live bars come from `/ws`.
 
 use super::{metrics_text, PeerAddr, Render};
 use crate::auth::gate::{Caller, Gate, Refusal};
@@ -52,17 +56,22 @@ impl HttpState {
 pub fn router(state: HttpState) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics))
+        .merge(super::marketstore::routes(&state))
+        .merge(super::api::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
         ))
         .with_state(state);
-    Router::new().merge(protected).fallback(|| async {
-        (
-            StatusCode::NOT_FOUND,
-            "no such path: ringfeedd's HTTP face serves GET /metrics\n",
-        )
-    })
+    Router::new()
+        .merge(protected)
+        .merge(super::page::public())
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "no such path: ringfeedd's HTTP face serves the web page at /, /api/*, GET /metrics, POST /rpc and GET /ws\n",
+            )
+        })
 }
 
 /// Middleware: the caller of every protected request, or the refusal.
@@ -100,7 +109,7 @@ fn access_token(query: &str) -> Option<String> {
     })
 }
 
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     fn hex(c: u8) -> Option<u8> {
         (c as char).to_digit(16).map(|d| d as u8)
     }

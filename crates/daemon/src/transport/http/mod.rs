@@ -12,7 +12,10 @@
 //!   per-principal limits of [`crate::auth::gate`] on every route, MarketStore's `/rpc`
 //!   and `/ws`, the web page and `/metrics`.
 
+pub mod api;
 pub mod face;
+pub mod marketstore;
+pub mod page;
 
 use super::{Boundary, Peer};
 use axum::routing::get;

@@ -1,0 +1,586 @@
+//! `GET /ws`: MarketStore's streaming. A client sends `{"streams": ["BTCUSDT/1Min/OHLCV",
+//! "*/5Min/*"]}` (msgpack; each part a glob, `/` never matched by `*`), which replaces
+//! its streams and is echoed back (`{"error": ...}` if a stream is not
+//! `SYMBOL/TIMEFRAME/GROUP`); then it gets `{key: "SYM/1Min/OHLCV", data: {Epoch, Open,
+//! ...}}` for every bar appended to a stored timeframe and every rollup bar updated
+//! (live topics carry both).
+//!
+//! One [`Hub`] per HTTP face reads each live topic some client wants once, on a thread
+//! of its own ([`crate::transport::live::pump`]), encodes each bar once, and queues it
+//! for every client whose streams match, never waiting: a client [`WS_BACKLOG`]
+//! messages behind is cut (a close frame, 1008, says why), and the topic goes on.
+//! A topic nobody wants any more is let go at its next idle poll. New datasets and
+//! timeframes are looked for at each subscribe and every [`RESCAN`].
+
+use super::names;
+use crate::auth::gate::Caller;
+use crate::service::Service;
+use crate::transport::live::{self, Ended, Flow};
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::Extension;
+use bytes::Bytes;
+use globset::{GlobBuilder, GlobMatcher};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+/// Messages queued for one websocket client before it is cut.
+pub const WS_BACKLOG: usize = 4096;
+/// How often the hub looks for topics of new datasets while clients are connected.
+pub const RESCAN: Duration = Duration::from_secs(1);
+/// Streams one subscribe message may name.
+const MAX_STREAMS: usize = 1024;
+/// The largest message a client may send.
+const MAX_MESSAGE: usize = 64 << 10;
+
+/// One stream pattern: a glob per part of `SYMBOL/TIMEFRAME/GROUP`.
+struct Stream {
+    symbol: GlobMatcher,
+    timeframe: GlobMatcher,
+    group: GlobMatcher,
+}
+
+impl Stream {
+    fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let [sym, tf, group] = parts[..] else {
+            return Err(format!("{s} is an invalid stream"));
+        };
+        let glob = |p: &str| {
+            GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .map(|g| g.compile_matcher())
+                .map_err(|e| format!("{s} is an invalid stream: {e}"))
+        };
+        if [sym, tf, group].iter().any(|p| p.is_empty()) {
+            return Err(format!("{s} is an invalid stream"));
+        }
+        Ok(Self {
+            symbol: glob(sym)?,
+            timeframe: glob(tf)?,
+            group: glob(group)?,
+        })
+    }
+
+    fn wants_topic(&self, t: &Topic) -> bool {
+        self.timeframe.is_match(&t.timeframe)
+            && (self.group.is_match(&t.group) || self.group.is_match(&t.dataset))
+    }
+}
+
+/// A live topic as the face shows it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Topic {
+    dataset: String,
+    /// The ringfeed timeframe (`1m`).
+    tf: String,
+    /// MarketStore's spelling (`1Min`).
+    timeframe: String,
+    /// `OHLCV` for `[http] ohlcv_dataset`, else the dataset.
+    group: String,
+}
+
+struct Client {
+    streams: Vec<Stream>,
+    caller: Arc<Caller>,
+    tx: mpsc::Sender<Bytes>,
+    cut: Arc<AtomicBool>,
+}
+
+impl Client {
+    fn wants(&self, t: &Topic) -> bool {
+        self.caller.may_read(&t.dataset) && self.streams.iter().any(|s| s.wants_topic(t))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    clients: HashMap<u64, Client>,
+    /// Topics read now, each with the generation of its reader.
+    topics: HashMap<Topic, u64>,
+    last_scan: Option<Instant>,
+}
+
+/// The websocket clients of one HTTP face and the topics read for them.
+pub struct Hub {
+    service: Arc<Service>,
+    ohlcv: Option<String>,
+    state: Mutex<State>,
+}
+
+/// A client's place in the hub; leaving drops it.
+pub struct Joined {
+    hub: Arc<Hub>,
+    id: u64,
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        self.hub.lock().clients.remove(&self.id);
+    }
+}
+
+impl Hub {
+    /// A hub with no clients.
+    pub fn new(service: Arc<Service>, ohlcv: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            service,
+            ohlcv,
+            state: Mutex::default(),
+        })
+    }
+
+    /// The state; a panic under the lock leaves it whole (each change is one step).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| {
+            self.state.clear_poison();
+            p.into_inner()
+        })
+    }
+
+    /// Clients now connected.
+    pub fn clients(&self) -> usize {
+        self.lock().clients.len()
+    }
+
+    fn join(
+        self: &Arc<Self>,
+        caller: Arc<Caller>,
+        tx: mpsc::Sender<Bytes>,
+        cut: Arc<AtomicBool>,
+    ) -> Joined {
+        let mut st = self.lock();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.clients.insert(
+            id,
+            Client {
+                streams: Vec::new(),
+                caller,
+                tx,
+                cut,
+            },
+        );
+        Joined {
+            hub: self.clone(),
+            id,
+        }
+    }
+
+    /// Replaces client `id`'s streams, then reads every topic they want (blocking).
+    fn subscribe(self: &Arc<Self>, id: u64, streams: &[String]) -> Result<(), String> {
+        if streams.len() > MAX_STREAMS {
+            return Err(format!(
+                "{} streams: subscribe to at most {MAX_STREAMS}",
+                streams.len()
+            ));
+        }
+        let parsed = streams
+            .iter()
+            .map(|s| Stream::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(c) = self.lock().clients.get_mut(&id) {
+            c.streams = parsed;
+        }
+        self.scan();
+        Ok(())
+    }
+
+    /// Looks for new topics if the last look is older than [`RESCAN`] (blocking).
+    fn rescan_if_due(self: &Arc<Self>) {
+        let due = self.lock().last_scan.is_none_or(|t| t.elapsed() >= RESCAN);
+        if due {
+            self.scan();
+        }
+    }
+
+    /// Starts a reader for every stored topic some client wants and none reads yet.
+    fn scan(self: &Arc<Self>) {
+        let stored = self.service.stored_timeframes(None);
+        let mut st = self.lock();
+        st.last_scan = Some(Instant::now());
+        for t in stored {
+            let topic = Topic {
+                group: names::group_of(&t.dataset, self.ohlcv.as_deref()),
+                timeframe: names::timeframe_to_ms(&t.timeframe),
+                dataset: t.dataset,
+                tf: t.timeframe,
+            };
+            if st.topics.contains_key(&topic) || !st.clients.values().any(|c| c.wants(&topic)) {
+                continue;
+            }
+            let reader = self
+                .service
+                .subscribe(&topic.dataset, &topic.tf)
+                .map_err(|e| e.to_string())
+                .and_then(|name| {
+                    ringfeed_arrow::Reader::open(&name, ringfeed_arrow::StartAt::Next)
+                        .map_err(|e| e.to_string())
+                });
+            let reader = match reader {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(dataset = %topic.dataset, timeframe = %topic.tf, error = %e, "websocket hub: cannot read the live topic");
+                    continue;
+                }
+            };
+            st.next_id += 1;
+            let generation = st.next_id;
+            st.topics.insert(topic.clone(), generation);
+            live::pump(
+                "ringfeedd-ws-topic",
+                reader,
+                0,
+                self.clone().sink(topic, generation),
+            );
+        }
+    }
+
+    /// The sink of one topic's reader: each batch encoded once, queued for the clients
+    /// that want it; a client whose queue is full is cut. Ends when nobody wants it.
+    fn sink(
+        self: Arc<Self>,
+        topic: Topic,
+        generation: u64,
+    ) -> impl FnMut(Option<ringfeed_arrow::Batch>) -> Flow + Send + 'static {
+        let leaving = Leaving {
+            hub: self.clone(),
+            topic: topic.clone(),
+            generation,
+        };
+        move |b| {
+            let _held = &leaving;
+            let messages = match &b {
+                Some(b) => encode(b.record_batch(), &topic),
+                None => Vec::new(),
+            };
+            let mut st = self.lock();
+            let wanted: Vec<u64> = st
+                .clients
+                .iter()
+                .filter(|(_, c)| c.wants(&topic))
+                .map(|(id, _)| *id)
+                .collect();
+            if wanted.is_empty() {
+                if st.topics.get(&topic) == Some(&generation) {
+                    st.topics.remove(&topic);
+                }
+                return Flow::Stop(Ended::Left);
+            }
+            let mut cut = Vec::new();
+            for (symbol, msg) in &messages {
+                for id in &wanted {
+                    let Some(c) = st.clients.get(id) else {
+                        continue;
+                    };
+                    if !c
+                        .streams
+                        .iter()
+                        .any(|s| s.wants_topic(&topic) && s.symbol.is_match(symbol))
+                    {
+                        continue;
+                    }
+                    match c.tx.try_send(msg.clone()) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            c.cut.store(true, Ordering::Relaxed);
+                            cut.push(*id);
+                        }
+                        Err(TrySendError::Closed(_)) => cut.push(*id),
+                    }
+                }
+                // A cut client's sender goes at once: its queue drains, then it ends.
+                for id in cut.drain(..) {
+                    st.clients.remove(&id);
+                }
+            }
+            Flow::Go
+        }
+    }
+}
+
+/// Forgets a topic's reader when its thread ends, whatever the reason (unless a newer
+/// reader of the topic took its place).
+struct Leaving {
+    hub: Arc<Hub>,
+    topic: Topic,
+    generation: u64,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        let mut st = self.hub.lock();
+        if st.topics.get(&self.topic) == Some(&self.generation) {
+            st.topics.remove(&self.topic);
+            // Lapped or failed while wanted: read it again at the next tick.
+            st.last_scan = None;
+        }
+    }
+}
+
+/// One row of a bar batch as MarketStore's `data` map.
+struct Row<'a> {
+    batch: &'a RecordBatch,
+    names: &'a [(usize, String)],
+    ts: i64,
+    tick: bool,
+    row: usize,
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.names.len() + 1 + usize::from(self.tick)))?;
+        m.serialize_entry("Epoch", &self.ts.div_euclid(1_000_000_000))?;
+        if self.tick {
+            m.serialize_entry("Nanoseconds", &(self.ts.rem_euclid(1_000_000_000) as i32))?;
+        }
+        for (i, name) in self.names {
+            let c = self.batch.column(*i);
+            let r = self.row;
+            let null = c.is_null(r);
+            macro_rules! num {
+                ($t:ty, $z:expr) => {{
+                    let v = if null {
+                        $z
+                    } else {
+                        c.as_primitive::<$t>().value(r)
+                    };
+                    m.serialize_entry(name, &v)?
+                }};
+            }
+            match c.data_type() {
+                DataType::Float64 => num!(Float64Type, f64::NAN),
+                DataType::Float32 => num!(Float32Type, f32::NAN),
+                DataType::Int64 => num!(Int64Type, 0),
+                DataType::Int32 => num!(Int32Type, 0),
+                DataType::Int16 => num!(Int16Type, 0),
+                DataType::Int8 => num!(Int8Type, 0),
+                DataType::UInt64 => num!(UInt64Type, 0),
+                DataType::UInt32 => num!(UInt32Type, 0),
+                DataType::UInt16 => num!(UInt16Type, 0),
+                DataType::UInt8 => num!(UInt8Type, 0),
+                _ => {}
+            }
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    key: &'a str,
+    data: Row<'a>,
+}
+
+/// Each row of `b` as a `{key, data}` message, with its symbol.
+fn encode(b: &RecordBatch, topic: &Topic) -> Vec<(String, Bytes)> {
+    let schema = b.schema();
+    let names: Vec<(usize, String)> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| super::columns::numpy_of(f.data_type()).is_some() && f.name() != "ts")
+        .map(|(i, f)| (i, names::column_to_ms(f.name())))
+        .collect();
+    let ts = b.column_by_name("ts").and_then(|c| match c.data_type() {
+        DataType::Timestamp(..) => {
+            Some(c.as_primitive::<TimestampNanosecondType>().values().clone())
+        }
+        _ => None,
+    });
+    let symbols = b
+        .column_by_name("symbol")
+        .and_then(|c| arrow_cast::cast(c, &DataType::Utf8View).ok());
+    let (Some(ts), Some(symbols)) = (ts, symbols) else {
+        tracing::error!(dataset = %topic.dataset, "a live batch without ts or symbol: not streamed");
+        return Vec::new();
+    };
+    let symbols = symbols.as_string_view();
+    let tick = topic.tf == "tick";
+    (0..b.num_rows())
+        .map(|row| {
+            let symbol = symbols.value(row).to_string();
+            let key = format!("{symbol}/{}/{}", topic.timeframe, topic.group);
+            let p = Payload {
+                key: &key,
+                data: Row {
+                    batch: b,
+                    names: &names,
+                    ts: ts[row],
+                    tick,
+                    row,
+                },
+            };
+            let bytes = rmp_serde::to_vec_named(&p).unwrap_or_default();
+            (symbol, Bytes::from(bytes))
+        })
+        .collect()
+}
+
+#[derive(Deserialize, Serialize)]
+struct Subscribe {
+    streams: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorMessage {
+    error: String,
+}
+
+/// `GET /ws`: upgrades, then serves the client until it leaves, is cut, or the daemon stops.
+pub async fn upgrade(
+    Extension(hub): Extension<Arc<Hub>>,
+    Extension(caller): Extension<Arc<Caller>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve(hub, caller, socket))
+}
+
+async fn serve(hub: Arc<Hub>, caller: Arc<Caller>, mut socket: WebSocket) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(WS_BACKLOG);
+    let cut = Arc::new(AtomicBool::new(false));
+    let joined = hub.join(caller, tx, cut.clone());
+    let mut tick = tokio::time::interval(RESCAN);
+    loop {
+        tokio::select! {
+            m = socket.recv() => {
+                let text = match m {
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Text(t))) => Bytes::from(t.as_str().to_owned()),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue, // pings are answered by the socket
+                };
+                let reply = match rmp_serde::from_slice::<Subscribe>(&text)
+                    .or_else(|_| serde_json::from_slice::<Subscribe>(&text))
+                {
+                    Ok(sub) => {
+                        let (h, id) = (hub.clone(), joined.id);
+                        let streams = sub.streams.clone();
+                        let r = tokio::task::spawn_blocking(move || h.subscribe(id, &streams)).await;
+                        match r {
+                            Ok(Ok(())) => rmp_serde::to_vec_named(&sub),
+                            Ok(Err(e)) => rmp_serde::to_vec_named(&ErrorMessage { error: e }),
+                            Err(e) => rmp_serde::to_vec_named(&ErrorMessage { error: format!("subscribing failed: {e}") }),
+                        }
+                    }
+                    Err(e) => rmp_serde::to_vec_named(&ErrorMessage {
+                        error: format!("send {{\"streams\": [\"SYMBOL/TIMEFRAME/GROUP\", ...]}} in msgpack: {e}"),
+                    }),
+                };
+                let reply = reply.unwrap_or_default();
+                if socket.send(Message::Binary(reply.into())).await.is_err() {
+                    break;
+                }
+            }
+            out = rx.recv() => match out {
+                Some(m) => if socket.send(Message::Binary(m)).await.is_err() { break },
+                None => {
+                    let reason = if cut.load(Ordering::Relaxed) {
+                        format!("this client fell {WS_BACKLOG} messages behind and was cut; read faster, or subscribe to fewer streams")
+                    } else {
+                        "the daemon let this client go".to_string()
+                    };
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame { code: 1008, reason: reason.into() })))
+                        .await;
+                    break;
+                }
+            },
+            _ = tick.tick() => {
+                let h = hub.clone();
+                let _ = tokio::task::spawn_blocking(move || h.rescan_if_due()).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_glob_each_part_and_never_across_slashes() {
+        let t = Topic {
+            dataset: "spot".into(),
+            tf: "1m".into(),
+            timeframe: "1Min".into(),
+            group: "OHLCV".into(),
+        };
+        assert!(Stream::parse("*/*/*").unwrap().wants_topic(&t));
+        assert!(Stream::parse("BTC/1Min/OHLCV").unwrap().wants_topic(&t));
+        assert!(Stream::parse("BTC/1Min/spot").unwrap().wants_topic(&t));
+        assert!(!Stream::parse("BTC/5Min/*").unwrap().wants_topic(&t));
+        let s = Stream::parse("BTC*/*/*").unwrap();
+        assert!(s.symbol.is_match("BTCUSDT") && !s.symbol.is_match("ETH"));
+        for bad in ["BTC/1Min", "a/b/c/d", "//", "BTC/[/x"] {
+            assert!(Stream::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_bar_is_one_well_formed_message_keyed_by_symbol() {
+        use arrow_array::{
+            BooleanArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray,
+        };
+        let b = RecordBatch::try_from_iter([
+            (
+                "ts",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![60_000_000_000, 61_500_000_000])
+                        .with_timezone("UTC"),
+                ) as arrow_array::ArrayRef,
+            ),
+            ("symbol", Arc::new(StringArray::from(vec!["A", "B"])) as _),
+            (
+                "open",
+                Arc::new(Float64Array::from(vec![Some(1.5), None])) as _,
+            ),
+            (
+                "trades",
+                Arc::new(Int64Array::from(vec![Some(3), None])) as _,
+            ),
+            (
+                "complete",
+                Arc::new(BooleanArray::from(vec![true, false])) as _,
+            ),
+        ])
+        .unwrap();
+        for (tf, tick) in [("5m", false), ("tick", true)] {
+            let t = Topic {
+                dataset: "spot".into(),
+                tf: tf.into(),
+                timeframe: names::timeframe_to_ms(tf),
+                group: "OHLCV".into(),
+            };
+            let msgs = encode(&b, &t);
+            assert_eq!(msgs.len(), 2);
+            let v: serde_json::Value = rmp_serde::from_slice(&msgs[0].1).unwrap();
+            assert_eq!(v["key"], format!("A/{}/OHLCV", t.timeframe));
+            assert_eq!(v["data"]["Epoch"], 60);
+            assert_eq!(v["data"]["Open"], 1.5);
+            assert_eq!(v["data"]["Trades"], 3);
+            assert_eq!(v["data"].get("Complete"), None);
+            let w: serde_json::Value = rmp_serde::from_slice(&msgs[1].1).unwrap();
+            assert_eq!(msgs[1].0, "B");
+            assert_eq!(w["data"]["Trades"], 0);
+            assert_eq!(w["data"].get("Nanoseconds").is_some(), tick);
+            if tick {
+                assert_eq!(w["data"]["Nanoseconds"], 500_000_000);
+            }
+        }
+    }
+}
