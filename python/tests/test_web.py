@@ -247,7 +247,10 @@ def test_the_json_endpoints_answer_the_query_path_and_refuse_bad_requests(web: W
     status, ds = _json(f"{web.url}/api/datasets")
     assert status == 200
     assert ds["datasets"] == [{"name": "demo", "base": "1m", "timeframes": ["1m", "5m", "1h"],
-                               "symbols": ["AAA", "BBB"]}]
+                               "symbols": ["AAA", "BBB"],
+                               # The store settings (followers create their copy from them).
+                               "config": {"base": "1m", "fsync": "always",
+                                          "rollups": ["5m", "1h"], "session": None}}]
     status, bars = _json(f"{web.url}/api/bars?dataset=demo&symbol=BBB&timeframe=5m&limit=3&from_end=false")
     assert status == 200 and bars["rows"] == 3
     with rf.connect(web.sock) as c:
