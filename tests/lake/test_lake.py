@@ -119,8 +119,24 @@ def test_s3_lake_sync_verify_and_polars(store: Path, tmp_path: Path, moto: Moto)
     con = duckdb.connect()
     try:
         con.execute("INSTALL httpfs; LOAD httpfs;")
-    except Exception as e:  # offline CI: the extension is downloaded on first use
-        pytest.skip(f"DuckDB httpfs extension not available ({e}); DuckDB reads the file:// lake in the test above")
+    except Exception:
+        # Offline (httpfs is downloaded on first use, from DuckDB's own server, which this
+        # machine's registries do not include): DuckDB scans the S3 lake through a pyarrow
+        # dataset on pyarrow's S3 filesystem instead (DuckDB's Arrow scan, filters pushed).
+        import pyarrow.dataset as pds
+        import pyarrow.fs as pafs
+
+        fs = pafs.S3FileSystem(access_key="test", secret_key="test", region="us-east-1",
+                               endpoint_override=f"127.0.0.1:{moto.port}", scheme="http")
+        lake_1d = pds.dataset(f"{BUCKET}/{prefix}/dataset=b/tf=1d", filesystem=fs,
+                              format="parquet", partitioning="hive")
+        t = con.sql("select * from lake_1d").to_arrow_table()
+        assert as_rows(t) == want
+        lake_1m = pds.dataset(f"{BUCKET}/{prefix}/dataset=b/tf=1m", filesystem=fs,
+                              format="parquet", partitioning="hive")
+        n = con.execute(f"select count(*) from lake_1m where month = '{YEAR}-07'").fetchone()
+        assert n is not None and n[0] == 31 * 1440
+        return
     con.execute(f"CREATE SECRET (TYPE s3, KEY_ID 'test', SECRET 'test', REGION 'us-east-1', ENDPOINT '127.0.0.1:{moto.port}', URL_STYLE 'path', USE_SSL false)")
     t = con.sql(f"select * from read_parquet('s3://{BUCKET}/{prefix}/dataset=b/tf=1d/*/*.parquet', hive_partitioning=true)").to_arrow_table()
     assert as_rows(t) == want
