@@ -349,7 +349,7 @@ fn show(name: &str) -> Result<()> {
                 r.pid,
                 st,
                 r.cursor,
-                (i.write_seq + 1).saturating_sub(r.cursor),
+                r.lag(i.write_seq),
                 r.leases,
                 r.lease_age_ns.map_or_else(|| "-".to_string(), top::age),
                 r.missed,

@@ -102,7 +102,6 @@ impl Metrics {
     pub fn render(&self, topics: &[TopicStat], connections: u32, store: StoreStat) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut s = String::new();
-        let secs = |ns: u64| format!("{:.9}", ns as f64 / 1e9);
         let mut line = |name: &str, help: &str, kind: &str, v: String| {
             s.push_str(&format!("# HELP ringfeed_{name} {help}\n# TYPE ringfeed_{name} {kind}\nringfeed_{name} {v}\n"));
         };
@@ -269,52 +268,63 @@ impl Metrics {
                 t.topic, t.arena
             ));
         }
-        s.push_str("# HELP ringfeed_topic_published_bytes_total Payload bytes published per topic.\n# TYPE ringfeed_topic_published_bytes_total counter\n");
-        for t in topics {
+        let per_topic: [TopicMetric; 6] = [
+            (
+                "published_bytes_total",
+                "Payload bytes published per topic.",
+                "counter",
+                |t| t.bytes.to_string(),
+            ),
+            (
+                "oldest_lease_seconds",
+                "Age of the oldest batch a reader holds per topic (0: none held).",
+                "gauge",
+                |t| secs(t.oldest_lease_ns),
+            ),
+            ("write_seq", "Last published seq per topic.", "gauge", |t| {
+                t.write_seq.to_string()
+            }),
+            ("readers", "Attached readers per topic.", "gauge", |t| {
+                t.readers.to_string()
+            }),
+            (
+                "lag",
+                "Batches the slowest reader is behind.",
+                "gauge",
+                |t| t.lag.to_string(),
+            ),
+            ("leases", "Batches leased by readers.", "gauge", |t| {
+                t.leases.to_string()
+            }),
+        ];
+        for (name, help, kind, value) in per_topic {
             s.push_str(&format!(
-                "ringfeed_topic_published_bytes_total{{topic=\"{}\"}} {}\n",
-                t.topic, t.bytes
+                "# HELP ringfeed_topic_{name} {help}\n# TYPE ringfeed_topic_{name} {kind}\n"
             ));
-        }
-        s.push_str("# HELP ringfeed_topic_oldest_lease_seconds Age of the oldest batch a reader holds per topic (0: none held).\n# TYPE ringfeed_topic_oldest_lease_seconds gauge\n");
-        for t in topics {
-            s.push_str(&format!(
-                "ringfeed_topic_oldest_lease_seconds{{topic=\"{}\"}} {}\n",
-                t.topic,
-                secs(t.oldest_lease_ns)
-            ));
-        }
-        s.push_str("# HELP ringfeed_topic_write_seq Last published seq per topic.\n# TYPE ringfeed_topic_write_seq gauge\n");
-        for t in topics {
-            s.push_str(&format!(
-                "ringfeed_topic_write_seq{{topic=\"{}\"}} {}\n",
-                t.topic, t.write_seq
-            ));
-        }
-        s.push_str("# HELP ringfeed_topic_readers Attached readers per topic.\n# TYPE ringfeed_topic_readers gauge\n");
-        for t in topics {
-            s.push_str(&format!(
-                "ringfeed_topic_readers{{topic=\"{}\"}} {}\n",
-                t.topic, t.readers
-            ));
-        }
-        s.push_str("# HELP ringfeed_topic_lag Batches the slowest reader is behind.\n# TYPE ringfeed_topic_lag gauge\n");
-        for t in topics {
-            s.push_str(&format!(
-                "ringfeed_topic_lag{{topic=\"{}\"}} {}\n",
-                t.topic, t.lag
-            ));
-        }
-        s.push_str("# HELP ringfeed_topic_leases Batches leased by readers.\n# TYPE ringfeed_topic_leases gauge\n");
-        for t in topics {
-            s.push_str(&format!(
-                "ringfeed_topic_leases{{topic=\"{}\"}} {}\n",
-                t.topic, t.leases
-            ));
+            for t in topics {
+                s.push_str(&format!(
+                    "ringfeed_topic_{name}{{topic=\"{}\"}} {}\n",
+                    t.topic,
+                    value(t)
+                ));
+            }
         }
         s
     }
 }
+
+/// Nanoseconds as Prometheus seconds.
+fn secs(ns: u64) -> String {
+    format!("{:.9}", ns as f64 / 1e9)
+}
+
+/// A per-topic metric: name suffix, help, Prometheus type, and its value.
+type TopicMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&TopicStat) -> String,
+);
 
 /// What the store says of itself.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

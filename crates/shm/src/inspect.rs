@@ -49,7 +49,7 @@ impl ArenaInfo {
     pub fn max_lag(&self) -> u64 {
         self.readers
             .iter()
-            .map(|r| (self.write_seq + 1).saturating_sub(r.cursor))
+            .map(|r| r.lag(self.write_seq))
             .max()
             .unwrap_or(0)
     }

@@ -37,6 +37,13 @@ pub struct ReaderInfo {
     pub problem: Option<&'static str>,
 }
 
+impl ReaderInfo {
+    /// Batches this reader has yet to read when the newest published seq is `write_seq`.
+    pub fn lag(&self, write_seq: u64) -> u64 {
+        (write_seq + 1).saturating_sub(self.cursor)
+    }
+}
+
 /// Raw view of one row (head and pins), for validation.
 pub(crate) struct RowView<'a> {
     pub(crate) head: &'a ReaderRow,

@@ -155,14 +155,9 @@ impl Gate {
             tracing::warn!(target: "ringfeed::audit", call = "handshake", outcome = "unauthenticated", "{why}");
             Refusal::Unauthenticated(why.to_string())
         };
-        let basic = authorization
-            .and_then(|h| {
-                let (scheme, rest) = h.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
-            })
-            .ok_or_else(|| {
-                refuse("the handshake needs `authorization: Basic base64(principal:token)`")
-            })?;
+        let basic = super::credentials(authorization, "basic").ok_or_else(|| {
+            refuse("the handshake needs `authorization: Basic base64(principal:token)`")
+        })?;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic)
             .ok()

@@ -256,14 +256,16 @@ impl Auth {
 
     /// The principal of an `authorization` header value (`Bearer <token>`).
     pub fn verify_header(&self, header: Option<&str>) -> Result<Arc<Principal>, AuthError> {
-        let token = header
-            .and_then(|h| {
-                let (scheme, rest) = h.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
-            .ok_or(AuthError::Missing)?;
+        let token = credentials(header, "bearer").ok_or(AuthError::Missing)?;
         self.verify(token)
     }
+}
+
+/// The credentials of an `authorization` header value of `scheme` (case-insensitive),
+/// e.g. the token of `Bearer <token>`.
+pub fn credentials<'h>(header: Option<&'h str>, scheme: &str) -> Option<&'h str> {
+    let (s, rest) = header?.trim().split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
 /// The hex SHA-256 of a token: what the config stores.

@@ -245,12 +245,7 @@ impl Service {
                     writer_pid: i.writer_pid,
                     writer_alive: i.writer_alive,
                     readers: i.readers.iter().filter(|r| r.problem.is_none()).count(),
-                    lag: i
-                        .readers
-                        .iter()
-                        .map(|r| (i.write_seq + 1).saturating_sub(r.cursor))
-                        .max()
-                        .unwrap_or(0),
+                    lag: i.max_lag(),
                     leases: i
                         .readers
                         .iter()

@@ -273,11 +273,7 @@ impl Topics {
                         .unwrap_or(0),
                     write_seq: seq,
                     readers: readers.len(),
-                    lag: readers
-                        .iter()
-                        .map(|r| (seq + 1).saturating_sub(r.cursor))
-                        .max()
-                        .unwrap_or(0),
+                    lag: readers.iter().map(|r| r.lag(seq)).max().unwrap_or(0),
                     leases: readers.iter().map(|r| r.leases).sum(),
                 }
             })
@@ -302,7 +298,7 @@ impl Topics {
                         .map(|r| TopicReader {
                             pid: r.pid,
                             cursor: r.cursor,
-                            lag: (seq + 1).saturating_sub(r.cursor),
+                            lag: r.lag(seq),
                             leases: r.leases,
                             lease_age_ns: r.lease_age_ns,
                             missed: r.missed,
