@@ -1,7 +1,9 @@
 //! The follower of one dataset: connect, make the local copy, subscribe from the newest
 //! stored bar, append what arrives; on any failure wait (backoff) and start over.
 
+use super::backfill::{Backfill, BACKFILL_ABOVE_NS};
 use super::backoff::Backoff;
+use super::held::Held;
 use super::{sleep_unless_stopped, Primary};
 use crate::service::{write_down_boundary, Service};
 use arrow_array::RecordBatch;
@@ -137,20 +139,44 @@ impl Follower {
         if let Err(e) = self.local_copy(&before.config) {
             return e;
         }
-        // Resume from the oldest of the newest bars of the primary's symbols, inclusive;
-        // a symbol not held here yet: from the start.
-        let last = match self.service.last_base_bars(d) {
-            Ok(l) => l,
+        let held = match self.service.held_tail(d).map_err(|e| e.to_string()).and_then(Held::new) {
+            Ok(h) => h,
             Err(e) => return Ended::Down("local", format!("reading the local copy: {e}")),
         };
-        let start = before
-            .symbols
-            .iter()
-            .map(|s| last.get(s).copied().unwrap_or(0))
-            .min()
-            .unwrap_or(0)
-            .max(0);
+        // Resume from the oldest of the newest bars of the primary's symbols, inclusive;
+        // a symbol not held here yet: from the start.
+        let from = held.resume_point(&before.symbols);
         let base = before.config.base.to_string();
+        if std::mem::take(failed) {
+            self.service.update_follow(d, |s| s.reconnects += 1);
+        }
+        *opened += 1;
+        self.service.update_follow(d, |s| {
+            s.connected = true;
+            s.refused = None;
+            s.last_error = None;
+            s.local_last_ts = held.newest_overall();
+        });
+        if logged.take().is_some() || *opened == 1 {
+            tracing::info!(
+                dataset = d,
+                primary = %self.primary.url,
+                from = %ringfeed_client::time::iso(from),
+                "following: catching up from the newest stored bar, then live"
+            );
+        }
+        // Far behind: copy the history in chunks first, then subscribe from its end.
+        let mut backfilled = 0;
+        let start = match self.poll_primary(&mut client) {
+            Some(until) if until.saturating_sub(from) > BACKFILL_ABOVE_NS => {
+                match self.backfill(&before.symbols, &held, (from, until), &base, backoff) {
+                    Ok(rows) => backfilled = rows,
+                    Err(e) => return e,
+                }
+                until
+            }
+            _ => from,
+        };
         let mut replay = match client.replay(d, &base, TimeSpec::Nanos(start), &[]) {
             Ok(r) => r,
             Err(e) => return classify(d, e),
@@ -162,7 +188,7 @@ impl Follower {
                 let new: Vec<&String> = after
                     .symbols
                     .difference(&before.symbols)
-                    .filter(|s| !last.contains_key(*s))
+                    .filter(|s| !held.holds(s))
                     .collect();
                 if !new.is_empty() {
                     tracing::info!(dataset = d, symbols = ?new, "the primary gained symbols while subscribing; subscribing again from their first bars");
@@ -172,40 +198,97 @@ impl Follower {
             Err(e) => return e,
         }
         let history = replay.history_rows().unwrap_or(0);
-        if std::mem::take(failed) {
-            self.service.update_follow(d, |s| s.reconnects += 1);
-        }
-        *opened += 1;
-        self.service.update_follow(d, |s| {
-            s.connected = true;
-            s.refused = None;
-            s.last_error = None;
-            s.history_rows_left = history;
-            s.local_last_ts = last.values().copied().max();
-        });
-        if logged.take().is_some() || *opened == 1 {
-            tracing::info!(
-                dataset = d,
-                primary = %self.primary.url,
-                from = %ringfeed_client::time::iso(start),
-                history_rows = history,
-                "following: replaying from the newest stored bar, then live"
-            );
-        }
-        self.stream(&mut client, &mut replay, history, backoff)
+        self.service
+            .update_follow(d, |s| s.history_rows_left = history);
+        self.stream(&mut client, &mut replay, (history, backfilled), &held, backoff)
     }
 
-    /// Appends what the subscription sends until it ends.
+    /// Copies `[from, until)` in chunks ([`Backfill`]); the rows stored.
+    fn backfill(
+        &self,
+        symbols: &BTreeSet<String>,
+        held: &Held,
+        range: (i64, i64),
+        base: &str,
+        backoff: &mut Backoff,
+    ) -> Result<u64, Ended> {
+        let d = self.dataset.as_str();
+        let t = Instant::now();
+        let mut fetch = Backfill::start(
+            self.primary.clone(),
+            d.to_string(),
+            base.to_string(),
+            symbols,
+            held,
+            range,
+            self.stop.clone(),
+        );
+        let mut stored = 0u64;
+        while let Some(chunk) = fetch.next() {
+            let chunk = chunk.map_err(|e| classify(d, e))?;
+            let mut kept = Vec::with_capacity(chunk.batches.len());
+            for b in &chunk.batches {
+                if let Some(k) = held.drop_held(b).map_err(|e| Ended::Down("failed", e))? {
+                    kept.push(k);
+                }
+            }
+            let rows = self.store_rows(&kept)?;
+            backoff.reset();
+            stored += rows;
+            let end = chunk.end;
+            self.service.update_follow(d, |s| {
+                s.primary_last_ts = s.primary_last_ts.max(Some(range.1));
+                s.local_last_ts = s.local_last_ts.max(Some(end - 1).filter(|_| rows > 0));
+            });
+        }
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(Ended::Stopped);
+        }
+        tracing::info!(
+            dataset = d,
+            rows = stored,
+            secs = format!("{:.2}", t.elapsed().as_secs_f64()),
+            "backfilled the primary's history in chunks; subscribing from its end"
+        );
+        Ok(stored)
+    }
+
+    /// Appends rows the primary sent; the rows stored.
+    fn store_rows(&self, batches: &[RecordBatch]) -> Result<u64, Ended> {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if rows == 0 {
+            return Ok(0);
+        }
+        if let Err(e) = self.service.append_followed(&self.dataset, batches) {
+            // The local store refused (a full disk, a read-only store): nothing of
+            // this append is stored; subscribe again from what is.
+            return Err(Ended::Down(
+                "local",
+                format!("storing the primary's rows here failed: {e}"),
+            ));
+        }
+        let newest = batches.iter().filter_map(newest_ts).max();
+        self.service.update_follow(&self.dataset, |s| {
+            s.rows += rows as u64;
+            s.local_last_ts = s.local_last_ts.max(newest);
+            s.primary_last_ts = s.primary_last_ts.max(newest);
+        });
+        Ok(rows as u64)
+    }
+
+    /// Appends what the subscription sends until it ends. The first `history` rows are
+    /// its history: rows held already are dropped from them ([`Held::drop_held`]).
     fn stream(
         &self,
         client: &mut RemoteClient,
         replay: &mut RemoteReplay,
-        history: u64,
+        (history, backfilled): (u64, u64),
+        held: &Held,
         backoff: &mut Backoff,
     ) -> Ended {
         let d = self.dataset.as_str();
         let mut history_left = history;
-        let mut polled = Instant::now() - POLL_PRIMARY_EVERY;
+        let mut polled = Instant::now();
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ended::Stopped;
@@ -236,33 +319,29 @@ impl Follower {
                     }
                 }
             }
-            if let Err(e) = self.service.append_followed(d, &batches) {
-                // The local store refused (a full disk, a read-only store): nothing of
-                // this append is stored; subscribe again from what is.
-                return Ended::Down(
-                    "local",
-                    format!("storing the primary's rows here failed: {e}"),
-                );
+            let was_catching_up = history_left > 0;
+            let batches = match split_history(batches, &mut history_left, held) {
+                Ok(b) => b,
+                Err(e) => return Ended::Down("failed", e),
+            };
+            if let Err(e) = self.store_rows(&batches) {
+                return e;
             }
             backoff.reset();
-            let newest = batches.iter().filter_map(newest_ts).max();
-            let was_catching_up = history_left > 0;
-            history_left = history_left.saturating_sub(rows as u64);
-            self.service.update_follow(d, |s| {
-                s.rows += rows as u64;
-                s.history_rows_left = history_left;
-                s.local_last_ts = s.local_last_ts.max(newest);
-                s.primary_last_ts = s.primary_last_ts.max(newest);
-            });
+            self.service
+                .update_follow(d, |s| s.history_rows_left = history_left);
             if was_catching_up && history_left == 0 {
                 tracing::info!(
                     dataset = d,
                     rows = history,
                     "caught up with the primary's history; following live"
                 );
-                if history >= WRITE_DOWN_AFTER_ROWS {
-                    self.write_down_caught_up();
-                }
+            }
+            if was_catching_up
+                && history_left == 0
+                && history + backfilled >= WRITE_DOWN_AFTER_ROWS
+            {
+                self.write_down_caught_up();
             }
             if let Some(e) = ended {
                 return e;
@@ -270,11 +349,10 @@ impl Follower {
         }
     }
 
-    /// The primary's newest base bar, for the lag (a failure shows in the stream).
-    fn poll_primary(&self, client: &mut RemoteClient) {
-        let Ok(report) = client.ready(Some(&self.dataset)) else {
-            return;
-        };
+    /// The primary's newest base bar, for the lag and the backfill (a failure shows in
+    /// the stream).
+    fn poll_primary(&self, client: &mut RemoteClient) -> Option<i64> {
+        let report = client.ready(Some(&self.dataset)).ok()?;
         let base = self
             .service
             .dataset_settings(&self.dataset)
@@ -290,6 +368,7 @@ impl Follower {
         self.service.update_follow(&self.dataset, |s| {
             s.primary_last_ts = s.primary_last_ts.max(last);
         });
+        last
     }
 
     /// Moves the caught-up days to Parquet on a thread of its own (the stream goes on).
@@ -393,6 +472,31 @@ fn classify(dataset: &str, e: RemoteError) -> Ended {
         e @ RemoteError::Connect { .. } => Ended::Down("unreachable", e.to_string()),
         other => Ended::Down("failed", other.to_string()),
     }
+}
+
+/// The batches of a read with the history rows held already dropped: the first
+/// `history_left` rows (counted down here) are history, the rest live and kept whole.
+fn split_history(
+    batches: Vec<RecordBatch>,
+    history_left: &mut u64,
+    held: &Held,
+) -> Result<Vec<RecordBatch>, String> {
+    if *history_left == 0 {
+        return Ok(batches);
+    }
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let n = b.num_rows();
+        let head = (*history_left).min(n as u64) as usize;
+        *history_left -= head as u64;
+        if head > 0 {
+            out.extend(held.drop_held(&b.slice(0, head))?);
+        }
+        if head < n {
+            out.push(b.slice(head, n - head));
+        }
+    }
+    Ok(out)
 }
 
 /// The newest `ts` of a batch of bars.

@@ -20,8 +20,10 @@
 //! Local writes to a followed dataset are refused by the service core
 //! (`ErrorKind::Followed`, naming the primary). See docs/scale-out.md.
 
+mod backfill;
 pub mod backoff;
 mod dataset;
+mod held;
 
 use crate::service::Service;
 use serde::Deserialize;

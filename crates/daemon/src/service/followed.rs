@@ -8,6 +8,7 @@
 
 use super::error::{ErrorKind, ServiceError};
 use super::open::Service;
+use arrow_array::RecordBatch;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
@@ -184,9 +185,10 @@ impl Service {
         self.store().dataset(dataset).map(|e| e.config.clone())
     }
 
-    /// The newest stored base bar of each symbol of `dataset` (ns): where a follower
-    /// resumes. Empty for a dataset with no rows.
-    pub fn last_base_bars(&self, dataset: &str) -> Result<BTreeMap<String, i64>, ServiceError> {
+    /// The newest stored base bar of each symbol of `dataset`, its `ts` and its whole
+    /// row (in the stored base columns): where a follower resumes, and what it compares a
+    /// re-sent bar with. Empty for a dataset with no rows.
+    pub fn held_tail(&self, dataset: &str) -> Result<HeldTail, ServiceError> {
         use arrow_array::cast::AsArray;
         use arrow_array::types::TimestampNanosecondType;
         let store = self.store();
@@ -196,33 +198,54 @@ impl Service {
                 store.catalog().datasets.keys(),
             ));
         };
+        let base = entry.config.base;
+        let schema = store
+            .stored_schema(dataset, base)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
         if entry.symbols.is_empty() {
-            return Ok(BTreeMap::new());
+            return Ok(HeldTail {
+                newest: BTreeMap::new(),
+                rows: RecordBatch::new_empty(schema),
+            });
         }
-        let mut q = ringfeed_store::Query::new(dataset, entry.config.base);
+        let mut q = ringfeed_store::Query::new(dataset, base);
         q.limit = Some(1); // per symbol
         q.from_end = true;
-        q.fields = Some(vec!["ts".into(), "symbol".into()]);
         let batches = store.query_batches(&q)?;
         drop(store);
-        let mut out = BTreeMap::new();
-        for b in &batches {
-            let (Some(ts), Some(sym)) = (b.column_by_name("ts"), b.column_by_name("symbol")) else {
-                return Err(ServiceError::internal(
-                    "a ts/symbol query answered without them",
-                ));
-            };
-            let ts = ts
-                .as_primitive_opt::<TimestampNanosecondType>()
-                .ok_or_else(|| ServiceError::internal("ts is not timestamp[ns]"))?;
-            let sym = arrow_cast::cast(sym, &arrow_schema::DataType::Utf8)
-                .map_err(|e| ServiceError::internal(format!("symbol column: {e}")))?;
-            let sym = sym.as_string::<i32>();
-            for i in 0..b.num_rows() {
-                let e = out.entry(sym.value(i).to_string()).or_insert(i64::MIN);
-                *e = (*e).max(ts.value(i));
-            }
+        let conformed = batches
+            .iter()
+            .map(|b| ringfeed_store::schema::conform(b, &schema))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ServiceError::internal(format!("the newest bars: {e}")))?;
+        let rows = arrow_select::concat::concat_batches(&schema, &conformed)
+            .map_err(|e| ServiceError::internal(format!("the newest bars: {e}")))?;
+        let mut newest = BTreeMap::new();
+        let (Some(ts), Some(sym)) = (rows.column_by_name("ts"), rows.column_by_name("symbol"))
+        else {
+            return Err(ServiceError::internal(
+                "the stored base columns have no ts or symbol",
+            ));
+        };
+        let ts = ts
+            .as_primitive_opt::<TimestampNanosecondType>()
+            .ok_or_else(|| ServiceError::internal("ts is not timestamp[ns]"))?;
+        let sym = arrow_cast::cast(sym, &arrow_schema::DataType::Utf8)
+            .map_err(|e| ServiceError::internal(format!("symbol column: {e}")))?;
+        let sym = sym.as_string::<i32>();
+        for i in 0..rows.num_rows() {
+            let e = newest.entry(sym.value(i).to_string()).or_insert(i64::MIN);
+            *e = (*e).max(ts.value(i));
         }
-        Ok(out)
+        Ok(HeldTail { newest, rows })
     }
+}
+
+/// The newest stored base bar of each symbol of a dataset ([`Service::held_tail`]).
+#[derive(Clone, Debug)]
+pub struct HeldTail {
+    /// Its `ts`, per symbol.
+    pub newest: BTreeMap<String, i64>,
+    /// The bars themselves, one per symbol, in the stored base columns.
+    pub rows: RecordBatch,
 }

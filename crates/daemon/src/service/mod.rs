@@ -36,7 +36,7 @@ mod writes;
 
 pub use cache::{CacheLimits, ResultArena, Session};
 pub use error::{ErrorKind, ServiceError};
-pub use followed::FollowState;
+pub use followed::{FollowState, HeldTail};
 pub use health::{ReplayHook, HEALTH_LOCK_WAIT, MAINTENANCE_EVERY};
 pub use lifecycle::LifecycleOutcome;
 pub use listing::StoredTimeframe;
