@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod changes;
 pub mod cold;
 pub mod extent;
 pub mod fsck;

@@ -1,6 +1,7 @@
 //! The store's errors, one type per operation, and what the write operations report.
 
 use crate::catalog::CatalogError;
+use crate::changes::ChangesError;
 use crate::resample::BucketError;
 use crate::schema::InputError;
 use crate::timeframe::Timeframe;
@@ -117,6 +118,9 @@ pub enum CreateDatasetError {
     /// The catalog commit failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The dataset's change log could not be started; the dataset was not created.
+    #[error(transparent)]
+    Changes(#[from] ChangesError),
 }
 
 /// Failure to write (upsert or delete).
@@ -162,6 +166,9 @@ pub enum WriteError {
     /// The catalog commit failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// Recording the write in the dataset's change log failed; no row was written.
+    #[error(transparent)]
+    Changes(#[from] ChangesError),
     /// The write failed after it had written some WAL frames, and cutting them back
     /// failed too: some of its rows may be stored. The store turned read-only.
     #[error("{source}; undoing the frames it had written failed too ({undo}), so some of its rows may be stored: the store is read-only now (queries show what is stored). Fix the cause (the disk, its space or permissions), then let the writer retry (BarStore::retry_writable, which finishes the undo) or restart it")]
@@ -480,6 +487,9 @@ pub enum TrimError {
     /// The catalog commit failed; the old state stands.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// Recording the trim in the dataset's change log failed; nothing was trimmed.
+    #[error(transparent)]
+    Changes(#[from] ChangesError),
 }
 
 /// Failure to drop a dataset ([`crate::BarStore::drop_dataset`]).

@@ -12,6 +12,7 @@ use super::{
     WriteError,
 };
 use crate::catalog::{Catalog, PartFile};
+use crate::changes::ChangeKind;
 use crate::merge::DeleteRange;
 use crate::retention::RetentionSpec;
 use crate::schema;
@@ -97,6 +98,13 @@ pub(super) fn retention_now(before_day: i64) -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(i64::MAX, |d| d.as_nanos() as i64);
     before_day.saturating_mul(NANOS_PER_DAY).min(wall)
+}
+
+/// The fsync policy of `dataset` (checked to exist by the caller).
+fn entry_fsync(store: &BarStore, dataset: &str) -> crate::wal::FsyncPolicy {
+    store
+        .dataset(dataset)
+        .map_or(crate::wal::FsyncPolicy::Always, |e| e.config.fsync)
 }
 
 /// Remove files the catalog no longer lists (best effort: leftovers are garbage the
@@ -341,6 +349,15 @@ impl BarStore {
                 });
             }
         }
+        // One entry for the whole trim, before any of it; its steps record nothing more.
+        let entry = (
+            ChangeKind::Remove,
+            symbol.map(str::to_string),
+            i64::MIN,
+            before,
+        );
+        let fsync = entry_fsync(self, dataset);
+        self.record_changes(dataset, fsync, vec![entry])?;
         let day = before.div_euclid(NANOS_PER_DAY);
         let mut summary = TrimSummary::default();
         let hot_before = self.write_down_days(Some(dataset), day)?;
@@ -356,7 +373,7 @@ impl BarStore {
                 start: day.saturating_mul(NANOS_PER_DAY),
                 end: before,
             };
-            partial = self.delete(dataset, range)? > 0;
+            partial = self.delete_unlogged(dataset, range)? > 0;
             summary.partial_day = partial;
         }
         if !partial {
@@ -532,6 +549,12 @@ impl BarStore {
                 source,
             })?;
         crate::failpoint("lifecycle:mid_remove");
+        self.changes
+            .remove(dataset)
+            .map_err(|source| DropDatasetError::Leftover {
+                path: self.changes.path(dataset),
+                source,
+            })?;
         let cold_dir = self.root.join(format!("dataset={dataset}"));
         match std::fs::remove_dir_all(&cold_dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -4,15 +4,18 @@
 //! <root>/_catalog/CURRENT, v<N>.json                      catalog versions
 //! <root>/_hot/<dataset>/<YYYY-MM-DD>.wal                    hot tier (WAL), per dataset-day
 //! <root>/dataset=<D>/tf=<tf>/date=<YYYY-MM-DD>/part-<N>.parquet   cold tier (Hive layout)
+//! <root>/_changes/<dataset>.log                             change log, per dataset
 //! ```
 //!
 //! The façade owns the catalog (datasets, symbols, cold parts) and the writer lock, checks
 //! what is asked, and runs each operation over the tiers: [`crate::hot::HotTier`] (WALs,
 //! the day cache, the undo of a failed write) and [`crate::cold::ColdTier`] (Parquet
 //! parts). Rollups ([`rollup`]), queries ([`query`]) and write-down ([`write_down`]) are
-//! its modules; errors are in [`error`].
+//! its modules; errors are in [`error`]. Every write that changes rows a follower's resume
+//! point would not see records it first in the dataset's change log ([`crate::changes`]).
 
 use crate::catalog::{Catalog, CatalogError, DatasetConfig, DatasetEntry};
+use crate::changes::{ChangeKind, ChangeLogs};
 use crate::cold::ColdTier;
 use crate::hot::HotTier;
 use crate::merge::{self, DeleteRange, Op};
@@ -27,6 +30,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 mod calendar;
+mod change_log;
 mod error;
 mod lifecycle;
 mod lock;
@@ -84,6 +88,9 @@ pub struct BarStore {
     /// Writer only: symbols the write in progress added to a dataset (removed again if the
     /// write fails).
     new_symbols: Option<(String, Vec<String>)>,
+    /// The datasets' change logs, and the newest ts per symbol the writer checks upserts
+    /// against.
+    changes: ChangeLogs,
 }
 
 impl BarStore {
@@ -180,6 +187,10 @@ impl BarStore {
         }
         // A name dropped before: leftovers of its files go first.
         self.remove_dropped_dirs(name);
+        // A new log (new id) before the commit: a crash between them leaves a log the next
+        // open removes, or the next create replaces.
+        self.changes.newest.remove(name);
+        self.changes.create(name)?;
         self.change_catalog(|c| {
             c.dropped.remove(name);
             c.datasets.insert(
@@ -378,15 +389,18 @@ impl BarStore {
         }
         self.begin_write();
         let res = self.upsert_frames(dataset, batch);
-        self.end_write(res)
+        let (summary, maxes) = self.end_write(res)?;
+        self.raise_newest(dataset, maxes);
+        Ok(summary)
     }
 
     /// [`BarStore::upsert`] as one undoable write (see [`BarStore::begin_write`]).
+    /// Also returns the newest ts of each symbol written, for [`BarStore::raise_newest`].
     fn upsert_frames(
         &mut self,
         dataset: &str,
         batch: &RecordBatch,
-    ) -> Result<WriteSummary, WriteError> {
+    ) -> Result<(WriteSummary, Vec<(String, i64)>), WriteError> {
         let cfg = self.entry(dataset)?.config.clone();
         let kind = Self::kind_of(&cfg, cfg.base);
         let schema_err = |source| WriteError::Schema {
@@ -395,7 +409,7 @@ impl BarStore {
             source,
         };
         if batch.num_rows() == 0 {
-            return Ok(WriteSummary::default());
+            return Ok((WriteSummary::default(), Vec::new()));
         }
         let batch = schema::conform(batch, &kind.schema()).map_err(schema_err)?;
         let batch = merge::sort_dedup(kind, batch).map_err(schema_err)?;
@@ -435,6 +449,9 @@ impl BarStore {
             jobs.push((cfg.base, *day, vec![Op::Upsert(piece.clone())]));
             fresh.insert(*day, is_fresh);
         }
+        // Rows below a symbol's newest bar are logged (and synced) before they are written.
+        let (changes, maxes) = self.upsert_changes(dataset, &batch)?;
+        self.record_changes(dataset, cfg.fsync, changes)?;
         self.hot.write(dataset, cfg.fsync, jobs)?;
         // The base frames are durable before any rollup derived from them is written.
         self.hot.sync_pending()?;
@@ -461,7 +478,7 @@ impl BarStore {
                 summary.rollups.push((*tf, one));
             }
         }
-        Ok(summary)
+        Ok((summary, maxes))
     }
 
     /// Start a write that [`BarStore::end_write`] keeps or undoes (all or nothing: see
@@ -521,12 +538,33 @@ impl BarStore {
             return Err(WriteError::ReadOnly);
         }
         self.begin_write();
-        let res = self.delete_frames(dataset, range);
+        let res = self.delete_frames(dataset, range, true);
         self.end_write(res)
     }
 
-    /// [`BarStore::delete`] as one undoable write (see [`BarStore::begin_write`]).
-    fn delete_frames(&mut self, dataset: &str, range: DeleteRange) -> Result<usize, WriteError> {
+    /// [`BarStore::delete`] without a change-log entry: for a trim, which recorded one
+    /// entry for all of its steps.
+    pub(super) fn delete_unlogged(
+        &mut self,
+        dataset: &str,
+        range: DeleteRange,
+    ) -> Result<usize, WriteError> {
+        if !self.hot.writable() {
+            return Err(WriteError::ReadOnly);
+        }
+        self.begin_write();
+        let res = self.delete_frames(dataset, range, false);
+        self.end_write(res)
+    }
+
+    /// [`BarStore::delete`] as one undoable write (see [`BarStore::begin_write`]); `log`:
+    /// record it in the change log first (a trim records itself once, and deletes without).
+    fn delete_frames(
+        &mut self,
+        dataset: &str,
+        range: DeleteRange,
+        log: bool,
+    ) -> Result<usize, WriteError> {
         let entry = self.entry(dataset)?;
         let cfg = entry.config.clone();
         let all_syms: BTreeSet<String> = match &range.symbol {
@@ -535,6 +573,10 @@ impl BarStore {
         };
         if range.end <= range.start {
             return Ok(0);
+        }
+        if log {
+            let entry = (ChangeKind::Remove, range.symbol.clone(), range.start, range.end);
+            self.record_changes(dataset, cfg.fsync, vec![entry])?;
         }
         let first = range.start.div_euclid(NANOS_PER_DAY);
         let last = (range.end - 1).div_euclid(NANOS_PER_DAY);

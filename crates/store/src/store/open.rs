@@ -6,6 +6,7 @@
 use super::lock::lock_writer;
 use super::{list, BarStore, OpenError};
 use crate::catalog::{Catalog, DatasetConfig};
+use crate::changes::ChangeLogs;
 use crate::hot::{HotTier, Recovered};
 use crate::perms::StoreOptions;
 use crate::quarantine::{CorruptionReport, DamageKind};
@@ -29,6 +30,7 @@ impl BarStore {
         opts: StoreOptions,
         lock: Option<std::fs::File>,
     ) -> Self {
+        let opts_clone = opts.clone();
         let mut hot = HotTier::new(root, opts, writable);
         hot.set_floors(super::lifecycle::floors_of(&catalog));
         BarStore {
@@ -41,6 +43,7 @@ impl BarStore {
             rollups_repaired: Vec::new(),
             unrenamed: Vec::new(),
             new_symbols: None,
+            changes: ChangeLogs::new(root, opts_clone, writable),
         }
     }
 
@@ -84,6 +87,9 @@ impl BarStore {
                 s.remove_dropped_wals();
                 if let Err(e) = s.recover_hot() {
                     s.degrade(e.to_string());
+                } else {
+                    // Torn tails cut, damaged logs replaced, missing ones started.
+                    s.changes.open_all(s.catalog.datasets.keys());
                 }
             }
         }
