@@ -221,6 +221,68 @@ pub struct DeleteBody {
     pub end: TimeSpec,
 }
 
+/// The body of a remote `changes` action: a dataset's change log from `since` on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesBody {
+    /// Dataset.
+    pub dataset: String,
+    /// First sequence number wanted (a follower's `next_seq` from its last answer; 0:
+    /// the whole log).
+    #[serde(default)]
+    pub since: u64,
+    /// At most this many entries (default and cap: [`CHANGES_LIMIT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// Most entries one `changes` answer holds; ask again from its `next_seq` for more.
+pub const CHANGES_LIMIT: usize = 10_000;
+
+/// What a change-log entry asks of a follower.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// Rows in the range were inserted or replaced below the symbol's newest bar: copy
+    /// the primary's range over the local one.
+    Rewrite,
+    /// Rows in the range may have been removed (a delete, a trim, merged older entries):
+    /// delete the local range, then copy the primary's.
+    Remove,
+}
+
+/// One entry of a dataset's change log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Change {
+    /// Its sequence number (merged older entries may share one).
+    pub seq: u64,
+    /// What a follower does with it.
+    pub kind: ChangeKind,
+    /// One symbol, or (`None`) every symbol.
+    pub symbol: Option<String>,
+    /// First base-bar instant changed, ns (`i64::MIN`: from the first bar, a trim).
+    pub start: i64,
+    /// First instant not changed, ns.
+    pub end: i64,
+}
+
+/// A `changes` answer: the entries of a dataset's change log from `since` on. A
+/// primary's store logs every change a follower's resume point would not see (deletes,
+/// trims, rows written below a symbol's newest bar) before making it; see
+/// docs/scale-out.md.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChangesSince {
+    /// The log's identity: a new one when the dataset was dropped and made again (a
+    /// follower then copies everything again).
+    pub log_id: String,
+    /// Entries before it were merged into the first ones returned.
+    pub first_seq: u64,
+    /// Ask from here next time, once every returned entry is applied.
+    pub next_seq: u64,
+    /// The entries, in sequence order.
+    pub changes: Vec<Change>,
+}
+
 /// The body of a remote `write_down` (the socket's is [`Request::WriteDown`]).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

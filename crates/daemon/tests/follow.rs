@@ -1003,3 +1003,126 @@ fn without_a_list_every_dataset_the_token_reads_is_followed_and_no_other() {
     assert_eq!(server_kind(&e), "followed", "{e}");
     still_answers(&p, &f);
 }
+
+/// The instant of minute `m` of the test bars.
+fn at(m: i64) -> TimeSpec {
+    TimeSpec::Nanos(T0 + m * MIN)
+}
+
+/// A follower's `ringfeed_follow_changes_applied_total`.
+fn changes_applied(f: &Node) -> f64 {
+    let stat = f.client().stat().unwrap();
+    metric(
+        &stat,
+        "ringfeed_follow_changes_applied_total{dataset=\"test\"}",
+    )
+    .unwrap_or(0.0)
+}
+
+/// Deletes, a trim and a correction below every symbol's newest bar, on `p`.
+fn change_history(p: &Node, bump: f64) {
+    let mut c = p.client();
+    // A correction of bars of the first day (below every symbol's newest bar).
+    c.append("test", &bars_v(&["BBB"], 100, 5, bump)).unwrap();
+    // A delete of an hour of one symbol, and of ten minutes of every symbol.
+    c.delete("test", Some("AAA"), at(600), at(660)).unwrap();
+    c.delete("test", None, at(2000), at(2010)).unwrap();
+    // A trim of CCC's first half day.
+    c.trim("test", Some("CCC"), at(720)).unwrap();
+}
+
+#[test]
+fn deletes_trims_and_corrections_on_the_primary_reach_a_live_follower() {
+    let p = Node::new(None, "");
+    p.client()
+        .append("test", &bars_v(&["AAA", "BBB", "CCC"], 0, 3 * 1440, 0.0))
+        .unwrap();
+    let f = Node::follower(&p, &["test"], "");
+    converge(&p, &f, 120);
+    change_history(&p, 7.0);
+    converge(&p, &f, 60);
+    assert!(
+        changes_applied(&f) >= 3.0,
+        "the removals came from the change log: {}",
+        tail(&f.log())
+    );
+    // Live appends still follow after the resubscriptions.
+    p.client()
+        .append("test", &bars_v(&["AAA", "BBB", "CCC"], 3 * 1440, 5, 0.0))
+        .unwrap();
+    converge(&p, &f, 60);
+    still_answers(&p, &f);
+}
+
+#[test]
+fn what_the_primary_changed_while_the_follower_was_down_reaches_it_through_kill_9s() {
+    let p = Node::new(None, "");
+    p.client()
+        .append("test", &bars_v(&["AAA", "BBB", "CCC"], 0, 3 * 1440, 0.0))
+        .unwrap();
+    let mut f = Node::follower(&p, &["test"], "");
+    converge(&p, &f, 120);
+    f.kill9();
+    change_history(&p, 3.0);
+    // And new rows, so the follower resumes too.
+    p.client()
+        .append("test", &bars_v(&["AAA", "BBB", "CCC"], 3 * 1440, 60, 0.0))
+        .unwrap();
+    // kill -9 while it applies the log and catches up, at growing delays.
+    for ms in [20, 80, 250, 600] {
+        f.start();
+        std::thread::sleep(Duration::from_millis(ms));
+        f.kill9();
+    }
+    f.start();
+    converge(&p, &f, 120);
+    assert!(changes_applied(&f) >= 1.0, "{}", tail(&f.log()));
+    still_answers(&p, &f);
+}
+
+#[test]
+fn a_chain_of_three_applies_the_primarys_deletes_trims_and_corrections() {
+    let p = Node::new(None, "");
+    p.client()
+        .append("test", &bars_v(&["AAA", "BBB", "CCC"], 0, 3 * 1440, 0.0))
+        .unwrap();
+    let b = Node::follower(&p, &["test"], "");
+    let c = Node::follower(&b, &["test"], "");
+    converge(&p, &c, 120);
+    change_history(&p, 5.0);
+    converge(&p, &b, 60);
+    converge(&p, &c, 60);
+    still_answers(&p, &c);
+}
+
+#[test]
+fn a_dataset_dropped_and_made_again_on_the_primary_is_copied_again() {
+    let p = Node::new(None, "");
+    p.client()
+        .append("test", &bars_v(&["AAA", "BBB"], 0, 2 * 1440, 0.0))
+        .unwrap();
+    let mut f = Node::follower(&p, &["test"], "");
+    converge(&p, &f, 120);
+    f.kill9();
+    let mut c = p.client();
+    c.drop_dataset("test", true).unwrap();
+    c.create_dataset(&ringfeed_client::DatasetSpec {
+        dataset: "test".into(),
+        base: "1m".into(),
+        rollups: Some(vec!["5m".into(), "1h".into()]),
+        fsync: Some("never".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    // Other rows, some at the same instants with other prices, fewer of them.
+    c.append("test", &bars_v(&["AAA", "DDD"], 1440, 600, 2.5))
+        .unwrap();
+    f.start();
+    converge(&p, &f, 120);
+    assert!(
+        f.log().contains("change log of this dataset is a new one"),
+        "{}",
+        tail(&f.log())
+    );
+    still_answers(&p, &f);
+}

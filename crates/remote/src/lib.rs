@@ -26,7 +26,7 @@ use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{Action, FlightClient, FlightDescriptor, Ticket};
 use futures::{StreamExt, TryStreamExt};
-use ringfeed_client::protocol::{DeleteBody, WriteDownBody};
+use ringfeed_client::protocol::{ChangesBody, ChangesSince, DeleteBody, WriteDownBody};
 use ringfeed_client::{InvalidRows, QuerySpec, ReadyReport, ReplaySpec, TimeSpec};
 use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -288,6 +288,23 @@ impl RemoteClient {
         let v: serde_json::Value =
             self.json("delete", serde_json::to_value(body).expect("JSON"))?;
         Ok(v["text"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The change log of `dataset` from `since` on (at most `limit` entries, capped by
+    /// the daemon): what a follower applies besides the live rows. A token with read
+    /// scope on the dataset.
+    pub fn changes(
+        &mut self,
+        dataset: &str,
+        since: u64,
+        limit: Option<usize>,
+    ) -> Result<ChangesSince, RemoteError> {
+        let body = ChangesBody {
+            dataset: dataset.into(),
+            since,
+            limit,
+        };
+        self.json("changes", serde_json::to_value(body).expect("JSON"))
     }
 
     /// Moves finished days to the cold tier now; the daemon's summary. An admin token.

@@ -3,6 +3,7 @@
 
 use super::backfill::{Backfill, BACKFILL_ABOVE_NS};
 use super::backoff::Backoff;
+use super::changes::{self, Applying, Cursor, Pending};
 use super::held::Held;
 use super::{sleep_unless_stopped, Primary};
 use crate::service::{write_down_boundary, Service};
@@ -10,6 +11,7 @@ use arrow_array::RecordBatch;
 use ringfeed_client::TimeSpec;
 use ringfeed_remote::{RemoteClient, RemoteError, RemoteReplay};
 use ringfeed_store::DatasetConfig;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub(super) struct Follower {
     stop: Arc<AtomicBool>,
     /// A write-down of caught-up history is running.
     writing_down: Arc<AtomicBool>,
+    /// How far the primary's change log is applied here (kept on disk).
+    cursor: RefCell<Cursor>,
 }
 
 impl Follower {
@@ -60,12 +64,14 @@ impl Follower {
         dataset: String,
         stop: Arc<AtomicBool>,
     ) -> std::thread::JoinHandle<()> {
+        let cursor = RefCell::new(Cursor::load(&service, &dataset));
         let f = Follower {
             service,
             primary,
             dataset,
             stop,
             writing_down: Arc::new(AtomicBool::new(false)),
+            cursor,
         };
         super::spawn("ringfeedd-follow", move || f.run())
     }
@@ -139,6 +145,11 @@ impl Follower {
         if let Err(e) = self.local_copy(&before.config) {
             return e;
         }
+        let base = before.config.base.to_string();
+        // What the primary changed below the resume point since the last connection.
+        if let Err(e) = self.apply_changes(&mut client, &base) {
+            return e;
+        }
         let held = match self.service.held_tail(d).map_err(|e| e.to_string()).and_then(Held::new) {
             Ok(h) => h,
             Err(e) => return Ended::Down("local", format!("reading the local copy: {e}")),
@@ -146,7 +157,6 @@ impl Follower {
         // Resume from the oldest of the newest bars of the primary's symbols, inclusive;
         // a symbol not held here yet: from the start.
         let from = held.resume_point(&before.symbols);
-        let base = before.config.base.to_string();
         if std::mem::take(failed) {
             self.service.update_follow(d, |s| s.reconnects += 1);
         }
@@ -197,10 +207,91 @@ impl Follower {
             }
             Err(e) => return e,
         }
+        // What the primary changed while the subscription opened: a removal may be in
+        // its history already, so start over; corrections are copied.
+        match changes::fetch(&mut client, d, self.cursor.borrow().next_seq) {
+            Err(e) => return classify(d, e),
+            Ok(p) if Some(&p.log_id) != self.cursor.borrow().log_id.as_ref() => {
+                return Ended::Resubscribe
+            }
+            Ok(p) if p.removes_rows() => {
+                tracing::info!(dataset = d, "the primary removed rows while this follower subscribed; subscribing again");
+                return Ended::Resubscribe;
+            }
+            Ok(p) => {
+                if let Err(e) = self.apply_pending(&mut client, &base, &p) {
+                    return e;
+                }
+            }
+        }
         let history = replay.history_rows().unwrap_or(0);
         self.service
             .update_follow(d, |s| s.history_rows_left = history);
         self.stream(&mut client, &mut replay, (history, backfilled), &held, backoff)
+    }
+
+    /// Applies the primary's change log since the cursor ([`changes`], step 1). A log
+    /// made again (the primary's dataset dropped and created) empties the local copy
+    /// first.
+    fn apply_changes(&self, client: &mut RemoteClient, base: &str) -> Result<(), Ended> {
+        let d = self.dataset.as_str();
+        let since = self.cursor.borrow().next_seq;
+        let p = changes::fetch(client, d, since).map_err(|e| classify(d, e))?;
+        let known = self.cursor.borrow().log_id.clone();
+        if known.as_ref().is_some_and(|id| *id != p.log_id) {
+            tracing::warn!(dataset = d, primary = %self.primary.url, "the primary's change log of this dataset is a new one (its dataset was dropped and made again): emptying the local copy and copying everything again");
+            self.service
+                .trim_followed(d, None, i64::MAX)
+                .map_err(|e| Ended::Down("local", format!("emptying the local copy: {e}")))?;
+            self.keep_cursor(Cursor {
+                primary: self.primary.url.clone(),
+                log_id: Some(p.log_id),
+                next_seq: 0,
+            })?;
+            return Err(Ended::Resubscribe);
+        }
+        self.apply_pending(client, base, &p)
+    }
+
+    /// Applies entries fetched from the cursor on, then moves the cursor past them.
+    fn apply_pending(
+        &self,
+        client: &mut RemoteClient,
+        base: &str,
+        p: &Pending,
+    ) -> Result<(), Ended> {
+        let d = self.dataset.as_str();
+        if p.entries > 0 {
+            let t = Instant::now();
+            let rows = changes::apply(&self.service, client, d, base, p).map_err(|e| match e {
+                Applying::Remote(e) => classify(d, e),
+                Applying::Local(why) => Ended::Down("local", why),
+            })?;
+            tracing::info!(
+                dataset = d,
+                entries = p.entries,
+                removals = p.removes.len(),
+                rows_copied = rows,
+                ms = t.elapsed().as_millis() as u64,
+                "applied the primary's change log (deletes, trims, corrections below the newest bars)"
+            );
+            self.service.update_follow(d, |s| s.changes_applied += p.entries);
+        }
+        self.keep_cursor(Cursor {
+            primary: self.primary.url.clone(),
+            log_id: Some(p.log_id.clone()),
+            next_seq: p.next_seq,
+        })
+    }
+
+    /// Keeps `c` on disk (when it moved) and here.
+    fn keep_cursor(&self, c: Cursor) -> Result<(), Ended> {
+        if *self.cursor.borrow() != c {
+            c.save(&self.service, &self.dataset)
+                .map_err(|e| Ended::Down("local", e))?;
+            *self.cursor.borrow_mut() = c;
+        }
+        Ok(())
     }
 
     /// Copies `[from, until)` in chunks ([`Backfill`]); the rows stored.
@@ -289,6 +380,7 @@ impl Follower {
         let d = self.dataset.as_str();
         let mut history_left = history;
         let mut polled = Instant::now();
+        let mut polled_to = self.cursor.borrow().next_seq;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ended::Stopped;
@@ -296,6 +388,18 @@ impl Follower {
             if polled.elapsed() >= POLL_PRIMARY_EVERY {
                 polled = Instant::now();
                 self.poll_primary(client);
+                // A removal on the primary: start over (corrections come with the live rows).
+                match changes::fetch(client, d, polled_to) {
+                    Err(e) => return classify(d, e),
+                    Ok(p) if Some(&p.log_id) != self.cursor.borrow().log_id.as_ref() => {
+                        return Ended::Resubscribe
+                    }
+                    Ok(p) if p.removes_rows() => {
+                        tracing::info!(dataset = d, "the primary removed rows; applying that and subscribing again");
+                        return Ended::Resubscribe;
+                    }
+                    Ok(p) => polled_to = p.next_seq,
+                }
             }
             let first = match replay.read(Duration::from_millis(200)) {
                 Ok(Some(b)) => b,
@@ -501,10 +605,20 @@ fn split_history(
 
 /// The newest `ts` of a batch of bars.
 fn newest_ts(b: &RecordBatch) -> Option<i64> {
+    ts_values(b)?.max()
+}
+
+/// The oldest `ts` of a batch of bars.
+pub(super) fn oldest_ts(b: &RecordBatch) -> Option<i64> {
+    ts_values(b)?.min()
+}
+
+fn ts_values(b: &RecordBatch) -> Option<impl Iterator<Item = i64> + '_> {
     use arrow_array::cast::AsArray;
-    b.column_by_name("ts")?
-        .as_primitive_opt::<arrow_array::types::TimestampNanosecondType>()?
-        .iter()
-        .flatten()
-        .max()
+    Some(
+        b.column_by_name("ts")?
+            .as_primitive_opt::<arrow_array::types::TimestampNanosecondType>()?
+            .iter()
+            .flatten(),
+    )
 }

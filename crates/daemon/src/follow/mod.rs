@@ -22,6 +22,7 @@
 
 mod backfill;
 pub mod backoff;
+mod changes;
 mod dataset;
 mod held;
 

@@ -9,6 +9,7 @@
 use super::error::{ErrorKind, ServiceError};
 use super::open::Service;
 use arrow_array::RecordBatch;
+use ringfeed_client::protocol::{Change, ChangeKind, ChangesSince, CHANGES_LIMIT};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
@@ -36,6 +37,8 @@ pub struct FollowState {
     pub reconnects: u64,
     /// Rows received from the primary and stored here.
     pub rows: u64,
+    /// Entries of the primary's change log applied (deletes, trims, corrections).
+    pub changes_applied: u64,
 }
 
 impl FollowState {
@@ -129,6 +132,13 @@ impl Followed {
         );
         metric(
             &mut out,
+            "changes_applied_total",
+            "counter",
+            "Entries of the primary's change log applied here (deletes, trims, corrections below the newest bars).",
+            &|s| s.changes_applied.to_string(),
+        );
+        metric(
+            &mut out,
             "connected",
             "gauge",
             "1 while subscribed to the primary.",
@@ -169,10 +179,12 @@ impl Service {
             None => Ok(()),
             Some(primary) => Err(ServiceError::new(
                 ErrorKind::Followed,
-                if what == "append" {
+                if what == "drop-dataset" {
+                    format!("dataset {dataset:?} is followed from the primary {primary}: this daemon does not drop it while following it; stop following it (remove it from [follow] datasets or --datasets, restart), then drop it here")
+                } else if what == "append" {
                     format!("dataset {dataset:?} is followed from the primary {primary}: this daemon takes no local appends to it; append to the primary, and this follower gets the rows from there")
                 } else {
-                    format!("dataset {dataset:?} is followed from the primary {primary}: this daemon takes no local {what} of it; {what} on the primary, and here (followers receive appends only) with the daemon stopped: `ringfeed {what} --data-dir ...`, then start it again")
+                    format!("dataset {dataset:?} is followed from the primary {primary}: this daemon takes no local {what} of it; {what} on the primary, and its followers apply it from the primary's change log")
                 },
             )),
         }
@@ -180,6 +192,11 @@ impl Service {
 }
 
 impl Service {
+    /// The data directory (the store's root).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.store().root().to_path_buf()
+    }
+
     /// The settings `dataset` is stored with, if it exists.
     pub fn dataset_settings(&self, dataset: &str) -> Option<ringfeed_store::DatasetConfig> {
         self.store().dataset(dataset).map(|e| e.config.clone())
@@ -238,6 +255,49 @@ impl Service {
             *e = (*e).max(ts.value(i));
         }
         Ok(HeldTail { newest, rows })
+    }
+}
+
+impl Service {
+    /// The change log of `dataset` from `since` on (at most `limit` entries, capped at
+    /// [`CHANGES_LIMIT`]): what its followers apply besides the live rows.
+    pub fn changes(
+        &self,
+        dataset: &str,
+        since: u64,
+        limit: Option<usize>,
+    ) -> Result<ChangesSince, ServiceError> {
+        use ringfeed_store::changes::ChangeKind as K;
+        let limit = limit.unwrap_or(CHANGES_LIMIT).clamp(1, CHANGES_LIMIT);
+        let store = self.store();
+        if store.dataset(dataset).is_none() {
+            return Err(ServiceError::unknown_dataset(
+                dataset,
+                store.catalog().datasets.keys(),
+            ));
+        }
+        let c = store
+            .changes_since(dataset, since, limit)
+            .map_err(ServiceError::store)?;
+        Ok(ChangesSince {
+            log_id: c.log_id,
+            first_seq: c.first_seq,
+            next_seq: c.next_seq,
+            changes: c
+                .changes
+                .into_iter()
+                .map(|c| Change {
+                    seq: c.seq,
+                    kind: match c.kind {
+                        K::Rewrite => ChangeKind::Rewrite,
+                        K::Remove => ChangeKind::Remove,
+                    },
+                    symbol: c.symbol,
+                    start: c.start,
+                    end: c.end,
+                })
+                .collect(),
+        })
     }
 }
 

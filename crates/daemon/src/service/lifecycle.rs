@@ -130,6 +130,17 @@ impl Service {
             (_, Some(b)) => b,
             _ => unreachable!("the end is given"),
         };
+        self.trim_followed(dataset, symbol, before)
+    }
+
+    /// The follower's trim of what its primary trimmed: [`Service::trim`] at `before`
+    /// (ns) without the refusal of followed datasets.
+    pub fn trim_followed(
+        &self,
+        dataset: &str,
+        symbol: Option<&str>,
+        before: i64,
+    ) -> Result<LifecycleOutcome, ServiceError> {
         let _ingest = self.ingest();
         let mut store = self.store_mut();
         let symbols: BTreeSet<String> = match (symbol, store.dataset(dataset)) {

@@ -245,6 +245,18 @@ impl Service {
             (Some(s), Some(e)) => (s, e),
             _ => unreachable!("both ends given"),
         };
+        self.delete_followed(dataset, symbol, start, end)
+    }
+
+    /// The follower's delete of what its primary deleted: [`Service::delete`] of
+    /// `[start, end)` (ns) without the refusal of followed datasets.
+    pub fn delete_followed(
+        &self,
+        dataset: &str,
+        symbol: Option<String>,
+        start: i64,
+        end: i64,
+    ) -> Result<DeleteOutcome, ServiceError> {
         // Store change and cache invalidation are one step for replay snapshots and
         // concurrent builds, as for appends.
         let _ingest = self.ingest();

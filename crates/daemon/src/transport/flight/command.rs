@@ -9,7 +9,7 @@ use crate::service::ServiceError;
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::FlightDescriptor;
 use ringfeed_client::protocol::QuerySpec;
-use ringfeed_client::protocol::{DeleteBody, WriteDownBody};
+use ringfeed_client::protocol::{ChangesBody, DeleteBody, WriteDownBody};
 use ringfeed_client::ReplaySpec;
 use serde::Deserialize;
 
@@ -125,7 +125,7 @@ pub fn ticket(q: &QuerySpec) -> Vec<u8> {
 }
 
 /// The actions served, and what each does (`ListActions`).
-pub const ACTIONS: [(&str, &str); 6] = [
+pub const ACTIONS: [(&str, &str); 7] = [
     ("ping", "answers {\"ok\": true}: the daemon is up"),
     (
         "ready",
@@ -134,6 +134,10 @@ pub const ACTIONS: [(&str, &str); 6] = [
     (
         "datasets",
         "datasets, their base and stored timeframes, and symbols (JSON)",
+    ),
+    (
+        "changes",
+        "body {\"dataset\": NAME, \"since\": SEQ, \"limit\"?: N}: the dataset's change log from SEQ on (deletes, trims, rows written below a symbol's newest bar), what followers apply besides live rows (JSON)",
     ),
     (
         "stat",
@@ -161,6 +165,8 @@ pub enum Action {
     },
     /// The dataset listing.
     Datasets,
+    /// A dataset's change log from a sequence number on.
+    Changes(ChangesBody),
     /// The metrics text.
     Stat,
     /// A correction: delete base bars in `[start, end)`.
@@ -229,6 +235,13 @@ pub fn action(kind: &str, payload: &[u8]) -> Result<Action, CommandError> {
             None,
         )
         .map(Action::Delete),
+        "changes" => body::<ChangesBody>(
+            kind,
+            payload,
+            "{\"dataset\": NAME, \"since\": SEQ, \"limit\": N (optional)}",
+            None,
+        )
+        .map(Action::Changes),
         "write_down" => body::<WriteDownBody>(
             kind,
             payload,

@@ -461,6 +461,7 @@ impl FlightService for FlightFace {
             Action::Ready {
                 dataset: Some(d), ..
             } => self.gate.allow(&caller, Operation::Read(d), "ready")?,
+            Action::Changes(b) => self.gate.allow(&caller, Operation::Read(&b.dataset), "changes")?,
             Action::Stat => self.gate.allow(&caller, Operation::Admin, "stat")?,
             Action::Delete(_) => self.gate.allow(&caller, Operation::Admin, "delete")?,
             Action::WriteDown(_) => self.gate.allow(&caller, Operation::Admin, "write_down")?,
@@ -483,6 +484,7 @@ impl FlightService for FlightFace {
                         filter_datasets(&caller, &mut v);
                         json(&v)
                     }
+                    Action::Changes(b) => json(&s.changes(&b.dataset, b.since, b.limit)?),
                     Action::Stat => {
                         let mut text = s.stat(boundary.connections());
                         text.push_str(&gate.counters_text());
