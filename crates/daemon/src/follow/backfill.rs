@@ -91,7 +91,10 @@ impl Backfill {
     ) -> Backfill {
         let needs = Needs {
             all: symbols.clone(),
-            newest: symbols.iter().map(|s| (s.clone(), held.newest(s))).collect(),
+            newest: symbols
+                .iter()
+                .map(|s| (s.clone(), held.newest(s)))
+                .collect(),
         };
         let (tx, rx) = sync_channel(AHEAD);
         let cancel = Arc::new(AtomicBool::new(false));

@@ -195,7 +195,14 @@ pub(super) fn apply(
     let mut rows = 0u64;
     for (symbol, ranges) in &p.copies {
         for (start, end) in ranges {
-            rows += copy(service, client, dataset, base, symbol.as_deref(), (*start, *end))?;
+            rows += copy(
+                service,
+                client,
+                dataset,
+                base,
+                symbol.as_deref(),
+                (*start, *end),
+            )?;
         }
     }
     Ok(rows)
@@ -215,8 +222,9 @@ fn copy(
         dataset: dataset.to_string(),
         symbols: symbol.map(|s| vec![s.to_string()]).unwrap_or_default(),
         timeframe: base.to_string(),
-        start: Some(TimeSpec::Nanos(a)),
-        end: Some(TimeSpec::Nanos(b)),
+        // The ends of time as open bounds (a trim's range starts at the first bar ever).
+        start: (a != i64::MIN).then_some(TimeSpec::Nanos(a)),
+        end: (b != i64::MAX).then_some(TimeSpec::Nanos(b)),
         ..Default::default()
     };
     let mut a = start;
@@ -241,9 +249,9 @@ fn copy(
         let batches = client.bars(&query(a, b)).map_err(Applying::Remote)?;
         let n: usize = batches.iter().map(|b| b.num_rows()).sum();
         if n > 0 {
-            service
-                .append_followed(dataset, &batches)
-                .map_err(|e| Applying::Local(format!("storing the primary's rows here failed: {e}")))?;
+            service.append_followed(dataset, &batches).map_err(|e| {
+                Applying::Local(format!("storing the primary's rows here failed: {e}"))
+            })?;
             rows += n as u64;
         }
         a = b;
@@ -268,9 +276,18 @@ mod tests {
     fn ranges_merge_when_they_overlap_or_are_close_and_stay_apart_otherwise() {
         let day = MERGE_GAP_NS;
         assert_eq!(
-            merge(vec![(10 * day, 11 * day), (0, 1), (1, 5), (12 * day, 13 * day), (7, 7)]),
+            merge(vec![
+                (10 * day, 11 * day),
+                (0, 1),
+                (1, 5),
+                (12 * day, 13 * day),
+                (7, 7)
+            ]),
             vec![(0, 5), (10 * day, 13 * day)]
         );
-        assert_eq!(merge(vec![(i64::MIN, 5), (3, i64::MAX)]), vec![(i64::MIN, i64::MAX)]);
+        assert_eq!(
+            merge(vec![(i64::MIN, 5), (3, i64::MAX)]),
+            vec![(i64::MIN, i64::MAX)]
+        );
     }
 }

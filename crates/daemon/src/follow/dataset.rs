@@ -150,7 +150,12 @@ impl Follower {
         if let Err(e) = self.apply_changes(&mut client, &base) {
             return e;
         }
-        let held = match self.service.held_tail(d).map_err(|e| e.to_string()).and_then(Held::new) {
+        let held = match self
+            .service
+            .held_tail(d)
+            .map_err(|e| e.to_string())
+            .and_then(Held::new)
+        {
             Ok(h) => h,
             Err(e) => return Ended::Down("local", format!("reading the local copy: {e}")),
         };
@@ -215,7 +220,10 @@ impl Follower {
                 return Ended::Resubscribe
             }
             Ok(p) if p.removes_rows() => {
-                tracing::info!(dataset = d, "the primary removed rows while this follower subscribed; subscribing again");
+                tracing::info!(
+                    dataset = d,
+                    "the primary removed rows while this follower subscribed; subscribing again"
+                );
                 return Ended::Resubscribe;
             }
             Ok(p) => {
@@ -227,7 +235,13 @@ impl Follower {
         let history = replay.history_rows().unwrap_or(0);
         self.service
             .update_follow(d, |s| s.history_rows_left = history);
-        self.stream(&mut client, &mut replay, (history, backfilled), &held, backoff)
+        self.stream(
+            &mut client,
+            &mut replay,
+            (history, backfilled),
+            &held,
+            backoff,
+        )
     }
 
     /// Applies the primary's change log since the cursor ([`changes`], step 1). A log
@@ -275,7 +289,8 @@ impl Follower {
                 ms = t.elapsed().as_millis() as u64,
                 "applied the primary's change log (deletes, trims, corrections below the newest bars)"
             );
-            self.service.update_follow(d, |s| s.changes_applied += p.entries);
+            self.service
+                .update_follow(d, |s| s.changes_applied += p.entries);
         }
         self.keep_cursor(Cursor {
             primary: self.primary.url.clone(),
@@ -395,7 +410,10 @@ impl Follower {
                         return Ended::Resubscribe
                     }
                     Ok(p) if p.removes_rows() => {
-                        tracing::info!(dataset = d, "the primary removed rows; applying that and subscribing again");
+                        tracing::info!(
+                            dataset = d,
+                            "the primary removed rows; applying that and subscribing again"
+                        );
                         return Ended::Resubscribe;
                     }
                     Ok(p) => polled_to = p.next_seq,
@@ -441,9 +459,7 @@ impl Follower {
                     "caught up with the primary's history; following live"
                 );
             }
-            if was_catching_up
-                && history_left == 0
-                && history + backfilled >= WRITE_DOWN_AFTER_ROWS
+            if was_catching_up && history_left == 0 && history + backfilled >= WRITE_DOWN_AFTER_ROWS
             {
                 self.write_down_caught_up();
             }

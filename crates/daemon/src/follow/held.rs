@@ -94,8 +94,7 @@ impl Held {
                         cmp = Some(self.comparators(&batch)?);
                     }
                     let j = self.row_of[sym];
-                    !cmp
-                        .as_ref()
+                    !cmp.as_ref()
                         .expect("built above")
                         .iter()
                         .all(|c| c(i, j).is_eq())
@@ -170,9 +169,6 @@ mod tests {
             .values()
             .to_vec();
         assert_eq!(ts, [200, 160, 50]);
-        assert!(held
-            .drop_held(&bars(&[("A", 100, 1.0)]))
-            .unwrap()
-            .is_none());
+        assert!(held.drop_held(&bars(&[("A", 100, 1.0)])).unwrap().is_none());
     }
 }

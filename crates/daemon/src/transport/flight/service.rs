@@ -461,7 +461,10 @@ impl FlightService for FlightFace {
             Action::Ready {
                 dataset: Some(d), ..
             } => self.gate.allow(&caller, Operation::Read(d), "ready")?,
-            Action::Changes(b) => self.gate.allow(&caller, Operation::Read(&b.dataset), "changes")?,
+            Action::Changes(b) => {
+                self.gate
+                    .allow(&caller, Operation::Read(&b.dataset), "changes")?
+            }
             Action::Stat => self.gate.allow(&caller, Operation::Admin, "stat")?,
             Action::Delete(_) => self.gate.allow(&caller, Operation::Admin, "delete")?,
             Action::WriteDown(_) => self.gate.allow(&caller, Operation::Admin, "write_down")?,
