@@ -38,6 +38,8 @@ struct Node {
     child: Option<Child>,
     /// Flags given to `ringfeedd` besides `--config`.
     args: Vec<String>,
+    /// Environment given to `ringfeedd`.
+    env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -49,6 +51,13 @@ impl Node {
 
     /// [`Node::new`] with `flight` lines added to its `[flight]` table's end (TLS).
     fn build(follow: Option<&str>, extra: &str, flight: &str) -> Node {
+        let mut n = Node::prepare(follow, extra, flight);
+        n.start();
+        n
+    }
+
+    /// [`Node::build`] not started yet.
+    fn prepare(follow: Option<&str>, extra: &str, flight: &str) -> Node {
         shm_dir();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -78,16 +87,15 @@ impl Node {
             ),
         )
         .unwrap();
-        let mut n = Node {
+        Node {
             dir,
             port,
             socket,
             cfg,
             child: None,
             args: Vec::new(),
-        };
-        n.start();
-        n
+            env: Vec::new(),
+        }
     }
 
     /// A follower of `primary`'s `datasets`, with `extra` config.
@@ -121,6 +129,7 @@ impl Node {
             .arg("--config")
             .arg(&self.cfg)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RINGFEED_SHM_DIR", shm_dir())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -692,6 +701,24 @@ fn follow_bench() {
     caught_up(&f, rows);
     let cold = rows / t.elapsed().as_secs_f64();
     println!("cold year catch-up (follower start to stored): {rows} rows at {cold:.0} rows/s ({:.2}x the primary's ingest)", cold / ingest);
+    // The same with one subscription instead of the chunked backfill (the code before
+    // it), in the same run.
+    {
+        let mut g = Node::prepare(
+            Some(&format!(
+                "[follow]\nurl = \"{}\"\ntoken = \"{FOLLOWER}\"\ndatasets = [\"test\"]\n",
+                p.url()
+            )),
+            "",
+            "",
+        );
+        g.env = vec![("RINGFEED_FOLLOW_BACKFILL_ABOVE_SECS".into(), "never".into())];
+        let t = Instant::now();
+        g.start();
+        caught_up(&g, rows);
+        let plain = rows / t.elapsed().as_secs_f64();
+        println!("cold year catch-up, one subscription (no backfill): {rows} rows at {plain:.0} rows/s ({:.2}x the primary's ingest; the backfill {:.2}x this)", plain / ingest, cold / plain);
+    }
     // The caught-up year's write-down (the follower's own, or its start pass after the
     // kill) holds the store lock in chunks; live appends wait for it (seconds of lag in
     // run 1). The outage and the live lag are measured once it is over.
@@ -725,16 +752,19 @@ fn follow_bench() {
     c.append("test", &bars_v(&wide, year, 1, 0.0)).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     f.kill9();
+    let t = Instant::now();
     for m in 1..=60 {
         c.append("test", &bars_v(&wide, year + m, 1, 0.0)).unwrap();
     }
     let hour = 60.0 * 1000.0;
+    let hour_ingest = hour / t.elapsed().as_secs_f64();
+    println!("primary ingest of that hour (60 appends of a minute of 1000 symbols): {hour_ingest:.0} rows/s");
     f.start();
     let t = Instant::now();
     caught_up(&f, hour);
     let took = t.elapsed().as_secs_f64();
     let outage = hour / took;
-    println!("one-hour outage catch-up (1000 symbols, socket ready to stored): {hour} rows in {took:.2} s, {outage:.0} rows/s ({:.2}x the primary's ingest)", outage / ingest);
+    println!("one-hour outage catch-up (1000 symbols, socket ready to stored): {hour} rows in {took:.2} s, {outage:.0} rows/s ({:.2}x the primary's ingest of the year, {:.2}x its ingest of the hour)", outage / ingest, outage / hour_ingest);
     if std::env::var_os("FOLLOW_BENCH_LOG").is_some() {
         println!("{}", tail(&f.log()));
     }
@@ -824,6 +854,26 @@ fn follow_bench() {
     println!(
         "live, append -> follower's topic subscriber:    {}",
         lat(&on_f)
+    );
+    // A removal on the primary reaching the live follower: ten minutes of every symbol
+    // deleted; until the follower's query of them is empty.
+    let gone = QuerySpec {
+        symbols: vec!["S000".into()],
+        start: Some(at(year + 100)),
+        end: Some(at(year + 110)),
+        ..q("1m")
+    };
+    assert!(f.client().bars(&gone).unwrap().rows > 0);
+    let t = Instant::now();
+    c.delete("test", None, at(year + 100), at(year + 110))
+        .unwrap();
+    while f.client().bars(&gone).unwrap().rows > 0 {
+        assert!(t.elapsed() < Duration::from_secs(60), "{}", tail(&f.log()));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "a delete on the primary -> gone on the live follower: {:.0} ms (the change-log poll is every 1 s)",
+        t.elapsed().as_secs_f64() * 1e3
     );
 }
 

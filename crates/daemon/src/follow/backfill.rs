@@ -29,6 +29,19 @@ pub(super) const CHUNK_ROWS: usize = 256 << 10;
 /// closer, it subscribes from its resume point at once.
 pub(super) const BACKFILL_ABOVE_NS: i64 = 86_400_000_000_000;
 
+/// [`BACKFILL_ABOVE_NS`], or the seconds in `RINGFEED_FOLLOW_BACKFILL_ABOVE_SECS` (for
+/// benchmarks, which compare the chunked backfill with a plain subscription in one
+/// run; `never`: no backfill).
+pub(super) fn backfill_above_ns() -> i64 {
+    match std::env::var("RINGFEED_FOLLOW_BACKFILL_ABOVE_SECS").as_deref() {
+        Ok("never") => i64::MAX,
+        Ok(s) => s
+            .parse::<i64>()
+            .map_or(BACKFILL_ABOVE_NS, |secs| secs.saturating_mul(1_000_000_000)),
+        Err(_) => BACKFILL_ABOVE_NS,
+    }
+}
+
 /// The first chunk's window; later ones adapt to the rows per unit of bar time.
 const FIRST_WINDOW_NS: i64 = 86_400_000_000_000;
 

@@ -1,7 +1,7 @@
 //! The follower of one dataset: connect, make the local copy, subscribe from the newest
 //! stored bar, append what arrives; on any failure wait (backoff) and start over.
 
-use super::backfill::{Backfill, BACKFILL_ABOVE_NS};
+use super::backfill::{backfill_above_ns, Backfill};
 use super::backoff::Backoff;
 use super::changes::{self, Applying, Cursor, Pending};
 use super::held::Held;
@@ -183,7 +183,7 @@ impl Follower {
         // Far behind: copy the history in chunks first, then subscribe from its end.
         let mut backfilled = 0;
         let start = match self.poll_primary(&mut client) {
-            Some(until) if until.saturating_sub(from) > BACKFILL_ABOVE_NS => {
+            Some(until) if until.saturating_sub(from) > backfill_above_ns() => {
                 match self.backfill(&before.symbols, &held, (from, until), &base, backoff) {
                     Ok(rows) => backfilled = rows,
                     Err(e) => return e,
@@ -585,6 +585,11 @@ fn classify(dataset: &str, e: RemoteError) -> Ended {
             Code::NotFound => Ended::Refused(format!(
                 "the primary has no dataset {dataset:?} ({message}); create it there, or stop following it"
             )),
+            Code::InvalidArgument if message.contains("unknown action \"changes\"") => {
+                Ended::Refused(format!(
+                    "the primary keeps no change log (it is an older ringfeedd: {message}); upgrade it, so that its deletes and corrections reach this follower"
+                ))
+            }
             Code::Unavailable => Ended::Down("unreachable", format!("{code:?}: {message}")),
             Code::ResourceExhausted => Ended::Down("cut", format!("{code:?}: {message}")),
             _ => Ended::Down("failed", format!("{code:?}: {message}")),
