@@ -129,9 +129,9 @@ impl Node {
             .arg("--config")
             .arg(&self.cfg)
             .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RINGFEED_SHM_DIR", shm_dir())
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stderr(log)
             .spawn()
@@ -684,7 +684,18 @@ fn follow_bench() {
     println!("primary ingest (socket appends, a month each): {rows} rows at {ingest:.0} rows/s");
     // A cold year: a new follower, from its start until it has stored the history.
     let t = Instant::now();
-    let mut f = Node::follower(&p, &["test"], "");
+    let mut f = Node::prepare(
+        Some(&format!(
+            "[follow]\nurl = \"{}\"\ntoken = \"{FOLLOWER}\"\ndatasets = [\"test\"]\n",
+            p.url()
+        )),
+        "",
+        "",
+    );
+    if let Ok(v) = std::env::var("FOLLOW_BENCH_RUST_LOG") {
+        f.env.push(("RUST_LOG".into(), v));
+    }
+    f.start();
     let caught_up = |f: &Node, want: f64| {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {

@@ -133,6 +133,7 @@ impl Follower {
             return Ended::Stopped;
         }
         let d = self.dataset.as_str();
+        let t0 = Instant::now();
         let mut client =
             match RemoteClient::connect(&self.primary.url, self.primary.options.clone()) {
                 Ok(c) => c,
@@ -162,6 +163,11 @@ impl Follower {
         // Resume from the oldest of the newest bars of the primary's symbols, inclusive;
         // a symbol not held here yet: from the start.
         let from = held.resume_point(&before.symbols);
+        tracing::debug!(
+            dataset = d,
+            ms = t0.elapsed().as_millis() as u64,
+            "connected, changes applied, resume point found"
+        );
         if std::mem::take(failed) {
             self.service.update_follow(d, |s| s.reconnects += 1);
         }
@@ -233,6 +239,12 @@ impl Follower {
             }
         }
         let history = replay.history_rows().unwrap_or(0);
+        tracing::debug!(
+            dataset = d,
+            ms = t0.elapsed().as_millis() as u64,
+            history,
+            "subscribed"
+        );
         self.service
             .update_follow(d, |s| s.history_rows_left = history);
         self.stream(
@@ -330,7 +342,12 @@ impl Follower {
             self.stop.clone(),
         );
         let mut stored = 0u64;
-        while let Some(chunk) = fetch.next() {
+        let (mut waited, mut storing) = (Duration::ZERO, Duration::ZERO);
+        loop {
+            let w = Instant::now();
+            let Some(chunk) = fetch.next() else { break };
+            waited += w.elapsed();
+            let s = Instant::now();
             let chunk = chunk.map_err(|e| classify(d, e))?;
             let mut kept = Vec::with_capacity(chunk.batches.len());
             for b in &chunk.batches {
@@ -339,6 +356,7 @@ impl Follower {
                 }
             }
             let rows = self.store_rows(&kept)?;
+            storing += s.elapsed();
             backoff.reset();
             stored += rows;
             let end = chunk.end;
@@ -354,6 +372,8 @@ impl Follower {
             dataset = d,
             rows = stored,
             secs = format!("{:.2}", t.elapsed().as_secs_f64()),
+            waiting_for_the_primary_secs = format!("{:.2}", waited.as_secs_f64()),
+            storing_secs = format!("{:.2}", storing.as_secs_f64()),
             "backfilled the primary's history in chunks; subscribing from its end"
         );
         Ok(stored)
