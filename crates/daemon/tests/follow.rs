@@ -777,8 +777,22 @@ fn follow_bench() {
     let outage = hour / took;
     println!("one-hour outage catch-up (1000 symbols, socket ready to stored): {hour} rows in {took:.2} s, {outage:.0} rows/s ({:.2}x the primary's ingest of the year, {:.2}x its ingest of the hour)", outage / ingest, outage / hour_ingest);
     if std::env::var_os("FOLLOW_BENCH_LOG").is_some() {
-        println!("{}", tail(&f.log()));
+        let log = f.log();
+        for l in log.lines().filter(|l| l.contains("follow::dataset")) {
+            println!("{l}");
+        }
     }
+    // The primary's own query of what the follower replayed (every symbol, the hour).
+    let t = Instant::now();
+    let hour_q = QuerySpec {
+        start: Some(at(year - 1)),
+        ..q("1m")
+    };
+    let got = c.bars(&hour_q).unwrap().rows;
+    println!(
+        "the primary's socket query of that history ({got} rows): {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     // Live: one minute of SYMBOLS per append, every 5 ms; subscribers on the primary's
     // and on the follower's own 1m topics note when each minute arrives.
     let listen = |n: &Node| {

@@ -143,6 +143,11 @@ impl Follower {
             Ok(x) => x,
             Err(e) => return e,
         };
+        tracing::debug!(
+            dataset = d,
+            ms = t0.elapsed().as_millis() as u64,
+            "connected, listed"
+        );
         if let Err(e) = self.local_copy(&before.config) {
             return e;
         }
@@ -151,6 +156,11 @@ impl Follower {
         if let Err(e) = self.apply_changes(&mut client, &base) {
             return e;
         }
+        tracing::debug!(
+            dataset = d,
+            ms = t0.elapsed().as_millis() as u64,
+            "changes applied"
+        );
         let held = match self
             .service
             .held_tail(d)
@@ -166,7 +176,7 @@ impl Follower {
         tracing::debug!(
             dataset = d,
             ms = t0.elapsed().as_millis() as u64,
-            "connected, changes applied, resume point found"
+            "resume point found"
         );
         if std::mem::take(failed) {
             self.service.update_follow(d, |s| s.reconnects += 1);
