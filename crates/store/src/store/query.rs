@@ -141,17 +141,22 @@ impl BarStore {
         };
         let mut out = if direct {
             let kind = Self::kind_of(cfg, q.timeframe);
-            let pieces = self.read_range_pieces(
-                &q.dataset,
-                q.timeframe,
-                kind,
-                start,
-                end,
-                symbols.as_ref(),
-            )?;
             match q.limit {
-                None => pieces,
-                Some(_) => vec![join(kind, pieces).map_err(ReadError::from)?],
+                None => self.read_range_pieces(
+                    &q.dataset,
+                    q.timeframe,
+                    kind,
+                    start,
+                    end,
+                    symbols.as_ref(),
+                )?,
+                Some(n) => {
+                    let want = symbols.clone().unwrap_or_else(|| entry.symbols.clone());
+                    let range = (q.timeframe, kind, start, end);
+                    let pieces =
+                        self.read_limited_pieces(&q.dataset, range, want, n, q.from_end)?;
+                    vec![join(kind, pieces).map_err(ReadError::from)?]
+                }
             }
         } else {
             let src = source_of(&stored, q.timeframe, offset, session_cal.is_some()).ok_or_else(
@@ -277,6 +282,62 @@ impl BarStore {
     /// frames of (each day its parts overlaid with its WAL, days on every CPU); the cold
     /// tier for the rest, each part that may hold such rows read once (on every CPU),
     /// whatever days it covers.
+    /// The pieces of a read limited to `n` rows per symbol: the range's days with data
+    /// read from its end (`from_end`) or its start, in windows of 1, 2, 4, ... days, each
+    /// for the symbols that hold fewer than `n` rows so far, until every symbol of `want`
+    /// has `n` or the days run out. The newest bar of each symbol of a year-long dataset
+    /// (what a follower resumes from) then reads a day or two, not the year.
+    fn read_limited_pieces(
+        &self,
+        dataset: &str,
+        (tf, kind, start, end): (Timeframe, Kind, i64, i64),
+        mut want: BTreeSet<String>,
+        n: usize,
+        from_end: bool,
+    ) -> Result<Vec<RecordBatch>, ReadError> {
+        let first = start.div_euclid(NANOS_PER_DAY);
+        let last = if end == i64::MAX {
+            i64::MAX
+        } else {
+            (end - 1).div_euclid(NANOS_PER_DAY)
+        };
+        let mut days: Vec<i64> = self
+            .data_days(dataset, tf, first..=last)
+            .into_keys()
+            .collect();
+        if from_end {
+            days.reverse();
+        }
+        let mut have: HashMap<String, usize> = HashMap::new();
+        let mut pieces = Vec::new();
+        let (mut at, mut width) = (0usize, 1usize);
+        while at < days.len() && !want.is_empty() && n > 0 {
+            let window = &days[at..(at + width).min(days.len())];
+            let (lo, hi) = window
+                .iter()
+                .fold((i64::MAX, i64::MIN), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
+            let a = start.max(lo.saturating_mul(NANOS_PER_DAY));
+            let b = end.min(hi.saturating_add(1).saturating_mul(NANOS_PER_DAY));
+            for p in self.read_range_pieces(dataset, tf, kind, a, b, Some(&want))? {
+                let v = schema::view(&p);
+                for i in 0..p.num_rows() {
+                    let sym = v.symbol.value(i);
+                    match have.get_mut(sym) {
+                        Some(c) => *c += 1,
+                        None => {
+                            have.insert(sym.to_string(), 1);
+                        }
+                    }
+                }
+                pieces.push(p);
+            }
+            want.retain(|s| have.get(s).is_none_or(|c| *c < n));
+            at += window.len();
+            width = width.saturating_mul(2);
+        }
+        Ok(pieces)
+    }
+
     fn read_range_pieces(
         &self,
         dataset: &str,
