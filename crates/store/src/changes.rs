@@ -156,8 +156,9 @@ pub(crate) struct Log {
     /// Whether the file was repaired for writing (torn tail cut, damage moved aside);
     /// a log loaded for reading only is reloaded before the first write.
     repaired: bool,
-    /// (inode, length) of the file when read: a reader rereads it when they change.
-    seen: (u64, u64),
+    /// (inode, length, mtime in ns) of the file when read: a reader rereads it when they
+    /// change.
+    seen: (u64, u64, i64),
 }
 
 /// How a log file parsed.
@@ -238,6 +239,14 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
         valid_len,
         torn: bytes.len() as u64 - valid_len,
     })
+}
+
+/// What tells a reader that a log file changed: its inode (a compaction renames a new
+/// file in), length and modification time.
+fn identity(path: &Path) -> std::io::Result<(u64, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.ino(), m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
 }
 
 /// An I/O error of the log at `path`.
@@ -381,7 +390,7 @@ impl ChangeLogs {
         self.opts
             .write_atomic(&path, &body)
             .map_err(io_err(&path))?;
-        let ino = std::fs::metadata(&path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
+        let seen = identity(&path).unwrap_or_default();
         Ok(Log {
             log_id: header.log_id,
             first_seq,
@@ -389,15 +398,16 @@ impl ChangeLogs {
             entries: entries.to_vec(),
             valid_len: body.len() as u64,
             repaired: true,
-            seen: (ino, body.len() as u64),
+            seen,
         })
     }
 
     /// Read `dataset`'s log from its file. With `repair` (a writer about to write): a
     /// missing log is created, a torn tail cut, a damaged log moved aside and replaced.
     fn load(&self, dataset: &str, repair: bool) -> Result<Log, ChangesError> {
-        use std::os::unix::fs::MetadataExt;
         let path = self.path(dataset);
+        // Before the read: a write racing with it then makes the next call read again.
+        let seen = identity(&path).unwrap_or_default();
         let bytes = match std::fs::read(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && repair => {
                 tracing::info!(dataset, path = %path.display(), "starting a change log");
@@ -411,7 +421,6 @@ impl ChangeLogs {
             }
             r => r.map_err(io_err(&path))?,
         };
-        let ino = std::fs::metadata(&path).map_or(0, |m| m.ino());
         let p = match parse(&bytes) {
             Ok(p) => p,
             Err(reason) if repair => return self.replace_corrupt(dataset, &path, &reason),
@@ -442,7 +451,7 @@ impl ChangeLogs {
             entries: p.entries,
             valid_len: p.valid_len,
             repaired: repair,
-            seen: (ino, bytes.len() as u64),
+            seen,
         })
     }
 
@@ -557,7 +566,6 @@ impl ChangeLogs {
             return Err(ChangesError::Io { path, source: e });
         }
         log.valid_len += body.len() as u64;
-        log.seen.1 = log.valid_len;
         log.next_seq += changes.len() as u64;
         log.entries.extend(changes);
         if log.entries.len() > self.keep {
@@ -590,9 +598,7 @@ impl ChangeLogs {
                     .or_else(|_| self.load(dataset, false))?,
             ),
             (false, known) => {
-                use std::os::unix::fs::MetadataExt;
-                let now = std::fs::metadata(self.path(dataset)).map(|m| (m.ino(), m.len()));
-                match (known, now) {
+                match (known, identity(&self.path(dataset))) {
                     (Some(l), Ok(id)) if l.seen == id => None,
                     _ => Some(self.load(dataset, false)?),
                 }
