@@ -394,7 +394,9 @@ impl ChangeLogs {
         Ok(Log {
             log_id: header.log_id,
             first_seq,
-            next_seq: entries.last().map_or(first_seq, |c| (c.seq + 1).max(first_seq)),
+            next_seq: entries
+                .last()
+                .map_or(first_seq, |c| (c.seq + 1).max(first_seq)),
             entries: entries.to_vec(),
             valid_len: body.len() as u64,
             repaired: true,
@@ -498,7 +500,9 @@ impl ChangeLogs {
                 Ok(log) => {
                     self.lock().insert(n.clone(), log);
                 }
-                Err(e) => tracing::warn!(dataset = %n, "change log not loaded (the first write retries): {e}"),
+                Err(e) => {
+                    tracing::warn!(dataset = %n, "change log not loaded (the first write retries): {e}")
+                }
             }
         }
     }
@@ -597,12 +601,10 @@ impl ChangeLogs {
                 self.load(dataset, true)
                     .or_else(|_| self.load(dataset, false))?,
             ),
-            (false, known) => {
-                match (known, identity(&self.path(dataset))) {
-                    (Some(l), Ok(id)) if l.seen == id => None,
-                    _ => Some(self.load(dataset, false)?),
-                }
-            }
+            (false, known) => match (known, identity(&self.path(dataset))) {
+                (Some(l), Ok(id)) if l.seen == id => None,
+                _ => Some(self.load(dataset, false)?),
+            },
         };
         if let Some(log) = fresh {
             logs.insert(dataset.to_string(), log);
@@ -653,7 +655,10 @@ mod tests {
             first_seq: 0,
         };
         assert_eq!(h.log_id.len(), 32);
-        assert!(h.log_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(h
+            .log_id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         let mut f = line(&serde_json::to_vec(&h).unwrap());
         for i in 0..3 {
             f.extend(line(&serde_json::to_vec(&c(i, Some("X"), 0, 1)).unwrap()));
@@ -683,12 +688,21 @@ mod tests {
     #[test]
     fn compaction_merges_the_oldest_half_per_symbol() {
         let e: Vec<Change> = (0..6)
-            .map(|i| c(i, [Some("A"), Some("B"), None][i as usize % 3], i as i64 * 10, i as i64 * 10 + 5))
+            .map(|i| {
+                c(
+                    i,
+                    [Some("A"), Some("B"), None][i as usize % 3],
+                    i as i64 * 10,
+                    i as i64 * 10 + 5,
+                )
+            })
             .collect();
         let (out, first) = compacted(&e, 0);
         assert_eq!(first, 3);
         assert_eq!(out.len(), 3 + 3);
-        assert!(out[..3].iter().all(|c| c.seq == 2 && c.kind == ChangeKind::Remove));
+        assert!(out[..3]
+            .iter()
+            .all(|c| c.seq == 2 && c.kind == ChangeKind::Remove));
         assert_eq!(out[0].symbol.as_deref(), Some("A"));
         assert_eq!(out[2].symbol, None);
         assert_eq!(&out[3..], &e[3..]);

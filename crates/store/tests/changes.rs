@@ -68,7 +68,13 @@ fn in_order_appends_log_nothing_and_older_bars_log_a_rewrite() {
     let c = all(&st);
     assert_eq!(
         c.changes,
-        vec![entry(0, ChangeKind::Rewrite, Some("X"), 3 * MIN, 3 * MIN + 1)]
+        vec![entry(
+            0,
+            ChangeKind::Rewrite,
+            Some("X"),
+            3 * MIN,
+            3 * MIN + 1
+        )]
     );
     assert_eq!(c.next_seq, 1);
     // A batch from below the newest to after it: one entry over all its rows.
@@ -77,7 +83,13 @@ fn in_order_appends_log_nothing_and_older_bars_log_a_rewrite() {
     let c = st.changes_since("d", 1, 10).unwrap();
     assert_eq!(
         c.changes,
-        vec![entry(1, ChangeKind::Rewrite, Some("X"), 5 * MIN, 12 * MIN + 1)]
+        vec![entry(
+            1,
+            ChangeKind::Rewrite,
+            Some("X"),
+            5 * MIN,
+            12 * MIN + 1
+        )]
     );
     // The newest was raised to 12 min: 11 min is below it now.
     st.upsert("d", &ohlcv_batch([bar("X", 11 * MIN)])).unwrap();
@@ -90,7 +102,11 @@ fn only_symbols_that_went_below_their_newest_are_logged() {
     let mut st = store(dir.path());
     st.upsert(
         "d",
-        &ohlcv_batch(["A", "B"].iter().flat_map(|s| (0..5).map(|i| bar(s, i * MIN)))),
+        &ohlcv_batch(
+            ["A", "B"]
+                .iter()
+                .flat_map(|s| (0..5).map(|i| bar(s, i * MIN))),
+        ),
     )
     .unwrap();
     let batch = ohlcv_batch([
@@ -103,7 +119,13 @@ fn only_symbols_that_went_below_their_newest_are_logged() {
     st.upsert("d", &batch).unwrap();
     assert_eq!(
         all(&st).changes,
-        vec![entry(0, ChangeKind::Rewrite, Some("A"), 2 * MIN, 7 * MIN + 1)]
+        vec![entry(
+            0,
+            ChangeKind::Rewrite,
+            Some("A"),
+            2 * MIN,
+            7 * MIN + 1
+        )]
     );
 }
 
@@ -170,7 +192,7 @@ fn delete_and_trim_log_removes_and_retention_logs_nothing() {
         ]
     );
     assert_eq!(rows(&st), 3); // B day 1, A day 2, B day 2
-    // Retention is each host's own: not logged.
+                              // Retention is each host's own: not logged.
     st.set_retention("d", Some("1d".parse().unwrap()), None)
         .unwrap();
     let dropped = st.apply_retention(Some("d"), 10 * DAY).unwrap();
@@ -191,7 +213,10 @@ fn changes_since_filters_pages_and_counts() {
         st.delete("d", range).unwrap();
     }
     let c = st.changes_since("d", 4, 100).unwrap();
-    assert_eq!(c.changes.iter().map(|c| c.seq).collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(
+        c.changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        [4, 5, 6]
+    );
     assert_eq!(c.next_seq, 7);
     let c = st.changes_since("d", 2, 2).unwrap();
     assert_eq!(c.changes.iter().map(|c| c.seq).collect::<Vec<_>>(), [2, 3]);
@@ -302,7 +327,11 @@ fn a_damaged_log_is_moved_aside_and_restarted_with_a_new_id() {
                 let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 3;
                 bytes[second] ^= 0x40;
             }
-            _ => bytes = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect(),
+            _ => {
+                bytes = (0..4096u32)
+                    .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                    .collect()
+            }
         }
         std::fs::write(&p, &bytes).unwrap();
         // A reader says what is wrong and who fixes it; no panic.
@@ -320,7 +349,10 @@ fn a_damaged_log_is_moved_aside_and_restarted_with_a_new_id() {
         assert_eq!(all(&st).next_seq, 1);
         st.upsert("d", &ohlcv_batch([bar("X", 0)])).unwrap();
         assert_eq!(rows(&st), 1);
-        assert_eq!(ro.changes_since("d", 0, 10).unwrap().log_id, all(&st).log_id);
+        assert_eq!(
+            ro.changes_since("d", 0, 10).unwrap().log_id,
+            all(&st).log_id
+        );
     }
 }
 
@@ -393,7 +425,10 @@ fn a_full_disk_refuses_the_write_before_any_row_is_written() {
     st.delete("d", range).unwrap();
     assert_eq!(rows(&st), 4);
     let c = all(&st);
-    assert_eq!(c.changes, vec![entry(0, ChangeKind::Remove, None, 0, 2 * MIN)]);
+    assert_eq!(
+        c.changes,
+        vec![entry(0, ChangeKind::Remove, None, 0, 2 * MIN)]
+    );
 }
 
 /// Whether `[start, end)` of `sym` is covered by the union of `by`'s ranges of `sym` or
@@ -516,7 +551,11 @@ fn a_merged_group_is_never_split_by_the_limit() {
 
 #[test]
 fn every_fsync_policy_logs_the_same() {
-    for fsync in [FsyncPolicy::Always, FsyncPolicy::EveryMillis(50), FsyncPolicy::Never] {
+    for fsync in [
+        FsyncPolicy::Always,
+        FsyncPolicy::EveryMillis(50),
+        FsyncPolicy::Never,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let mut st = BarStore::open(dir.path()).unwrap();
         let mut cfg = DatasetConfig::new("1m".parse().unwrap());
@@ -556,7 +595,12 @@ fn a_crash_after_the_log_write_leaves_the_entry_and_the_old_data() {
             .unwrap();
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "changes_crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "changes_crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("RINGFEED_CHANGES_CHILD", dir.path())
         .env("RINGFEED_STORE_FAILPOINT", "changes:after_record")
         .stderr(std::process::Stdio::null())

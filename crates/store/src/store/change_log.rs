@@ -139,7 +139,9 @@ impl BarStore {
             };
             let ts = ts
                 .as_primitive_opt::<TimestampNanosecondType>()
-                .ok_or_else(|| ReadError::Arrow(ArrowError::CastError("ts is not timestamp[ns]".into())))?;
+                .ok_or_else(|| {
+                    ReadError::Arrow(ArrowError::CastError("ts is not timestamp[ns]".into()))
+                })?;
             let sym = arrow_cast::cast(sym, &DataType::Utf8).map_err(ReadError::from)?;
             let sym = sym.as_string::<i32>();
             for (i, &t) in ts.values().iter().enumerate() {

@@ -575,7 +575,12 @@ impl BarStore {
             return Ok(0);
         }
         if log {
-            let entry = (ChangeKind::Remove, range.symbol.clone(), range.start, range.end);
+            let entry = (
+                ChangeKind::Remove,
+                range.symbol.clone(),
+                range.start,
+                range.end,
+            );
             self.record_changes(dataset, cfg.fsync, vec![entry])?;
         }
         let first = range.start.div_euclid(NANOS_PER_DAY);
