@@ -111,11 +111,20 @@ pub enum ChangesError {
         known: String,
     },
     /// The log file could not be read, written or synced.
-    #[error("change log {path}: {source}; check the data directory's permissions and free space, then retry (nothing of the write was stored)")]
+    #[error("change log {path}: {source}; check the data directory's permissions, then retry (a write that failed here stored no row)")]
     Io {
         /// The log file.
         path: PathBuf,
         /// The OS error.
+        source: std::io::Error,
+    },
+    /// The disk is full (or over quota, or read-only): the write that needed the log
+    /// stored no row.
+    #[error("change log {path}: the disk is full ({source}); the write was not acknowledged: free space on the data directory's disk (or raise its quota) and retry")]
+    DiskFull {
+        /// The log file (or its directory).
+        path: PathBuf,
+        /// The OS error (`ENOSPC`, `EDQUOT` or `EROFS`).
         source: std::io::Error,
     },
     /// A read-only store found no log (a store written before change logs, whose writer
@@ -252,9 +261,13 @@ fn identity(path: &Path) -> std::io::Result<(u64, u64, i64)> {
 /// An I/O error of the log at `path`.
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ChangesError {
     let path = path.to_path_buf();
-    move |source| ChangesError::Io {
-        path: path.clone(),
-        source,
+    move |source| {
+        let path = path.clone();
+        if crate::perms::is_no_space(&source) {
+            ChangesError::DiskFull { path, source }
+        } else {
+            ChangesError::Io { path, source }
+        }
     }
 }
 
@@ -567,7 +580,7 @@ impl ChangeLogs {
         if let Err(e) = write() {
             // The file may hold part of it: reload (cutting it) before the next write.
             log.repaired = false;
-            return Err(ChangesError::Io { path, source: e });
+            return Err(io_err(&path)(e));
         }
         log.valid_len += body.len() as u64;
         log.next_seq += changes.len() as u64;

@@ -411,6 +411,7 @@ fn a_full_disk_refuses_the_write_before_any_row_is_written() {
     fault.set_for(Some(ENOSPC), &dir.path().join("_changes"));
     let e = st.upsert("d", &ohlcv_batch([bar("X", -MIN)])).unwrap_err();
     assert!(e.to_string().contains("change log"), "{e}");
+    assert!(e.to_string().contains("disk is full"), "{e}");
     let range = DeleteRange {
         symbol: None,
         start: 0,
