@@ -111,11 +111,20 @@ pub enum ChangesError {
         known: String,
     },
     /// The log file could not be read, written or synced.
-    #[error("change log {path}: {source}; check the data directory's permissions and free space, then retry (nothing of the write was stored)")]
+    #[error("change log {path}: {source}; check the data directory's permissions, then retry (a write that failed here stored no row)")]
     Io {
         /// The log file.
         path: PathBuf,
         /// The OS error.
+        source: std::io::Error,
+    },
+    /// The disk is full (or over quota, or read-only): the write that needed the log
+    /// stored no row.
+    #[error("change log {path}: the disk is full ({source}); the write was not acknowledged: free space on the data directory's disk (or raise its quota) and retry")]
+    DiskFull {
+        /// The log file (or its directory).
+        path: PathBuf,
+        /// The OS error (`ENOSPC`, `EDQUOT` or `EROFS`).
         source: std::io::Error,
     },
     /// A read-only store found no log (a store written before change logs, whose writer
@@ -156,8 +165,9 @@ pub(crate) struct Log {
     /// Whether the file was repaired for writing (torn tail cut, damage moved aside);
     /// a log loaded for reading only is reloaded before the first write.
     repaired: bool,
-    /// (inode, length) of the file when read: a reader rereads it when they change.
-    seen: (u64, u64),
+    /// (inode, length, mtime in ns) of the file when read: a reader rereads it when they
+    /// change.
+    seen: (u64, u64, i64),
 }
 
 /// How a log file parsed.
@@ -240,12 +250,24 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     })
 }
 
+/// What tells a reader that a log file changed: its inode (a compaction renames a new
+/// file in), length and modification time.
+fn identity(path: &Path) -> std::io::Result<(u64, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.ino(), m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
+}
+
 /// An I/O error of the log at `path`.
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ChangesError {
     let path = path.to_path_buf();
-    move |source| ChangesError::Io {
-        path: path.clone(),
-        source,
+    move |source| {
+        let path = path.clone();
+        if crate::perms::is_no_space(&source) {
+            ChangesError::DiskFull { path, source }
+        } else {
+            ChangesError::Io { path, source }
+        }
     }
 }
 
@@ -381,7 +403,7 @@ impl ChangeLogs {
         self.opts
             .write_atomic(&path, &body)
             .map_err(io_err(&path))?;
-        let ino = std::fs::metadata(&path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
+        let seen = identity(&path).unwrap_or_default();
         Ok(Log {
             log_id: header.log_id,
             first_seq,
@@ -391,15 +413,16 @@ impl ChangeLogs {
             entries: entries.to_vec(),
             valid_len: body.len() as u64,
             repaired: true,
-            seen: (ino, body.len() as u64),
+            seen,
         })
     }
 
     /// Read `dataset`'s log from its file. With `repair` (a writer about to write): a
     /// missing log is created, a torn tail cut, a damaged log moved aside and replaced.
     fn load(&self, dataset: &str, repair: bool) -> Result<Log, ChangesError> {
-        use std::os::unix::fs::MetadataExt;
         let path = self.path(dataset);
+        // Before the read: a write racing with it then makes the next call read again.
+        let seen = identity(&path).unwrap_or_default();
         let bytes = match std::fs::read(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && repair => {
                 tracing::info!(dataset, path = %path.display(), "starting a change log");
@@ -413,7 +436,6 @@ impl ChangeLogs {
             }
             r => r.map_err(io_err(&path))?,
         };
-        let ino = std::fs::metadata(&path).map_or(0, |m| m.ino());
         let p = match parse(&bytes) {
             Ok(p) => p,
             Err(reason) if repair => return self.replace_corrupt(dataset, &path, &reason),
@@ -444,7 +466,7 @@ impl ChangeLogs {
             entries: p.entries,
             valid_len: p.valid_len,
             repaired: repair,
-            seen: (ino, bytes.len() as u64),
+            seen,
         })
     }
 
@@ -558,10 +580,9 @@ impl ChangeLogs {
         if let Err(e) = write() {
             // The file may hold part of it: reload (cutting it) before the next write.
             log.repaired = false;
-            return Err(ChangesError::Io { path, source: e });
+            return Err(io_err(&path)(e));
         }
         log.valid_len += body.len() as u64;
-        log.seen.1 = log.valid_len;
         log.next_seq += changes.len() as u64;
         log.entries.extend(changes);
         if log.entries.len() > self.keep {
@@ -593,14 +614,10 @@ impl ChangeLogs {
                 self.load(dataset, true)
                     .or_else(|_| self.load(dataset, false))?,
             ),
-            (false, known) => {
-                use std::os::unix::fs::MetadataExt;
-                let now = std::fs::metadata(self.path(dataset)).map(|m| (m.ino(), m.len()));
-                match (known, now) {
-                    (Some(l), Ok(id)) if l.seen == id => None,
-                    _ => Some(self.load(dataset, false)?),
-                }
-            }
+            (false, known) => match (known, identity(&self.path(dataset))) {
+                (Some(l), Ok(id)) if l.seen == id => None,
+                _ => Some(self.load(dataset, false)?),
+            },
         };
         if let Some(log) = fresh {
             logs.insert(dataset.to_string(), log);
