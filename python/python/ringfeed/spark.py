@@ -420,47 +420,68 @@ def _read_object(opts: _Options, path: str, month: str, fields: List[Tuple[str, 
         yield pa.RecordBatch.from_arrays(arrays, names=[n for n, _ in fields])
 
 
+# The DataSource / DataSourceReader subclasses are made with type() on first use, so that
+# importing this module does not import pyspark (the wheel does not require it). Their
+# methods are these functions.
+
+
+def _reader_init(self: Any, options: Mapping[str, str], schema: Any) -> None:
+    self.opts = _parse_options(options)
+    self.fields = [(f.name, _arrow_type(f.dataType)) for f in schema.fields]
+
+
+def _reader_partitions(self: Any) -> List[Any]:
+    ds: Any = importlib.import_module("pyspark.sql.datasource")
+    objs = _objects(self.opts, _filesystem(self.opts))
+    return [ds.InputPartition((o.path, o.month)) for o in objs]
+
+
+def _reader_read(self: Any, partition: Any) -> Iterator[Any]:
+    # No partitions (a `months` option that matches none): Spark still runs one read,
+    # with no partition value.
+    value = getattr(partition, "value", None)
+    if value is None:
+        return iter(())
+    path, month = value
+    return _read_object(self.opts, path, month, self.fields)
+
+
+def _source_name(cls: Any) -> str:
+    return NAME
+
+
+def _source_schema(self: Any) -> str:
+    opts = _parse_options(self.options)
+    return _schema_ddl(opts, _filesystem(opts))
+
+
+def _source_reader(self: Any, schema: Any) -> Any:
+    return self._reader_class(self.options, schema)
+
+
 _SOURCE: Optional[type] = None
 
 
 def _source_class() -> type:
-    """The DataSource subclass (defined on first use: pyspark is imported only here)."""
+    """The DataSource subclass (made on first use)."""
     global _SOURCE
-    if _SOURCE is not None:
-        return _SOURCE
-    ds: Any = importlib.import_module("pyspark.sql.datasource")
-
-    class RingfeedLakeReader(ds.DataSourceReader):  # type: ignore[misc]
-        def __init__(self, options: Mapping[str, str], schema: Any) -> None:
-            self.opts = _parse_options(options)
-            self.fields = [(f.name, _arrow_type(f.dataType)) for f in schema.fields]
-
-        def partitions(self) -> List[Any]:
-            objs = _objects(self.opts, _filesystem(self.opts))
-            return [ds.InputPartition((o.path, o.month)) for o in objs]
-
-        def read(self, partition: Any) -> Iterator[Any]:
-            # No partitions (a `months` option that matches none): Spark still runs one
-            # read, with no partition value.
-            value = getattr(partition, "value", None)
-            if value is None:
-                return iter(())
-            path, month = value
-            return _read_object(self.opts, path, month, self.fields)
-
-    class RingfeedLakeSource(ds.DataSource):  # type: ignore[misc]
-        @classmethod
-        def name(cls) -> str:
-            return NAME
-
-        def schema(self) -> str:
-            opts = _parse_options(self.options)
-            return _schema_ddl(opts, _filesystem(opts))
-
-        def reader(self, schema: Any) -> RingfeedLakeReader:
-            return RingfeedLakeReader(self.options, schema)
-
-    _SOURCE = RingfeedLakeSource
+    if _SOURCE is None:
+        ds: Any = importlib.import_module("pyspark.sql.datasource")
+        reader = type(
+            "RingfeedLakeReader",
+            (ds.DataSourceReader,),
+            {"__init__": _reader_init, "partitions": _reader_partitions, "read": _reader_read},
+        )
+        _SOURCE = type(
+            "RingfeedLakeSource",
+            (ds.DataSource,),
+            {
+                "name": classmethod(_source_name),
+                "schema": _source_schema,
+                "reader": _source_reader,
+                "_reader_class": reader,
+            },
+        )
     return _SOURCE
 
 
