@@ -8,8 +8,10 @@
    manifests, index, sweep), median of RUNS.
 3. One symbol-year of 1m bars read by `ringfeed query` (Arrow IPC to a pipe, process
    start included) and from the lake by polars (file:// and s3://), DuckDB (file://, and
-   s3:// when httpfs loads) and Spark (file://, local mode, session started once; s3a
-   needs hadoop-aws jars from Maven): median of RUNS after one warm-up, same run.
+   s3:// when httpfs loads) and Spark (local mode, session started once): its own Parquet
+   reader on file:// (s3a needs hadoop-aws jars from Maven), and the `ringfeed_lake` Python
+   data source (ringfeed.spark: the index's objects through pyarrow) on file:// and s3://:
+   median of RUNS after one warm-up, same run.
 
 Prints numbers; asserts nothing but row counts. Run with the lake suite's venv
 (tests/lake/requirements.txt). Env: RINGFEED_BIN_DIR (default target/release), SYMBOLS (1),
@@ -139,6 +141,10 @@ def main() -> None:
         if shutil.which("java"):
             from pyspark.sql import SparkSession
 
+            os.environ["PYSPARK_PYTHON"] = sys.executable  # the data source's workers need pyarrow
+            sys.path.insert(0, str(ROOT / "tests" / "lake"))
+            from conftest import load_ringfeed_spark
+
             t0 = time.perf_counter()
             spark = (
                 SparkSession.builder.master("local[2]").appName("bench-lake").config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.ui.showConsoleProgress", "false")
@@ -152,6 +158,16 @@ def main() -> None:
                 assert t.num_rows == rows, t.num_rows
 
             results.append(("Spark read.parquet file:// lake (toArrow)", med(lambda: timed(sp))))
+            load_ringfeed_spark().register(spark)
+            s3o = {"access_key": "test", "secret_key": "test", "region": "us-east-1", "endpoint_override": f"http://127.0.0.1:{port}"}
+
+            def rl(url: str, o: dict[str, str]) -> None:
+                t = spark.read.format("ringfeed_lake").options(url=url, dataset="b", timeframe="1m", **o).load().where("symbol = 'SYM0'").toArrow()
+                assert t.num_rows == rows, t.num_rows
+
+            results.append(("Spark ringfeed_lake file:// (toArrow)", med(lambda: timed(lambda: rl(f"file://{lake}", {})))))
+            results.append(("Spark ringfeed_lake s3:// (moto, toArrow)", med(lambda: timed(lambda: rl(s3, s3o)))))
+            results.append(("  same, check_manifests=false", med(lambda: timed(lambda: rl(s3, {**s3o, "check_manifests": "false"})))))
             spark.stop()
         base = results[0][1]
         print(f"symbol-year of 1m bars ({rows:,} rows), median of {RUNS} after a warm-up:")
