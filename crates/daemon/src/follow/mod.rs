@@ -388,7 +388,10 @@ mod tests {
         std::fs::write(&cert, "not a certificate").unwrap();
         std::fs::write(&key, "not a key").unwrap();
         let e = cfg.options().unwrap_err().to_string();
-        assert!(e.contains("follow.tls_cert") && e.contains("no PEM certificate"), "{e}");
+        assert!(
+            e.contains("follow.tls_cert") && e.contains("no PEM certificate"),
+            "{e}"
+        );
         std::fs::write(
             &cert,
             "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",

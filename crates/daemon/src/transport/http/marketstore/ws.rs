@@ -68,7 +68,13 @@ pub const KEEPALIVE_ENV: &str = "RINGFEED_WS_KEEPALIVE_MS";
 
 /// [`PING_EVERY`] and [`PONG_TIMEOUT`], or the test override of [`KEEPALIVE_ENV`].
 fn keepalive() -> (Duration, Duration) {
-    let ms = |v: &str| v.trim().parse().ok().filter(|&n| n > 0).map(Duration::from_millis);
+    let ms = |v: &str| {
+        v.trim()
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(Duration::from_millis)
+    };
     std::env::var(KEEPALIVE_ENV)
         .ok()
         .and_then(|v| {
@@ -501,8 +507,7 @@ async fn serve(hub: Arc<Hub>, caller: Arc<Caller>, mut socket: WebSocket) {
     let metrics = hub.service.metrics().clone();
     let (ping_every, pong_timeout) = hub.keepalive;
     let mut tick = tokio::time::interval(RESCAN);
-    let mut ping =
-        tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Since when a ping is unanswered (none while every ping sent was answered).
     let mut unanswered: Option<Instant> = None;
