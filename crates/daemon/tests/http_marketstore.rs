@@ -432,14 +432,20 @@ fn ws_subscribe(ws: &mut Ws, streams: &[&str]) -> Value {
     next_msg(ws)
 }
 
+/// The next data message or close (within 30 s: the daemon's pings, every 20 s, would
+/// otherwise keep a read waiting for a message that never comes alive forever).
 fn next_msg(ws: &mut Ws) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match ws.read().unwrap() {
             tungstenite::Message::Binary(b) => return decode(&b),
             tungstenite::Message::Close(c) => {
                 return json!({"closed": c.map(|c| c.reason.to_string())})
             }
-            _ => continue,
+            _ => assert!(
+                Instant::now() < deadline,
+                "no message within 30 s (pings only)"
+            ),
         }
     }
 }
@@ -512,6 +518,19 @@ fn metric(d: &Daemon, name: &str) -> Option<f64> {
         .find(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(' ')))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// Waits (up to 30 s) until metric `name` is `want`.
+fn wait_metric(d: &Daemon, name: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(d, name) != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "{name} is {:?}, not {want}",
+            metric(d, name)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Whether `e` is a read timeout (the socket is alive, nothing came).
@@ -604,7 +623,7 @@ fn a_websocket_client_that_answers_no_ping_is_closed_and_counted() {
     // Upgraded and subscribed, then silent (reads nothing, answers no ping): a peer
     // behind a cut network.
     let mut gone = silent_ws(port, &["*/*/*"]);
-    assert_eq!(metric(&d, "ringfeed_ws_clients"), Some(2.0));
+    wait_metric(&d, "ringfeed_ws_clients", 2.0);
     live.get_mut()
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
@@ -690,14 +709,7 @@ fn a_websocket_client_that_floods_is_cut_with_a_reason_and_counted() {
     };
     assert!(why.as_str().unwrap_or_default().contains("64 KiB"), "{why}");
     assert_eq!(metric(&d, "ringfeed_ws_flood_closes_total"), Some(2.0));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&d, "ringfeed_ws_clients") != Some(0.0) {
-        assert!(
-            Instant::now() < deadline,
-            "the cut clients are still joined"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_metric(&d, "ringfeed_ws_clients", 0.0);
     // A client that sends what a real one sends is served: subscribed, it gets a bar.
     let mut ok = ws_connect(port, false);
     assert_eq!(

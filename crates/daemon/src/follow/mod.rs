@@ -206,21 +206,39 @@ pub(crate) struct Primary {
     pub options: ringfeed_remote::RemoteOptions,
 }
 
-/// Starts following (if `[follow] url` is set): the named datasets are marked followed
-/// at once (so no local write slips in before their follower starts), and a thread per
-/// dataset follows it until `stop`. Returns the threads to join.
+/// A follower's client options, its token and TLS files read and checked
+/// ([`FollowConfig::load`]).
+pub struct Credentials(ringfeed_remote::RemoteOptions);
+
+impl FollowConfig {
+    /// Checks the settings and reads the token and TLS files, once: `serve` calls this
+    /// before it binds anything, so a missing or malformed file refuses the start (and
+    /// the daemon never looks started). `None` when nothing is followed.
+    pub fn load(&self) -> Result<Option<Credentials>, crate::config::ConfigError> {
+        if self.url.is_none() {
+            return Ok(None);
+        }
+        self.check()?;
+        self.options().map(|o| Some(Credentials(o)))
+    }
+}
+
+/// Starts following (if `[follow] url` is set, with the [`FollowConfig::load`]ed
+/// credentials): the named datasets are marked followed at once (so no local write
+/// slips in before their follower starts), and a thread per dataset follows it until
+/// `stop`. Returns the threads to join.
 pub fn start(
     service: &Arc<Service>,
     cfg: &FollowConfig,
+    credentials: Option<Credentials>,
     stop: &Arc<AtomicBool>,
-) -> Result<Vec<std::thread::JoinHandle<()>>, crate::config::ConfigError> {
-    let Some(url) = &cfg.url else {
-        return Ok(Vec::new());
+) -> Vec<std::thread::JoinHandle<()>> {
+    let (Some(url), Some(Credentials(options))) = (&cfg.url, credentials) else {
+        return Vec::new();
     };
-    cfg.check()?;
     let primary = Arc::new(Primary {
         url: url.clone(),
-        options: cfg.options()?,
+        options,
     });
     let mut threads = Vec::new();
     if cfg.datasets.is_empty() {
@@ -238,7 +256,7 @@ pub fn start(
         }
     }
     tracing::info!(primary = %url, datasets = ?cfg.datasets, "following");
-    Ok(threads)
+    threads
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
