@@ -56,6 +56,13 @@ pub struct ServeArgs {
     /// PEM of the CA that signed the primary's certificate (grpc+tls://).
     #[arg(long, value_name = "FILE", requires = "follow")]
     pub follow_ca: Option<PathBuf>,
+    /// PEM certificate this follower presents to a primary that requires client
+    /// certificates (mutual TLS, the primary's `[flight.tls] client_ca`); needs --follow-key.
+    #[arg(long, value_name = "FILE", requires_all = ["follow", "follow_key"])]
+    pub follow_cert: Option<PathBuf>,
+    /// PEM private key of --follow-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["follow", "follow_cert"])]
+    pub follow_key: Option<PathBuf>,
     /// Print a new random bearer token for principal NAME, and the `[[auth.tokens]]`
     /// entry (with the token's SHA-256, never the token) to paste into the config; then
     /// exit. The token is shown once.
@@ -117,6 +124,10 @@ impl ServeArgs {
             }
             if self.follow_ca.is_some() {
                 cfg.follow.tls_ca = self.follow_ca.clone();
+            }
+            if self.follow_cert.is_some() || self.follow_key.is_some() {
+                cfg.follow.tls_cert = self.follow_cert.clone();
+                cfg.follow.tls_key = self.follow_key.clone();
             }
         }
         cfg.check()?;

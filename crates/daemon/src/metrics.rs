@@ -53,6 +53,13 @@ pub struct Metrics {
     /// Publications to topic rings that failed after their rows were stored
     /// (retried on the next append to the topic).
     pub publish_failures: AtomicU64,
+    /// Websocket clients connected (`/ws`, every HTTP face).
+    pub ws_clients: AtomicU64,
+    /// Websocket clients closed for answering no ping within the pong timeout, or
+    /// reading nothing sent to them for as long (a vanished peer).
+    pub ws_keepalive_closes: AtomicU64,
+    /// Websocket clients cut for sending more than the per-second message or byte bound.
+    pub ws_flood_closes: AtomicU64,
 }
 
 impl Metrics {
@@ -222,6 +229,16 @@ impl Metrics {
                 "Topic publications that failed after their rows were stored (retried).",
                 &self.publish_failures,
             ),
+            (
+                "ws_keepalive_closes_total",
+                "Websocket clients closed: no pong (or nothing read) within the pong timeout.",
+                &self.ws_keepalive_closes,
+            ),
+            (
+                "ws_flood_closes_total",
+                "Websocket clients cut for sending over the per-second message or byte bound.",
+                &self.ws_flood_closes,
+            ),
         ] {
             line(name, help, "counter", g(v).to_string());
         }
@@ -248,6 +265,12 @@ impl Metrics {
             "Open client connections.",
             "gauge",
             connections.to_string(),
+        );
+        line(
+            "ws_clients",
+            "Websocket clients connected to /ws.",
+            "gauge",
+            g(&self.ws_clients).to_string(),
         );
         line(
             "store_read_only",

@@ -82,6 +82,8 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     cfg.flight.check(gate.enabled())?;
     cfg.http.check(gate.enabled())?;
     let flight_settings = crate::transport::flight::ServerSettings::new(cfg.flight.tls.as_ref())?;
+    // The follower's token and TLS files.
+    let follow_credentials = cfg.follow.load()?;
     let metrics_addr = cfg.metrics;
     let metrics_listener = metrics_addr
         .map(std::net::TcpListener::bind)
@@ -153,10 +155,12 @@ pub fn serve(cfg: Config, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
     };
     // Followers start before any face: the datasets named are marked followed first, so
     // no local write to them slips in.
-    match crate::follow::start(&service, &service.config().follow, &stop) {
-        Ok(f) => threads.extend(f),
-        Err(e) => return fail(threads, e.into()),
-    }
+    threads.extend(crate::follow::start(
+        &service,
+        &service.config().follow,
+        follow_credentials,
+        &stop,
+    ));
     if let (Some(addr), Some(l)) = (metrics_addr, metrics_listener) {
         match crate::transport::http::serve_metrics(
             l,

@@ -185,3 +185,30 @@ fn stalled_and_garbage_connections_do_not_block_the_face() {
     assert_eq!(status(&get(port, "/metrics", "")), 200);
     d.client().ping().unwrap();
 }
+
+#[test]
+fn an_unknown_field_is_a_bad_request_naming_it_and_the_known_ones() {
+    let (d, port) = http_daemon("");
+    d.client().append("test", &bars(&["AAA"], 0, 30)).unwrap();
+    let r = get(
+        port,
+        "/api/bars?dataset=test&symbol=AAA&timeframe=1m&fields=close,nope",
+        "",
+    );
+    assert_eq!(status(&r), 400, "{r}");
+    let body = &r[r.find("\r\n\r\n").unwrap() + 4..];
+    assert!(body.contains("bad_request"), "{body}");
+    assert!(
+        body.contains("nope") && body.contains("open") && body.contains("volume"),
+        "the message names the unknown field and the known ones: {body}"
+    );
+    // The face still answers the real query, with the fields asked for.
+    let ok = get(
+        port,
+        "/api/bars?dataset=test&symbol=AAA&timeframe=1m&fields=close",
+        "",
+    );
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert!(ok.contains("\"close\"") && !ok.contains("\"open\""), "{ok}");
+    d.client().ping().unwrap();
+}

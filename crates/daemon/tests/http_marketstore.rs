@@ -432,14 +432,20 @@ fn ws_subscribe(ws: &mut Ws, streams: &[&str]) -> Value {
     next_msg(ws)
 }
 
+/// The next data message or close (within 30 s: the daemon's pings, every 20 s, would
+/// otherwise keep a read waiting for a message that never comes alive forever).
 fn next_msg(ws: &mut Ws) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match ws.read().unwrap() {
             tungstenite::Message::Binary(b) => return decode(&b),
             tungstenite::Message::Close(c) => {
                 return json!({"closed": c.map(|c| c.reason.to_string())})
             }
-            _ => continue,
+            _ => assert!(
+                Instant::now() < deadline,
+                "no message within 30 s (pings only)"
+            ),
         }
     }
 }
@@ -502,5 +508,216 @@ fn a_slow_websocket_client_is_cut_and_never_stalls_the_topic() {
         read < 160 * 1000,
         "the slow client got everything ({read}): it was not cut"
     );
+    still_answers(port, "");
+}
+
+/// A metric's value in the daemon's stat text (the line starting with `name `).
+fn metric(d: &Daemon, name: &str) -> Option<f64> {
+    let text = d.client().stat().unwrap();
+    text.lines()
+        .find(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(' ')))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Waits (up to 30 s) until metric `name` is `want`.
+fn wait_metric(d: &Daemon, name: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(d, name) != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "{name} is {:?}, not {want}",
+            metric(d, name)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `e` is a read timeout (the socket is alive, nothing came).
+fn timed_out(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}
+
+/// A websocket client by hand: the upgrade, one subscribe message (masked, as a client
+/// must), then nothing: it never reads, so never answers a ping.
+fn silent_ws(port: u16, streams: &[&str]) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8];
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let body = msgpack(&json!({ "streams": streams }));
+    assert!(body.len() < 126);
+    // FIN + binary; masked, with a zero mask key (the payload goes as is).
+    let mut frame = vec![0x82, 0x80 | body.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).unwrap();
+    s
+}
+
+/// The frames a server sent (unmasked): (opcode, payload), to the last whole one.
+fn server_frames(mut b: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while b.len() >= 2 {
+        let (len, at) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => (
+                u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            126 | 127 => break,
+            n => (n as usize, 2),
+        };
+        if b.len() < at + len {
+            break;
+        }
+        out.push((b[0] & 0x0f, b[at..at + len].to_vec()));
+        b = &b[at + len..];
+    }
+    out
+}
+
+/// Reads `ws` (so it answers pings) for `d`, or until a message comes; that message.
+fn read_for(ws: &mut Ws, d: Duration) -> Option<Value> {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => return Some(decode(&b)),
+            Ok(_) => {}
+            Err(e) if timed_out(&e) => {}
+            Err(e) => panic!("the live client lost its socket: {e}"),
+        }
+    }
+    None
+}
+
+#[test]
+fn a_websocket_client_that_answers_no_ping_is_closed_and_counted() {
+    // Pings every 200 ms, a client closed after 1 s without a pong (the test override of
+    // the 20 s / 60 s constants).
+    let port = free_port();
+    let d = Daemon::start_with_env(
+        tempfile::tempdir().unwrap(),
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\nohlcv_dataset = \"test\"\n"),
+        &[("RINGFEED_WS_KEEPALIVE_MS", "200,1000")],
+    );
+    d.client().append("test", &bars(&["AAA"], 0, 30)).unwrap();
+    let mut live = ws_connect(port, false);
+    assert_eq!(
+        ws_subscribe(&mut live, &["LIVE/1Min/*"]),
+        json!({"streams": ["LIVE/1Min/*"]})
+    );
+    // Upgraded and subscribed, then silent (reads nothing, answers no ping): a peer
+    // behind a cut network.
+    let mut gone = silent_ws(port, &["*/*/*"]);
+    wait_metric(&d, "ringfeed_ws_clients", 2.0);
+    live.get_mut()
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&d, "ringfeed_ws_keepalive_closes_total") != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the silent client was never closed"
+        );
+        assert_eq!(read_for(&mut live, Duration::from_millis(200)), None);
+    }
+    // Its task and subscription are gone; the live client, reading all along, stays
+    // through several more timeouts and still gets its bars.
+    assert_eq!(read_for(&mut live, Duration::from_secs(3)), None);
+    assert_eq!(metric(&d, "ringfeed_ws_keepalive_closes_total"), Some(1.0));
+    assert_eq!(metric(&d, "ringfeed_ws_clients"), Some(1.0));
+    d.client().append("test", &bars(&["LIVE"], 100, 1)).unwrap();
+    let m = read_for(&mut live, Duration::from_secs(30)).expect("a bar for the live client");
+    assert_eq!(m["key"], "LIVE/1Min/OHLCV", "{m}");
+    // The silent one, read at last: the pings it never answered, then a close frame
+    // (1001) saying why, then the end of the connection.
+    gone.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = gone.read_to_end(&mut got);
+    let frames = server_frames(&got);
+    let (op, payload) = frames.last().expect("frames").clone();
+    assert_eq!(op, 0x8, "the last frame closes: {frames:?}");
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1001);
+    let why = String::from_utf8_lossy(&payload[2..]);
+    assert!(why.contains("no pong within 1 s"), "{why}");
+    assert!(
+        frames.iter().filter(|(op, _)| *op == 0x9).count() >= 2,
+        "pinged before: {frames:?}"
+    );
+    still_answers(port, "");
+}
+
+#[test]
+fn a_websocket_client_that_floods_is_cut_with_a_reason_and_counted() {
+    let (d, port) = ms_daemon("");
+    // Well-framed but wrong subscribe messages, far more than 64 in a second.
+    let mut flood = ws_connect(port, false);
+    for k in 0..500 {
+        let m = if k % 2 == 0 {
+            tungstenite::Message::Text(r#"{"streams": ["AAA/1Min"]}"#.into())
+        } else {
+            tungstenite::Message::Binary(b"\xc1nonsense".to_vec().into())
+        };
+        if flood.send(m).is_err() {
+            break;
+        }
+    }
+    let mut replies = 0;
+    let why = loop {
+        let m = next_msg(&mut flood);
+        if let Some(c) = m.get("closed") {
+            break c.clone();
+        }
+        assert!(m.get("error").is_some(), "{m}");
+        replies += 1;
+    };
+    assert!(
+        why.as_str().unwrap_or_default().contains("64 messages"),
+        "{why}"
+    );
+    assert!(replies <= 64, "{replies} messages were answered");
+    // Few messages, but more bytes than the bound in one second.
+    let mut big = ws_connect(port, false);
+    for _ in 0..3 {
+        if big
+            .send(tungstenite::Message::Binary(vec![b'x'; 40 << 10].into()))
+            .is_err()
+        {
+            break;
+        }
+    }
+    let why = loop {
+        let m = next_msg(&mut big);
+        if let Some(c) = m.get("closed") {
+            break c.clone();
+        }
+    };
+    assert!(why.as_str().unwrap_or_default().contains("64 KiB"), "{why}");
+    assert_eq!(metric(&d, "ringfeed_ws_flood_closes_total"), Some(2.0));
+    wait_metric(&d, "ringfeed_ws_clients", 0.0);
+    // A client that sends what a real one sends is served: subscribed, it gets a bar.
+    let mut ok = ws_connect(port, false);
+    assert_eq!(
+        ws_subscribe(&mut ok, &["NEW/1Min/*"]),
+        json!({"streams": ["NEW/1Min/*"]})
+    );
+    d.client().append("test", &bars(&["NEW"], 200, 1)).unwrap();
+    assert_eq!(next_msg(&mut ok)["key"], "NEW/1Min/OHLCV");
+    assert_eq!(metric(&d, "ringfeed_ws_keepalive_closes_total"), Some(0.0));
     still_answers(port, "");
 }

@@ -41,6 +41,8 @@ use std::time::Duration;
 /// token_file = "follower.token"    # or token = "..."
 /// datasets = ["binance-spot"]      # default: every dataset the token may read
 /// tls_ca = "primary-ca.pem"        # the CA that signed the primary's certificate
+/// tls_cert = "follower.pem"         # this follower's certificate, when the primary
+/// tls_key = "follower.key"          #   requires one (its `[flight.tls] client_ca`)
 /// ```
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -58,6 +60,11 @@ pub struct FollowConfig {
     pub tls_ca: Option<PathBuf>,
     /// The name the primary's certificate is for, when it is not the URL's host.
     pub tls_domain: Option<String>,
+    /// PEM certificate (chain) this follower presents to a primary that requires client
+    /// certificates (mutual TLS: the primary's `[flight.tls] client_ca`); with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// How often a follower of "every dataset" asks the primary for new ones.
@@ -93,7 +100,23 @@ impl FollowConfig {
         if self.token.is_some() && self.token_file.is_some() {
             return Err(bad("token", "give token or token_file, not both".into()));
         }
-        Ok(())
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(c), None) => Err(bad(
+                "tls_key",
+                format!(
+                    "the client certificate {} has no key: give its private key too (tls_key, or --follow-key)",
+                    c.display()
+                ),
+            )),
+            (None, Some(k)) => Err(bad(
+                "tls_cert",
+                format!(
+                    "the client key {} has no certificate: give the certificate too (tls_cert, or --follow-cert)",
+                    k.display()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// File paths taken relative to `base` (the config file's directory).
@@ -101,18 +124,26 @@ impl FollowConfig {
         if let Some(f) = &self.token_file {
             self.token_file = Some(base.join(f));
         }
-        if let Some(f) = &self.tls_ca {
-            self.tls_ca = Some(base.join(f));
+        for f in [&mut self.tls_ca, &mut self.tls_cert, &mut self.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            *f = base.join(&*f);
         }
     }
 
-    /// The client options: the token and CA files read (once, at start).
+    /// The client options: the token, CA and client certificate files read (once, at
+    /// start; a certificate or key that is not PEM is refused here, naming its file).
     fn options(&self) -> Result<ringfeed_remote::RemoteOptions, crate::config::ConfigError> {
         let read = |key: &str, p: &Path| {
             std::fs::read(p).map_err(|e| crate::config::ConfigError::Value {
                 key: format!("follow.{key}"),
                 message: format!("cannot read {}: {e}", p.display()),
             })
+        };
+        let client_identity = match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Some(read_identity(c, k)?),
+            _ => None,
         };
         let token = match (&self.token, &self.token_file) {
             (Some(t), _) => Some(t.trim().to_string()),
@@ -130,10 +161,46 @@ impl FollowConfig {
                 .as_deref()
                 .map(|p| read("tls_ca", p))
                 .transpose()?,
-            client_identity: None,
+            client_identity,
             tls_domain: self.tls_domain.clone(),
         })
     }
+}
+
+/// Reads a client certificate and its key, checking both are PEM of the right kind (a
+/// mistake here would otherwise show only as a refused handshake, reconnecting forever).
+fn read_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<u8>, Vec<u8>), crate::config::ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |k: &str, p: &Path, message: String| crate::config::ConfigError::Value {
+        key: format!("follow.{k}"),
+        message: format!("{}: {message}", p.display()),
+    };
+    let read = |k: &str, p: &Path| {
+        std::fs::read(p).map_err(|e| bad(k, p, format!("cannot read the file: {e}")))
+    };
+    let (c, k) = (read("tls_cert", cert)?, read("tls_key", key)?);
+    let certs = CertificateDer::pem_slice_iter(&c)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("tls_cert", cert, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "tls_cert",
+            cert,
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----): give the follower's certificate".into(),
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(&k).map_err(|e| {
+        bad(
+            "tls_key",
+            key,
+            format!("not a PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
+        )
+    })?;
+    Ok((c, k))
 }
 
 /// The primary and how to reach it, shared by the followers of its datasets.
@@ -142,21 +209,39 @@ pub(crate) struct Primary {
     pub options: ringfeed_remote::RemoteOptions,
 }
 
-/// Starts following (if `[follow] url` is set): the named datasets are marked followed
-/// at once (so no local write slips in before their follower starts), and a thread per
-/// dataset follows it until `stop`. Returns the threads to join.
+/// A follower's client options, its token and TLS files read and checked
+/// ([`FollowConfig::load`]).
+pub struct Credentials(ringfeed_remote::RemoteOptions);
+
+impl FollowConfig {
+    /// Checks the settings and reads the token and TLS files, once: `serve` calls this
+    /// before it binds anything, so a missing or malformed file refuses the start (and
+    /// the daemon never looks started). `None` when nothing is followed.
+    pub fn load(&self) -> Result<Option<Credentials>, crate::config::ConfigError> {
+        if self.url.is_none() {
+            return Ok(None);
+        }
+        self.check()?;
+        self.options().map(|o| Some(Credentials(o)))
+    }
+}
+
+/// Starts following (if `[follow] url` is set, with the [`FollowConfig::load`]ed
+/// credentials): the named datasets are marked followed at once (so no local write
+/// slips in before their follower starts), and a thread per dataset follows it until
+/// `stop`. Returns the threads to join.
 pub fn start(
     service: &Arc<Service>,
     cfg: &FollowConfig,
+    credentials: Option<Credentials>,
     stop: &Arc<AtomicBool>,
-) -> Result<Vec<std::thread::JoinHandle<()>>, crate::config::ConfigError> {
-    let Some(url) = &cfg.url else {
-        return Ok(Vec::new());
+) -> Vec<std::thread::JoinHandle<()>> {
+    let (Some(url), Some(Credentials(options))) = (&cfg.url, credentials) else {
+        return Vec::new();
     };
-    cfg.check()?;
     let primary = Arc::new(Primary {
         url: url.clone(),
-        options: cfg.options()?,
+        options,
     });
     let mut threads = Vec::new();
     if cfg.datasets.is_empty() {
@@ -174,7 +259,7 @@ pub fn start(
         }
     }
     tracing::info!(primary = %url, datasets = ?cfg.datasets, "following");
-    Ok(threads)
+    threads
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
@@ -294,6 +379,47 @@ mod tests {
         };
         let e = missing.options().unwrap_err().to_string();
         assert!(e.contains("follow.token_file") && e.contains("nope"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_both_must_be_pem_naming_the_file() {
+        // Its own directory: the other test removes its own when done.
+        let dir = std::env::temp_dir().join(format!("rf-follow-mtls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = |t: &str| Config::parse(t, Path::new("t.toml"));
+        let e = p("[follow]\nurl = \"grpc+tls://p:1\"\ntls_cert = \"c.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("follow.tls_key") && e.contains("c.pem"), "{e}");
+        let e = p("[follow]\nurl = \"grpc+tls://p:1\"\ntls_key = \"c.key\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("follow.tls_cert") && e.contains("c.key"), "{e}");
+        // Read at start: a missing file, then files that are not PEM, each named.
+        let (cert, key) = (dir.join("c.pem"), dir.join("c.key"));
+        let cfg = FollowConfig {
+            url: Some("grpc+tls://p:1".into()),
+            tls_cert: Some(cert.clone()),
+            tls_key: Some(key.clone()),
+            ..Default::default()
+        };
+        let e = cfg.options().unwrap_err().to_string();
+        assert!(e.contains("follow.tls_cert") && e.contains("c.pem"), "{e}");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        std::fs::write(&key, "not a key").unwrap();
+        let e = cfg.options().unwrap_err().to_string();
+        assert!(
+            e.contains("follow.tls_cert") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = cfg.options().unwrap_err().to_string();
+        assert!(e.contains("follow.tls_key") && e.contains("c.key"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

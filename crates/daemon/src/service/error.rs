@@ -66,6 +66,8 @@ impl From<ringfeed_store::store::QueryError> for ServiceError {
             Q::UnknownDataset { .. } => ErrorKind::UnknownDataset,
             Q::UnknownSymbol { .. } => ErrorKind::UnknownSymbol,
             Q::Timeframe { .. } => ErrorKind::BadTimeframe,
+            // The caller's mistake (the message names the known fields), not the store's.
+            Q::UnknownField { .. } => ErrorKind::BadRequest,
             _ => ErrorKind::Store,
         };
         Self::new(kind, e.to_string())

@@ -76,6 +76,11 @@ impl Daemon {
 
     /// Starts with `extra` top-level config lines (limits) added.
     pub fn start_with(dir: tempfile::TempDir, extra: &str) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// [`Daemon::start_with`], with `env` set in the daemon's environment.
+    pub fn start_with_env(dir: tempfile::TempDir, extra: &str, env: &[(&str, &str)]) -> Self {
         let socket = dir.path().join("rf.sock");
         let shm = shm_dir();
         let cfg = dir.path().join("ringfeed.toml");
@@ -95,6 +100,7 @@ impl Daemon {
             .arg(&cfg)
             .env("RINGFEED_SHM_DIR", &shm)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn ringfeedd");

@@ -11,6 +11,15 @@
 //! messages behind is cut (a close frame, 1008, says why), and the topic goes on.
 //! A topic nobody wants any more is let go at its next idle poll. New datasets and
 //! timeframes are looked for at each subscribe and every [`RESCAN`].
+//!
+//! Each client is pinged every [`PING_EVERY`]; one that has not answered a ping within
+//! [`PONG_TIMEOUT`], or has read nothing of what is sent to it for as long, is closed
+//! (a peer behind a cut network sends no FIN, and would otherwise keep its task and its
+//! subscription forever). A client that sends more than [`FLOOD_MESSAGES`] messages or
+//! [`FLOOD_BYTES`] bytes in one second is cut with a close frame (1008) saying why.
+//! Both are counted (`ringfeed_ws_keepalive_closes_total`, `ringfeed_ws_flood_closes_total`).
+//! Tests shorten the keepalive with the environment variable [`KEEPALIVE_ENV`]
+//! (`"PING_MS,TIMEOUT_MS"`); it is not meant for production.
 
 use super::names;
 use crate::auth::gate::Caller;
@@ -42,6 +51,38 @@ pub const RESCAN: Duration = Duration::from_secs(1);
 const MAX_STREAMS: usize = 1024;
 /// The largest message a client may send.
 const MAX_MESSAGE: usize = 64 << 10;
+/// How often each client is pinged.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+/// How long a ping may go unanswered (or a send unread) before the client is closed:
+/// three pings, so one lost on a congested link does not cut a live client.
+pub const PONG_TIMEOUT: Duration = Duration::from_secs(60);
+/// Messages (of any kind) a client may send per second; a subscribe message replaces
+/// every stream at once, so a real client sends a few.
+pub const FLOOD_MESSAGES: u32 = 64;
+/// Bytes a client may send per second (one largest message).
+pub const FLOOD_BYTES: usize = 64 << 10;
+/// How long a closing client gets to read its close frame and answer it.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Test-only override of [`PING_EVERY`] and [`PONG_TIMEOUT`]: `"PING_MS,TIMEOUT_MS"`.
+pub const KEEPALIVE_ENV: &str = "RINGFEED_WS_KEEPALIVE_MS";
+
+/// [`PING_EVERY`] and [`PONG_TIMEOUT`], or the test override of [`KEEPALIVE_ENV`].
+fn keepalive() -> (Duration, Duration) {
+    let ms = |v: &str| {
+        v.trim()
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(Duration::from_millis)
+    };
+    std::env::var(KEEPALIVE_ENV)
+        .ok()
+        .and_then(|v| {
+            let (p, t) = v.split_once(',')?;
+            Some((ms(p)?, ms(t)?))
+        })
+        .unwrap_or((PING_EVERY, PONG_TIMEOUT))
+}
 
 /// One stream pattern: a glob per part of `SYMBOL/TIMEFRAME/GROUP`.
 struct Stream {
@@ -118,6 +159,8 @@ pub struct Hub {
     service: Arc<Service>,
     ohlcv: Option<String>,
     state: Mutex<State>,
+    /// How often clients are pinged, and how long a ping may go unanswered.
+    keepalive: (Duration, Duration),
 }
 
 /// A client's place in the hub; leaving drops it.
@@ -129,6 +172,8 @@ pub struct Joined {
 impl Drop for Joined {
     fn drop(&mut self) {
         self.hub.lock().clients.remove(&self.id);
+        let m = self.hub.service.metrics();
+        m.ws_clients.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -139,6 +184,7 @@ impl Hub {
             service,
             ohlcv,
             state: Mutex::default(),
+            keepalive: keepalive(),
         })
     }
 
@@ -161,6 +207,10 @@ impl Hub {
         tx: mpsc::Sender<Bytes>,
         cut: Arc<AtomicBool>,
     ) -> Joined {
+        self.service
+            .metrics()
+            .ws_clients
+            .fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
         st.next_id += 1;
         let id = st.next_id;
@@ -454,15 +504,57 @@ async fn serve(hub: Arc<Hub>, caller: Arc<Caller>, mut socket: WebSocket) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(WS_BACKLOG);
     let cut = Arc::new(AtomicBool::new(false));
     let joined = hub.join(caller, tx, cut.clone());
+    let metrics = hub.service.metrics().clone();
+    let (ping_every, pong_timeout) = hub.keepalive;
     let mut tick = tokio::time::interval(RESCAN);
-    loop {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Since when a ping is unanswered (none while every ping sent was answered).
+    let mut unanswered: Option<Instant> = None;
+    let mut rate = Rate::new();
+    let no_pong = || {
+        metrics.ws_keepalive_closes.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "no pong within {} s of a ping (or nothing read of what was sent): the client is taken as gone",
+            pong_timeout.as_secs_f64()
+        )
+    };
+    // Every send is bounded by the pong timeout: a peer that reads nothing for that
+    // long is gone (or as good as), and a blocked send would stall the pings too.
+    macro_rules! send {
+        ($m:expr) => {
+            match tokio::time::timeout(pong_timeout, socket.send($m)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break None,
+                Err(_) => {
+                    let why = no_pong();
+                    tracing::info!(reason = %why, "websocket client closed");
+                    break None;
+                }
+            }
+        };
+    }
+    let close: Option<(u16, String)> = loop {
         tokio::select! {
             m = socket.recv() => {
+                let m = match m {
+                    Some(Ok(m)) => m,
+                    None | Some(Err(_)) => break None,
+                };
+                if let Some(why) = rate.over(&m) {
+                    metrics.ws_flood_closes.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(reason = %why, "websocket client cut");
+                    break Some((1008, why));
+                }
                 let text = match m {
-                    Some(Ok(Message::Binary(b))) => b,
-                    Some(Ok(Message::Text(t))) => Bytes::from(t.as_str().to_owned()),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => continue, // pings are answered by the socket
+                    Message::Binary(b) => b,
+                    Message::Text(t) => Bytes::from(t.as_str().to_owned()),
+                    Message::Close(_) => break None,
+                    Message::Pong(_) => {
+                        unanswered = None;
+                        continue;
+                    }
+                    Message::Ping(_) => continue, // answered by the socket
                 };
                 let reply = match rmp_serde::from_slice::<Subscribe>(&text)
                     .or_else(|_| serde_json::from_slice::<Subscribe>(&text))
@@ -481,29 +573,91 @@ async fn serve(hub: Arc<Hub>, caller: Arc<Caller>, mut socket: WebSocket) {
                         error: format!("send {{\"streams\": [\"SYMBOL/TIMEFRAME/GROUP\", ...]}} in msgpack: {e}"),
                     }),
                 };
-                let reply = reply.unwrap_or_default();
-                if socket.send(Message::Binary(reply.into())).await.is_err() {
-                    break;
-                }
+                send!(Message::Binary(reply.unwrap_or_default().into()));
             }
             out = rx.recv() => match out {
-                Some(m) => if socket.send(Message::Binary(m)).await.is_err() { break },
+                Some(m) => send!(Message::Binary(m)),
                 None => {
                     let reason = if cut.load(Ordering::Relaxed) {
                         format!("this client fell {WS_BACKLOG} messages behind and was cut; read faster, or subscribe to fewer streams")
                     } else {
                         "the daemon let this client go".to_string()
                     };
-                    let _ = socket
-                        .send(Message::Close(Some(CloseFrame { code: 1008, reason: reason.into() })))
-                        .await;
-                    break;
+                    break Some((1008, reason));
                 }
             },
+            _ = ping.tick() => {
+                if unanswered.is_some_and(|t| t.elapsed() >= pong_timeout) {
+                    break Some((1001, no_pong()));
+                }
+                unanswered.get_or_insert_with(Instant::now);
+                send!(Message::Ping(Bytes::new()));
+            }
             _ = tick.tick() => {
                 let h = hub.clone();
                 let _ = tokio::task::spawn_blocking(move || h.rescan_if_due()).await;
             }
+        }
+    };
+    drop(joined);
+    if let Some((code, reason)) = close {
+        close_with(socket, code, reason).await;
+    }
+}
+
+/// Sends a close frame saying why, then reads (and drops) what the client still sends
+/// until it answers the close or [`CLOSE_GRACE`] passes: closing with its data unread
+/// would reset the connection, and the close frame could be lost.
+async fn close_with(mut socket: WebSocket, code: u16, reason: String) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        if socket.send(frame).await.is_ok() {
+            while let Some(Ok(m)) = socket.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// What one client sent in the current second.
+struct Rate {
+    since: Instant,
+    messages: u32,
+    bytes: usize,
+}
+
+impl Rate {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            messages: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Counts `m`; why the client is cut if this second is now over a bound.
+    fn over(&mut self, m: &Message) -> Option<String> {
+        if self.since.elapsed() >= Duration::from_secs(1) {
+            *self = Self::new();
+        }
+        self.messages += 1;
+        self.bytes += match m {
+            Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+            Message::Text(t) => t.len(),
+            Message::Close(_) => 0,
+        };
+        if self.messages > FLOOD_MESSAGES {
+            Some(format!("this client sent more than {FLOOD_MESSAGES} messages in one second and was cut; one subscribe message names every stream it wants"))
+        } else if self.bytes > FLOOD_BYTES {
+            Some(format!("this client sent more than {} KiB in one second and was cut; one subscribe message names every stream it wants", FLOOD_BYTES >> 10))
+        } else {
+            None
         }
     }
 }
