@@ -137,9 +137,16 @@ impl Backfill {
                             end: Some(TimeSpec::Nanos(b)),
                             ..Default::default()
                         };
+                        let t = std::time::Instant::now();
                         match client.bars(&q) {
                             Ok(batches) => {
                                 let rows = batches.iter().map(RecordBatch::num_rows).sum();
+                                tracing::debug!(
+                                    rows,
+                                    batches = batches.len(),
+                                    ms = t.elapsed().as_millis() as u64,
+                                    "backfill chunk fetched"
+                                );
                                 (batches, rows)
                             }
                             Err(e) => {
