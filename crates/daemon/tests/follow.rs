@@ -778,7 +778,7 @@ fn follow_bench() {
     println!("one-hour outage catch-up (1000 symbols, socket ready to stored): {hour} rows in {took:.2} s, {outage:.0} rows/s ({:.2}x the primary's ingest of the year, {:.2}x its ingest of the hour)", outage / ingest, outage / hour_ingest);
     if std::env::var_os("FOLLOW_BENCH_LOG").is_some() {
         let log = f.log();
-        for l in log.lines().filter(|l| l.contains("follow::dataset")) {
+        for l in log.lines().filter(|l| l.contains("follow::")) {
             println!("{l}");
         }
     }
