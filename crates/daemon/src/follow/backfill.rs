@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Rows a chunk aims at (its time window adapts to the rows the last one held).
-pub(super) const CHUNK_ROWS: usize = 256 << 10;
+pub(super) const CHUNK_ROWS: usize = 128 << 10;
 
 /// A follower behind its primary by more than this much bar time backfills in chunks;
 /// closer, it subscribes from its resume point at once.

@@ -199,7 +199,9 @@ impl Follower {
         // Far behind: copy the history in chunks first, then subscribe from its end.
         let mut backfilled = 0;
         let start = match self.poll_primary(&mut client) {
-            Some(until) if until.saturating_sub(from) > backfill_above_ns() => {
+            Some((first, until)) if until.saturating_sub(from) > backfill_above_ns() => {
+                // Not before the primary's first bar (a new follower's resume point is 0).
+                let from = from.max(first.unwrap_or(from));
                 match self.backfill(&before.symbols, &held, (from, until), &base, backoff) {
                     Ok(rows) => backfilled = rows,
                     Err(e) => return e,
@@ -499,26 +501,25 @@ impl Follower {
         }
     }
 
-    /// The primary's newest base bar, for the lag and the backfill (a failure shows in
-    /// the stream).
-    fn poll_primary(&self, client: &mut RemoteClient) -> Option<i64> {
+    /// The primary's oldest and newest base bars, for the lag and the backfill (a
+    /// failure shows in the stream).
+    fn poll_primary(&self, client: &mut RemoteClient) -> Option<(Option<i64>, i64)> {
         let report = client.ready(Some(&self.dataset)).ok()?;
         let base = self
             .service
             .dataset_settings(&self.dataset)
             .map(|c| c.base.to_string());
-        let last = report
+        let tf = report
             .datasets
             .iter()
             .filter(|r| r.dataset == self.dataset)
             .flat_map(|r| r.timeframes.iter())
-            .filter(|t| Some(&t.timeframe) == base.as_ref())
-            .filter_map(|t| t.last_ts)
-            .max();
+            .find(|t| Some(&t.timeframe) == base.as_ref())?;
+        let last = tf.last_ts;
         self.service.update_follow(&self.dataset, |s| {
             s.primary_last_ts = s.primary_last_ts.max(last);
         });
-        last
+        Some((tf.first_ts, last?))
     }
 
     /// Moves the caught-up days to Parquet on a thread of its own (the stream goes on).
