@@ -900,6 +900,14 @@ fn follow_bench() {
         "a delete on the primary -> gone on the live follower: {:.0} ms (the change-log poll is every 1 s)",
         t.elapsed().as_secs_f64() * 1e3
     );
+    if std::env::var_os("FOLLOW_BENCH_LOG").is_some() {
+        let log = f.log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("follow::")).collect();
+        println!("-- the follower's last log lines:");
+        for l in &lines[lines.len().saturating_sub(12)..] {
+            println!("{l}");
+        }
+    }
 }
 
 /// A CA and a server certificate for localhost/127.0.0.1 in `dir` (ca.pem, server.pem,
