@@ -210,10 +210,20 @@ impl Follower {
             }
             _ => from,
         };
+        tracing::debug!(
+            dataset = d,
+            ms = t0.elapsed().as_millis() as u64,
+            "polled the primary"
+        );
         let mut replay = match client.replay(d, &base, TimeSpec::Nanos(start), &[]) {
             Ok(r) => r,
             Err(e) => return classify(d, e),
         };
+        tracing::debug!(
+            dataset = d,
+            ms = t0.elapsed().as_millis() as u64,
+            "replay opened"
+        );
         // Symbols that appeared on the primary between the listing and the subscription
         // may hold bars before `start`: start over, from their first bars.
         match self.primary_dataset(&mut client) {
