@@ -17,8 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often a connected follower asks the primary how far its data goes (for the lag).
-const POLL_PRIMARY_EVERY: Duration = Duration::from_secs(1);
+/// How often a connected follower asks the primary how far its data goes (for the lag;
+/// the rows it receives say so too). The primary's `ready` reads the first and last hot
+/// day of each timeframe: not free on a primary with many symbols.
+const POLL_PRIMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// How often a connected follower asks for the primary's change log (a removal reaches
+/// it within this, plus a resubscription).
+const POLL_CHANGES_EVERY: Duration = Duration::from_secs(1);
 
 /// Rows appended at once when the primary sent several batches before the follower
 /// took them (catch-up): fewer, larger appends.
@@ -198,7 +204,15 @@ impl Follower {
         }
         // Far behind: copy the history in chunks first, then subscribe from its end.
         let mut backfilled = 0;
-        let start = match self.poll_primary(&mut client) {
+        // Asked only when the resume point is more than that behind the wall clock (a
+        // follower cut off for a while resumes from a recent bar and need not ask).
+        let far = ringfeed_client::time::now_ns().saturating_sub(from) > backfill_above_ns();
+        let primary = if far {
+            self.poll_primary(&mut client)
+        } else {
+            None
+        };
+        let start = match primary {
             Some((first, until)) if until.saturating_sub(from) > backfill_above_ns() => {
                 // Not before the primary's first bar (a new follower's resume point is 0).
                 let from = from.max(first.unwrap_or(from));
@@ -436,7 +450,9 @@ impl Follower {
     ) -> Ended {
         let d = self.dataset.as_str();
         let mut history_left = history;
-        let mut polled = Instant::now();
+        // The first lag poll soon after subscribing, then every POLL_PRIMARY_EVERY.
+        let mut polled = Instant::now() - POLL_PRIMARY_EVERY + POLL_CHANGES_EVERY;
+        let mut polled_changes = Instant::now();
         let mut polled_to = self.cursor.borrow().next_seq;
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -445,6 +461,9 @@ impl Follower {
             if polled.elapsed() >= POLL_PRIMARY_EVERY {
                 polled = Instant::now();
                 self.poll_primary(client);
+            }
+            if polled_changes.elapsed() >= POLL_CHANGES_EVERY {
+                polled_changes = Instant::now();
                 // A removal on the primary: start over (corrections come with the live rows).
                 match changes::fetch(client, d, polled_to) {
                     Err(e) => return classify(d, e),
