@@ -204,16 +204,24 @@ impl Follower {
         }
         // Far behind: copy the history in chunks first, then subscribe from its end.
         let mut backfilled = 0;
-        // Asked only when the resume point is more than that behind the wall clock (a
-        // follower cut off for a while resumes from a recent bar and need not ask).
-        let far = ringfeed_client::time::now_ns().saturating_sub(from) > backfill_above_ns();
+        // Asked only when the resume point may be that far behind: more than that behind
+        // the wall clock, and behind the primary's newest bar as last seen (a follower
+        // cut off for a while, or subscribing again after a removal, need not ask).
+        let above = backfill_above_ns();
+        let seen = self
+            .service
+            .follow_states()
+            .get(d)
+            .and_then(|s| s.primary_last_ts);
+        let far = ringfeed_client::time::now_ns().saturating_sub(from) > above
+            && seen.is_none_or(|last| last.saturating_sub(from) > above);
         let primary = if far {
             self.poll_primary(&mut client)
         } else {
             None
         };
         let start = match primary {
-            Some((first, until)) if until.saturating_sub(from) > backfill_above_ns() => {
+            Some((first, until)) if until.saturating_sub(from) > above => {
                 // Not before the primary's first bar (a new follower's resume point is 0).
                 let from = from.max(first.unwrap_or(from));
                 match self.backfill(&before.symbols, &held, (from, until), &base, backoff) {
