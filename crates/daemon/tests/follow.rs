@@ -890,6 +890,12 @@ fn follow_bench() {
     };
     assert!(f.client().bars(&gone).unwrap().rows > 0);
     let t = Instant::now();
+    if std::env::var_os("FOLLOW_BENCH_LOG").is_some() {
+        println!(
+            "delete sent at {}",
+            ringfeed_client::time::iso(ringfeed_client::time::now_ns())
+        );
+    }
     c.delete("test", None, at(year + 100), at(year + 110))
         .unwrap();
     let deleted = t.elapsed();
@@ -906,6 +912,7 @@ fn follow_bench() {
         let log = f.log();
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("follow::")).collect();
         println!("-- the follower's last log lines:");
+        std::thread::sleep(Duration::from_secs(2));
         for l in &lines[lines.len().saturating_sub(12)..] {
             println!("{l}");
         }
