@@ -909,10 +909,10 @@ fn follow_bench() {
         deleted.as_secs_f64() * 1e3
     );
     if std::env::var_os("FOLLOW_BENCH_LOG").is_some() {
+        std::thread::sleep(Duration::from_secs(2));
         let log = f.log();
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("follow::")).collect();
         println!("-- the follower's last log lines:");
-        std::thread::sleep(Duration::from_secs(2));
         for l in &lines[lines.len().saturating_sub(12)..] {
             println!("{l}");
         }
