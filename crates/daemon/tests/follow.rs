@@ -913,7 +913,10 @@ fn follow_bench() {
         let log = f.log();
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("follow::")).collect();
         println!("-- the follower's last log lines:");
-        for l in &lines[lines.len().saturating_sub(12)..] {
+        for l in lines[lines.len().saturating_sub(40)..]
+            .iter()
+            .filter(|l| !l.contains("chunk fetched"))
+        {
             println!("{l}");
         }
     }
