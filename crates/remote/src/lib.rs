@@ -87,9 +87,21 @@ impl From<FlightError> for RemoteError {
                     .get("x-ringfeed-error-kind")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
+                // A transport failure's status says only "transport error"; its cause (a
+                // refused certificate, a reset) is in the source chain.
+                let mut message = s.message().to_string();
+                let mut cause = std::error::Error::source(&s);
+                while let Some(c) = cause {
+                    let text = c.to_string();
+                    if !message.contains(&text) {
+                        message.push_str(": ");
+                        message.push_str(&text);
+                    }
+                    cause = c.source();
+                }
                 RemoteError::Status {
                     code: s.code(),
-                    message: s.message().to_string(),
+                    message,
                     kind,
                 }
             }
