@@ -98,7 +98,7 @@ def test_actions_and_errors(flight_daemon: tuple[str, str]) -> None:
     sock, location = flight_daemon
     _seed(sock)
     client = flight.FlightClient(location)
-    assert [a.type for a in client.list_actions()] == ["ping", "ready", "datasets", "stat", "delete", "write_down"]
+    assert [a.type for a in client.list_actions()] == ["ping", "ready", "datasets", "changes", "stat", "delete", "write_down"]
     [pong] = list(client.do_action("ping"))
     assert json.loads(pong.body.to_pybytes()) == {"ok": True}
     [ready] = list(client.do_action(flight.Action("ready", json.dumps({"dataset": "demo"}).encode())))

@@ -600,3 +600,76 @@ fn query_batches_are_the_query_in_order_with_or_without_the_join() {
     assert_eq!(a2.len(), want.len() + 1);
     assert!(a2.windows(2).all(|w| w[0].1 < w[1].1));
 }
+
+/// The first/last `n` rows of each symbol of a full read, in (symbol, ts) order.
+fn naive_limit(all: &[Row], n: usize, from_end: bool) -> Vec<Row> {
+    let mut by: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    for r in all {
+        by.entry(r.0.clone()).or_default().push(r.clone());
+    }
+    by.into_values()
+        .flat_map(|v| {
+            let k = v.len().min(n);
+            if from_end {
+                v[v.len() - k..].to_vec()
+            } else {
+                v[..k].to_vec()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_per_symbol_limit_reads_from_the_ends_and_equals_a_full_read_for_writer_and_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_with(dir.path(), &["1h"]);
+    // Ten days: A every day, B only the first two (a symbol that stopped), C only the
+    // last one; days 0..6 written down (cold), the rest hot.
+    let mut input = Vec::new();
+    for d in 0..10i64 {
+        for m in (0..1440).step_by(97) {
+            input.push(bar("A", (d * 1440 + m) * MIN, 1.0 + m as f64));
+            if d < 2 {
+                input.push(bar("B", (d * 1440 + m) * MIN, 2.0));
+            }
+            if d == 9 {
+                input.push(bar("C", (d * 1440 + m) * MIN, 3.0));
+            }
+        }
+    }
+    st.upsert("d", &batch(&input)).unwrap();
+    st.write_down(None, 6).unwrap();
+    let all = rows(&st.query(&q("1m")).unwrap());
+    let reader = BarStore::open_read_only(dir.path()).unwrap();
+    for n in [1usize, 3, 20, 100_000] {
+        for from_end in [true, false] {
+            for (range, symbols) in [
+                ((None, None), Symbols::All),
+                ((Some(2 * 1440 * MIN), Some(8 * 1440 * MIN)), Symbols::All),
+                ((None, None), Symbols::List(vec!["B".into(), "C".into()])),
+            ] {
+                let mut query = q("1m");
+                query.limit = Some(n);
+                query.from_end = from_end;
+                (query.start, query.end) = range;
+                query.symbols = symbols.clone();
+                let want: Vec<Row> = naive_limit(
+                    &all.iter()
+                        .filter(|r| range.0.is_none_or(|s| r.1 >= s))
+                        .filter(|r| range.1.is_none_or(|e| r.1 < e))
+                        .filter(|r| match &symbols {
+                            Symbols::All => true,
+                            Symbols::List(l) => l.contains(&r.0),
+                        })
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                    n,
+                    from_end,
+                );
+                let what = format!("n {n}, from_end {from_end}, range {range:?}, {symbols:?}");
+                assert_eq!(rows(&st.query(&query).unwrap()), want, "writer: {what}");
+                assert_eq!(rows(&reader.query(&query).unwrap()), want, "reader: {what}");
+            }
+        }
+    }
+}

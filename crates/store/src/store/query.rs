@@ -301,10 +301,16 @@ impl BarStore {
         } else {
             (end - 1).div_euclid(NANOS_PER_DAY)
         };
-        let mut days: Vec<i64> = self
-            .data_days(dataset, tf, first..=last)
-            .into_keys()
+        // Hot days as every opener sees them (the writer's index is the writer's only),
+        // and the cold parts' days.
+        let mut days: BTreeSet<i64> = self
+            .hot
+            .days(dataset, tf)
+            .into_iter()
+            .filter(|d| (first..=last).contains(d))
             .collect();
+        days.extend(self.cold().days_in(dataset, tf, first..=last).into_keys());
+        let mut days: Vec<i64> = days.into_iter().collect();
         if from_end {
             days.reverse();
         }
