@@ -264,23 +264,12 @@ impl Follower {
         }
         // What the primary changed while the subscription opened: a removal may be in
         // its history already, so start over; corrections are copied.
-        match changes::fetch(&mut client, d, self.cursor.borrow().next_seq) {
-            Err(e) => return classify(d, e),
-            Ok(p) if Some(&p.log_id) != self.cursor.borrow().log_id.as_ref() => {
-                return Ended::Resubscribe
-            }
-            Ok(p) if p.removes_rows() => {
-                tracing::info!(
-                    dataset = d,
-                    "the primary removed rows while this follower subscribed; subscribing again"
-                );
-                return Ended::Resubscribe;
-            }
-            Ok(p) => {
-                if let Err(e) = self.apply_pending(&mut client, &base, &p) {
-                    return e;
-                }
-            }
+        let since = self.cursor.borrow().next_seq;
+        if let Err(e) = self
+            .changes_unless_removed(&mut client, since, "while this follower subscribed")
+            .and_then(|p| self.apply_pending(&mut client, &base, &p))
+        {
+            return e;
         }
         let history = replay.history_rows().unwrap_or(0);
         tracing::debug!(
@@ -321,6 +310,30 @@ impl Follower {
             return Err(Ended::Resubscribe);
         }
         self.apply_pending(client, base, &p)
+    }
+
+    /// The primary's change log from `since` on, unless it asks this follower to start
+    /// over ([`Ended::Resubscribe`]): a new log, or a removal (`when` says when, for the
+    /// log), which the resubscription applies before it resumes.
+    fn changes_unless_removed(
+        &self,
+        client: &mut RemoteClient,
+        since: u64,
+        when: &str,
+    ) -> Result<Pending, Ended> {
+        let d = self.dataset.as_str();
+        let p = changes::fetch(client, d, since).map_err(|e| classify(d, e))?;
+        if Some(&p.log_id) != self.cursor.borrow().log_id.as_ref() {
+            return Err(Ended::Resubscribe);
+        }
+        if p.removes_rows() {
+            tracing::info!(
+                dataset = d,
+                "the primary removed rows {when}; applying that and subscribing again"
+            );
+            return Err(Ended::Resubscribe);
+        }
+        Ok(p)
     }
 
     /// Applies entries fetched from the cursor on, then moves the cursor past them.
@@ -473,18 +486,8 @@ impl Follower {
             if polled_changes.elapsed() >= POLL_CHANGES_EVERY {
                 polled_changes = Instant::now();
                 // A removal on the primary: start over (corrections come with the live rows).
-                match changes::fetch(client, d, polled_to) {
-                    Err(e) => return classify(d, e),
-                    Ok(p) if Some(&p.log_id) != self.cursor.borrow().log_id.as_ref() => {
-                        return Ended::Resubscribe
-                    }
-                    Ok(p) if p.removes_rows() => {
-                        tracing::info!(
-                            dataset = d,
-                            "the primary removed rows; applying that and subscribing again"
-                        );
-                        return Ended::Resubscribe;
-                    }
+                match self.changes_unless_removed(client, polled_to, "while following live") {
+                    Err(e) => return e,
                     Ok(p) => polled_to = p.next_seq,
                 }
             }

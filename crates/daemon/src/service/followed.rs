@@ -309,3 +309,53 @@ pub struct HeldTail {
     /// The bars themselves, one per symbol, in the stored base columns.
     pub rows: RecordBatch,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The wire's change-log types read what the store's serialise (the wire crate cannot
+    /// depend on the store, so the two are kept apart and pinned here).
+    #[test]
+    fn the_wire_change_log_reads_the_stores_json() {
+        use ringfeed_store::changes as store;
+        let s = store::ChangesSince {
+            log_id: "00ff".into(),
+            first_seq: 3,
+            next_seq: 9,
+            changes: vec![
+                store::Change {
+                    seq: 3,
+                    kind: store::ChangeKind::Remove,
+                    symbol: None,
+                    start: i64::MIN,
+                    end: 5,
+                },
+                store::Change {
+                    seq: 8,
+                    kind: store::ChangeKind::Rewrite,
+                    symbol: Some("A".into()),
+                    start: 1,
+                    end: 2,
+                },
+            ],
+        };
+        let wire: ringfeed_client::protocol::ChangesSince =
+            serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(
+            (wire.log_id.as_str(), wire.first_seq, wire.next_seq),
+            ("00ff", 3, 9)
+        );
+        assert_eq!(wire.changes.len(), 2);
+        assert_eq!(
+            wire.changes[0].kind,
+            ringfeed_client::protocol::ChangeKind::Remove
+        );
+        assert_eq!(
+            (
+                wire.changes[1].symbol.as_deref(),
+                wire.changes[1].start,
+                wire.changes[1].end
+            ),
+            (Some("A"), 1, 2)
+        );
+    }
+}

@@ -295,12 +295,7 @@ impl BarStore {
         n: usize,
         from_end: bool,
     ) -> Result<Vec<RecordBatch>, ReadError> {
-        let first = start.div_euclid(NANOS_PER_DAY);
-        let last = if end == i64::MAX {
-            i64::MAX
-        } else {
-            (end - 1).div_euclid(NANOS_PER_DAY)
-        };
+        let (first, last) = days_of(start, end);
         // Hot days as every opener sees them (the writer's index is the writer's only),
         // and the cold parts' days.
         let mut days: BTreeSet<i64> = self
@@ -353,12 +348,7 @@ impl BarStore {
         end: i64,
         symbols: Option<&BTreeSet<String>>,
     ) -> Result<Vec<RecordBatch>, ReadError> {
-        let first = start.div_euclid(NANOS_PER_DAY);
-        let last = if end == i64::MAX {
-            i64::MAX
-        } else {
-            (end - 1).div_euclid(NANOS_PER_DAY)
-        };
+        let (first, last) = days_of(start, end);
         let cold = self.cold();
         let hot_days: BTreeSet<i64> = self
             .hot
@@ -431,6 +421,17 @@ fn join(kind: Kind, mut pieces: Vec<RecordBatch>) -> Result<RecordBatch, ArrowEr
     }
     let all = arrow_select::concat::concat_batches(&kind.schema(), &pieces)?;
     merge::sort_dedup(kind, all)
+}
+
+/// The first and last day (since the epoch) of `[start, end)`; `i64::MAX` for an open
+/// end.
+fn days_of(start: i64, end: i64) -> (i64, i64) {
+    let last = if end == i64::MAX {
+        i64::MAX
+    } else {
+        (end - 1).div_euclid(NANOS_PER_DAY)
+    };
+    (start.div_euclid(NANOS_PER_DAY), last)
 }
 
 /// The rows of `symbols` in a batch sorted by (symbol, ts), found by binary search: a

@@ -391,7 +391,19 @@ mod tests {
         let m = bad_message(action("ping", b"hello"));
         assert!(m.contains("no body"), "{m}");
         let m = bad_message(action("reboot", b""));
-        assert!(m.contains("ping, ready, datasets, stat"), "{m}");
+        assert!(m.contains("ping, ready, datasets, changes, stat"), "{m}");
+        assert_eq!(
+            action("changes", br#"{"dataset": "d", "since": 7}"#).unwrap(),
+            Action::Changes(ChangesBody {
+                dataset: "d".into(),
+                since: 7,
+                limit: None
+            })
+        );
+        let m = bad_message(action("changes", b""));
+        assert!(m.contains("\"since\""), "{m}");
+        let m = bad_message(action("changes", br#"{"dataset": "d", "since": -1}"#));
+        assert!(m.contains("since"), "{m}");
         let m = bad_message(action("delete", b""));
         assert!(m.contains("\"start\""), "{m}");
         assert!(matches!(
