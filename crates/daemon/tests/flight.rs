@@ -114,7 +114,7 @@ fn flight_answers_what_the_socket_answers() {
     .unwrap();
     assert_eq!(
         names,
-        ["ping", "ready", "datasets", "stat", "delete", "write_down"]
+        ["ping", "ready", "datasets", "changes", "stat", "delete", "write_down"]
     );
     let act = |c: &mut FlightClient, kind: &str, body: &str| {
         let a = Action::new(kind, body.as_bytes().to_vec());
@@ -288,7 +288,7 @@ fn bad_input_gets_the_right_code_and_a_clear_message() {
     assert_eq!(s.code(), Code::InvalidArgument);
     assert!(
         s.message()
-            .contains("ping, ready, datasets, stat, delete, write_down"),
+            .contains("ping, ready, datasets, changes, stat, delete, write_down"),
         "{}",
         s.message()
     );
