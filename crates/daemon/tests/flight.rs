@@ -114,7 +114,15 @@ fn flight_answers_what_the_socket_answers() {
     .unwrap();
     assert_eq!(
         names,
-        ["ping", "ready", "datasets", "changes", "stat", "delete", "write_down"]
+        [
+            "ping",
+            "ready",
+            "datasets",
+            "changes",
+            "stat",
+            "delete",
+            "write_down"
+        ]
     );
     let act = |c: &mut FlightClient, kind: &str, body: &str| {
         let a = Action::new(kind, body.as_bytes().to_vec());
