@@ -60,6 +60,9 @@ pub struct Metrics {
     pub ws_keepalive_closes: AtomicU64,
     /// Websocket clients cut for sending more than the per-second message or byte bound.
     pub ws_flood_closes: AtomicU64,
+    /// Live batches the websocket hub's topic readers lost to their rings (a burst faster
+    /// than they read); the clients of the topic are told.
+    pub ws_lost_batches: AtomicU64,
 }
 
 impl Metrics {
@@ -238,6 +241,11 @@ impl Metrics {
                 "ws_flood_closes_total",
                 "Websocket clients cut for sending over the per-second message or byte bound.",
                 &self.ws_flood_closes,
+            ),
+            (
+                "ws_lost_batches_total",
+                "Live batches the websocket hub lost to a topic ring that lapped it (its clients are told).",
+                &self.ws_lost_batches,
             ),
         ] {
             line(name, help, "counter", g(v).to_string());

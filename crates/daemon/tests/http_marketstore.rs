@@ -747,3 +747,71 @@ fn a_websocket_client_that_floods_is_cut_with_a_reason_and_counted() {
     assert_eq!(metric(&d, "ringfeed_ws_keepalive_closes_total"), Some(0.0));
     still_answers(port, "");
 }
+
+#[test]
+fn a_hub_reader_lapped_by_a_burst_tells_its_clients_bars_are_missing() {
+    // Two small slots: one append of 3000 bars publishes a burst of many batches, which
+    // laps the hub's reader while it encodes a row per message.
+    let (d, port) = ms_daemon("[topics]\nslots = 2\nslot_bytes = \"16KiB\"\n");
+    let mut ws = ws_connect(port, false);
+    assert_eq!(
+        ws_subscribe(&mut ws, &["LAP/1Min/*"]),
+        json!({"streams": ["LAP/1Min/*"]})
+    );
+    let mut c = d.client();
+    c.append("test", &bars(&["LAP"], 1_000, 3_000)).unwrap();
+    // Read until the last bar arrives or the stream is quiet: every bar is there, or the
+    // client was told some are missing. Never a silent gap.
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let (mut bars_seen, mut notices) = (0usize, Vec::new());
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => {
+                let m = decode(&b);
+                if let Some(e) = m.get("error") {
+                    notices.push(e.as_str().unwrap_or_default().to_string());
+                } else {
+                    assert_eq!(m["key"], "LAP/1Min/OHLCV", "{m}");
+                    bars_seen += 1;
+                    if m["data"]["Epoch"] == T0 / 1_000_000_000 + (1_000 + 2_999) * 60 {
+                        break;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => panic!("the socket failed: {e}"),
+        }
+    }
+    let lost = metric(&d, "ringfeed_ws_lost_batches_total").unwrap_or(0.0);
+    eprintln!(
+        "{bars_seen} bars, {} notices, {lost} batches lost",
+        notices.len()
+    );
+    if bars_seen < 3_000 {
+        assert!(
+            !notices.is_empty() && lost > 0.0,
+            "{bars_seen} of 3000 bars and no notice: a silent gap"
+        );
+    }
+    for n in &notices {
+        assert!(
+            n.contains("lost") && n.contains("test/1m") && n.contains("/rpc"),
+            "{n}"
+        );
+    }
+    assert!(
+        lost > 0.0,
+        "the burst did not lap the hub's reader ({bars_seen} bars): the test needs a smaller ring"
+    );
+    still_answers(port, "");
+}

@@ -30,6 +30,18 @@ pub enum Ended {
     Failed = 5,
 }
 
+/// What the reader saw, as the sink gets it.
+pub enum Seen {
+    /// The next batch.
+    Batch(Batch),
+    /// Nothing within [`POLL`].
+    Idle,
+    /// The ring lapped the reader: this many batches were overwritten before it read them;
+    /// it goes on from the oldest one left. A sink that cannot lose batches stops
+    /// ([`Ended::Lapped`]); one that serves a stream with gaps tells its clients.
+    Lost(u64),
+}
+
 /// What the sink says after a batch or an idle poll.
 pub enum Flow {
     /// Read on.
@@ -64,11 +76,11 @@ impl Outcome {
 }
 
 /// Reads `reader` on a thread named `name`, skipping batches before `seam`, and hands
-/// each batch (`Some`) and each idle poll (`None`) to `sink` until it says stop or the
-/// reader ends.
+/// what it sees ([`Seen`]: each batch, each idle poll, each loss to the ring) to `sink`
+/// until it says stop or the reader ends.
 pub fn pump<S>(name: &str, mut reader: Reader, seam: u64, mut sink: S) -> Outcome
 where
-    S: FnMut(Option<Batch>) -> Flow + Send + 'static,
+    S: FnMut(Seen) -> Flow + Send + 'static,
 {
     let outcome = Outcome::default();
     let out = outcome.clone();
@@ -78,8 +90,9 @@ where
             let why = loop {
                 let flow = match reader.read(POLL) {
                     Ok(Some(b)) if b.seq() < seam => continue, // in the history already
-                    Ok(b) => sink(b),
-                    Err(ReadError::Lagged { .. }) => Flow::Stop(Ended::Lapped),
+                    Ok(Some(b)) => sink(Seen::Batch(b)),
+                    Ok(None) => sink(Seen::Idle),
+                    Err(ReadError::Lagged { missed }) => sink(Seen::Lost(missed)),
                     Err(ReadError::Closed { .. }) => Flow::Stop(Ended::Closed),
                     Err(e) => {
                         tracing::error!(error = %e, "a live topic read failed");

@@ -16,7 +16,7 @@
 
 use super::status;
 use crate::service::{ServiceError, Session};
-use crate::transport::live::{self, Ended, Flow};
+use crate::transport::live::{self, Ended, Flow, Seen};
 use arrow_flight::FlightData;
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -96,14 +96,14 @@ pub(super) fn live(part: Live) -> BoxStream<'static, Result<FlightData, tonic::S
     let mut dictionaries = arrow_ipc::writer::DictionaryTracker::new(false);
     let options = ringfeed_arrow::codec::write_options();
     let mut context = arrow_ipc::writer::IpcWriteContext::default();
-    let outcome = live::pump("ringfeedd-flight-sub", reader, seam, move |b| {
-        let Some(b) = b else {
+    let outcome = live::pump("ringfeedd-flight-sub", reader, seam, move |seen| {
+        let b = match seen {
+            Seen::Batch(b) => b,
             // Idle: go on while the client is there.
-            return if tx.is_closed() {
-                Flow::Stop(Ended::Left)
-            } else {
-                Flow::Go
-            };
+            Seen::Idle if tx.is_closed() => return Flow::Stop(Ended::Left),
+            Seen::Idle => return Flow::Go,
+            // A subscription has no gaps: cut, saying so (it subscribes again).
+            Seen::Lost(_) => return Flow::Stop(Ended::Lapped),
         };
         let Some(b) = ringfeed_client::keep_symbols(b, &symbols) else {
             return Flow::Go;

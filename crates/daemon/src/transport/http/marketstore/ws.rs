@@ -24,7 +24,7 @@
 use super::names;
 use crate::auth::gate::Caller;
 use crate::service::Service;
-use crate::transport::live::{self, Ended, Flow};
+use crate::transport::live::{self, Ended, Flow, Seen};
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, RecordBatch};
@@ -142,6 +142,21 @@ struct Client {
 impl Client {
     fn wants(&self, t: &Topic) -> bool {
         self.caller.may_read(&t.dataset) && self.streams.iter().any(|s| s.wants_topic(t))
+    }
+}
+
+impl Client {
+    /// Queues `msg` for this client (`id`); one whose queue is full is marked cut (it
+    /// fell behind), and one whose queue is full or gone goes into `cut`.
+    fn queue(&self, id: u64, msg: &Bytes, cut: &mut Vec<u64>) {
+        match self.tx.try_send(msg.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.cut.store(true, Ordering::Relaxed);
+                cut.push(id);
+            }
+            Err(TrySendError::Closed(_)) => cut.push(id),
+        }
     }
 }
 
@@ -304,17 +319,33 @@ impl Hub {
         self: Arc<Self>,
         topic: Topic,
         generation: u64,
-    ) -> impl FnMut(Option<ringfeed_arrow::Batch>) -> Flow + Send + 'static {
+    ) -> impl FnMut(Seen) -> Flow + Send + 'static {
         let leaving = Leaving {
             hub: self.clone(),
             topic: topic.clone(),
             generation,
         };
-        move |b| {
+        move |seen| {
             let _held = &leaving;
-            let messages = match &b {
-                Some(b) => encode(b.record_batch(), &topic),
-                None => Vec::new(),
+            let (messages, gap) = match &seen {
+                Seen::Batch(b) => (encode(b.record_batch(), &topic), None),
+                Seen::Idle => (Vec::new(), None),
+                // The hub's reader was lapped: the bars in between are gone from this
+                // stream. Every client of the topic is told (and the hub reads on).
+                Seen::Lost(missed) => {
+                    self.service
+                        .metrics()
+                        .ws_lost_batches
+                        .fetch_add(*missed, Ordering::Relaxed);
+                    tracing::warn!(dataset = %topic.dataset, timeframe = %topic.tf, missed, "websocket hub: the live topic lapped its reader; its clients are told bars are missing");
+                    let error = format!(
+                        "{missed} live batches of {}/{} were lost to this server's reader (a burst faster than it reads): bars are missing from this stream since the last one; query them with /rpc (DataService.Query)",
+                        topic.dataset, topic.tf
+                    );
+                    let notice =
+                        rmp_serde::to_vec_named(&ErrorMessage { error }).unwrap_or_default();
+                    (Vec::new(), Some(Bytes::from(notice)))
+                }
             };
             let mut st = self.lock();
             let wanted: Vec<u64> = st
@@ -330,6 +361,16 @@ impl Hub {
                 return Flow::Stop(Ended::Left);
             }
             let mut cut = Vec::new();
+            if let Some(notice) = gap {
+                for id in &wanted {
+                    if let Some(c) = st.clients.get(id) {
+                        c.queue(*id, &notice, &mut cut);
+                    }
+                }
+                for id in cut.drain(..) {
+                    st.clients.remove(&id);
+                }
+            }
             for (symbol, msg) in &messages {
                 for id in &wanted {
                     let Some(c) = st.clients.get(id) else {
@@ -342,14 +383,7 @@ impl Hub {
                     {
                         continue;
                     }
-                    match c.tx.try_send(msg.clone()) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => {
-                            c.cut.store(true, Ordering::Relaxed);
-                            cut.push(*id);
-                        }
-                        Err(TrySendError::Closed(_)) => cut.push(*id),
-                    }
+                    c.queue(*id, msg, &mut cut);
                 }
                 // A cut client's sender goes at once: its queue drains, then it ends.
                 for id in cut.drain(..) {
