@@ -8,207 +8,28 @@
 mod common;
 mod flight_support;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use common::node::{converge, metric, still_answers, Node, FOLLOWER};
 use common::*;
 use flight_support::run_daemon;
-use ringfeed_client::protocol::QuerySpec;
-use ringfeed_client::Client;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The token followers present (read scope on `test`).
-const FOLLOWER: &str = "follower-token-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `ringfeedd` with Flight on a free port and the follower's token.
-struct Node {
-    dir: tempfile::TempDir,
-    port: u16,
-    socket: PathBuf,
-    cfg: PathBuf,
-    child: Option<Child>,
-}
-
-impl Node {
-    /// Writes the config (`extra` at its end; dataset `test` unless `primary` is false)
-    /// without starting.
-    fn prepare(primary: bool, flight: &str, extra: &str) -> Node {
-        shm_dir();
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let socket = dir.path().join("rf.sock");
-        let cfg = dir.path().join("ringfeed.toml");
-        let datasets = if primary {
-            "[datasets.test]\nbase = \"1m\"\nrollups = [\"5m\", \"1h\"]\nfsync = \"never\"\n"
-        } else {
-            ""
-        };
-        std::fs::write(
-            &cfg,
-            format!(
-                "data_dir = {:?}\nsocket = {:?}\narena_prefix = \"{}\"\nmemory_budget = \"256MiB\"\n\
-                 [flight]\nlisten = \"127.0.0.1:{port}\"\n{flight}\n\
-                 [[auth.tokens]]\nname = \"follower\"\nsha256 = \"{}\"\nread = [\"test\"]\n\
-                 {extra}\n{datasets}",
-                dir.path().join("data"),
-                socket,
-                prefix_for(dir.path()),
-                ringfeed_daemon::auth::hash_token(FOLLOWER),
-            ),
-        )
-        .unwrap();
-        Node {
-            dir,
-            port,
-            socket,
-            cfg,
-            child: None,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    /// Starts with `args` and waits until its socket answers.
-    fn start(&mut self, args: &[String]) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ringfeedd"))
-            .arg("--config")
-            .arg(&self.cfg)
-            .args(args)
-            .env("RINGFEED_SHM_DIR", shm_dir())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn ringfeedd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Client::connect(Some(&self.socket)).is_err() {
-            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("ringfeedd exited with {s}: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ringfeedd did not come up within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(Some(&self.socket)).unwrap()
+/// A `ringfeedd` (common::node) not started yet: a primary (dataset `test`) with `flight`
+/// lines in its `[flight]` table, or a follower with `follow` (its `[follow]` table, or
+/// nothing when the flags give it).
+fn prepare(primary: bool, flight: &str, follow: &str) -> Node {
+    if primary {
+        Node::prepare(None, "", flight)
+    } else {
+        Node::prepare(Some(follow), "", flight)
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let mine = format!("ringfeed.{}", prefix_for(self.dir.path()));
-        for e in std::fs::read_dir(shm_dir()).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&mine)
-                && matches!(name.as_bytes().get(mine.len()), Some(b'.' | b'@'))
-            {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
-/// Every row of `test` at `tf`, strings as plain utf8 (so two stores compare by value).
-fn rows(n: &Node, tf: &str) -> Option<RecordBatch> {
-    let q = QuerySpec {
-        dataset: "test".into(),
-        timeframe: tf.into(),
-        ..Default::default()
-    };
-    let bars = n.client().bars(&q).ok()?;
-    let batches: Vec<RecordBatch> = bars
-        .batches
-        .iter()
-        .map(|b| canon(b.record_batch()))
-        .collect();
-    if batches.is_empty() {
-        return None;
-    }
-    Some(arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap())
-}
-
-fn canon(b: &RecordBatch) -> RecordBatch {
-    use arrow_schema::{DataType, Field, Schema};
-    let (fields, cols): (Vec<Field>, Vec<ArrayRef>) = b
-        .schema()
-        .fields()
-        .iter()
-        .zip(b.columns())
-        .map(|(f, c)| match f.data_type() {
-            DataType::Dictionary(..) | DataType::Utf8View | DataType::LargeUtf8 => (
-                Field::new(f.name(), DataType::Utf8, f.is_nullable()),
-                arrow_cast::cast(c, &DataType::Utf8).unwrap(),
-            ),
-            _ => (f.as_ref().clone(), c.clone()),
-        })
-        .unzip();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
-}
-
-/// Waits until `f` holds `p`'s rows of `test` at every stored timeframe.
-fn converge(p: &Node, f: &Node, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !["1m", "5m", "1h"].iter().all(|tf| {
-        let a = rows(p, tf);
-        a.is_some() && a == rows(f, tf)
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "the follower did not converge within {secs} s:\n{}",
-            f.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A metric's value in `text` (the first line starting with `name`).
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-/// The follower still answers a real query, equal to the primary's.
-fn still_answers(primary: &Node, follower: &Node) {
-    let q = QuerySpec {
-        dataset: "test".into(),
-        symbols: vec!["AAA".into()],
-        timeframe: "1h".into(),
-        ..Default::default()
-    };
-    let f = follower
-        .client()
-        .bars(&q)
-        .expect("the follower answers a query");
-    let p = primary.client().bars(&q).unwrap();
-    assert!(f.rows > 0);
-    assert_eq!(f.rows, p.rows);
+/// Starts `n` with `args` besides `--config`.
+fn start(n: &mut Node, args: &[String]) {
+    n.args = args.to_vec();
+    n.start();
 }
 
 /// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, made
@@ -311,7 +132,7 @@ fn certs() -> Option<tempfile::TempDir> {
 
 /// A primary requiring client certificates signed by the test CA, with rows of `test`.
 fn mtls_primary(certs: &Path) -> Node {
-    let mut p = Node::prepare(
+    let mut p = prepare(
         true,
         &format!(
             "[flight.tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}",
@@ -321,7 +142,7 @@ fn mtls_primary(certs: &Path) -> Node {
         ),
         "",
     );
-    p.start(&[]);
+    start(&mut p, &[]);
     p.client()
         .append("test", &bars(&["AAA", "BBB"], 0, 150))
         .unwrap();
@@ -343,8 +164,8 @@ fn a_primary_requiring_client_certificates_is_followed_with_one_and_refuses_with
     };
     // Without a client certificate: the primary refuses the handshake. The follower
     // serves, and says why in its log, its health and its metrics.
-    let mut bare = Node::prepare(false, "", &follow(""));
-    bare.start(&[]);
+    let mut bare = prepare(false, "", &follow(""));
+    start(&mut bare, &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !bare.log().contains("the primary is unreachable") {
         assert!(Instant::now() < deadline, "{}", bare.log());
@@ -377,14 +198,14 @@ fn a_primary_requiring_client_certificates_is_followed_with_one_and_refuses_with
         "{stat}"
     );
     assert_eq!(
-        rows(&bare, "1m"),
-        None,
+        bare.client().bars(&q("1m")).map(|b| b.rows).unwrap_or(0),
+        0,
         "nothing came without a certificate"
     );
     bare.client().ping().expect("the refused follower serves");
 
     // With the certificate, from the config (paths relative to the config file).
-    let mut f = Node::prepare(
+    let mut f = prepare(
         false,
         "",
         &follow("tls_cert = \"certs/client.pem\"\ntls_key = \"certs/client.key\"\n"),
@@ -394,7 +215,7 @@ fn a_primary_requiring_client_certificates_is_followed_with_one_and_refuses_with
     for name in ["client.pem", "client.key"] {
         std::fs::copy(pem(name), local.join(name)).unwrap();
     }
-    f.start(&[]);
+    start(&mut f, &[]);
     converge(&p, &f, 60);
     let stat = f.client().stat().unwrap();
     assert_eq!(
@@ -404,7 +225,7 @@ fn a_primary_requiring_client_certificates_is_followed_with_one_and_refuses_with
     );
 
     // With the certificate from the flags (this daemon's config has no [follow]).
-    let mut g = Node::prepare(false, "", "");
+    let mut g = prepare(false, "", "");
     let flags: Vec<String> = [
         "--follow",
         &format!("grpc+tls://127.0.0.1:{}", p.port),
@@ -422,7 +243,7 @@ fn a_primary_requiring_client_certificates_is_followed_with_one_and_refuses_with
     .map(String::from)
     .to_vec();
     // (No tls_domain flag: the primary's certificate names 127.0.0.1 too.)
-    g.start(&flags);
+    start(&mut g, &flags);
     // New rows reach both.
     p.client()
         .append("test", &bars(&["AAA", "CCC"], 150, 60))
@@ -430,7 +251,7 @@ fn a_primary_requiring_client_certificates_is_followed_with_one_and_refuses_with
     converge(&p, &f, 60);
     converge(&p, &g, 60);
     // The refused one still has nothing, and still serves.
-    assert_eq!(rows(&bare, "1m"), None);
+    assert_eq!(bare.client().bars(&q("1m")).map(|b| b.rows).unwrap_or(0), 0);
     bare.client().ping().unwrap();
     still_answers(&p, &f);
     still_answers(&p, &g);
@@ -511,7 +332,7 @@ fn a_client_certificate_without_its_key_or_not_pem_stops_the_start_naming_it() {
         "{err}"
     );
     // A daemon with the right pair starts (and serves while its primary is away).
-    let mut ok = Node::prepare(
+    let mut ok = prepare(
         false,
         "",
         &format!(
@@ -520,7 +341,7 @@ fn a_client_certificate_without_its_key_or_not_pem_stops_the_start_naming_it() {
             pem("client.key")
         ),
     );
-    ok.start(&[]);
+    start(&mut ok, &[]);
     ok.client().ping().unwrap();
     assert!(ok.client().health().is_ok());
 }

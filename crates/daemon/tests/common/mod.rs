@@ -3,6 +3,8 @@
 //! and IPC payloads to feed them, and reading a result arena back.
 #![allow(dead_code)]
 
+pub mod node;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringViewArray, TimestampNanosecondArray};
