@@ -490,6 +490,13 @@ def register(spark: Any) -> None:
 
     The module is pickled by value to Spark's Python workers, so they need pyarrow (and
     pyspark, which Spark provides) but not ringfeed."""
-    cloudpickle: Any = importlib.import_module("pyspark.cloudpickle")
+    try:
+        cloudpickle: Any = importlib.import_module("pyspark.cloudpickle")
+        importlib.import_module("pyspark.sql.datasource")
+    except ImportError as e:
+        raise ImportError(
+            f"ringfeed.spark needs pyspark 4.0 or later (its Python data source API): "
+            f"pip install 'pyspark>=4' ({e})"
+        ) from e
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     spark.dataSource.register(_source_class())
