@@ -3,9 +3,6 @@
 
 use crate::schema::Kind;
 use crate::store::{day_string, BarStore, ReadError};
-use crate::Timeframe;
-use arrow_array::cast::AsArray;
-use arrow_array::types::TimestampNanosecondType;
 
 /// The extent of one stored timeframe.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,7 +22,10 @@ pub struct TimeframeExtent {
 impl BarStore {
     /// First and last bar, hot days and cold days of every stored timeframe of
     /// `dataset`, finest first; `None` for an unknown dataset. Reads at most
-    /// the first and last hot day of each timeframe.
+    /// the first and last hot day of each timeframe; the writer keeps their spans and,
+    /// when a day's WAL has grown since, decodes only the frames appended (see
+    /// [`crate::hot`]'s `span`), so polling it costs microseconds. A read-only opener
+    /// reads both days in full each time.
     pub fn extent(&self, dataset: &str) -> Result<Option<Vec<TimeframeExtent>>, ReadError> {
         let Some(entry) = self.dataset(dataset) else {
             return Ok(None);
@@ -65,26 +65,5 @@ impl BarStore {
             });
         }
         Ok(Some(out))
-    }
-
-    fn day_span(
-        &self,
-        dataset: &str,
-        tf: Timeframe,
-        kind: Kind,
-        day: i64,
-    ) -> Result<Option<(i64, i64)>, ReadError> {
-        let Some(b) = self.read_day(dataset, tf, kind, day, None)? else {
-            return Ok(None);
-        };
-        let Some(ts) = b
-            .column_by_name("ts")
-            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-        else {
-            return Ok(None);
-        };
-        let lo = ts.iter().flatten().min();
-        let hi = ts.iter().flatten().max();
-        Ok(lo.zip(hi))
     }
 }

@@ -24,6 +24,18 @@ pub(super) struct DayCache {
     approx: usize,
     /// Memory the entries may hold (estimated from rows and column widths).
     pub(super) limit: usize,
+    /// Per WAL, per stream: the first and last ts of the merged day (what `extent` reads),
+    /// kept apart from `entries` (a few bytes each, never evicted by size) and dropped with
+    /// them when their WAL is forgotten.
+    spans: HashMap<PathBuf, HashMap<u32, CachedSpan>>,
+}
+
+/// The first and last ts of one (WAL, stream) day, valid while the day's cold parts are
+/// `cold` and its WAL is `wal_len` bytes long (see `HotTier::day_span`).
+struct CachedSpan {
+    cold: Vec<String>,
+    wal_len: u64,
+    span: Option<(i64, i64)>,
 }
 
 impl Default for DayCache {
@@ -33,6 +45,7 @@ impl Default for DayCache {
             clock: 0,
             approx: 0,
             limit: DAY_CACHE_BYTES,
+            spans: HashMap::new(),
         }
     }
 }
@@ -204,5 +217,43 @@ impl DayCache {
     /// Drop every stream of a WAL.
     pub(super) fn forget(&mut self, wal: &Path) {
         self.entries.remove(wal);
+        self.spans.remove(wal);
+    }
+
+    /// Drop everything (the WALs are read afresh from now on).
+    pub(super) fn clear(&mut self) {
+        self.entries.clear();
+        self.spans.clear();
+    }
+
+    /// The cached span of (wal, stream) with the WAL length it was taken at, when the
+    /// day's cold parts are still `cold`.
+    pub(super) fn span(
+        &self,
+        wal: &Path,
+        stream: u32,
+        cold: &[String],
+    ) -> Option<(u64, Option<(i64, i64)>)> {
+        let e = self.spans.get(wal)?.get(&stream)?;
+        (e.cold == cold).then_some((e.wal_len, e.span))
+    }
+
+    /// Remember the span of (wal, stream) at `wal_len` bytes of the WAL.
+    pub(super) fn put_span(
+        &mut self,
+        wal: PathBuf,
+        stream: u32,
+        cold: Vec<String>,
+        wal_len: u64,
+        span: Option<(i64, i64)>,
+    ) {
+        self.spans.entry(wal).or_default().insert(
+            stream,
+            CachedSpan {
+                cold,
+                wal_len,
+                span,
+            },
+        );
     }
 }

@@ -21,6 +21,7 @@
 mod day_cache;
 mod prune;
 mod recover;
+mod span;
 mod undo;
 
 use crate::catalog::PartFile;
@@ -564,7 +565,7 @@ impl HotTier {
     fn day_cache(&self) -> std::sync::MutexGuard<'_, DayCache> {
         self.day_cache.lock().unwrap_or_else(|poisoned| {
             let mut c = poisoned.into_inner();
-            c.entries.clear();
+            c.clear();
             self.day_cache.clear_poison();
             c
         })
@@ -575,7 +576,7 @@ impl HotTier {
     pub(crate) fn degrade(&mut self) {
         self.writable = false;
         self.forget_pending();
-        self.day_cache().entries.clear();
+        self.day_cache().clear();
     }
 }
 

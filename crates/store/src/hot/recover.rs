@@ -30,7 +30,7 @@ impl HotTier {
         self.wal_lens.clear();
         self.index.clear();
         self.forget_pending();
-        self.day_cache().entries.clear();
+        self.day_cache().clear();
         let mut out = Recovered::default();
         let (_, mut legacy) = self.all_wal_files();
         // Per day, rollups (coarser) before the base; ticks are the finest.

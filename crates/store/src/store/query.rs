@@ -77,6 +77,19 @@ impl Query {
 }
 
 impl BarStore {
+    /// The first and last ts of one merged (dataset, timeframe, day), for
+    /// [`BarStore::extent`]; cheap for the writer (see [`crate::hot`]'s `span`).
+    pub(crate) fn day_span(
+        &self,
+        dataset: &str,
+        tf: Timeframe,
+        kind: Kind,
+        day: i64,
+    ) -> Result<Option<(i64, i64)>, ReadError> {
+        let cold = self.cold().on(dataset, tf, day);
+        self.hot.day_span(dataset, tf, kind, day, &cold)
+    }
+
     /// Answer a query: stored timeframes are read as stored (hot merged over cold); other
     /// timeframes are resampled on read from the coarsest stored one that divides them.
     /// Rows are sorted by (symbol, ts); `limit` applies per symbol.
