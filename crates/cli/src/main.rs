@@ -8,6 +8,7 @@ use ringfeed_shm::layout::row_state;
 use std::process::ExitCode;
 
 mod append_cmd;
+mod changes_cmd;
 mod datasets;
 mod decimal;
 mod fsck_cmd;
@@ -88,6 +89,12 @@ enum Cmd {
         after_help = "Examples:\n  ringfeed datasets --data-dir ringfeed-data\n  ringfeed datasets --daemon --json"
     )]
     Datasets(datasets::DatasetsArgs),
+    /// Show a dataset's change log: the deletes, trims and rows written below a symbol's
+    /// newest bar, which followers apply besides the live rows (docs/scale-out.md).
+    #[command(
+        after_help = "Examples:\n  ringfeed changes --data-dir ringfeed-data --dataset crypto\n  ringfeed changes --dataset crypto --since 120 --json"
+    )]
+    Changes(changes_cmd::ChangesArgs),
     /// Move closed days from the hot WAL into Parquet.
     #[command(after_help = "Example:\n  ringfeed write-down --dataset crypto --before 2021-11-28")]
     WriteDown(store_cmd::WriteDown),
@@ -173,6 +180,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Ingest(a) => store_cmd::ingest(a),
         Cmd::Query(a) => store_cmd::query(a),
         Cmd::Datasets(a) => datasets::run(a),
+        Cmd::Changes(a) => changes_cmd::run(a),
         Cmd::WriteDown(a) => store_cmd::write_down(a),
         Cmd::Compact(a) => store_cmd::compact(a),
         Cmd::Delete(a) => store_cmd::delete(a),

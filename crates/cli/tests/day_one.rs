@@ -440,6 +440,7 @@ fn help_explains_each_command_with_an_example_and_the_exit_codes() {
         "ingest",
         "query",
         "datasets",
+        "changes",
         "write-down",
         "compact",
         "delete",

@@ -192,3 +192,68 @@ fn drop_dataset_asks_for_yes_then_frees_the_name() {
     ingest(dir.path(), 1);
     assert_eq!(rows(&data, &[]).len(), 48);
 }
+
+#[test]
+fn changes_lists_the_trims_deletes_and_corrections_followers_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ingest(dir.path(), 10);
+    let changes = |extra: &[&str]| {
+        let mut args = vec!["changes", "--dataset", "x", "--data-dir", &data];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // In-order ingest logs nothing.
+    let (code, out, err) = changes(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("no entries"), "{out}");
+    let (code, _, err) = run(&[
+        "trim",
+        "--dataset",
+        "x",
+        "--symbol",
+        "A",
+        "--before",
+        "2022-01-03",
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&[
+        "delete",
+        "--dataset",
+        "x",
+        "--symbol",
+        "B",
+        "--start",
+        "2022-01-05",
+        "--end",
+        "2022-01-06",
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = changes(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("change log of x: id "), "{out}");
+    assert!(
+        out.contains("remove   A") && out.contains("(the first bar)"),
+        "the trim: {out}"
+    );
+    assert!(
+        out.contains("remove   B") && out.contains("2022-01-05"),
+        "the delete: {out}"
+    );
+    // JSON: the Flight action's answer; from next_seq on, nothing.
+    let (code, json, err) = changes(&["--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["changes"].as_array().unwrap().len(), 2, "{v}");
+    let next = v["next_seq"].as_u64().unwrap().to_string();
+    let (_, out, _) = changes(&["--since", &next]);
+    assert!(out.contains("no entries"), "{out}");
+    // An unknown dataset is named, with the known ones.
+    let (code, _, err) = run(&["changes", "--dataset", "nope", "--data-dir", &data]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("nope") && err.contains('x'), "{err}");
+}
