@@ -179,93 +179,6 @@ fn tokens_allow_a_remote_address() {
 
 // ---- TLS ----
 
-/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, made
-/// with the `openssl` command (PEM files in `dir`: ca.pem, server.pem, server.key,
-/// client.pem, client.key). `None` (and the test skips, saying why) without openssl.
-fn make_certs(dir: &std::path::Path) -> Option<()> {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .ok()?;
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(())
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=ringfeed test CA",
-        ],
-    ]
-    .concat())?;
-    for (who, ext) in [
-        (
-            "server",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        ),
-        ("client", "extendedKeyUsage=clientAuth\n"),
-    ] {
-        std::fs::write(dir.join(format!("{who}.ext")), ext).unwrap();
-        let (key, csr, pem, e) = (
-            format!("{who}.key"),
-            format!("{who}.csr"),
-            format!("{who}.pem"),
-            format!("{who}.ext"),
-        );
-        run(&[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={who}"),
-            ],
-        ]
-        .concat())?;
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-extfile",
-            &e,
-        ])?;
-    }
-    Some(())
-}
-
 fn has_openssl() -> bool {
     Command::new("openssl")
         .arg("version")
@@ -310,7 +223,7 @@ fn tls_and_mutual_tls_serve_only_the_clients_they_should() {
         return;
     }
     let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path()).expect("openssl makes the certificates");
+    common::certs::make_certs(certs.path()).expect("openssl makes the certificates");
     let rt = runtime();
     for mutual in [false, true] {
         let port = free_port();

@@ -12,7 +12,6 @@ use common::*;
 use ringfeed_client::protocol::QuerySpec;
 use ringfeed_client::{Client, TimeSpec};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -652,84 +651,11 @@ fn follow_bench() {
     }
 }
 
-/// A CA and a server certificate for localhost/127.0.0.1 in `dir` (ca.pem, server.pem,
-/// server.key), made with the `openssl` command; `false` without it.
-fn make_certs(dir: &std::path::Path) -> bool {
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=ringfeed test CA",
-        ],
-    ]
-    .concat())
-        && run(&[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=server",
-            ],
-        ]
-        .concat())
-        && run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ])
-}
-
 #[test]
 fn a_follower_follows_over_tls_with_the_primarys_ca_and_not_without_it() {
-    let certs = tempfile::tempdir().unwrap();
-    if !make_certs(certs.path()) {
-        eprintln!(
-            "skipped: the openssl command is missing or failed (it makes the test's certificates)"
-        );
+    let Some(certs) = common::certs::test_certs() else {
         return;
-    }
+    };
     let pem = |f: &str| certs.path().join(f);
     let p = Node::build(
         None,

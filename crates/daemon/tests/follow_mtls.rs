@@ -12,7 +12,6 @@ use common::node::{converge, metric, still_answers, Node, FOLLOWER};
 use common::*;
 use flight_support::run_daemon;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A `ringfeedd` (common::node) not started yet: a primary (dataset `test`) with `flight`
@@ -30,104 +29,6 @@ fn prepare(primary: bool, flight: &str, follow: &str) -> Node {
 fn start(n: &mut Node, args: &[String]) {
     n.args = args.to_vec();
     n.start();
-}
-
-/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, made
-/// with the `openssl` command (PEM files in `dir`: ca.pem, server.pem, server.key,
-/// client.pem, client.key). `false` (and the test skips, saying why) without openssl.
-fn make_certs(dir: &Path) -> bool {
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    if !run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=ringfeed test CA",
-        ],
-    ]
-    .concat())
-    {
-        return false;
-    }
-    [
-        (
-            "server",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        ),
-        ("client", "extendedKeyUsage=clientAuth\n"),
-    ]
-    .iter()
-    .all(|(who, ext)| {
-        std::fs::write(dir.join(format!("{who}.ext")), ext).unwrap();
-        let (key, csr, pem, e) = (
-            format!("{who}.key"),
-            format!("{who}.csr"),
-            format!("{who}.pem"),
-            format!("{who}.ext"),
-        );
-        run(&[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={who}"),
-            ],
-        ]
-        .concat())
-            && run(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &e,
-            ])
-    })
-}
-
-/// The certificates, or `None` when the test must skip (no openssl).
-fn certs() -> Option<tempfile::TempDir> {
-    let certs = tempfile::tempdir().unwrap();
-    if make_certs(certs.path()) {
-        Some(certs)
-    } else {
-        eprintln!(
-            "skipped: the openssl command is missing or failed (it makes the test's certificates)"
-        );
-        None
-    }
 }
 
 /// A primary requiring client certificates signed by the test CA, with rows of `test`.
@@ -151,7 +52,9 @@ fn mtls_primary(certs: &Path) -> Node {
 
 #[test]
 fn a_primary_requiring_client_certificates_is_followed_with_one_and_refuses_without() {
-    let Some(certs) = certs() else { return };
+    let Some(certs) = common::certs::test_certs() else {
+        return;
+    };
     let pem = |f: &str| certs.path().join(f);
     let p = mtls_primary(certs.path());
     let follow = |cert: &str| {
@@ -259,7 +162,9 @@ fn a_primary_requiring_client_certificates_is_followed_with_one_and_refuses_with
 
 #[test]
 fn a_client_certificate_without_its_key_or_not_pem_stops_the_start_naming_it() {
-    let Some(certs) = certs() else { return };
+    let Some(certs) = common::certs::test_certs() else {
+        return;
+    };
     let pem = |f: &str| certs.path().join(f).display().to_string();
     let follow = "[follow]\nurl = \"grpc+tls://127.0.0.1:9\"\ntoken = \"t\"\n";
     let refused = |extra: &str, args: &[&str]| {

@@ -3,6 +3,7 @@
 //! and IPC payloads to feed them, and reading a result arena back.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod node;
 
 use arrow_array::cast::AsArray;
