@@ -413,14 +413,7 @@ fn follow_bench() {
     println!("primary ingest (socket appends, a month each): {rows} rows at {ingest:.0} rows/s");
     // A cold year: a new follower, from its start until it has stored the history.
     let t = Instant::now();
-    let mut f = Node::prepare(
-        Some(&format!(
-            "[follow]\nurl = \"{}\"\ntoken = \"{FOLLOWER}\"\ndatasets = [\"test\"]\n",
-            p.url()
-        )),
-        "",
-        "",
-    );
+    let mut f = Node::follower_of(&p, &["test"], "");
     if let Ok(v) = std::env::var("FOLLOW_BENCH_RUST_LOG") {
         f.env.push(("RUST_LOG".into(), v));
     }
@@ -444,14 +437,7 @@ fn follow_bench() {
     // The same with one subscription instead of the chunked backfill (the code before
     // it), in the same run.
     {
-        let mut g = Node::prepare(
-            Some(&format!(
-                "[follow]\nurl = \"{}\"\ntoken = \"{FOLLOWER}\"\ndatasets = [\"test\"]\n",
-                p.url()
-            )),
-            "",
-            "",
-        );
+        let mut g = Node::follower_of(&p, &["test"], "");
         g.env = vec![("RINGFEED_FOLLOW_BACKFILL_ABOVE_SECS".into(), "never".into())];
         let t = Instant::now();
         g.start();

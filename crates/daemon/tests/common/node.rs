@@ -96,12 +96,20 @@ impl Node {
 
     /// A follower of `primary`'s `datasets`, with `extra` config.
     pub fn follower(primary: &Node, datasets: &[&str], extra: &str) -> Node {
-        Node::new(
+        let mut n = Node::follower_of(primary, datasets, extra);
+        n.start();
+        n
+    }
+
+    /// [`Node::follower`] not started yet (to set its environment first).
+    pub fn follower_of(primary: &Node, datasets: &[&str], extra: &str) -> Node {
+        Node::prepare(
             Some(&format!(
                 "[follow]\nurl = \"grpc://127.0.0.1:{}\"\ntoken = \"{FOLLOWER}\"\ndatasets = {datasets:?}\n",
                 primary.port
             )),
             extra,
+            "",
         )
     }
 
