@@ -48,10 +48,9 @@ const FIRST_WINDOW_NS: i64 = 86_400_000_000_000;
 /// Chunks fetched ahead of the one being stored.
 const AHEAD: usize = 2;
 
-/// One chunk: the primary's bars of `[start, end)`.
+/// One chunk: the primary's bars of a window.
 pub(super) struct Chunk {
     pub batches: Vec<RecordBatch>,
-    pub end: i64,
 }
 
 /// The fetching thread and what it sends.
@@ -157,7 +156,7 @@ impl Backfill {
                     }
                 };
                 window = next_window(window, rows);
-                if tx.send(Ok(Chunk { batches, end: b })).is_err() {
+                if tx.send(Ok(Chunk { batches })).is_err() {
                     return; // the follower went on without it
                 }
                 a = b;

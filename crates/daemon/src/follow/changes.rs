@@ -229,22 +229,27 @@ fn copy(
     };
     let mut a = start;
     let mut rows = 0u64;
+    // Whether the window before held no row (at the start too): then skip to the
+    // primary's next bar in the range first, since a trim's range starts at the first bar
+    // ever and a merged range may hold years without a row. After a window with rows the
+    // next one is read at once (no second query per window).
+    let mut skip = true;
     while a < end {
-        // Skip to the primary's next bar in the range: a trim's range starts at the first
-        // bar ever, and a merged range may hold years without a row.
-        let mut first = query(a, end);
-        first.limit = Some(1);
-        first.fields = Some(Vec::new());
-        let Some(next) = client
-            .bars(&first)
-            .map_err(Applying::Remote)?
-            .iter()
-            .filter_map(super::dataset::oldest_ts)
-            .min()
-        else {
-            break;
-        };
-        a = next;
+        if skip {
+            let mut first = query(a, end);
+            first.limit = Some(1);
+            first.fields = Some(Vec::new());
+            let Some(next) = client
+                .bars(&first)
+                .map_err(Applying::Remote)?
+                .iter()
+                .filter_map(super::dataset::oldest_ts)
+                .min()
+            else {
+                break;
+            };
+            a = next;
+        }
         let b = a.saturating_add(COPY_WINDOW_NS).min(end);
         let batches = client.bars(&query(a, b)).map_err(Applying::Remote)?;
         let n: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -254,6 +259,7 @@ fn copy(
             })?;
             rows += n as u64;
         }
+        skip = n == 0;
         a = b;
     }
     Ok(rows)

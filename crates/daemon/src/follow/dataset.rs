@@ -208,11 +208,7 @@ impl Follower {
         // the wall clock, and behind the primary's newest bar as last seen (a follower
         // cut off for a while, or subscribing again after a removal, need not ask).
         let above = backfill_above_ns();
-        let seen = self
-            .service
-            .follow_states()
-            .get(d)
-            .and_then(|s| s.primary_last_ts);
+        let seen = self.service.follow_state(d).and_then(|s| s.primary_last_ts);
         let far = ringfeed_client::time::now_ns().saturating_sub(from) > above
             && seen.is_none_or(|last| last.saturating_sub(from) > above);
         let primary = if far {
@@ -416,11 +412,6 @@ impl Follower {
             storing += s.elapsed();
             backoff.reset();
             stored += rows;
-            let end = chunk.end;
-            self.service.update_follow(d, |s| {
-                s.primary_last_ts = s.primary_last_ts.max(Some(range.1));
-                s.local_last_ts = s.local_last_ts.max(Some(end - 1).filter(|_| rows > 0));
-            });
         }
         if self.stop.load(Ordering::Relaxed) {
             return Err(Ended::Stopped);

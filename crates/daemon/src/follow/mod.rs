@@ -5,11 +5,12 @@
 //! Per dataset, one thread ([`dataset::Follower`]):
 //! 1. creates the dataset here with the primary's settings (its `datasets` action) if it
 //!    is missing, and refuses to follow one whose base, rollups or session differ;
-//! 2. subscribes from the newest base bar it holds (the oldest of its symbols'), inclusive:
-//!    the replay re-sends that bar, so a bar the primary updated after the follower stored
-//!    it (the current, unfinished bar) ends equal, and a re-sent bar is an idempotent
-//!    upsert on (symbol, ts); the history then the live batches, with the primary's seam
-//!    (no gap, no duplicate);
+//! 2. applies the primary's change log since its cursor ([`changes`]: deletes, trims,
+//!    rows written below a symbol's newest bar), then resumes from the newest base bar
+//!    it holds (the oldest of its symbols'), inclusive: more than a day behind, in
+//!    pipelined chunks first ([`backfill`]), then a subscription (the history, then the
+//!    live batches, with the primary's seam: no gap, no duplicate); rows it holds
+//!    already are dropped from the catch-up ([`held`]);
 //! 3. appends what it receives through the service's append path
 //!    ([`Service::append_followed`]): WAL, rollups, write-down and topic publications
 //!    happen exactly as on a primary, so the follower can itself be followed (a chain);

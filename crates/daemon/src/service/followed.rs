@@ -168,6 +168,11 @@ impl Service {
         }
     }
 
+    /// The state of the follower of `dataset`, if it is followed.
+    pub fn follow_state(&self, dataset: &str) -> Option<FollowState> {
+        self.followed.lock().get(dataset).cloned()
+    }
+
     /// The followed datasets and their states.
     pub fn follow_states(&self) -> BTreeMap<String, FollowState> {
         self.followed.snapshot()
