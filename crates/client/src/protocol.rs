@@ -221,6 +221,14 @@ pub struct DeleteBody {
     pub end: TimeSpec,
 }
 
+/// The Flight response metadata key of an error's kind (`ErrorKind`'s name): a client
+/// tells a refused token from an unknown dataset without parsing the message.
+pub const ERROR_KIND_METADATA: &str = "x-ringfeed-error-kind";
+
+/// The Flight response metadata key of a subscription's history rows: what the stream
+/// sends before its first live batch.
+pub const HISTORY_ROWS_METADATA: &str = "x-ringfeed-history-rows";
+
 /// The body of a remote `changes` action: a dataset's change log from `since` on.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -84,7 +84,7 @@ impl From<FlightError> for RemoteError {
             FlightError::Tonic(s) => {
                 let kind = s
                     .metadata()
-                    .get("x-ringfeed-error-kind")
+                    .get(ringfeed_client::protocol::ERROR_KIND_METADATA)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 // A transport failure's status says only "transport error"; its cause (a
@@ -360,7 +360,7 @@ impl RemoteClient {
             .map_err(RemoteError::from)?;
         let history_rows = stream
             .headers()
-            .get("x-ringfeed-history-rows")
+            .get(ringfeed_client::protocol::HISTORY_ROWS_METADATA)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
         // The stream is polled on the runtime; batches come through a channel, so a read

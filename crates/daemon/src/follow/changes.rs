@@ -48,7 +48,8 @@ pub(super) struct Cursor {
 /// Where the cursor of `dataset` is kept.
 fn cursor_path(service: &Service, dataset: &str) -> PathBuf {
     service
-        .data_dir()
+        .config()
+        .data_dir
         .join("_follow")
         .join(format!("{dataset}.json"))
 }

@@ -197,11 +197,6 @@ impl Service {
 }
 
 impl Service {
-    /// The data directory (the store's root).
-    pub fn data_dir(&self) -> std::path::PathBuf {
-        self.store().root().to_path_buf()
-    }
-
     /// The settings `dataset` is stored with, if it exists.
     pub fn dataset_settings(&self, dataset: &str) -> Option<ringfeed_store::DatasetConfig> {
         self.store().dataset(dataset).map(|e| e.config.clone())

@@ -56,7 +56,7 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 /// The gRPC metadata key that carries the service's error kind
 /// (`unknown_dataset`, `busy`, ...), so a client can tell kinds apart that
 /// share a status code.
-pub const ERROR_KIND_KEY: &str = "x-ringfeed-error-kind";
+pub const ERROR_KIND_KEY: &str = ringfeed_client::protocol::ERROR_KIND_METADATA;
 
 /// The one mapping from the service's error kinds to gRPC status codes.
 pub fn code(kind: ErrorKind) -> tonic::Code {

@@ -26,7 +26,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 /// The response metadata key of a subscription's history rows: what the stream sends
 /// before its first live batch.
-pub const HISTORY_ROWS_KEY: &str = "x-ringfeed-history-rows";
+pub const HISTORY_ROWS_KEY: &str = ringfeed_client::protocol::HISTORY_ROWS_METADATA;
 
 /// Live messages queued for a remote subscriber before it is cut: at most a topic
 /// slot each (`[topics] slot_bytes`, 256 KiB by default), so ≤ 16 MiB a subscriber.
