@@ -1,10 +1,13 @@
 """Constants and helpers shared by scripts/bench_daemon.py (the parent process),
-bench_daemon_workers.py (its worker processes) and bench_daemon_report.py (the summary).
-Imports nothing of theirs."""
+bench_daemon_workers.py (its worker processes) and bench_daemon_report.py (the summary),
+and by the other benchmarks that start a ringfeedd (bench_flight, bench_marketstore,
+bench_web). Imports nothing of theirs."""
 from __future__ import annotations
 
 import random
+import socket
 import statistics
+import subprocess
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -17,6 +20,33 @@ LIVE_DATASETS = [
     ("live_always_norollups", "always", []),
     ("live_never_norollups", "never", []),
 ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(xs: Sequence[float], q: float) -> float:
+    """The `q` quantile of `xs` (nearest rank below), NaN for none."""
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+def wait_for_daemon(sock: str, daemon: "subprocess.Popen[bytes]", timeout_s: float = 30) -> None:
+    """Until the daemon `daemon` answers on its socket `sock`; fails if it exits or
+    `timeout_s` passes first."""
+    import ringfeed as rf
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            rf.connect(sock).close()
+            return
+        except rf.RingfeedError:
+            assert time.monotonic() < deadline and daemon.poll() is None, "ringfeedd did not come up"
+            time.sleep(0.05)
 
 
 def med(xs: Sequence[float]) -> float:

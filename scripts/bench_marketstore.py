@@ -36,7 +36,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,18 +48,13 @@ import numpy as np
 import polars as pl
 
 import ringfeed as rf
+from bench_daemon_util import free_port, pct, wait_for_daemon
 
 REPO = Path(__file__).resolve().parents[1]
 MIN = 60_000_000_000
 T0 = 1_609_459_200_000_000_000  # 2021-01-01T00:00:00Z
 ROWS = 31 * 1440
 SYM = "BTCUSDT"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def month(sym: str, start_min: int, n: int, seed: int = 7) -> pl.DataFrame:
@@ -73,11 +67,6 @@ def month(sym: str, start_min: int, n: int, seed: int = 7) -> pl.DataFrame:
         "open": close - 1, "high": close + 2, "low": close - 3, "close": close,
         "volume": rng.uniform(1, 10, n),
     })
-
-
-def pct(xs: List[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
 SUBSCRIBER = r'''
@@ -153,14 +142,7 @@ def main() -> None:
         daemon = subprocess.Popen([str(Path(args.bin_dir) / "ringfeedd"), "--config", str(cfg)],
                                   env={**os.environ, "RUST_LOG": "warn"})
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    rf.connect(sock).close()
-                    break
-                except rf.RingfeedError:
-                    assert time.monotonic() < deadline and daemon.poll() is None, "ringfeedd did not come up"
-                    time.sleep(0.05)
+            wait_for_daemon(sock, daemon)
             with rf.connect(sock) as c:
                 for w in range(0, ROWS, 7 * 1440):
                     c.append("bench", month(SYM, w, min(7 * 1440, ROWS - w)))

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import polars as pl
 from playwright.sync_api import sync_playwright
 
 import ringfeed as rf
+from bench_daemon_util import free_port, pct, wait_for_daemon
 
 REPO = Path(__file__).resolve().parents[1]
 MIN = 60_000_000_000
@@ -49,12 +49,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def bars(start: int, n: int) -> pl.DataFrame:
     px = [100.0 + ((m * 7919) % 1000) / 100 for m in range(start, start + n)]
     return pl.DataFrame({
@@ -62,11 +56,6 @@ def bars(start: int, n: int) -> pl.DataFrame:
         "symbol": [SYM] * n, "open": px, "high": [p + 1 for p in px], "low": [p - 1 for p in px],
         "close": [p + 0.5 for p in px], "volume": [1.0] * n,
     })
-
-
-def pct(xs: List[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 def main() -> None:
@@ -87,14 +76,7 @@ def main() -> None:
                               env={**os.environ, "RUST_LOG": "warn"})
     out: Dict[str, Any] = {}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                rf.connect(sock).close()
-                break
-            except rf.RingfeedError:
-                assert time.monotonic() < deadline and daemon.poll() is None, "ringfeedd did not come up"
-                time.sleep(0.05)
+        wait_for_daemon(sock, daemon)
         client = rf.connect(sock)
         for week in range(0, MONTH, 7 * 1440):
             client.append("spot", bars(week, min(7 * 1440, MONTH - week)))

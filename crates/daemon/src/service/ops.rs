@@ -130,10 +130,10 @@ impl Service {
         let secs = |a: &AtomicU64| g(a) as f64 / 1e9;
         let m = &self.metrics;
         let delay = self.cfg.write_down_delay;
+        // Days before this one are due (as the write-down loop computes it).
+        let boundary = delay.map(|d| super::write_down_boundary(now, d));
         let (hot, store) = {
             let store = self.store();
-            // Days before this one are due (as the write-down loop computes it).
-            let boundary = delay.map(|d| super::write_down_boundary(now, d));
             let hot = store
                 .catalog()
                 .datasets
@@ -182,10 +182,9 @@ impl Service {
             },
             write_down: WriteDownOps {
                 delay_seconds: delay.map(|d| d.as_secs()),
-                next_due_ms: delay.map(|d| {
-                    let d = d.as_nanos() as i64;
-                    ((now - d).div_euclid(NANOS_PER_DAY) + 1) * NANOS_PER_DAY / 1_000_000
-                        + d / 1_000_000
+                // The day after the boundary is over, plus the delay.
+                next_due_ms: boundary.zip(delay).map(|(b, d)| {
+                    (b + 1) * NANOS_PER_DAY / 1_000_000 + d.as_nanos() as i64 / 1_000_000
                 }),
                 passes: g(&m.write_downs),
                 errors: g(&m.write_down_errors),

@@ -31,7 +31,6 @@ use ringfeed_client::protocol::QuerySpec;
 use ringfeed_client::time::TimeSpec;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Bars `/api/bars` answers when no `limit` is given (the newest, unless `from_end=false`).
 pub const DEFAULT_LIMIT: usize = 5_000;
@@ -53,17 +52,8 @@ struct Params(Vec<(String, String)>);
 impl Params {
     fn of(uri: &Uri) -> Self {
         Params(
-            uri.query()
-                .unwrap_or("")
-                .split('&')
-                .filter(|kv| !kv.is_empty())
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    (
-                        super::face::percent_decode(k),
-                        super::face::percent_decode(v),
-                    )
-                })
+            form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )
     }
@@ -227,39 +217,17 @@ async fn bars(
     blocking_json(&state, move |service| read_bars(service, &spec)).await
 }
 
-/// A query's answer as JSON columns: the result arena from the shared cache, attached
-/// and read here (as a local client reads it), then released.
+/// A query's answer as JSON columns ([`super::query_batches`]).
 fn read_bars(service: &Service, spec: &QuerySpec) -> Result<Value, ServiceError> {
-    let mut session = service.session();
-    let answer = service.query(spec, &mut session)?;
-    let mut reader =
-        ringfeed_arrow::Reader::open(&answer.arena, ringfeed_arrow::StartAt::Oldest)
-            .map_err(|e| ServiceError::ring(format!("attaching to the query result: {e}")))?;
-    // Attached: the reader now keeps the result alive.
-    drop(session);
-    let mut batches = Vec::with_capacity(answer.batches as usize);
-    while (batches.len() as u64) < answer.batches {
-        // Every batch of a result arena is written before it is answered.
-        match reader.read(Duration::from_secs(5)) {
-            Ok(Some(b)) => batches.push(b),
-            Ok(None) => {
-                return Err(ServiceError::internal(format!(
-                    "the result arena ended after {} of {} batches",
-                    batches.len(),
-                    answer.batches
-                )))
-            }
-            Err(e) => return Err(ServiceError::ring(format!("reading the result: {e}"))),
-        }
-    }
-    let record_batches: Vec<RecordBatch> =
-        batches.iter().map(|b| b.record_batch().clone()).collect();
+    let super::QueryBatches {
+        answer, batches, ..
+    } = super::query_batches(service, spec)?;
     Ok(json!({
         "dataset": spec.dataset,
         "timeframe": spec.timeframe,
         "rows": answer.rows,
         "cached": answer.cached,
-        "columns": columns(&record_batches)?,
+        "columns": columns(&batches)?,
     }))
 }
 

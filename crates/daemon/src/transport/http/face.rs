@@ -103,39 +103,8 @@ pub async fn authenticate(
 
 /// The `access_token` query parameter, percent-decoded.
 fn access_token(query: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == "access_token").then(|| percent_decode(v))
-    })
-}
-
-pub(super) fn percent_decode(s: &str) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).map(|d| d as u8)
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let decoded = match b[i] {
-            b'%' => b
-                .get(i + 1)
-                .zip(b.get(i + 2))
-                .and_then(|(&h, &l)| Some(hex(h)? << 4 | hex(l)?)),
-            _ => None,
-        };
-        match decoded {
-            Some(v) => {
-                out.push(v);
-                i += 3;
-            }
-            None => {
-                out.push(if b[i] == b'+' { b' ' } else { b[i] });
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes())
+        .find_map(|(k, v)| (k == "access_token").then(|| v.into_owned()))
 }
 
 /// A refusal as an HTTP response: 401, 403, 429 (with `Retry-After`, whole seconds,
@@ -184,7 +153,7 @@ mod tests {
         );
         assert_eq!(access_token("access_token=abc").as_deref(), Some("abc"));
         assert_eq!(access_token("token=abc"), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("é%C3%A9"), "éé");
+        assert_eq!(access_token("access_token=%zz%4").as_deref(), Some("%zz%4"));
+        assert_eq!(access_token("access_token=é%C3%A9").as_deref(), Some("éé"));
     }
 }

@@ -18,10 +18,14 @@ pub mod marketstore;
 pub mod page;
 
 use super::{Boundary, Peer};
+use crate::service::{ResultArena, Service, ServiceError};
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use axum::routing::get;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use ringfeed_client::protocol::QuerySpec;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,6 +38,50 @@ pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 pub const MAX_HEAD_BYTES: usize = 16 << 10;
 /// ... and arrive within this.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A query through the shared result cache ([`Service::query`], the same path as every
+/// other face), its batches read from the result arena (attached and read here, as a
+/// local client reads it, then released).
+pub fn query_batches(service: &Service, spec: &QuerySpec) -> Result<QueryBatches, ServiceError> {
+    let mut session = service.session();
+    let answer = service.query(spec, &mut session)?;
+    let mut reader =
+        ringfeed_arrow::Reader::open(&answer.arena, ringfeed_arrow::StartAt::Oldest)
+            .map_err(|e| ServiceError::ring(format!("attaching to the query result: {e}")))?;
+    // Attached: the reader now keeps the result alive.
+    drop(session);
+    let schema = reader.schema().clone();
+    let mut batches = Vec::with_capacity(answer.batches as usize);
+    while (batches.len() as u64) < answer.batches {
+        // Every batch of a result arena is written before it is answered.
+        match reader.read(Duration::from_secs(10)) {
+            Ok(Some(b)) => batches.push(b.record_batch().clone()),
+            Ok(None) => {
+                return Err(ServiceError::internal(format!(
+                    "the result arena ended after {} of {} batches",
+                    batches.len(),
+                    answer.batches
+                )))
+            }
+            Err(e) => return Err(ServiceError::ring(format!("reading the query result: {e}"))),
+        }
+    }
+    Ok(QueryBatches {
+        answer,
+        batches,
+        schema,
+    })
+}
+
+/// A query's result, read by [`query_batches`].
+pub struct QueryBatches {
+    /// The result arena's description (rows, whether cached).
+    pub answer: ResultArena,
+    /// Its batches.
+    pub batches: Vec<RecordBatch>,
+    /// Their schema.
+    pub schema: SchemaRef,
+}
 
 /// The peer of a request (in its extensions: `Extension<PeerAddr>`).
 #[derive(Clone, Copy, Debug)]

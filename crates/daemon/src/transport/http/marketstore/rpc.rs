@@ -24,7 +24,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Why a call failed: an RPC error object, answered with `status` (200 for every
 /// failure MarketStore itself reports; the face's own refusals keep theirs).
@@ -394,7 +393,9 @@ fn query_one(ctx: &Ctx<'_>, r: &QueryRequest) -> Result<Dataset, Failure> {
         from_end: !r.limit_from_start.unwrap_or(false),
         ..Default::default()
     };
-    let (batches, schema) = read_result(ctx.service, &spec)?;
+    let super::super::QueryBatches {
+        batches, schema, ..
+    } = super::super::query_batches(ctx.service, &spec)?;
     let mut d = columns::from_batches(
         &batches,
         &schema,
@@ -412,29 +413,6 @@ fn query_one(ctx: &Ctx<'_>, r: &QueryRequest) -> Result<Dataset, Failure> {
         }
     }
     Ok(d)
-}
-
-/// A query through the result cache, its batches mapped from the result arena.
-fn read_result(
-    service: &Service,
-    spec: &QuerySpec,
-) -> Result<(Vec<arrow_array::RecordBatch>, arrow_schema::SchemaRef), Failure> {
-    let mut session = service.session();
-    let answer = service.query(spec, &mut session)?;
-    let mut reader = ringfeed_arrow::Reader::open(&answer.arena, ringfeed_arrow::StartAt::Oldest)
-        .map_err(|e| Failure::server(format!("attaching to the query result: {e}")))?;
-    // Attached: the reader keeps the result from here.
-    drop(session);
-    let schema = reader.schema().clone();
-    let mut batches = Vec::with_capacity(answer.batches as usize);
-    while (batches.len() as u64) < answer.batches {
-        match reader.read(Duration::from_secs(10)) {
-            Ok(Some(b)) => batches.push(b.record_batch().clone()),
-            Ok(None) => return Err(Failure::server("timed out reading the query result; retry")),
-            Err(e) => return Err(Failure::server(format!("reading the query result: {e}"))),
-        }
-    }
-    Ok((batches, schema))
 }
 
 // ---- DataService.ListSymbols ---------------------------------------------------------
