@@ -2,7 +2,7 @@
 //! records before it changes data, and [`BarStore::changes_since`] for followers.
 
 use super::{BarStore, QueryError, ReadError, WriteError};
-use crate::changes::{ChangeKind, ChangesError, ChangesSince};
+use crate::changes::{ChangeKind, ChangesError, ChangesSince, Entries};
 use crate::schema;
 use crate::wal::FsyncPolicy;
 use arrow_array::cast::AsArray;
@@ -10,9 +10,6 @@ use arrow_array::types::TimestampNanosecondType;
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, DataType};
 use std::collections::HashMap;
-
-/// Entries a write records: `(kind, symbol, start, end)`.
-pub(super) type Entries = Vec<(ChangeKind, Option<String>, i64, i64)>;
 
 impl BarStore {
     /// Entries of `dataset`'s change log with seq >= since, at most `limit` of them (when cut
