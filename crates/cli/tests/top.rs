@@ -284,6 +284,30 @@ fn top_in_tmux_shows_rates_readers_and_leases_sorts_and_quits() {
     let _ = ringfeed_shm::remove(&idle);
 }
 
+/// The shell line that runs `top` (no daemon), then prints its exit status and
+/// stty's `echo`/`icanon` flags, ended by a marker (`stty-42`) the shell computes,
+/// so the typed line (which the screen also shows) never matches it.
+fn top_then_stty_report() -> String {
+    format!(
+        "{} top --interval 200 --no-daemon; echo status=$?; stty -a | tr ' ' '\\n' | grep -E -x -e '-?(echo|icanon)' | tr '\\n' ' '; echo stty-$((6*7))",
+        ringfeed_bin()
+    )
+}
+
+/// The stty report on `screen` (see [`top_then_stty_report`]) shows a cooked terminal:
+/// `icanon` and `echo` on (not `-icanon`, `-echo`).
+fn assert_cooked(screen: &str) {
+    let report = screen.lines().find(|l| l.contains("stty-42")).unwrap();
+    assert!(
+        report.contains("icanon") && !report.contains("-icanon"),
+        "{report}"
+    );
+    assert!(
+        report.contains("echo") && !report.contains("-echo"),
+        "{report}"
+    );
+}
+
 #[test]
 fn top_restores_the_terminal_when_it_panics() {
     if !tmux_available() {
@@ -294,24 +318,14 @@ fn top_restores_the_terminal_when_it_panics() {
     t.wait_for("the shell prompt", |s| s.contains("rf-shell$"));
     // Echo is on in a cooked terminal and off in raw mode: after the panic,
     // stty must report it on again (`echo`, not `-echo`), and `icanon` too.
-    // The report's marker is computed by the shell, so the typed command
-    // line (which the screen also shows) never matches it.
     t.type_line(&format!(
-        "RINGFEED_TOP_TEST_PANIC=1 {} top --interval 200 --no-daemon; echo status=$?; stty -a | tr ' ' '\\n' | grep -E -x -e '-?(echo|icanon)' | tr '\\n' ' '; echo stty-$((6*7))",
-        ringfeed_bin()
+        "RINGFEED_TOP_TEST_PANIC=1 {}",
+        top_then_stty_report()
     ));
     let s = t.wait_for("the panic and the stty report", |s| s.contains("stty-42"));
     assert!(s.contains("panicking after the first frame"), "{s}");
     assert!(s.contains("status=101"), "a panic exits 101:\n{s}");
-    let report = s.lines().find(|l| l.contains("stty-42")).unwrap();
-    assert!(
-        report.contains("icanon") && !report.contains("-icanon"),
-        "{report}"
-    );
-    assert!(
-        report.contains("echo") && !report.contains("-echo"),
-        "{report}"
-    );
+    assert_cooked(&s);
     // The shell is usable.
     t.type_line("echo still-$((2+3))");
     t.wait_for("the shell to answer", |s| s.contains("still-5"));
@@ -510,10 +524,7 @@ fn top_restores_the_terminal_on_sigterm() {
     }
     let t = Tmux::start(shm());
     t.wait_for("the shell prompt", |s| s.contains("rf-shell$"));
-    t.type_line(&format!(
-        "{} top --interval 200 --no-daemon; echo status=$?; stty -a | tr ' ' '\\n' | grep -E -x -e '-?(echo|icanon)' | tr '\\n' ' '; echo stty-$((6*7))",
-        ringfeed_bin()
-    ));
+    t.type_line(&top_then_stty_report());
     t.wait_for("top's screen", |s| s.contains("MSGS/S"));
     let shell: u32 = t
         .cmd(&["display-message", "-p", "-t", "top", "#{pane_pid}"])
@@ -526,14 +537,6 @@ fn top_restores_the_terminal_on_sigterm() {
     assert_eq!(unsafe { libc::kill(top[0] as i32, libc::SIGTERM) }, 0);
     let s = t.wait_for("the stty report", |s| s.contains("stty-42"));
     assert!(s.contains("status=0"), "SIGTERM is a clean quit:\n{s}");
-    let report = s.lines().find(|l| l.contains("stty-42")).unwrap();
-    assert!(
-        report.contains("icanon") && !report.contains("-icanon"),
-        "{report}"
-    );
-    assert!(
-        report.contains("echo") && !report.contains("-echo"),
-        "{report}"
-    );
+    assert_cooked(&s);
     assert!(!s.contains("MSGS/S"), "the alternate screen is gone:\n{s}");
 }

@@ -139,7 +139,6 @@ fn lease_age(head: &ReaderRow, leases: u32, now: u64) -> Option<u64> {
     }
 }
 
-/// The table header for an arena with this `header`.
 /// The reader table header's minor version: 0 while additions to the table stay in
 /// what older readers see as padding. Every reader (the released minor-0 ones too)
 /// compares the whole table header for equality, so writing the arena's
@@ -147,6 +146,7 @@ fn lease_age(head: &ReaderRow, leases: u32, now: u64) -> Option<u64> {
 /// writer's table ("belongs to another instance"), breaking the minor-version promise.
 pub(crate) const TABLE_MINOR: u16 = 0;
 
+/// The table header for an arena with this `header`.
 pub(crate) fn table_header(header: &Header) -> TableHeader {
     TableHeader {
         magic: TABLE_MAGIC,

@@ -153,6 +153,10 @@ struct Header {
     first_seq: u64,
 }
 
+/// Entries a write records: `(kind, symbol, start, end)`; [`ChangeLogs::record`] gives
+/// them their seqs.
+pub(crate) type Entries = Vec<(ChangeKind, Option<String>, i64, i64)>;
+
 /// One dataset's log, as held in memory.
 #[derive(Debug)]
 pub(crate) struct Log {
@@ -248,6 +252,13 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
         valid_len,
         torn: bytes.len() as u64 - valid_len,
     })
+}
+
+/// The seq the next entry after `entries` gets (never below `first_seq`).
+fn next_seq(entries: &[Change], first_seq: u64) -> u64 {
+    entries
+        .last()
+        .map_or(first_seq, |c| (c.seq + 1).max(first_seq))
 }
 
 /// What tells a reader that a log file changed: its inode (a compaction renames a new
@@ -407,9 +418,7 @@ impl ChangeLogs {
         Ok(Log {
             log_id: header.log_id,
             first_seq,
-            next_seq: entries
-                .last()
-                .map_or(first_seq, |c| (c.seq + 1).max(first_seq)),
+            next_seq: next_seq(entries, first_seq),
             entries: entries.to_vec(),
             valid_len: body.len() as u64,
             repaired: true,
@@ -459,10 +468,7 @@ impl ChangeLogs {
         Ok(Log {
             log_id: p.header.log_id,
             first_seq,
-            next_seq: p
-                .entries
-                .last()
-                .map_or(first_seq, |c| (c.seq + 1).max(first_seq)),
+            next_seq: next_seq(&p.entries, first_seq),
             entries: p.entries,
             valid_len: p.valid_len,
             repaired: repair,
@@ -536,7 +542,7 @@ impl ChangeLogs {
         &self,
         dataset: &str,
         sync: bool,
-        new: Vec<(ChangeKind, Option<String>, i64, i64)>,
+        new: Entries,
     ) -> Result<(), ChangesError> {
         if new.is_empty() {
             return Ok(());

@@ -1,8 +1,10 @@
 //! How far a dataset's data goes: first and last bar per stored timeframe,
 //! hot and cold days (what the daemon's `ready` reports).
 
+use crate::hot::ts_span;
 use crate::schema::Kind;
 use crate::store::{day_string, BarStore, ReadError};
+use crate::timeframe::Timeframe;
 
 /// The extent of one stored timeframe.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,19 +29,37 @@ impl BarStore {
     /// [`crate::hot`]'s `span`), so polling it costs microseconds. A read-only opener
     /// reads both days in full each time.
     pub fn extent(&self, dataset: &str) -> Result<Option<Vec<TimeframeExtent>>, ReadError> {
+        self.extent_by(dataset, |tf, kind, day| {
+            self.day_span(dataset, tf, kind, day)
+        })
+    }
+
+    /// [`BarStore::extent`] without the writer's kept spans: both end days of each
+    /// timeframe read in full. For tests checking the kept spans against it.
+    #[doc(hidden)]
+    pub fn extent_read_in_full(
+        &self,
+        dataset: &str,
+    ) -> Result<Option<Vec<TimeframeExtent>>, ReadError> {
+        self.extent_by(dataset, |tf, kind, day| {
+            Ok(self
+                .read_day(dataset, tf, kind, day, None)?
+                .and_then(|b| ts_span(&b)))
+        })
+    }
+
+    /// The extent of `dataset` with `span` giving the first and last ts of a hot day.
+    fn extent_by(
+        &self,
+        dataset: &str,
+        mut span: impl FnMut(Timeframe, Kind, i64) -> Result<Option<(i64, i64)>, ReadError>,
+    ) -> Result<Option<Vec<TimeframeExtent>>, ReadError> {
         let Some(entry) = self.dataset(dataset) else {
             return Ok(None);
         };
-        let base = entry.config.base;
         let mut out = Vec::new();
         for tf in self.stored_timeframes(dataset) {
-            let kind = if tf != base {
-                Kind::Rollup
-            } else if tf.is_tick() {
-                Kind::Ticks
-            } else {
-                Kind::Bars
-            };
+            let kind = Self::kind_of(&entry.config, tf);
             let cold = entry
                 .cold
                 .get(&tf.to_string())
@@ -51,7 +71,7 @@ impl BarStore {
             let hot = self.hot_days(dataset, tf);
             let ends = [hot.first(), hot.last()];
             for day in ends.into_iter().flatten() {
-                if let Some((lo, hi)) = self.day_span(dataset, tf, kind, *day)? {
+                if let Some((lo, hi)) = span(tf, kind, *day)? {
                     first = Some(first.map_or(lo, |f| f.min(lo)));
                     last = Some(last.map_or(hi, |l| l.max(hi)));
                 }

@@ -1,6 +1,6 @@
 //! `extent` (the daemon's `ready`) as the writer answers it, from its kept spans of the
 //! first and last hot day of each timeframe, against the computation without them (every
-//! day read in full, by the public `read_day`), after random sequences of every write:
+//! day read in full, by `extent_read_in_full`), after random sequences of every write:
 //! upserts in order, of older bars and of new symbols, deletes, trims, retention,
 //! write-downs, reopens; and against a read-only opener.
 
@@ -9,59 +9,18 @@ mod common;
 use common::ohlcv_batch;
 use proptest::prelude::*;
 use ringfeed_store::extent::TimeframeExtent;
-use ringfeed_store::schema::Kind;
 use ringfeed_store::{BarStore, DatasetConfig, DeleteRange, FsyncPolicy, Timeframe};
 
 const MIN: i64 = 60_000_000_000;
 const DAY: i64 = 1440 * MIN;
 const SYMS: [&str; 4] = ["A", "B", "C", "D"];
 
-/// The extent without kept spans: what `extent` computed before they existed.
+/// The extent without kept spans: what `extent` computed before they existed (each end
+/// day read in full).
 fn reference(st: &BarStore, dataset: &str) -> Vec<TimeframeExtent> {
-    let entry = st.dataset(dataset).expect("dataset");
-    let base = entry.config.base;
-    let mut out = Vec::new();
-    for tf in st.stored_timeframes(dataset) {
-        let kind = if tf == base { Kind::Bars } else { Kind::Rollup };
-        let cold = entry
-            .cold
-            .get(&tf.to_string())
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let mut first = cold.iter().map(|p| p.min_ts).min();
-        let mut last = cold.iter().map(|p| p.max_ts).max();
-        let cold_days: std::collections::BTreeSet<i64> = cold.iter().map(|p| p.day).collect();
-        let hot = st.hot_days(dataset, tf);
-        for day in [hot.first(), hot.last()].into_iter().flatten() {
-            let b = st
-                .read_day(dataset, tf, kind, *day, None)
-                .expect("read_day");
-            let ts = b.as_ref().map(|b| {
-                let c = b.column_by_name("ts").expect("ts");
-                let c = c
-                    .as_any()
-                    .downcast_ref::<arrow_array::TimestampNanosecondArray>()
-                    .expect("ns");
-                c.values().to_vec()
-            });
-            if let Some(ts) = ts.filter(|t| !t.is_empty()) {
-                let (lo, hi) = (*ts.iter().min().unwrap(), *ts.iter().max().unwrap());
-                first = Some(first.map_or(lo, |f: i64| f.min(lo)));
-                last = Some(last.map_or(hi, |l: i64| l.max(hi)));
-            }
-        }
-        out.push(TimeframeExtent {
-            timeframe: tf.to_string(),
-            first_ts: first,
-            last_ts: last,
-            hot_days: hot
-                .iter()
-                .map(|d| ringfeed_store::store::day_string(*d))
-                .collect(),
-            cold_days: cold_days.len() as u64,
-        });
-    }
-    out
+    st.extent_read_in_full(dataset)
+        .expect("extent read in full")
+        .expect("dataset")
 }
 
 #[derive(Clone, Debug)]

@@ -95,7 +95,6 @@ pub fn run(a: TopArgs) -> Result<()> {
         column: a.sort,
         reversed: a.reverse,
     };
-    let interval = Duration::from_millis(a.interval);
     let sampler = source::Sampler::new(mode)?;
     if a.once {
         return once(sampler, sort, a.interval);
@@ -103,7 +102,7 @@ pub fn run(a: TopArgs) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!("stdout is not a terminal, so there is nothing to draw on: `ringfeed top --once` prints one plain table instead");
     }
-    interactive(sampler, sort, interval, a.interval)
+    interactive(sampler, sort, a.interval)
 }
 
 fn once(mut sampler: source::Sampler, sort: Sort, interval_ms: u64) -> Result<()> {
@@ -138,12 +137,8 @@ impl Drop for Screen {
     }
 }
 
-fn interactive(
-    mut sampler: source::Sampler,
-    mut sort: Sort,
-    interval: Duration,
-    interval_ms: u64,
-) -> Result<()> {
+fn interactive(mut sampler: source::Sampler, mut sort: Sort, interval_ms: u64) -> Result<()> {
+    let interval = Duration::from_millis(interval_ms);
     // Raw mode turns Ctrl-C into a key, but a signal from elsewhere must still
     // leave the terminal usable: the loop sees the flag and returns.
     let stop = Arc::new(AtomicBool::new(false));
@@ -171,8 +166,7 @@ fn interactive(
     let mut dirty = false;
     while !stop.load(Ordering::Relaxed) {
         while let Ok(s) = rx.try_recv() {
-            let cur_rows = model::rows(prev.as_ref(), &s);
-            rows = cur_rows;
+            rows = model::rows(prev.as_ref(), &s);
             prev = Some(s);
             dirty = true;
         }

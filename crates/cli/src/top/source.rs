@@ -6,7 +6,7 @@
 use super::model::{Liveness, Sample, Snapshot};
 use ringfeed_client::Client;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long one `stat` call may take: a hung daemon must not freeze the view
@@ -180,6 +180,14 @@ fn topic_sample(t: &TopicFigures) -> Sample {
     }
 }
 
+/// A client of the daemon at `path` (`None`: the default socket) whose calls give up
+/// after [`DAEMON_TIMEOUT`].
+fn connect(path: Option<&Path>) -> Result<Client, ringfeed_client::ClientError> {
+    let mut c = Client::connect(path)?;
+    c.set_timeout(Some(DAEMON_TIMEOUT))?;
+    Ok(c)
+}
+
 /// Takes snapshots: every arena, plus the daemon's topics.
 pub struct Sampler {
     mode: DaemonMode,
@@ -190,11 +198,7 @@ impl Sampler {
     /// A sampler; with [`DaemonMode::Explicit`] the daemon must answer now.
     pub fn new(mode: DaemonMode) -> anyhow::Result<Self> {
         let client = match &mode {
-            DaemonMode::Explicit(path) => {
-                let mut c = Client::connect(path.as_deref())?;
-                c.set_timeout(Some(DAEMON_TIMEOUT))?;
-                Some(c)
-            }
+            DaemonMode::Explicit(path) => Some(connect(path.as_deref())?),
             _ => None,
         };
         Ok(Self { mode, client })
@@ -214,10 +218,7 @@ impl Sampler {
                 }
                 DaemonMode::Explicit(p) => p.clone().unwrap_or_else(ringfeed_client::socket_path),
             };
-            match Client::connect(Some(&path)).and_then(|mut c| {
-                c.set_timeout(Some(DAEMON_TIMEOUT))?;
-                Ok(c)
-            }) {
+            match connect(Some(&path)) {
                 Ok(c) => self.client = Some(c),
                 Err(e) => return Some(Err(e.to_string())),
             }

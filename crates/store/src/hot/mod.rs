@@ -24,6 +24,8 @@ mod recover;
 mod span;
 mod undo;
 
+pub(crate) use span::ts_span;
+
 use crate::catalog::PartFile;
 use crate::merge::{self, Op};
 use crate::perms::StoreOptions;

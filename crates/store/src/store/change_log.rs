@@ -1,18 +1,12 @@
 //! The store's side of the per-dataset change logs ([`crate::changes`]): what each write
 //! records before it changes data, and [`BarStore::changes_since`] for followers.
 
-use super::{BarStore, QueryError, ReadError, WriteError};
-use crate::changes::{ChangeKind, ChangesError, ChangesSince};
+use super::{BarStore, WriteError};
+use crate::changes::{ChangeKind, ChangesError, ChangesSince, Entries};
 use crate::schema;
 use crate::wal::FsyncPolicy;
-use arrow_array::cast::AsArray;
-use arrow_array::types::TimestampNanosecondType;
 use arrow_array::RecordBatch;
-use arrow_schema::{ArrowError, DataType};
 use std::collections::HashMap;
-
-/// Entries a write records: `(kind, symbol, start, end)`.
-pub(super) type Entries = Vec<(ChangeKind, Option<String>, i64, i64)>;
 
 impl BarStore {
     /// Entries of `dataset`'s change log with seq >= since, at most `limit` of them (when cut
@@ -115,40 +109,17 @@ impl BarStore {
         }
     }
 
-    /// The newest stored base ts of each symbol of `dataset` (one query: the last row per
-    /// symbol, ts and symbol only).
+    /// The newest stored base ts of each symbol of `dataset`: its watermark (see
+    /// [`BarStore::base_watermarks`]) less the base length.
     fn newest_stored(&self, dataset: &str) -> Result<HashMap<String, i64>, WriteError> {
         let entry = self.entry(dataset)?;
-        if entry.symbols.is_empty() {
-            return Ok(HashMap::new());
+        let len = entry.config.base.nanos().unwrap_or(0);
+        let mut newest = self
+            .base_watermarks(dataset, &entry.config, entry.symbols.clone())
+            .map_err(WriteError::Read)?;
+        for t in newest.values_mut() {
+            *t -= len;
         }
-        let mut q = super::Query::new(dataset, entry.config.base);
-        q.limit = Some(1);
-        q.from_end = true;
-        q.fields = Some(vec!["ts".into(), "symbol".into()]);
-        let batches = self.query_batches(&q).map_err(|e| match e {
-            QueryError::Read(r) => WriteError::Read(r),
-            e => WriteError::Read(ReadError::Arrow(ArrowError::ComputeError(format!(
-                "reading the newest bar of each symbol: {e}"
-            )))),
-        })?;
-        let mut out = HashMap::new();
-        for b in &batches {
-            let (Some(ts), Some(sym)) = (b.column_by_name("ts"), b.column_by_name("symbol")) else {
-                continue;
-            };
-            let ts = ts
-                .as_primitive_opt::<TimestampNanosecondType>()
-                .ok_or_else(|| {
-                    ReadError::Arrow(ArrowError::CastError("ts is not timestamp[ns]".into()))
-                })?;
-            let sym = arrow_cast::cast(sym, &DataType::Utf8).map_err(ReadError::from)?;
-            let sym = sym.as_string::<i32>();
-            for (i, &t) in ts.values().iter().enumerate() {
-                let n = out.entry(sym.value(i).to_string()).or_insert(t);
-                *n = (*n).max(t);
-            }
-        }
-        Ok(out)
+        Ok(newest)
     }
 }

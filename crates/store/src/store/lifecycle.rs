@@ -373,7 +373,7 @@ impl BarStore {
                 start: day.saturating_mul(NANOS_PER_DAY),
                 end: before,
             };
-            partial = self.delete_unlogged(dataset, range)? > 0;
+            partial = self.delete_write(dataset, range, false)? > 0;
             summary.partial_day = partial;
         }
         if !partial {

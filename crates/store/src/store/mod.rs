@@ -224,7 +224,7 @@ impl BarStore {
             .map(|r| (self.root.clone(), r.clone()))
     }
 
-    fn kind_of(cfg: &DatasetConfig, tf: Timeframe) -> Kind {
+    pub(crate) fn kind_of(cfg: &DatasetConfig, tf: Timeframe) -> Kind {
         if tf == cfg.base {
             if tf.is_tick() {
                 Kind::Ticks
@@ -534,26 +534,22 @@ impl BarStore {
         if let Some((root, reason)) = self.unwritable() {
             return Err(WriteError::Unwritable { root, reason });
         }
-        if !self.hot.writable() {
-            return Err(WriteError::ReadOnly);
-        }
-        self.begin_write();
-        let res = self.delete_frames(dataset, range, true);
-        self.end_write(res)
+        self.delete_write(dataset, range, true)
     }
 
-    /// [`BarStore::delete`] without a change-log entry: for a trim, which recorded one
-    /// entry for all of its steps.
-    pub(super) fn delete_unlogged(
+    /// [`BarStore::delete_frames`] as one write of a writable store; `log: false` for a
+    /// trim, which recorded one change-log entry for all of its steps.
+    fn delete_write(
         &mut self,
         dataset: &str,
         range: DeleteRange,
+        log: bool,
     ) -> Result<usize, WriteError> {
         if !self.hot.writable() {
             return Err(WriteError::ReadOnly);
         }
         self.begin_write();
-        let res = self.delete_frames(dataset, range, false);
+        let res = self.delete_frames(dataset, range, log);
         self.end_write(res)
     }
 

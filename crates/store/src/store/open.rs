@@ -30,7 +30,7 @@ impl BarStore {
         opts: StoreOptions,
         lock: Option<std::fs::File>,
     ) -> Self {
-        let opts_clone = opts.clone();
+        let changes = ChangeLogs::new(root, opts.clone(), writable);
         let mut hot = HotTier::new(root, opts, writable);
         hot.set_floors(super::lifecycle::floors_of(&catalog));
         BarStore {
@@ -43,7 +43,7 @@ impl BarStore {
             rollups_repaired: Vec::new(),
             unrenamed: Vec::new(),
             new_symbols: None,
-            changes: ChangeLogs::new(root, opts_clone, writable),
+            changes,
         }
     }
 

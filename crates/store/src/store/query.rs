@@ -290,11 +290,6 @@ impl BarStore {
         Ok(join(kind, pieces)?)
     }
 
-    /// The rows of (dataset, tf) in `[start, end)`, of `symbols` (all when `None`), as
-    /// batches in key order (at least one). The hot tier answers for the days it has
-    /// frames of (each day its parts overlaid with its WAL, days on every CPU); the cold
-    /// tier for the rest, each part that may hold such rows read once (on every CPU),
-    /// whatever days it covers.
     /// The pieces of a read limited to `n` rows per symbol: the range's days with data
     /// read from its end (`from_end`) or its start, in windows of 1, 2, 4, ... days, each
     /// for the symbols that hold fewer than `n` rows so far, until every symbol of `want`
@@ -352,6 +347,11 @@ impl BarStore {
         Ok(pieces)
     }
 
+    /// The rows of (dataset, tf) in `[start, end)`, of `symbols` (all when `None`), as
+    /// batches in key order (at least one). The hot tier answers for the days it has
+    /// frames of (each day its parts overlaid with its WAL, days on every CPU); the cold
+    /// tier for the rest, each part that may hold such rows read once (on every CPU),
+    /// whatever days it covers.
     fn read_range_pieces(
         &self,
         dataset: &str,
