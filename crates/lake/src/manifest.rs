@@ -225,6 +225,33 @@ impl Index {
     }
 }
 
+impl IndexEntry {
+    /// The entry for generation `m`, stored under `manifest` (whose bytes hash to
+    /// `manifest_sha256`): object keys and totals come from the manifest.
+    pub fn for_manifest(
+        m: &PartitionManifest,
+        manifest: String,
+        manifest_sha256: String,
+        last_day: i64,
+        source: Source,
+        committed_ns: i64,
+    ) -> IndexEntry {
+        IndexEntry {
+            generation: m.generation,
+            manifest,
+            manifest_sha256,
+            files: m.files.iter().map(|f| f.path.clone()).collect(),
+            rows: m.files.iter().map(|f| f.rows).sum(),
+            bytes: m.files.iter().map(|f| f.bytes).sum(),
+            min_ts: m.files.iter().map(|f| f.min_ts).min().unwrap_or(0),
+            max_ts: m.files.iter().map(|f| f.max_ts).max().unwrap_or(0),
+            last_day,
+            source,
+            committed_ns,
+        }
+    }
+}
+
 impl PartitionManifest {
     /// The bytes to store: pretty JSON with its checksum.
     pub fn to_bytes(&self) -> Vec<u8> {
