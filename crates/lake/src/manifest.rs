@@ -11,6 +11,10 @@
 //! objects and manifests are content-addressed (the hash is in the name): a name never
 //! holds two different contents. The index is the only object overwritten, and a PUT
 //! replaces it whole, so a partition flips from one generation to the next atomically.
+//!
+//! This file is the source of truth for the layout and the records; the Spark reader
+//! (`python/python/ringfeed/spark.py`, which cannot call Rust) mirrors its constants and
+//! checks, so change both together.
 
 use crate::error::CorruptError;
 use serde::{Deserialize, Serialize};
