@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use ringfeed_lake::{Lake, LakeConfig, VerifyError};
+use ringfeed_lake::{Lake, LakeConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -189,11 +189,9 @@ fn show_status(at: Where) -> Result<()> {
     Ok(())
 }
 
-fn verify(at: Where, quick: bool) -> Result<bool, anyhow::Error> {
+fn verify(at: Where, quick: bool) -> Result<bool> {
     let lake = open(at)?;
-    let r: ringfeed_lake::VerifyReport = lake
-        .verify(quick)
-        .map_err(|e: VerifyError| anyhow::Error::new(e))?;
+    let r = lake.verify(quick)?;
     for p in &r.problems {
         println!("PROBLEM {p}");
     }

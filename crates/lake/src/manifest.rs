@@ -11,6 +11,10 @@
 //! objects and manifests are content-addressed (the hash is in the name): a name never
 //! holds two different contents. The index is the only object overwritten, and a PUT
 //! replaces it whole, so a partition flips from one generation to the next atomically.
+//!
+//! This file is the source of truth for the layout and the records; the Spark reader
+//! (`python/python/ringfeed/spark.py`, which cannot call Rust) mirrors its constants and
+//! checks, so change both together.
 
 use crate::error::CorruptError;
 use serde::{Deserialize, Serialize};
@@ -222,6 +226,33 @@ impl Index {
             }
         }
         Ok(idx)
+    }
+}
+
+impl IndexEntry {
+    /// The entry for generation `m`, stored under `manifest` (whose bytes hash to
+    /// `manifest_sha256`): object keys and totals come from the manifest.
+    pub fn for_manifest(
+        m: &PartitionManifest,
+        manifest: String,
+        manifest_sha256: String,
+        last_day: i64,
+        source: Source,
+        committed_ns: i64,
+    ) -> IndexEntry {
+        IndexEntry {
+            generation: m.generation,
+            manifest,
+            manifest_sha256,
+            files: m.files.iter().map(|f| f.path.clone()).collect(),
+            rows: m.files.iter().map(|f| f.rows).sum(),
+            bytes: m.files.iter().map(|f| f.bytes).sum(),
+            min_ts: m.files.iter().map(|f| f.min_ts).min().unwrap_or(0),
+            max_ts: m.files.iter().map(|f| f.max_ts).max().unwrap_or(0),
+            last_day,
+            source,
+            committed_ns,
+        }
     }
 }
 

@@ -342,25 +342,13 @@ async fn upload_partition(
     lake.loc.put(&key, body).await?;
     idx.partitions.insert(
         p.key.clone(),
-        IndexEntry {
-            generation,
-            manifest: key,
-            manifest_sha256,
-            files: m.files.iter().map(|f| f.path.clone()).collect(),
-            rows: m.files.iter().map(|f| f.rows).sum(),
-            bytes: m.files.iter().map(|f| f.bytes).sum(),
-            min_ts: m.files.iter().map(|f| f.min_ts).min().unwrap_or(0),
-            max_ts: m.files.iter().map(|f| f.max_ts).max().unwrap_or(0),
-            last_day: p.last_day,
-            source: p.source(),
-            committed_ns: now,
-        },
+        IndexEntry::for_manifest(&m, key, manifest_sha256, p.last_day, p.source(), now),
     );
     Ok(true)
 }
 
 /// The keys the index references: its manifests and their files.
-fn referenced(idx: &Index) -> BTreeSet<String> {
+pub(crate) fn referenced(idx: &Index) -> BTreeSet<String> {
     let mut keep = BTreeSet::new();
     for e in idx.partitions.values() {
         keep.insert(e.manifest.clone());
@@ -369,19 +357,27 @@ fn referenced(idx: &Index) -> BTreeSet<String> {
     keep
 }
 
+/// Every key the lake owns: its manifests and the data under `dataset=` (the rest of the
+/// prefix is not the lake's).
+pub(crate) async fn own_keys(lake: &Lake) -> Result<Vec<String>, SyncError> {
+    let mut all = lake.loc.list(MANIFEST_DIR).await?;
+    all.extend(
+        lake.loc
+            .list("")
+            .await?
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("dataset=")),
+    );
+    Ok(all.into_iter().map(|(k, _)| k).collect())
+}
+
 /// Delete data objects and manifests that the index no longer references: older
 /// generations, expired partitions, leftovers of a pass cut short. Only keys under
 /// `dataset=` and `_lake/manifests/` are touched (the prefix belongs to the lake).
 async fn sweep(lake: &Lake, idx: &Index) -> Result<u64, SyncError> {
     let keep = referenced(idx);
     let mut gone = 0;
-    let mut all = lake.loc.list(MANIFEST_DIR).await?;
-    for (k, s) in lake.loc.list("").await? {
-        if k.starts_with("dataset=") {
-            all.push((k, s));
-        }
-    }
-    for (k, _) in all {
+    for k in own_keys(lake).await? {
         if !keep.contains(&k) {
             lake.loc.delete(&k).await?;
             gone += 1;
@@ -428,22 +424,9 @@ async fn rebuild_index(lake: &Lake) -> Result<Index, SyncError> {
     };
     for (key, (m, manifest, sha)) in best {
         let last_day = month_last_day(&key).unwrap_or(i64::MAX);
-        idx.partitions.insert(
-            key,
-            IndexEntry {
-                generation: m.generation,
-                manifest,
-                manifest_sha256: sha,
-                files: m.files.iter().map(|f| f.path.clone()).collect(),
-                rows: m.files.iter().map(|f| f.rows).sum(),
-                bytes: m.files.iter().map(|f| f.bytes).sum(),
-                min_ts: m.files.iter().map(|f| f.min_ts).min().unwrap_or(0),
-                max_ts: m.files.iter().map(|f| f.max_ts).max().unwrap_or(0),
-                last_day,
-                source: Source { parts: vec![] },
-                committed_ns: now_ns(),
-            },
-        );
+        let source = Source { parts: vec![] };
+        let e = IndexEntry::for_manifest(&m, manifest, sha, last_day, source, now_ns());
+        idx.partitions.insert(key, e);
     }
     Ok(idx)
 }

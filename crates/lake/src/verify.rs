@@ -1,10 +1,9 @@
 //! `lake verify`: the index and manifests against the objects.
 
 use crate::error::{CorruptError, SyncError};
-use crate::manifest::{PartitionManifest, MANIFEST_DIR};
+use crate::manifest::PartitionManifest;
 use crate::objects::hash_object;
 use crate::Lake;
-use std::collections::BTreeSet;
 use std::fmt;
 
 /// Why verify could not run.
@@ -123,10 +122,7 @@ pub(crate) async fn verify(lake: &Lake, quick: bool) -> Result<VerifyReport, Ver
         partitions: idx.partitions.len(),
         ..Default::default()
     };
-    let mut known = BTreeSet::new();
     for (key, e) in &idx.partitions {
-        known.insert(e.manifest.clone());
-        known.extend(e.files.iter().cloned());
         let Some(b) = lake.loc.get(&e.manifest).await? else {
             rep.problems.push(Problem::Missing {
                 key: e.manifest.clone(),
@@ -196,17 +192,10 @@ pub(crate) async fn verify(lake: &Lake, quick: bool) -> Result<VerifyReport, Ver
             }
         }
     }
-    let mut all = lake.loc.list(MANIFEST_DIR).await?;
-    all.extend(
-        lake.loc
-            .list("")
-            .await?
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("dataset=")),
-    );
-    rep.strays = all
+    let known = crate::sync::referenced(&idx);
+    rep.strays = crate::sync::own_keys(lake)
+        .await?
         .into_iter()
-        .map(|(k, _)| k)
         .filter(|k| !known.contains(k))
         .collect();
     Ok(rep)

@@ -525,9 +525,7 @@ impl RingReader {
                 row.heartbeat_ns
                     .store(os::monotonic_ns(), Ordering::Relaxed);
                 if !self.writer_alive() {
-                    if ctl.write_seq.0.load(Ordering::Acquire) >= self.cursor
-                        || ctl.state.0.state.load(Ordering::Acquire) == state::CLOSED
-                    {
+                    if self.ready_or_closed() {
                         continue;
                     }
                     return Err(ReadError::WriterGone {
@@ -539,13 +537,10 @@ impl RingReader {
             if elapsed >= timeout {
                 return Ok(None);
             }
-            let row = shared.regions.row(shared.row);
-            let waiters = &shared.regions.table_control().waiters.0;
             // An armed reader is counted already (`arm`): once per row, so a sweep of a
             // dead one takes back exactly one.
             if !self.armed {
-                waiters.fetch_add(1, Ordering::Relaxed);
-                row.sleeping.store(1, Ordering::Relaxed);
+                self.count_sleeper(true);
             }
             // SYNC POINT: wake. Pairs with the writer's fence after its store of
             // write_seq: either it sees our waiter count, or we see its seq.
@@ -557,9 +552,22 @@ impl RingReader {
                 futex_wait(&ctl.notify.0, v, (timeout - elapsed).min(LIVENESS_SLICE));
             }
             if !self.armed {
-                row.sleeping.store(0, Ordering::Relaxed);
-                waiters.fetch_sub(1, Ordering::Relaxed);
+                self.count_sleeper(false);
             }
+        }
+    }
+
+    /// Counts this reader as a sleeper (in `waiters`, and `sleeping` on its row) or
+    /// takes it back: what the writer's wake and its sweep of dead readers look at.
+    fn count_sleeper(&self, sleeping: bool) {
+        let row = self.shared.regions.row(self.shared.row);
+        let waiters = &self.shared.regions.table_control().waiters.0;
+        if sleeping {
+            waiters.fetch_add(1, Ordering::Relaxed);
+            row.sleeping.store(1, Ordering::Relaxed);
+        } else {
+            row.sleeping.store(0, Ordering::Relaxed);
+            waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -587,14 +595,7 @@ impl RingReader {
             self.evented = Some(crate::uring::FutexFd::new(LIVENESS_SLICE)?);
         }
         if !self.armed {
-            let row = shared.regions.row(shared.row);
-            shared
-                .regions
-                .table_control()
-                .waiters
-                .0
-                .fetch_add(1, Ordering::Relaxed);
-            row.sleeping.store(1, Ordering::Relaxed);
+            self.count_sleeper(true);
             self.armed = true;
         }
         // SYNC POINT: wake. Pairs with the writer's fence after its store of write_seq,
@@ -625,14 +626,7 @@ impl RingReader {
             return;
         }
         self.armed = false;
-        let row = self.shared.regions.row(self.shared.row);
-        row.sleeping.store(0, Ordering::Relaxed);
-        self.shared
-            .regions
-            .table_control()
-            .waiters
-            .0
-            .fetch_sub(1, Ordering::Relaxed);
+        self.count_sleeper(false);
     }
 
     /// A batch past our cursor is published, or the ring is closed.

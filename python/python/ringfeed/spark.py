@@ -68,6 +68,10 @@ __all__ = [
 NAME = "ringfeed_lake"
 """The data source's name in ``spark.read.format(...)``."""
 
+# The lake's layout and record formats, as this reader knows them. The source of truth is
+# crates/lake/src/manifest.rs (INDEX_FORMAT, MANIFEST_FORMAT, INDEX_KEY, the records'
+# fields and how `seal` checksums them); the checks below mirror `unseal`,
+# `PartitionManifest::from_bytes` and crates/lake/src/verify.rs. Change them together.
 _INDEX_FORMAT = "ringfeed-lake-index/1"
 _MANIFEST_FORMAT = "ringfeed-lake-partition/1"
 _INDEX_KEY = "_lake/index.json"
